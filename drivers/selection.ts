@@ -1,0 +1,179 @@
+import picomatch from 'picomatch';
+import type { SelectorConfig, TimestampFromName } from '../orchestrator/config/types.js';
+import { isAuxiliaryName, type BackupEntry } from './storage-driver.js';
+
+/**
+ * Selection shared by every driver: name filter (glob or regex), the backup's time (from a
+ * timestamp in its name or its modification time), skip files still settling, pick the newest.
+ * Streams over the listing and keeps only the newest candidate plus counts.
+ */
+export interface Candidate {
+  entry: BackupEntry;
+  backupTime: Date;
+  timestampSource: 'name' | 'mtime';
+}
+
+export interface SelectionResult {
+  picked?: Candidate;
+  seen: number;
+  matched: number;
+  settling: number;
+  withoutTimestamp: number;
+  /** One line on why nothing was picked, or which one was and why. */
+  explanation: string;
+}
+
+export async function selectNewest(
+  entries: AsyncIterable<BackupEntry>,
+  select: SelectorConfig,
+  now: Date = new Date(),
+): Promise<SelectionResult> {
+  const matches = nameMatcher(select);
+  let picked: Candidate | undefined;
+  let seen = 0;
+  let matched = 0;
+  let settling = 0;
+  let withoutTimestamp = 0;
+  for await (const entry of entries) {
+    seen++;
+    if (isAuxiliaryName(entry.key) || !matches(entry.key)) continue;
+    matched++;
+    if (now.getTime() - entry.modifiedAt.getTime() < select.settleMs) {
+      settling++;
+      continue;
+    }
+    let backupTime: Date;
+    if (select.timestamp.from === 'name') {
+      const parsed = timestampFromName(entry.key, select.timestamp);
+      if (!parsed) {
+        withoutTimestamp++;
+        continue;
+      }
+      backupTime = parsed;
+    } else {
+      backupTime = entry.modifiedAt;
+    }
+    const candidate: Candidate = { entry, backupTime, timestampSource: select.timestamp.from };
+    if (!picked || isNewer(candidate, picked)) picked = candidate;
+  }
+  const filter = select.regex ? `regex /${select.regex}/` : `glob "${select.glob ?? '*'}"`;
+  let explanation: string;
+  if (picked) {
+    explanation = `picked ${picked.entry.key}: newest by ${picked.timestampSource === 'name' ? 'timestamp in name' : 'modification time'} of ${matched - settling - withoutTimestamp} candidates`;
+  } else if (matched === 0) {
+    explanation = `no backup found: ${seen} files, none matches ${filter}`;
+  } else {
+    const parts = [`${matched} match ${filter}`];
+    if (settling) parts.push(`${settling} still being written (younger than the settle time)`);
+    if (withoutTimestamp) parts.push(`${withoutTimestamp} without a timestamp in the name`);
+    explanation = `no backup found: ${parts.join(', ')}`;
+  }
+  return { picked, seen, matched, settling, withoutTimestamp, explanation };
+}
+
+function isNewer(a: Candidate, b: Candidate): boolean {
+  const diff = a.backupTime.getTime() - b.backupTime.getTime();
+  if (diff !== 0) return diff > 0;
+  const m = a.entry.modifiedAt.getTime() - b.entry.modifiedAt.getTime();
+  if (m !== 0) return m > 0;
+  return a.entry.key > b.entry.key;
+}
+
+export function nameMatcher(select: Pick<SelectorConfig, 'glob' | 'regex'>): (key: string) => boolean {
+  if (select.regex) {
+    const re = new RegExp(select.regex);
+    return (key) => re.test(key);
+  }
+  const glob = select.glob ?? '*';
+  // A glob without a slash matches the base name, so `*.dump` works in recursive listings too.
+  const isMatch = picomatch(glob, { dot: false, basename: !glob.includes('/') });
+  return (key) => isMatch(key);
+}
+
+const AUTO_PATTERNS: RegExp[] = [
+  // 2026-11-27T02:30:00Z, 20261127T023000Z, 2026-11-27_02-30-00, 20261127-0230, 2026-11-27 02:30
+  /(?<Y>\d{4})-?(?<M>\d{2})-?(?<D>\d{2})(?:[T_ .-]?(?<h>\d{2})[:.-]?(?<m>\d{2})(?:[:.-]?(?<s>\d{2}))?(?:[.,]\d+)?)?(?<z>Z|[+-]\d{2}:?\d{2})?/,
+];
+
+/** The time a backup was taken, from its name; undefined when the name holds none. */
+export function timestampFromName(key: string, ts: TimestampFromName): Date | undefined {
+  const base = key.split('/').pop() ?? key;
+  let text = base;
+  if (ts.pattern) {
+    const m = new RegExp(ts.pattern).exec(base);
+    if (!m) return undefined;
+    text = m.groups?.ts ?? m[0];
+  }
+  if (ts.format) return parseWithFormat(text, ts.format, ts.timezone);
+  for (const re of AUTO_PATTERNS) {
+    const m = re.exec(text);
+    const g = m?.groups;
+    if (!g?.Y || !g.M || !g.D) continue;
+    const fields = [g.Y, g.M, g.D, g.h ?? '0', g.m ?? '0', g.s ?? '0'].map(Number) as Six;
+    if (!validFields(fields)) continue;
+    if (g.z) return withOffset(fields, g.z);
+    return zonedToUtc(fields, ts.timezone);
+  }
+  const epoch = /(?<!\d)(1\d{9})(?!\d)/.exec(text);
+  if (epoch?.[1]) return new Date(Number(epoch[1]) * 1000);
+  return undefined;
+}
+
+type Six = [number, number, number, number, number, number];
+
+function validFields([, mo, d, h, mi, s]: Six): boolean {
+  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && s <= 60;
+}
+
+function parseWithFormat(text: string, format: string, timezone: string): Date | undefined {
+  const tokens: Record<string, string> = { YYYY: 'Y', MM: 'M', DD: 'D', HH: 'h', mm: 'm', ss: 's' };
+  let source = '';
+  for (let i = 0; i < format.length; ) {
+    const tok = Object.keys(tokens).find((k) => format.startsWith(k, i));
+    if (tok) {
+      source += `(?<${tokens[tok]}>\\d{${tok.length}})`;
+      i += tok.length;
+    } else {
+      source += format[i]!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      i++;
+    }
+  }
+  const g = new RegExp(source).exec(text)?.groups;
+  if (!g?.Y) return undefined;
+  const fields = [g.Y, g.M ?? '1', g.D ?? '1', g.h ?? '0', g.m ?? '0', g.s ?? '0'].map(Number) as Six;
+  return validFields(fields) ? zonedToUtc(fields, timezone) : undefined;
+}
+
+function withOffset([y, mo, d, h, mi, s]: Six, z: string): Date {
+  const utc = Date.UTC(y, mo - 1, d, h, mi, s);
+  if (z === 'Z') return new Date(utc);
+  const sign = z.startsWith('-') ? -1 : 1;
+  const digits = z.slice(1).replace(':', '');
+  const offsetMin = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4));
+  return new Date(utc - sign * offsetMin * 60_000);
+}
+
+/** Wall-clock fields in an IANA zone to an instant, correct across DST changes. */
+export function zonedToUtc([y, mo, d, h, mi, s]: Six, timeZone: string): Date {
+  const wall = Date.UTC(y, mo - 1, d, h, mi, s);
+  if (timeZone === 'UTC') return new Date(wall);
+  let guess = wall - zoneOffsetMs(new Date(wall), timeZone);
+  guess = wall - zoneOffsetMs(new Date(guess), timeZone);
+  return new Date(guess);
+}
+
+function zoneOffsetMs(at: Date, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  }).formatToParts(at);
+  const get = (type: string): number => Number(parts.find((p) => p.type === type)?.value ?? 0);
+  const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+  return asUtc - Math.floor(at.getTime() / 1000) * 1000;
+}

@@ -1,0 +1,65 @@
+import path from 'node:path';
+import { LocalStorageDriver } from '../../drivers/local/local-storage-driver.js';
+import type { StorageDriver } from '../../drivers/storage-driver.js';
+import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
+import { PostgresRestorer } from '../../restore-sandboxes/postgres/postgres-restorer.js';
+import type { Restorer } from '../../restore-sandboxes/restorer.js';
+import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
+import { loadConfig } from '../config/load.js';
+import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
+import { DEFAULTS } from '../defaults.js';
+import { RunStore } from '../evidence/run-store.js';
+import { Logger } from '../logger.js';
+import type { RunDeps } from '../runner/run-policy.js';
+
+export interface GlobalOptions {
+  config?: string;
+  dataDir?: string;
+}
+
+export function configPath(opts: GlobalOptions): string {
+  return path.resolve(opts.config ?? process.env.BACKPROOF_CONFIG ?? DEFAULTS.configFile);
+}
+
+export function dataDir(opts: GlobalOptions): string {
+  return path.resolve(opts.dataDir ?? process.env.BACKPROOF_DATA_DIR ?? DEFAULTS.dataDir);
+}
+
+export async function openStore(config: Pick<ResolvedConfig, 'database'>, opts: GlobalOptions): Promise<RunStore> {
+  return RunStore.open({ url: config.database.url, dataDir: dataDir(opts), schema: config.database.schema });
+}
+
+/** Evidence store settings when no config file is needed (reading runs back). */
+export async function storeSettings(opts: GlobalOptions): Promise<Pick<ResolvedConfig, 'database'>> {
+  try {
+    return await loadConfig(configPath(opts));
+  } catch {
+    return { database: { url: process.env.DATABASE_URL, schema: DEFAULTS.schema } };
+  }
+}
+
+export function driverFor(policy: PolicyConfig): StorageDriver {
+  switch (policy.source.driver) {
+    case 'local':
+      return new LocalStorageDriver({ path: policy.source.path, recursive: policy.source.recursive });
+  }
+}
+
+export function restorerFor(policy: PolicyConfig): Restorer {
+  switch (policy.kind) {
+    case 'postgres':
+      return new PostgresRestorer();
+  }
+}
+
+export function runtimeFor(config: Pick<ResolvedConfig, 'docker'>): SandboxRuntime {
+  return new DockerRuntime({ host: config.docker.host });
+}
+
+export function runDeps(store: RunStore, runtime: SandboxRuntime, logger: Logger): RunDeps {
+  return { store, runtime, driverFor, restorerFor, logger };
+}
+
+export function makeLogger(secrets: readonly string[] = []): Logger {
+  return new Logger({ secrets });
+}

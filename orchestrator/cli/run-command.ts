@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+import { renderRunSummary } from '../../reports/run-summary.js';
+import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
+import { loadConfig } from '../config/load.js';
+import type { PolicyConfig } from '../config/types.js';
+import type { RunRecord } from '../domain.js';
+import { BackproofError } from '../errors.js';
+import type { RunStore } from '../evidence/run-store.js';
+import type { Logger } from '../logger.js';
+import { RunCancelled, runPolicy } from '../runner/run-policy.js';
+import { configPath, makeLogger, openStore, runDeps, runtimeFor, type GlobalOptions } from './context.js';
+import { ProgressLine } from './progress.js';
+
+export function registerRun(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('run')
+    .description('verify now: restore the newest backup of each policy (or one) in a sandbox and probe it; exit 0 pass, 1 fail, 2 error')
+    .option('-p, --policy <name>', 'only this policy')
+    .option('--json', 'print the run records as JSON on stdout')
+    .action(async (opts: { policy?: string; json?: boolean }, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const config = await loadConfig(configPath(global));
+      const policies = opts.policy ? config.policies.filter((p) => p.name === opts.policy) : config.policies;
+      if (policies.length === 0) {
+        throw new BackproofError('unknown_policy', `no policy named "${opts.policy}" in ${config.file}; policies: ${config.policies.map((p) => p.name).join(', ')}`);
+      }
+      const logger = makeLogger(config.secrets);
+      const store = await openStore(config, global);
+      const runtime = runtimeFor(config);
+      const runs = await withSignals(logger, (signal) => runAll(policies, store, runtime, logger, signal, !opts.json)).finally(() => store.close());
+      if (opts.json) process.stdout.write(JSON.stringify(runs.length === 1 ? runs[0] : runs, null, 2) + '\n');
+      for (const run of runs) setExit(run.verdict === 'pass' ? 0 : run.verdict === 'fail' ? 1 : 2);
+      if (runs.some((r) => r.status === 'cancelled')) setExit(130);
+    });
+}
+
+async function runAll(
+  policies: PolicyConfig[],
+  store: RunStore,
+  runtime: SandboxRuntime,
+  logger: Logger,
+  signal: AbortSignal,
+  printSummary: boolean,
+): Promise<RunRecord[]> {
+  await recoverAndReap(store, runtime, logger);
+  const progress = new ProgressLine();
+  const deps = { ...runDeps(store, runtime, logger), onProgress: progress.update };
+  const runs: RunRecord[] = [];
+  for (const policy of policies) {
+    if (signal.aborted) break;
+    const run = await runPolicy(policy, deps, { signal });
+    progress.clear();
+    runs.push(run);
+    if (printSummary) process.stdout.write(renderRunSummary(run) + '\n\n');
+  }
+  return runs;
+}
+
+/**
+ * Marks runs whose process died as aborted (the store does it on open) and removes sandboxes
+ * left by runs that are no longer running, on this or any host sharing the engine.
+ */
+export async function recoverAndReap(store: RunStore, runtime: SandboxRuntime, logger: Logger): Promise<void> {
+  for (const run of await store.markAbortedRuns()) {
+    logger.warn(`run ${run.id} of ${run.policy} was interrupted (pid ${run.pid} is gone); recorded as aborted`);
+  }
+  const running = new Set((await store.running()).map((r) => r.id));
+  try {
+    const removed = await runtime.reap((runId) => running.has(runId));
+    if (removed.containers.length + removed.volumes.length > 0) {
+      logger.info(`reaper removed ${removed.containers.length} leftover sandbox container(s) and ${removed.volumes.length} volume(s)`);
+    }
+  } catch (err) {
+    logger.debug(`reaper skipped: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * SIGINT/SIGTERM: the first cancels the running verification (its sandbox is removed and the
+ * run recorded as cancelled); a second one exits at once (the reaper cleans up next time).
+ */
+async function withSignals<T>(logger: Logger, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (controller.signal.aborted) {
+      logger.warn(`${sig} again: exiting now`);
+      process.exit(130);
+    }
+    logger.warn(`${sig}: cancelling; removing the sandbox (send again to exit at once)`);
+    controller.abort(new RunCancelled(`${sig} received`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { configJsonSchema } from '../config/schema.js';
+import { loadConfig } from '../config/load.js';
+import { configPath, type GlobalOptions } from './context.js';
+
+export function registerValidate(program: Command, _setExit: (code: number) => void): void {
+  program
+    .command('validate')
+    .description('check the configuration file; prints each problem as file:line: key path: problem; fix')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const config = await loadConfig(configPath(cmd.optsWithGlobals<GlobalOptions>()));
+      const c = config.clients.length;
+      const p = config.policies.length;
+      process.stdout.write(`ok: ${c} ${c === 1 ? 'client' : 'clients'}, ${p} ${p === 1 ? 'policy' : 'policies'}\n`);
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the configuration file, for editor completion')
+    .action(() => {
+      process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+    });
+}

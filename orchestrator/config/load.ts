@@ -1,0 +1,387 @@
+/**
+ * Loading the config file: YAML (with line numbers) -> `${env:..}`/`${file:..}` references ->
+ * the zod schema -> ResolvedConfig. Every problem found is reported at once, each with the key
+ * path, line and column of the offending node and what to do about it.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
+import type { z } from 'zod';
+import { DEFAULTS } from '../defaults.js';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { resolveReferences, type KeyPath } from './references.js';
+import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote } from './schema.js';
+import type { ResolvedConfig } from './types.js';
+
+/** Reads, checks and resolves the config file; throws ConfigError listing every problem. */
+export async function loadConfig(file: string): Promise<ResolvedConfig> {
+  const full = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(full, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const problem = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder, not a file' : `cannot be read (${code ?? String(err)})`;
+    const fix =
+      code === 'ENOENT' || code === 'EISDIR'
+        ? `create it (start from version: 1 and a clients: list), or point backproof at your file with --config FILE or the BACKPROOF_CONFIG environment variable (default ./${DEFAULTS.configFile})`
+        : 'make the file readable by this user, or pass another file with --config FILE or BACKPROOF_CONFIG';
+    throw new ConfigError([{ file: full, path: '', problem, fix }]);
+  }
+  return parseConfigText(text, full, process.env);
+}
+
+/** Parses config text as if read from `file` (used for relative paths and messages). */
+export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const full = path.resolve(file);
+  const baseDir = path.dirname(full);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((err) => yamlProblem(err, full)));
+
+  const where = (at: KeyPath, atKey = false) => ({ file: full, path: formatPath(at), ...locate(doc, lineCounter, at, atKey) });
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (err) {
+    // Only alias bombs get here (`yaml` limits how often aliases may expand).
+    const problem = `YAML cannot be expanded: ${err instanceof Error ? err.message : String(err)}`;
+    throw new ConfigError([{ file: full, path: '', problem, fix: 'use fewer aliases (*name); write the values out' }]);
+  }
+  if (data === null || data === undefined) {
+    throw new ConfigError([{ file: full, path: '', problem: 'the file is empty', fix: 'add a clients: list with at least one client and one policy' }]);
+  }
+
+  const refs = resolveReferences(data, { baseDir, env });
+  const problems: ConfigProblem[] = refs.problems.map((p) => ({ ...where(p.path), problem: p.problem, fix: p.fix }));
+  const refPaths = refs.problems.map((p) => formatPath(p.path));
+
+  const parsed = configSchema.safeParse(refs.value);
+  const issues = parsed.success ? [] : parsed.error.issues.flatMap((issue) => describeIssue(issue, [], refs.value));
+  for (const draft of [...issues, ...duplicateNames(refs.value)]) {
+    const at = formatPath(draft.path);
+    // A failed reference left a hole; the schema's complaint about it would be noise.
+    if (refPaths.some((p) => at === p || at.startsWith(`${p}.`) || at.startsWith(`${p}[`))) continue;
+    problems.push({ ...where(draft.path, draft.atKey), problem: draft.problem, fix: draft.fix });
+  }
+
+  const secrets = new Set(refs.secrets);
+  let resolved: ResolvedConfig | undefined;
+  if (parsed.success) {
+    const config = parsed.data;
+    for (const policy of config.policies) policy.source.path = path.resolve(baseDir, policy.source.path);
+    const database = { ...config.database };
+    const fromEnv = env.DATABASE_URL;
+    if (database.url === undefined && fromEnv !== undefined && fromEnv !== '') {
+      if (isPostgresUrl(fromEnv)) database.url = fromEnv;
+      else {
+        problems.push({
+          file: full,
+          path: 'database.url',
+          problem: 'environment variable DATABASE_URL is not a postgres:// URL',
+          fix: 'export DATABASE_URL=postgres://user:password@host:5432/dbname, or unset it to use the embedded store',
+        });
+      }
+      secrets.add(fromEnv);
+    }
+    const password = database.url === undefined ? '' : urlPassword(database.url);
+    if (password !== '') secrets.add(password);
+    resolved = { file: full, database, docker: config.docker, clients: config.clients, policies: config.policies, secrets: [...secrets] };
+  }
+
+  if (problems.length > 0 || resolved === undefined) {
+    throw new ConfigError(sortProblems(problems).map((p) => redact(p, [...secrets])));
+  }
+  return resolved;
+}
+
+// ---- Issues into problems ------------------------------------------------------------------
+
+interface Draft {
+  path: KeyPath;
+  /** Point at the key itself rather than its value (unknown keys). */
+  atKey?: boolean;
+  problem: string;
+  fix: string;
+}
+
+type Issue = z.core.$ZodIssue;
+
+function describeIssue(issue: Issue, prefix: KeyPath, data: unknown): Draft[] {
+  const at: KeyPath = [...prefix, ...issue.path.map((k) => (typeof k === 'number' ? k : String(k)))];
+  if (issue.code === 'unrecognized_keys') {
+    const allowed = allowedKeys(at);
+    return issue.keys.map((key) => ({ path: [...at, key], atKey: true, problem: `unknown key ${quote(key)}`, fix: suggestKey(key, allowed) }));
+  }
+  const present = isPresent(data, at);
+  if (issue.code === 'invalid_union' && present) {
+    // Report the branch the value was meant for: the first whose root type fits the value.
+    const fitting = issue.errors.find((branch) =>
+      branch.every((i) => i.path.length > 0 || (i.code !== 'invalid_type' && i.code !== 'invalid_value')),
+    );
+    if (fitting) return fitting.flatMap((i) => describeIssue(i, at, data));
+  }
+  const split = issue.message.indexOf(FIX_SEPARATOR);
+  if (present && split !== -1) {
+    return [{ path: at, problem: issue.message.slice(0, split), fix: issue.message.slice(split + 1) }];
+  }
+  return [{ path: at, ...genericProblem(issue, at, data, present) }];
+}
+
+function genericProblem(issue: Issue, at: KeyPath, data: unknown, present: boolean): { problem: string; fix: string } {
+  const key = at.at(-1);
+  if (!present) {
+    const parent = formatPath(at.slice(0, -1));
+    const about = describeKey(at);
+    return {
+      problem: `missing required key ${quote(key)}`,
+      fix: `add ${String(key)}: under ${parent || 'the top level'}${about ? ` (${about})` : ''}`,
+    };
+  }
+  const input = valueAt(data, at);
+  if (input === null) {
+    return { problem: `${quote(key ?? 'the file')} has no value`, fix: `write a value after "${String(key)}:", or remove the key` };
+  }
+  switch (issue.code) {
+    case 'invalid_type':
+      return { problem: `expected ${article(issue.expected)}, got ${kindOf(input)}`, fix: typeFix(issue.expected, at) };
+    case 'invalid_value':
+      return { problem: `${quote(input)} is not allowed here`, fix: `use ${issue.values.map((v) => quote(v)).join(' or ')}` };
+    case 'invalid_union':
+      return { problem: `${kindOf(input)} is not allowed here`, fix: describeKey(at) ?? 'see the JSON schema for the allowed forms' };
+    case 'too_small':
+    case 'too_big': {
+      const small = issue.code === 'too_small';
+      const limit = small ? issue.minimum : issue.maximum;
+      const bound = `${small ? 'at least' : 'at most'} ${String(limit)}`;
+      if (issue.origin === 'array') {
+        return {
+          problem: Array.isArray(input) && input.length === 0 ? 'the list is empty' : `the list needs ${bound} items`,
+          fix: small ? `add ${bound} item${Number(limit) === 1 ? '' : 's'}` : `keep ${bound} items`,
+        };
+      }
+      if (issue.origin === 'string') return { problem: `${quote(input)} is too ${small ? 'short' : 'long'}`, fix: `use ${bound} characters` };
+      const strict = issue.inclusive === false;
+      return {
+        problem: `${quote(input)} is too ${small ? 'small' : 'large'}`,
+        fix: `use a number ${small ? (strict ? 'above' : 'of at least') : strict ? 'below' : 'of at most'} ${String(limit)}`,
+      };
+    }
+    case 'invalid_format':
+      return { problem: `${quote(input)} has the wrong form`, fix: describeKey(at) ?? `match ${issue.format}` };
+    default:
+      return { problem: issue.message, fix: describeKey(at) ?? 'correct the value' };
+  }
+}
+
+const TYPE_FIXES: Record<string, string> = {
+  object: 'write key: value pairs',
+  array: 'write a list: one "- item" per line, or [a, b]',
+  boolean: 'write true or false',
+  number: 'write a number without quotes',
+  int: 'write a whole number without quotes',
+  string: 'write text (quote it if it looks like a number or contains ": " or "#")',
+};
+
+function typeFix(expected: string, at: KeyPath): string {
+  const about = describeKey(at);
+  const base = TYPE_FIXES[expected] ?? `write ${article(expected)}`;
+  return about ? `${base} (${about})` : base;
+}
+
+/** Client names are unique, and policy names unique across all clients. */
+function duplicateNames(data: unknown): Draft[] {
+  const drafts: Draft[] = [];
+  const firstAt = new Map<string, string>();
+  const check = (kind: 'client' | 'policy', at: KeyPath, fix: string) => {
+    const name = valueAt(data, at);
+    if (typeof name !== 'string') return;
+    const first = firstAt.get(`${kind}:${name}`);
+    if (first === undefined) firstAt.set(`${kind}:${name}`, formatPath(at.slice(0, -1)));
+    else drafts.push({ path: at, problem: `${kind} name ${quote(name)} is already used by ${first}`, fix });
+  };
+  const clients = valueAt(data, ['clients']);
+  (Array.isArray(clients) ? clients : []).forEach((client: unknown, i) => {
+    check('client', ['clients', i, 'name'], 'give each client a unique name');
+    const policies = valueAt(client, ['policies']);
+    (Array.isArray(policies) ? policies : []).forEach((_policy: unknown, j) => {
+      const fix = 'give each policy a name unique across all clients, e.g. prefix it with the client name';
+      check('policy', ['clients', i, 'policies', j, 'name'], fix);
+    });
+  });
+  return drafts;
+}
+
+function article(expected: string): string {
+  const names: Record<string, string> = { object: 'a mapping (key: value pairs)', array: 'a list', int: 'a whole number', string: 'text' };
+  return names[expected] ?? (/^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`);
+}
+
+function kindOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'nothing';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return `text ${quote(value)}`;
+  return `${typeof value === 'number' ? 'the number' : typeof value === 'boolean' ? 'the boolean' : typeof value} ${String(value)}`;
+}
+
+// ---- Data and schema lookups -----------------------------------------------------------------
+
+function valueAt(data: unknown, at: KeyPath): unknown {
+  let node = data;
+  for (const key of at) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string | number, unknown>)[key];
+  }
+  return node;
+}
+
+function isPresent(data: unknown, at: KeyPath): boolean {
+  if (at.length === 0) return data !== undefined;
+  const parent = valueAt(data, at.slice(0, -1));
+  const key = at.at(-1)!;
+  if (Array.isArray(parent)) return typeof key === 'number' && key < parent.length;
+  return parent !== null && typeof parent === 'object' && Object.hasOwn(parent, key);
+}
+
+type JsonSchema = { properties?: Record<string, JsonSchema>; items?: JsonSchema; anyOf?: JsonSchema[]; description?: string };
+
+/** The JSON schema node of a key path, through lists and the object forms of unions. */
+function schemaAt(at: KeyPath): JsonSchema | undefined {
+  let node: JsonSchema | undefined = configJsonSchema() as JsonSchema;
+  for (const key of at) {
+    if (node === undefined) return undefined;
+    const options: JsonSchema[] = node.anyOf ?? [node];
+    node = typeof key === 'number' ? options.find((o) => o.items)?.items : options.find((o) => o.properties?.[key])?.properties?.[key];
+  }
+  return node;
+}
+
+function allowedKeys(at: KeyPath): string[] {
+  const node = schemaAt(at);
+  return (node?.anyOf ?? (node ? [node] : [])).flatMap((o) => Object.keys(o.properties ?? {}));
+}
+
+function describeKey(at: KeyPath): string | undefined {
+  const description = schemaAt(at)?.description;
+  return description?.replace(/\.$/, '');
+}
+
+/** `did you mean "rpo"?` for a near miss (case, typos, swapped letters), else the allowed keys. */
+export function suggestKey(key: string, allowed: readonly string[]): string {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of allowed) {
+    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  if (best !== undefined && bestDistance <= Math.max(1, Math.floor(key.length / 3))) return `did you mean ${quote(best)}?`;
+  return allowed.length > 0 ? `remove it; allowed keys: ${allowed.join(', ')}` : 'remove it';
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const at = (i: number, j: number) => d[i]![j]!;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, at(i - 2, j - 2) + 1);
+      d[i]![j] = best;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+// ---- Positions and formatting ----------------------------------------------------------------
+
+/** Line and column of the node at a key path, or of its nearest existing ancestor. */
+function locate(doc: Document, lineCounter: LineCounter, at: KeyPath, atKey: boolean): { line?: number; column?: number } {
+  let node: unknown = doc.contents;
+  let found: unknown = node;
+  for (let i = 0; i < at.length; i++) {
+    if (isAlias(node)) node = node.resolve(doc);
+    const key = at[i];
+    let next: unknown;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(key));
+      if (!pair) break;
+      const last = i === at.length - 1;
+      next = last && atKey ? pair.key : pair.value;
+      // `key:` with no value has a null node at the colon; the key is the better place.
+      if (!isNode(next) || !next.range || (isScalar(next) && next.value === null && last)) next = pair.key;
+    } else if (isSeq(node) && typeof key === 'number') {
+      next = node.items[key];
+    } else break;
+    if (!isNode(next) || !next.range) break;
+    node = next;
+    found = next;
+  }
+  if (!isNode(found) || !found.range) return {};
+  const { line, col } = lineCounter.linePos(found.range[0]);
+  return { line, column: col };
+}
+
+/** `clients[0].policies[1].targets.rpo` */
+export function formatPath(at: KeyPath): string {
+  let out = '';
+  for (const key of at) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(key)) out += out === '' ? key : `.${key}`;
+    else out += `[${JSON.stringify(key)}]`;
+  }
+  return out;
+}
+
+const YAML_FIXES: Record<string, string> = {
+  DUPLICATE_KEY: 'remove or rename the repeated key',
+  TAB_AS_INDENT: 'indent with spaces, not tabs',
+  BAD_INDENT: 'check the indentation (spaces; the keys of one mapping in the same column) and that brackets are closed',
+  MULTIPLE_DOCS: 'keep one YAML document in the file (remove the extra "---")',
+  MISSING_CHAR: 'add the missing character: a closing quote or bracket, or "- " before a list item',
+  BLOCK_AS_IMPLICIT_KEY: 'quote the value if it contains ": "',
+  MULTILINE_IMPLICIT_KEY: 'put the key and its colon on one line, or quote the value',
+  UNEXPECTED_TOKEN: 'check indentation, colons and quoting on this line',
+};
+
+function yamlProblem(err: YAMLError, file: string): ConfigProblem {
+  const pos = err.linePos?.[0];
+  const first = err.message
+    .split('\n')[0]!
+    .replace(/ at line \d+, column \d+:?\s*$/, '')
+    .replace(/; please use YAML\.parseAllDocuments\(\)/, '');
+  return {
+    file,
+    path: '',
+    ...(pos ? { line: pos.line, column: pos.col } : {}),
+    problem: `YAML syntax error: ${first.charAt(0).toLowerCase()}${first.slice(1)}`,
+    fix: YAML_FIXES[err.code] ?? 'correct the YAML: check indentation (spaces), colons and quoting',
+  };
+}
+
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => (a.p.line ?? 0) - (b.p.line ?? 0) || (a.p.column ?? 0) - (b.p.column ?? 0) || a.i - b.i)
+    .map(({ p }) => p);
+}
+
+/** Problems never show a value that came from a reference. */
+function redact(problem: ConfigProblem, secrets: string[]): ConfigProblem {
+  const scrub = (text: string) =>
+    secrets.reduce((out, secret) => {
+      const quoted = out.replaceAll(quote(secret), '"***"');
+      // Very short values would garble ordinary words; they are hidden only where quoted.
+      return secret.length >= 4 ? quoted.replaceAll(secret, '***') : quoted;
+    }, text);
+  return { ...problem, problem: scrub(problem.problem), fix: scrub(problem.fix) };
+}
+
+function urlPassword(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * `${env:NAME}` and `${file:PATH}` references inside string values of the config file.
+ *
+ * A reference may be the whole value or part of it (`postgres://app:${env:PGPASS}@db/app`).
+ * `$${` stands for a literal `${`. File paths are relative to the config file's folder; the
+ * file's content loses one trailing newline. Every resolved value is a secret: the logger
+ * redacts it and configuration problems never print it.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export type KeyPath = Array<string | number>;
+
+export interface ReferenceProblem {
+  path: KeyPath;
+  problem: string;
+  fix: string;
+}
+
+export interface ReferenceOptions {
+  /** Folder `${file:..}` paths are relative to: the config file's folder. */
+  baseDir: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface ResolvedReferences<T> {
+  value: T;
+  /** Distinct non-empty values that came from references. */
+  secrets: string[];
+  problems: ReferenceProblem[];
+}
+
+/** Resolves references in every string of a parsed YAML value (objects and arrays walked). */
+export function resolveReferences<T>(value: T, options: ReferenceOptions): ResolvedReferences<T> {
+  const secrets = new Set<string>();
+  const problems: ReferenceProblem[] = [];
+  const walk = (node: unknown, at: KeyPath): unknown => {
+    if (typeof node === 'string') return resolveString(node, at, options, secrets, problems);
+    if (Array.isArray(node)) return node.map((item, i) => walk(item, [...at, i]));
+    if (node !== null && typeof node === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(node)) out[key] = walk(item, [...at, key]);
+      return out;
+    }
+    return node;
+  };
+  const resolved = walk(value, []) as T;
+  return { value: resolved, secrets: [...secrets], problems };
+}
+
+function resolveString(
+  text: string,
+  at: KeyPath,
+  options: ReferenceOptions,
+  secrets: Set<string>,
+  problems: ReferenceProblem[],
+): string {
+  if (!text.includes('${')) return text;
+  let out = '';
+  let index = 0;
+  while (index < text.length) {
+    const start = text.indexOf('${', index);
+    if (start === -1) {
+      out += text.slice(index);
+      break;
+    }
+    if (start > 0 && text[start - 1] === '$') {
+      // `$${` is the escape: keep everything before the extra `$`, then a literal `${`.
+      out += text.slice(index, start - 1) + '${';
+      index = start + 2;
+      continue;
+    }
+    out += text.slice(index, start);
+    const end = text.indexOf('}', start);
+    if (end === -1) {
+      problems.push({
+        path: at,
+        problem: `unterminated reference "${text.slice(start, start + 40)}"`,
+        fix: 'close it with "}" (${env:NAME} or ${file:PATH}), or write $${ for a literal ${',
+      });
+      return text;
+    }
+    const body = text.slice(start + 2, end);
+    const resolved = resolveOne(body, at, options, problems);
+    if (resolved !== undefined) {
+      if (resolved !== '') secrets.add(resolved);
+      out += resolved;
+    }
+    index = end + 1;
+  }
+  return out;
+}
+
+function resolveOne(
+  body: string,
+  at: KeyPath,
+  options: ReferenceOptions,
+  problems: ReferenceProblem[],
+): string | undefined {
+  const colon = body.indexOf(':');
+  const kind = colon === -1 ? '' : body.slice(0, colon).trim();
+  const arg = colon === -1 ? body.trim() : body.slice(colon + 1).trim();
+  if (kind === 'env') {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(arg)) {
+      problems.push({
+        path: at,
+        problem: `"\${env:${arg}}" does not name an environment variable`,
+        fix: 'use letters, digits and underscores, e.g. ${env:PGPASS}',
+      });
+      return undefined;
+    }
+    const value = options.env[arg];
+    if (value === undefined) {
+      problems.push({
+        path: at,
+        problem: `environment variable ${arg} is not set`,
+        fix: `export ${arg}=... or remove the reference`,
+      });
+      return undefined;
+    }
+    return value;
+  }
+  if (kind === 'file') {
+    if (arg === '') {
+      problems.push({ path: at, problem: '"${file:}" names no file', fix: 'write ${file:PATH}, e.g. ${file:secrets/pgpass}' });
+      return undefined;
+    }
+    const full = path.resolve(options.baseDir, arg);
+    try {
+      return readFileSync(full, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code ?? String(err)})`;
+      problems.push({
+        path: at,
+        problem: `file ${full} ${why}`,
+        fix: `create it or correct the path (relative paths start at ${options.baseDir}), or remove the reference`,
+      });
+      return undefined;
+    }
+  }
+  problems.push({
+    path: at,
+    problem: `unknown reference "\${${body}}"`,
+    fix: 'use ${env:NAME} or ${file:PATH}; write $${ for a literal ${',
+  });
+  return undefined;
+}

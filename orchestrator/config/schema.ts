@@ -1,0 +1,417 @@
+/**
+ * The one zod schema for the config file (version 1). Parsing the file's data through
+ * `configSchema` yields the resolved types of types.ts with defaults applied and durations and
+ * sizes turned into numbers. Left to load.ts, which sees the whole file: `file`, `secrets`,
+ * absolute `source.path` values, and unique client and policy names across the file.
+ *
+ * Messages: every issue raised here carries both what is wrong and what to do, joined by
+ * `FIX_SEPARATOR` (see `say`); load.ts splits them into a ConfigProblem's `problem` and `fix`.
+ */
+import { z } from 'zod';
+import { DEFAULTS } from '../defaults.js';
+import { DURATION_EXAMPLES, parseDuration } from './duration.js';
+import type { ClientConfig, Expectation, PolicyConfig, PostgresKindConfig, ProbeConfig } from './types.js';
+import type { ResolvedConfig, SandboxConfig, SelectorConfig, TimestampFromName } from './types.js';
+
+/** What the schema produces; load.ts adds `file` and `secrets` and absolutises source paths. */
+export type ConfigFromSchema = Omit<ResolvedConfig, 'file' | 'secrets'>;
+
+export const FIX_SEPARATOR = '\u001f';
+
+/** An issue message carrying the problem and the fix; load.ts splits it again. */
+export function say(problem: string, fix: string): string {
+  return `${problem}${FIX_SEPARATOR}${fix}`;
+}
+
+/** A value as shown in a message: JSON-quoted, shortened. */
+export function quote(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+type Ctx = z.RefinementCtx;
+
+/**
+ * Cross-key checks run even when a key inside failed, so that every problem is reported at
+ * once; they then see the object as written (partly unparsed), but always an object.
+ */
+function isRecordPayload(payload: { value: unknown }): boolean {
+  return typeof payload.value === 'object' && payload.value !== null && !Array.isArray(payload.value);
+}
+
+function addProblem(ctx: Ctx, problem: string, fix: string, path?: Array<string | number>): void {
+  ctx.addIssue({ code: 'custom', message: say(problem, fix), ...(path ? { path } : {}) });
+}
+
+/** Error for a wrong type; `undefined` (a missing key) is left to load.ts's generic wording. */
+function typeError(what: string, fix: (input: unknown) => string) {
+  return (issue: { input?: unknown }) =>
+    issue.input === undefined || issue.input === null ? undefined : say(`${quote(issue.input)} is not ${what}`, fix(issue.input));
+}
+
+// ---- Scalars ---------------------------------------------------------------------------------
+
+/** A string matching `re`; otherwise `"value" is not <what>` with the fix. */
+function matching(re: RegExp, what: string, fix: string) {
+  return z.string().superRefine((value, ctx) => {
+    if (!re.test(value)) addProblem(ctx, `${quote(value)} is not ${what}`, fix);
+  });
+}
+
+function identifier(what: string) {
+  const fix = 'use lowercase letters, digits, ".", "_" and "-", starting with a letter or digit, e.g. acme-shop-db';
+  return matching(/^[a-z0-9][a-z0-9._-]*$/, `a valid ${what} name`, fix);
+}
+
+const DURATION_FIX = `use a number and a unit: ${DURATION_EXAMPLES}`;
+
+const duration = z
+  .string({ error: typeError('a duration', (input) => (typeof input === 'number' ? `add a unit: ${input}s, ${input}m or ${input}h` : DURATION_FIX)) })
+  .transform((text, ctx) => {
+    try {
+      return parseDuration(text);
+    } catch {
+      addProblem(ctx, `${quote(text)} is not a duration`, DURATION_FIX);
+      return z.NEVER;
+    }
+  });
+
+function durationKey(what: string, fallbackMs?: number) {
+  const dflt = fallbackMs === undefined ? '' : ` Default ${compactDuration(fallbackMs)}.`;
+  return duration.optional().describe(`${what} A duration: ${DURATION_EXAMPLES}, 500ms, 1h30m.${dflt}`);
+}
+
+/** A value in the largest unit that divides it evenly: 48h (not 2d: reads better for RPOs), 2g. */
+function inLargestUnit(value: number, units: Array<[string, number]>): string {
+  const [unit, size] = units.find(([, size]) => value % size === 0) ?? ['', 1];
+  return `${value / size}${unit}`;
+}
+
+function compactDuration(ms: number): string {
+  return inLargestUnit(ms, [['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]]);
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+const SIZE_FIX = 'use a number and a unit: 512m, 2g, 2GiB, 1024mb, or a number of bytes';
+
+/** "512m", "2g", "2GiB", "1024mb", "1048576" or a number: bytes. Units are powers of 1024. */
+export function parseSize(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(value);
+  if (!match) return undefined;
+  const bytes = Math.round(Number(match[1]) * (SIZE_UNITS[(match[2] ?? '').toLowerCase()] ?? Number.NaN));
+  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
+}
+
+const size = z
+  .union([z.number(), z.string()], { error: typeError('a size', () => SIZE_FIX) })
+  .transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) addProblem(ctx, `${quote(value)} is not a size`, SIZE_FIX);
+    return bytes ?? z.NEVER;
+  });
+
+function sizeText(bytes: number): string {
+  return inLargestUnit(bytes, [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]]);
+}
+
+/** A string that must compile as a JavaScript regular expression. */
+const regexString = z.string().superRefine((source, ctx) => {
+  try {
+    new RegExp(source);
+  } catch (err) {
+    const why = err instanceof Error ? err.message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '') : String(err);
+    const fix = 'correct the expression (JavaScript syntax; in YAML double quotes a backslash is written \\\\)';
+    addProblem(ctx, `${quote(source)} is not a valid regular expression (${why})`, fix);
+  }
+});
+
+function isTimeZone(zone: string): boolean {
+  try {
+    return Boolean(new Intl.DateTimeFormat(undefined, { timeZone: zone }));
+  } catch {
+    return false;
+  }
+}
+
+const timezone = z.string().refine(isTimeZone, { error: (iss) => say(`${quote(iss.input)} is not an IANA time zone`, 'use a name such as UTC, Europe/Berlin or America/New_York') });
+
+function nonEmptyText(what: string) {
+  return z.string().refine((text) => text.trim() !== '', { error: say(`${what} is empty`, `write the ${what}`) });
+}
+
+// ---- Source and selector ---------------------------------------------------------------------
+
+const timestampObject = z
+  .strictObject({
+    from: z.enum(['name', 'mtime']).describe('"name": read the time from the file name; "mtime": use the modification time.'),
+    pattern: regexString.optional().describe('Regex applied to the file name; the named group "ts" (or the whole match) holds the timestamp.'),
+    format: nonEmptyText('format').optional().describe('Format with tokens YYYY MM DD HH mm ss, e.g. YYYYMMDD-HHmmss; default: ISO-like forms, epoch seconds.'),
+    timezone: timezone.optional().describe('IANA zone for timestamps without an offset, e.g. Europe/Berlin. Default UTC.'),
+  })
+  .superRefine((value, ctx) => {
+    for (const key of value.from === 'mtime' ? (['pattern', 'format', 'timezone'] as const) : []) {
+      if (value[key] !== undefined) addProblem(ctx, `${key} applies only to timestamps read from the name`, `set from: name, or remove ${key}`, [key]);
+    }
+  })
+  .transform((value): SelectorConfig['timestamp'] => {
+    if (value.from === 'mtime') return { from: 'mtime' };
+    const fromName: TimestampFromName = { from: 'name', timezone: value.timezone ?? 'UTC' };
+    if (value.pattern !== undefined) fromName.pattern = value.pattern;
+    if (value.format !== undefined) fromName.format = value.format;
+    return fromName;
+  });
+
+const timestamp = z
+  .union([z.enum(['mtime', 'name']).transform((from) => timestampObject.parse({ from })), timestampObject], {
+    error: typeError('a timestamp source', () => 'use mtime, name, or { from: name, pattern, format, timezone }'),
+  })
+  .describe('Where a backup\'s time comes from: "mtime" (default), "name", or { from: name, pattern, format, timezone }.');
+
+const select = z
+  .strictObject({
+    glob: nonEmptyText('glob').optional().describe('Glob on the file name (picomatch), e.g. "shop-*.dump". Default "*". Not with regex.'),
+    regex: regexString.optional().describe('Regular expression on the file name, e.g. "^shop-.*\\.dump$". Not with glob.'),
+    timestamp: timestamp.optional(),
+    settle: durationKey('Files younger than this may still be being written and are skipped; "0s" to take every file.', DEFAULTS.settleMs),
+  })
+  .superRefine((value, ctx) => {
+    if (value.glob === undefined || value.regex === undefined) return;
+    addProblem(ctx, 'glob and regex are both set', 'keep one: glob for shell-style patterns (shop-*.dump), regex for regular expressions', ['regex']);
+  }, { when: isRecordPayload })
+  .transform((value): SelectorConfig => ({
+    ...(value.regex !== undefined ? { regex: value.regex } : { glob: value.glob ?? '*' }),
+    timestamp: value.timestamp ?? { from: 'mtime' },
+    settleMs: value.settle ?? DEFAULTS.settleMs,
+  }))
+  .describe('Which files are backups and how old each is. All keys optional.');
+
+const source = z
+  .strictObject({
+    driver: z
+      .enum(['local'], { error: typeError('a supported storage driver', () => 'use driver: local (the only driver for now)') })
+      .describe('Storage driver: "local" (a folder on this machine) for now.'),
+    path: nonEmptyText('path').describe("Folder holding the backups; relative paths start at the config file's folder."),
+    recursive: z.boolean().default(false).describe('Also look in sub-folders. Default false.'),
+    select: select.prefault({}),
+  })
+  .describe('Where the backups are.');
+
+// ---- Policy parts ----------------------------------------------------------------------------
+
+const targets = z
+  .strictObject({
+    rpo: durationKey('Recovery point objective: the newest backup must be younger than this.'),
+    rto: durationKey('Recovery time objective: fetch and restore must be done within this.'),
+  })
+  .transform((value): PolicyConfig['targets'] => ({
+    ...(value.rpo !== undefined ? { rpoMs: value.rpo } : {}),
+    ...(value.rto !== undefined ? { rtoMs: value.rto } : {}),
+  }))
+  .describe('Targets checked on every run. Optional.');
+
+const sandbox = z
+  .strictObject({
+    image: nonEmptyText('image').optional().describe(`Image to restore into. Default from the kind (${DEFAULTS.postgresImage} for postgres).`),
+    memory: size.optional().describe(`Memory limit: 512m, 2g, 2GiB or bytes. Default ${sizeText(DEFAULTS.sandboxMemoryBytes)}.`),
+    cpus: z.number().positive().default(DEFAULTS.sandboxCpus).describe(`CPUs (may be fractional). Default ${DEFAULTS.sandboxCpus}.`),
+    pids: z.number().int().min(32).default(DEFAULTS.sandboxPids).describe(`Process limit, at least 32. Default ${DEFAULTS.sandboxPids}.`),
+    tmp: size.optional().describe(`Size of the /tmp tmpfs: 512m, 1g or bytes. Default ${sizeText(DEFAULTS.sandboxTmpBytes)}.`),
+    timeout: durationKey('Hard limit for a whole run, sandbox included.', DEFAULTS.runTimeoutMs),
+  })
+  .transform(({ image, memory, cpus, pids, tmp, timeout }): SandboxConfig => ({
+    ...(image !== undefined ? { image } : {}),
+    memoryBytes: memory ?? DEFAULTS.sandboxMemoryBytes,
+    cpus,
+    pids,
+    tmpBytes: tmp ?? DEFAULTS.sandboxTmpBytes,
+    timeoutMs: timeout ?? DEFAULTS.runTimeoutMs,
+  }))
+  .describe('Limits of the network-less container the backup is restored into. All keys optional.');
+
+const postgres = z
+  .strictObject({
+    database: matching(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'a plain database name', 'use letters, digits and "_", starting with a letter or "_"')
+      .default('restore')
+      .describe('Database the dump is restored into and probed in. Default "restore".'),
+    allowEmpty: z.boolean().default(false).describe('Accept a restore with no tables or no rows. Default false: an empty restore fails.'),
+    readinessTimeout: durationKey('Wait this long for the restored server to accept connections.', DEFAULTS.readinessTimeoutMs),
+  })
+  .transform(({ readinessTimeout, ...rest }): PostgresKindConfig => ({ ...rest, readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs }))
+  .describe('Options for kind: postgres. All keys optional.');
+
+// ---- Probes ----------------------------------------------------------------------------------
+
+const PROBE_KINDS = ['sql', 'tablesExist', 'rowCount', 'freshness'] as const;
+const EXPECTATIONS = ['equals', 'atLeast', 'atMost', 'matches', 'nonEmpty'] as const;
+
+const probe = z
+  .strictObject({
+    sql: nonEmptyText('SQL').optional().describe('A query whose first column of the first row is checked by one of equals, atLeast, atMost, matches, nonEmpty.'),
+    equals: z
+      .union([z.string(), z.number()], { error: typeError('text or a number', () => 'write the expected value, e.g. equals: 42') })
+      .optional()
+      .describe('sql probe: the value must equal this (compared as text).'),
+    atLeast: z.number().optional().describe('sql probe: the value must be a number >= this.'),
+    atMost: z.number().optional().describe('sql probe: the value must be a number <= this.'),
+    matches: regexString.optional().describe('sql probe: the value must match this regular expression.'),
+    nonEmpty: z
+      .literal(true, { error: typeError('allowed here', () => 'write nonEmpty: true, or use another expectation') })
+      .optional()
+      .describe('sql probe: the query must return a non-empty, non-null value.'),
+    tablesExist: z.array(nonEmptyText('table name')).min(1).optional().describe('Tables that must exist, e.g. [orders, public.customers].'),
+    rowCount: z
+      .strictObject({
+        table: nonEmptyText('table').describe('Table to count.'),
+        atLeast: z.number().int().min(0).default(1).describe('Minimum row count. Default 1.'),
+      })
+      .optional()
+      .describe('The table must hold at least atLeast rows.'),
+    freshness: z
+      .strictObject({
+        table: nonEmptyText('table').describe('Table to check.'),
+        column: nonEmptyText('column').describe('Timestamp column; its newest value is checked.'),
+        within: duration.describe(`The newest value must be younger than this, relative to the backup's time. A duration: ${DURATION_EXAMPLES}.`),
+      })
+      .optional()
+      .describe('The newest value of a timestamp column must be recent.'),
+    name: nonEmptyText('name').optional().describe('Name shown in reports. Default derived from the check.'),
+    timeout: durationKey('Limit for this probe.', DEFAULTS.probeTimeoutMs),
+  })
+  .superRefine((value, ctx) => {
+    const has = (key: string) => (value as Record<string, unknown>)[key] !== undefined;
+    const kinds = PROBE_KINDS.filter(has);
+    const expectations = EXPECTATIONS.filter(has);
+    if (kinds.length === 0) addProblem(ctx, 'probe has no check', `add exactly one of ${PROBE_KINDS.join(', ')}`);
+    else if (kinds.length > 1) addProblem(ctx, `probe has several checks (${kinds.join(', ')})`, 'split them into separate probes, one check each');
+    else if (kinds[0] === 'sql' && expectations.length === 0) {
+      addProblem(ctx, 'sql probe has no expectation', 'add exactly one of equals, atLeast, atMost, matches, nonEmpty: true');
+    } else if (kinds[0] === 'sql' && expectations.length > 1) {
+      addProblem(ctx, `sql probe has several expectations (${expectations.join(', ')})`, 'keep exactly one, or split into separate probes');
+    } else if (kinds[0] !== 'sql') {
+      const hint = kinds[0] === 'rowCount' ? ' (rowCount takes its own: rowCount: { table, atLeast })' : '';
+      for (const key of expectations) addProblem(ctx, `${key} applies only to sql probes`, `remove it${hint}`, [key]);
+    }
+  }, { when: isRecordPayload })
+  .transform((value): ProbeConfig => {
+    const timeoutMs = value.timeout ?? DEFAULTS.probeTimeoutMs;
+    const named = (derived: string) => value.name ?? shorten(derived);
+    if (value.sql !== undefined) {
+      return { type: 'sql', name: named(`sql: ${value.sql}`), sql: value.sql, expect: expectationOf(value), timeoutMs };
+    }
+    if (value.tablesExist !== undefined) {
+      return { type: 'tablesExist', name: named(`tablesExist: ${value.tablesExist.join(', ')}`), tables: value.tablesExist, timeoutMs };
+    }
+    if (value.rowCount !== undefined) {
+      const { table, atLeast } = value.rowCount;
+      return { type: 'rowCount', name: named(`rowCount: ${table} >= ${atLeast}`), table, atLeast, timeoutMs };
+    }
+    if (value.freshness === undefined) throw new Error('unreachable: the probe check above requires one kind');
+    const { table, column, within } = value.freshness;
+    return { type: 'freshness', name: named(`freshness: ${table}.${column} within ${compactDuration(within)}`), table, column, withinMs: within, timeoutMs };
+  })
+  .describe('One check on the restored database: exactly one of sql, tablesExist, rowCount, freshness.');
+
+function expectationOf({ equals, atLeast, atMost, matches }: { equals?: string | number; atLeast?: number; atMost?: number; matches?: string }): Expectation {
+  if (equals !== undefined) return { op: 'equals', value: String(equals) };
+  if (atLeast !== undefined) return { op: 'atLeast', value: atLeast };
+  if (atMost !== undefined) return { op: 'atMost', value: atMost };
+  return matches !== undefined ? { op: 'matches', value: matches } : { op: 'nonEmpty' };
+}
+
+/** Default probe names: whitespace collapsed, at most 60 characters. */
+function shorten(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 60 ? `${flat.slice(0, 59)}…` : flat;
+}
+
+// ---- Policies, clients, file -----------------------------------------------------------------
+
+const policy = z
+  .strictObject({
+    name: identifier('policy').describe('Policy id, unique across all clients: lowercase letters, digits, ".", "_", "-".'),
+    kind: z
+      .enum(['postgres'], { error: typeError('a supported kind', () => 'use kind: postgres (the only kind for now)') })
+      .describe('What the backups are; "postgres" (pg_dump output) for now.'),
+    source,
+    targets: targets.prefault({}),
+    sandbox: sandbox.prefault({}),
+    postgres: postgres.prefault({}),
+    probes: z.array(probe).default([]).describe('Checks run on the restored database, in order. Default none.'),
+  })
+  .describe('What to verify and how.');
+
+const client = z
+  .strictObject({
+    name: identifier('client').describe('Client id, unique: lowercase letters, digits, ".", "_", "-".'),
+    displayName: nonEmptyText('displayName').optional().describe('Name shown in reports. Default: name.'),
+    policies: z
+      .array(policy)
+      .min(1, { error: say('client has no policies', 'add at least one policy under policies:') })
+      .describe('The client\'s policies; at least one.'),
+  })
+  .transform((value): ClientConfig => ({
+    name: value.name,
+    displayName: value.displayName ?? value.name,
+    policies: value.policies.map((p): PolicyConfig => ({ ...p, client: value.name })),
+  }))
+  .describe('A client (tenant) and its policies.');
+
+const database = z
+  .strictObject({
+    url: z
+      .string()
+      .refine(isPostgresUrl, { error: say('not a postgres:// URL', 'write postgres://user:password@host:5432/dbname, or remove it to use the embedded store') })
+      .optional()
+      .describe('PostgreSQL URL of the evidence store, e.g. ${env:DATABASE_URL}. Default: DATABASE_URL, else an embedded store.'),
+    schema: matching(/^[a-z_][a-z0-9_]{0,62}$/, 'a plain schema name', 'use lowercase letters, digits and "_", starting with a letter or "_"')
+      .default(DEFAULTS.schema)
+      .describe(`Schema holding backproof's tables. Default "${DEFAULTS.schema}".`),
+  })
+  .describe('Evidence store. Optional.');
+
+export function isPostgresUrl(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return (parsed.protocol === 'postgres:' || parsed.protocol === 'postgresql:') && parsed.host !== '';
+  } catch {
+    return false;
+  }
+}
+
+const docker = z
+  .strictObject({
+    host: matching(/^(unix|npipe|tcp|http|https|ssh):\/\/./, 'a Docker host address', 'use unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host')
+      .optional()
+      .describe('Docker daemon address, e.g. unix:///var/run/docker.sock. Default: DOCKER_HOST or the local socket.'),
+  })
+  .describe('Docker daemon the sandboxes run on. Optional.');
+
+export const configSchema = z
+  .strictObject({
+    version: z
+      .literal(1, { error: typeError('a supported version', () => 'set version: 1 (the only version for now) or remove it') })
+      .optional()
+      .describe('Config file format version; 1.'),
+    database: database.prefault({}),
+    docker: docker.prefault({}),
+    clients: z
+      .array(client)
+      .min(1, { error: say('no clients', 'add at least one client under clients:, each with name and policies') })
+      .describe('The clients (tenants) whose backups are verified; at least one.'),
+  })
+  .transform((value): ConfigFromSchema => ({
+    database: value.database.url !== undefined ? { url: value.database.url, schema: value.database.schema } : { schema: value.database.schema },
+    docker: value.docker.host !== undefined ? { host: value.docker.host } : {},
+    clients: value.clients,
+    policies: value.clients.flatMap((c) => c.policies),
+  }))
+  .meta({ title: 'backproof configuration', description: 'backproof.yaml: the clients, policies and probes backproof verifies.' });
+
+let jsonSchemaCache: Record<string, unknown> | undefined;
+
+/** JSON Schema of the file as written (input side), for editors' completion and validation. */
+export function configJsonSchema(): Record<string, unknown> {
+  jsonSchemaCache ??= z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return structuredClone(jsonSchemaCache);
+}

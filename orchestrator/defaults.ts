@@ -1,0 +1,24 @@
+/** Every default timeout and limit in one place; units are in the names. */
+export const DEFAULTS = {
+  /** Hard limit for a whole run, sandbox included. */
+  runTimeoutMs: 60 * 60_000,
+  /** Waiting for the sandboxed server to accept connections. */
+  readinessTimeoutMs: 120_000,
+  /** One probe. */
+  probeTimeoutMs: 5 * 60_000,
+  /** Files younger than this may still be written and are skipped. */
+  settleMs: 60_000,
+  sandboxMemoryBytes: 2 * 1024 ** 3,
+  sandboxCpus: 2,
+  sandboxPids: 512,
+  sandboxShmBytes: 256 * 1024 ** 2,
+  sandboxTmpBytes: 512 * 1024 ** 2,
+  /** Bytes of a tool's stderr/stdout kept for evidence. */
+  outputTailBytes: 16 * 1024,
+  /** Read size from storage. */
+  readChunkBytes: 1024 * 1024,
+  postgresImage: 'backproof/postgres:15',
+  dataDir: '.backproof',
+  configFile: 'backproof.yaml',
+  schema: 'backproof',
+} as const;

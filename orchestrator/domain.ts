@@ -1,0 +1,148 @@
+/**
+ * Domain types shared by every part of backproof.
+ *
+ * Glossary
+ * - Client: a tenant, one of the MSP's customers. Owns policies.
+ * - Policy: what to verify and how: a source (storage driver + location + selector), a kind
+ *   (restorer), probes, targets (rpo, rto).
+ * - Backup: one artifact in storage (a file, an object): key, size, modified time, checksums.
+ * - Run: one verification of one backup under one policy. Phases: select, sandbox,
+ *   fetch_restore (fetch + integrity + restore, streamed in one pass), readiness, probes,
+ *   teardown; each with start/end time and outcome.
+ * - Verdict: `pass` (restores and probes hold), `fail` (the backup is bad: the client's data is
+ *   at risk), `error` (the verification itself could not run). A fail pages the client's owner,
+ *   an error pages us: never conflate them.
+ * - Status: where a run is in its life: `running`, `finished`, `cancelled` (a signal or a
+ *   caller stopped it), `aborted` (the process died; marked by the next start).
+ * - RPO measured: age of the newest backup when the run starts.
+ * - RTO measured: time from the start of fetch until the restored system answers readiness.
+ */
+
+export type Verdict = 'pass' | 'fail' | 'error';
+export type RunStatus = 'running' | 'finished' | 'cancelled' | 'aborted';
+
+/** Stable reason codes. `fail` codes mean the backup is bad; `error` codes mean we could not tell. */
+export const FAIL_CODES = [
+  'no_backup',
+  'empty_backup',
+  'stale_backup',
+  'checksum_mismatch',
+  'sidecar_invalid',
+  'corrupt_compression',
+  'truncated_dump',
+  'unrecognized_format',
+  'restore_failed',
+  'empty_restore',
+  'probe_failed',
+] as const;
+export const ERROR_CODES = [
+  'source_unreachable',
+  'docker_unreachable',
+  'image_missing',
+  'sandbox_failed',
+  'unsupported_format',
+  'timeout',
+  'cancelled',
+  'aborted',
+  'internal',
+] as const;
+export type FailCode = (typeof FAIL_CODES)[number];
+export type ErrorCode = (typeof ERROR_CODES)[number];
+export type ReasonCode = FailCode | ErrorCode;
+
+export interface Reason {
+  code: ReasonCode;
+  /** One line a person can act on. Never contains a secret. */
+  message: string;
+}
+
+export type PhaseName = 'select' | 'sandbox' | 'fetch_restore' | 'readiness' | 'probes' | 'teardown';
+export type PhaseOutcome = 'ok' | 'fail' | 'error' | 'skipped';
+
+export interface PhaseRecord {
+  name: PhaseName;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  outcome: PhaseOutcome;
+  detail?: string;
+}
+
+export interface ProbeResult {
+  name: string;
+  type: string;
+  expected: string;
+  actual: string;
+  pass: boolean;
+  durationMs: number;
+  error?: string;
+}
+
+export interface BackupRecord {
+  driver: string;
+  location: string;
+  key: string;
+  size: number;
+  modifiedAt: string;
+  /** When the backup was taken: from its name or its modification time. */
+  backupTime: string;
+  timestampSource: 'name' | 'mtime';
+  ageMs: number;
+  sha256?: string;
+  bytesRead?: number;
+  checksum?: { expected?: string; source?: string; verified: boolean };
+  format?: string;
+  compression?: string;
+  /** Facts read from the dump's own header (server version, dump time, database name). */
+  header?: Record<string, string>;
+}
+
+export interface RunMetrics {
+  rpoTargetMs?: number;
+  rpoMeasuredMs?: number;
+  rpoMet?: boolean;
+  rtoTargetMs?: number;
+  rtoMeasuredMs?: number;
+  rtoMet?: boolean;
+  fetchBytesPerSec?: number;
+}
+
+export interface SandboxRecord {
+  runtime: string;
+  image: string;
+  imageId?: string;
+  containerId?: string;
+  limits?: Record<string, string | number>;
+  serverVersion?: string;
+  logTail?: string;
+}
+
+/** The evidence record of one run. Stored as written; reports read it back. */
+export interface RunRecord {
+  id: string;
+  client: string;
+  policy: string;
+  kind: string;
+  status: RunStatus;
+  verdict: Verdict | null;
+  reasons: Reason[];
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  host: string;
+  pid: number;
+  backproofVersion: string;
+  backup: BackupRecord | null;
+  phases: PhaseRecord[];
+  probes: ProbeResult[];
+  metrics: RunMetrics;
+  sandbox: SandboxRecord | null;
+  restored: Record<string, string | number> | null;
+}
+
+/** Verdict from a set of reasons: any error reason makes an `error`, else any fail a `fail`. */
+export function verdictOf(reasons: readonly Reason[]): Verdict {
+  if (reasons.some((r) => (ERROR_CODES as readonly string[]).includes(r.code))) return 'error';
+  if (reasons.length > 0) return 'fail';
+  return 'pass';
+}

@@ -1,0 +1,267 @@
+import os from 'node:os';
+import type { Reason, RunRecord, RunStatus, Verdict } from '../domain.js';
+import { BackproofError } from '../errors.js';
+import { sqlStateOf, type SqlExecutor } from './executor.js';
+import { migrate, quoteSchema, type MigrateResult } from './migrate.js';
+import { createPgExecutor } from './pg-executor.js';
+import { createPgliteExecutor, isPidAlive } from './pglite-executor.js';
+
+/**
+ * The evidence store's queries over runs. Works the same over PostgreSQL and PGlite: records read
+ * back are deep-equal to what was written (timestamps as ISO strings with ms precision, bigints as
+ * numbers, jsonb as objects).
+ */
+export interface RunStoreOptions {
+  /** A PostgreSQL URL; without it the embedded PGlite store in `dataDir` is used. */
+  url?: string;
+  dataDir: string;
+  schema: string;
+}
+
+export interface RunFilter {
+  policy?: string;
+  client?: string;
+  /** At most this many runs, newest first. Default 100. */
+  limit?: number;
+  /** Only runs started at or after this ISO time. */
+  since?: string;
+}
+
+export const DEFAULT_LIST_LIMIT = 100;
+
+const COLUMNS =
+  'id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version, backup, phases, probes, metrics, sandbox, restored';
+const FULL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ID_PREFIX = /^[0-9a-f]{8}[0-9a-f-]{0,27}$/;
+
+type Row = Record<string, unknown>;
+
+export class RunStore {
+  /** Runs this open marked `aborted` (their process had died), for the caller to log. */
+  abortedAtOpen: RunRecord[] = [];
+  /** What the migration step did at open. */
+  migration: MigrateResult = { applied: [], version: 0 };
+  private readonly runs: string;
+
+  private constructor(
+    readonly executor: SqlExecutor,
+    readonly schema: string,
+  ) {
+    this.runs = `${quoteSchema(schema)}.runs`;
+  }
+
+  get kind(): SqlExecutor['kind'] {
+    return this.executor.kind;
+  }
+
+  /** PostgreSQL when `url` is set, else PGlite in `dataDir`; migrates, then marks aborted runs. */
+  static async open(opts: RunStoreOptions): Promise<RunStore> {
+    quoteSchema(opts.schema); // refuse a bad name before connecting
+    const executor = opts.url ? await createPgExecutor(opts.url) : await createPgliteExecutor(opts.dataDir);
+    try {
+      return await RunStore.over(executor, opts.schema);
+    } catch (err) {
+      await executor.close();
+      throw err;
+    }
+  }
+
+  /** A store over an executor the caller opened; the store's close() closes it. */
+  static async over(executor: SqlExecutor, schema: string): Promise<RunStore> {
+    const store = new RunStore(executor, schema);
+    store.migration = await migrate(executor, schema);
+    store.abortedAtOpen = await store.markAbortedRuns();
+    return store;
+  }
+
+  /** Inserts a run with status `running`. */
+  async recordStart(run: RunRecord): Promise<void> {
+    try {
+      await this.executor.query(
+        `INSERT INTO ${this.runs} (${COLUMNS}) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz,
+           $9::timestamptz, $10::bigint, $11, $12::int, $13, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb, $18::jsonb, $19::jsonb)`,
+        values({ ...run, status: 'running' }),
+      );
+    } catch (err) {
+      if (sqlStateOf(err) === '23505') {
+        throw new BackproofError('run_exists', `run ${run.id} is already recorded`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Writes every field of `run` over the stored row; only while the stored run is `running`. */
+  async finalize(run: RunRecord): Promise<void> {
+    const { rows } = await this.executor.query(
+      `UPDATE ${this.runs} SET client = $2, policy = $3, kind = $4, status = $5, verdict = $6, reasons = $7::jsonb,
+         started_at = $8::timestamptz, finished_at = $9::timestamptz, duration_ms = $10::bigint, host = $11, pid = $12::int,
+         backproof_version = $13, backup = $14::jsonb, phases = $15::jsonb, probes = $16::jsonb, metrics = $17::jsonb,
+         sandbox = $18::jsonb, restored = $19::jsonb
+       WHERE id = $1::uuid AND status = 'running' RETURNING id`,
+      values(run),
+    );
+    if (rows.length === 1) return;
+    const current = await this.get(run.id);
+    if (!current) throw new BackproofError('run_not_found', `cannot finalize run ${run.id}: no such run in the evidence store`);
+    throw new BackproofError(
+      'run_not_running',
+      `cannot finalize run ${run.id}: it is already ${current.status}${current.status === 'aborted' ? ' (its process was presumed dead)' : ''}; a run is finalized once`,
+    );
+  }
+
+  /** A run by its id, or by a unique prefix of at least 8 hex characters (like git). */
+  async get(id: string): Promise<RunRecord | null> {
+    const key = id.trim().toLowerCase();
+    if (FULL_ID.test(key)) {
+      const { rows } = await this.executor.query<Row>(`SELECT ${COLUMNS} FROM ${this.runs} WHERE id = $1::uuid`, [key]);
+      return rows[0] ? toRecord(rows[0]) : null;
+    }
+    if (!ID_PREFIX.test(key)) {
+      throw new BackproofError('run_id_invalid', `${JSON.stringify(id)} is not a run id: give the full id or its first 8 or more hex characters`);
+    }
+    const { rows } = await this.executor.query<Row>(
+      `SELECT ${COLUMNS} FROM ${this.runs} WHERE id::text LIKE $1 ORDER BY started_at DESC LIMIT 5`,
+      [`${key}%`],
+    );
+    if (rows.length > 1) {
+      const ids = rows.map((r) => String(r.id)).join(', ');
+      throw new BackproofError('run_id_ambiguous', `run id prefix ${key} matches several runs (${ids}${rows.length === 5 ? ', ...' : ''}); give more characters`);
+    }
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** Runs newest first, filtered by policy, client and start time. */
+  async list(filter: RunFilter = {}): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: string, value: unknown): void => {
+      params.push(value);
+      where.push(clause.replace('?', `$${params.length}`));
+    };
+    if (filter.policy !== undefined) add('policy = ?', filter.policy);
+    if (filter.client !== undefined) add('client = ?', filter.client);
+    if (filter.since !== undefined) add('started_at >= ?::timestamptz', filter.since);
+    const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new BackproofError('list_limit_invalid', `limit must be a whole number of 1 or more, not ${limit}`);
+    }
+    params.push(limit);
+    const { rows } = await this.executor.query<Row>(
+      `SELECT ${COLUMNS} FROM ${this.runs} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY started_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toRecord);
+  }
+
+  /** Runs with status `running` (on any host), newest first. */
+  async running(): Promise<RunRecord[]> {
+    const { rows } = await this.executor.query<Row>(
+      `SELECT ${COLUMNS} FROM ${this.runs} WHERE status = 'running' ORDER BY started_at DESC, id DESC`,
+    );
+    return rows.map(toRecord);
+  }
+
+  /**
+   * Marks `aborted` the runs of this host still `running` whose process is gone, or whose pid is
+   * this process's own (a pid reused after the old process died): call it before this process
+   * starts runs of its own. Returns the runs marked.
+   */
+  async markAbortedRuns(): Promise<RunRecord[]> {
+    const { rows } = await this.executor.query<{ id: string; pid: number }>(
+      `SELECT id, pid FROM ${this.runs} WHERE status = 'running' AND host = $1`,
+      [os.hostname()],
+    );
+    const marked: RunRecord[] = [];
+    for (const r of rows) {
+      const pid = Number(r.pid);
+      if (pid !== process.pid && isPidAlive(pid)) continue;
+      const reasons: Reason[] = [
+        {
+          code: 'aborted',
+          message: `the backproof process (pid ${pid}) ended without finishing this run; its sandbox is reaped at the next run`,
+        },
+      ];
+      const { rows: updated } = await this.executor.query<Row>(
+        `UPDATE ${this.runs} SET status = 'aborted', verdict = 'error', reasons = $2::jsonb, finished_at = $3::timestamptz
+         WHERE id = $1::uuid AND status = 'running' RETURNING ${COLUMNS}`,
+        [r.id, JSON.stringify(reasons), new Date().toISOString()],
+      );
+      if (updated[0]) marked.push(toRecord(updated[0]));
+    }
+    return marked;
+  }
+
+  async close(): Promise<void> {
+    await this.executor.close();
+  }
+}
+
+/** Parameters $1..$19 in COLUMNS order. */
+function values(run: RunRecord): unknown[] {
+  return [
+    run.id,
+    run.client,
+    run.policy,
+    run.kind,
+    run.status,
+    run.verdict,
+    JSON.stringify(run.reasons),
+    run.startedAt,
+    run.finishedAt,
+    run.durationMs,
+    run.host,
+    run.pid,
+    run.backproofVersion,
+    jsonOrNull(run.backup),
+    JSON.stringify(run.phases),
+    JSON.stringify(run.probes),
+    JSON.stringify(run.metrics),
+    jsonOrNull(run.sandbox),
+    jsonOrNull(run.restored),
+  ];
+}
+
+/** SQL NULL for null (JSON.stringify(null) would store the jsonb value `null`). */
+function jsonOrNull(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+function toRecord(r: Row): RunRecord {
+  return {
+    id: String(r.id),
+    client: String(r.client),
+    policy: String(r.policy),
+    kind: String(r.kind),
+    status: String(r.status) as RunStatus,
+    verdict: r.verdict === null || r.verdict === undefined ? null : (String(r.verdict) as Verdict),
+    reasons: json(r.reasons) as RunRecord['reasons'],
+    startedAt: iso(r.started_at) ?? '',
+    finishedAt: iso(r.finished_at),
+    durationMs: num(r.duration_ms),
+    host: String(r.host),
+    pid: Number(r.pid),
+    backproofVersion: String(r.backproof_version),
+    backup: json(r.backup) as RunRecord['backup'],
+    phases: json(r.phases) as RunRecord['phases'],
+    probes: json(r.probes) as RunRecord['probes'],
+    metrics: json(r.metrics) as RunRecord['metrics'],
+    sandbox: json(r.sandbox) as RunRecord['sandbox'],
+    restored: json(r.restored) as RunRecord['restored'],
+  };
+}
+
+function iso(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  const d = v instanceof Date ? v : new Date(String(v));
+  return d.toISOString();
+}
+
+function num(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+function json(v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  return typeof v === 'string' ? JSON.parse(v) : v;
+}

@@ -1,0 +1,69 @@
+import { createHash } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+
+/**
+ * The integrity tee: counts and hashes every byte read from storage on its way to the restorer,
+ * so the one pass that restores is also the pass that checks.
+ */
+export class HashingCounter extends Transform {
+  private readonly hash = createHash('sha256');
+  bytes = 0;
+  private digestHex: string | undefined;
+
+  constructor(private readonly onProgress?: (bytes: number) => void) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.onProgress?.(this.bytes);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.digestHex = this.hash.digest('hex');
+    cb();
+  }
+
+  /** The sha256 of everything that passed, once the stream has ended. */
+  get sha256(): string | undefined {
+    return this.digestHex;
+  }
+}
+
+/**
+ * Reads the first `n` bytes of a stream without losing them: returns them and a stream that
+ * yields the whole content again. Backpressure and errors pass through; destroying the returned
+ * stream destroys the source.
+ */
+export async function peek(source: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  const it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let length = 0;
+  let done = false;
+  while (length < n) {
+    const r = await it.next();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    chunks.push(r.value);
+    length += r.value.length;
+  }
+  const all = Buffer.concat(chunks);
+  async function* replay(): AsyncGenerator<Buffer> {
+    try {
+      if (all.length > 0) yield all;
+      if (done) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    } finally {
+      if (!done) source.destroy();
+    }
+  }
+  return { head: all.subarray(0, n), stream: Readable.from(replay(), { objectMode: false, highWaterMark: 1024 * 1024 }) };
+}

@@ -1,0 +1,54 @@
+import type { PhaseName, PhaseOutcome, RunRecord } from '../domain.js';
+import { FAIL_CODES } from '../domain.js';
+import { VerificationError } from '../errors.js';
+
+const ORDER: PhaseName[] = ['select', 'sandbox', 'fetch_restore', 'readiness', 'probes', 'teardown'];
+
+/** Times each phase of a run and records its outcome; phases never reached are `skipped`. */
+export class PhaseClock {
+  constructor(
+    private readonly run: RunRecord,
+    private readonly now: () => Date,
+  ) {}
+
+  async phase<T>(name: PhaseName, fn: (mark: (outcome: PhaseOutcome, detail?: string) => void) => Promise<T>): Promise<T> {
+    const startedAt = this.now();
+    const t0 = performance.now();
+    let outcome: PhaseOutcome = 'ok';
+    let detail: string | undefined;
+    const record = (): void => {
+      this.run.phases.push({
+        name,
+        startedAt: startedAt.toISOString(),
+        endedAt: new Date(startedAt.getTime() + (performance.now() - t0)).toISOString(),
+        durationMs: Math.round(performance.now() - t0),
+        outcome,
+        ...(detail ? { detail } : {}),
+      });
+    };
+    try {
+      const value = await fn((o, d) => {
+        outcome = o;
+        detail = d;
+      });
+      record();
+      return value;
+    } catch (err) {
+      const isFail = err instanceof VerificationError && (FAIL_CODES as readonly string[]).includes(err.reason);
+      outcome = isFail ? 'fail' : 'error';
+      detail = (err as Error)?.message;
+      record();
+      throw err;
+    }
+  }
+
+  /** Adds `skipped` entries for phases never reached, keeping the record's shape constant. */
+  skipRemaining(): void {
+    const seen = new Set(this.run.phases.map((p) => p.name));
+    const at = this.now().toISOString();
+    for (const name of ORDER) {
+      if (!seen.has(name)) this.run.phases.push({ name, startedAt: at, endedAt: at, durationMs: 0, outcome: 'skipped' });
+    }
+    this.run.phases.sort((a, b) => ORDER.indexOf(a.name) - ORDER.indexOf(b.name));
+  }
+}

@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { pipeline, type Readable } from 'node:stream';
+import { selectNewest } from '../../drivers/selection.js';
+import type { BackupEntry, StorageDriver } from '../../drivers/storage-driver.js';
+import type { Restorer, RestoreContext } from '../../restore-sandboxes/restorer.js';
+import type { Sandbox, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
+import type { PolicyConfig } from '../config/types.js';
+import { verdictOf, type PhaseName, type Reason, type RunRecord } from '../domain.js';
+import { VerificationError } from '../errors.js';
+import { formatAge, formatBytes } from '../format.js';
+import type { Logger } from '../logger.js';
+import { BACKPROOF_VERSION } from '../version.js';
+import { HashingCounter } from './integrity.js';
+import { PhaseClock } from './phase-clock.js';
+
+/** What a run needs; the runner owns none of it (the caller opens and closes). */
+export interface RunDeps {
+  store: { recordStart(run: RunRecord): Promise<void>; finalize(run: RunRecord): Promise<void> };
+  runtime: SandboxRuntime;
+  driverFor(policy: PolicyConfig): StorageDriver;
+  restorerFor(policy: PolicyConfig): Restorer;
+  logger: Logger;
+  now?: () => Date;
+  /** Called as bytes stream from storage into the sandbox. */
+  onProgress?: (progress: { runId: string; phase: PhaseName; bytes: number; totalBytes?: number }) => void;
+}
+
+export class RunCancelled extends Error {
+  override name = 'RunCancelled';
+}
+
+/**
+ * One run: select the newest backup, bring up a sandbox, stream the backup through the
+ * integrity tee into the restorer, wait for readiness, probe, tear down, record. Every run that
+ * starts is recorded before anything else happens, and finalized on every path.
+ */
+export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { signal?: AbortSignal } = {}): Promise<RunRecord> {
+  const now = deps.now ?? (() => new Date());
+  const started = now();
+  const run: RunRecord = {
+    id: randomUUID(),
+    client: policy.client,
+    policy: policy.name,
+    kind: policy.kind,
+    status: 'running',
+    verdict: null,
+    reasons: [],
+    startedAt: started.toISOString(),
+    finishedAt: null,
+    durationMs: null,
+    host: os.hostname(),
+    pid: process.pid,
+    backproofVersion: BACKPROOF_VERSION,
+    backup: null,
+    phases: [],
+    probes: [],
+    metrics: { rpoTargetMs: policy.targets.rpoMs, rtoTargetMs: policy.targets.rtoMs },
+    sandbox: null,
+    restored: null,
+  };
+  await deps.store.recordStart(run);
+  const log = deps.logger.child({ runId: run.id, client: policy.client, policy: policy.name });
+  const timeout = AbortSignal.timeout(policy.sandbox.timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+  const clock = new PhaseClock(run, now);
+  const reasons: Reason[] = [];
+  const driver = deps.driverFor(policy);
+  const restorer = deps.restorerFor(policy);
+  let sandbox: Sandbox | undefined;
+  let ctx: RestoreContext | undefined;
+  log.info(`run started`);
+  try {
+    // select
+    const picked = await clock.phase('select', async () => {
+      const selection = await selectNewest(driver.list(signal), policy.source.select, started);
+      if (!selection.picked) throw new VerificationError('no_backup', `${selection.explanation} in ${driver.location}`);
+      return selection.picked;
+    });
+    const { entry, backupTime } = picked;
+    const ageMs = started.getTime() - backupTime.getTime();
+    run.backup = {
+      driver: driver.name,
+      location: driver.location,
+      key: entry.key,
+      size: entry.size,
+      modifiedAt: entry.modifiedAt.toISOString(),
+      backupTime: backupTime.toISOString(),
+      timestampSource: picked.timestampSource,
+      ageMs,
+    };
+    run.metrics.rpoMeasuredMs = ageMs;
+    log.info(`picked ${entry.key} (${formatBytes(entry.size)}, taken ${backupTime.toISOString()})`);
+    if (policy.targets.rpoMs !== undefined) {
+      run.metrics.rpoMet = ageMs <= policy.targets.rpoMs;
+      if (!run.metrics.rpoMet) {
+        reasons.push({
+          code: 'stale_backup',
+          message: `the newest backup ${entry.key} is ${formatAge(ageMs)} old, older than the rpo target of ${formatAge(policy.targets.rpoMs)}`,
+        });
+      }
+    }
+    if (entry.size === 0) throw new VerificationError('empty_backup', `the backup ${entry.key} is empty (0 bytes)`);
+    const expected = await driver.expectedChecksum(entry, signal);
+    run.backup.checksum = expected ? { expected: expected.hex, source: expected.source, verified: false } : { verified: false };
+
+    // sandbox
+    const spec = restorer.sandboxSpec(policy, run.id);
+    run.sandbox = {
+      runtime: deps.runtime.name,
+      image: spec.image,
+      limits: { memoryBytes: spec.memoryBytes, cpus: spec.cpus, pids: spec.pids, capAdd: (spec.capAdd ?? []).join(',') || 'none' },
+    };
+    const { serverVersion } = await clock.phase('sandbox', async () => {
+      await deps.runtime.ping(signal);
+      sandbox = await deps.runtime.create(spec, signal);
+      run.sandbox!.containerId = sandbox.id;
+      run.sandbox!.imageId = sandbox.imageId;
+      ctx = { runId: run.id, policy, sandbox, logger: log, signal, backupTime };
+      return restorer.prepare(ctx);
+    });
+    run.sandbox.serverVersion = serverVersion;
+    const rctx = ctx!;
+
+    // fetch + integrity + restore, in one pass
+    const fetchStart = performance.now();
+    const hasher = new HashingCounter((bytes) =>
+      deps.onProgress?.({ runId: run.id, phase: 'fetch_restore', bytes, totalBytes: entry.size }),
+    );
+    try {
+      const outcome = await clock.phase('fetch_restore', async () => {
+        const raw = await driver.open(entry, signal);
+        const hashed: Readable = pipeline(raw, hasher, () => undefined);
+        return restorer.restore(rctx, hashed);
+      });
+      run.backup.format = outcome.format;
+      run.backup.compression = outcome.compression;
+      run.backup.header = outcome.header;
+    } finally {
+      run.backup.bytesRead = hasher.bytes;
+      const seconds = (performance.now() - fetchStart) / 1000;
+      if (seconds > 0) run.metrics.fetchBytesPerSec = Math.round(hasher.bytes / seconds);
+      if (hasher.sha256) run.backup.sha256 = hasher.sha256;
+    }
+    if (!hasher.sha256) {
+      // The restore tool finished without reading to the end: hash the rest in a second pass.
+      run.backup.sha256 = await hashWhole(driver, entry, signal);
+    }
+    checkIntegrity(run, reasons);
+
+    // readiness: the restored system answers
+    await clock.phase('readiness', () => restorer.ready(rctx));
+    run.metrics.rtoMeasuredMs = Math.round(performance.now() - fetchStart);
+    if (policy.targets.rtoMs !== undefined) run.metrics.rtoMet = run.metrics.rtoMeasuredMs <= policy.targets.rtoMs;
+
+    // probes
+    await clock.phase('probes', async (mark) => {
+      const inspection = await restorer.inspect(rctx);
+      run.restored = inspection.summary;
+      reasons.push(...inspection.reasons);
+      run.probes = await restorer.probe(rctx);
+      for (const p of run.probes.filter((r) => !r.pass)) {
+        reasons.push({ code: 'probe_failed', message: `probe "${p.name}": expected ${p.expected}, got ${p.error ? `error: ${p.error}` : p.actual}` });
+      }
+      const failed = inspection.reasons.length + run.probes.filter((r) => !r.pass).length;
+      if (failed > 0) mark('fail', `${failed} check(s) failed`);
+    });
+  } catch (err) {
+    reasons.push(reasonFor(err, signal, timeout, policy.sandbox.timeoutMs));
+    if (run.backup && run.backup.checksum && !run.backup.checksum.verified) checkIntegrity(run, reasons);
+  } finally {
+    await clock.phase('teardown', async () => {
+      if (!sandbox) return;
+      if (reasons.length > 0 && ctx && run.sandbox) {
+        run.sandbox.logTail = await restorer.logTail({ ...ctx, signal: AbortSignal.timeout(10_000) }).catch(() => '');
+      }
+      await sandbox.remove();
+    }).catch((err: unknown) => {
+      reasons.push({ code: 'internal', message: `teardown failed: ${(err as Error).message}; the reaper removes it at the next start` });
+    });
+    await driver.close().catch(() => undefined);
+    clock.skipRemaining();
+    const ended = now();
+    run.reasons = dedupe(reasons);
+    run.verdict = verdictOf(run.reasons);
+    run.status = run.reasons.some((r) => r.code === 'cancelled') ? 'cancelled' : 'finished';
+    run.finishedAt = ended.toISOString();
+    run.durationMs = ended.getTime() - started.getTime();
+    await deps.store.finalize(run);
+    log.info(`run ${run.status}: ${run.verdict}${run.reasons[0] ? ` (${run.reasons[0].code})` : ''}`);
+  }
+  return run;
+}
+
+function checkIntegrity(run: RunRecord, reasons: Reason[]): void {
+  const b = run.backup;
+  if (!b?.checksum?.expected || !b.sha256 || b.checksum.verified) return;
+  if (b.sha256 === b.checksum.expected) {
+    b.checksum.verified = true;
+    return;
+  }
+  if (reasons.some((r) => r.code === 'checksum_mismatch')) return;
+  reasons.unshift({
+    code: 'checksum_mismatch',
+    message: `sha256 of the backup's bytes is ${b.sha256.slice(0, 16)}…, but ${b.checksum.source} says ${b.checksum.expected.slice(0, 16)}…`,
+  });
+}
+
+async function hashWhole(driver: StorageDriver, entry: BackupEntry, signal: AbortSignal): Promise<string | undefined> {
+  const hasher = new HashingCounter();
+  const raw = await driver.open(entry, signal);
+  for await (const chunk of raw.pipe(hasher)) void chunk;
+  return hasher.sha256;
+}
+
+function reasonFor(err: unknown, signal: AbortSignal, timeout: AbortSignal, timeoutMs: number): Reason {
+  if (signal.aborted) {
+    if (timeout.aborted) return { code: 'timeout', message: `the run exceeded its hard timeout of ${formatAge(timeoutMs)} (sandbox.timeout)` };
+    return { code: 'cancelled', message: `cancelled: ${signal.reason instanceof Error ? signal.reason.message : 'stopped by a signal'}` };
+  }
+  if (err instanceof VerificationError) return { code: err.reason, message: err.message };
+  const e = err as Error;
+  return { code: 'internal', message: `backproof failed: ${e?.message ?? String(err)}` };
+}
+
+function dedupe(reasons: Reason[]): Reason[] {
+  const seen = new Set<string>();
+  return reasons.filter((r) => {
+    const key = `${r.code}:${r.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

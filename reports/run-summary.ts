@@ -1,0 +1,68 @@
+import type { RunRecord } from '../orchestrator/domain.js';
+import { formatAge as age, formatBytes as bytes, formatSeconds as secs } from '../orchestrator/format.js';
+
+/** Plain-text views of run evidence for the terminal: one run in detail, or a table of runs. */
+
+export function renderRunSummary(run: RunRecord): string {
+  const lines: string[] = [];
+  const verdict = run.verdict ? run.verdict.toUpperCase() : run.status.toUpperCase();
+  lines.push(`${verdict}  ${run.client}/${run.policy}  run ${run.id}`);
+  lines.push(`  status   ${run.status}, started ${run.startedAt}${run.durationMs !== null ? `, took ${secs(run.durationMs)}` : ''}`);
+  for (const r of run.reasons) lines.push(`  reason   ${r.code}: ${r.message}`);
+  const b = run.backup;
+  if (b) {
+    lines.push(`  backup   ${b.location}/${b.key}`);
+    lines.push(`           ${bytes(b.size)}, taken ${b.backupTime} (${b.timestampSource}), age ${age(b.ageMs)}`);
+    if (b.format) lines.push(`           format ${b.format}${b.compression && b.compression !== 'none' ? ` + ${b.compression}` : ''}${b.header?.serverVersion ? `, dumped from PostgreSQL ${b.header.serverVersion}` : ''}`);
+    if (b.sha256) lines.push(`  sha256   ${b.sha256}  (${bytes(b.bytesRead ?? 0)} read)`);
+    if (b.checksum?.expected) lines.push(`  checksum ${b.checksum.verified ? 'verified against' : 'NOT matching'} ${b.checksum.source}`);
+    else if (b.checksum) lines.push(`  checksum no sidecar or SHA256SUMS beside the backup (sha256 recorded only)`);
+  }
+  const m = run.metrics;
+  if (m.rpoMeasuredMs !== undefined) {
+    lines.push(`  rpo      ${age(m.rpoMeasuredMs)}${m.rpoTargetMs !== undefined ? ` (target ${age(m.rpoTargetMs)}: ${m.rpoMet ? 'met' : 'MISSED'})` : ''}`);
+  }
+  if (m.rtoMeasuredMs !== undefined) {
+    lines.push(`  rto      ${secs(m.rtoMeasuredMs)}${m.rtoTargetMs !== undefined ? ` (target ${age(m.rtoTargetMs)}: ${m.rtoMet ? 'met' : 'MISSED'})` : ''}`);
+  }
+  if (run.sandbox) {
+    lines.push(`  sandbox  ${run.sandbox.runtime} ${run.sandbox.image}${run.sandbox.serverVersion ? `, PostgreSQL ${run.sandbox.serverVersion}` : ''}, no network`);
+  }
+  if (run.restored) {
+    lines.push(`  restored ${Object.entries(run.restored).map(([k, v]) => `${k} ${k === 'sizeBytes' ? bytes(Number(v)) : v}`).join(', ')}`);
+  }
+  lines.push('  phases');
+  for (const p of run.phases) {
+    const mark = p.outcome === 'ok' ? 'ok  ' : p.outcome === 'skipped' ? '-   ' : p.outcome.toUpperCase().padEnd(4);
+    lines.push(`    ${mark} ${p.name.padEnd(14)} ${p.outcome === 'skipped' ? '' : secs(p.durationMs).padStart(8)}`);
+  }
+  if (run.probes.length > 0) {
+    lines.push('  probes');
+    for (const p of run.probes) {
+      lines.push(`    ${p.pass ? 'ok  ' : 'FAIL'} ${p.name}: expected ${p.expected}; got ${p.error ? `error: ${p.error}` : p.actual} (${secs(p.durationMs)})`);
+    }
+  }
+  if (run.sandbox?.logTail && run.verdict !== 'pass') {
+    lines.push('  server log (tail)');
+    for (const l of run.sandbox.logTail.trim().split('\n').slice(-8)) lines.push(`    ${l}`);
+  }
+  return lines.join('\n');
+}
+
+export function renderRunsTable(runs: RunRecord[]): string {
+  if (runs.length === 0) return 'no runs recorded yet';
+  const rows = runs.map((r) => [
+    r.id.slice(0, 8),
+    r.startedAt.replace('T', ' ').slice(0, 19),
+    `${r.client}/${r.policy}`,
+    r.verdict ?? '-',
+    r.status,
+    r.durationMs !== null ? secs(r.durationMs) : '-',
+    r.backup?.key ?? '-',
+    r.reasons[0] ? `${r.reasons[0].code}` : '',
+  ]);
+  const head = ['RUN', 'STARTED (UTC)', 'POLICY', 'VERDICT', 'STATUS', 'TIME', 'BACKUP', 'REASON'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [fmt(head), ...rows.map(fmt)].join('\n');
+}

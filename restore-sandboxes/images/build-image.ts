@@ -1,0 +1,120 @@
+import { spawn } from 'node:child_process';
+import Docker from 'dockerode';
+import type { Logger } from '../../orchestrator/logger.js';
+import { BackproofError } from '../../orchestrator/errors.js';
+
+/**
+ * Sandbox images built from Debian packages, without a registry: mmdebstrap writes a root
+ * filesystem as a tar stream that goes straight into `docker import`. Such an image has no CMD:
+ * restorers give every container an explicit command.
+ */
+export interface ImageRecipe {
+  name: string;
+  tag: string;
+  suite: string;
+  packages: string[];
+  /** Shell commands run by mmdebstrap on the finished tree ("$1" is its root). */
+  customize: string[];
+  description: string;
+}
+
+export const IMAGE_RECIPES: Record<string, ImageRecipe> = {
+  postgres: {
+    name: 'postgres',
+    tag: 'backproof/postgres:15',
+    suite: 'bookworm',
+    // zstd, xz and bzip2 let later restorers decompress inside the sandbox.
+    packages: ['postgresql-15', 'zstd', 'xz-utils', 'bzip2'],
+    customize: [
+      // The package's default cluster is not used (each run makes its own) and would be copied
+      // into every run's data volume.
+      'rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15',
+      'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man',
+    ],
+    description: "PostgreSQL 15 from Debian bookworm's packages",
+  },
+};
+
+export interface BuildOptions {
+  docker: Docker;
+  recipe: ImageRecipe;
+  tag?: string;
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+/** Builds the image and returns its id. Needs root (mmdebstrap) and a running engine. */
+export async function buildImage(opts: BuildOptions): Promise<string> {
+  const { recipe, logger } = opts;
+  const tag = opts.tag ?? recipe.tag;
+  const [repo, version] = splitTag(tag);
+  const args = [
+    '--variant=minbase',
+    '--mode=auto',
+    `--include=${recipe.packages.join(',')}`,
+    ...recipe.customize.map((c) => `--customize-hook=${c}`),
+    recipe.suite,
+    '-',
+  ];
+  logger.info(`building ${tag}: ${recipe.description} (mmdebstrap, about a minute)`);
+  const child = spawn('mmdebstrap', args, { stdio: ['ignore', 'pipe', 'pipe'], signal: opts.signal });
+  let stderrTail = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (text: string) => {
+    stderrTail = (stderrTail + text).slice(-4000);
+    for (const line of text.split('\n')) {
+      if (/^I: /.test(line)) logger.info(`  ${line.slice(3)}`);
+    }
+  });
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+  let importError: unknown;
+  const imported = importTar(opts.docker, child.stdout, repo, version).catch((err: unknown) => {
+    importError = err;
+  });
+  let code: number;
+  try {
+    code = await exited;
+  } catch (err) {
+    const missing = (err as { code?: string }).code === 'ENOENT';
+    throw new BackproofError(
+      'image_build_failed',
+      missing ? 'mmdebstrap is not installed; install it: apt-get install mmdebstrap' : `mmdebstrap failed to start: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  await imported;
+  if (code !== 0) {
+    throw new BackproofError('image_build_failed', `mmdebstrap exited with ${code}:\n${stderrTail.trim()}`);
+  }
+  if (importError) {
+    throw new BackproofError('image_build_failed', `docker import failed: ${(importError as Error).message}`, { cause: importError });
+  }
+  const info = await opts.docker.getImage(tag).inspect();
+  logger.info(`built ${tag} (${(info.Size / 1024 ** 2).toFixed(0)} MB, ${info.Id.slice(0, 19)})`);
+  return info.Id;
+}
+
+async function importTar(docker: Docker, tar: NodeJS.ReadableStream, repo: string, tag: string): Promise<void> {
+  const response = await docker.importImage(tar, {
+    repo,
+    tag,
+    changes: ['LABEL org.opencontainers.image.vendor=backproof'],
+  } as object);
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(response, (err: Error | null, output: Array<{ error?: string }>) => {
+      const failed = output?.find((o) => o.error);
+      if (err) reject(err);
+      else if (failed?.error) reject(new Error(failed.error));
+      else resolve();
+    });
+  });
+}
+
+function splitTag(tag: string): [string, string] {
+  const i = tag.lastIndexOf(':');
+  if (i <= 0 || tag.slice(i).includes('/')) return [tag, 'latest'];
+  return [tag.slice(0, i), tag.slice(i + 1)];
+}

@@ -1,0 +1,108 @@
+/**
+ * PostgreSQL dump formats, told apart by their bytes:
+ * - custom (`pg_dump -Fc`): starts with "PGDMP"; its header holds the archive version, the
+ *   dump time, the database name and the server and pg_dump versions;
+ * - tar (`pg_dump -Ft`): a ustar archive;
+ * - plain SQL: text; pg_dump's own output begins with "-- PostgreSQL database dump" and ends with
+ *   "-- PostgreSQL database dump complete", which is how a truncated one is recognised.
+ */
+export type DumpFormat = 'custom' | 'tar' | 'plain';
+
+export interface FormatInfo {
+  format: DumpFormat;
+  header: Record<string, string>;
+  /** For plain dumps written by pg_dump/pg_dumpall: the last line the complete dump must contain. */
+  completeMarker?: string;
+}
+
+export function detectDumpFormat(head: Buffer): FormatInfo | undefined {
+  if (head.subarray(0, 5).toString('latin1') === 'PGDMP') {
+    return { format: 'custom', header: parseCustomHeader(head) };
+  }
+  if (head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar') {
+    return { format: 'tar', header: {} };
+  }
+  if (looksLikeText(head)) {
+    const text = head.toString('utf8');
+    const header: Record<string, string> = {};
+    const from = /^-- Dumped from database version (.+)$/m.exec(text);
+    const by = /^-- Dumped by pg_dump(?:all)? version (.+)$/m.exec(text);
+    if (from?.[1]) header.serverVersion = from[1].trim();
+    if (by?.[1]) header.pgDumpVersion = by[1].trim();
+    let completeMarker: string | undefined;
+    if (/^-- PostgreSQL database cluster dump\s*$/m.test(text)) completeMarker = '-- PostgreSQL database cluster dump complete';
+    else if (/^-- PostgreSQL database dump\s*$/m.test(text)) completeMarker = '-- PostgreSQL database dump complete';
+    if (completeMarker) header.writtenBy = completeMarker.includes('cluster') ? 'pg_dumpall' : 'pg_dump';
+    return { format: 'plain', header, completeMarker };
+  }
+  return undefined;
+}
+
+function looksLikeText(head: Buffer): boolean {
+  if (head.length === 0) return false;
+  let control = 0;
+  for (const b of head) {
+    if (b === 0) return false;
+    if (b < 0x09 || (b > 0x0d && b < 0x20)) control++;
+  }
+  return control / head.length < 0.01;
+}
+
+/** Best-effort reading of pg_backup_archiver's header; stops quietly at anything unexpected. */
+export function parseCustomHeader(buf: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let pos = 5;
+  const byte = (): number => {
+    if (pos >= buf.length) throw new RangeError('short header');
+    return buf[pos++]!;
+  };
+  try {
+    const vmaj = byte();
+    const vmin = byte();
+    const vrev = byte();
+    out.archiveVersion = `${vmaj}.${vmin}.${vrev}`;
+    const intSize = byte();
+    byte(); // offSize
+    const fmt = byte();
+    out.archiveFormat = fmt === 1 ? 'custom' : fmt === 3 ? 'tar' : fmt === 5 ? 'directory' : String(fmt);
+    if (intSize < 1 || intSize > 8) return out;
+    const readInt = (): number => {
+      const sign = byte();
+      let value = 0;
+      for (let i = 0; i < intSize; i++) value += byte() * 2 ** (8 * i);
+      return sign ? -value : value;
+    };
+    const readStr = (): string | undefined => {
+      const len = readInt();
+      if (len < 0) return undefined;
+      if (len > 1024 || pos + len > buf.length) throw new RangeError('bad string');
+      const s = buf.subarray(pos, pos + len).toString('utf8');
+      pos += len;
+      return s;
+    };
+    const v = vmaj * 10000 + vmin * 100 + vrev;
+    if (v >= 11500) {
+      const algo = byte();
+      out.compression = ['none', 'gzip', 'lz4', 'zstd'][algo] ?? String(algo);
+    } else {
+      const level = readInt();
+      out.compression = level === 0 ? 'none' : `gzip level ${level}`;
+    }
+    const [sec, min, hour, mday, mon, year] = [readInt(), readInt(), readInt(), readInt(), readInt(), readInt()];
+    readInt(); // isdst
+    out.dumpTime = `${1900 + year}-${pad(mon + 1)}-${pad(mday)} ${pad(hour)}:${pad(min)}:${pad(sec)} (dumping server's local time)`;
+    const db = readStr();
+    if (db !== undefined) out.database = db;
+    const server = readStr();
+    if (server !== undefined) out.serverVersion = server;
+    const dumper = readStr();
+    if (dumper !== undefined) out.pgDumpVersion = dumper;
+  } catch {
+    // A short or odd header: keep what was read; pg_restore has the final word.
+  }
+  return out;
+}
+
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}

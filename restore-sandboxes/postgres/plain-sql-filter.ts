@@ -1,0 +1,131 @@
+import { Transform, type TransformCallback } from 'node:stream';
+
+const IDENT = String.raw`"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*`;
+const OWNER_TO = new RegExp(String.raw`\sOWNER TO (${IDENT});\s*$`);
+const GRANT_TO = new RegExp(String.raw`^(?:GRANT|REVOKE)\s.+\s(?:TO|FROM)\s((?:${IDENT})(?:,\s*(?:${IDENT}))*)(?:\s+WITH\s.+|\s+GRANTED BY\s.+)?;\s*$`);
+const FOR_ROLE = new RegExp(String.raw`^ALTER DEFAULT PRIVILEGES FOR ROLE (${IDENT})\s`);
+const SET_ROLE = new RegExp(String.raw`^SET ROLE (${IDENT});`);
+const SESSION_AUTH = /^SET SESSION AUTHORIZATION '((?:[^']|'')+)';/;
+const CONNECT = /^\\c(?:onnect)?\s+(?:-reuse-previous=\S+\s+)?("(?:[^"]|"")+"|\S+)/;
+const BUILTIN = new Set(['public', 'current_user', 'session_user', 'current_role', 'postgres']);
+
+/**
+ * Passes a plain SQL dump through to psql while:
+ * - creating, just before their first use, the roles the dump assigns ownership or privileges
+ *   to (a restore into an empty sandbox has none of the production roles; without this every
+ *   `ALTER ... OWNER TO app` stops the restore, and stripping ownership would lose facts);
+ * - noting the database a `\connect` line switches to (dumps made with `pg_dump -C` or
+ *   pg_dumpall), so probes run where the data went;
+ * - keeping the last bytes, so the runner can check pg_dump's "dump complete" trailer.
+ * COPY data blocks pass untouched: their lines are data, not statements.
+ */
+export class PlainSqlFilter extends Transform {
+  readonly rolesCreated: string[] = [];
+  connectedDatabase: string | undefined;
+  private readonly seen = new Set<string>();
+  private inCopy = false;
+  private partial: Buffer = Buffer.alloc(0);
+  private tail = '';
+
+  constructor() {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  /** The last non-empty lines of the dump, for the completeness check. */
+  lastLines(n: number): string[] {
+    return this.tail
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(-n);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const buf = this.partial.length > 0 ? Buffer.concat([this.partial, chunk]) : chunk;
+    let start = 0;
+    let passFrom = 0;
+    for (;;) {
+      const nl = buf.indexOf(0x0a, start);
+      if (nl < 0) break;
+      const injected = this.line(buf, start, nl);
+      if (injected) {
+        this.emit_(buf.subarray(passFrom, start));
+        this.emit_(Buffer.from(injected, 'utf8'));
+        passFrom = start;
+      }
+      start = nl + 1;
+    }
+    this.emit_(buf.subarray(passFrom, start));
+    this.partial = Buffer.from(buf.subarray(start));
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.partial.length > 0) {
+      const injected = this.line(this.partial, 0, this.partial.length);
+      if (injected) this.emit_(Buffer.from(injected, 'utf8'));
+      this.emit_(this.partial);
+    }
+    cb();
+  }
+
+  private emit_(b: Buffer): void {
+    if (b.length === 0) return;
+    this.push(b);
+    this.tail = (this.tail + b.subarray(Math.max(0, b.length - 1024)).toString('utf8')).slice(-1024);
+  }
+
+  /** Looks at one line; returns SQL to run before it, if any. */
+  private line(buf: Buffer, start: number, end: number): string | undefined {
+    let e = end;
+    if (e > start && buf[e - 1] === 0x0d) e--;
+    if (this.inCopy) {
+      if (e - start === 2 && buf[start] === 0x5c && buf[start + 1] === 0x2e) this.inCopy = false;
+      return undefined;
+    }
+    const first = buf[start];
+    // Only statements that can name a role or switch database start with these letters.
+    if (first !== 0x41 && first !== 0x47 && first !== 0x52 && first !== 0x53 && first !== 0x43 && first !== 0x5c) return undefined;
+    const text = buf.toString('utf8', start, e);
+    if (first === 0x43) {
+      if (/^COPY\s.+\sFROM stdin;$/.test(text)) this.inCopy = true;
+      return undefined;
+    }
+    if (first === 0x5c) {
+      const m = CONNECT.exec(text);
+      if (m?.[1]) this.connectedDatabase = unquote(m[1]);
+      return undefined;
+    }
+    const roles: string[] = [];
+    const owner = OWNER_TO.exec(text);
+    if (owner?.[1]) roles.push(owner[1]);
+    const grant = GRANT_TO.exec(text);
+    if (grant?.[1]) roles.push(...splitIdents(grant[1]));
+    const forRole = FOR_ROLE.exec(text) ?? SET_ROLE.exec(text);
+    if (forRole?.[1]) roles.push(forRole[1]);
+    const session = SESSION_AUTH.exec(text);
+    if (session?.[1]) roles.push(quoteIdent(session[1].replace(/''/g, "'")));
+    let sql = '';
+    for (const ident of roles) {
+      const name = unquote(ident);
+      if (this.seen.has(name) || BUILTIN.has(name.toLowerCase()) || name.startsWith('pg_')) continue;
+      this.seen.add(name);
+      this.rolesCreated.push(name);
+      sql += `DO $backproof$ BEGIN CREATE ROLE ${quoteIdent(name)}; EXCEPTION WHEN duplicate_object THEN NULL; END $backproof$;\n`;
+    }
+    return sql || undefined;
+  }
+}
+
+function splitIdents(list: string): string[] {
+  return [...list.matchAll(new RegExp(IDENT, 'g'))].map((m) => m[0]);
+}
+
+function unquote(ident: string): string {
+  if (ident.startsWith('"') && ident.endsWith('"')) return ident.slice(1, -1).replace(/""/g, '"');
+  return ident.toLowerCase();
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

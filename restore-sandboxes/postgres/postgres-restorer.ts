@@ -1,0 +1,241 @@
+import { pipeline, type Readable } from 'node:stream';
+import type { PolicyConfig } from '../../orchestrator/config/types.js';
+import { DEFAULTS } from '../../orchestrator/defaults.js';
+import type { ProbeResult } from '../../orchestrator/domain.js';
+import { VerificationError } from '../../orchestrator/errors.js';
+import { peek } from '../../orchestrator/runner/integrity.js';
+import { decompress } from '../compression.js';
+import type { Inspection, RestoreContext, RestoreOutcome, Restorer } from '../restorer.js';
+import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
+import { detectDumpFormat } from './dump-format.js';
+import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
+import { runSqlProbes } from './sql-probes.js';
+
+const DATA_ROOT = '/var/lib/postgresql';
+const DATA_DIR = `${DATA_ROOT}/backproof-restore`;
+const SOCKET_DIR = '/tmp';
+const LOG_FILE = '/tmp/postgres.log';
+
+/**
+ * PostgreSQL: pg_dump custom format (and tar) through pg_restore, plain SQL through psql with
+ * ON_ERROR_STOP, either of them optionally gzip'd; the format comes from the bytes.
+ *
+ * Sandbox: runs as the image's `postgres` user with NO capabilities (CapDrop ALL, nothing
+ * added): initdb and the server need none when the data directory is owned by that user. Root
+ * filesystem read-only; data in a per-run volume at /var/lib/postgresql (the image's copy of
+ * that folder, owned by postgres, seeds it); sockets and logs in a size-limited /tmp tmpfs.
+ * Works with the image built by `backproof images build postgres` and with the official
+ * `postgres:<major>` images (same binary layout: /usr/lib/postgresql/<major>/bin).
+ */
+export class PostgresRestorer implements Restorer {
+  readonly kind = 'postgres';
+  private bin = '';
+  private probeDatabase = '';
+
+  sandboxSpec(policy: PolicyConfig, runId: string): SandboxSpec {
+    return {
+      runId,
+      policy: policy.name,
+      image: policy.sandbox.image ?? DEFAULTS.postgresImage,
+      cmd: ['sleep', 'infinity'],
+      user: 'postgres',
+      capAdd: [],
+      memoryBytes: policy.sandbox.memoryBytes,
+      cpus: policy.sandbox.cpus,
+      pids: policy.sandbox.pids,
+      shmBytes: DEFAULTS.sandboxShmBytes,
+      tmpfs: { '/tmp': policy.sandbox.tmpBytes },
+      volumes: [DATA_ROOT],
+      readOnlyRoot: true,
+    };
+  }
+
+  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string }> {
+    const { sandbox, signal } = ctx;
+    const majors = await run(sandbox, ['ls', '/usr/lib/postgresql'], signal, 'sandbox_failed', 'find PostgreSQL in the image');
+    const major = majors.stdout.split(/\s+/).filter((m) => /^\d+$/.test(m)).sort((a, b) => Number(b) - Number(a))[0];
+    if (!major) {
+      throw new VerificationError('sandbox_failed', `image ${sandbox.image} has no /usr/lib/postgresql/<major>/bin; use a PostgreSQL image`);
+    }
+    this.bin = `/usr/lib/postgresql/${major}/bin`;
+    this.probeDatabase = ctx.policy.postgres.database;
+    await run(
+      sandbox,
+      [`${this.bin}/initdb`, '-D', DATA_DIR, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'],
+      signal,
+      'sandbox_failed',
+      'initdb',
+    );
+    // The sandbox is disposable: durability settings off make restores faster; nothing listens on TCP.
+    const options = [
+      `-k ${SOCKET_DIR}`,
+      "-c listen_addresses=''",
+      '-c fsync=off',
+      '-c synchronous_commit=off',
+      '-c full_page_writes=off',
+      '-c wal_level=minimal',
+      '-c max_wal_senders=0',
+      '-c max_wal_size=4GB',
+      '-c maintenance_work_mem=256MB',
+    ].join(' ');
+    await run(
+      sandbox,
+      [`${this.bin}/pg_ctl`, 'start', '-D', DATA_DIR, '-l', LOG_FILE, '-w', '-t', '60', '-o', options],
+      signal,
+      'sandbox_failed',
+      'start PostgreSQL',
+    );
+    await this.sql(sandbox, `CREATE DATABASE ${quoteIdent(this.probeDatabase)}`, 'postgres', signal);
+    const version = await this.sql(sandbox, 'SHOW server_version', 'postgres', signal);
+    return { serverVersion: version.trim() };
+  }
+
+  async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {
+    const { sandbox, signal } = ctx;
+    const { compression, stream: plainBytes } = await decompress(input);
+    const { head, stream } = await peek(plainBytes, 64 * 1024);
+    if (head.length === 0) {
+      throw new VerificationError('empty_backup', compression === 'none' ? 'the backup is empty (0 bytes)' : `the ${compression} backup decompresses to nothing`);
+    }
+    const info = detectDumpFormat(head);
+    if (!info) {
+      stream.destroy();
+      throw new VerificationError(
+        'unrecognized_format',
+        `not a PostgreSQL dump: the bytes are neither pg_dump's custom/tar format nor SQL text (starts with ${head.subarray(0, 8).toString('hex')})`,
+      );
+    }
+    const db = this.probeDatabase;
+    if (info.format === 'plain') {
+      const filter = new PlainSqlFilter();
+      const result = await sandbox.exec(
+        [`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db, '-f', '-'],
+        { stdin: pipeline(stream, filter, () => undefined), signal, user: 'postgres' },
+      );
+      if (result.exitCode !== 0) throw restoreFailure('psql', result.exitCode, result.stderr);
+      if (filter.connectedDatabase) this.probeDatabase = filter.connectedDatabase;
+      if (filter.rolesCreated.length > 0) info.header.rolesCreated = filter.rolesCreated.join(', ');
+      if (info.completeMarker && !filter.lastLines(8).includes(info.completeMarker)) {
+        throw new VerificationError(
+          'truncated_dump',
+          `the SQL dump ends early: pg_dump's closing line "${info.completeMarker}" is missing (last line: "${truncate(filter.lastLines(1)[0] ?? '', 80)}")`,
+        );
+      }
+    } else {
+      const result = await sandbox.exec(
+        [`${this.bin}/pg_restore`, '--no-owner', '--no-privileges', '--exit-on-error', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db],
+        { stdin: stream, signal, user: 'postgres' },
+      );
+      if (result.exitCode !== 0) throw restoreFailure('pg_restore', result.exitCode, result.stderr);
+    }
+    return { format: info.format, compression, header: info.header };
+  }
+
+  async ready(ctx: RestoreContext): Promise<void> {
+    const deadline = Date.now() + ctx.policy.postgres.readinessTimeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      ctx.signal.throwIfAborted();
+      const r = await ctx.sandbox.exec(
+        [`${this.bin}/psql`, '-X', '-A', '-t', '-h', SOCKET_DIR, '-U', 'postgres', '-d', this.probeDatabase, '-c', 'SELECT 1'],
+        { signal: ctx.signal, user: 'postgres' },
+      );
+      if (r.exitCode === 0 && r.stdout.trim() === '1') return;
+      last = lastLine(r.stderr);
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    throw new VerificationError('sandbox_failed', `the restored database did not answer within ${ctx.policy.postgres.readinessTimeoutMs} ms: ${last}`);
+  }
+
+  async inspect(ctx: RestoreContext): Promise<Inspection> {
+    const { sandbox, signal } = ctx;
+    const db = this.probeDatabase;
+    await this.sql(sandbox, 'ANALYZE', db, signal);
+    const row = await this.sql(
+      sandbox,
+      `SELECT count(*), coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, pg_database_size(current_database())
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`,
+      db,
+      signal,
+    );
+    const [tables, rows, bytes] = row.trim().split('|').map(Number) as [number, number, number];
+    const summary = { database: db, tables, estimatedRows: rows, sizeBytes: bytes };
+    const reasons = [];
+    if (!ctx.policy.postgres.allowEmpty && tables === 0) {
+      reasons.push({ code: 'empty_restore' as const, message: `the dump restored, but database "${db}" holds no tables` });
+    } else if (!ctx.policy.postgres.allowEmpty && rows === 0) {
+      reasons.push({ code: 'empty_restore' as const, message: `the dump restored ${tables} tables, but every one of them is empty` });
+    }
+    return { summary, reasons };
+  }
+
+  async probe(ctx: RestoreContext): Promise<ProbeResult[]> {
+    return runSqlProbes(ctx.policy.probes, {
+      backupTime: ctx.backupTime,
+      signal: ctx.signal,
+      query: async (sql, timeoutMs) => {
+        const r = await ctx.sandbox.exec(
+          [`${this.bin}/psql`, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', this.probeDatabase, '-c', `SET statement_timeout = ${Math.round(timeoutMs)}`, '-c', sql],
+          { signal: ctx.signal, user: 'postgres' },
+        );
+        if (r.exitCode !== 0) throw new Error(firstErrorLine(r.stderr).replace(/^psql:[^:]*:\d+: /, '') || `psql exited with ${r.exitCode}`);
+        return r.stdout.replace(/\n$/, '');
+      },
+    });
+  }
+
+  async logTail(ctx: RestoreContext): Promise<string> {
+    const r = await ctx.sandbox.exec(['tail', '-c', '4000', LOG_FILE], { user: 'postgres' });
+    return r.exitCode === 0 ? r.stdout : '';
+  }
+
+  private async sql(sandbox: Sandbox, sql: string, db: string, signal: AbortSignal): Promise<string> {
+    const r = await run(
+      sandbox,
+      [`${this.bin}/psql`, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db, '-c', sql],
+      signal,
+      'sandbox_failed',
+      `query "${truncate(sql.replace(/\s+/g, ' '), 40)}"`,
+    );
+    return r.stdout;
+  }
+}
+
+async function run(sandbox: Sandbox, argv: string[], signal: AbortSignal, code: 'sandbox_failed', what: string) {
+  const r = await sandbox.exec(argv, { signal, user: 'postgres' });
+  if (r.exitCode !== 0) {
+    throw new VerificationError(code, `${what} failed in the sandbox (exit ${r.exitCode}): ${lastLine(r.stderr || r.stdout)}`);
+  }
+  return r;
+}
+
+function restoreFailure(tool: string, exitCode: number, stderr: string): VerificationError {
+  const line = firstErrorLine(stderr);
+  if (/unsupported version \(\d+\.\d+\) in file header/.test(stderr)) {
+    return new VerificationError(
+      'unsupported_format',
+      `${tool} in the sandbox is older than the pg_dump that wrote this backup (${line}); set sandbox.image to the matching postgres:<major> image`,
+    );
+  }
+  if (/could not read input file: end of file|unexpected end of file|could not read from input file|end of file/.test(stderr)) {
+    return new VerificationError('truncated_dump', `the dump ends early: ${tool}: ${line}`);
+  }
+  if (/did not find magic string|not a valid archive|input file does not appear to be a valid archive|corrupt/i.test(stderr)) {
+    return new VerificationError('restore_failed', `the dump is corrupt: ${tool}: ${line}`);
+  }
+  return new VerificationError('restore_failed', `${tool} failed (exit ${exitCode}): ${line}`);
+}
+
+function firstErrorLine(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  return truncate(lines.find((l) => /error|fatal/i.test(l)) ?? lines.at(-1) ?? 'no message', 300);
+}
+
+function lastLine(text: string): string {
+  return truncate(text.trim().split('\n').at(-1) ?? '', 300);
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? s.slice(0, n - 1) + '…' : s;
+}

@@ -1,0 +1,370 @@
+import { execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import type { RunRecord } from '../orchestrator/domain.js';
+import { migrate, loadMigrations } from '../orchestrator/evidence/migrate.js';
+import { createPgExecutor } from '../orchestrator/evidence/pg-executor.js';
+import { createPgliteExecutor, isPidAlive } from '../orchestrator/evidence/pglite-executor.js';
+import { RunStore } from '../orchestrator/evidence/run-store.js';
+import { startPgCluster } from './helpers/pg-cluster.js';
+
+/**
+ * One conformance suite for the evidence store, run against a real PostgreSQL 15 server (its own
+ * cluster, a fresh schema for this file) and against embedded PGlite (a temp data dir).
+ */
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const latest = loadMigrations().at(-1)?.version ?? 0;
+const base = Date.UTC(2026, 10, 1, 3, 0, 0, 123);
+const at = (offsetMs: number): string => new Date(base + offsetMs).toISOString();
+
+const cluster = await startPgCluster();
+t.teardown(() => cluster.stop());
+const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'backproof-evidence-test-'));
+t.teardown(() => fs.rm(tmp, { recursive: true, force: true }));
+const pgUrl = await cluster.createDatabase('evidence_test');
+const pgSchema = `evidence_${process.pid}`;
+const liteDir = path.join(tmp, 'lite');
+
+/** Every store the tests open, so the leak check can tell none was left open. */
+const openStores = new Set<RunStore>();
+async function track(p: Promise<RunStore>): Promise<RunStore> {
+  const store = await p;
+  openStores.add(store);
+  return store;
+}
+async function release(store: RunStore): Promise<void> {
+  await store.close();
+  openStores.delete(store);
+}
+
+interface Backend {
+  name: 'postgres' | 'pglite';
+  open(): Promise<RunStore>;
+}
+const backends: Backend[] = [
+  { name: 'postgres', open: () => track(RunStore.open({ url: pgUrl, dataDir: tmp, schema: pgSchema })) },
+  { name: 'pglite', open: () => track(RunStore.open({ dataDir: liteDir, schema: 'backproof' })) },
+];
+
+function sampleRun(over: Partial<RunRecord> = {}): RunRecord {
+  return {
+    id: randomUUID(),
+    client: 'acme',
+    policy: 'acme-nightly-pg',
+    kind: 'postgres',
+    status: 'running',
+    verdict: null,
+    reasons: [],
+    startedAt: at(0),
+    finishedAt: null,
+    durationMs: null,
+    host: 'test-host',
+    pid: 4242,
+    backproofVersion: '0.1.0',
+    backup: null,
+    phases: [],
+    probes: [],
+    metrics: {},
+    sandbox: null,
+    restored: null,
+    ...over,
+  };
+}
+
+/** A run as the runner finalizes it: every field filled in, numbers past 2^32, odd text. */
+function finished(run: RunRecord): RunRecord {
+  const started = Date.parse(run.startedAt);
+  const t0 = (ms: number): string => new Date(started + ms).toISOString();
+  return {
+    ...run,
+    status: 'finished',
+    verdict: 'fail',
+    reasons: [{ code: 'probe_failed', message: "probe 'orders' expected >= 1000 rows, got 12; it's \"wrong\" (ü)" }],
+    finishedAt: t0(93_456),
+    durationMs: 93_456,
+    backup: {
+      driver: 's3',
+      location: 's3://acme-backups/pg/',
+      key: 'pg/acme-2026-10-31T23-00.dump.gz',
+      size: 5_368_709_120,
+      modifiedAt: t0(-3_600_000),
+      backupTime: t0(-3_700_000),
+      timestampSource: 'name',
+      ageMs: 3_700_000,
+      sha256: 'a'.repeat(64),
+      bytesRead: 5_368_709_120,
+      checksum: { expected: 'a'.repeat(64), source: 'sidecar', verified: true },
+      format: 'pg_dump_custom',
+      compression: 'gzip',
+      header: { serverVersion: '15.4', database: 'shop', dumpedAt: '2026-10-31 23:00:01' },
+    },
+    phases: [
+      { name: 'select', startedAt: t0(0), endedAt: t0(120), durationMs: 120, outcome: 'ok' },
+      { name: 'sandbox', startedAt: t0(120), endedAt: t0(3_120), durationMs: 3_000, outcome: 'ok', detail: 'container abc123' },
+      { name: 'fetch_restore', startedAt: t0(3_120), endedAt: t0(80_000), durationMs: 76_880, outcome: 'ok' },
+      { name: 'readiness', startedAt: t0(80_000), endedAt: t0(81_000), durationMs: 1_000, outcome: 'ok' },
+      { name: 'probes', startedAt: t0(81_000), endedAt: t0(90_000), durationMs: 9_000, outcome: 'fail', detail: "x'; DROP TABLE runs; --" },
+      { name: 'teardown', startedAt: t0(90_000), endedAt: t0(93_456), durationMs: 3_456, outcome: 'ok' },
+    ],
+    probes: [
+      { name: 'orders', type: 'sql_rowcount', expected: '>= 1000', actual: '12', pass: false, durationMs: 8_000 },
+      { name: 'login', type: 'sql', expected: 'ok', actual: '', pass: false, durationMs: 1_000, error: 'relation "users" does not exist' },
+    ],
+    metrics: { rpoTargetMs: 86_400_000, rpoMeasuredMs: 3_700_000, rpoMet: true, rtoTargetMs: 60_000, rtoMeasuredMs: 77_880, rtoMet: false, fetchBytesPerSec: 69_835_000.5 },
+    sandbox: {
+      runtime: 'docker',
+      image: 'backproof/postgres:15',
+      imageId: 'sha256:' + 'b'.repeat(64),
+      containerId: 'c'.repeat(64),
+      limits: { memoryBytes: 2_147_483_648, cpus: 2, network: 'none' },
+      serverVersion: '15.18',
+      logTail: 'LOG:  database system is ready to accept connections\n',
+    },
+    restored: { database: 'shop', tables: 42, rows_orders: 12 },
+  };
+}
+
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((r) => child.once('exit', r));
+  if (child.pid === undefined) throw new Error('no pid');
+  return child.pid;
+}
+
+async function rejectsCode(tt: Tap, p: Promise<unknown>, code: string, msg: string): Promise<Error | undefined> {
+  try {
+    await p;
+    tt.fail(`${msg}: expected ${code}, but it succeeded`);
+    return undefined;
+  } catch (err) {
+    tt.equal((err as { code?: string }).code, code, msg);
+    return err as Error;
+  }
+}
+/** The part of a tap Test the helper uses (subtests have a different class than the root). */
+interface Tap {
+  fail(message: string): unknown;
+  equal(found: unknown, wanted: unknown, message: string): unknown;
+}
+
+const liveChild = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'], { stdio: 'ignore' });
+t.teardown(() => {
+  liveChild.kill();
+});
+
+const stores: Partial<Record<Backend['name'], RunStore>> = {};
+
+for (const backend of backends) {
+  t.test(`${backend.name}: evidence store conformance`, async (tt) => {
+    await tt.test('migrations apply once; opening twice is a no-op', async (t2) => {
+      const first = await backend.open();
+      t2.same(first.migration.applied, loadMigrations().map((m) => m.version), 'first open applies every migration');
+      t2.equal(first.kind, backend.name);
+      await release(first);
+      const second = await backend.open();
+      t2.same(second.migration, { applied: [], version: latest }, 'second open applies nothing');
+      const { rows } = await second.executor.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${second.schema}.schema_migrations`);
+      t2.equal(rows[0]?.n, loadMigrations().length);
+      stores[backend.name] = second;
+    });
+
+    await tt.test('recordStart / finalize / get round trip', async (t2) => {
+      const store = stores[backend.name]!;
+      const run = sampleRun();
+      await store.recordStart(run);
+      t2.strictSame(await store.get(run.id), run, 'running record reads back as written');
+      await rejectsCode(t2, store.recordStart(run), 'run_exists', 'the same id twice is refused');
+      const done = finished(run);
+      await store.finalize(done);
+      t2.strictSame(await store.get(run.id), done, 'finalized record reads back deep-equal');
+      t2.equal(await store.get(randomUUID()), null, 'unknown id gives null');
+    });
+
+    await tt.test('list: filters, newest first, limit, since', async (t2) => {
+      const store = stores[backend.name]!;
+      const client = `list-${backend.name}`;
+      const seeded: RunRecord[] = [];
+      for (let i = 0; i < 5; i++) {
+        const run = sampleRun({ client, policy: `${client}-${i % 2 ? 'odd' : 'even'}`, startedAt: at(86_400_000 + i * 60_000) });
+        await store.recordStart(run);
+        const done = finished(run);
+        await store.finalize(done);
+        seeded.push(done);
+      }
+      const newestFirst = [...seeded].reverse();
+      t2.strictSame(await store.list({ client }), newestFirst, 'by client, newest first');
+      t2.strictSame(await store.list({ policy: `${client}-odd` }), newestFirst.filter((r) => r.policy.endsWith('odd')), 'by policy');
+      t2.strictSame(await store.list({ client, limit: 2 }), newestFirst.slice(0, 2), 'limit');
+      t2.strictSame(await store.list({ client, since: at(86_400_000 + 2 * 60_000) }), newestFirst.slice(0, 3), 'since is inclusive');
+      t2.strictSame(await store.list({ client, policy: `${client}-even`, limit: 1 }), [newestFirst[0]], 'filters combine');
+      t2.strictSame(await store.list({ client: 'nobody' }), []);
+      const all = await store.list({});
+      t2.ok(all.length >= 6, 'no filter lists every run');
+      t2.ok(all.every((r, i) => i === 0 || all[i - 1]!.startedAt >= r.startedAt), 'ordered by startedAt desc');
+      await rejectsCode(t2, store.list({ limit: 0 }), 'list_limit_invalid', 'limit 0 is refused');
+    });
+
+    await tt.test('get by id prefix, like git', async (t2) => {
+      const store = stores[backend.name]!;
+      const stem = backend.name === 'postgres' ? 'abcdef01' : 'abcdef02';
+      const a = sampleRun({ id: `${stem}-0000-4000-8000-a00000000000` });
+      const b = sampleRun({ id: `${stem}-0000-4000-8000-b00000000000` });
+      const c = sampleRun({ id: `${stem.replace('abc', 'fed')}-1111-4000-8000-000000000001` });
+      for (const r of [a, b, c]) {
+        await store.recordStart(r);
+        await store.finalize(finished(r));
+      }
+      t2.equal((await store.get(c.id.slice(0, 8)))?.id, c.id, '8-char unique prefix');
+      t2.equal((await store.get(c.id.slice(0, 8).toUpperCase()))?.id, c.id, 'case-insensitive');
+      t2.equal((await store.get(a.id.slice(0, 25)))?.id, a.id, 'longer prefix with dashes');
+      const err = await rejectsCode(t2, store.get(stem), 'run_id_ambiguous', 'shared prefix is ambiguous');
+      t2.match(err?.message ?? '', a.id);
+      t2.equal(await store.get('0123abcd'), null, 'prefix matching nothing gives null');
+      await rejectsCode(t2, store.get('abc'), 'run_id_invalid', 'under 8 chars is refused');
+      await rejectsCode(t2, store.get("abcdef01' OR 1=1"), 'run_id_invalid', 'non-hex is refused');
+    });
+
+    await tt.test('finalize refuses a run that is not running', async (t2) => {
+      const store = stores[backend.name]!;
+      const run = sampleRun();
+      await store.recordStart(run);
+      await store.finalize(finished(run));
+      const err = await rejectsCode(t2, store.finalize({ ...finished(run), verdict: 'pass' }), 'run_not_running', 'second finalize throws');
+      t2.match(err?.message ?? '', 'finished');
+      t2.equal((await store.get(run.id))?.verdict, 'fail', 'the stored record is unchanged');
+      await rejectsCode(t2, store.finalize(finished(sampleRun())), 'run_not_found', 'unknown run throws');
+    });
+
+    await tt.test('markAbortedRuns: dead pid marked, live pid and other hosts left alone', async (t2) => {
+      let store = stores[backend.name]!;
+      const host = os.hostname();
+      const dead = sampleRun({ host, pid: await deadPid() });
+      const live = sampleRun({ host, pid: liveChild.pid! });
+      const elsewhere = sampleRun({ host: 'another-host', pid: dead.pid });
+      for (const r of [dead, live, elsewhere]) await store.recordStart(r);
+      const marked = await store.markAbortedRuns();
+      t2.same(marked.map((r) => r.id), [dead.id], 'only the dead-pid run on this host');
+      const got = await store.get(dead.id);
+      t2.equal(got?.status, 'aborted');
+      t2.equal(got?.verdict, 'error');
+      t2.strictSame(got?.reasons, [
+        { code: 'aborted', message: `the backproof process (pid ${dead.pid}) ended without finishing this run; its sandbox is reaped at the next run` },
+      ]);
+      t2.ok(got?.finishedAt && Date.parse(got.finishedAt) > Date.now() - 60_000, 'finishedAt is now');
+      t2.strictSame(marked[0], got, 'returns the records as stored');
+      t2.equal((await store.get(live.id))?.status, 'running', 'live pid untouched');
+      t2.equal((await store.get(elsewhere.id))?.status, 'running', 'other host untouched');
+      t2.same((await store.running()).map((r) => r.id).sort(), [live.id, elsewhere.id].sort(), 'running() lists the rest');
+      await rejectsCode(t2, store.finalize(finished(dead)), 'run_not_running', 'an aborted run cannot be finalized');
+
+      // Our own pid in a running row on this host is a reused pid: marked at the next open.
+      const reused = sampleRun({ host, pid: process.pid });
+      await store.recordStart(reused);
+      await release(store);
+      store = await backend.open();
+      stores[backend.name] = store;
+      t2.same(store.abortedAtOpen.map((r) => r.id), [reused.id], 'open marks the reused-pid run');
+      await store.finalize(finished(live));
+      await store.finalize(finished(elsewhere));
+    });
+
+    await tt.test('a schema newer than this code is refused', async (t2) => {
+      const store = stores[backend.name]!;
+      await store.executor.query(`INSERT INTO ${store.schema}.schema_migrations (version, name, applied_at) VALUES (9999, '9999_future', now())`);
+      const err = await rejectsCode(t2, migrate(store.executor, store.schema), 'store_too_new', 'store_too_new');
+      t2.match(err?.message ?? '', '9999');
+      await store.executor.query(`DELETE FROM ${store.schema}.schema_migrations WHERE version = 9999`);
+    });
+  });
+}
+
+t.test('pglite: one process at a time (lock file)', async (tt) => {
+  const store = stores.pglite!;
+  const lockPath = path.join(liteDir, 'evidence.lock');
+  const lock = JSON.parse(await fs.readFile(lockPath, 'utf8')) as { pid: number; host: string; startedAt: string };
+  tt.same({ pid: lock.pid, host: lock.host }, { pid: process.pid, host: os.hostname() }, 'lock names this process');
+
+  const code = `
+    const { createPgliteExecutor } = await import(${JSON.stringify(new URL('../orchestrator/evidence/pglite-executor.ts', import.meta.url).href)});
+    try { const e = await createPgliteExecutor(${JSON.stringify(liteDir)}); await e.close(); console.log(JSON.stringify({ opened: true })); }
+    catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })); }`;
+  const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) =>
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: repoRoot }, (err, out) =>
+      err ? reject(err) : resolve({ stdout: out }),
+    ),
+  );
+  const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { code?: string; message?: string };
+  tt.equal(result.code, 'store_locked', 'a second process cannot open it');
+  tt.match(result.message ?? '', `pid ${process.pid}`, 'message names the holder');
+  tt.match(result.message ?? '', 'database.url', 'message names the fix');
+
+  await rejectsCode(tt, createPgliteExecutor(liteDir), 'store_locked', 'a second open in this process is refused too');
+
+  await release(store);
+  tt.notOk(existsSync(lockPath), 'close releases the lock');
+
+  const stale = { pid: await deadPid(), host: os.hostname(), startedAt: at(0) };
+  await fs.writeFile(lockPath, JSON.stringify(stale));
+  const reopened = await backends[1]!.open();
+  stores.pglite = reopened;
+  const taken = JSON.parse(await fs.readFile(lockPath, 'utf8')) as { pid: number };
+  tt.equal(taken.pid, process.pid, 'a stale lock (dead pid) is taken over');
+  await release(reopened);
+  tt.notOk(existsSync(lockPath));
+
+  await fs.writeFile(lockPath, JSON.stringify({ pid: 1, host: 'other-host', startedAt: at(0) }));
+  const err = await rejectsCode(tt, createPgliteExecutor(liteDir), 'store_locked', 'a lock from another host is respected');
+  tt.match(err?.message ?? '', 'other-host');
+  await fs.rm(lockPath);
+  stores.pglite = await backends[1]!.open();
+});
+
+t.test('postgres: concurrent opens migrate once; errors never show the password', async (tt) => {
+  const schema = `evidence_race_${process.pid}`;
+  const many = await Promise.all([1, 2, 3, 4].map(() => track(RunStore.open({ url: pgUrl, dataDir: tmp, schema }))));
+  tt.same(many.flatMap((s) => s.migration.applied).sort(), loadMigrations().map((m) => m.version), 'each migration applied by exactly one opener');
+  tt.equal((await cluster.psql(`SELECT count(*) FROM ${schema}.schema_migrations`, 'evidence_test')).trim(), String(loadMigrations().length));
+  await Promise.all(many.map(release));
+
+  const url = `postgres://backproof:s3cr%21t-pw@127.0.0.1:${cluster.port + 1}/nowhere`;
+  const err = await rejectsCode(tt, createPgExecutor(url), 'store_unreachable', 'closed port gives store_unreachable');
+  tt.match(err?.message ?? '', `127.0.0.1:${cluster.port + 1}/nowhere`);
+  tt.notMatch(err?.message ?? '', /s3cr/, 'no password in the message');
+  const noDb = await rejectsCode(tt, createPgExecutor(cluster.urlFor('missing_db')), 'store_unreachable', 'missing database too');
+  tt.match(noDb?.message ?? '', 'missing_db');
+  await rejectsCode(tt, RunStore.open({ url: pgUrl, dataDir: tmp, schema: 'Bad-Name' }), 'store_schema_invalid', 'schema name validated');
+});
+
+t.test('postgres and pglite give deep-equal records for the same input', async (tt) => {
+  const run = finished(sampleRun({ client: 'cross', startedAt: at(7 * 86_400_000) }));
+  const pgStore = stores.postgres!;
+  const liteStore = stores.pglite!;
+  for (const s of [pgStore, liteStore]) {
+    await s.recordStart({ ...run, status: 'running' });
+    await s.finalize(run);
+  }
+  const fromPg = await pgStore.get(run.id);
+  const fromLite = await liteStore.get(run.id);
+  tt.strictSame(fromPg, fromLite, 'same record from both backends');
+  tt.strictSame(fromLite, run, 'and equal to what was written');
+  tt.strictSame(await pgStore.list({ client: 'cross' }), await liteStore.list({ client: 'cross' }));
+});
+
+t.test('leak check: every store closed, no connection left, cluster stopped', async (tt) => {
+  for (const s of Object.values(stores)) if (s) await release(s);
+  tt.equal(openStores.size, 0, 'no store left open');
+  let left = -1;
+  for (let i = 0; i < 50 && left !== 0; i++) {
+    left = Number((await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backproof'`)).trim());
+    if (left) await new Promise((r) => setTimeout(r, 100));
+  }
+  tt.equal(left, 0, 'no backproof connection left on the server');
+  tt.notOk(existsSync(path.join(liteDir, 'evidence.lock')), 'no PGlite lock left');
+  await cluster.stop();
+  tt.notOk(isPidAlive(cluster.pid), 'postgres server process gone');
+  tt.notOk(existsSync(cluster.dataDir), 'cluster files removed');
+});

@@ -1,0 +1,77 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseConfigText } from '../../orchestrator/config/load.js';
+import type { PolicyConfig } from '../../orchestrator/config/types.js';
+import type { RunRecord } from '../../orchestrator/domain.js';
+import { RunStore } from '../../orchestrator/evidence/run-store.js';
+import { Logger } from '../../orchestrator/logger.js';
+import { driverFor, restorerFor } from '../../orchestrator/cli/context.js';
+import { runPolicy } from '../../orchestrator/runner/run-policy.js';
+import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
+import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
+
+/** The sandbox image tests restore into; .ci/run builds it with `backproof images build postgres`. */
+export const TEST_IMAGE = process.env.BACKPROOF_TEST_IMAGE ?? 'backproof/postgres:15';
+
+export async function tempDir(prefix: string): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), `backproof-${prefix}-`));
+}
+
+export interface PolicyOptions {
+  folder: string;
+  glob?: string;
+  timestamp?: string;
+  rpo?: string;
+  probes?: string;
+  extra?: string;
+}
+
+/** A one-policy config through the real loader, as a user would write it. */
+export function policyFromYaml(o: PolicyOptions): PolicyConfig {
+  const yaml = `
+clients:
+  - name: acme
+    displayName: ACME Corp
+    policies:
+      - name: acme-shop
+        kind: postgres
+        source:
+          driver: local
+          path: ${JSON.stringify(o.folder)}
+          select:
+            glob: ${JSON.stringify(o.glob ?? 'shop*')}
+            timestamp: ${o.timestamp ?? 'mtime'}
+            settle: 5s
+        targets: { rpo: ${o.rpo ?? '26h'}, rto: 30m }
+        sandbox: { image: ${JSON.stringify(TEST_IMAGE)}, memory: 1g, timeout: 5m }
+        probes:
+${o.probes ?? `          - tablesExist: [customers, orders]
+          - rowCount: { table: orders, atLeast: 1000 }
+          - sql: SELECT count(DISTINCT customer_id) FROM orders
+            atLeast: 100
+          - freshness: { table: orders, column: created_at, within: 48h }`}
+${o.extra ?? ''}`;
+  return parseConfigText(yaml, path.join(o.folder, 'backproof.yaml'), {}).policies[0]!;
+}
+
+export const quietLogger = (): Logger => new Logger({ level: process.env.BACKPROOF_TEST_LOG ? 'debug' : 'warn', json: true });
+
+export async function verify(policy: PolicyConfig, store: RunStore, runtime: SandboxRuntime = new DockerRuntime()): Promise<RunRecord> {
+  return runPolicy(policy, { store, runtime, driverFor, restorerFor, logger: quietLogger() });
+}
+
+export async function openEmbeddedStore(): Promise<{ store: RunStore; dataDir: string }> {
+  const dataDir = await tempDir('data');
+  return { store: await RunStore.open({ dataDir, schema: 'backproof' }), dataDir };
+}
+
+/** Leak check: nothing of this run may remain in the engine. */
+export async function leftoversOf(runId: string): Promise<number> {
+  const l = await new DockerRuntime().leftovers(runId);
+  return l.containers.length + l.volumes.length;
+}
+
+export function codes(run: RunRecord): string[] {
+  return run.reasons.map((r) => r.code);
+}

@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import type { RunStore } from '../orchestrator/evidence/run-store.js';
+import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
+import { age, corruptFile, createShopDatabase, dumpDatabase, truncateFile, writeSidecar } from './helpers/fixtures.js';
+import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
+import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
+
+// Broken backups are `fail` with their own reason; broken infrastructure is `error`. Every run
+// is recorded, and no sandbox is left behind.
+
+let cluster: PgCluster;
+let store: RunStore;
+let shopDb: string;
+
+t.before(async () => {
+  cluster = await startPgCluster();
+  ({ store } = await openEmbeddedStore());
+  shopDb = await createShopDatabase(cluster, { orders: 20000 });
+});
+t.teardown(async () => {
+  await store?.close();
+  await cluster?.stop();
+});
+
+async function folderWith(kind: 'custom' | 'plain' | 'plain.gz', damage?: (file: string) => Promise<void>, sidecar = false) {
+  const folder = await tempDir('fault');
+  const file = path.join(folder, 'shop.dump');
+  const hex = await dumpDatabase(cluster, shopDb, file, kind);
+  if (sidecar) await writeSidecar(file, hex);
+  if (damage) await damage(file);
+  await age(file, 60_000);
+  return { folder, file, hex };
+}
+
+t.test('a truncated custom-format dump fails as truncated', async (t) => {
+  const { folder } = await folderWith('custom', (f) => truncateFile(f, 0.6));
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['truncated_dump']);
+  t.match(run.reasons[0]?.message, /the dump ends early: pg_restore/);
+  t.equal(run.phases.find((p) => p.name === 'fetch_restore')?.outcome, 'fail');
+  t.equal(await leftoversOf(run.id), 0);
+  t.equal((await store.get(run.id))?.verdict, 'fail', 'recorded');
+});
+
+t.test('a truncated plain SQL dump fails: pg_dump\'s closing line is missing or the SQL breaks', async (t) => {
+  const { folder } = await folderWith('plain', (f) => truncateFile(f, 0.97));
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.equal(run.reasons.length, 1, JSON.stringify(run.reasons));
+  t.match(codes(run)[0], /^(truncated_dump|restore_failed)$/);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a plain dump cut exactly at a statement boundary still fails as truncated', async (t) => {
+  const { folder } = await folderWith('plain', async (f) => {
+    const text = await fs.readFile(f, 'utf8');
+    const cut = text.lastIndexOf('\n-- Name: orders orders_pkey');
+    await fs.writeFile(f, text.slice(0, cut + 1));
+  });
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['truncated_dump']);
+  t.match(run.reasons[0]?.message, /closing line "-- PostgreSQL database dump complete" is missing/);
+});
+
+t.test('a truncated gzip stream fails as corrupt compression', async (t) => {
+  const { folder } = await folderWith('plain.gz', (f) => truncateFile(f, 0.5));
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['corrupt_compression']);
+  t.match(run.reasons[0]?.message, /gzip stream is truncated/);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('bytes changed after the backup: checksum mismatch against the sidecar', async (t) => {
+  const { folder, hex } = await folderWith('custom', (f) => corruptFile(f, 0.7, 8), true);
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.equal(codes(run)[0], 'checksum_mismatch', JSON.stringify(run.reasons));
+  t.match(run.reasons[0]?.message, new RegExp(`sidecar shop\\.dump\\.sha256 says ${hex.slice(0, 16)}`));
+  t.equal(run.backup?.checksum?.verified, false);
+  t.not(run.backup?.sha256, hex);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a SHA256SUMS file beside the backups is honoured too', async (t) => {
+  const { folder, file } = await folderWith('custom');
+  await fs.writeFile(path.join(folder, 'SHA256SUMS'), `${'0'.repeat(64)}  ${path.basename(file)}\n`);
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['checksum_mismatch']);
+  t.equal(run.backup?.checksum?.source, 'SHA256SUMS');
+  t.ok(run.probes.every((p) => p.pass), 'the restore itself was fine: only the checksum fails');
+});
+
+t.test('random bytes are not a dump', async (t) => {
+  const folder = await tempDir('garbage');
+  const file = path.join(folder, 'shop.dump');
+  await fs.writeFile(file, randomBytes(200_000));
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['unrecognized_format']);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a zero-byte backup fails as empty, without a sandbox', async (t) => {
+  const folder = await tempDir('zero');
+  const file = path.join(folder, 'shop.dump');
+  await fs.writeFile(file, '');
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['empty_backup']);
+  t.equal(run.phases.find((p) => p.name === 'sandbox')?.outcome, 'skipped');
+});
+
+t.test('no backup matching the selector fails with what was seen', async (t) => {
+  const folder = await tempDir('none');
+  await fs.writeFile(path.join(folder, 'notes.txt'), 'not a backup');
+  const fresh = path.join(folder, 'shop-being-written.dump');
+  await fs.writeFile(fresh, 'partial');
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['no_backup']);
+  t.match(run.reasons[0]?.message, /no backup found: 1 match glob "shop\*", 1 still being written/);
+  t.equal(run.backup, null);
+});
+
+t.test('a missing source folder is an error naming the path', async (t) => {
+  const folder = path.join(await tempDir('gone'), 'not-mounted');
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'error');
+  t.same(codes(run), ['source_unreachable']);
+  t.match(run.reasons[0]?.message, `source folder ${folder} does not exist`);
+});
+
+t.test('Docker unreachable (an engine socket nobody answers on) is an error with a hint', async (t) => {
+  const { folder } = await folderWith('custom');
+  const deadSocket = `unix://${path.join(await tempDir('nodocker'), 'docker.sock')}`;
+  const run = await verify(policyFromYaml({ folder }), store, new DockerRuntime({ host: deadSocket }));
+  t.equal(run.verdict, 'error');
+  t.same(codes(run), ['docker_unreachable']);
+  t.match(run.reasons[0]?.message, /Docker engine at unix:\/\/.*docker\.sock is unreachable .*start it/);
+  t.equal((await store.get(run.id))?.status, 'finished', 'the run is recorded');
+});
+
+t.test('a missing sandbox image is an error that says how to build it', async (t) => {
+  const { folder } = await folderWith('custom');
+  const policy = policyFromYaml({ folder });
+  const run = await verify({ ...policy, sandbox: { ...policy.sandbox, image: 'backproof/postgres:0-missing' } }, store);
+  t.equal(run.verdict, 'error');
+  t.same(codes(run), ['image_missing']);
+  t.match(run.reasons[0]?.message, /backproof images build postgres/);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a sidecar without a checksum for the file fails as invalid', async (t) => {
+  const { folder, file } = await folderWith('custom');
+  await fs.writeFile(`${file}.sha256`, 'not a checksum\n');
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['sidecar_invalid']);
+});
+
+t.test('the hard timeout stops the run, removes the sandbox and records an error', async (t) => {
+  const { folder } = await folderWith('custom');
+  const policy = policyFromYaml({ folder });
+  const run = await verify({ ...policy, sandbox: { ...policy.sandbox, timeoutMs: 1500 } }, store);
+  t.equal(run.verdict, 'error');
+  t.same(codes(run), ['timeout']);
+  t.equal(await leftoversOf(run.id), 0);
+});

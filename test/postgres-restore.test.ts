@@ -1,0 +1,133 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import type { RunStore } from '../orchestrator/evidence/run-store.js';
+import { age, createShopDatabase, dumpDatabase, stampedName, writeSidecar } from './helpers/fixtures.js';
+import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
+import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
+
+// Good backups pass, and the evidence says what was checked. Real pg_dump output from a real
+// PostgreSQL server, restored in a real Docker sandbox, recorded in the embedded store.
+
+let cluster: PgCluster;
+let store: RunStore;
+
+t.before(async () => {
+  cluster = await startPgCluster();
+  ({ store } = await openEmbeddedStore());
+});
+t.teardown(async () => {
+  await store?.close();
+  await cluster?.stop();
+});
+
+t.test('a good custom-format dump with a sidecar passes, with evidence', async (t) => {
+  const folder = await tempDir('good-custom');
+  const db = await createShopDatabase(cluster);
+  const older = path.join(folder, 'shop-old.dump');
+  await dumpDatabase(cluster, await createShopDatabase(cluster, { orders: 10 }), older, 'custom');
+  await age(older, 3_600_000);
+  const file = path.join(folder, 'shop-new.dump');
+  const hex = await dumpDatabase(cluster, db, file, 'custom');
+  await writeSidecar(file, hex);
+  await age(file, 60_000);
+
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.status, 'finished');
+  t.equal(run.backup?.key, 'shop-new.dump', 'the newest by mtime is picked, the sidecar is not');
+  t.equal(run.backup?.format, 'custom');
+  t.equal(run.backup?.compression, 'none');
+  t.equal(run.backup?.sha256, hex, 'sha256 computed while streaming');
+  t.equal(run.backup?.bytesRead, (await fs.stat(file)).size);
+  t.same(run.backup?.checksum, { expected: hex, source: 'sidecar shop-new.dump.sha256', verified: true });
+  t.match(run.backup?.header, { serverVersion: /^15\./, pgDumpVersion: /^15\./, database: db });
+  t.equal(run.probes.length, 4);
+  t.ok(run.probes.every((p) => p.pass), 'every probe holds');
+  t.match(run.restored, { tables: 2, estimatedRows: 5500 });
+  t.same(run.phases.map((p) => [p.name, p.outcome]), [
+    ['select', 'ok'],
+    ['sandbox', 'ok'],
+    ['fetch_restore', 'ok'],
+    ['readiness', 'ok'],
+    ['probes', 'ok'],
+    ['teardown', 'ok'],
+  ]);
+  t.ok(run.metrics.rtoMeasuredMs! > 0 && run.metrics.rtoMet, 'rto measured and met');
+  t.ok(run.metrics.rpoMet, 'rpo met');
+  t.equal(await leftoversOf(run.id), 0, 'no container or volume left');
+  t.same(await store.get(run.id), run, 'the evidence store holds exactly this record');
+});
+
+t.test('a good plain SQL dump, gzip-compressed, owned by an application role, passes', async (t) => {
+  const folder = await tempDir('good-plain');
+  const db = await createShopDatabase(cluster, { owner: 'shop_app' });
+  const now = new Date(Date.now() - 2 * 3_600_000);
+  // A misleading name: the format and compression come from the bytes.
+  const file = path.join(folder, stampedName('shop', now, '.backup'));
+  await dumpDatabase(cluster, db, file, 'plain.gz');
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder, timestamp: 'name' }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.format, 'plain');
+  t.equal(run.backup?.compression, 'gzip');
+  t.equal(run.backup?.timestampSource, 'name');
+  t.equal(run.backup?.backupTime, new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString());
+  t.equal(run.backup?.header?.rolesCreated, 'shop_app', 'the owner role was created in the sandbox, not stripped');
+  t.same(run.backup?.checksum, { verified: false }, 'no sidecar: sha256 recorded only');
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a backup over its rpo fails as stale even though it restores', async (t) => {
+  const folder = await tempDir('stale');
+  const file = path.join(folder, stampedName('shop', new Date(Date.now() - 3 * 86_400_000), '.dump'));
+  await dumpDatabase(cluster, await createShopDatabase(cluster), file, 'custom');
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder, timestamp: 'name', probes: '          - tablesExist: [orders]' }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['stale_backup']);
+  t.match(run.reasons[0]?.message, /is 3\.0d old, older than the rpo target of 26\.0h/);
+  t.equal(run.metrics.rpoMet, false);
+  t.ok(run.probes.every((p) => p.pass), 'the restore itself was verified');
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('an empty database dump restores but fails as empty', async (t) => {
+  const folder = await tempDir('empty-db');
+  const file = path.join(folder, 'shop.dump');
+  await dumpDatabase(cluster, await createShopDatabase(cluster, { empty: true }), file, 'custom');
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder, probes: '          []' }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['empty_restore']);
+  t.match(run.reasons[0]?.message, /holds no tables/);
+  t.equal(run.phases.find((p) => p.name === 'probes')?.outcome, 'fail');
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a dump missing a table fails its probes, naming the table', async (t) => {
+  const folder = await tempDir('missing-table');
+  const file = path.join(folder, 'shop.dump');
+  await dumpDatabase(cluster, await createShopDatabase(cluster, { withoutOrders: true }), file, 'custom');
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.ok(codes(run).every((c) => c === 'probe_failed'), JSON.stringify(run.reasons));
+  t.match(run.reasons[0]?.message, /tables exist: customers, orders, got missing: orders/);
+  const failed = run.probes.filter((p) => !p.pass).map((p) => p.type);
+  t.same(failed, ['tablesExist', 'rowCount', 'sql', 'freshness'], 'each probe reports its own failure');
+  t.match(run.probes[1]?.error, /relation "orders" does not exist/);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('data older than the freshness window fails (a stale replica restores perfectly)', async (t) => {
+  const folder = await tempDir('stale-data');
+  const file = path.join(folder, 'shop.dump');
+  await dumpDatabase(cluster, await createShopDatabase(cluster, { newestOrderAgeHours: 24 * 6 }), file, 'custom');
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['probe_failed']);
+  t.match(run.reasons[0]?.message, /newest orders\.created_at within 48\.0h/);
+  t.equal(await leftoversOf(run.id), 0);
+});
