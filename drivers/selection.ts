@@ -82,6 +82,9 @@ function isNewer(a: Candidate, b: Candidate): boolean {
 export function nameMatcher(select: Pick<SelectorConfig, 'glob' | 'regex'>): (key: string) => boolean {
   if (select.regex) {
     const re = new RegExp(select.regex);
+    // Like a glob: a regex without a slash is on the file name, so `^shop-.*\.dump$` works in
+    // recursive listings too; one with a slash sees the whole relative key.
+    if (!select.regex.includes('/')) return (key) => re.test(key.slice(key.lastIndexOf('/') + 1));
     return (key) => re.test(key);
   }
   const glob = select.glob ?? '*';
@@ -90,12 +93,22 @@ export function nameMatcher(select: Pick<SelectorConfig, 'glob' | 'regex'>): (ke
   return (key) => isMatch(key);
 }
 
-const AUTO_PATTERNS: RegExp[] = [
-  // 2026-11-27T02:30:00Z, 20261127T023000Z, 2026-11-27_02-30-00, 20261127-0230, 2026-11-27 02:30
-  /(?<Y>\d{4})-?(?<M>\d{2})-?(?<D>\d{2})(?:[T_ .-]?(?<h>\d{2})[:.-]?(?<m>\d{2})(?:[:.-]?(?<s>\d{2}))?(?:[.,]\d+)?)?(?<z>Z|[+-]\d{2}:?\d{2})?/,
-];
+/**
+ * A date in a name, optionally with a time and an offset: 2026-11-27T02:30:00Z, 20261127T023000Z,
+ * 2026-11-27_02-30-00, 2026_11_27, 2026.11.27, 20261127-0230, 2026-11-27 02:30, ...
+ * It must stand alone (no digit on either side), so a run of digits is never read from its middle.
+ */
+const AUTO_DATE =
+  /(?<!\d)(?<Y>\d{4})(?<ds>[-_.]?)(?<M>\d{2})\k<ds>(?<D>\d{2})(?:[T_ .-]?(?<h>\d{2})(?<tsep>[:._-]?)(?<m>\d{2})(?:\k<tsep>(?<s>\d{2}))?(?:[.,]\d+)?)?(?<z>Z|[+-]\d{2}:?\d{2})?(?!\d)/g;
+/** Unix time in seconds (or milliseconds), 2001-09-09 to 2033-05-18, standing alone. */
+const EPOCH = /(?<!\d)(1\d{9})(?:\d{3})?(?!\d)/;
 
-/** The time a backup was taken, from its name; undefined when the name holds none. */
+/**
+ * The time a backup was taken, from its name; undefined when the name holds none. Digits that
+ * cannot be a date (a version, a sequence number, month 21, year 1234) are skipped and the
+ * search goes on; with two dates in a name the first wins (a `pattern` with a `ts` group picks
+ * another).
+ */
 export function timestampFromName(key: string, ts: TimestampFromName): Date | undefined {
   const base = key.split('/').pop() ?? key;
   let text = base;
@@ -105,24 +118,32 @@ export function timestampFromName(key: string, ts: TimestampFromName): Date | un
     text = m.groups?.ts ?? m[0];
   }
   if (ts.format) return parseWithFormat(text, ts.format, ts.timezone);
-  for (const re of AUTO_PATTERNS) {
-    const m = re.exec(text);
-    const g = m?.groups;
+  for (const m of text.matchAll(AUTO_DATE)) {
+    const g = m.groups;
     if (!g?.Y || !g.M || !g.D) continue;
     const fields = [g.Y, g.M, g.D, g.h ?? '0', g.m ?? '0', g.s ?? '0'].map(Number) as Six;
     if (!validFields(fields)) continue;
-    if (g.z) return withOffset(fields, g.z);
+    if (g.z && validOffset(g.z)) return withOffset(fields, g.z);
     return zonedToUtc(fields, ts.timezone);
   }
-  const epoch = /(?<!\d)(1\d{9})(?!\d)/.exec(text);
+  const epoch = EPOCH.exec(text);
   if (epoch?.[1]) return new Date(Number(epoch[1]) * 1000);
   return undefined;
 }
 
 type Six = [number, number, number, number, number, number];
 
-function validFields([, mo, d, h, mi, s]: Six): boolean {
-  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && s <= 60;
+/** A real calendar day (no 31 November) in a plausible year for a backup, and a real time. */
+function validFields([y, mo, d, h, mi, s]: Six): boolean {
+  const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  return y >= 1970 && y <= 2199 && mo >= 1 && mo <= 12 && d >= 1 && d <= daysInMonth && h <= 23 && mi <= 59 && s <= 60;
+}
+
+/** UTC offsets run from -12:00 to +14:00; anything else is digits that follow a time. */
+function validOffset(z: string): boolean {
+  if (z === 'Z') return true;
+  const digits = z.slice(1).replace(':', '');
+  return Number(digits.slice(0, 2)) <= 14 && Number(digits.slice(2, 4)) <= 59;
 }
 
 function parseWithFormat(text: string, format: string, timezone: string): Date | undefined {
@@ -138,10 +159,14 @@ function parseWithFormat(text: string, format: string, timezone: string): Date |
       i++;
     }
   }
-  const g = new RegExp(source).exec(text)?.groups;
-  if (!g?.Y) return undefined;
-  const fields = [g.Y, g.M ?? '1', g.D ?? '1', g.h ?? '0', g.m ?? '0', g.s ?? '0'].map(Number) as Six;
-  return validFields(fields) ? zonedToUtc(fields, timezone) : undefined;
+  // The first place in the name where the format reads as a valid date, not glued to other digits.
+  for (const m of text.matchAll(new RegExp(`(?<!\\d)${source}`, 'g'))) {
+    const g = m.groups;
+    if (!g?.Y) return undefined;
+    const fields = [g.Y, g.M ?? '1', g.D ?? '1', g.h ?? '0', g.m ?? '0', g.s ?? '0'].map(Number) as Six;
+    if (validFields(fields)) return zonedToUtc(fields, timezone);
+  }
+  return undefined;
 }
 
 function withOffset([y, mo, d, h, mi, s]: Six, z: string): Date {

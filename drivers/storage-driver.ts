@@ -38,12 +38,13 @@ export interface StorageDriver {
   close(): Promise<void>;
 }
 
-/** Names that are never backups themselves: checksum sidecars and partial uploads. */
+/** Names that are never backups themselves: checksum and signature sidecars, partial uploads. */
 export function isAuxiliaryName(key: string): boolean {
   const base = key.split('/').pop() ?? key;
   return (
     base.startsWith('.') ||
-    /^(SHA256SUMS|sha256sums)(\.txt)?$/.test(base) ||
-    /\.(sha256|sha256sum|md5|part|partial|tmp|inprogress|incomplete|crdownload)$/i.test(base)
+    /^(SHA1|SHA256|SHA512|MD5|B2)SUMS(\.txt|\.asc|\.sig)?$/i.test(base) ||
+    /\.(sha1|sha256|sha512|md5|b2)(sum)?$/i.test(base) ||
+    /\.(asc|sig|minisig|part|partial|filepart|tmp|inprogress|incomplete|crdownload)$/i.test(base)
   );
 }

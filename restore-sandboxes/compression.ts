@@ -37,8 +37,10 @@ function wrapErrors(stream: Readable): Readable {
       for await (const chunk of stream) yield chunk as Buffer;
     } catch (err) {
       if (err instanceof VerificationError) throw err;
+      // Only zlib's own errors (codes Z_*) say the compressed bytes are bad; anything else (a
+      // storage read failing) passes through unchanged.
       const code = (err as { code?: string }).code ?? '';
-      if (code.startsWith('Z_') || /unexpected end of file|incorrect header check|invalid/i.test((err as Error).message)) {
+      if (code.startsWith('Z_')) {
         const what = /unexpected end of file/.test((err as Error).message) ? 'truncated' : 'corrupt';
         throw new VerificationError('corrupt_compression', `gzip stream is ${what}: ${(err as Error).message}`, { cause: err });
       }

@@ -77,10 +77,18 @@ export interface SandboxRuntime {
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox>;
   /** Sandbox resources of one run that still exist. */
   leftovers(runId: string): Promise<LeftoverResources>;
-  /** Removes every labelled resource whose run is not kept (`keep(runId)` false). */
-  reap(keep: (runId: string) => boolean): Promise<LeftoverResources>;
+  /** Removes every labelled resource whose owner says it is not to be kept. */
+  reap(keep: (owner: SandboxOwner) => boolean | Promise<boolean>): Promise<LeftoverResources>;
+}
+
+/** Who made a sandbox, from its labels. */
+export interface SandboxOwner {
+  runId: string;
+  host?: string;
+  pid?: number;
 }
 
 export const LABEL_RUN = 'backproof.run';
+export const LABEL_PID = 'backproof.pid';
 export const LABEL_POLICY = 'backproof.policy';
 export const LABEL_HOST = 'backproof.host';

@@ -106,16 +106,25 @@ export class LocalStorageDriver implements StorageDriver {
 }
 
 /**
- * Reads `sha256sum` output (`HEX  name` or `HEX *name`) or a bare hex digest. A bare digest is
- * accepted only from a file's own sidecar.
+ * Reads `sha256sum` output (`HEX  name` or `HEX *name`), the BSD/`--tag` form
+ * (`SHA256 (name) = HEX`, also openssl's `SHA2-256(name)= HEX`) or a bare hex digest. A bare
+ * digest, or one for standard input (`HEX  -` from `sha256sum < file`), is accepted only from a
+ * file's own single-line sidecar.
  */
 export function parseChecksumFile(text: string, name: string, allowBare: boolean): string | undefined {
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
-  for (const line of lines) {
-    const m = /^([0-9a-fA-F]{64})\s+\*?(.+)$/.exec(line);
-    if (m?.[2] && path.basename(m[2].trim()) === name) return m[1]!.toLowerCase();
+  const records = lines.map((line) => {
+    const gnu = /^([0-9a-fA-F]{64})(?:\s+\*?(.+))?$/.exec(line);
+    if (gnu) return { hex: gnu[1]!.toLowerCase(), file: gnu[2]?.trim() };
+    const bsd = /^SHA(?:2-)?256\s*\((.+)\)\s*=\s*([0-9a-fA-F]{64})$/i.exec(line);
+    if (bsd) return { hex: bsd[2]!.toLowerCase(), file: bsd[1]!.trim() };
+    return undefined;
+  });
+  for (const r of records) {
+    if (r?.file !== undefined && r.file.split(/[\\/]/).pop() === name) return r.hex;
   }
-  if (allowBare && lines.length === 1 && /^[0-9a-fA-F]{64}$/.test(lines[0]!)) return lines[0]!.toLowerCase();
+  const only = records.length === 1 ? records[0] : undefined;
+  if (allowBare && only && (only.file === undefined || only.file === '-' || only.file === 'stdin')) return only.hex;
   return undefined;
 }
 

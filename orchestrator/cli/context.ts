@@ -18,11 +18,11 @@ export interface GlobalOptions {
 }
 
 export function configPath(opts: GlobalOptions): string {
-  return path.resolve(opts.config ?? process.env.BACKPROOF_CONFIG ?? DEFAULTS.configFile);
+  return path.resolve(opts.config || process.env.BACKPROOF_CONFIG || DEFAULTS.configFile);
 }
 
 export function dataDir(opts: GlobalOptions): string {
-  return path.resolve(opts.dataDir ?? process.env.BACKPROOF_DATA_DIR ?? DEFAULTS.dataDir);
+  return path.resolve(opts.dataDir || process.env.BACKPROOF_DATA_DIR || DEFAULTS.dataDir);
 }
 
 export async function openStore(config: Pick<ResolvedConfig, 'database'>, opts: GlobalOptions): Promise<RunStore> {
@@ -34,7 +34,7 @@ export async function storeSettings(opts: GlobalOptions): Promise<Pick<ResolvedC
   try {
     return await loadConfig(configPath(opts));
   } catch {
-    return { database: { url: process.env.DATABASE_URL, schema: DEFAULTS.schema } };
+    return { database: { url: process.env.DATABASE_URL || undefined, schema: DEFAULTS.schema } };
   }
 }
 

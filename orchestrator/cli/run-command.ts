@@ -1,10 +1,12 @@
+import os from 'node:os';
 import type { Command } from 'commander';
 import { renderRunSummary } from '../../reports/run-summary.js';
-import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
+import type { SandboxOwner, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 import { loadConfig } from '../config/load.js';
 import type { PolicyConfig } from '../config/types.js';
 import type { RunRecord } from '../domain.js';
 import { BackproofError } from '../errors.js';
+import { isPidAlive } from '../evidence/pglite-executor.js';
 import type { RunStore } from '../evidence/run-store.js';
 import type { Logger } from '../logger.js';
 import { RunCancelled, runPolicy } from '../runner/run-policy.js';
@@ -58,21 +60,33 @@ async function runAll(
 
 /**
  * Marks runs whose process died as aborted (the store does it on open) and removes sandboxes
- * left by runs that are no longer running, on this or any host sharing the engine.
+ * that provably belong to nobody: their run ended in this store, or they were made on this host
+ * by a process that is gone. Sandboxes of live processes (another backproof installation on the
+ * same engine, another worker) are left alone.
  */
 export async function recoverAndReap(store: RunStore, runtime: SandboxRuntime, logger: Logger): Promise<void> {
   for (const run of await store.markAbortedRuns()) {
     logger.warn(`run ${run.id} of ${run.policy} was interrupted (pid ${run.pid} is gone); recorded as aborted`);
   }
-  const running = new Set((await store.running()).map((r) => r.id));
+  const host = os.hostname();
+  const keep = async (owner: SandboxOwner): Promise<boolean> => {
+    const run = isUuid(owner.runId) ? await store.get(owner.runId) : null;
+    if (run) return run.status === 'running';
+    if (owner.host !== host || owner.pid === undefined) return true; // not ours to judge
+    return owner.pid === process.pid || isPidAlive(owner.pid);
+  };
   try {
-    const removed = await runtime.reap((runId) => running.has(runId));
+    const removed = await runtime.reap(keep);
     if (removed.containers.length + removed.volumes.length > 0) {
       logger.info(`reaper removed ${removed.containers.length} leftover sandbox container(s) and ${removed.volumes.length} volume(s)`);
     }
   } catch (err) {
-    logger.debug(`reaper skipped: ${(err as Error).message}`);
+    logger.warn(`reaper skipped: ${(err as Error).message}`);
   }
+}
+
+function isUuid(id: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
 }
 
 /**

@@ -130,8 +130,19 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     try {
       const outcome = await clock.phase('fetch_restore', async () => {
         const raw = await driver.open(entry, signal);
+        let readError: Error | undefined;
+        raw.once('error', (err) => (readError ??= err));
         const hashed: Readable = pipeline(raw, hasher, () => undefined);
-        return restorer.restore(rctx, hashed);
+        try {
+          return await restorer.restore(rctx, hashed);
+        } catch (err) {
+          // Storage failing mid-read is ours to report (`error`), not the backup's fault.
+          readError ??= raw.errored ?? undefined;
+          if (readError && !signal.aborted) {
+            throw new VerificationError('source_unreachable', `reading ${entry.key} from ${driver.location} failed after ${hasher.bytes} bytes: ${readError.message}`, { cause: readError });
+          }
+          throw err;
+        }
       });
       run.backup.format = outcome.format;
       run.backup.compression = outcome.compression;

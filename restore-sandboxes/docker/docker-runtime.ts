@@ -6,12 +6,14 @@ import { DEFAULTS } from '../../orchestrator/defaults.js';
 import { VerificationError } from '../../orchestrator/errors.js';
 import {
   LABEL_HOST,
+  LABEL_PID,
   LABEL_POLICY,
   LABEL_RUN,
   type ExecOptions,
   type ExecResult,
   type LeftoverResources,
   type Sandbox,
+  type SandboxOwner,
   type SandboxRuntime,
   type SandboxSpec,
 } from '../sandbox-runtime.js';
@@ -70,7 +72,12 @@ export class DockerRuntime implements SandboxRuntime {
         : `load it into the engine (docker load/pull) or set sandbox.image`;
       throw new VerificationError('image_missing', `sandbox image ${spec.image} is not in the Docker engine; ${hint}`);
     }
-    const labels = { [LABEL_RUN]: spec.runId, [LABEL_POLICY]: spec.policy, [LABEL_HOST]: os.hostname() };
+    const labels = {
+      [LABEL_RUN]: spec.runId,
+      [LABEL_POLICY]: spec.policy,
+      [LABEL_HOST]: os.hostname(),
+      [LABEL_PID]: String(process.pid),
+    };
     const sandbox = new DockerSandbox(this.docker, spec.image, imageId);
     try {
       const mounts: Docker.MountSettings[] = [];
@@ -126,23 +133,30 @@ export class DockerRuntime implements SandboxRuntime {
     return { containers: containers.map((c) => c.Id), volumes: volumes.map((v) => v.Name) };
   }
 
-  async reap(keep: (runId: string) => boolean): Promise<LeftoverResources> {
+  async reap(keep: (owner: SandboxOwner) => boolean | Promise<boolean>): Promise<LeftoverResources> {
     const filters = { label: [LABEL_RUN] };
     const removed: LeftoverResources = { containers: [], volumes: [] };
     for (const c of await this.docker.listContainers({ all: true, filters })) {
-      const runId = c.Labels[LABEL_RUN];
-      if (!runId || keep(runId)) continue;
+      const owner = ownerOf(c.Labels);
+      if (!owner || (await keep(owner))) continue;
       await ignoreMissing(this.docker.getContainer(c.Id).remove({ force: true, v: true }));
       removed.containers.push(c.Id);
     }
     for (const v of (await this.docker.listVolumes({ filters })).Volumes ?? []) {
-      const runId = v.Labels?.[LABEL_RUN];
-      if (!runId || keep(runId)) continue;
+      const owner = ownerOf(v.Labels ?? {});
+      if (!owner || (await keep(owner))) continue;
       await ignoreMissing(this.docker.getVolume(v.Name).remove());
       removed.volumes.push(v.Name);
     }
     return removed;
   }
+}
+
+function ownerOf(labels: Record<string, string>): SandboxOwner | undefined {
+  const runId = labels[LABEL_RUN];
+  if (!runId) return undefined;
+  const pid = Number(labels[LABEL_PID]);
+  return { runId, host: labels[LABEL_HOST], pid: Number.isInteger(pid) && pid > 0 ? pid : undefined };
 }
 
 class DockerSandbox implements Sandbox {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type { Logger } from '../../orchestrator/logger.js';
 import { BackproofError } from '../../orchestrator/errors.js';
 

@@ -86,7 +86,8 @@ export function parseCustomHeader(buf: Buffer): Record<string, string> {
       out.compression = ['none', 'gzip', 'lz4', 'zstd'][algo] ?? String(algo);
     } else {
       const level = readInt();
-      out.compression = level === 0 ? 'none' : `gzip level ${level}`;
+      // -1 is zlib's Z_DEFAULT_COMPRESSION, what `pg_dump -Fc` writes unless given -Z.
+      out.compression = level === 0 ? 'none' : level < 0 ? 'gzip (default level)' : `gzip level ${level}`;
     }
     const [sec, min, hour, mday, mon, year] = [readInt(), readInt(), readInt(), readInt(), readInt(), readInt()];
     readInt(); // isdst

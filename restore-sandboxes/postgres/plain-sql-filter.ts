@@ -2,12 +2,15 @@ import { Transform, type TransformCallback } from 'node:stream';
 
 const IDENT = String.raw`"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*`;
 const OWNER_TO = new RegExp(String.raw`\sOWNER TO (${IDENT});\s*$`);
-const GRANT_TO = new RegExp(String.raw`^(?:GRANT|REVOKE)\s.+\s(?:TO|FROM)\s((?:${IDENT})(?:,\s*(?:${IDENT}))*)(?:\s+WITH\s.+|\s+GRANTED BY\s.+)?;\s*$`);
+const GRANT_TO = new RegExp(String.raw`^(?:ALTER DEFAULT PRIVILEGES\s.+?\s)?(?:GRANT|REVOKE)\s.+\s(?:TO|FROM)\s((?:${IDENT})(?:,\s*(?:${IDENT}))*)(?:\s+WITH\s.+|\s+GRANTED BY\s.+)?;\s*$`);
+const POLICY_TO = new RegExp(String.raw`^CREATE POLICY .+?\sTO ((?:${IDENT})(?:,\s*(?:${IDENT}))*)(?:\s+USING\s|\s+WITH CHECK\s|;)`);
 const FOR_ROLE = new RegExp(String.raw`^ALTER DEFAULT PRIVILEGES FOR ROLE (${IDENT})\s`);
 const SET_ROLE = new RegExp(String.raw`^SET ROLE (${IDENT});`);
 const SESSION_AUTH = /^SET SESSION AUTHORIZATION '((?:[^']|'')+)';/;
 const CONNECT = /^\\c(?:onnect)?\s+(?:-reuse-previous=\S+\s+)?("(?:[^"]|"")+"|\S+)/;
 const BUILTIN = new Set(['public', 'current_user', 'session_user', 'current_role', 'postgres']);
+/** First bytes of the only lines that can name a role or switch database: A G R S C \. */
+const WATCHED_FIRST = new Set([0x41, 0x47, 0x52, 0x53, 0x43, 0x5c]);
 
 /**
  * Passes a plain SQL dump through to psql while:
@@ -25,6 +28,8 @@ export class PlainSqlFilter extends Transform {
   private readonly seen = new Set<string>();
   private inCopy = false;
   private partial: Buffer = Buffer.alloc(0);
+  /** The current line was judged before its end (COPY data, or no statement of interest): pass its bytes on. */
+  private passLine = false;
   private tail = '';
 
   constructor() {
@@ -41,7 +46,15 @@ export class PlainSqlFilter extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const buf = this.partial.length > 0 ? Buffer.concat([this.partial, chunk]) : chunk;
+    let rest = chunk;
+    if (this.passLine) {
+      const nl = chunk.indexOf(0x0a);
+      this.emit_(nl < 0 ? chunk : chunk.subarray(0, nl + 1));
+      if (nl < 0) return cb();
+      this.passLine = false;
+      rest = chunk.subarray(nl + 1);
+    }
+    const buf = this.partial.length > 0 ? Buffer.concat([this.partial, rest]) : rest;
     let start = 0;
     let passFrom = 0;
     for (;;) {
@@ -56,8 +69,23 @@ export class PlainSqlFilter extends Transform {
       start = nl + 1;
     }
     this.emit_(buf.subarray(passFrom, start));
-    this.partial = Buffer.from(buf.subarray(start));
+    // A long line (a big COPY row) is not held back and re-copied chunk after chunk: once it is
+    // clear nothing on it matters, its bytes go straight on.
+    const pending = buf.subarray(start);
+    if (pending.length > 0 && !this.mustWaitForEnd(pending)) {
+      this.emit_(pending);
+      this.partial = Buffer.alloc(0);
+      this.passLine = true;
+    } else {
+      this.partial = Buffer.from(pending);
+    }
     cb();
+  }
+
+  /** Whether a partial line can only be judged whole. */
+  private mustWaitForEnd(pending: Buffer): boolean {
+    if (this.inCopy) return pending.length <= 3; // `\.` ends the data (`\.\r` with CRLF)
+    return WATCHED_FIRST.has(pending[0]!);
   }
 
   override _flush(cb: TransformCallback): void {
@@ -85,18 +113,20 @@ export class PlainSqlFilter extends Transform {
     }
     const first = buf[start];
     // Only statements that can name a role or switch database start with these letters.
-    if (first !== 0x41 && first !== 0x47 && first !== 0x52 && first !== 0x53 && first !== 0x43 && first !== 0x5c) return undefined;
+    if (first === undefined || !WATCHED_FIRST.has(first)) return undefined;
     const text = buf.toString('utf8', start, e);
+    const roles: string[] = [];
     if (first === 0x43) {
       if (/^COPY\s.+\sFROM stdin;$/.test(text)) this.inCopy = true;
-      return undefined;
+      const policy = POLICY_TO.exec(text);
+      if (!policy?.[1]) return undefined;
+      roles.push(...splitIdents(policy[1]));
     }
     if (first === 0x5c) {
       const m = CONNECT.exec(text);
       if (m?.[1]) this.connectedDatabase = unquote(m[1]);
       return undefined;
     }
-    const roles: string[] = [];
     const owner = OWNER_TO.exec(text);
     if (owner?.[1]) roles.push(owner[1]);
     const grant = GRANT_TO.exec(text);

@@ -41,7 +41,7 @@ export async function createShopDatabase(cluster: PgCluster, opts: ShopOptions =
     sql += `
     CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers(id),
                          total_cents integer NOT NULL, note text, created_at timestamptz NOT NULL);
-    INSERT INTO orders SELECT g, 1 + g % ${customers}, 100 + (g * 7919) % 50000, E'line\\twith tab ' || g,
+    INSERT INTO orders SELECT g, 1 + g % ${customers}, 100 + (g::bigint * 7919) % 50000, E'line\\twith tab ' || g,
            now() - interval '${newest} hours' - (g % 500) * interval '1 hour' FROM generate_series(1, ${orders}) g;`;
   }
   if (opts.owner) {

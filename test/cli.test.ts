@@ -1,0 +1,180 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import Docker from 'dockerode';
+import type { RunRecord } from '../orchestrator/domain.js';
+import { age, createShopDatabase, dumpDatabase, writeSidecar } from './helpers/fixtures.js';
+import { TEST_IMAGE, tempDir } from './helpers/harness.js';
+import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
+
+// The command line as a user runs it: a process per command, exit codes, stdout/stderr,
+// signals. The embedded evidence store lives in --data-dir.
+
+// The installed entry point over the compiled code (`npm test` builds first).
+const BIN = path.resolve('bin/backproof.js');
+const docker = new Docker();
+let cluster: PgCluster;
+let goodFolder: string;
+let bigFolder: string;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function start(args: string[], cwd: string): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { ...process.env, BACKPROOF_CONFIG: '', DATABASE_URL: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function collect(child: ChildProcess): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+const cli = (args: string[], cwd: string): Promise<Result> => collect(start(args, cwd));
+
+function configFor(folder: string, name = 'shop-db'): string {
+  return `clients:
+  - name: acme
+    policies:
+      - name: ${name}
+        kind: postgres
+        source: { driver: local, path: ${JSON.stringify(folder)}, select: { glob: "*.dump", settle: 5s } }
+        targets: { rpo: 26h, rto: 30m }
+        sandbox: { image: ${JSON.stringify(TEST_IMAGE)}, memory: 1g }
+        probes:
+          - tablesExist: [customers, orders]
+          - rowCount: { table: orders, atLeast: 1000 }
+`;
+}
+
+async function workdir(folder: string): Promise<string> {
+  const dir = await tempDir('cli');
+  await fs.writeFile(path.join(dir, 'backproof.yaml'), configFor(folder));
+  return dir;
+}
+
+async function containersOf(policy: string): Promise<string[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`backproof.policy=${policy}`] } });
+  return list.map((c) => c.Id);
+}
+
+t.before(async () => {
+  cluster = await startPgCluster();
+  goodFolder = await tempDir('cli-good');
+  const file = path.join(goodFolder, 'shop.dump');
+  await writeSidecar(file, await dumpDatabase(cluster, await createShopDatabase(cluster), file, 'custom'));
+  await age(file, 60_000);
+  // Big enough that the restore takes seconds: time to send a signal during it.
+  bigFolder = await tempDir('cli-big');
+  const big = path.join(bigFolder, 'shop.dump');
+  await dumpDatabase(cluster, await createShopDatabase(cluster, { customers: 5000, orders: 1_500_000 }), big, 'plain');
+  await age(big, 60_000);
+});
+t.teardown(() => cluster?.stop());
+
+t.test('validate: ok for a good file; file:line: key path: problem; fix for a bad one (exit 2)', async (t) => {
+  const dir = await workdir(goodFolder);
+  const ok = await cli(['validate'], dir);
+  t.equal(ok.code, 0);
+  t.equal(ok.stdout, 'ok: 1 client, 1 policy\n');
+  await fs.writeFile(path.join(dir, 'bad.yaml'), configFor(goodFolder).replace('rpo: 26h', 'rpo: 26x').replace('settle: 5s', 'setle: 5s'));
+  const bad = await cli(['--config', 'bad.yaml', 'validate'], dir);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /bad\.yaml:6:\d+: clients\[0\]\.policies\[0\]\.source\.select\.setle: unknown key "setle"; fix: did you mean "settle"\?/);
+  t.match(bad.stderr, /bad\.yaml:7:\d+: clients\[0\]\.policies\[0\]\.targets\.rpo: .*26x.*; fix: /);
+  const missing = await cli(['--config', 'nope.yaml', 'validate'], dir);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /nope\.yaml.*not found.*--config/i);
+});
+
+t.test('schema prints a JSON Schema for editors', async (t) => {
+  const r = await cli(['schema'], await tempDir('schema'));
+  t.equal(r.code, 0);
+  const schema = JSON.parse(r.stdout) as { properties: Record<string, unknown> };
+  t.ok(schema.properties.clients, 'describes clients');
+});
+
+t.test('run --json passes (exit 0); runs list and runs show read the evidence back', async (t) => {
+  const dir = await workdir(goodFolder);
+  const r = await cli(['run', '--json'], dir);
+  t.equal(r.code, 0, r.stderr);
+  const run = JSON.parse(r.stdout) as RunRecord;
+  t.equal(run.verdict, 'pass');
+  t.equal(run.backup?.checksum?.verified, true);
+  const list = await cli(['runs', 'list'], dir);
+  t.equal(list.code, 0);
+  t.match(list.stdout, new RegExp(`${run.id.slice(0, 8)} .* acme/shop-db +pass +finished`));
+  const show = await cli(['runs', 'show', run.id.slice(0, 8)], dir);
+  t.equal(show.code, 0);
+  t.match(show.stdout, /^PASS {2}acme\/shop-db/);
+  t.match(show.stdout, /ok +fetch_restore +\d+\.\d+s/);
+  t.match(show.stdout, /checksum verified against sidecar shop\.dump\.sha256/);
+  const json = JSON.parse((await cli(['runs', 'show', run.id, '--json'], dir)).stdout) as RunRecord;
+  t.same(json, run, 'the stored record is the one printed by run --json');
+});
+
+t.test('run exits 1 when a backup fails, 2 on an unknown policy', async (t) => {
+  const dir = await workdir(await tempDir('empty-source'));
+  const r = await cli(['run'], dir);
+  t.equal(r.code, 1);
+  t.match(r.stdout, /^FAIL {2}acme\/shop-db/);
+  t.match(r.stdout, /reason +no_backup: no backup found/);
+  const unknown = await cli(['run', '--policy', 'nope'], dir);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /no policy named "nope".*policies: shop-db/);
+});
+
+t.test('SIGKILL during a restore: the next start marks the run aborted and reaps its sandbox', async (t) => {
+  const dir = await tempDir('cli-kill');
+  await fs.writeFile(path.join(dir, 'backproof.yaml'), configFor(bigFolder, 'killed-db'));
+  const child = start(['run'], dir);
+  const done = collect(child);
+  const deadline = Date.now() + 60_000;
+  while ((await containersOf('killed-db')).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  t.equal((await containersOf('killed-db')).length, 1, 'the sandbox is up');
+  await new Promise((r) => setTimeout(r, 2500)); // into the restore
+  child.kill('SIGKILL');
+  await done;
+  t.equal((await containersOf('killed-db')).length, 1, 'a killed process cannot clean up: the container is left');
+
+  const list = await cli(['runs', 'list', '--json'], dir);
+  const [aborted] = JSON.parse(list.stdout) as RunRecord[];
+  t.equal(aborted?.status, 'aborted', 'the next start marked it');
+  t.equal(aborted?.verdict, 'error');
+  t.equal(aborted?.reasons[0]?.code, 'aborted');
+
+  // The next run reaps the leftover before it starts its own sandbox.
+  await fs.writeFile(path.join(dir, 'backproof.yaml'), configFor(goodFolder, 'killed-db'));
+  const next = await cli(['run', '--json'], dir);
+  t.equal(next.code, 0, next.stderr);
+  t.match(next.stderr, /reaper removed [1-9]\d* leftover sandbox container/);
+  t.same(await containersOf('killed-db'), [], 'no container left');
+});
+
+t.test('SIGTERM during a restore: cancelled, recorded, sandbox removed', async (t) => {
+  const dir = await tempDir('cli-term');
+  await fs.writeFile(path.join(dir, 'backproof.yaml'), configFor(bigFolder, 'term-db'));
+  const child = start(['run', '--json'], dir);
+  const done = collect(child);
+  const deadline = Date.now() + 60_000;
+  while ((await containersOf('term-db')).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, 2500));
+  child.kill('SIGTERM');
+  const r = await done;
+  t.equal(r.code, 130);
+  const run = JSON.parse(r.stdout) as RunRecord;
+  t.equal(run.status, 'cancelled');
+  t.equal(run.verdict, 'error');
+  t.equal(run.reasons[0]?.code, 'cancelled');
+  t.same(await containersOf('term-db'), [], 'no container left');
+});
