@@ -47,7 +47,7 @@ CREATE TABLE customers (id bigint PRIMARY KEY, name text NOT NULL, email text NO
 CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers(id),
                      total_cents integer NOT NULL, created_at timestamptz NOT NULL);
 INSERT INTO customers SELECT g, 'Customer ' || g, 'c' || g || '@example.com' FROM generate_series(1, 2000) g;
-INSERT INTO orders SELECT g, 1 + (g * 7919) % 2000, 100 + (g * 104729) % 50000,
+INSERT INTO orders SELECT g, 1 + (g::bigint * 7919) % 2000, 100 + (g::bigint * 104729) % 50000,
        now() - interval '1 hour' - (g % 720) * interval '1 hour' FROM generate_series(1, 25000) g;
 `;
 

@@ -177,7 +177,18 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       if (failed > 0) mark('fail', `${failed} check(s) failed`);
     });
   } catch (err) {
-    reasons.push(reasonFor(err, signal, timeout, policy.sandbox.timeoutMs));
+    let reason = reasonFor(err, signal, timeout, policy.sandbox.timeoutMs);
+    if (reason.code === 'internal' || reason.code === 'sandbox_failed') {
+      // An engine that went away mid-run shows up as a broken stream or a failed API call.
+      const engineDown = await deps.runtime.ping(AbortSignal.timeout(5_000)).then(
+        () => false,
+        () => true,
+      );
+      if (engineDown) {
+        reason = { code: 'docker_unreachable', message: `the Docker engine at ${deps.runtime.endpoint} stopped answering during the run (${(err as Error)?.message ?? err}); start it and run again` };
+      }
+    }
+    reasons.push(reason);
     if (run.backup && run.backup.checksum && !run.backup.checksum.verified) checkIntegrity(run, reasons);
   } finally {
     await clock.phase('teardown', async () => {
@@ -187,7 +198,7 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       }
       await sandbox.remove();
     }).catch((err: unknown) => {
-      reasons.push({ code: 'internal', message: `teardown failed: ${(err as Error).message}; the reaper removes it at the next start` });
+      reasons.push({ code: 'sandbox_failed', message: `could not remove the sandbox: ${(err as Error).message}; the reaper removes it at the next start` });
     });
     await driver.close().catch(() => undefined);
     clock.skipRemaining();

@@ -93,7 +93,9 @@ function describeExpected(probe: ProbeConfig): string {
   switch (probe.type) {
     case 'sql': {
       const e = probe.expect;
-      return e.op === 'nonEmpty' ? 'a non-empty result' : e.op === 'matches' ? `matches /${e.value}/` : `${e.op} ${e.value}`;
+      if (e.op === 'nonEmpty') return 'a non-empty result';
+      if (e.op === 'matches') return `a value matching /${e.value}/`;
+      return `${{ equals: '', atLeast: 'at least ', atMost: 'at most ' }[e.op]}${e.value}`;
     }
     case 'tablesExist':
       return `tables exist: ${probe.tables.join(', ')}`;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian/Ubuntu machine for backproof's tests, as root:
+#   - Debian packages: docker.io (engine), mmdebstrap (sandbox images without a registry),
+#     postgresql (server binaries: tests start throwaway clusters with initdb on loopback),
+#     gzip/zstd/xz-utils/bzip2 (real compressors for format tests);
+#   - starts dockerd when no engine answers (no bridge, no iptables: sandboxes have no network)
+#     and writes its pid to $BACKPROOF_DOCKERD_PIDFILE (default /run/backproof-dockerd.pid);
+#   - npm ci, build, and the PostgreSQL sandbox image when its tag is absent.
+# Idempotent: what is there already is reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PIDFILE="${BACKPROOF_DOCKERD_PIDFILE:-/run/backproof-dockerd.pid}"
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+for tool in gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils; do
+  command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test-env: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! docker version >/dev/null 2>&1; then
+  echo "test-env: starting dockerd"
+  nohup dockerd --bridge=none --iptables=false >/tmp/backproof-dockerd.log 2>&1 &
+  echo $! >"$PIDFILE"
+  for _ in $(seq 1 60); do docker version >/dev/null 2>&1 && break; sleep 1; done
+  docker version >/dev/null || { echo "test-env: dockerd did not start; see /tmp/backproof-dockerd.log" >&2; exit 1; }
+fi
+
+echo "test-env: npm ci"
+npm ci --no-audit --no-fund --loglevel=error
+npm run --silent build
+node bin/backproof.js images build postgres --if-missing --yes
+echo "test-env: ready"
