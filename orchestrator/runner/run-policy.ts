@@ -131,13 +131,19 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       const outcome = await clock.phase('fetch_restore', async () => {
         const raw = await driver.open(entry, signal);
         let readError: Error | undefined;
-        raw.once('error', (err) => (readError ??= err));
+        // Only the storage's own failures: a stream destroyed because its reader went away
+        // ends with "premature close", which says nothing about the storage.
+        const isReadFailure = (err: Error | null | undefined): err is Error =>
+          Boolean(err) && !['ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'ERR_STREAM_DESTROYED'].includes((err as { code?: string }).code ?? '');
+        raw.on('error', (err) => {
+          if (isReadFailure(err)) readError ??= err;
+        });
         const hashed: Readable = pipeline(raw, hasher, () => undefined);
         try {
           return await restorer.restore(rctx, hashed);
         } catch (err) {
           // Storage failing mid-read is ours to report (`error`), not the backup's fault.
-          readError ??= raw.errored ?? undefined;
+          if (isReadFailure(raw.errored)) readError ??= raw.errored;
           if (readError && !signal.aborted) {
             throw new VerificationError('source_unreachable', `reading ${entry.key} from ${driver.location} failed after ${hasher.bytes} bytes: ${readError.message}`, { cause: readError });
           }

@@ -139,13 +139,13 @@ export class DockerRuntime implements SandboxRuntime {
     for (const c of await this.docker.listContainers({ all: true, filters })) {
       const owner = ownerOf(c.Labels);
       if (!owner || (await keep(owner))) continue;
-      await ignoreMissing(this.docker.getContainer(c.Id).remove({ force: true, v: true }));
+      await removeUntilGone(() => this.docker.getContainer(c.Id).remove({ force: true, v: true }));
       removed.containers.push(c.Id);
     }
     for (const v of (await this.docker.listVolumes({ filters })).Volumes ?? []) {
       const owner = ownerOf(v.Labels ?? {});
       if (!owner || (await keep(owner))) continue;
-      await ignoreMissing(this.docker.getVolume(v.Name).remove());
+      await removeUntilGone(() => this.docker.getVolume(v.Name).remove());
       removed.volumes.push(v.Name);
     }
     return removed;
@@ -254,9 +254,10 @@ class DockerSandbox implements Sandbox {
 
   async remove(): Promise<void> {
     if (this.removed) return;
+    const container = this.container;
+    if (container) await removeUntilGone(() => container.remove({ force: true, v: true }));
+    for (const name of this.volumes) await removeUntilGone(() => this.docker.getVolume(name).remove());
     this.removed = true;
-    if (this.container) await ignoreMissing(this.container.remove({ force: true, v: true }));
-    for (const name of this.volumes) await ignoreMissing(this.docker.getVolume(name).remove());
   }
 }
 
@@ -276,13 +277,22 @@ function stdinSink(stream: Duplex): Writable {
   });
 }
 
-async function ignoreMissing(p: Promise<unknown>): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    const status = (err as { statusCode?: number }).statusCode;
-    if (status === 404 || status === 409) return;
-    throw err;
+/**
+ * Removes until the engine says it is gone: a 409 means a removal already in progress (a
+ * container) or still in use (a volume whose container is going away), so try again shortly.
+ */
+async function removeUntilGone(remove: () => Promise<unknown>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await remove();
+      return;
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 404) return;
+      if (status !== 409 || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 }
 

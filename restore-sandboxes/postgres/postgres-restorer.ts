@@ -1,6 +1,7 @@
 import { pipeline, type Readable } from 'node:stream';
 import type { PolicyConfig } from '../../orchestrator/config/types.js';
 import { DEFAULTS } from '../../orchestrator/defaults.js';
+import { formatBytes } from '../../orchestrator/format.js';
 import type { ProbeResult } from '../../orchestrator/domain.js';
 import { VerificationError } from '../../orchestrator/errors.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
@@ -112,7 +113,7 @@ export class PostgresRestorer implements Restorer {
         [`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db, '-f', '-'],
         { stdin: pipeline(stream, filter, () => undefined), signal, user: 'postgres' },
       );
-      if (result.exitCode !== 0) throw restoreFailure('psql', result.exitCode, result.stderr);
+      if (result.exitCode !== 0) throw restoreFailure('psql', result.exitCode, result.stderr, ctx.policy.sandbox.memoryBytes);
       if (filter.connectedDatabase) this.probeDatabase = filter.connectedDatabase;
       if (filter.rolesCreated.length > 0) info.header.rolesCreated = filter.rolesCreated.join(', ');
       if (info.completeMarker && !filter.lastLines(8).includes(info.completeMarker)) {
@@ -126,7 +127,7 @@ export class PostgresRestorer implements Restorer {
         [`${this.bin}/pg_restore`, '--no-owner', '--no-privileges', '--exit-on-error', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db],
         { stdin: stream, signal, user: 'postgres' },
       );
-      if (result.exitCode !== 0) throw restoreFailure('pg_restore', result.exitCode, result.stderr);
+      if (result.exitCode !== 0) throw restoreFailure('pg_restore', result.exitCode, result.stderr, ctx.policy.sandbox.memoryBytes);
     }
     return { format: info.format, compression, header: info.header };
   }
@@ -210,8 +211,24 @@ async function run(sandbox: Sandbox, argv: string[], signal: AbortSignal, code: 
   return r;
 }
 
-function restoreFailure(tool: string, exitCode: number, stderr: string): VerificationError {
+function restoreFailure(tool: string, exitCode: number, stderr: string, memoryBytes: number): VerificationError {
   const line = firstErrorLine(stderr);
+  if (exitCode >= 128) {
+    // Killed by a signal (137: SIGKILL, usually the sandbox's memory limit): the verification
+    // could not finish; that says nothing yet about the backup.
+    const sig = exitCode - 128;
+    return new VerificationError(
+      'sandbox_failed',
+      `${tool} was killed by signal ${sig}${sig === 9 ? ` (most often the sandbox's memory limit of ${formatBytes(memoryBytes)}: raise sandbox.memory)` : ''}`,
+    );
+  }
+  if (/server closed the connection unexpectedly|terminating connection because of crash|database system is in recovery mode|could not fork new process/i.test(stderr)) {
+    // The server in the sandbox died or ran out of resources under the restore.
+    return new VerificationError(
+      'sandbox_failed',
+      `the PostgreSQL server in the sandbox failed during the restore (${line}); the sandbox's memory limit is ${formatBytes(memoryBytes)}: raise sandbox.memory if it is too small`,
+    );
+  }
   if (/unsupported version \(\d+\.\d+\) in file header/.test(stderr)) {
     return new VerificationError(
       'unsupported_format',
