@@ -14,6 +14,10 @@ export function renderRunSummary(run: RunRecord): string {
     lines.push(`  backup   ${b.location}/${b.key}`);
     lines.push(`           ${bytes(b.size)}, taken ${b.backupTime} (${b.timestampSource}), age ${age(b.ageMs)}`);
     if (b.format) lines.push(`           format ${b.format}${b.compression && b.compression !== 'none' ? ` + ${b.compression}` : ''}${b.header?.serverVersion ? `, dumped from PostgreSQL ${b.header.serverVersion}` : ''}`);
+    const h = b.header ?? {};
+    for (const [key, label] of [['databases', 'databases'], ['probedDatabase', 'probed in'], ['rolesCreated', 'roles made'], ['localesReplaced', 'locales']] as const) {
+      if (h[key]) lines.push(`           ${label}: ${h[key]}`);
+    }
     if (b.sha256) lines.push(`  sha256   ${b.sha256}  (${bytes(b.bytesRead ?? 0)} read)`);
     if (b.checksum?.expected) lines.push(`  checksum ${b.checksum.verified ? 'verified against' : 'NOT matching'} ${b.checksum.source}`);
     else if (b.checksum) lines.push(`  checksum no sidecar or SHA256SUMS beside the backup (sha256 recorded only)`);

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
-import { age, createShopDatabase, dumpDatabase, stampedName, writeSidecar } from './helpers/fixtures.js';
+import { age, createShopDatabase, dumpCluster, dumpDatabase, stampedName, writeSidecar } from './helpers/fixtures.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
 
@@ -129,5 +129,39 @@ t.test('data older than the freshness window fails (a stale replica restores per
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['probe_failed']);
   t.match(run.reasons[0]?.message, /newest orders\.created_at within 48\.0h/);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a pg_dumpall cluster dump restores: its roles and databases come from the dump', async (t) => {
+  const folder = await tempDir('cluster');
+  const db = await createShopDatabase(cluster, { owner: 'cluster_app' });
+  const file = path.join(folder, 'shop-cluster.sql');
+  await dumpCluster(cluster, file);
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder, extra: `        postgres: { database: ${db} }` }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.header?.writtenBy, 'pg_dumpall');
+  t.match(run.backup?.header?.databases, db);
+  t.match(run.restored, { database: db, tables: 2 });
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a pg_dump -C dump from a server with a production locale restores with that locale', async (t) => {
+  const folder = await tempDir('locale');
+  const file = path.join(folder, 'shop.sql');
+  await dumpDatabase(cluster, await createShopDatabase(cluster), file, 'plain', ['--create']);
+  // This test server only has C.UTF-8; production servers commonly run en_US.UTF-8 or de_DE.UTF-8.
+  const text = await fs.readFile(file, 'utf8');
+  t.match(text, /^CREATE DATABASE .* LOCALE = 'C\.UTF-8';$/m);
+  await fs.writeFile(file, text.replace(/LOCALE = 'C\.UTF-8'/, "LOCALE = 'de_DE.UTF-8'"));
+  await age(file, 60_000);
+  const probes = `          - sql: SELECT datcollate FROM pg_database WHERE datname = current_database()
+            equals: de_DE.UTF-8
+            name: collation as in production
+          - rowCount: { table: orders, atLeast: 1000 }`;
+  const run = await verify(policyFromYaml({ folder, probes }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.header?.localesReplaced, undefined, 'the sandbox has the locale: nothing replaced');
+  t.match(run.backup?.header?.probedDatabase, /^shop_/, 'probed where the dump connected');
   t.equal(await leftoversOf(run.id), 0);
 });

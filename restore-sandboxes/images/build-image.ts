@@ -23,15 +23,17 @@ export const IMAGE_RECIPES: Record<string, ImageRecipe> = {
     name: 'postgres',
     tag: 'backproof/postgres:15',
     suite: 'bookworm',
+    // locales-all: dumps create databases with the production server's locale (en_US.UTF-8,
+    // de_DE.UTF-8, ...); restoring with the same collation is restoring what production had.
     // zstd, xz and bzip2 let later restorers decompress inside the sandbox.
-    packages: ['postgresql-15', 'zstd', 'xz-utils', 'bzip2'],
+    packages: ['postgresql-15', 'locales-all', 'zstd', 'xz-utils', 'bzip2'],
     customize: [
       // The package's default cluster is not used (each run makes its own) and would be copied
       // into every run's data volume.
       'rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15',
       'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man',
     ],
-    description: "PostgreSQL 15 from Debian bookworm's packages",
+    description: "PostgreSQL 15 and all locales from Debian bookworm's packages",
   },
 };
 

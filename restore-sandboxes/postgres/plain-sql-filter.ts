@@ -9,6 +9,9 @@ const SET_ROLE = new RegExp(String.raw`^SET ROLE (${IDENT});`);
 const SESSION_AUTH = /^SET SESSION AUTHORIZATION '((?:[^']|'')+)';/;
 const CONNECT = /^\\c(?:onnect)?\s+(?:-reuse-previous=\S+\s+)?("(?:[^"]|"")+"|\S+)/;
 const BUILTIN = new Set(['public', 'current_user', 'session_user', 'current_role', 'postgres']);
+const CREATE_ROLE = new RegExp(String.raw`^CREATE ROLE (${IDENT});\s*$`);
+const CREATE_DATABASE = new RegExp(String.raw`^CREATE DATABASE (${IDENT})\s`);
+const LOCALE_SETTING = /\b(LOCALE|LC_COLLATE|LC_CTYPE) = '((?:[^']|'')*)'/g;
 /** First bytes of the only lines that can name a role or switch database: A G R S C \. */
 const WATCHED_FIRST = new Set([0x41, 0x47, 0x52, 0x53, 0x43, 0x5c]);
 
@@ -19,11 +22,34 @@ const WATCHED_FIRST = new Set([0x41, 0x47, 0x52, 0x53, 0x43, 0x5c]);
  *   `ALTER ... OWNER TO app` stops the restore, and stripping ownership would lose facts);
  * - noting the database a `\connect` line switches to (dumps made with `pg_dump -C` or
  *   pg_dumpall), so probes run where the data went;
- * - keeping the last bytes, so the runner can check pg_dump's "dump complete" trailer.
+ * - keeping the last bytes, so the runner can check pg_dump's "dump complete" trailer;
+ * - for cluster dumps (pg_dumpall): letting `CREATE ROLE x;` pass when the sandbox already has
+ *   the role (`postgres` always exists);
+ * - for `CREATE DATABASE` (pg_dumpall, pg_dump -C): noting the database, and when the dump asks
+ *   for a locale the sandbox image does not have, using C.UTF-8 instead and saying so
+ *   (`localesReplaced`), rather than failing a good backup on the sandbox's shortcoming.
  * COPY data blocks pass untouched: their lines are data, not statements.
  */
+export interface PlainSqlFilterOptions {
+  /** Locales the sandbox has (`locale -a`); when absent, locales are left as they are. */
+  locales?: ReadonlySet<string>;
+}
+
+/** `en_US.UTF-8` and `en_US.utf8` name the same locale. */
+export function normalizeLocale(name: string): string {
+  return name.toLowerCase().replace(/utf-?8/, 'utf8');
+}
+
+interface LineAction {
+  /** SQL to run before the line. */
+  before?: string;
+  /** The line to send instead of the original (without its newline). */
+  replace?: string;
+}
 export class PlainSqlFilter extends Transform {
   readonly rolesCreated: string[] = [];
+  readonly databasesCreated: string[] = [];
+  readonly localesReplaced: string[] = [];
   connectedDatabase: string | undefined;
   private readonly seen = new Set<string>();
   private inCopy = false;
@@ -32,8 +58,11 @@ export class PlainSqlFilter extends Transform {
   private passLine = false;
   private tail = '';
 
-  constructor() {
+  private readonly locales: ReadonlySet<string> | undefined;
+
+  constructor(opts: PlainSqlFilterOptions = {}) {
     super({ highWaterMark: 1024 * 1024 });
+    this.locales = opts.locales ? new Set([...opts.locales].map(normalizeLocale)) : undefined;
   }
 
   /** The last non-empty lines of the dump, for the completeness check. */
@@ -60,11 +89,16 @@ export class PlainSqlFilter extends Transform {
     for (;;) {
       const nl = buf.indexOf(0x0a, start);
       if (nl < 0) break;
-      const injected = this.line(buf, start, nl);
-      if (injected) {
+      const action = this.line(buf, start, nl);
+      if (action) {
         this.emit_(buf.subarray(passFrom, start));
-        this.emit_(Buffer.from(injected, 'utf8'));
-        passFrom = start;
+        if (action.before) this.emit_(Buffer.from(action.before, 'utf8'));
+        if (action.replace !== undefined) {
+          this.emit_(Buffer.from(action.replace + '\n', 'utf8'));
+          passFrom = nl + 1;
+        } else {
+          passFrom = start;
+        }
       }
       start = nl + 1;
     }
@@ -90,9 +124,9 @@ export class PlainSqlFilter extends Transform {
 
   override _flush(cb: TransformCallback): void {
     if (this.partial.length > 0) {
-      const injected = this.line(this.partial, 0, this.partial.length);
-      if (injected) this.emit_(Buffer.from(injected, 'utf8'));
-      this.emit_(this.partial);
+      const action = this.line(this.partial, 0, this.partial.length);
+      if (action?.before) this.emit_(Buffer.from(action.before, 'utf8'));
+      this.emit_(action?.replace !== undefined ? Buffer.from(action.replace, 'utf8') : this.partial);
     }
     cb();
   }
@@ -103,8 +137,8 @@ export class PlainSqlFilter extends Transform {
     this.tail = (this.tail + b.subarray(Math.max(0, b.length - 1024)).toString('utf8')).slice(-1024);
   }
 
-  /** Looks at one line; returns SQL to run before it, if any. */
-  private line(buf: Buffer, start: number, end: number): string | undefined {
+  /** Looks at one line; returns SQL to run before it or instead of it, if any. */
+  private line(buf: Buffer, start: number, end: number): LineAction | undefined {
     let e = end;
     if (e > start && buf[e - 1] === 0x0d) e--;
     if (this.inCopy) {
@@ -118,6 +152,16 @@ export class PlainSqlFilter extends Transform {
     const roles: string[] = [];
     if (first === 0x43) {
       if (/^COPY\s.+\sFROM stdin;$/.test(text)) this.inCopy = true;
+      const role = CREATE_ROLE.exec(text);
+      if (role?.[1]) {
+        this.seen.add(unquote(role[1]));
+        return { replace: `DO $backproof$ BEGIN CREATE ROLE ${role[1]}; EXCEPTION WHEN duplicate_object THEN NULL; END $backproof$;` };
+      }
+      const database = CREATE_DATABASE.exec(text);
+      if (database?.[1]) {
+        this.databasesCreated.push(unquote(database[1]));
+        return this.fitLocales(text);
+      }
       const policy = POLICY_TO.exec(text);
       if (!policy?.[1]) return undefined;
       roles.push(...splitIdents(policy[1]));
@@ -143,7 +187,21 @@ export class PlainSqlFilter extends Transform {
       this.rolesCreated.push(name);
       sql += `DO $backproof$ BEGIN CREATE ROLE ${quoteIdent(name)}; EXCEPTION WHEN duplicate_object THEN NULL; END $backproof$;\n`;
     }
-    return sql || undefined;
+    return sql ? { before: sql } : undefined;
+  }
+
+  private fitLocales(text: string): LineAction | undefined {
+    const locales = this.locales;
+    if (!locales) return undefined;
+    let changed = false;
+    const replaced = text.replace(LOCALE_SETTING, (whole, key: string, value: string) => {
+      const name = value.replace(/''/g, "'");
+      if (locales.has(normalizeLocale(name)) || /^(c|posix)$/i.test(name)) return whole;
+      changed = true;
+      if (!this.localesReplaced.includes(name)) this.localesReplaced.push(name);
+      return `${key} = 'C.UTF-8'`;
+    });
+    return changed ? { replace: replaced } : undefined;
   }
 }
 

@@ -31,7 +31,9 @@ const LOG_FILE = '/tmp/postgres.log';
 export class PostgresRestorer implements Restorer {
   readonly kind = 'postgres';
   private bin = '';
+  private major = 0;
   private probeDatabase = '';
+  private locales: Set<string> | undefined;
 
   sandboxSpec(policy: PolicyConfig, runId: string): SandboxSpec {
     return {
@@ -59,6 +61,7 @@ export class PostgresRestorer implements Restorer {
       throw new VerificationError('sandbox_failed', `image ${sandbox.image} has no /usr/lib/postgresql/<major>/bin; use a PostgreSQL image`);
     }
     this.bin = `/usr/lib/postgresql/${major}/bin`;
+    this.major = Number(major);
     this.probeDatabase = ctx.policy.postgres.database;
     await run(
       sandbox,
@@ -86,7 +89,8 @@ export class PostgresRestorer implements Restorer {
       'sandbox_failed',
       'start PostgreSQL',
     );
-    await this.sql(sandbox, `CREATE DATABASE ${quoteIdent(this.probeDatabase)}`, 'postgres', signal);
+    const locales = await sandbox.exec(['locale', '-a'], { signal, user: 'postgres' }).catch(() => undefined);
+    if (locales?.exitCode === 0) this.locales = new Set(locales.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
     const version = await this.sql(sandbox, 'SHOW server_version', 'postgres', signal);
     return { serverVersion: version.trim() };
   }
@@ -107,15 +111,24 @@ export class PostgresRestorer implements Restorer {
       );
     }
     const db = this.probeDatabase;
+    const cluster = info.completeMarker?.includes('cluster') ?? false;
+    // A cluster dump creates its own databases; everything else is restored into `db`.
+    if (!cluster) await this.sql(sandbox, `CREATE DATABASE ${quoteIdent(db)}`, 'postgres', signal);
+    const failure = (tool: string, r: { exitCode: number; stderr: string }): VerificationError =>
+      restoreFailure(tool, r.exitCode, r.stderr, ctx.policy.sandbox.memoryBytes, dumpMajor(info.header), this.major);
     if (info.format === 'plain') {
-      const filter = new PlainSqlFilter();
+      const filter = new PlainSqlFilter({ locales: this.locales });
       const result = await sandbox.exec(
-        [`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db, '-f', '-'],
+        [`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', cluster ? 'postgres' : db, '-f', '-'],
         { stdin: pipeline(stream, filter, () => undefined), signal, user: 'postgres' },
       );
-      if (result.exitCode !== 0) throw restoreFailure('psql', result.exitCode, result.stderr, ctx.policy.sandbox.memoryBytes);
-      if (filter.connectedDatabase) this.probeDatabase = filter.connectedDatabase;
       if (filter.rolesCreated.length > 0) info.header.rolesCreated = filter.rolesCreated.join(', ');
+      if (filter.localesReplaced.length > 0) info.header.localesReplaced = `${filter.localesReplaced.join(', ')} (not in the sandbox image; C.UTF-8 used)`;
+      if (filter.databasesCreated.length > 0) info.header.databases = filter.databasesCreated.join(', ');
+      if (result.exitCode !== 0) throw failure('psql', result);
+      if (cluster) this.probeDatabase = chooseClusterDatabase(db, filter.databasesCreated);
+      else if (filter.connectedDatabase) this.probeDatabase = filter.connectedDatabase;
+      if (this.probeDatabase !== db) info.header.probedDatabase = this.probeDatabase;
       if (info.completeMarker && !filter.lastLines(8).includes(info.completeMarker)) {
         throw new VerificationError(
           'truncated_dump',
@@ -127,7 +140,7 @@ export class PostgresRestorer implements Restorer {
         [`${this.bin}/pg_restore`, '--no-owner', '--no-privileges', '--exit-on-error', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db],
         { stdin: stream, signal, user: 'postgres' },
       );
-      if (result.exitCode !== 0) throw restoreFailure('pg_restore', result.exitCode, result.stderr, ctx.policy.sandbox.memoryBytes);
+      if (result.exitCode !== 0) throw failure('pg_restore', result);
     }
     return { format: info.format, compression, header: info.header };
   }
@@ -211,8 +224,48 @@ async function run(sandbox: Sandbox, argv: string[], signal: AbortSignal, code: 
   return r;
 }
 
-function restoreFailure(tool: string, exitCode: number, stderr: string, memoryBytes: number): VerificationError {
+/** The database probes run in after a cluster dump: the configured one, else the only one it made. */
+function chooseClusterDatabase(configured: string, created: string[]): string {
+  const candidates = ['postgres', ...created.filter((d) => d !== 'postgres' && d !== 'template1')];
+  if (candidates.includes(configured)) return configured;
+  const made = candidates.slice(1);
+  if (made.length === 1) return made[0]!;
+  if (made.length === 0) return 'postgres';
+  throw new VerificationError(
+    'empty_restore',
+    `the cluster dump holds no database "${configured}" (it holds: ${made.join(', ')}); set postgres.database to the one to probe`,
+  );
+}
+
+/** The major version of the PostgreSQL that the dump came from, when its header says. */
+function dumpMajor(header: Record<string, string>): number | undefined {
+  const m = /^(\d+)/.exec(header.serverVersion ?? header.pgDumpVersion ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+function restoreFailure(
+  tool: string,
+  exitCode: number,
+  stderr: string,
+  memoryBytes: number,
+  fromMajor: number | undefined,
+  sandboxMajor: number,
+): VerificationError {
   const line = firstErrorLine(stderr);
+  if (fromMajor !== undefined && fromMajor > sandboxMajor) {
+    // A dump of a newer server may use what an older one lacks: we could not verify it here.
+    return new VerificationError(
+      'unsupported_format',
+      `the dump comes from PostgreSQL ${fromMajor}, newer than the sandbox's ${sandboxMajor} (${tool}: ${line}); set sandbox.image to a PostgreSQL ${fromMajor} image`,
+    );
+  }
+  const extension = /extension "([^"]+)" is not available|could not open extension control file "[^"]*\/([^"/]+)\.control"/.exec(stderr);
+  if (extension) {
+    return new VerificationError(
+      'sandbox_failed',
+      `the dump needs the extension "${extension[1] ?? extension[2]}", which the sandbox image lacks; set sandbox.image to an image that has it`,
+    );
+  }
   if (exitCode >= 128) {
     // Killed by a signal (137: SIGKILL, usually the sandbox's memory limit): the verification
     // could not finish; that says nothing yet about the backup.

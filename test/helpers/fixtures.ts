@@ -58,15 +58,20 @@ export async function createShopDatabase(cluster: PgCluster, opts: ShopOptions =
 export type DumpKind = 'custom' | 'plain' | 'plain.gz' | 'custom.gz';
 
 /** pg_dump of `db` into `file`; returns the file's bytes' sha256. */
-export async function dumpDatabase(cluster: PgCluster, db: string, file: string, kind: DumpKind): Promise<string> {
+export async function dumpDatabase(cluster: PgCluster, db: string, file: string, kind: DumpKind, extraArgs: string[] = []): Promise<string> {
   const format = kind.startsWith('custom') ? 'c' : 'p';
   const tmp = `${file}.tmp-dump`;
-  await run(path.join(PG_BIN_DIR, 'pg_dump'), [`-F${format}`, '-f', tmp, cluster.urlFor(db)], { maxBuffer: 64 * 1024 * 1024 });
+  await run(path.join(PG_BIN_DIR, 'pg_dump'), [`-F${format}`, ...extraArgs, '-f', tmp, cluster.urlFor(db)], { maxBuffer: 64 * 1024 * 1024 });
   let bytes = await fs.readFile(tmp);
   await fs.rm(tmp);
   if (kind.endsWith('.gz')) bytes = gzipSync(bytes);
   await fs.writeFile(file, bytes);
   return sha256(bytes);
+}
+
+/** pg_dumpall of the whole cluster: roles, then every database with CREATE DATABASE and \\connect. */
+export async function dumpCluster(cluster: PgCluster, file: string): Promise<void> {
+  await run(path.join(PG_BIN_DIR, 'pg_dumpall'), ['-f', file, '-d', cluster.url], { maxBuffer: 64 * 1024 * 1024 });
 }
 
 export function sha256(bytes: Buffer): string {
