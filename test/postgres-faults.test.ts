@@ -175,3 +175,35 @@ t.test('the hard timeout stops the run, removes the sandbox and records an error
   t.same(codes(run), ['timeout']);
   t.equal(await leftoversOf(run.id), 0);
 });
+
+t.test('a directory-format dump in a tar cannot be verified yet: error, not fail', async (t) => {
+  const folder = await tempDir('dirtar');
+  const file = path.join(folder, 'shop.dump');
+  await dumpDatabase(cluster, shopDb, file, 'directory');
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'error');
+  t.same(codes(run), ['unsupported_format']);
+  t.match(run.reasons[0]?.message, /first member "\.\/"/);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a MySQL dump and UTF-16 SQL are not PostgreSQL dumps: fail with what they are', async (t) => {
+  const folder = await tempDir('foreign');
+  const mysql = path.join(folder, 'shop-mysql.dump');
+  await fs.writeFile(mysql, '-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n--\n-- Host: localhost    Database: shop\n\nCREATE TABLE `orders` (`id` int NOT NULL);\n');
+  await age(mysql, 60_000);
+  const run = await verify(policyFromYaml({ folder, glob: 'shop-mysql*' }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['unrecognized_format']);
+  t.match(run.reasons[0]?.message, /a MySQL dump/);
+  const utf16 = path.join(folder, 'shop-ps.sql');
+  const plain = path.join(folder, 'plain.tmp');
+  await dumpDatabase(cluster, shopDb, plain, 'plain');
+  await fs.writeFile(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(await fs.readFile(plain, 'utf8'), 'utf16le')]));
+  await age(utf16, 60_000);
+  const run16 = await verify(policyFromYaml({ folder, glob: 'shop-ps*' }), store);
+  t.equal(run16.verdict, 'fail');
+  t.same(codes(run16), ['unrecognized_format']);
+  t.match(run16.reasons[0]?.message, /UTF-16 text/);
+});

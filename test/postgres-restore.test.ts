@@ -165,3 +165,14 @@ t.test('a pg_dump -C dump from a server with a production locale restores with t
   t.match(run.backup?.header?.probedDatabase, /^shop_/, 'probed where the dump connected');
   t.equal(await leftoversOf(run.id), 0);
 });
+
+t.test("a pg_dump -Ft tar dump streams into pg_restore and passes", async (t) => {
+  const folder = await tempDir('tar');
+  const file = path.join(folder, 'shop.tar');
+  await dumpDatabase(cluster, await createShopDatabase(cluster), file, 'tar');
+  await age(file, 60_000);
+  const run = await verify(policyFromYaml({ folder }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.format, 'tar');
+  t.equal(await leftoversOf(run.id), 0);
+});

@@ -6,7 +6,8 @@
  * - plain SQL: text; pg_dump's own output begins with "-- PostgreSQL database dump" and ends with
  *   "-- PostgreSQL database dump complete", which is how a truncated one is recognised.
  */
-export type DumpFormat = 'custom' | 'tar' | 'plain';
+/** `other-tar` and `utf16-text` are recognised only to be refused with a precise reason. */
+export type DumpFormat = 'custom' | 'tar' | 'plain' | 'other-tar' | 'utf16-text';
 
 export interface FormatInfo {
   format: DumpFormat;
@@ -20,8 +21,13 @@ export function detectDumpFormat(head: Buffer): FormatInfo | undefined {
     return { format: 'custom', header: parseCustomHeader(head) };
   }
   if (head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar') {
-    return { format: 'tar', header: {} };
+    // pg_dump -Ft writes toc.dat first; any other tar (a directory-format dump tarred up, an
+    // archive of files) is not something pg_restore reads as a stream.
+    const first = head.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
+    return { format: first === 'toc.dat' ? 'tar' : 'other-tar', header: { firstMember: first } };
   }
+  const bom = head.subarray(0, 2).toString('hex');
+  if (bom === 'fffe' || bom === 'feff') return { format: 'utf16-text', header: {} };
   if (looksLikeText(head)) {
     const text = head.toString('utf8');
     const header: Record<string, string> = {};
@@ -33,6 +39,8 @@ export function detectDumpFormat(head: Buffer): FormatInfo | undefined {
     if (/^-- PostgreSQL database cluster dump\s*$/m.test(text)) completeMarker = '-- PostgreSQL database cluster dump complete';
     else if (/^-- PostgreSQL database dump\s*$/m.test(text)) completeMarker = '-- PostgreSQL database dump complete';
     if (completeMarker) header.writtenBy = completeMarker.includes('cluster') ? 'pg_dumpall' : 'pg_dump';
+    const foreign = /^-- (MySQL dump|MariaDB dump)|^PRAGMA foreign_keys|^BEGIN TRANSACTION;\s*$/m.exec(text);
+    if (foreign && !completeMarker) header.foreignDump = foreign[1] ?? 'SQLite .dump';
     return { format: 'plain', header, completeMarker };
   }
   return undefined;

@@ -110,6 +110,24 @@ export class PostgresRestorer implements Restorer {
         `not a PostgreSQL dump: the bytes are neither pg_dump's custom/tar format nor SQL text (starts with ${head.subarray(0, 8).toString('hex')})`,
       );
     }
+    if (info.format === 'other-tar') {
+      stream.destroy();
+      throw new VerificationError(
+        'unsupported_format',
+        `a tar archive that is not pg_dump's tar format (first member "${info.header.firstMember}", pg_dump -Ft starts with toc.dat): directory-format dumps in a tar are not supported yet`,
+      );
+    }
+    if (info.format === 'utf16-text') {
+      stream.destroy();
+      throw new VerificationError(
+        'unrecognized_format',
+        'the dump is UTF-16 text (as written by Windows PowerShell redirection, `pg_dump > file`); psql cannot read it: write dumps with pg_dump -f FILE',
+      );
+    }
+    if (info.header.foreignDump) {
+      stream.destroy();
+      throw new VerificationError('unrecognized_format', `not a PostgreSQL dump: the file is a ${info.header.foreignDump}`);
+    }
     const db = this.probeDatabase;
     const cluster = info.completeMarker?.includes('cluster') ?? false;
     // A cluster dump creates its own databases; everything else is restored into `db`.

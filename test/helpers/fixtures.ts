@@ -55,13 +55,19 @@ export async function createShopDatabase(cluster: PgCluster, opts: ShopOptions =
   return db;
 }
 
-export type DumpKind = 'custom' | 'plain' | 'plain.gz' | 'custom.gz';
+export type DumpKind = 'custom' | 'plain' | 'plain.gz' | 'custom.gz' | 'tar' | 'directory';
 
 /** pg_dump of `db` into `file`; returns the file's bytes' sha256. */
 export async function dumpDatabase(cluster: PgCluster, db: string, file: string, kind: DumpKind, extraArgs: string[] = []): Promise<string> {
-  const format = kind.startsWith('custom') ? 'c' : 'p';
+  const format = kind.startsWith('custom') ? 'c' : kind === 'tar' ? 't' : kind === 'directory' ? 'd' : 'p';
   const tmp = `${file}.tmp-dump`;
   await run(path.join(PG_BIN_DIR, 'pg_dump'), [`-F${format}`, ...extraArgs, '-f', tmp, cluster.urlFor(db)], { maxBuffer: 64 * 1024 * 1024 });
+  if (kind === 'directory') {
+    // A directory-format dump, tarred up for storage as backup jobs do.
+    await run('tar', ['-cf', `${tmp}.tar`, '-C', tmp, '.']);
+    await fs.rm(tmp, { recursive: true });
+    await fs.rename(`${tmp}.tar`, tmp);
+  }
   let bytes = await fs.readFile(tmp);
   await fs.rm(tmp);
   if (kind.endsWith('.gz')) bytes = gzipSync(bytes);
