@@ -159,7 +159,7 @@ t.test('a 1.15 header (PostgreSQL 16+) names its compression algorithm', async (
 });
 
 t.test('pg_dump -Ft is tar; -Fp and pg_dumpall are plain with their completion markers', async (t) => {
-  t.same(detectDumpFormat(tar.subarray(0, HEAD_BYTES)), { format: 'tar', header: {} });
+  t.same(detectDumpFormat(tar.subarray(0, HEAD_BYTES)), { format: 'tar', header: { firstMember: 'toc.dat' } });
   const p = detectDumpFormat(plain.subarray(0, HEAD_BYTES));
   t.equal(p?.format, 'plain');
   t.match(p?.header, { serverVersion: /^15\.\d+/, pgDumpVersion: /^15\.\d+/, writtenBy: 'pg_dump' });
@@ -182,7 +182,7 @@ t.test('hand-written SQL is plain without a marker; binary and UTF-16 are not du
   const rnd = prng(7);
   const garbage = Buffer.from(Array.from({ length: 4096 }, () => Math.floor(rnd() * 256)));
   t.equal(detectDumpFormat(garbage), undefined, 'random bytes');
-  t.equal(detectDumpFormat(Buffer.from(`\ufeff${plain.subarray(0, 2048).toString()}`, 'utf16le')), undefined, 'UTF-16 text');
+  t.equal(detectDumpFormat(Buffer.from(`\ufeff${plain.subarray(0, 2048).toString()}`, 'utf16le'))?.format, 'utf16-text', 'UTF-16 text is named, to be refused with a reason');
   t.equal(detectDumpFormat(Buffer.alloc(0)), undefined, 'nothing');
   t.equal(detectDumpFormat(Buffer.from('\x7fELF\x02\x01\x01\x00\x00\x00')), undefined, 'an executable');
 });
@@ -299,7 +299,10 @@ t.test('PlainSqlFilter: CRLF dumps, pg_dumpall, and long COPY rows', async (t) =
   t.ok(c.filter.lastLines(8).includes('-- PostgreSQL database dump complete'));
 
   const all = await filtered(chunked(dumpall, 41));
-  t.equal(all.out.split('\n').filter((l) => !INJECTED.test(l)).join('\n'), dumpall.toString());
+  // pg_dumpall's own `CREATE ROLE x;` lines are wrapped to pass when the role exists already.
+  const unwrapped = all.out.replace(/^DO \$backproof\$ BEGIN (CREATE ROLE [^;]+;) EXCEPTION WHEN duplicate_object THEN NULL; END \$backproof\$;$/gm, '$1');
+  t.equal(unwrapped, dumpall.toString(), 'the dump is otherwise untouched');
+  t.match(all.out, /^DO \$backproof\$ BEGIN CREATE ROLE postgres; EXCEPTION WHEN duplicate_object/m, 'CREATE ROLE postgres cannot stop the restore');
   t.ok(all.filter.lastLines(8).includes('-- PostgreSQL database cluster dump complete'));
   t.equal(all.filter.connectedDatabase, 'shop', 'the last \\connect');
 
