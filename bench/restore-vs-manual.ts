@@ -20,26 +20,15 @@ import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { Logger } from '../orchestrator/logger.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
+import { INITDB_ARGS, SERVER_OPTIONS } from '../restore-sandboxes/postgres/postgres-restorer.js';
 import { LABEL_RUN } from '../restore-sandboxes/sandbox-runtime.js';
 import { PG_BIN_DIR, startPgCluster } from '../test/helpers/pg-cluster.js';
 
 const IMAGE = 'backproof/postgres:15';
 const BIN = '/usr/lib/postgresql/15/bin';
 const BENCH_LABEL = 'backproof.bench';
-// Mirrors PostgresRestorer.prepare() (restore-sandboxes/postgres/postgres-restorer.ts).
-const DATA_DIR = '/var/lib/postgresql/backproof-restore';
-const INITDB_ARGS = ['-D', DATA_DIR, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'];
-const SERVER_OPTIONS = [
-  '-k /tmp',
-  "-c listen_addresses=''",
-  '-c fsync=off',
-  '-c synchronous_commit=off',
-  '-c full_page_writes=off',
-  '-c wal_level=minimal',
-  '-c max_wal_senders=0',
-  '-c max_wal_size=4GB',
-  '-c maintenance_work_mem=256MB',
-].join(' ');
+// The same initdb and server options as PostgresRestorer.prepare().
+
 const PSQL = [`${BIN}/psql`, '-X', '-A', '-t', '-q', '-h', '/tmp', '-U', 'postgres'];
 
 const progress = (msg: string): boolean => process.stderr.write(`[bench] ${msg}\n`);
@@ -140,7 +129,7 @@ async function byHand(dump: string, name: string): Promise<ManualTimes> {
     const run = await timed(() => docker('run', '-d', '--name', name, '--label', `${BENCH_LABEL}=manual`, '--network', 'none', '--user', 'postgres', '--tmpfs', '/tmp', IMAGE, 'sleep', 'infinity'));
     const initdb = await timed(() => docker('exec', name, `${BIN}/initdb`, ...INITDB_ARGS));
     const start = await timed(async () => {
-      await docker('exec', name, `${BIN}/pg_ctl`, 'start', '-D', DATA_DIR, '-l', '/tmp/postgres.log', '-w', '-t', '60', '-o', SERVER_OPTIONS);
+      await docker('exec', name, `${BIN}/pg_ctl`, 'start', '-D', INITDB_ARGS[1]!, '-l', '/tmp/postgres.log', '-w', '-t', '60', '-o', SERVER_OPTIONS);
       await docker('exec', name, ...PSQL, '-d', 'postgres', '-c', 'CREATE DATABASE restore');
     });
     const fd = openSync(dump, 'r'); // `docker exec -i ... < dump`

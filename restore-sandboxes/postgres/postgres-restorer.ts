@@ -16,6 +16,23 @@ const DATA_ROOT = '/var/lib/postgresql';
 const DATA_DIR = `${DATA_ROOT}/backproof-restore`;
 const SOCKET_DIR = '/tmp';
 const LOG_FILE = '/tmp/postgres.log';
+/** initdb arguments of the sandbox's server (exported for the benchmark's by-hand baseline). */
+export const INITDB_ARGS = ['-D', DATA_DIR, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'];
+/**
+ * The server's options. The sandbox is disposable: durability settings off make restores
+ * faster; nothing listens on TCP.
+ */
+export const SERVER_OPTIONS = [
+  `-k ${SOCKET_DIR}`,
+  "-c listen_addresses=''",
+  '-c fsync=off',
+  '-c synchronous_commit=off',
+  '-c full_page_writes=off',
+  '-c wal_level=minimal',
+  '-c max_wal_senders=0',
+  '-c max_wal_size=4GB',
+  '-c maintenance_work_mem=256MB',
+].join(' ');
 
 /**
  * PostgreSQL: pg_dump custom format (and tar) through pg_restore, plain SQL through psql with
@@ -65,23 +82,12 @@ export class PostgresRestorer implements Restorer {
     this.probeDatabase = ctx.policy.postgres.database;
     await run(
       sandbox,
-      [`${this.bin}/initdb`, '-D', DATA_DIR, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'],
+      [`${this.bin}/initdb`, ...INITDB_ARGS],
       signal,
       'sandbox_failed',
       'initdb',
     );
-    // The sandbox is disposable: durability settings off make restores faster; nothing listens on TCP.
-    const options = [
-      `-k ${SOCKET_DIR}`,
-      "-c listen_addresses=''",
-      '-c fsync=off',
-      '-c synchronous_commit=off',
-      '-c full_page_writes=off',
-      '-c wal_level=minimal',
-      '-c max_wal_senders=0',
-      '-c max_wal_size=4GB',
-      '-c maintenance_work_mem=256MB',
-    ].join(' ');
+    const options = SERVER_OPTIONS;
     await run(
       sandbox,
       [`${this.bin}/pg_ctl`, 'start', '-D', DATA_DIR, '-l', LOG_FILE, '-w', '-t', '60', '-o', options],
