@@ -148,6 +148,7 @@ t.test('SIGKILL during a restore: the next start marks the run aborted and reaps
   t.equal((await containersOf('killed-db')).length, 1, 'a killed process cannot clean up: the container is left');
 
   const list = await cli(['runs', 'list', '--json'], dir);
+  t.match(list.stderr, /was interrupted \(pid \d+ is gone\); recorded as aborted/, 'the next start says so');
   const [aborted] = JSON.parse(list.stdout) as RunRecord[];
   t.equal(aborted?.status, 'aborted', 'the next start marked it');
   t.equal(aborted?.verdict, 'error');
@@ -158,6 +159,7 @@ t.test('SIGKILL during a restore: the next start marks the run aborted and reaps
   const next = await cli(['run', '--json'], dir);
   t.equal(next.code, 0, next.stderr);
   t.match(next.stderr, /reaper removed [1-9]\d* leftover sandbox container/);
+  t.notMatch(next.stderr, /was interrupted/, 'the abort was already reported by runs list');
   t.same(await containersOf('killed-db'), [], 'no container left');
 });
 

@@ -25,8 +25,13 @@ export function dataDir(opts: GlobalOptions): string {
   return path.resolve(opts.dataDir || process.env.BACKPROOF_DATA_DIR || DEFAULTS.dataDir);
 }
 
-export async function openStore(config: Pick<ResolvedConfig, 'database'>, opts: GlobalOptions): Promise<RunStore> {
-  return RunStore.open({ url: config.database.url, dataDir: dataDir(opts), schema: config.database.schema });
+/** Opens the evidence store; runs it found interrupted (their process died) are reported. */
+export async function openStore(config: Pick<ResolvedConfig, 'database'>, opts: GlobalOptions, logger: Logger = makeLogger()): Promise<RunStore> {
+  const store = await RunStore.open({ url: config.database.url, dataDir: dataDir(opts), schema: config.database.schema });
+  for (const run of store.abortedAtOpen) {
+    logger.warn(`run ${run.id} of ${run.policy} was interrupted (pid ${run.pid} is gone); recorded as aborted`);
+  }
+  return store;
 }
 
 /** Evidence store settings when no config file is needed (reading runs back). */

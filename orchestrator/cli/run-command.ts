@@ -27,7 +27,7 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
         throw new BackproofError('unknown_policy', `no policy named "${opts.policy}" in ${config.file}; policies: ${config.policies.map((p) => p.name).join(', ')}`);
       }
       const logger = makeLogger(config.secrets);
-      const store = await openStore(config, global);
+      const store = await openStore(config, global, logger);
       const runtime = runtimeFor(config);
       const runs = await withSignals(logger, (signal) => runAll(policies, store, runtime, logger, signal, !opts.json)).finally(() => store.close());
       if (opts.json) process.stdout.write(JSON.stringify(runs.length === 1 ? runs[0] : runs, null, 2) + '\n');
