@@ -180,3 +180,16 @@ t.test('SIGTERM during a restore: cancelled, recorded, sandbox removed', async (
   t.equal(run.reasons[0]?.code, 'cancelled');
   t.same(await containersOf('term-db'), [], 'no container left');
 });
+
+t.test('demo (README command 1): a real pg_dump made in a sandbox, verified, evidence shown', async (t) => {
+  const dir = await tempDir('demo');
+  const r = await cli(['demo', '--dir', 'demo'], dir);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^PASS {2}demo-client\/shop-db/m);
+  t.match(r.stdout, /checksum verified against sidecar shop-\d{8}T\d{6}Z\.dump\.sha256/);
+  t.match(r.stdout, /rowCount: orders >= 1000: expected at least 1000 rows in orders; got 25000 rows/);
+  t.match(r.stdout, /Evidence store \(.*demo\/\.backproof\):\nRUN /);
+  const again = await cli(['--config', 'demo/backproof.yaml', '--data-dir', 'demo/.backproof', 'runs', 'list'], dir);
+  t.match(again.stdout, /demo-client\/shop-db +pass +finished/, 'the evidence is there for the next command');
+  t.same(await containersOf('shop-db'), [], 'no container left');
+});

@@ -100,7 +100,10 @@ async function makeDemoDump(runtime: DockerRuntime, policy: PolicyConfig, folder
     const ctx = { runId, policy, sandbox, logger, signal, backupTime: new Date() };
     await restorer.prepare(ctx);
     const bin = (await sandbox.exec(['sh', '-c', 'ls -d /usr/lib/postgresql/*/bin | tail -1'])).stdout.trim();
-    const seed = await sandbox.exec([`${bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '/tmp', '-U', 'postgres', '-d', policy.postgres.database, '-c', SEED_SQL], { user: 'postgres', signal });
+    const psql = (db: string, sql: string) =>
+      sandbox.exec([`${bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '/tmp', '-U', 'postgres', '-d', db, '-c', sql], { user: 'postgres', signal });
+    const created = await psql('postgres', `CREATE DATABASE ${policy.postgres.database}`);
+    const seed = created.exitCode === 0 ? await psql(policy.postgres.database, SEED_SQL) : created;
     if (seed.exitCode !== 0) throw new VerificationError('sandbox_failed', `seeding the demo database failed: ${seed.stderr}`);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
     const file = path.join(folder, `shop-${stamp}.dump`);
