@@ -110,6 +110,8 @@ export interface RunMetrics {
 export interface SandboxRecord {
   runtime: string;
   image: string;
+  /** Why this image, when backproof chose it from the backup rather than the policy pinning it. */
+  imageChoice?: string;
   imageId?: string;
   containerId?: string;
   limits?: Record<string, string | number>;

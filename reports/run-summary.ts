@@ -31,6 +31,7 @@ export function renderRunSummary(run: RunRecord): string {
   }
   if (run.sandbox) {
     lines.push(`  sandbox  ${run.sandbox.runtime} ${run.sandbox.image}${run.sandbox.serverVersion ? `, PostgreSQL ${run.sandbox.serverVersion}` : ''}, no network`);
+    if (run.sandbox.imageChoice) lines.push(`           image chosen: ${run.sandbox.imageChoice}`);
   }
   if (run.restored) {
     lines.push(`  restored ${Object.entries(run.restored).map(([k, v]) => `${k} ${k === 'sizeBytes' ? bytes(Number(v)) : v}`).join(', ')}`);

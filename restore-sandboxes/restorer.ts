@@ -20,6 +20,12 @@ export interface RestoreContext {
   backupTime: Date;
 }
 
+export interface ImageChoice {
+  image: string;
+  /** Why this one, for the evidence. */
+  why: string;
+}
+
 export interface RestoreOutcome {
   format: string;
   compression: string;
@@ -36,8 +42,14 @@ export interface Inspection {
 
 export interface Restorer {
   readonly kind: string;
-  /** The sandbox this kind needs, within the policy's limits. */
-  sandboxSpec(policy: PolicyConfig, runId: string): SandboxSpec;
+  /** The sandbox this kind needs, within the policy's limits; `image` overrides the default. */
+  sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec;
+  /**
+   * Optional: the image that suits this backup, from its first bytes (for example the
+   * PostgreSQL major that wrote a dump), among the images the engine has. Only asked when the
+   * policy pins no image.
+   */
+  selectImage?(head: Buffer, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice>;
   /** Brings up the empty target system inside the sandbox; returns its version. */
   prepare(ctx: RestoreContext): Promise<{ serverVersion: string }>;
   /** Streams the backup (raw bytes as stored) into the target. */

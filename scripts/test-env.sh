@@ -5,7 +5,7 @@
 #     gzip/zstd/xz-utils/bzip2 (real compressors for format tests);
 #   - starts dockerd when no engine answers (no bridge, no iptables: sandboxes have no network)
 #     and writes its pid to $BACKPROOF_DOCKERD_PIDFILE (default /run/backproof-dockerd.pid);
-#   - npm ci, build, and the PostgreSQL sandbox image when its tag is absent.
+#   - npm ci, build, and the PostgreSQL 15 and 17 sandbox images when their tags are absent.
 # Idempotent: what is there already is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,5 +36,6 @@ fi
 echo "test-env: npm ci"
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
-node bin/backproof.js images build postgres --if-missing --yes
+node bin/backproof.js images build postgres:15 --if-missing --yes
+node bin/backproof.js images build postgres:17 --if-missing --yes
 echo "test-env: ready"

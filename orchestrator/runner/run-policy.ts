@@ -105,14 +105,23 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     run.backup.checksum = expected ? { expected: expected.hex, source: expected.source, verified: false } : { verified: false };
 
     // sandbox
-    const spec = restorer.sandboxSpec(policy, run.id);
-    run.sandbox = {
-      runtime: deps.runtime.name,
-      image: spec.image,
-      limits: { memoryBytes: spec.memoryBytes, cpus: spec.cpus, pids: spec.pids, capAdd: (spec.capAdd ?? []).join(',') || 'none' },
-    };
+    run.sandbox = { runtime: deps.runtime.name, image: policy.sandbox.image ?? '' };
     const { serverVersion } = await clock.phase('sandbox', async () => {
       await deps.runtime.ping(signal);
+      let image = policy.sandbox.image;
+      if (!image && restorer.selectImage) {
+        // The backup's first bytes say what it needs (e.g. the PostgreSQL major that wrote it).
+        const choice = await restorer.selectImage(await readHead(driver, entry, 64 * 1024, signal), async (ref) =>
+          Boolean(await deps.runtime.imageId(ref)),
+        );
+        image = choice.image;
+        run.sandbox!.imageChoice = choice.why;
+      }
+      const spec = restorer.sandboxSpec(policy, run.id, image);
+      Object.assign(run.sandbox!, {
+        image: spec.image,
+        limits: { memoryBytes: spec.memoryBytes, cpus: spec.cpus, pids: spec.pids, capAdd: (spec.capAdd ?? []).join(',') || 'none' },
+      });
       sandbox = await deps.runtime.create(spec, signal);
       run.sandbox!.containerId = sandbox.id;
       run.sandbox!.imageId = sandbox.imageId;
@@ -232,6 +241,23 @@ function checkIntegrity(run: RunRecord, reasons: Reason[]): void {
     code: 'checksum_mismatch',
     message: `sha256 of the backup's bytes is ${b.sha256.slice(0, 16)}…, but ${b.checksum.source} says ${b.checksum.expected.slice(0, 16)}…`,
   });
+}
+
+/** The first bytes of a backup (a separate short read; the restore pass reads from the start). */
+async function readHead(driver: StorageDriver, entry: BackupEntry, bytes: number, signal: AbortSignal): Promise<Buffer> {
+  const stream = await driver.open(entry, signal);
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      length += (chunk as Buffer).length;
+      if (length >= bytes) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, bytes);
 }
 
 async function hashWhole(driver: StorageDriver, entry: BackupEntry, signal: AbortSignal): Promise<string | undefined> {

@@ -12,30 +12,50 @@ export interface ImageRecipe {
   name: string;
   tag: string;
   suite: string;
+  /** Debian mirror; omitted: mmdebstrap uses this machine's apt sources. */
+  mirror?: string;
   packages: string[];
   /** Shell commands run by mmdebstrap on the finished tree ("$1" is its root). */
   customize: string[];
   description: string;
 }
 
-export const IMAGE_RECIPES: Record<string, ImageRecipe> = {
-  postgres: {
-    name: 'postgres',
-    tag: 'backproof/postgres:15',
-    suite: 'bookworm',
+const DEBIAN_MIRROR = process.env.BACKPROOF_DEBIAN_MIRROR || 'http://deb.debian.org/debian';
+
+/** A PostgreSQL sandbox image from a Debian release's own postgresql-<major> packages. */
+function postgresRecipe(major: number, suite: string, mirror?: string): ImageRecipe {
+  return {
+    name: `postgres:${major}`,
+    tag: `backproof/postgres:${major}`,
+    suite,
+    mirror,
     // locales-all: dumps create databases with the production server's locale (en_US.UTF-8,
     // de_DE.UTF-8, ...); restoring with the same collation is restoring what production had.
     // zstd, xz and bzip2 let later restorers decompress inside the sandbox.
-    packages: ['postgresql-15', 'locales-all', 'zstd', 'xz-utils', 'bzip2'],
+    packages: [`postgresql-${major}`, 'locales-all', 'zstd', 'xz-utils', 'bzip2'],
     customize: [
       // The package's default cluster is not used (each run makes its own) and would be copied
       // into every run's data volume.
-      'rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15',
+      `rm -rf "$1"/var/lib/postgresql/${major} "$1"/etc/postgresql/${major}`,
       'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man',
     ],
-    description: "PostgreSQL 15 and all locales from Debian bookworm's packages",
-  },
+    description: `PostgreSQL ${major} and all locales from Debian ${suite}'s packages`,
+  };
+}
+
+/**
+ * Images backproof can build. `postgres` is PostgreSQL 15 (Debian 12, this machine's release);
+ * `postgres:17` comes from Debian 13. The PostgreSQL restorer picks, for each dump, the smallest
+ * of these majors that is at least the dump's own (pg_restore reads older archive versions).
+ */
+export const IMAGE_RECIPES: Record<string, ImageRecipe> = {
+  postgres: postgresRecipe(15, 'bookworm'),
+  'postgres:15': postgresRecipe(15, 'bookworm'),
+  'postgres:17': postgresRecipe(17, 'trixie', DEBIAN_MIRROR),
 };
+
+/** PostgreSQL majors with a recipe, ascending. */
+export const POSTGRES_IMAGE_MAJORS = [...new Set(Object.keys(IMAGE_RECIPES).filter((k) => k.startsWith('postgres:')).map((k) => Number(k.split(':')[1])))].sort((a, b) => a - b);
 
 export interface BuildOptions {
   docker: Docker;
@@ -57,6 +77,7 @@ export async function buildImage(opts: BuildOptions): Promise<string> {
     ...recipe.customize.map((c) => `--customize-hook=${c}`),
     recipe.suite,
     '-',
+    ...(recipe.mirror ? [recipe.mirror] : []),
   ];
   logger.info(`building ${tag}: ${recipe.description} (mmdebstrap, about a minute)`);
   const child = spawn('mmdebstrap', args, { stdio: ['ignore', 'pipe', 'pipe'], signal: opts.signal });

@@ -1,12 +1,14 @@
 import { pipeline, type Readable } from 'node:stream';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import type { PolicyConfig } from '../../orchestrator/config/types.js';
 import { DEFAULTS } from '../../orchestrator/defaults.js';
 import { formatBytes } from '../../orchestrator/format.js';
 import type { ProbeResult } from '../../orchestrator/domain.js';
 import { VerificationError } from '../../orchestrator/errors.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
-import { decompress } from '../compression.js';
-import type { Inspection, RestoreContext, RestoreOutcome, Restorer } from '../restorer.js';
+import { decompress, detectCompression } from '../compression.js';
+import { POSTGRES_IMAGE_MAJORS } from '../images/build-image.js';
+import type { ImageChoice, Inspection, RestoreContext, RestoreOutcome, Restorer } from '../restorer.js';
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { detectDumpFormat } from './dump-format.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
@@ -52,11 +54,11 @@ export class PostgresRestorer implements Restorer {
   private probeDatabase = '';
   private locales: Set<string> | undefined;
 
-  sandboxSpec(policy: PolicyConfig, runId: string): SandboxSpec {
+  sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
     return {
       runId,
       policy: policy.name,
-      image: policy.sandbox.image ?? DEFAULTS.postgresImage,
+      image: image ?? policy.sandbox.image ?? DEFAULTS.postgresImage,
       cmd: ['sleep', 'infinity'],
       user: 'postgres',
       capAdd: [],
@@ -67,6 +69,35 @@ export class PostgresRestorer implements Restorer {
       tmpfs: { '/tmp': policy.sandbox.tmpBytes },
       volumes: [DATA_ROOT],
       readOnlyRoot: true,
+    };
+  }
+
+  async selectImage(head: Buffer, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice> {
+    let bytes = head;
+    if (detectCompression(head) === 'gzip') {
+      // The start of a gzip stream decompresses on its own; a sync flush yields what is there.
+      try {
+        bytes = gunzipSync(head, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+      } catch {
+        bytes = Buffer.alloc(0); // damaged: the restore step will say so
+      }
+    }
+    const info = detectDumpFormat(bytes);
+    const major = info ? dumpMajor(info.header) : undefined;
+    const available: number[] = [];
+    for (const m of POSTGRES_IMAGE_MAJORS) if (await hasImage(`backproof/postgres:${m}`)) available.push(m);
+    const image = (m: number): string => `backproof/postgres:${m}`;
+    if (major === undefined) {
+      const m = available.includes(15) ? 15 : available[0];
+      return { image: m ? image(m) : DEFAULTS.postgresImage, why: 'the dump does not say which PostgreSQL wrote it: the default image' };
+    }
+    const fit = available.find((m) => m >= major);
+    if (fit) return { image: image(fit), why: `the dump comes from PostgreSQL ${major}: the smallest image at least as new` };
+    const newest = available.at(-1);
+    const buildable = POSTGRES_IMAGE_MAJORS.find((m) => m >= major);
+    return {
+      image: newest ? image(newest) : DEFAULTS.postgresImage,
+      why: `the dump comes from PostgreSQL ${major}, newer than every image present${buildable ? ` (build one: backproof images build postgres:${buildable})` : ''}`,
     };
   }
 
@@ -280,7 +311,9 @@ function restoreFailure(
     // A dump of a newer server may use what an older one lacks: we could not verify it here.
     return new VerificationError(
       'unsupported_format',
-      `the dump comes from PostgreSQL ${fromMajor}, newer than the sandbox's ${sandboxMajor} (${tool}: ${line}); set sandbox.image to a PostgreSQL ${fromMajor} image`,
+      `the dump comes from PostgreSQL ${fromMajor}, newer than the sandbox's ${sandboxMajor} (${tool}: ${line}); ${
+        POSTGRES_IMAGE_MAJORS.some((m) => m >= fromMajor) ? `build backproof/postgres:${POSTGRES_IMAGE_MAJORS.find((m) => m >= fromMajor)} (backproof images build postgres:${POSTGRES_IMAGE_MAJORS.find((m) => m >= fromMajor)}) and leave sandbox.image unset, or ` : ''
+      }set sandbox.image to a PostgreSQL ${fromMajor} image`,
     );
   }
   const extension = /extension "([^"]+)" is not available|could not open extension control file "[^"]*\/([^"/]+)\.control"/.exec(stderr);

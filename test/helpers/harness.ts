@@ -11,7 +11,10 @@ import { runPolicy } from '../../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 
-/** The sandbox image tests restore into; .ci/run builds it with `backproof images build postgres`. */
+/**
+ * The default sandbox image (.ci/run builds it with `backproof images build postgres`). Policies
+ * in tests leave sandbox.image unset so backproof chooses, unless BACKPROOF_TEST_IMAGE pins one.
+ */
 export const TEST_IMAGE = process.env.BACKPROOF_TEST_IMAGE ?? 'backproof/postgres:15';
 
 export async function tempDir(prefix: string): Promise<string> {
@@ -44,7 +47,7 @@ clients:
             timestamp: ${o.timestamp ?? 'mtime'}
             settle: 5s
         targets: { rpo: ${o.rpo ?? '26h'}, rto: 30m }
-        sandbox: { image: ${JSON.stringify(TEST_IMAGE)}, memory: 1g, timeout: 5m }
+        sandbox: { ${process.env.BACKPROOF_TEST_IMAGE ? `image: ${JSON.stringify(TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m }
         probes:
 ${o.probes ?? `          - tablesExist: [customers, orders]
           - rowCount: { table: orders, atLeast: 1000 }
