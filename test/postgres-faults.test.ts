@@ -2,33 +2,24 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { RunStore } from '../orchestrator/evidence/run-store.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { age, corruptFile, createShopDatabase, dumpDatabase, truncateFile, writeSidecar } from './helpers/fixtures.js';
-import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
-import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
+import { codes, leftoversOf, policyFromYaml, tempDir, useRestoreEnv, verify } from './helpers/harness.js';
 
 // Broken backups are `fail` with their own reason; broken infrastructure is `error`. Every run
 // is recorded, and no sandbox is left behind.
 
-let cluster: PgCluster;
-let store: RunStore;
+const env = useRestoreEnv(t);
 let shopDb: string;
 
 t.before(async () => {
-  cluster = await startPgCluster();
-  ({ store } = await openEmbeddedStore());
-  shopDb = await createShopDatabase(cluster, { orders: 20000 });
-});
-t.teardown(async () => {
-  await store?.close();
-  await cluster?.stop();
+  shopDb = await createShopDatabase(env.cluster, { orders: 20000 });
 });
 
 async function folderWith(kind: 'custom' | 'plain' | 'plain.gz', damage?: (file: string) => Promise<void>, sidecar = false) {
   const folder = await tempDir('fault');
   const file = path.join(folder, 'shop.dump');
-  const hex = await dumpDatabase(cluster, shopDb, file, kind);
+  const hex = await dumpDatabase(env.cluster, shopDb, file, kind);
   if (sidecar) await writeSidecar(file, hex);
   if (damage) await damage(file);
   await age(file, 60_000);
@@ -37,18 +28,18 @@ async function folderWith(kind: 'custom' | 'plain' | 'plain.gz', damage?: (file:
 
 t.test('a truncated custom-format dump fails as truncated', async (t) => {
   const { folder } = await folderWith('custom', (f) => truncateFile(f, 0.6));
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['truncated_dump']);
   t.match(run.reasons[0]?.message, /the dump ends early: pg_restore/);
   t.equal(run.phases.find((p) => p.name === 'fetch_restore')?.outcome, 'fail');
   t.equal(await leftoversOf(run.id), 0);
-  t.equal((await store.get(run.id))?.verdict, 'fail', 'recorded');
+  t.equal((await env.store.get(run.id))?.verdict, 'fail', 'recorded');
 });
 
 t.test('a truncated plain SQL dump fails: pg_dump\'s closing line is missing or the SQL breaks', async (t) => {
   const { folder } = await folderWith('plain', (f) => truncateFile(f, 0.97));
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.equal(run.reasons.length, 1, JSON.stringify(run.reasons));
   t.match(codes(run)[0], /^(truncated_dump|restore_failed)$/);
@@ -61,7 +52,7 @@ t.test('a plain dump cut exactly at a statement boundary still fails as truncate
     const cut = text.lastIndexOf('\n-- Name: orders orders_pkey');
     await fs.writeFile(f, text.slice(0, cut + 1));
   });
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['truncated_dump']);
   t.match(run.reasons[0]?.message, /closing line "-- PostgreSQL database dump complete" is missing/);
@@ -69,7 +60,7 @@ t.test('a plain dump cut exactly at a statement boundary still fails as truncate
 
 t.test('a truncated gzip stream fails as corrupt compression', async (t) => {
   const { folder } = await folderWith('plain.gz', (f) => truncateFile(f, 0.5));
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['corrupt_compression']);
   t.match(run.reasons[0]?.message, /gzip stream is truncated/);
@@ -78,7 +69,7 @@ t.test('a truncated gzip stream fails as corrupt compression', async (t) => {
 
 t.test('bytes changed after the backup: checksum mismatch against the sidecar', async (t) => {
   const { folder, hex } = await folderWith('custom', (f) => corruptFile(f, 0.7, 8), true);
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.equal(codes(run)[0], 'checksum_mismatch', JSON.stringify(run.reasons));
   t.match(run.reasons[0]?.message, new RegExp(`sidecar shop\\.dump\\.sha256 says ${hex.slice(0, 16)}`));
@@ -90,7 +81,7 @@ t.test('bytes changed after the backup: checksum mismatch against the sidecar', 
 t.test('a SHA256SUMS file beside the backups is honoured too', async (t) => {
   const { folder, file } = await folderWith('custom');
   await fs.writeFile(path.join(folder, 'SHA256SUMS'), `${'0'.repeat(64)}  ${path.basename(file)}\n`);
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['checksum_mismatch']);
   t.equal(run.backup?.checksum?.source, 'SHA256SUMS');
@@ -102,7 +93,7 @@ t.test('random bytes are not a dump', async (t) => {
   const file = path.join(folder, 'shop.dump');
   await fs.writeFile(file, randomBytes(200_000));
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['unrecognized_format']);
   t.equal(await leftoversOf(run.id), 0);
@@ -113,7 +104,7 @@ t.test('a zero-byte backup fails as empty, without a sandbox', async (t) => {
   const file = path.join(folder, 'shop.dump');
   await fs.writeFile(file, '');
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['empty_backup']);
   t.equal(run.phases.find((p) => p.name === 'sandbox')?.outcome, 'skipped');
@@ -124,7 +115,7 @@ t.test('no backup matching the selector fails with what was seen', async (t) => 
   await fs.writeFile(path.join(folder, 'notes.txt'), 'not a backup');
   const fresh = path.join(folder, 'shop-being-written.dump');
   await fs.writeFile(fresh, 'partial');
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['no_backup']);
   t.match(run.reasons[0]?.message, /no backup found: 1 match glob "shop\*", 1 still being written/);
@@ -133,7 +124,7 @@ t.test('no backup matching the selector fails with what was seen', async (t) => 
 
 t.test('a missing source folder is an error naming the path', async (t) => {
   const folder = path.join(await tempDir('gone'), 'not-mounted');
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'error');
   t.same(codes(run), ['source_unreachable']);
   t.match(run.reasons[0]?.message, `source folder ${folder} does not exist`);
@@ -142,17 +133,17 @@ t.test('a missing source folder is an error naming the path', async (t) => {
 t.test('Docker unreachable (an engine socket nobody answers on) is an error with a hint', async (t) => {
   const { folder } = await folderWith('custom');
   const deadSocket = `unix://${path.join(await tempDir('nodocker'), 'docker.sock')}`;
-  const run = await verify(policyFromYaml({ folder }), store, new DockerRuntime({ host: deadSocket }));
+  const run = await verify(policyFromYaml({ folder }), env.store, new DockerRuntime({ host: deadSocket }));
   t.equal(run.verdict, 'error');
   t.same(codes(run), ['docker_unreachable']);
   t.match(run.reasons[0]?.message, /Docker engine at unix:\/\/.*docker\.sock is unreachable .*start it/);
-  t.equal((await store.get(run.id))?.status, 'finished', 'the run is recorded');
+  t.equal((await env.store.get(run.id))?.status, 'finished', 'the run is recorded');
 });
 
 t.test('a missing sandbox image is an error that says how to build it', async (t) => {
   const { folder } = await folderWith('custom');
   const policy = policyFromYaml({ folder });
-  const run = await verify({ ...policy, sandbox: { ...policy.sandbox, image: 'backproof/postgres:0-missing' } }, store);
+  const run = await verify({ ...policy, sandbox: { ...policy.sandbox, image: 'backproof/postgres:0-missing' } }, env.store);
   t.equal(run.verdict, 'error');
   t.same(codes(run), ['image_missing']);
   t.match(run.reasons[0]?.message, /backproof images build postgres/);
@@ -162,7 +153,7 @@ t.test('a missing sandbox image is an error that says how to build it', async (t
 t.test('a sidecar without a checksum for the file fails as invalid', async (t) => {
   const { folder, file } = await folderWith('custom');
   await fs.writeFile(`${file}.sha256`, 'not a checksum\n');
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['sidecar_invalid']);
 });
@@ -170,7 +161,7 @@ t.test('a sidecar without a checksum for the file fails as invalid', async (t) =
 t.test('the hard timeout stops the run, removes the sandbox and records an error', async (t) => {
   const { folder } = await folderWith('custom');
   const policy = policyFromYaml({ folder });
-  const run = await verify({ ...policy, sandbox: { ...policy.sandbox, timeoutMs: 1500 } }, store);
+  const run = await verify({ ...policy, sandbox: { ...policy.sandbox, timeoutMs: 1500 } }, env.store);
   t.equal(run.verdict, 'error');
   t.same(codes(run), ['timeout']);
   t.equal(await leftoversOf(run.id), 0);
@@ -179,9 +170,9 @@ t.test('the hard timeout stops the run, removes the sandbox and records an error
 t.test('a directory-format dump in a tar cannot be verified yet: error, not fail', async (t) => {
   const folder = await tempDir('dirtar');
   const file = path.join(folder, 'shop.dump');
-  await dumpDatabase(cluster, shopDb, file, 'directory');
+  await dumpDatabase(env.cluster, shopDb, file, 'directory');
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'error');
   t.same(codes(run), ['unsupported_format']);
   t.match(run.reasons[0]?.message, /first member "\.\/"/);
@@ -193,16 +184,16 @@ t.test('a MySQL dump and UTF-16 SQL are not PostgreSQL dumps: fail with what the
   const mysql = path.join(folder, 'shop-mysql.dump');
   await fs.writeFile(mysql, '-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n--\n-- Host: localhost    Database: shop\n\nCREATE TABLE `orders` (`id` int NOT NULL);\n');
   await age(mysql, 60_000);
-  const run = await verify(policyFromYaml({ folder, glob: 'shop-mysql*' }), store);
+  const run = await verify(policyFromYaml({ folder, glob: 'shop-mysql*' }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['unrecognized_format']);
   t.match(run.reasons[0]?.message, /a MySQL dump/);
   const utf16 = path.join(folder, 'shop-ps.sql');
   const plain = path.join(folder, 'plain.tmp');
-  await dumpDatabase(cluster, shopDb, plain, 'plain');
+  await dumpDatabase(env.cluster, shopDb, plain, 'plain');
   await fs.writeFile(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(await fs.readFile(plain, 'utf8'), 'utf16le')]));
   await age(utf16, 60_000);
-  const run16 = await verify(policyFromYaml({ folder, glob: 'shop-ps*' }), store);
+  const run16 = await verify(policyFromYaml({ folder, glob: 'shop-ps*' }), env.store);
   t.equal(run16.verdict, 'fail');
   t.same(codes(run16), ['unrecognized_format']);
   t.match(run16.reasons[0]?.message, /UTF-16 text/);

@@ -1,38 +1,26 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { RunStore } from '../orchestrator/evidence/run-store.js';
 import { age, createShopDatabase, dumpCluster, dumpDatabase, stampedName, writeSidecar } from './helpers/fixtures.js';
-import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
-import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
+import { codes, leftoversOf, policyFromYaml, tempDir, useRestoreEnv, verify } from './helpers/harness.js';
 
 // Good backups pass, and the evidence says what was checked. Real pg_dump output from a real
-// PostgreSQL server, restored in a real Docker sandbox, recorded in the embedded store.
+// PostgreSQL server, restored in a real Docker sandbox, recorded in the embedded env.store.
 
-let cluster: PgCluster;
-let store: RunStore;
-
-t.before(async () => {
-  cluster = await startPgCluster();
-  ({ store } = await openEmbeddedStore());
-});
-t.teardown(async () => {
-  await store?.close();
-  await cluster?.stop();
-});
+const env = useRestoreEnv(t);
 
 t.test('a good custom-format dump with a sidecar passes, with evidence', async (t) => {
   const folder = await tempDir('good-custom');
-  const db = await createShopDatabase(cluster);
+  const db = await createShopDatabase(env.cluster);
   const older = path.join(folder, 'shop-old.dump');
-  await dumpDatabase(cluster, await createShopDatabase(cluster, { orders: 10 }), older, 'custom');
+  await dumpDatabase(env.cluster, await createShopDatabase(env.cluster, { orders: 10 }), older, 'custom');
   await age(older, 3_600_000);
   const file = path.join(folder, 'shop-new.dump');
-  const hex = await dumpDatabase(cluster, db, file, 'custom');
+  const hex = await dumpDatabase(env.cluster, db, file, 'custom');
   await writeSidecar(file, hex);
   await age(file, 60_000);
 
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(run.status, 'finished');
   t.equal(run.backup?.key, 'shop-new.dump', 'the newest by mtime is picked, the sidecar is not');
@@ -56,18 +44,18 @@ t.test('a good custom-format dump with a sidecar passes, with evidence', async (
   t.ok(run.metrics.rtoMeasuredMs! > 0 && run.metrics.rtoMet, 'rto measured and met');
   t.ok(run.metrics.rpoMet, 'rpo met');
   t.equal(await leftoversOf(run.id), 0, 'no container or volume left');
-  t.same(await store.get(run.id), run, 'the evidence store holds exactly this record');
+  t.same(await env.store.get(run.id), run, 'the evidence store holds exactly this record');
 });
 
 t.test('a good plain SQL dump, gzip-compressed, owned by an application role, passes', async (t) => {
   const folder = await tempDir('good-plain');
-  const db = await createShopDatabase(cluster, { owner: 'shop_app' });
+  const db = await createShopDatabase(env.cluster, { owner: 'shop_app' });
   const now = new Date(Date.now() - 2 * 3_600_000);
   // A misleading name: the format and compression come from the bytes.
   const file = path.join(folder, stampedName('shop', now, '.backup'));
-  await dumpDatabase(cluster, db, file, 'plain.gz');
+  await dumpDatabase(env.cluster, db, file, 'plain.gz');
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder, timestamp: 'name' }), store);
+  const run = await verify(policyFromYaml({ folder, timestamp: 'name' }), env.store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(run.backup?.format, 'plain');
   t.equal(run.backup?.compression, 'gzip');
@@ -81,9 +69,9 @@ t.test('a good plain SQL dump, gzip-compressed, owned by an application role, pa
 t.test('a backup over its rpo fails as stale even though it restores', async (t) => {
   const folder = await tempDir('stale');
   const file = path.join(folder, stampedName('shop', new Date(Date.now() - 3 * 86_400_000), '.dump'));
-  await dumpDatabase(cluster, await createShopDatabase(cluster), file, 'custom');
+  await dumpDatabase(env.cluster, await createShopDatabase(env.cluster), file, 'custom');
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder, timestamp: 'name', probes: '          - tablesExist: [orders]' }), store);
+  const run = await verify(policyFromYaml({ folder, timestamp: 'name', probes: '          - tablesExist: [orders]' }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['stale_backup']);
   t.match(run.reasons[0]?.message, /is 3\.0d old, older than the rpo target of 26\.0h/);
@@ -95,9 +83,9 @@ t.test('a backup over its rpo fails as stale even though it restores', async (t)
 t.test('an empty database dump restores but fails as empty', async (t) => {
   const folder = await tempDir('empty-db');
   const file = path.join(folder, 'shop.dump');
-  await dumpDatabase(cluster, await createShopDatabase(cluster, { empty: true }), file, 'custom');
+  await dumpDatabase(env.cluster, await createShopDatabase(env.cluster, { empty: true }), file, 'custom');
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder, probes: '          []' }), store);
+  const run = await verify(policyFromYaml({ folder, probes: '          []' }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['empty_restore']);
   t.match(run.reasons[0]?.message, /holds no tables/);
@@ -108,9 +96,9 @@ t.test('an empty database dump restores but fails as empty', async (t) => {
 t.test('a dump missing a table fails its probes, naming the table', async (t) => {
   const folder = await tempDir('missing-table');
   const file = path.join(folder, 'shop.dump');
-  await dumpDatabase(cluster, await createShopDatabase(cluster, { withoutOrders: true }), file, 'custom');
+  await dumpDatabase(env.cluster, await createShopDatabase(env.cluster, { withoutOrders: true }), file, 'custom');
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.ok(codes(run).every((c) => c === 'probe_failed'), JSON.stringify(run.reasons));
   t.match(run.reasons[0]?.message, /tables exist: customers, orders, got missing: orders/);
@@ -123,9 +111,9 @@ t.test('a dump missing a table fails its probes, naming the table', async (t) =>
 t.test('data older than the freshness window fails (a stale replica restores perfectly)', async (t) => {
   const folder = await tempDir('stale-data');
   const file = path.join(folder, 'shop.dump');
-  await dumpDatabase(cluster, await createShopDatabase(cluster, { newestOrderAgeHours: 24 * 6 }), file, 'custom');
+  await dumpDatabase(env.cluster, await createShopDatabase(env.cluster, { newestOrderAgeHours: 24 * 6 }), file, 'custom');
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['probe_failed']);
   t.match(run.reasons[0]?.message, /newest orders\.created_at within 48\.0h/);
@@ -134,11 +122,11 @@ t.test('data older than the freshness window fails (a stale replica restores per
 
 t.test('a pg_dumpall cluster dump restores: its roles and databases come from the dump', async (t) => {
   const folder = await tempDir('cluster');
-  const db = await createShopDatabase(cluster, { owner: 'cluster_app' });
+  const db = await createShopDatabase(env.cluster, { owner: 'cluster_app' });
   const file = path.join(folder, 'shop-cluster.sql');
-  await dumpCluster(cluster, file);
+  await dumpCluster(env.cluster, file);
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder, extra: `        postgres: { database: ${db} }` }), store);
+  const run = await verify(policyFromYaml({ folder, extra: `        postgres: { database: ${db} }` }), env.store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(run.backup?.header?.writtenBy, 'pg_dumpall');
   t.match(run.backup?.header?.databases, db);
@@ -149,7 +137,7 @@ t.test('a pg_dumpall cluster dump restores: its roles and databases come from th
 t.test('a pg_dump -C dump from a server with a production locale restores with that locale', async (t) => {
   const folder = await tempDir('locale');
   const file = path.join(folder, 'shop.sql');
-  await dumpDatabase(cluster, await createShopDatabase(cluster), file, 'plain', ['--create']);
+  await dumpDatabase(env.cluster, await createShopDatabase(env.cluster), file, 'plain', ['--create']);
   // This test server only has C.UTF-8; production servers commonly run en_US.UTF-8 or de_DE.UTF-8.
   const text = await fs.readFile(file, 'utf8');
   t.match(text, /^CREATE DATABASE .* LOCALE = 'C\.UTF-8';$/m);
@@ -159,7 +147,7 @@ t.test('a pg_dump -C dump from a server with a production locale restores with t
             equals: de_DE.UTF-8
             name: collation as in production
           - rowCount: { table: orders, atLeast: 1000 }`;
-  const run = await verify(policyFromYaml({ folder, probes }), store);
+  const run = await verify(policyFromYaml({ folder, probes }), env.store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(run.backup?.header?.localesReplaced, undefined, 'the sandbox has the locale: nothing replaced');
   t.match(run.backup?.header?.probedDatabase, /^shop_/, 'probed where the dump connected');
@@ -169,9 +157,9 @@ t.test('a pg_dump -C dump from a server with a production locale restores with t
 t.test("a pg_dump -Ft tar dump streams into pg_restore and passes", async (t) => {
   const folder = await tempDir('tar');
   const file = path.join(folder, 'shop.tar');
-  await dumpDatabase(cluster, await createShopDatabase(cluster), file, 'tar');
+  await dumpDatabase(env.cluster, await createShopDatabase(env.cluster), file, 'tar');
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(run.backup?.format, 'tar');
   t.equal(await leftoversOf(run.id), 0);

@@ -3,29 +3,17 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import t from 'tap';
-import type { RunStore } from '../orchestrator/evidence/run-store.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { PostgresRestorer } from '../restore-sandboxes/postgres/postgres-restorer.js';
 import { age, createShopDatabase, dumpDatabase } from './helpers/fixtures.js';
-import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, quietLogger, tempDir, verify } from './helpers/harness.js';
-import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
+import { codes, leftoversOf, policyFromYaml, quietLogger, tempDir, useRestoreEnv, verify } from './helpers/harness.js';
 
 // Dumps written by a newer PostgreSQL than the default sandbox (15) are restored in an image of
 // a matching major, chosen from the dump's own header. The PostgreSQL 17 dumps here are made by
 // the real pg_dump 17 inside a backproof/postgres:17 sandbox (.ci/run builds both images).
 
 const PG17 = 'backproof/postgres:17';
-let cluster: PgCluster;
-let store: RunStore;
-
-t.before(async () => {
-  cluster = await startPgCluster();
-  ({ store } = await openEmbeddedStore());
-});
-t.teardown(async () => {
-  await store?.close();
-  await cluster?.stop();
-});
+const env = useRestoreEnv(t);
 
 /** pg_dump 17 of a small shop database, made inside a PostgreSQL 17 sandbox. */
 async function dump17(file: string, format: 'c' | 'p'): Promise<void> {
@@ -59,7 +47,7 @@ async function dump17(file: string, format: 'c' | 'p'): Promise<void> {
 t.test('a PostgreSQL 17 custom dump is restored in the PostgreSQL 17 image, chosen from its header', async (t) => {
   const folder = await tempDir('pg17');
   await dump17(path.join(folder, 'shop.dump'), 'c');
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(run.sandbox?.image, PG17);
   t.match(run.sandbox?.serverVersion, /^17\./);
@@ -75,7 +63,7 @@ t.test('a gzip\'d PostgreSQL 17 plain dump too (the header is read through the c
   await pipeline((await fs.open(plain)).createReadStream(), createGzip(), createWriteStream(path.join(folder, 'shop.sql.gz')));
   await fs.rm(plain);
   await age(path.join(folder, 'shop.sql.gz'), 60_000);
-  const run = await verify(policyFromYaml({ folder }), store);
+  const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(run.sandbox?.image, PG17);
   t.equal(run.backup?.compression, 'gzip');
@@ -85,7 +73,7 @@ t.test('pinned to the PostgreSQL 15 image, a PostgreSQL 17 dump cannot be verifi
   const folder = await tempDir('pg17-pinned');
   await dump17(path.join(folder, 'shop.dump'), 'c');
   const policy = policyFromYaml({ folder });
-  const run = await verify({ ...policy, sandbox: { ...policy.sandbox, image: 'backproof/postgres:15' } }, store);
+  const run = await verify({ ...policy, sandbox: { ...policy.sandbox, image: 'backproof/postgres:15' } }, env.store);
   t.equal(run.verdict, 'error', 'not a fail: the backup may well be good');
   t.same(codes(run), ['unsupported_format']);
   t.match(run.reasons[0]?.message, /PostgreSQL 17, newer than the sandbox's 15/);
@@ -96,9 +84,9 @@ t.test('pinned to the PostgreSQL 15 image, a PostgreSQL 17 dump cannot be verifi
 t.test('a PostgreSQL 15 dump keeps the PostgreSQL 15 image', async (t) => {
   const folder = await tempDir('pg15');
   const file = path.join(folder, 'shop.dump');
-  await dumpDatabase(cluster, await createShopDatabase(cluster), file, 'custom');
+  await dumpDatabase(env.cluster, await createShopDatabase(env.cluster), file, 'custom');
   await age(file, 60_000);
-  const run = await verify(policyFromYaml({ folder, probes: '          - tablesExist: [orders]' }), store);
+  const run = await verify(policyFromYaml({ folder, probes: '          - tablesExist: [orders]' }), env.store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(run.sandbox?.image, 'backproof/postgres:15');
 });

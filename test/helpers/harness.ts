@@ -9,6 +9,7 @@ import { Logger } from '../../orchestrator/logger.js';
 import { driverFor, restorerFor } from '../../orchestrator/cli/context.js';
 import { runPolicy } from '../../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
+import { startPgCluster, type PgCluster } from './pg-cluster.js';
 import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 
 /**
@@ -77,4 +78,24 @@ export async function leftoversOf(runId: string): Promise<number> {
 
 export function codes(run: RunRecord): string[] {
   return run.reasons.map((r) => r.code);
+}
+
+/** What a restore test file shares: a PostgreSQL server for fixtures and an embedded evidence store. */
+export interface RestoreTestEnv {
+  cluster: PgCluster;
+  store: RunStore;
+}
+
+/** Starts both before the file's tests and closes them after (pass `t` from tap). */
+export function useRestoreEnv(tap: { before(fn: () => Promise<void>): void; teardown(fn: () => Promise<void>): void }): RestoreTestEnv {
+  const env = {} as RestoreTestEnv;
+  tap.before(async () => {
+    env.cluster = await startPgCluster();
+    env.store = (await openEmbeddedStore()).store;
+  });
+  tap.teardown(async () => {
+    await env.store?.close();
+    await env.cluster?.stop();
+  });
+  return env;
 }
