@@ -23,10 +23,20 @@ export interface SelectionResult {
   explanation: string;
 }
 
+/** How selection judged one listed entry (for `backproof backups list`). */
+export type EntryStatus = 'auxiliary' | 'no-match' | 'settling' | 'no-timestamp' | 'candidate';
+
+export interface JudgedEntry {
+  entry: BackupEntry;
+  status: EntryStatus;
+  backupTime?: Date;
+}
+
 export async function selectNewest(
   entries: AsyncIterable<BackupEntry>,
   select: SelectorConfig,
   now: Date = new Date(),
+  onEntry?: (judged: JudgedEntry) => void,
 ): Promise<SelectionResult> {
   const matches = nameMatcher(select);
   let picked: Candidate | undefined;
@@ -36,10 +46,18 @@ export async function selectNewest(
   let withoutTimestamp = 0;
   for await (const entry of entries) {
     seen++;
-    if (isAuxiliaryName(entry.key) || !matches(entry.key)) continue;
+    if (isAuxiliaryName(entry.key)) {
+      onEntry?.({ entry, status: 'auxiliary' });
+      continue;
+    }
+    if (!matches(entry.key)) {
+      onEntry?.({ entry, status: 'no-match' });
+      continue;
+    }
     matched++;
     if (now.getTime() - entry.modifiedAt.getTime() < select.settleMs) {
       settling++;
+      onEntry?.({ entry, status: 'settling' });
       continue;
     }
     let backupTime: Date;
@@ -47,6 +65,7 @@ export async function selectNewest(
       const parsed = timestampFromName(entry.key, select.timestamp);
       if (!parsed) {
         withoutTimestamp++;
+        onEntry?.({ entry, status: 'no-timestamp' });
         continue;
       }
       backupTime = parsed;
@@ -54,6 +73,7 @@ export async function selectNewest(
       backupTime = entry.modifiedAt;
     }
     const candidate: Candidate = { entry, backupTime, timestampSource: select.timestamp.from };
+    onEntry?.({ entry, status: 'candidate', backupTime });
     if (!picked || isNewer(candidate, picked)) picked = candidate;
   }
   const filter = select.regex ? `regex /${select.regex}/` : `glob "${select.glob ?? '*'}"`;

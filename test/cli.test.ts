@@ -193,3 +193,37 @@ t.test('demo (README command 1): a real pg_dump made in a sandbox, verified, evi
   t.match(again.stdout, /demo-client\/shop-db +pass +finished/, 'the evidence is there for the next command');
   t.same(await containersOf('shop-db'), [], 'no container left');
 });
+
+t.test('backups list shows what the selector sees and which backup a run would pick', async (t) => {
+  const folder = await tempDir('cli-list');
+  const old = path.join(folder, 'shop-20261120T020000Z.dump');
+  const newest = path.join(folder, 'shop-20261127T020000Z.dump');
+  await fs.writeFile(old, 'x'.repeat(1000));
+  await fs.writeFile(newest, 'y'.repeat(2048));
+  await writeSidecar(newest, 'a'.repeat(64));
+  await fs.writeFile(path.join(folder, 'shop-unstamped.dump'), 'z');
+  await fs.writeFile(path.join(folder, 'notes.txt'), 'n');
+  for (const f of [old, newest, path.join(folder, 'shop-unstamped.dump')]) await age(f, 600_000);
+  await fs.writeFile(path.join(folder, 'shop-20261128T020000Z.dump'), 'still uploading');
+  const dir = await tempDir('cli-list-cfg');
+  await fs.writeFile(path.join(dir, 'backproof.yaml'), configFor(folder).replace('settle: 5s', 'settle: 5m, timestamp: name'));
+  const r = await cli(['backups', 'list', '--policy', 'shop-db'], dir);
+  t.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.split('\n');
+  t.match(lines.find((l) => l.includes('shop-20261127T020000Z.dump')), /^\* +shop-20261127T020000Z\.dump +2\.0 KiB +2026-11-27 02:00:00 \(name\) +\S+ +sidecar shop-20261127T020000Z\.dump\.sha256 +candidate$/);
+  t.match(lines.find((l) => l.includes('shop-20261120')), /^ +shop-20261120T020000Z\.dump .* - +candidate$/);
+  t.match(lines.find((l) => l.includes('shop-20261128')), /still being written/);
+  t.match(lines.find((l) => l.includes('unstamped')), /no timestamp in the name/);
+  t.notMatch(r.stdout, /notes\.txt|\.sha256 +[0-9]/, 'ignored files only with --all');
+  t.match(lines.at(-2), /^picked shop-20261127T020000Z\.dump: newest by timestamp in name of 2 candidates$/);
+  const all = await cli(['backups', 'list', '--policy', 'shop-db', '--all', '--json'], dir);
+  const json = JSON.parse(all.stdout) as { picked: string; backups: Array<{ key: string; status: string }> };
+  t.equal(json.picked, 'shop-20261127T020000Z.dump');
+  t.same(
+    json.backups.filter((b) => ['notes.txt', 'shop-20261127T020000Z.dump.sha256'].includes(b.key)).map((b) => b.status).sort(),
+    ['auxiliary', 'no-match'],
+  );
+  const none = await cli(['backups', 'list', '--policy', 'shop-db'], await workdir(await tempDir('cli-list-empty')));
+  t.equal(none.code, 1, 'exit 1 when nothing would be picked');
+  t.match(none.stdout, /no backup found/);
+});

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, BackproofError } from '../errors.js';
 import { BACKPROOF_VERSION } from '../version.js';
+import { registerBackups } from './backups-command.js';
 import { registerDemo } from './demo-command.js';
 import { registerImages } from './images-command.js';
 import { registerRun } from './run-command.js';
@@ -26,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
   registerValidate(program, setExit);
   registerRun(program, setExit);
   registerRuns(program, setExit);
+  registerBackups(program, setExit);
   registerImages(program, setExit);
   registerDemo(program, setExit);
 
