@@ -21,6 +21,8 @@ export interface SelectionResult {
   withoutTimestamp: number;
   /** One line on why nothing was picked, or which one was and why. */
   explanation: string;
+  /** With `expect`: the last complete period, when no backup was taken in it ("2026-11-27"). */
+  missingPeriod?: string;
 }
 
 /** How selection judged one listed entry (for `backproof backups list`). */
@@ -39,6 +41,8 @@ export async function selectNewest(
   onEntry?: (judged: JudgedEntry) => void,
 ): Promise<SelectionResult> {
   const matches = nameMatcher(select);
+  const period = select.expect ? lastCompletePeriod(now, select.expect.every, select.expect.timezone) : undefined;
+  let periodCovered = false;
   let picked: Candidate | undefined;
   let seen = 0;
   let matched = 0;
@@ -74,6 +78,7 @@ export async function selectNewest(
     }
     const candidate: Candidate = { entry, backupTime, timestampSource: select.timestamp.from };
     onEntry?.({ entry, status: 'candidate', backupTime });
+    if (period && backupTime >= period.start && backupTime < period.end) periodCovered = true;
     if (!picked || isNewer(candidate, picked)) picked = candidate;
   }
   const filter = select.regex ? `regex /${select.regex}/` : `glob "${select.glob ?? '*'}"`;
@@ -88,7 +93,30 @@ export async function selectNewest(
     if (withoutTimestamp) parts.push(`${withoutTimestamp} without a timestamp in the name`);
     explanation = `no backup found: ${parts.join(', ')}`;
   }
-  return { picked, seen, matched, settling, withoutTimestamp, explanation };
+  const missingPeriod = period && picked && !periodCovered ? period.label : undefined;
+  return { picked, seen, matched, settling, withoutTimestamp, explanation, ...(missingPeriod ? { missingPeriod } : {}) };
+}
+
+/** The last complete day or ISO week before `now`, in `timeZone`, as instants and a label. */
+export function lastCompletePeriod(now: Date, every: 'daily' | 'weekly', timeZone: string): { start: Date; end: Date; label: string } {
+  const { y, m, d, weekday } = localDate(now, timeZone);
+  // Calendar arithmetic on a UTC date of the local wall date, then back to instants in the zone.
+  const today = new Date(Date.UTC(y, m - 1, d));
+  const back = every === 'daily' ? 1 : weekday - 1 + 7; // to yesterday / to last week's Monday
+  const startDay = new Date(today.getTime() - back * 86_400_000);
+  const endDay = new Date(startDay.getTime() + (every === 'daily' ? 1 : 7) * 86_400_000);
+  const at = (day: Date): Date => zonedToUtc([day.getUTCFullYear(), day.getUTCMonth() + 1, day.getUTCDate(), 0, 0, 0], timeZone);
+  const iso = (day: Date): string => day.toISOString().slice(0, 10);
+  const label =
+    every === 'daily' ? iso(startDay) : `the week of ${iso(startDay)} to ${iso(new Date(endDay.getTime() - 86_400_000))}`;
+  return { start: at(startDay), end: at(endDay), label };
+}
+
+function localDate(at: Date, timeZone: string): { y: number; m: number; d: number; weekday: number } {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: 'numeric', day: 'numeric', weekday: 'short' }).formatToParts(at);
+  const get = (type: string): string => parts.find((p) => p.type === type)?.value ?? '';
+  const weekday = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'].indexOf(get('weekday')) + 1;
+  return { y: Number(get('year')), m: Number(get('month')), d: Number(get('day')), weekday };
 }
 
 function isNewer(a: Candidate, b: Candidate): boolean {

@@ -26,6 +26,7 @@ export const FAIL_CODES = [
   'no_backup',
   'empty_backup',
   'stale_backup',
+  'missing_backup',
   'checksum_mismatch',
   'sidecar_invalid',
   'corrupt_compression',

@@ -164,3 +164,19 @@ t.test("a pg_dump -Ft tar dump streams into pg_restore and passes", async (t) =>
   t.equal(run.backup?.format, 'tar');
   t.equal(await leftoversOf(run.id), 0);
 });
+
+t.test('expect: daily fails when yesterday has no backup, naming the day, though older ones restore', async (t) => {
+  const folder = await tempDir('missing-day');
+  const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+  const file = path.join(folder, stampedName('shop', twoDaysAgo, '.dump'));
+  await dumpDatabase(env.cluster, await createShopDatabase(env.cluster), file, 'custom');
+  await age(file, 60_000);
+  const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  const policy = policyFromYaml({ folder, timestamp: 'name', rpo: '72h', probes: '          - tablesExist: [orders]' });
+  const run = await verify({ ...policy, source: { ...policy.source, select: { ...policy.source.select, expect: { every: 'daily', timezone: 'UTC' } } } }, env.store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['missing_backup']);
+  t.match(run.reasons[0]?.message, `no backup for ${yesterday} (expect: daily, UTC)`);
+  t.ok(run.probes.every((p) => p.pass), 'the older backup itself was verified');
+  t.equal(await leftoversOf(run.id), 0);
+});

@@ -168,12 +168,27 @@ const timestamp = z
   })
   .describe('Where a backup\'s time comes from: "mtime" (default), "name", or { from: name, pattern, format, timezone }.');
 
+const expectEvery = z.enum(['daily', 'weekly']);
+const expect = z
+  .union(
+    [
+      expectEvery.transform((every) => ({ every, timezone: undefined })),
+      z.strictObject({
+        every: expectEvery.describe('daily: yesterday must hold a backup; weekly: last ISO week (Monday to Sunday).'),
+        timezone: timezone.optional().describe('IANA zone the periods are counted in. Default: the timestamp timezone, else UTC.'),
+      }),
+    ],
+    { error: typeError('a backup frequency', () => 'use daily, weekly, or { every: daily, timezone: Europe/Berlin }') },
+  )
+  .describe('How often backups are made: a missing period is a fail naming it ("no backup for 2026-11-27").');
+
 const select = z
   .strictObject({
     glob: nonEmptyText('glob').optional().describe('Glob on the file name (picomatch), e.g. "shop-*.dump". Default "*". Not with regex.'),
     regex: regexString.optional().describe('Regular expression on the file name, e.g. "^shop-.*\\.dump$". Not with glob.'),
     timestamp: timestamp.optional(),
     settle: durationKey('Files younger than this may still be being written and are skipped; "0s" to take every file.', DEFAULTS.settleMs),
+    expect: expect.optional(),
   })
   .superRefine((value, ctx) => {
     if (value.glob === undefined || value.regex === undefined) return;
@@ -183,6 +198,14 @@ const select = z
     ...(value.regex !== undefined ? { regex: value.regex } : { glob: value.glob ?? '*' }),
     timestamp: value.timestamp ?? { from: 'mtime' },
     settleMs: value.settle ?? DEFAULTS.settleMs,
+    ...(value.expect
+      ? {
+          expect: {
+            every: value.expect.every,
+            timezone: value.expect.timezone ?? (value.timestamp?.from === 'name' ? value.timestamp.timezone : 'UTC'),
+          },
+        }
+      : {}),
   }))
   .describe('Which files are backups and how old each is. All keys optional.');
 

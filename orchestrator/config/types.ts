@@ -39,6 +39,11 @@ export interface SelectorConfig {
   regex?: string;
   timestamp: TimestampFromName | { from: 'mtime' };
   settleMs: number;
+  /**
+   * How often backups are made. The last complete period (yesterday; last ISO week) in
+   * `timezone` must hold a backup, or the run fails with that period, even when older ones exist.
+   */
+  expect?: { every: 'daily' | 'weekly'; timezone: string };
 }
 
 export interface LocalSourceConfig {

@@ -75,6 +75,13 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     const picked = await clock.phase('select', async () => {
       const selection = await selectNewest(driver.list(signal), policy.source.select, started);
       if (!selection.picked) throw new VerificationError('no_backup', `${selection.explanation} in ${driver.location}`);
+      if (selection.missingPeriod) {
+        const { every, timezone } = policy.source.select.expect!;
+        reasons.push({
+          code: 'missing_backup',
+          message: `no backup for ${selection.missingPeriod} (expect: ${every}, ${timezone}); the newest is ${selection.picked.entry.key}, taken ${selection.picked.backupTime.toISOString()}`,
+        });
+      }
       return selection.picked;
     });
     const { entry, backupTime } = picked;
