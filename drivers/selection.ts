@@ -99,7 +99,7 @@ export async function selectNewest(
 
 /** The last complete day or ISO week before `now`, in `timeZone`, as instants and a label. */
 export function lastCompletePeriod(now: Date, every: 'daily' | 'weekly', timeZone: string): { start: Date; end: Date; label: string } {
-  const { y, m, d, weekday } = localDate(now, timeZone);
+  const { y, m, d, weekday } = wallClock(now, timeZone);
   // Calendar arithmetic on a UTC date of the local wall date, then back to instants in the zone.
   const today = new Date(Date.UTC(y, m - 1, d));
   const back = every === 'daily' ? 1 : weekday - 1 + 7; // to yesterday / to last week's Monday
@@ -112,12 +112,6 @@ export function lastCompletePeriod(now: Date, every: 'daily' | 'weekly', timeZon
   return { start: at(startDay), end: at(endDay), label };
 }
 
-function localDate(at: Date, timeZone: string): { y: number; m: number; d: number; weekday: number } {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: 'numeric', day: 'numeric', weekday: 'short' }).formatToParts(at);
-  const get = (type: string): string => parts.find((p) => p.type === type)?.value ?? '';
-  const weekday = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'].indexOf(get('weekday')) + 1;
-  return { y: Number(get('year')), m: Number(get('month')), d: Number(get('day')), weekday };
-}
 
 function isNewer(a: Candidate, b: Candidate): boolean {
   const diff = a.backupTime.getTime() - b.backupTime.getTime();
@@ -236,17 +230,40 @@ export function zonedToUtc([y, mo, d, h, mi, s]: Six, timeZone: string): Date {
 }
 
 function zoneOffsetMs(at: Date, timeZone: string): number {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  }).formatToParts(at);
-  const get = (type: string): number => Number(parts.find((p) => p.type === type)?.value ?? 0);
-  const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
-  return asUtc - Math.floor(at.getTime() / 1000) * 1000;
+  const w = wallClock(at, timeZone);
+  return Date.UTC(w.y, w.m - 1, w.d, w.h, w.mi, w.s) - Math.floor(at.getTime() / 1000) * 1000;
+}
+
+/** One formatter per zone: building an Intl.DateTimeFormat costs far more than using one. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
+/** The wall clock and ISO weekday (Monday 1) in `timeZone` at an instant. */
+function wallClock(at: Date, timeZone: string): { y: number; m: number; d: number; h: number; mi: number; s: number; weekday: number } {
+  let format = formatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+      weekday: 'short',
+    });
+    formatters.set(timeZone, format);
+  }
+  const parts = format.formatToParts(at);
+  const get = (type: string): string => parts.find((p) => p.type === type)?.value ?? '0';
+  return {
+    y: Number(get('year')),
+    m: Number(get('month')),
+    d: Number(get('day')),
+    h: Number(get('hour')),
+    mi: Number(get('minute')),
+    s: Number(get('second')),
+    weekday: WEEKDAYS.indexOf(get('weekday')) + 1,
+  };
 }

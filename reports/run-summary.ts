@@ -1,4 +1,5 @@
 import type { RunRecord } from '../orchestrator/domain.js';
+import { renderTable } from './text-table.js';
 import { formatAge as age, formatBytes as bytes, formatSeconds as secs } from '../orchestrator/format.js';
 
 /** Plain-text views of run evidence for the terminal: one run in detail, or a table of runs. */
@@ -67,7 +68,5 @@ export function renderRunsTable(runs: RunRecord[]): string {
     r.reasons[0] ? `${r.reasons[0].code}` : '',
   ]);
   const head = ['RUN', 'STARTED (UTC)', 'POLICY', 'VERDICT', 'STATUS', 'TIME', 'BACKUP', 'REASON'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [fmt(head), ...rows.map(fmt)].join('\n');
+  return renderTable(head, rows);
 }

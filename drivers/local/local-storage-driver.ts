@@ -15,6 +15,7 @@ export class LocalStorageDriver implements StorageDriver {
   readonly name = 'local';
   readonly location: string;
   private readonly recursive: boolean;
+  private readonly listsByDir = new Map<string, Promise<Array<{ name: string; text: string }>>>();
 
   constructor(opts: { path: string; recursive?: boolean }) {
     this.location = path.resolve(opts.path);
@@ -83,13 +84,31 @@ export class LocalStorageDriver implements StorageDriver {
       }
       return { algorithm: 'sha256', hex, source: `sidecar ${path.basename(sidecar)}` };
     }
-    for (const sums of ['SHA256SUMS', 'sha256sums', 'SHA256SUMS.txt']) {
-      const text = await readOptional(path.join(path.dirname(file), sums));
-      if (text === undefined) continue;
+    for (const { name, text } of await this.checksumLists(path.dirname(file))) {
       const hex = parseChecksumFile(text, base, false);
-      if (hex) return { algorithm: 'sha256', hex, source: sums };
+      if (hex) return { algorithm: 'sha256', hex, source: name };
     }
     return undefined;
+  }
+
+  /**
+   * The `SHA256SUMS`-style files of a folder, read once per driver instance (a driver lives for
+   * one run or one listing), however many backups in that folder are looked up.
+   */
+  private checksumLists(dir: string): Promise<Array<{ name: string; text: string }>> {
+    let lists = this.listsByDir.get(dir);
+    if (!lists) {
+      lists = (async () => {
+        const found = [];
+        for (const name of ['SHA256SUMS', 'sha256sums', 'SHA256SUMS.txt']) {
+          const text = await readOptional(path.join(dir, name));
+          if (text !== undefined) found.push({ name, text });
+        }
+        return found;
+      })();
+      this.listsByDir.set(dir, lists);
+    }
+    return lists;
   }
 
   async close(): Promise<void> {

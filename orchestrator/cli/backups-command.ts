@@ -3,7 +3,8 @@ import { selectNewest, type JudgedEntry } from '../../drivers/selection.js';
 import { loadConfig } from '../config/load.js';
 import { BackproofError, VerificationError } from '../errors.js';
 import { formatAge, formatBytes } from '../format.js';
-import { configPath, driverFor, type GlobalOptions } from './context.js';
+import { renderTable } from '../../reports/text-table.js';
+import { configPath, driverFor, findPolicy, type GlobalOptions } from './context.js';
 
 const STATUS_TEXT: Record<JudgedEntry['status'], string> = {
   candidate: 'candidate',
@@ -24,8 +25,7 @@ export function registerBackups(program: Command, setExit: (code: number) => voi
     .option('--json', 'JSON on stdout')
     .action(async (opts: { policy: string; all?: boolean; limit: number; json?: boolean }, cmd: Command) => {
       const config = await loadConfig(configPath(cmd.optsWithGlobals<GlobalOptions>()));
-      const policy = config.policies.find((p) => p.name === opts.policy);
-      if (!policy) throw new BackproofError('unknown_policy', `no policy named "${opts.policy}" in ${config.file}; policies: ${config.policies.map((p) => p.name).join(', ')}`);
+      const policy = findPolicy(config, opts.policy);
       const driver = driverFor(policy);
       const now = new Date();
       const rows: JudgedEntry[] = [];
@@ -72,9 +72,7 @@ export function registerBackups(program: Command, setExit: (code: number) => voi
             STATUS_TEXT[b.status],
           ]);
           const head = [' ', 'BACKUP', 'SIZE', 'TAKEN (UTC)', 'AGE', 'CHECKSUM', 'STATUS'];
-          const widths = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
-          const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-          process.stdout.write(`${policy.name}: ${driver.location}\n${[fmt(head), ...table.map(fmt)].join('\n')}\n${result.explanation}\n`);
+          process.stdout.write(`${policy.name}: ${driver.location}\n${renderTable(head, table)}\n${result.explanation}\n`);
         }
         setExit(result.picked ? 0 : 1);
       } catch (err) {

@@ -8,6 +8,7 @@ import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js'
 import { loadConfig } from '../config/load.js';
 import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
 import { DEFAULTS } from '../defaults.js';
+import { BackproofError } from '../errors.js';
 import { RunStore } from '../evidence/run-store.js';
 import { Logger } from '../logger.js';
 import type { RunDeps } from '../runner/run-policy.js';
@@ -41,6 +42,15 @@ export async function storeSettings(opts: GlobalOptions): Promise<Pick<ResolvedC
   } catch {
     return { database: { url: process.env.DATABASE_URL || undefined, schema: DEFAULTS.schema } };
   }
+}
+
+/** The policy named on the command line, or a usage error listing the ones there are. */
+export function findPolicy(config: ResolvedConfig, name: string): PolicyConfig {
+  const policy = config.policies.find((p) => p.name === name);
+  if (!policy) {
+    throw new BackproofError('unknown_policy', `no policy named "${name}" in ${config.file}; policies: ${config.policies.map((p) => p.name).join(', ')}`);
+  }
+  return policy;
 }
 
 export function driverFor(policy: PolicyConfig): StorageDriver {

@@ -99,7 +99,7 @@ async function makeDemoDump(runtime: DockerRuntime, policy: PolicyConfig, folder
     const signal = AbortSignal.timeout(300_000);
     const ctx = { runId, policy, sandbox, logger, signal, backupTime: new Date() };
     await restorer.prepare(ctx);
-    const bin = (await sandbox.exec(['sh', '-c', 'ls -d /usr/lib/postgresql/*/bin | tail -1'])).stdout.trim();
+    const bin = restorer.binDir;
     const psql = (db: string, sql: string) =>
       sandbox.exec([`${bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '/tmp', '-U', 'postgres', '-d', db, '-c', sql], { user: 'postgres', signal });
     const created = await psql('postgres', `CREATE DATABASE ${policy.postgres.database}`);

@@ -5,12 +5,11 @@ import type { SandboxOwner, SandboxRuntime } from '../../restore-sandboxes/sandb
 import { loadConfig } from '../config/load.js';
 import type { PolicyConfig } from '../config/types.js';
 import type { RunRecord } from '../domain.js';
-import { BackproofError } from '../errors.js';
 import { isPidAlive } from '../evidence/pglite-executor.js';
-import type { RunStore } from '../evidence/run-store.js';
+import { isRunId, type RunStore } from '../evidence/run-store.js';
 import type { Logger } from '../logger.js';
 import { RunCancelled, runPolicy } from '../runner/run-policy.js';
-import { configPath, makeLogger, openStore, runDeps, runtimeFor, type GlobalOptions } from './context.js';
+import { configPath, findPolicy, makeLogger, openStore, runDeps, runtimeFor, type GlobalOptions } from './context.js';
 import { ProgressLine } from './progress.js';
 
 export function registerRun(program: Command, setExit: (code: number) => void): void {
@@ -22,10 +21,7 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
     .action(async (opts: { policy?: string; json?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = await loadConfig(configPath(global));
-      const policies = opts.policy ? config.policies.filter((p) => p.name === opts.policy) : config.policies;
-      if (policies.length === 0) {
-        throw new BackproofError('unknown_policy', `no policy named "${opts.policy}" in ${config.file}; policies: ${config.policies.map((p) => p.name).join(', ')}`);
-      }
+      const policies = opts.policy ? [findPolicy(config, opts.policy)] : config.policies;
       const logger = makeLogger(config.secrets);
       const store = await openStore(config, global, logger);
       const runtime = runtimeFor(config);
@@ -70,7 +66,7 @@ export async function recoverAndReap(store: RunStore, runtime: SandboxRuntime, l
   }
   const host = os.hostname();
   const keep = async (owner: SandboxOwner): Promise<boolean> => {
-    const run = isUuid(owner.runId) ? await store.get(owner.runId) : null;
+    const run = isRunId(owner.runId) ? await store.get(owner.runId) : null;
     if (run) return run.status === 'running';
     if (owner.host !== host || owner.pid === undefined) return true; // not ours to judge
     return owner.pid === process.pid || isPidAlive(owner.pid);
@@ -85,9 +81,6 @@ export async function recoverAndReap(store: RunStore, runtime: SandboxRuntime, l
   }
 }
 
-function isUuid(id: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
-}
 
 /**
  * SIGINT/SIGTERM: the first cancels the running verification (its sandbox is removed and the

@@ -32,6 +32,10 @@ export const DEFAULT_LIST_LIMIT = 100;
 const COLUMNS =
   'id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version, backup, phases, probes, metrics, sandbox, restored';
 const FULL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Whether `id` is a whole run id (a UUID), as opposed to a prefix or anything else. */
+export function isRunId(id: string): boolean {
+  return FULL_ID.test(id);
+}
 const ID_PREFIX = /^[0-9a-f]{8}[0-9a-f-]{0,27}$/;
 
 type Row = Record<string, unknown>;

@@ -11,7 +11,7 @@ import { VerificationError } from '../errors.js';
 import { formatAge, formatBytes } from '../format.js';
 import type { Logger } from '../logger.js';
 import { BACKPROOF_VERSION } from '../version.js';
-import { HashingCounter } from './integrity.js';
+import { HashingCounter, peek } from './integrity.js';
 import { PhaseClock } from './phase-clock.js';
 
 /** What a run needs; the runner owns none of it (the caller opens and closes). */
@@ -69,6 +69,7 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
   const restorer = deps.restorerFor(policy);
   let sandbox: Sandbox | undefined;
   let ctx: RestoreContext | undefined;
+  let backupStream: { head: Buffer; stream: Readable } | undefined;
   log.info(`run started`);
   try {
     // select
@@ -111,16 +112,28 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     const expected = await driver.expectedChecksum(entry, signal);
     run.backup.checksum = expected ? { expected: expected.hex, source: expected.source, verified: false } : { verified: false };
 
+    // The backup is opened once: the same hashed stream gives its first bytes (to choose the
+    // sandbox image) and, replayed from the start, feeds the restore.
+    let streaming = false;
+    const hasher = new HashingCounter((bytes) => {
+      if (streaming) deps.onProgress?.({ runId: run.id, phase: 'fetch_restore', bytes, totalBytes: entry.size });
+    });
+    let readError: Error | undefined;
+    let raw: Readable | undefined;
+
     // sandbox
     run.sandbox = { runtime: deps.runtime.name, image: policy.sandbox.image ?? '' };
     const { serverVersion } = await clock.phase('sandbox', async () => {
       await deps.runtime.ping(signal);
+      raw = await driver.open(entry, signal);
+      raw.on('error', (err) => {
+        if (isReadFailure(err)) readError ??= err;
+      });
+      backupStream = await peek(pipeline(raw, hasher, () => undefined), HEAD_BYTES);
       let image = policy.sandbox.image;
       if (!image && restorer.selectImage) {
         // The backup's first bytes say what it needs (e.g. the PostgreSQL major that wrote it).
-        const choice = await restorer.selectImage(await readHead(driver, entry, 64 * 1024, signal), async (ref) =>
-          Boolean(await deps.runtime.imageId(ref)),
-        );
+        const choice = await restorer.selectImage(backupStream.head, async (ref) => Boolean(await deps.runtime.imageId(ref)));
         image = choice.image;
         run.sandbox!.imageChoice = choice.why;
       }
@@ -140,26 +153,15 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
 
     // fetch + integrity + restore, in one pass
     const fetchStart = performance.now();
-    const hasher = new HashingCounter((bytes) =>
-      deps.onProgress?.({ runId: run.id, phase: 'fetch_restore', bytes, totalBytes: entry.size }),
-    );
+    const input = backupStream!.stream;
     try {
       const outcome = await clock.phase('fetch_restore', async () => {
-        const raw = await driver.open(entry, signal);
-        let readError: Error | undefined;
-        // Only the storage's own failures: a stream destroyed because its reader went away
-        // ends with "premature close", which says nothing about the storage.
-        const isReadFailure = (err: Error | null | undefined): err is Error =>
-          Boolean(err) && !['ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'ERR_STREAM_DESTROYED'].includes((err as { code?: string }).code ?? '');
-        raw.on('error', (err) => {
-          if (isReadFailure(err)) readError ??= err;
-        });
-        const hashed: Readable = pipeline(raw, hasher, () => undefined);
+        streaming = true;
         try {
-          return await restorer.restore(rctx, hashed);
+          return await restorer.restore(rctx, input);
         } catch (err) {
           // Storage failing mid-read is ours to report (`error`), not the backup's fault.
-          if (isReadFailure(raw.errored)) readError ??= raw.errored;
+          if (isReadFailure(raw?.errored)) readError ??= raw.errored;
           if (readError && !signal.aborted) {
             throw new VerificationError('source_unreachable', `reading ${entry.key} from ${driver.location} failed after ${hasher.bytes} bytes: ${readError.message}`, { cause: readError });
           }
@@ -213,6 +215,7 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     reasons.push(reason);
     if (run.backup && run.backup.checksum && !run.backup.checksum.verified) checkIntegrity(run, reasons);
   } finally {
+    backupStream?.stream.destroy(); // a no-op once the restore read it to the end
     await clock.phase('teardown', async () => {
       if (!sandbox) return;
       if (reasons.length > 0 && ctx && run.sandbox) {
@@ -236,6 +239,17 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
   return run;
 }
 
+/** How much of a backup restorers see before the sandbox starts (format, versions). */
+const HEAD_BYTES = 64 * 1024;
+
+/**
+ * Only the storage's own failures: a stream destroyed because its reader went away ends with
+ * "premature close", which says nothing about the storage.
+ */
+function isReadFailure(err: Error | null | undefined): err is Error {
+  return Boolean(err) && !['ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'ERR_STREAM_DESTROYED'].includes((err as { code?: string }).code ?? '');
+}
+
 function checkIntegrity(run: RunRecord, reasons: Reason[]): void {
   const b = run.backup;
   if (!b?.checksum?.expected || !b.sha256 || b.checksum.verified) return;
@@ -248,23 +262,6 @@ function checkIntegrity(run: RunRecord, reasons: Reason[]): void {
     code: 'checksum_mismatch',
     message: `sha256 of the backup's bytes is ${b.sha256.slice(0, 16)}…, but ${b.checksum.source} says ${b.checksum.expected.slice(0, 16)}…`,
   });
-}
-
-/** The first bytes of a backup (a separate short read; the restore pass reads from the start). */
-async function readHead(driver: StorageDriver, entry: BackupEntry, bytes: number, signal: AbortSignal): Promise<Buffer> {
-  const stream = await driver.open(entry, signal);
-  const chunks: Buffer[] = [];
-  let length = 0;
-  try {
-    for await (const chunk of stream) {
-      chunks.push(chunk as Buffer);
-      length += (chunk as Buffer).length;
-      if (length >= bytes) break;
-    }
-  } finally {
-    stream.destroy();
-  }
-  return Buffer.concat(chunks).subarray(0, bytes);
 }
 
 async function hashWhole(driver: StorageDriver, entry: BackupEntry, signal: AbortSignal): Promise<string | undefined> {

@@ -72,6 +72,11 @@ export class PostgresRestorer implements Restorer {
     };
   }
 
+  /** The PostgreSQL bin folder in the sandbox, known once prepare() has run. */
+  get binDir(): string {
+    return this.bin;
+  }
+
   async selectImage(head: Buffer, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice> {
     let bytes = head;
     if (detectCompression(head) === 'gzip') {
