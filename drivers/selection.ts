@@ -1,5 +1,6 @@
 import picomatch from 'picomatch';
-import type { SelectorConfig, TimestampFromName } from '../orchestrator/config/types.js';
+import cronParser from 'cron-parser';
+import type { ExpectConfig, SelectorConfig, TimestampFromName, TimestampSource } from '../orchestrator/config/types.js';
 import { isAuxiliaryName, type BackupEntry } from './storage-driver.js';
 
 /**
@@ -10,7 +11,7 @@ import { isAuxiliaryName, type BackupEntry } from './storage-driver.js';
 export interface Candidate {
   entry: BackupEntry;
   backupTime: Date;
-  timestampSource: 'name' | 'mtime';
+  timestampSource: TimestampSource['from'];
 }
 
 export interface SelectionResult {
@@ -34,14 +35,19 @@ export interface JudgedEntry {
   backupTime?: Date;
 }
 
+/**
+ * `takenAt` reads a backup's time from the store's metadata (`timestamp: metadata`) when the
+ * listing does not carry it; it is called only for entries that pass the name filter.
+ */
 export async function selectNewest(
   entries: AsyncIterable<BackupEntry>,
   select: SelectorConfig,
   now: Date = new Date(),
   onEntry?: (judged: JudgedEntry) => void,
+  takenAt?: (entry: BackupEntry) => Promise<Date | undefined>,
 ): Promise<SelectionResult> {
   const matches = nameMatcher(select);
-  const period = select.expect ? lastCompletePeriod(now, select.expect.every, select.expect.timezone) : undefined;
+  const period = select.expect ? expectedPeriod(now, select.expect) : undefined;
   let periodCovered = false;
   let picked: Candidate | undefined;
   let seen = 0;
@@ -64,17 +70,14 @@ export async function selectNewest(
       onEntry?.({ entry, status: 'settling' });
       continue;
     }
-    let backupTime: Date;
-    if (select.timestamp.from === 'name') {
-      const parsed = timestampFromName(entry.key, select.timestamp);
-      if (!parsed) {
-        withoutTimestamp++;
-        onEntry?.({ entry, status: 'no-timestamp' });
-        continue;
-      }
-      backupTime = parsed;
-    } else {
-      backupTime = entry.modifiedAt;
+    let backupTime: Date | undefined;
+    if (select.timestamp.from === 'name') backupTime = timestampFromName(entry.key, select.timestamp);
+    else if (select.timestamp.from === 'metadata') backupTime = entry.takenAt ?? (await takenAt?.(entry));
+    else backupTime = entry.modifiedAt;
+    if (!backupTime) {
+      withoutTimestamp++;
+      onEntry?.({ entry, status: 'no-timestamp' });
+      continue;
     }
     const candidate: Candidate = { entry, backupTime, timestampSource: select.timestamp.from };
     onEntry?.({ entry, status: 'candidate', backupTime });
@@ -84,18 +87,48 @@ export async function selectNewest(
   const filter = select.regex ? `regex /${select.regex}/` : `glob "${select.glob ?? '*'}"`;
   let explanation: string;
   if (picked) {
-    explanation = `picked ${picked.entry.key}: newest by ${picked.timestampSource === 'name' ? 'timestamp in name' : 'modification time'} of ${matched - settling - withoutTimestamp} candidates`;
+    explanation = `picked ${picked.entry.key}: newest by ${TIME_SOURCE[picked.timestampSource]} of ${matched - settling - withoutTimestamp} candidates`;
   } else if (matched === 0) {
     explanation = `no backup found: ${seen} files, none matches ${filter}`;
   } else {
     const parts = [`${matched} match ${filter}`];
     if (settling) parts.push(`${settling} still being written (younger than the settle time)`);
-    if (withoutTimestamp) parts.push(`${withoutTimestamp} without a timestamp in the name`);
+    if (withoutTimestamp) parts.push(`${withoutTimestamp} without a ${select.timestamp.from === 'metadata' ? `backup time in the store's metadata (${select.timestamp.key})` : 'timestamp in the name'}`);
     explanation = `no backup found: ${parts.join(', ')}`;
   }
   const missingPeriod = period && picked && !periodCovered ? period.label : undefined;
   return { picked, seen, matched, settling, withoutTimestamp, explanation, ...(missingPeriod ? { missingPeriod } : {}) };
 }
+
+const TIME_SOURCE = { name: 'timestamp in name', mtime: 'modification time', metadata: "the store's backup time" } as const;
+
+/** The period that must hold a backup under `expect`, as instants and a label. */
+export function expectedPeriod(now: Date, expect: ExpectConfig): { start: Date; end: Date; label: string } {
+  return expect.every === 'cron' ? lastCronRun(now, expect) : lastCompletePeriod(now, expect.every, expect.timezone);
+}
+
+/** How an expectation reads in a message: "daily, Europe/Berlin" or "cron 0 2 * * *, UTC". */
+export function describeExpect(expect: ExpectConfig): string {
+  return expect.every === 'cron' ? `cron ${expect.cron}, ${expect.timezone}` : `${expect.every}, ${expect.timezone}`;
+}
+
+/**
+ * The last time the backup job was scheduled that is at least `grace` ago: a backup taken at
+ * or after it (a few minutes early still counts, for clocks that disagree) covers it.
+ */
+export function lastCronRun(now: Date, expect: { cron: string; timezone: string; graceMs: number }): { start: Date; end: Date; label: string } {
+  const it = cronParser.parseExpression(expect.cron, { currentDate: new Date(now.getTime() - expect.graceMs + 1), tz: expect.timezone });
+  const last = it.prev().toDate();
+  const before = it.prev().toDate();
+  const early = Math.min(CRON_EARLY_MS, (last.getTime() - before.getTime()) / 2);
+  const w = wallClock(last, expect.timezone);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const label = `the ${two(w.h)}:${two(w.mi)} backup of ${w.y}-${two(w.m)}-${two(w.d)}`;
+  return { start: new Date(last.getTime() - early), end: new Date(8.64e15), label };
+}
+
+/** How much earlier than its scheduled time a backup may be taken and still count. */
+const CRON_EARLY_MS = 5 * 60_000;
 
 /** The last complete day or ISO week before `now`, in `timeZone`, as instants and a label. */
 export function lastCompletePeriod(now: Date, every: 'daily' | 'weekly', timeZone: string): { start: Date; end: Date; label: string } {

@@ -2,39 +2,102 @@ import type { Readable } from 'node:stream';
 
 /**
  * The storage seam. A driver finds backups where a policy says they are and opens one as a
- * stream. Contract:
- * - `list()` yields every candidate under the source as an async iterable, never the whole
- *   listing in memory; selection (glob/regex, timestamps, settle time, newest) is shared code in
- *   selection.ts, not the driver's job.
- * - `open()` returns the backup's bytes as a stream, read once; the caller hashes them.
- * - `expectedChecksum()` returns a checksum the provider or a sidecar file keeps for the backup
- *   (`<name>.sha256`, a `SHA256SUMS` file beside it), with where it came from.
- * - Errors are VerificationErrors: `source_unreachable` (an `error` verdict: we could not look)
- *   for missing folders, permissions, network; selection turns "nothing there" into a `fail`.
- * - A driver owns its connections and releases them in `close()`; the runner never holds an SDK
- *   client or a file handle.
+ * stream. Every driver (local folder, S3-compatible, restic) keeps this contract, and one
+ * conformance suite (test/storage-conformance.test.ts) runs against each with its real
+ * counterpart.
+ *
+ * - `list()` yields every candidate under the source as an async iterable, page by page, never
+ *   the whole listing in memory. Selection (prefix is the driver's, glob/regex, timestamps,
+ *   settle time, newest, `expect`) is shared code in selection.ts, not the driver's job.
+ * - `takenAt()` (optional) reads the time a backup was taken from the store's metadata when the
+ *   listing does not carry it (an S3 object's `x-amz-meta-*` header); selection calls it only for
+ *   entries that passed the name filter, and only with `timestamp: metadata`.
+ * - `details()` returns what the provider keeps about one backup: checksums to verify while
+ *   streaming (sha256 or md5, from the provider or a sidecar file) and facts for the evidence
+ *   (version id, storage class, encryption, object lock / legal hold, snapshot id). Facts never
+ *   hold a secret.
+ * - `open()` returns the backup's bytes as a stream, read once; the caller hashes them. A
+ *   driver that can resume a dropped transfer (S3 Range requests) does so inside the stream,
+ *   with bounded retries, and makes sure the resumed bytes are of the same version.
+ * - `check()` (optional) runs the store's own integrity check of what the backup depends on
+ *   (`restic check --read-data-subset`); problems found are a `fail`.
+ * - A driver owns its connections, child processes and SDK clients and releases them in
+ *   `close()`; the runner never holds one.
+ *
+ * Errors are VerificationErrors with a reason code:
+ * - `error` verdicts (we could not look): `source_unreachable` (missing folder, DNS, refused,
+ *   timeout, a transfer that kept failing), `source_denied` (credentials rejected, access
+ *   denied: the message names the bucket or repository and where the credential came from,
+ *   never the secret), `source_throttled` (slow down / 503 after retries), `source_changed`
+ *   (the backup was replaced while being read).
+ * - `fail` verdicts (the backup is bad): "nothing there" is turned into `no_backup` by
+ *   selection, a zero-byte backup into `empty_backup` by the runner, a checksum that does not
+ *   match into `checksum_mismatch`, a damaged repository into `repository_damaged`.
+ *
+ * How other backup tools plug in (each as a `drivers/<tool>/` folder beside restic's):
+ * - borg: `borg list --json REPO` lists archives (name, time, id) as entries;
+ *   `borg extract --stdout REPO::ARCHIVE PATH` streams one file; `borg check --verify-data
+ *   REPO::ARCHIVE` (or `--repository-only` for speed) is `check()`; passphrase via
+ *   `BORG_PASSPHRASE` in the child's environment, never argv.
+ * - kopia: `kopia snapshot list --json PATH` for entries, `kopia show OBJECT_ID` (or
+ *   `kopia snapshot restore` into a pipe) to stream, `kopia snapshot verify
+ *   --verify-files-percent=N` for `check()`; repository password via `KOPIA_PASSWORD`.
+ * - pgBackRest: `pgbackrest info --output=json --stanza=S` lists backups (label, timestamps,
+ *   sizes); it restores a data directory rather than streaming a file, so it pairs with a
+ *   restorer that runs `pgbackrest restore` inside the sandbox against a read-only copy of the
+ *   repository; `pgbackrest verify` is `check()`. The entry's key is the backup label.
  */
 export interface BackupEntry {
-  /** Name relative to the source location, using `/` separators. */
+  /** Name relative to the source location (object key for S3), using `/` separators. */
   key: string;
   size: number;
   modifiedAt: Date;
+  /** When the backup was taken, if the listing knows it (a restic snapshot's time). */
+  takenAt?: Date;
+  /** Pins these exact bytes: S3 version id, restic snapshot id. */
+  version?: string;
+  /** The provider's entity tag, quotes stripped (S3 ETag). */
+  etag?: string;
+  /** Why a listed backup holds nothing, e.g. "the snapshot does not contain /x.dump" (with size 0). */
+  note?: string;
 }
 
+export type ChecksumAlgorithm = 'sha256' | 'md5';
+
 export interface ExpectedChecksum {
-  algorithm: 'sha256';
+  algorithm: ChecksumAlgorithm;
   hex: string;
-  /** Where it came from, e.g. `sidecar shop.dump.sha256` or `SHA256SUMS`. */
+  /** Where it came from, e.g. `sidecar shop.dump.sha256`, `SHA256SUMS`, `x-amz-checksum-sha256`. */
   source: string;
+}
+
+export interface BackupDetails {
+  /** Checksums of the whole backup, each verified against the bytes as they stream. */
+  checksums: ExpectedChecksum[];
+  /** Provider checksums that exist but cannot be checked against the bytes, and why. */
+  unverifiable: string[];
+  /** Facts for the evidence record (version, storage class, encryption, object lock...). */
+  facts: Record<string, string>;
+}
+
+export interface StorageCheck {
+  /** What was checked, e.g. `restic check --read-data-subset=10%`. */
+  what: string;
+  /** Problems the check found; empty when the store is sound. */
+  problems: string[];
+  /** Short summary for the evidence, e.g. "no errors were found". */
+  summary: string;
 }
 
 export interface StorageDriver {
   readonly name: string;
-  /** Human description of the location, e.g. the folder path. Never contains a secret. */
+  /** Human description of the location (folder, s3://bucket/prefix, repository). Never a secret. */
   readonly location: string;
   list(signal?: AbortSignal): AsyncIterable<BackupEntry>;
+  takenAt?(entry: BackupEntry, signal?: AbortSignal): Promise<Date | undefined>;
+  details(entry: BackupEntry, signal?: AbortSignal): Promise<BackupDetails>;
   open(entry: BackupEntry, signal?: AbortSignal): Promise<Readable>;
-  expectedChecksum(entry: BackupEntry, signal?: AbortSignal): Promise<ExpectedChecksum | undefined>;
+  check?(entry: BackupEntry, signal?: AbortSignal): Promise<StorageCheck>;
   close(): Promise<void>;
 }
 

@@ -8,6 +8,16 @@ export const DEFAULTS = {
   probeTimeoutMs: 5 * 60_000,
   /** Files younger than this may still be written and are skipped. */
   settleMs: 60_000,
+  /** expect: cron: how long a scheduled backup may run before it counts as missing. */
+  expectGraceMs: 60 * 60_000,
+  /** Retries of an S3 request or a dropped transfer. */
+  s3MaxRetries: 4,
+  /** One S3 request answering, or a transfer stalling. */
+  s3RequestTimeoutMs: 60_000,
+  /** First retry delay; doubled each time, with jitter. */
+  retryBaseDelayMs: 250,
+  /** restic check --read-data-subset before each restore. */
+  resticCheckSubset: '5%',
   sandboxMemoryBytes: 2 * 1024 ** 3,
   sandboxCpus: 2,
   sandboxPids: 512,

@@ -6,7 +6,8 @@
  * - Policy: what to verify and how: a source (storage driver + location + selector), a kind
  *   (restorer), probes, targets (rpo, rto).
  * - Backup: one artifact in storage (a file, an object): key, size, modified time, checksums.
- * - Run: one verification of one backup under one policy. Phases: select, sandbox,
+ * - Run: one verification of one backup under one policy. Phases: select, storage_check (the
+ *   store's own integrity check, e.g. restic check), sandbox,
  *   fetch_restore (fetch + integrity + restore, streamed in one pass), readiness, probes,
  *   teardown; each with start/end time and outcome.
  * - Verdict: `pass` (restores and probes hold), `fail` (the backup is bad: the client's data is
@@ -29,6 +30,7 @@ export const FAIL_CODES = [
   'missing_backup',
   'checksum_mismatch',
   'sidecar_invalid',
+  'repository_damaged',
   'corrupt_compression',
   'truncated_dump',
   'unrecognized_format',
@@ -38,6 +40,9 @@ export const FAIL_CODES = [
 ] as const;
 export const ERROR_CODES = [
   'source_unreachable',
+  'source_denied',
+  'source_throttled',
+  'source_changed',
   'docker_unreachable',
   'image_missing',
   'sandbox_failed',
@@ -57,7 +62,7 @@ export interface Reason {
   message: string;
 }
 
-export type PhaseName = 'select' | 'sandbox' | 'fetch_restore' | 'readiness' | 'probes' | 'teardown';
+export type PhaseName = 'select' | 'storage_check' | 'sandbox' | 'fetch_restore' | 'readiness' | 'probes' | 'teardown';
 export type PhaseOutcome = 'ok' | 'fail' | 'error' | 'skipped';
 
 export interface PhaseRecord {
@@ -85,17 +90,31 @@ export interface BackupRecord {
   key: string;
   size: number;
   modifiedAt: string;
-  /** When the backup was taken: from its name or its modification time. */
+  /** When the backup was taken: from its name, its modification time or the store's metadata. */
   backupTime: string;
-  timestampSource: 'name' | 'mtime';
+  timestampSource: 'name' | 'mtime' | 'metadata';
   ageMs: number;
   sha256?: string;
   bytesRead?: number;
-  checksum?: { expected?: string; source?: string; verified: boolean };
+  /** Every checksum the provider or a sidecar keeps, each checked against the bytes read. */
+  checksums?: ChecksumRecord[];
+  /** Provider checksums that exist but cannot be checked against the bytes, and why. */
+  unverifiableChecksums?: string[];
+  /** Facts the store keeps: version id, storage class, encryption, object lock, snapshot... */
+  provider?: Record<string, string>;
+  /** The store's own integrity check (restic check), when the driver has one. */
+  storageCheck?: { what: string; summary: string; problems: string[] };
   format?: string;
   compression?: string;
   /** Facts read from the dump's own header (server version, dump time, database name). */
   header?: Record<string, string>;
+}
+
+export interface ChecksumRecord {
+  algorithm: 'sha256' | 'md5';
+  expected: string;
+  source: string;
+  verified: boolean;
 }
 
 export interface RunMetrics {

@@ -20,8 +20,16 @@ export function renderRunSummary(run: RunRecord): string {
       if (h[key]) lines.push(`           ${label}: ${h[key]}`);
     }
     if (b.sha256) lines.push(`  sha256   ${b.sha256}  (${bytes(b.bytesRead ?? 0)} read)`);
-    if (b.checksum?.expected) lines.push(`  checksum ${b.checksum.verified ? 'verified against' : 'NOT matching'} ${b.checksum.source}`);
-    else if (b.checksum) lines.push(`  checksum no sidecar or SHA256SUMS beside the backup (sha256 recorded only)`);
+    for (const c of b.checksums ?? []) {
+      lines.push(`  checksum ${c.algorithm} ${c.verified ? 'verified against' : b.sha256 ? 'NOT matching' : 'not checked against'} ${c.source}`);
+    }
+    if (b.checksums?.length === 0) lines.push(`  checksum none kept by the store or beside the backup (sha256 recorded only)`);
+    for (const u of b.unverifiableChecksums ?? []) lines.push(`  checksum ${u}`);
+    for (const [key, value] of Object.entries(b.provider ?? {})) lines.push(`  ${key.padEnd(8)} ${value}`);
+    if (b.storageCheck) {
+      lines.push(`  check    ${b.storageCheck.what}: ${b.storageCheck.summary}`);
+      for (const p of b.storageCheck.problems.slice(0, 5)) lines.push(`           ${p}`);
+    }
   }
   const m = run.metrics;
   if (m.rpoMeasuredMs !== undefined) {

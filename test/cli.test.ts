@@ -110,7 +110,7 @@ t.test('run --json passes (exit 0); runs list and runs show read the evidence ba
   t.equal(r.code, 0, r.stderr);
   const run = JSON.parse(r.stdout) as RunRecord;
   t.equal(run.verdict, 'pass');
-  t.equal(run.backup?.checksum?.verified, true);
+  t.equal(run.backup?.checksums?.[0]?.verified, true);
   const list = await cli(['runs', 'list'], dir);
   t.equal(list.code, 0);
   t.match(list.stdout, new RegExp(`${run.id.slice(0, 8)} .* acme/shop-db +pass +finished`));

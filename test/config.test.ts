@@ -506,7 +506,7 @@ t.test('loadConfig', async (t) => {
   const dir = t.testdir({ 'backproof.yaml': minimalWith() });
   const config = await loadConfig(path.join(dir, 'backproof.yaml'));
   t.equal(config.file, path.join(dir, 'backproof.yaml'));
-  t.equal(config.policies[0]!.source.path, path.join(dir, 'backups'));
+  t.match(config.policies[0]!.source, { driver: 'local', path: path.join(dir, 'backups') });
 
   const missing = path.join(dir, 'nope.yaml');
   const err = await loadConfig(missing).then(

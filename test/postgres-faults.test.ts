@@ -73,7 +73,7 @@ t.test('bytes changed after the backup: checksum mismatch against the sidecar', 
   t.equal(run.verdict, 'fail');
   t.equal(codes(run)[0], 'checksum_mismatch', JSON.stringify(run.reasons));
   t.match(run.reasons[0]?.message, new RegExp(`sidecar shop\\.dump\\.sha256 says ${hex.slice(0, 16)}`));
-  t.equal(run.backup?.checksum?.verified, false);
+  t.equal(run.backup?.checksums?.[0]?.verified, false);
   t.not(run.backup?.sha256, hex);
   t.equal(await leftoversOf(run.id), 0);
 });
@@ -84,7 +84,7 @@ t.test('a SHA256SUMS file beside the backups is honoured too', async (t) => {
   const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['checksum_mismatch']);
-  t.equal(run.backup?.checksum?.source, 'SHA256SUMS');
+  t.equal(run.backup?.checksums?.[0]?.source, 'SHA256SUMS');
   t.ok(run.probes.every((p) => p.pass), 'the restore itself was fine: only the checksum fails');
 });
 

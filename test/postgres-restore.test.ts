@@ -28,7 +28,7 @@ t.test('a good custom-format dump with a sidecar passes, with evidence', async (
   t.equal(run.backup?.compression, 'none');
   t.equal(run.backup?.sha256, hex, 'sha256 computed while streaming');
   t.equal(run.backup?.bytesRead, (await fs.stat(file)).size);
-  t.same(run.backup?.checksum, { expected: hex, source: 'sidecar shop-new.dump.sha256', verified: true });
+  t.same(run.backup?.checksums, [{ algorithm: 'sha256', expected: hex, source: 'sidecar shop-new.dump.sha256', verified: true }]);
   t.match(run.backup?.header, { serverVersion: /^15\./, pgDumpVersion: /^15\./, database: db });
   t.equal(run.probes.length, 4);
   t.ok(run.probes.every((p) => p.pass), 'every probe holds');
@@ -62,7 +62,7 @@ t.test('a good plain SQL dump, gzip-compressed, owned by an application role, pa
   t.equal(run.backup?.timestampSource, 'name');
   t.equal(run.backup?.backupTime, new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString());
   t.equal(run.backup?.header?.rolesCreated, 'shop_app', 'the owner role was created in the sandbox, not stripped');
-  t.same(run.backup?.checksum, { verified: false }, 'no sidecar: sha256 recorded only');
+  t.same(run.backup?.checksums, [], 'no sidecar: sha256 recorded only');
   t.equal(await leftoversOf(run.id), 0);
 });
 

@@ -5,9 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { LocalStorageDriver, parseChecksumFile } from '../drivers/local/local-storage-driver.js';
+import { LocalStorageDriver } from '../drivers/local/local-storage-driver.js';
+import { parseChecksumFile } from '../drivers/sidecars.js';
 import { nameMatcher, selectNewest, timestampFromName, zonedToUtc } from '../drivers/selection.js';
-import type { BackupEntry } from '../drivers/storage-driver.js';
+import type { BackupEntry, ExpectedChecksum, StorageDriver } from '../drivers/storage-driver.js';
 import type { SelectorConfig, TimestampFromName } from '../orchestrator/config/types.js';
 import { VerificationError } from '../orchestrator/errors.js';
 
@@ -30,6 +31,10 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
 }
 
 /** A fresh folder for one test, removed afterwards. */
+async function checksumOf(driver: StorageDriver, e: BackupEntry): Promise<ExpectedChecksum | undefined> {
+  return (await driver.details(e)).checksums[0];
+}
+
 async function tempDir(tt: Tap): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'backproof-select-'));
   tt.teardown(() => fs.rm(dir, { recursive: true, force: true }));
@@ -294,7 +299,7 @@ t.test('expectedChecksum reads the sidecars that real tools write', async (t) =>
     const content = `backup ${rel}`;
     await put(dir, rel, '2026-11-27T00:00:00Z', content);
     if (sidecar !== undefined) await fs.writeFile(path.join(dir, `${rel}.sha256`), sidecar);
-    const got = await driver.expectedChecksum(entry(rel, '2026-11-27T00:00:00Z'));
+    const got = await checksumOf(driver, entry(rel, '2026-11-27T00:00:00Z'));
     t.equal(got?.hex, want === 'own' ? sha(content) : want, `${rel}: ${JSON.stringify(sidecar)}`);
     if (source) t.equal(got?.source, source);
   };
@@ -316,11 +321,11 @@ t.test('expectedChecksum reads the sidecars that real tools write', async (t) =>
 
   await put(dir, 'j.dump', '2026-11-27T00:00:00Z');
   await fs.writeFile(path.join(dir, 'j.dump.sha256'), `${sha('other')}  k.dump\n`);
-  await rejectsWith(t, driver.expectedChecksum(entry('j.dump', '2026-11-27T00:00:00Z')), 'sidecar_invalid', /j\.dump\.sha256 holds no sha256 for j\.dump/);
+  await rejectsWith(t, checksumOf(driver, entry('j.dump', '2026-11-27T00:00:00Z')), 'sidecar_invalid', /j\.dump\.sha256 holds no sha256 for j\.dump/);
   await fs.writeFile(path.join(dir, 'j.dump.sha256'), 'not a checksum\n');
-  await rejectsWith(t, driver.expectedChecksum(entry('j.dump', '2026-11-27T00:00:00Z')), 'sidecar_invalid', /holds no sha256/);
+  await rejectsWith(t, checksumOf(driver, entry('j.dump', '2026-11-27T00:00:00Z')), 'sidecar_invalid', /holds no sha256/);
   await fs.writeFile(path.join(dir, 'j.dump.sha256'), '');
-  await rejectsWith(t, driver.expectedChecksum(entry('j.dump', '2026-11-27T00:00:00Z')), 'sidecar_invalid', /holds no sha256/);
+  await rejectsWith(t, checksumOf(driver, entry('j.dump', '2026-11-27T00:00:00Z')), 'sidecar_invalid', /holds no sha256/);
 });
 
 t.test('SHA256SUMS beside the files covers several of them', async (t) => {
@@ -331,12 +336,12 @@ t.test('SHA256SUMS beside the files covers several of them', async (t) => {
   const sums = (await run('sha256sum', ['x.dump', 'y.dump'], { cwd: path.join(dir, 'weekly') })).stdout;
   await fs.writeFile(path.join(dir, 'weekly', 'SHA256SUMS'), sums);
   const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
-  const x = await driver.expectedChecksum(entry('weekly/x.dump', '2026-11-27T00:00:00Z'));
+  const x = await checksumOf(driver, entry('weekly/x.dump', '2026-11-27T00:00:00Z'));
   t.same(x, { algorithm: 'sha256', hex: sha('content x.dump'), source: 'SHA256SUMS' });
-  t.equal((await driver.expectedChecksum(entry('weekly/y.dump', '2026-11-27T00:00:00Z')))?.hex, sha('content y.dump'));
-  t.equal(await driver.expectedChecksum(entry('weekly/z.dump', '2026-11-27T00:00:00Z')), undefined, 'a file the list does not name has no checksum');
+  t.equal((await checksumOf(driver, entry('weekly/y.dump', '2026-11-27T00:00:00Z')))?.hex, sha('content y.dump'));
+  t.equal(await checksumOf(driver, entry('weekly/z.dump', '2026-11-27T00:00:00Z')), undefined, 'a file the list does not name has no checksum');
   await fs.writeFile(path.join(dir, 'weekly', 'y.dump.sha256'), `${sha('own sidecar')}  y.dump\n`);
-  t.equal((await driver.expectedChecksum(entry('weekly/y.dump', '2026-11-27T00:00:00Z')))?.source, 'sidecar y.dump.sha256', 'the own sidecar comes first');
+  t.equal((await checksumOf(driver, entry('weekly/y.dump', '2026-11-27T00:00:00Z')))?.source, 'sidecar y.dump.sha256', 'the own sidecar comes first');
 });
 
 t.test('parseChecksumFile: bare and stdin digests only from a file\'s own single-line sidecar', async (t) => {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DEFAULTS } from '../../orchestrator/defaults.js';
 import { VerificationError } from '../../orchestrator/errors.js';
-import type { BackupEntry, ExpectedChecksum, StorageDriver } from '../storage-driver.js';
+import { SIDECAR_MAX_BYTES, SidecarChecksums } from '../sidecars.js';
+import type { BackupDetails, BackupEntry, StorageDriver } from '../storage-driver.js';
 
 /**
  * A folder on this machine (a NAS mount, a backup target disk). Lists it lazily with opendir,
@@ -15,7 +16,8 @@ export class LocalStorageDriver implements StorageDriver {
   readonly name = 'local';
   readonly location: string;
   private readonly recursive: boolean;
-  private readonly listsByDir = new Map<string, Promise<Array<{ name: string; text: string }>>>();
+  /** Sidecar lists are read once per folder per driver instance (one run or one listing). */
+  private readonly sidecars = new SidecarChecksums((key) => readOptional(path.join(this.location, key)));
 
   constructor(opts: { path: string; recursive?: boolean }) {
     this.location = path.resolve(opts.path);
@@ -72,43 +74,10 @@ export class LocalStorageDriver implements StorageDriver {
     return createReadStream(file, { highWaterMark: DEFAULTS.readChunkBytes, signal });
   }
 
-  async expectedChecksum(entry: BackupEntry): Promise<ExpectedChecksum | undefined> {
+  async details(entry: BackupEntry): Promise<BackupDetails> {
     const file = this.resolveKey(entry.key);
-    const base = path.basename(file);
-    const sidecar = `${file}.sha256`;
-    const own = await readOptional(sidecar);
-    if (own !== undefined) {
-      const hex = parseChecksumFile(own, base, true);
-      if (!hex) {
-        throw new VerificationError('sidecar_invalid', `sidecar ${path.basename(sidecar)} holds no sha256 for ${base}`);
-      }
-      return { algorithm: 'sha256', hex, source: `sidecar ${path.basename(sidecar)}` };
-    }
-    for (const { name, text } of await this.checksumLists(path.dirname(file))) {
-      const hex = parseChecksumFile(text, base, false);
-      if (hex) return { algorithm: 'sha256', hex, source: name };
-    }
-    return undefined;
-  }
-
-  /**
-   * The `SHA256SUMS`-style files of a folder, read once per driver instance (a driver lives for
-   * one run or one listing), however many backups in that folder are looked up.
-   */
-  private checksumLists(dir: string): Promise<Array<{ name: string; text: string }>> {
-    let lists = this.listsByDir.get(dir);
-    if (!lists) {
-      lists = (async () => {
-        const found = [];
-        for (const name of ['SHA256SUMS', 'sha256sums', 'SHA256SUMS.txt']) {
-          const text = await readOptional(path.join(dir, name));
-          if (text !== undefined) found.push({ name, text });
-        }
-        return found;
-      })();
-      this.listsByDir.set(dir, lists);
-    }
-    return lists;
+    const sidecar = await this.sidecars.find(path.relative(this.location, file).split(path.sep).join('/'));
+    return { checksums: sidecar ? [sidecar] : [], unverifiable: [], facts: {} };
   }
 
   async close(): Promise<void> {
@@ -124,33 +93,10 @@ export class LocalStorageDriver implements StorageDriver {
   }
 }
 
-/**
- * Reads `sha256sum` output (`HEX  name` or `HEX *name`), the BSD/`--tag` form
- * (`SHA256 (name) = HEX`, also openssl's `SHA2-256(name)= HEX`) or a bare hex digest. A bare
- * digest, or one for standard input (`HEX  -` from `sha256sum < file`), is accepted only from a
- * file's own single-line sidecar.
- */
-export function parseChecksumFile(text: string, name: string, allowBare: boolean): string | undefined {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
-  const records = lines.map((line) => {
-    const gnu = /^([0-9a-fA-F]{64})(?:\s+\*?(.+))?$/.exec(line);
-    if (gnu) return { hex: gnu[1]!.toLowerCase(), file: gnu[2]?.trim() };
-    const bsd = /^SHA(?:2-)?256\s*\((.+)\)\s*=\s*([0-9a-fA-F]{64})$/i.exec(line);
-    if (bsd) return { hex: bsd[2]!.toLowerCase(), file: bsd[1]!.trim() };
-    return undefined;
-  });
-  for (const r of records) {
-    if (r?.file !== undefined && r.file.split(/[\\/]/).pop() === name) return r.hex;
-  }
-  const only = records.length === 1 ? records[0] : undefined;
-  if (allowBare && only && (only.file === undefined || only.file === '-' || only.file === 'stdin')) return only.hex;
-  return undefined;
-}
-
 async function readOptional(file: string): Promise<string | undefined> {
   try {
     const info = await stat(file);
-    if (!info.isFile() || info.size > 1024 * 1024) return undefined;
+    if (!info.isFile() || info.size > SIDECAR_MAX_BYTES) return undefined;
     return await readFile(file, 'utf8');
   } catch {
     return undefined;

@@ -37,13 +37,13 @@ export function registerBackups(program: Command, setExit: (code: number) => voi
         if (rows.length > opts.limit) rows.pop();
       };
       try {
-        const result = await selectNewest(driver.list(), policy.source.select, now, keep);
+        const result = await selectNewest(driver.list(), policy.source.select, now, keep, driver.takenAt?.bind(driver));
         const listed = [];
         for (const j of rows) {
           let checksum = '-';
           try {
-            const c = await driver.expectedChecksum(j.entry);
-            if (c) checksum = c.source;
+            const { checksums } = await driver.details(j.entry);
+            if (checksums.length > 0) checksum = checksums.map((c) => c.source).join(', ');
           } catch (err) {
             if (err instanceof VerificationError) checksum = `invalid: ${err.message}`;
             else throw err;

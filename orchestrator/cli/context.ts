@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { LocalStorageDriver } from '../../drivers/local/local-storage-driver.js';
+import { ResticStorageDriver } from '../../drivers/restic/restic-storage-driver.js';
+import { S3StorageDriver } from '../../drivers/s3/s3-storage-driver.js';
 import type { StorageDriver } from '../../drivers/storage-driver.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import { PostgresRestorer } from '../../restore-sandboxes/postgres/postgres-restorer.js';
@@ -54,9 +56,17 @@ export function findPolicy(config: ResolvedConfig, name: string): PolicyConfig {
 }
 
 export function driverFor(policy: PolicyConfig): StorageDriver {
-  switch (policy.source.driver) {
+  const source = policy.source;
+  switch (source.driver) {
     case 'local':
-      return new LocalStorageDriver({ path: policy.source.path, recursive: policy.source.recursive });
+      return new LocalStorageDriver({ path: source.path, recursive: source.recursive });
+    case 's3':
+      return new S3StorageDriver({
+        ...source,
+        ...(source.select.timestamp.from === 'metadata' ? { metadataKey: source.select.timestamp.key } : {}),
+      });
+    case 'restic':
+      return new ResticStorageDriver(source);
   }
 }
 

@@ -69,7 +69,30 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   let resolved: ResolvedConfig | undefined;
   if (parsed.success) {
     const config = parsed.data;
-    for (const policy of config.policies) policy.source.path = path.resolve(baseDir, policy.source.path);
+    config.clients.forEach((client, ci) => {
+      client.policies.forEach((policy, pi) => {
+        const at = `clients.${ci}.policies.${pi}.source`;
+        const origin = (what: string, keys: string[]): string => {
+          const written = keys.flatMap((k) => refs.origins.get(`${at}.${k}`) ?? []);
+          return `${what} of policy ${policy.name} in ${full}${written.length > 0 ? ` (${[...new Set(written)].join(', ')})` : ' (written in the file)'}`;
+        };
+        const src = policy.source;
+        if (src.driver === 'local') src.path = path.resolve(baseDir, src.path);
+        if (src.driver === 's3') {
+          if (src.credentials) {
+            src.credentials.origin = origin('source.credentials', ['credentials.accessKeyId', 'credentials.secretAccessKey', 'credentials.sessionToken']);
+            for (const secret of [src.credentials.secretAccessKey, src.credentials.sessionToken]) if (secret) secrets.add(secret);
+          }
+          if (src.sseCustomerKey) secrets.add(src.sseCustomerKey);
+        }
+        if (src.driver === 'restic') {
+          src.passwordOrigin = origin('source.password', ['password']);
+          secrets.add(src.password);
+          // A local repository path is relative to the config file; other restic locations name a backend.
+          if (!/^[a-z0-9]+:/i.test(src.repository)) src.repository = path.resolve(baseDir, src.repository);
+        }
+      });
+    });
     const database = { ...config.database };
     const fromEnv = env.DATABASE_URL;
     if (database.url === undefined && fromEnv !== undefined && fromEnv !== '') {

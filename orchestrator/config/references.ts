@@ -27,6 +27,8 @@ export interface ResolvedReferences<T> {
   value: T;
   /** Distinct non-empty values that came from references. */
   secrets: string[];
+  /** Where each referenced value came from, by key path: the references as written (`${env:X}`). */
+  origins: Map<string, string[]>;
   problems: ReferenceProblem[];
 }
 
@@ -34,8 +36,13 @@ export interface ResolvedReferences<T> {
 export function resolveReferences<T>(value: T, options: ReferenceOptions): ResolvedReferences<T> {
   const secrets = new Set<string>();
   const problems: ReferenceProblem[] = [];
+  const origins = new Map<string, string[]>();
   const walk = (node: unknown, at: KeyPath): unknown => {
-    if (typeof node === 'string') return resolveString(node, at, options, secrets, problems);
+    if (typeof node === 'string') {
+      const refs = [...node.matchAll(/(?<!\$)\$\{[^}]*\}/g)].map((m) => m[0]);
+      if (refs.length > 0) origins.set(at.join('.'), refs);
+      return resolveString(node, at, options, secrets, problems);
+    }
     if (Array.isArray(node)) return node.map((item, i) => walk(item, [...at, i]));
     if (node !== null && typeof node === 'object') {
       const out: Record<string, unknown> = {};
@@ -45,7 +52,7 @@ export function resolveReferences<T>(value: T, options: ReferenceOptions): Resol
     return node;
   };
   const resolved = walk(value, []) as T;
-  return { value: resolved, secrets: [...secrets], problems };
+  return { value: resolved, secrets: [...secrets], origins, problems };
 }
 
 function resolveString(

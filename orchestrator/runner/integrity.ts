@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 
 /**
@@ -7,15 +7,20 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
  */
 export class HashingCounter extends Transform {
   private readonly hash = createHash('sha256');
+  private readonly md5Hash: Hash | undefined;
   bytes = 0;
   private digestHex: string | undefined;
+  private md5Hex: string | undefined;
 
-  constructor(private readonly onProgress?: (bytes: number) => void) {
+  /** `md5` also keeps an MD5 of the bytes, for providers whose checksum is one (an S3 ETag). */
+  constructor(private readonly onProgress?: (bytes: number) => void, opts: { md5?: boolean } = {}) {
     super({ highWaterMark: 1024 * 1024 });
+    this.md5Hash = opts.md5 ? createHash('md5') : undefined;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.hash.update(chunk);
+    this.md5Hash?.update(chunk);
     this.bytes += chunk.length;
     this.onProgress?.(this.bytes);
     cb(null, chunk);
@@ -23,12 +28,22 @@ export class HashingCounter extends Transform {
 
   override _flush(cb: TransformCallback): void {
     this.digestHex = this.hash.digest('hex');
+    this.md5Hex = this.md5Hash?.digest('hex');
     cb();
   }
 
   /** The sha256 of everything that passed, once the stream has ended. */
   get sha256(): string | undefined {
     return this.digestHex;
+  }
+
+  /** The MD5 of everything that passed, once the stream has ended (when asked for). */
+  get md5(): string | undefined {
+    return this.md5Hex;
+  }
+
+  digest(algorithm: 'sha256' | 'md5'): string | undefined {
+    return algorithm === 'sha256' ? this.digestHex : this.md5Hex;
   }
 }
 

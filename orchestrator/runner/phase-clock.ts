@@ -2,7 +2,7 @@ import type { PhaseName, PhaseOutcome, RunRecord } from '../domain.js';
 import { FAIL_CODES } from '../domain.js';
 import { VerificationError } from '../errors.js';
 
-const ORDER: PhaseName[] = ['select', 'sandbox', 'fetch_restore', 'readiness', 'probes', 'teardown'];
+const ORDER: PhaseName[] = ['select', 'storage_check', 'sandbox', 'fetch_restore', 'readiness', 'probes', 'teardown'];
 
 /** Times each phase of a run and records its outcome; phases never reached are `skipped`. */
 export class PhaseClock {

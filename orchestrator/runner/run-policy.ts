@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { pipeline, type Readable } from 'node:stream';
-import { selectNewest } from '../../drivers/selection.js';
+import { describeExpect, selectNewest } from '../../drivers/selection.js';
 import type { BackupEntry, StorageDriver } from '../../drivers/storage-driver.js';
 import type { Restorer, RestoreContext } from '../../restore-sandboxes/restorer.js';
 import type { Sandbox, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
@@ -70,17 +70,18 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
   let sandbox: Sandbox | undefined;
   let ctx: RestoreContext | undefined;
   let backupStream: { head: Buffer; stream: Readable } | undefined;
+  let digests: Digests | undefined;
   log.info(`run started`);
   try {
     // select
     const picked = await clock.phase('select', async () => {
-      const selection = await selectNewest(driver.list(signal), policy.source.select, started);
+      const takenAt = driver.takenAt ? (e: BackupEntry) => driver.takenAt!(e, signal) : undefined;
+      const selection = await selectNewest(driver.list(signal), policy.source.select, started, undefined, takenAt);
       if (!selection.picked) throw new VerificationError('no_backup', `${selection.explanation} in ${driver.location}`);
       if (selection.missingPeriod) {
-        const { every, timezone } = policy.source.select.expect!;
         reasons.push({
           code: 'missing_backup',
-          message: `no backup for ${selection.missingPeriod} (expect: ${every}, ${timezone}); the newest is ${selection.picked.entry.key}, taken ${selection.picked.backupTime.toISOString()}`,
+          message: `no backup for ${selection.missingPeriod} (expect: ${describeExpect(policy.source.select.expect!)}); the newest is ${selection.picked.entry.key}, taken ${selection.picked.backupTime.toISOString()}`,
         });
       }
       return selection.picked;
@@ -108,16 +109,36 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
         });
       }
     }
-    if (entry.size === 0) throw new VerificationError('empty_backup', `the backup ${entry.key} is empty (0 bytes)`);
-    const expected = await driver.expectedChecksum(entry, signal);
-    run.backup.checksum = expected ? { expected: expected.hex, source: expected.source, verified: false } : { verified: false };
+    if (entry.size === 0) throw new VerificationError('empty_backup', `the backup ${entry.key} is empty (0 bytes)${entry.note ? `: ${entry.note}` : ''}`);
+    const details = await driver.details(entry, signal);
+    const backup = run.backup;
+    backup.checksums = details.checksums.map((c) => ({ algorithm: c.algorithm, expected: c.hex, source: c.source, verified: false }));
+    if (details.unverifiable.length > 0) backup.unverifiableChecksums = details.unverifiable;
+    if (Object.keys(details.facts).length > 0) backup.provider = details.facts;
+
+    // The store's own integrity check (restic check): damage found is a fail, but the restore
+    // still runs, so the evidence says whether this backup's own data came through.
+    if (driver.check) {
+      await clock.phase('storage_check', async (mark) => {
+        const result = await driver.check!(entry, signal);
+        backup.storageCheck = { what: result.what, summary: result.summary, problems: result.problems };
+        if (result.problems.length > 0) {
+          reasons.push({ code: 'repository_damaged', message: `${result.what} found ${result.problems.length} problem(s): ${result.problems.slice(0, 3).join('; ')}` });
+          mark('fail', result.summary);
+        }
+      });
+    }
 
     // The backup is opened once: the same hashed stream gives its first bytes (to choose the
     // sandbox image) and, replayed from the start, feeds the restore.
     let streaming = false;
-    const hasher = new HashingCounter((bytes) => {
-      if (streaming) deps.onProgress?.({ runId: run.id, phase: 'fetch_restore', bytes, totalBytes: entry.size });
-    });
+    const wantMd5 = details.checksums.some((c) => c.algorithm === 'md5');
+    const hasher = new HashingCounter(
+      (bytes) => {
+        if (streaming) deps.onProgress?.({ runId: run.id, phase: 'fetch_restore', bytes, totalBytes: entry.size });
+      },
+      { md5: wantMd5 },
+    );
     let readError: Error | undefined;
     let raw: Readable | undefined;
 
@@ -162,26 +183,27 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
         } catch (err) {
           // Storage failing mid-read is ours to report (`error`), not the backup's fault.
           if (isReadFailure(raw?.errored)) readError ??= raw.errored;
+          if (readError instanceof VerificationError && !signal.aborted) throw readError; // the driver's own verdict
           if (readError && !signal.aborted) {
             throw new VerificationError('source_unreachable', `reading ${entry.key} from ${driver.location} failed after ${hasher.bytes} bytes: ${readError.message}`, { cause: readError });
           }
           throw err;
         }
       });
-      run.backup.format = outcome.format;
-      run.backup.compression = outcome.compression;
-      run.backup.header = outcome.header;
+      backup.format = outcome.format;
+      backup.compression = outcome.compression;
+      backup.header = outcome.header;
     } finally {
-      run.backup.bytesRead = hasher.bytes;
+      backup.bytesRead = hasher.bytes;
       const seconds = (performance.now() - fetchStart) / 1000;
       if (seconds > 0) run.metrics.fetchBytesPerSec = Math.round(hasher.bytes / seconds);
-      if (hasher.sha256) run.backup.sha256 = hasher.sha256;
+      if (hasher.sha256) digests = hasher;
     }
     if (!hasher.sha256) {
       // The restore tool finished without reading to the end: hash the rest in a second pass.
-      run.backup.sha256 = await hashWhole(driver, entry, signal);
+      digests = await hashWhole(driver, entry, signal, wantMd5);
     }
-    checkIntegrity(run, reasons);
+    checkIntegrity(run, digests!, reasons);
 
     // readiness: the restored system answers
     await clock.phase('readiness', () => restorer.ready(rctx));
@@ -213,7 +235,7 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       }
     }
     reasons.push(reason);
-    if (run.backup && run.backup.checksum && !run.backup.checksum.verified) checkIntegrity(run, reasons);
+    if (digests) checkIntegrity(run, digests, reasons);
   } finally {
     backupStream?.stream.destroy(); // a no-op once the restore read it to the end
     await clock.phase('teardown', async () => {
@@ -250,25 +272,35 @@ function isReadFailure(err: Error | null | undefined): err is Error {
   return Boolean(err) && !['ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'ERR_STREAM_DESTROYED'].includes((err as { code?: string }).code ?? '');
 }
 
-function checkIntegrity(run: RunRecord, reasons: Reason[]): void {
-  const b = run.backup;
-  if (!b?.checksum?.expected || !b.sha256 || b.checksum.verified) return;
-  if (b.sha256 === b.checksum.expected) {
-    b.checksum.verified = true;
-    return;
-  }
-  if (reasons.some((r) => r.code === 'checksum_mismatch')) return;
-  reasons.unshift({
-    code: 'checksum_mismatch',
-    message: `sha256 of the backup's bytes is ${b.sha256.slice(0, 16)}…, but ${b.checksum.source} says ${b.checksum.expected.slice(0, 16)}…`,
-  });
+interface Digests {
+  digest(algorithm: 'sha256' | 'md5'): string | undefined;
 }
 
-async function hashWhole(driver: StorageDriver, entry: BackupEntry, signal: AbortSignal): Promise<string | undefined> {
-  const hasher = new HashingCounter();
+/** Every expected checksum against the bytes' digests; a mismatch is the first reason given. */
+function checkIntegrity(run: RunRecord, digests: Digests, reasons: Reason[]): void {
+  const b = run.backup;
+  if (!b) return;
+  b.sha256 = digests.digest('sha256');
+  for (const c of b.checksums ?? []) {
+    const actual = digests.digest(c.algorithm);
+    if (!actual || c.verified) continue;
+    if (actual === c.expected) {
+      c.verified = true;
+      continue;
+    }
+    if (reasons.some((r) => r.code === 'checksum_mismatch' && r.message.includes(c.source))) continue;
+    reasons.unshift({
+      code: 'checksum_mismatch',
+      message: `${c.algorithm} of the backup's bytes is ${actual.slice(0, 16)}…, but ${c.source} says ${c.expected.slice(0, 16)}…`,
+    });
+  }
+}
+
+async function hashWhole(driver: StorageDriver, entry: BackupEntry, signal: AbortSignal, md5: boolean): Promise<Digests> {
+  const hasher = new HashingCounter(undefined, { md5 });
   const raw = await driver.open(entry, signal);
   for await (const chunk of raw.pipe(hasher)) void chunk;
-  return hasher.sha256;
+  return hasher;
 }
 
 function reasonFor(err: unknown, signal: AbortSignal, timeout: AbortSignal, timeoutMs: number): Reason {

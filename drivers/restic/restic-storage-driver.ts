@@ -1,0 +1,389 @@
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { DEFAULTS } from '../../orchestrator/defaults.js';
+import { VerificationError } from '../../orchestrator/errors.js';
+import type { BackupDetails, BackupEntry, StorageCheck, StorageDriver } from '../storage-driver.js';
+import {
+  DAMAGED,
+  GLOBAL_FLAGS,
+  OutputTail,
+  type ResticFindMatch,
+  type ResticSnapshot,
+  classifyFailure,
+  exactPattern,
+  parseFind,
+  parseJsonOutput,
+  parseResticTime,
+  parseSnapshots,
+  resticEnv,
+  spawnFailure,
+  stripUserinfoPassword,
+  userinfoPassword,
+} from './restic-cli.js';
+
+export interface ResticDriverOptions {
+  /** A local path or any restic repository string. */
+  repository: string;
+  /** Secret: given to the child only as RESTIC_PASSWORD, never in argv or in a message. */
+  password: string;
+  /** Where the password came from, e.g. `source.password of policy shop (${env:RESTIC_PW})`. */
+  passwordOrigin: string;
+  /** Absolute path of the backup file inside each snapshot, e.g. /var/backups/shop.dump. */
+  file: string;
+  /** Snapshot filters: this host, all these tags, these paths. */
+  host?: string;
+  tags?: string[];
+  paths?: string[];
+  /** `restic check --read-data-subset=<subset>` ("5%", "1/10", "500M"); false or absent: no check. */
+  checkSubset?: string | false;
+  /** Default `restic` on PATH. */
+  binary?: string;
+  /** Base environment, default process.env; every RESTIC_* variable in it is dropped. */
+  env?: NodeJS.ProcessEnv;
+}
+
+type Child = ChildProcessByStdio<null, Readable, Readable>;
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const KILL_GRACE_MS = 2000;
+const STDOUT_GRACE_MS = 10_000;
+const STDERR_GRACE_MS = 1000;
+const MAX_PROBLEMS = 20;
+
+/**
+ * One file inside the snapshots of a restic repository: each snapshot is a backup.
+ *
+ * Every repository command runs with:
+ * - `--no-lock`: verification only reads. restic 0.14 accepts it for snapshots, find, dump and
+ *   check; without it check takes an *exclusive* lock ("create exclusive lock for repository"),
+ *   which would make the client's own backups fail while we check, and would fail on a
+ *   read-only repository. The price: a prune running at the same moment can make check report
+ *   packs it just deleted.
+ * - `--no-cache`: every byte comes from the repository itself, so a stale local cache cannot
+ *   hide damage in it, nothing is written on the verifying host (a service user may have no
+ *   home), and nothing is left behind when a run dies. The price: each command reads the index
+ *   again, which is small beside the dump.
+ *
+ * restic checks its own content hashes while dumping: every blob is authenticated (the
+ * ciphertext's MAC) and its id is the sha256 of its plaintext, so damaged data makes dump fail
+ * rather than print wrong bytes. There is no whole-file checksum to give the runner; `details()`
+ * returns none.
+ */
+export class ResticStorageDriver implements StorageDriver {
+  readonly name = 'restic';
+  readonly location: string;
+  /** Present only when a check subset is configured. */
+  declare readonly check?: (entry: BackupEntry, signal?: AbortSignal) => Promise<StorageCheck>;
+
+  private readonly opts: ResticDriverOptions;
+  private readonly file: string;
+  private readonly binary: string;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly secrets: string[];
+  private readonly children = new Set<Child>();
+  private readonly listed = new Map<string, { snapshot: ResticSnapshot; match?: ResticFindMatch }>();
+  private version?: Promise<string | undefined>;
+  private closing?: Promise<void>;
+
+  constructor(opts: ResticDriverOptions) {
+    this.opts = opts;
+    this.file = path.posix.normalize(opts.file.startsWith('/') ? opts.file : `/${opts.file}`);
+    this.binary = opts.binary ?? 'restic';
+    this.env = resticEnv(opts.env ?? process.env, opts.repository, opts.password);
+    const inRepo = userinfoPassword(opts.repository);
+    this.secrets = [opts.password, ...(inRepo ? [inRepo, decodeSafe(inRepo)] : [])].filter((s) => s.length > 0);
+    this.location = `restic repository ${this.redact(stripUserinfoPassword(opts.repository))}, file ${this.file}`;
+    const subset = opts.checkSubset;
+    if (subset !== undefined && subset !== false) {
+      this.check = (_entry, signal) => this.runCheck(subset, signal);
+    }
+  }
+
+  /** Pids of the restic processes still running (diagnostics and tests). */
+  get childPids(): number[] {
+    return [...this.children].map((c) => c.pid).filter((p): p is number => p !== undefined);
+  }
+
+  async *list(signal?: AbortSignal): AsyncIterable<BackupEntry> {
+    const filters = this.filterArgs();
+    const snapshots = parseSnapshots(await this.runJson(['snapshots', '--json', ...GLOBAL_FLAGS, ...filters], signal), 'restic snapshots');
+    if (snapshots.length === 0) return;
+    const matches = parseFind(
+      await this.runJson(['find', '--json', ...GLOBAL_FLAGS, ...filters, exactPattern(this.file)], signal),
+      this.file,
+      'restic find',
+    );
+    for (const snapshot of snapshots) {
+      signal?.throwIfAborted();
+      const time = parseResticTime(snapshot.time);
+      if (!time) throw new VerificationError('source_unreachable', `restic snapshot ${snapshot.short_id} has an unreadable time ${JSON.stringify(snapshot.time)}`);
+      const match = matches.get(snapshot.id);
+      this.listed.set(snapshot.id, { snapshot, match });
+      const entry: BackupEntry = {
+        key: `${snapshot.short_id}${this.file}`,
+        size: match?.type === 'file' ? match.size : 0,
+        modifiedAt: time,
+        takenAt: time,
+        version: snapshot.id,
+      };
+      if (!match) entry.note = `snapshot ${snapshot.short_id} does not contain ${this.file}`;
+      else if (match.type !== 'file') entry.note = `${this.file} in snapshot ${snapshot.short_id} is a ${match.type}, not a file`;
+      yield entry;
+    }
+  }
+
+  async details(entry: BackupEntry, signal?: AbortSignal): Promise<BackupDetails> {
+    const id = snapshotId(entry);
+    let known = this.listed.get(id);
+    if (!known) {
+      // Not listed by this instance: ask restic about this one snapshot.
+      const [snapshot] = parseSnapshots(await this.runJson(['snapshots', '--json', ...GLOBAL_FLAGS, id], signal), 'restic snapshots');
+      if (!snapshot) throw new VerificationError('source_unreachable', `restic snapshot ${id.slice(0, 8)} is not in ${this.location}`);
+      const found = parseFind(
+        await this.runJson(['find', '--json', ...GLOBAL_FLAGS, '--snapshot', snapshot.id, exactPattern(this.file)], signal),
+        this.file,
+        'restic find',
+      );
+      known = { snapshot, match: found.get(snapshot.id) };
+      this.listed.set(snapshot.id, known);
+    }
+    const { snapshot, match } = known;
+    const facts: Record<string, string> = {
+      snapshot: snapshot.id,
+      snapshotTime: parseResticTime(snapshot.time)?.toISOString() ?? snapshot.time,
+      host: snapshot.hostname,
+      paths: snapshot.paths.join(','),
+    };
+    if (snapshot.tags.length > 0) facts.tags = snapshot.tags.join(',');
+    const mtime = match?.mtime ? parseResticTime(match.mtime) : undefined;
+    if (mtime) facts.fileModifiedAt = mtime.toISOString();
+    const version = await this.resticVersion(signal);
+    if (version) facts.restic = version;
+    // restic authenticates and hashes every blob while dumping; there is no whole-file checksum.
+    return { checksums: [], unverifiable: [], facts };
+  }
+
+  async open(entry: BackupEntry, signal?: AbortSignal): Promise<Readable> {
+    signal?.throwIfAborted();
+    const id = snapshotId(entry);
+    const command = `restic dump ${id.slice(0, 8)} ${this.file}`;
+    const { child, ready } = this.start(['dump', ...GLOBAL_FLAGS, id, this.file]);
+    const stderr = new OutputTail();
+    child.stderr.on('data', (c: Buffer) => stderr.push(c));
+    await ready;
+    // The stream ends only once restic has exited 0: a dump that fails halfway must not look
+    // like a short but complete file. pipe() keeps backpressure: restic blocks while we do not read.
+    const out = new PassThrough({ highWaterMark: DEFAULTS.readChunkBytes });
+    child.stdout.pipe(out, { end: false });
+    const onAbort = (): void => {
+      out.destroy(signal?.reason as Error);
+      void this.kill(child);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    out.once('close', () => {
+      // The reader gave up (or we ended): stop restic if it is still running.
+      signal?.removeEventListener('abort', onAbort);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.stdout.destroy();
+        void this.kill(child);
+      }
+    });
+    // 'exit', not 'close': a killed restic's stdout may hold unread bytes behind backpressure
+    // and would never emit 'close' while nobody reads it.
+    child.once('exit', (code, sig) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (code === 0) {
+        // Every byte is in `out` once restic's stdout has ended.
+        if (child.stdout.readableEnded) endUnlessDestroyed(out);
+        else child.stdout.once('end', () => endUnlessDestroyed(out));
+        return;
+      }
+      void settled(child.stderr, STDERR_GRACE_MS).then(() => {
+        child.stdout.unpipe(out);
+        child.stdout.destroy();
+        if (out.destroyed) return;
+        if (signal?.aborted) out.destroy(signal.reason as Error);
+        else if (this.closing || sig) out.destroy(this.stopped(command, sig));
+        else out.destroy(this.failure(command, stderr.text(), code));
+      });
+    });
+    return out;
+  }
+
+  private async runCheck(subset: string, signal?: AbortSignal): Promise<StorageCheck> {
+    const what = `restic check --read-data-subset=${subset}`;
+    const result = await this.run(['check', ...GLOBAL_FLAGS, `--read-data-subset=${subset}`], signal);
+    const lastLine = (text: string): string => text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).pop() ?? '';
+    if (result.code === 0) return { what, problems: [], summary: lastLine(result.stdout) || 'no errors were found' };
+    // Errors in the repository are the check's findings; anything else (wrong password, no
+    // repository, network) means the check could not run.
+    const failure = this.failure(what, result.stderr, result.code);
+    if (failure.reason !== DAMAGED) throw failure;
+    const problems = checkProblems(result.stderr).map((p) => this.redact(p));
+    const shown = problems.slice(0, MAX_PROBLEMS);
+    if (problems.length > MAX_PROBLEMS) shown.push(`... and ${problems.length - MAX_PROBLEMS} more`);
+    const summary = lastLine(result.stderr.split(/\r?\n/).filter((l) => l.startsWith('Fatal:')).join('\n')) || 'restic check found errors';
+    return { what, problems: shown, summary: this.redact(summary.replace(/^Fatal:\s*/, '')) };
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= Promise.all([...this.children].map((c) => this.kill(c))).then(() => undefined);
+    return this.closing;
+  }
+
+  // ---- child processes ----
+
+  private filterArgs(): string[] {
+    const args: string[] = [];
+    if (this.opts.host) args.push('--host', this.opts.host);
+    if (this.opts.tags && this.opts.tags.length > 0) args.push('--tag', this.opts.tags.join(','));
+    for (const p of this.opts.paths ?? []) args.push('--path', p);
+    return args;
+  }
+
+  /** Spawns restic; `ready` resolves once it runs (a missing binary rejects there). */
+  private start(args: string[]): { child: Child; ready: Promise<void> } {
+    if (this.closing) throw new VerificationError('cancelled', `the restic driver for ${this.location} is closed`);
+    const child = spawn(this.binary, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    const ready = new Promise<void>((resolve, reject) => {
+      child.on('error', (err) => {
+        this.children.delete(child);
+        reject(spawnFailure(this.binary, err));
+      });
+      child.once('spawn', () => resolve());
+    });
+    return { child, ready };
+  }
+
+  /** Runs a command to the end, keeping stdout (bounded by restic's output) and a stderr excerpt. */
+  private async run(args: string[], signal?: AbortSignal): Promise<RunResult> {
+    signal?.throwIfAborted();
+    const { child, ready } = this.start(args);
+    const out: Buffer[] = [];
+    const err = new OutputTail(64 * 1024, 64 * 1024);
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    await ready;
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => void this.kill(child);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) onAbort();
+      child.once('exit', (code, sig) => {
+        signal?.removeEventListener('abort', onAbort);
+        // Output may still be in the pipes when restic exits; a grandchild (ssh for sftp:) may
+        // keep stderr open, so that one gets a grace period only.
+        void Promise.all([settled(child.stdout, STDOUT_GRACE_MS), settled(child.stderr, STDERR_GRACE_MS)]).then(() => {
+          if (signal?.aborted) reject(signal.reason);
+          else if (this.closing || sig) reject(this.stopped(`restic ${args[0]}`, sig));
+          else resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: err.text() });
+        });
+      });
+    });
+  }
+
+  /** A read-only command with JSON output; warnings that mean unreadable data are errors too. */
+  private async runJson(args: string[], signal?: AbortSignal): Promise<unknown> {
+    const command = `restic ${args[0]}`;
+    const result = await this.run(args, signal);
+    if (result.code !== 0) throw this.failure(command, result.stderr, result.code);
+    // restic 0.14 exits 0 and leaves the snapshot out when it cannot read a snapshot file
+    // (`could not load snapshot ...` on stderr) or a tree (find prints `Unable to load tree
+    // <id>` / ` ... which belongs to snapshot <id>` on stdout, around its JSON): a newest
+    // snapshot that silently vanished, or one reported without the file, would be wrong.
+    const warning = /could not load snapshot|Unable to load tree|which belongs to snapshot/i;
+    const stdoutWarnings = result.stdout.split(/\r?\n/).filter((l) => warning.test(l));
+    if (warning.test(result.stderr) || stdoutWarnings.length > 0) {
+      throw this.failure(command, [result.stderr, ...stdoutWarnings.slice(0, 20)].join('\n'), result.code, 'exit 0 but skipped what it could not read');
+    }
+    return parseJsonOutput(result.stdout, command);
+  }
+
+  /** SIGTERM, then SIGKILL after 2 s; resolves once the process has exited. */
+  private kill(child: Child): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+
+  private resticVersion(signal?: AbortSignal): Promise<string | undefined> {
+    this.version ??= this.run(['version'], signal).then(
+      (r) => (r.code === 0 ? r.stdout.trim().split(/\r?\n/)[0] : undefined),
+      () => undefined,
+    );
+    return this.version;
+  }
+
+  private stopped(command: string, sig: NodeJS.Signals | null): VerificationError {
+    return new VerificationError('cancelled', `${command} was stopped (${this.closing ? 'the driver was closed' : `signal ${sig ?? '?'}`})`);
+  }
+
+  private failure(command: string, stderr: string, code: number | null, exit = `exit ${code ?? '?'}`): VerificationError {
+    const ctx = { location: this.location, repository: this.opts.repository, passwordOrigin: this.opts.passwordOrigin, redact: (s: string) => this.redact(s) };
+    return classifyFailure(ctx, command, stderr, exit);
+  }
+
+  private redact(text: string): string {
+    let out = text;
+    for (const s of this.secrets) out = out.split(s).join('***');
+    return out;
+  }
+}
+
+/** Resolves once a child's output stream has closed, or `graceMs` after now. */
+function settled(stream: Readable, graceMs: number): Promise<void> {
+  if (stream.closed || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, graceMs);
+    stream.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function endUnlessDestroyed(stream: PassThrough): void {
+  if (!stream.destroyed) stream.end();
+}
+
+/** The full snapshot id of an entry: its version, else the short id the key starts with. */
+function snapshotId(entry: BackupEntry): string {
+  const id = entry.version ?? entry.key.split('/')[0] ?? '';
+  if (!/^[0-9a-f]{8,64}$/.test(id)) throw new VerificationError('source_unreachable', `backup ${entry.key} names no restic snapshot`);
+  return id;
+}
+
+/** check's error lines, continuation lines joined, without retry noise and the closing `Fatal:`. */
+function checkProblems(stderr: string): string[] {
+  const problems: string[] = [];
+  const fatal: string[] = [];
+  for (const raw of stderr.split(/\r?\n/)) {
+    const line = raw.trimEnd();
+    if (!line.trim() || /returned error, retrying after/.test(line)) continue;
+    if (line.startsWith('Fatal:')) fatal.push(line.replace(/^Fatal:\s*/, ''));
+    else if (/^\s/.test(line) && problems.length > 0) problems[problems.length - 1] += ` ${line.trim()}`;
+    else problems.push(line.replace(/^error:\s*/, ''));
+  }
+  return problems.length > 0 ? problems : fatal;
+}
+
+function decodeSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

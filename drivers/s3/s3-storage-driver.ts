@@ -1,0 +1,272 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  S3Client,
+  type GetObjectCommandInput,
+  type HeadObjectCommandOutput,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { DEFAULTS } from '../../orchestrator/defaults.js';
+import { SIDECAR_MAX_BYTES, SidecarChecksums } from '../sidecars.js';
+import type { BackupDetails, BackupEntry, ExpectedChecksum, StorageDriver } from '../storage-driver.js';
+import { classifyS3Error, isRetryable, statusOf } from './s3-errors.js';
+import { resumableDownload } from './resumable-download.js';
+
+export interface S3DriverOptions {
+  bucket: string;
+  prefix?: string;
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string; origin: string };
+  profile?: string;
+  /** See S3SourceConfig.sdkChecksums; `when_required` unless the store is AWS itself. */
+  sdkChecksums?: 'when_required' | 'when_supported';
+  sseCustomerKey?: string;
+  maxRetries?: number;
+  requestTimeoutMs?: number;
+  /** First retry delay; doubles per retry. */
+  retryBaseDelayMs?: number;
+  /** `timestamp: metadata`: the user-metadata key holding the backup time. */
+  metadataKey?: string;
+  /** Told when a dropped transfer resumes (for the run's log). */
+  onResume?: (key: string, offset: number, attempt: number, cause: unknown) => void;
+}
+
+/**
+ * An S3 bucket, on AWS or any S3-compatible store. Lists page by page (1,000 keys a request,
+ * never the whole bucket in memory), verifies what the store keeps (x-amz-checksum-sha256 of a
+ * single-part upload, a single-part ETag, which is the MD5 of the bytes, and `.sha256` /
+ * `SHA256SUMS` objects beside the backup), records version, encryption and object lock for the
+ * evidence, pins the version it looked at, and resumes a dropped download with Range requests.
+ */
+export class S3StorageDriver implements StorageDriver {
+  readonly name = 's3';
+  readonly location: string;
+  private readonly client: S3Client;
+  private readonly endpoint: string;
+  private readonly credentialOrigin: string;
+  private readonly sse: Pick<GetObjectCommandInput, 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5'>;
+  /** What details() saw of each object, so open() reads exactly that version. */
+  private readonly pinned = new Map<string, { versionId?: string; etag?: string; size: number }>();
+  private readonly heads = new Map<string, Promise<HeadObjectCommandOutput>>();
+  private readonly sidecars = new SidecarChecksums((key) => this.readSmall(key));
+
+  constructor(private readonly opts: S3DriverOptions) {
+    const prefix = opts.prefix ?? '';
+    this.endpoint = opts.endpoint ?? `AWS S3 (${opts.region ?? process.env.AWS_REGION ?? 'us-east-1'})`;
+    this.location = `s3://${opts.bucket}/${prefix}${opts.endpoint ? ` at ${opts.endpoint}` : ''}`;
+    this.credentialOrigin = describeCredentialOrigin(opts);
+    const checksums = opts.sdkChecksums === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
+    const config: S3ClientConfig = {
+      region: opts.region ?? process.env.AWS_REGION ?? 'us-east-1',
+      forcePathStyle: opts.forcePathStyle ?? opts.endpoint !== undefined,
+      requestChecksumCalculation: checksums,
+      responseChecksumValidation: checksums,
+      maxAttempts: (opts.maxRetries ?? DEFAULTS.s3MaxRetries) + 1,
+      retryMode: 'standard',
+      requestHandler: { requestTimeout: opts.requestTimeoutMs ?? DEFAULTS.s3RequestTimeoutMs, connectionTimeout: 10_000 },
+      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+      ...(opts.profile ? { profile: opts.profile } : {}),
+    };
+    if (opts.credentials) {
+      const { accessKeyId, secretAccessKey, sessionToken } = opts.credentials;
+      config.credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+    }
+    this.client = new S3Client(config);
+    this.sse = opts.sseCustomerKey
+      ? {
+          SSECustomerAlgorithm: 'AES256',
+          SSECustomerKey: opts.sseCustomerKey,
+          SSECustomerKeyMD5: createHash('md5').update(Buffer.from(opts.sseCustomerKey, 'base64')).digest('base64'),
+        }
+      : {};
+  }
+
+  async *list(signal?: AbortSignal): AsyncIterable<BackupEntry> {
+    const pages = paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.opts.bucket, Prefix: this.opts.prefix || undefined });
+    try {
+      for await (const page of pages) {
+        signal?.throwIfAborted();
+        for (const object of page.Contents ?? []) {
+          if (!object.Key || object.Key.endsWith('/')) continue; // folder markers
+          yield {
+            key: object.Key,
+            size: object.Size ?? 0,
+            modifiedAt: object.LastModified ?? new Date(0),
+            ...(object.ETag ? { etag: unquote(object.ETag) } : {}),
+          };
+        }
+      }
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw classifyS3Error(err, this.context(this.opts.prefix ?? ''));
+    }
+  }
+
+  async takenAt(entry: BackupEntry, signal?: AbortSignal): Promise<Date | undefined> {
+    const head = await this.head(entry.key, signal);
+    const raw = head.Metadata?.[this.opts.metadataKey ?? 'backup-time'];
+    return raw === undefined ? undefined : parseMetadataTime(raw);
+  }
+
+  async details(entry: BackupEntry, signal?: AbortSignal): Promise<BackupDetails> {
+    const head = await this.head(entry.key, signal);
+    const etag = head.ETag ? unquote(head.ETag) : undefined;
+    this.pinned.set(entry.key, { ...(head.VersionId ? { versionId: head.VersionId } : {}), ...(etag ? { etag } : {}), size: head.ContentLength ?? entry.size });
+    const { checksums, unverifiable } = providerChecksums(head);
+    const sidecar = await this.sidecars.find(entry.key);
+    if (sidecar) checksums.unshift(sidecar);
+    return { checksums, unverifiable, facts: factsOf(head, entry) };
+  }
+
+  async open(entry: BackupEntry, signal?: AbortSignal): Promise<Readable> {
+    const pin = this.pinned.get(entry.key) ?? { size: entry.size, ...(entry.etag ? { etag: entry.etag } : {}) };
+    const what = `s3://${this.opts.bucket}/${entry.key}`;
+    return resumableDownload({
+      size: pin.size,
+      maxRetries: this.opts.maxRetries ?? DEFAULTS.s3MaxRetries,
+      baseDelayMs: this.opts.retryBaseDelayMs ?? DEFAULTS.retryBaseDelayMs,
+      isRetryable,
+      ...(signal ? { signal } : {}),
+      fetch: async (start, fetchSignal) => {
+        const out = await this.client.send(
+          new GetObjectCommand({
+            Bucket: this.opts.bucket,
+            Key: entry.key,
+            ...(pin.versionId ? { VersionId: pin.versionId } : pin.etag ? { IfMatch: `"${pin.etag}"` } : {}),
+            ...(start > 0 ? { Range: `bytes=${start}-` } : {}),
+            ...this.sse,
+          }),
+          { abortSignal: fetchSignal },
+        );
+        const body = out.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+        if (!body) throw Object.assign(new Error('the response had no body'), { code: 'ECONNRESET' });
+        return { body, ...(out.ETag ? { etag: unquote(out.ETag) } : {}) };
+      },
+      fail: (err, offset, attempts) => {
+        const e = classifyS3Error(err, this.context(entry.key));
+        if (e.reason !== 'source_unreachable' || attempts <= 1) return e;
+        return Object.assign(e, {
+          message: `reading ${what} at ${this.endpoint} stopped at byte ${offset} of ${pin.size} and failed ${attempts} times in a row: ${(err as Error)?.message ?? String(err)}`,
+        });
+      },
+      onResume: (offset, attempt, cause) => this.opts.onResume?.(entry.key, offset, attempt, cause),
+    });
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private head(key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput> {
+    let head = this.heads.get(key);
+    if (!head) {
+      head = this.client
+        .send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key, ChecksumMode: 'ENABLED', ...this.sse }), signal ? { abortSignal: signal } : {})
+        .catch((err: unknown) => {
+          this.heads.delete(key);
+          throw classifyS3Error(err, this.context(key));
+        });
+      this.heads.set(key, head);
+    }
+    return head;
+  }
+
+  /** A small object's text (a sidecar), or undefined when there is none. */
+  private async readSmall(key: string): Promise<string | undefined> {
+    const get = async (sse: boolean): Promise<string | undefined> => {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: key, ...(sse ? this.sse : {}) }));
+      if ((out.ContentLength ?? 0) > SIDECAR_MAX_BYTES) {
+        (out.Body as { destroy?: () => void } | undefined)?.destroy?.();
+        return undefined;
+      }
+      return out.Body?.transformToString('utf8');
+    };
+    try {
+      // Sidecars are often written without the backup's customer key: plain first, then with it.
+      return await get(false).catch((err: unknown) => {
+        if (this.opts.sseCustomerKey && statusOf(err) === 400) return get(true);
+        throw err;
+      });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404 || (err as { name?: string }).name === 'NoSuchKey') return undefined;
+      throw classifyS3Error(err, this.context(key));
+    }
+  }
+
+  private context(key: string) {
+    return { what: `s3://${this.opts.bucket}/${key}`, endpoint: this.endpoint, credentialOrigin: this.credentialOrigin };
+  }
+}
+
+function unquote(etag: string): string {
+  return etag.replace(/^W\//, '').replace(/^"|"$/g, '');
+}
+
+/** Where the SDK's credentials come from, in words: never the values. */
+function describeCredentialOrigin(opts: S3DriverOptions): string {
+  if (opts.credentials) return opts.credentials.origin;
+  if (opts.profile) return `profile "${opts.profile}" in the shared AWS config files (~/.aws/credentials, ~/.aws/config)`;
+  if (process.env.AWS_ACCESS_KEY_ID) return 'the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)';
+  if (process.env.AWS_PROFILE) return `profile "${process.env.AWS_PROFILE}" named by AWS_PROFILE`;
+  return 'the AWS default chain (shared config files, web identity, container or instance role)';
+}
+
+/** ISO 8601 or epoch seconds (or milliseconds) in a metadata value. */
+export function parseMetadataTime(raw: string): Date | undefined {
+  const text = raw.trim();
+  if (/^\d{10}(\d{3})?$/.test(text)) return new Date(text.length === 10 ? Number(text) * 1000 : Number(text));
+  if (!/^\d{4}-\d{2}-\d{2}/.test(text)) return undefined;
+  const date = new Date(text);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+/**
+ * The checksums S3 keeps that say something about the whole object's bytes: a full-object
+ * x-amz-checksum-sha256, and an ETag that is the MD5 of the bytes (a single-part upload without
+ * SSE-C or SSE-KMS). The rest is recorded as unverifiable, with why.
+ */
+export function providerChecksums(head: HeadObjectCommandOutput): { checksums: ExpectedChecksum[]; unverifiable: string[] } {
+  const checksums: ExpectedChecksum[] = [];
+  const unverifiable: string[] = [];
+  const sha = head.ChecksumSHA256;
+  if (sha) {
+    if (head.ChecksumType === 'COMPOSITE' || /-\d+$/.test(sha)) unverifiable.push(`x-amz-checksum-sha256 ${sha} is a checksum of the parts of a multipart upload, not of the whole object`);
+    else checksums.push({ algorithm: 'sha256', hex: Buffer.from(sha, 'base64').toString('hex'), source: 'x-amz-checksum-sha256' });
+  }
+  for (const [name, value] of [['crc32', head.ChecksumCRC32], ['crc32c', head.ChecksumCRC32C], ['crc64nvme', head.ChecksumCRC64NVME], ['sha1', head.ChecksumSHA1]] as const) {
+    if (value) unverifiable.push(`x-amz-checksum-${name} ${value} (backproof verifies sha256 and MD5 only)`);
+  }
+  const etag = head.ETag ? unquote(head.ETag) : undefined;
+  if (etag) {
+    if (etag.includes('-')) unverifiable.push(`ETag ${etag} is of a multipart upload (${etag.split('-')[1]} parts), not an MD5 of the object`);
+    else if (head.SSECustomerAlgorithm || head.ServerSideEncryption === 'aws:kms' || head.ServerSideEncryption === 'aws:kms:dsse') {
+      unverifiable.push(`ETag ${etag} of an object encrypted with ${head.SSECustomerAlgorithm ? 'SSE-C' : 'SSE-KMS'} is not an MD5 of its bytes`);
+    } else if (/^[0-9a-f]{32}$/i.test(etag)) checksums.push({ algorithm: 'md5', hex: etag.toLowerCase(), source: 'ETag (MD5 of a single-part upload)' });
+  }
+  return { checksums, unverifiable };
+}
+
+/** What an auditor asks about an object: which version, how it is encrypted, whether it is immutable. */
+export function factsOf(head: HeadObjectCommandOutput, entry: BackupEntry): Record<string, string> {
+  const facts: Record<string, string> = {};
+  if (head.VersionId) facts.versionId = head.VersionId;
+  if (head.ETag) facts.etag = unquote(head.ETag);
+  if (head.StorageClass) facts.storageClass = head.StorageClass;
+  if (head.SSECustomerAlgorithm) facts.encryption = `SSE-C (${head.SSECustomerAlgorithm})`;
+  else if (head.ServerSideEncryption) facts.encryption = head.ServerSideEncryption === 'AES256' ? 'SSE-S3 (AES256)' : `SSE-KMS (${head.ServerSideEncryption})`;
+  if (head.ObjectLockMode) {
+    const until = head.ObjectLockRetainUntilDate ? ` until ${head.ObjectLockRetainUntilDate.toISOString()}` : '';
+    facts.objectLock = `${head.ObjectLockMode}${until}`;
+  } else facts.objectLock = 'none reported (no retention on the object, or the store does not support object lock)';
+  facts.legalHold = head.ObjectLockLegalHoldStatus ?? 'none reported';
+  if (head.ContentLength !== undefined && head.ContentLength !== entry.size) {
+    facts.sizeChanged = `listed as ${entry.size} bytes, now ${head.ContentLength}: replaced after the listing; the newer object is read`;
+  }
+  return facts;
+}
