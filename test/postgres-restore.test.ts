@@ -35,6 +35,7 @@ t.test('a good custom-format dump with a sidecar passes, with evidence', async (
   t.match(run.restored, { tables: 2, estimatedRows: 5500 });
   t.same(run.phases.map((p) => [p.name, p.outcome]), [
     ['select', 'ok'],
+    ['storage_check', 'skipped'],
     ['sandbox', 'ok'],
     ['fetch_restore', 'ok'],
     ['readiness', 'ok'],

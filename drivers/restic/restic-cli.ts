@@ -8,10 +8,8 @@ import { VerificationError } from '../../orchestrator/errors.js';
  * was produced by experiment against a real repository (see test/restic-driver.test.ts).
  */
 
-// `source_denied` and `repository_damaged` are being added to domain.ts; until then the
-// ReasonCode union does not list them.
-const DENIED = 'source_denied' as ReasonCode;
-export const DAMAGED = 'repository_damaged' as ReasonCode;
+const DENIED: ReasonCode = 'source_denied';
+export const DAMAGED: ReasonCode = 'repository_damaged';
 
 /** Global flags of every repository command: see ResticStorageDriver for why. */
 export const GLOBAL_FLAGS = ['--no-lock', '--no-cache'];

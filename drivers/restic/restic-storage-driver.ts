@@ -86,6 +86,7 @@ export class ResticStorageDriver implements StorageDriver {
   private readonly env: NodeJS.ProcessEnv;
   private readonly secrets: string[];
   private readonly children = new Set<Child>();
+  private readonly killed = new WeakSet<Child>();
   private readonly listed = new Map<string, { snapshot: ResticSnapshot; match?: ResticFindMatch }>();
   private version?: Promise<string | undefined>;
   private closing?: Promise<void>;
@@ -209,7 +210,7 @@ export class ResticStorageDriver implements StorageDriver {
         child.stdout.destroy();
         if (out.destroyed) return;
         if (signal?.aborted) out.destroy(signal.reason as Error);
-        else if (this.closing || sig) out.destroy(this.stopped(command, sig));
+        else if (sig || this.killed.has(child)) out.destroy(this.stopped(command, child, sig));
         else out.destroy(this.failure(command, stderr.text(), code));
       });
     });
@@ -282,7 +283,7 @@ export class ResticStorageDriver implements StorageDriver {
         // keep stderr open, so that one gets a grace period only.
         void Promise.all([settled(child.stdout, STDOUT_GRACE_MS), settled(child.stderr, STDERR_GRACE_MS)]).then(() => {
           if (signal?.aborted) reject(signal.reason);
-          else if (this.closing || sig) reject(this.stopped(`restic ${args[0]}`, sig));
+          else if (sig || this.killed.has(child)) reject(this.stopped(`restic ${args[0]}`, child, sig));
           else resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: err.text() });
         });
       });
@@ -309,6 +310,7 @@ export class ResticStorageDriver implements StorageDriver {
   /** SIGTERM, then SIGKILL after 2 s; resolves once the process has exited. */
   private kill(child: Child): Promise<void> {
     if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
+    this.killed.add(child);
     return new Promise((resolve) => {
       const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
       child.once('exit', () => {
@@ -327,8 +329,12 @@ export class ResticStorageDriver implements StorageDriver {
     return this.version;
   }
 
-  private stopped(command: string, sig: NodeJS.Signals | null): VerificationError {
-    return new VerificationError('cancelled', `${command} was stopped (${this.closing ? 'the driver was closed' : `signal ${sig ?? '?'}`})`);
+  /** A restic killed by a signal: by us (close, abort, a reader that gave up) or by someone else. */
+  private stopped(command: string, child: Child, sig: NodeJS.Signals | null): VerificationError {
+    if (this.killed.has(child)) {
+      return new VerificationError('cancelled', `${command} was stopped (${this.closing ? 'the driver was closed' : 'cancelled'})`);
+    }
+    return new VerificationError('source_unreachable', `${command} was killed by ${sig ?? 'a signal'} (out of memory?) while reading ${this.location}`);
   }
 
   private failure(command: string, stderr: string, code: number | null, exit = `exit ${code ?? '?'}`): VerificationError {

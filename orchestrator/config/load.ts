@@ -37,7 +37,8 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   const baseDir = path.dirname(full);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((err) => yamlProblem(err, full)));
+  // The first syntax error is the cause; the parser's later ones are mostly its consequences.
+  if (doc.errors.length > 0) throw new ConfigError([yamlProblem(doc.errors[0]!, full, text)]);
 
   const where = (at: KeyPath, atKey = false) => ({ file: full, path: formatPath(at), ...locate(doc, lineCounter, at, atKey) });
   let data: unknown;
@@ -368,8 +369,11 @@ const YAML_FIXES: Record<string, string> = {
   UNEXPECTED_TOKEN: 'check indentation, colons and quoting on this line',
 };
 
-function yamlProblem(err: YAMLError, file: string): ConfigProblem {
+function yamlProblem(err: YAMLError, file: string, text: string): ConfigProblem {
   const pos = err.linePos?.[0];
+  const line = pos ? (text.split(/\r?\n/)[pos.line - 1] ?? '') : '';
+  // `key: ${env:X}` is fine, but inside { } or [ ] the `{` of an unquoted reference opens a map.
+  const unquotedReference = /[{[,]\s*[\w-]+:\s*\$\{|[[,]\s*\$\{/.test(line);
   const first = err.message
     .split('\n')[0]!
     .replace(/ at line \d+, column \d+:?\s*$/, '')
@@ -379,7 +383,9 @@ function yamlProblem(err: YAMLError, file: string): ConfigProblem {
     path: '',
     ...(pos ? { line: pos.line, column: pos.col } : {}),
     problem: `YAML syntax error: ${first.charAt(0).toLowerCase()}${first.slice(1)}`,
-    fix: YAML_FIXES[err.code] ?? 'correct the YAML: check indentation (spaces), colons and quoting',
+    fix: unquotedReference
+      ? 'quote references inside { } or [ ]: accessKeyId: "${env:KEY}", or write the keys one per line'
+      : (YAML_FIXES[err.code] ?? 'correct the YAML: check indentation (spaces), colons and quoting'),
   };
 }
 

@@ -29,6 +29,10 @@ export interface PolicyOptions {
   rpo?: string;
   probes?: string;
   extra?: string;
+  /** The whole `source:` block's body (keys at 10 spaces), replacing the local folder. */
+  source?: string;
+  /** Variables for ${env:..} references in the YAML. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A one-policy config through the real loader, as a user would write it. */
@@ -41,12 +45,12 @@ clients:
       - name: acme-shop
         kind: postgres
         source:
-          driver: local
+${o.source ?? `          driver: local
           path: ${JSON.stringify(o.folder)}
           select:
             glob: ${JSON.stringify(o.glob ?? 'shop*')}
             timestamp: ${o.timestamp ?? 'mtime'}
-            settle: 5s
+            settle: 5s`}
         targets: { rpo: ${o.rpo ?? '26h'}, rto: 30m }
         sandbox: { ${process.env.BACKPROOF_TEST_IMAGE ? `image: ${JSON.stringify(TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m }
         probes:
@@ -56,7 +60,7 @@ ${o.probes ?? `          - tablesExist: [customers, orders]
             atLeast: 100
           - freshness: { table: orders, column: created_at, within: 48h }`}
 ${o.extra ?? ''}`;
-  return parseConfigText(yaml, path.join(o.folder, 'backproof.yaml'), {}).policies[0]!;
+  return parseConfigText(yaml, path.join(o.folder, 'backproof.yaml'), o.env ?? {}).policies[0]!;
 }
 
 export const quietLogger = (): Logger => new Logger({ level: process.env.BACKPROOF_TEST_LOG ? 'debug' : 'warn', json: true });
