@@ -2,7 +2,8 @@
 # Prepares a fresh Debian/Ubuntu machine for backproof's tests, as root:
 #   - Debian packages: docker.io (engine), mmdebstrap (sandbox images without a registry),
 #     postgresql (server binaries: tests start throwaway clusters with initdb on loopback),
-#     gzip/zstd/xz-utils/bzip2 (real compressors for format tests);
+#     gzip/zstd/xz-utils/bzip2 (real compressors for format tests), restic (the restic driver's
+#     real counterpart: tests make local repositories);
 #   - starts dockerd when no engine answers (no bridge, no iptables: sandboxes have no network)
 #     and writes its pid to $BACKPROOF_DOCKERD_PIDFILE (default /run/backproof-dockerd.pid);
 #   - npm ci, build, and the PostgreSQL 15 and 17 sandbox images when their tags are absent.
@@ -15,7 +16,7 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
-for tool in gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils; do
+for tool in gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

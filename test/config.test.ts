@@ -342,7 +342,7 @@ t.test('an invalid IANA time zone', async (t) => {
   const p = problemAt(problemsOf(text), 'clients[0].policies[0].source.select.timestamp.timezone');
   expectProblem(t, p, { line: 10, column: 48, problem: '"Europe/Atlantis" is not an IANA time zone', fix: 'use a name such as UTC, Europe/Berlin or America/New_York' });
   const badForm = problemAt(problemsOf(minimalWith('          select:\n            timestamp: ctime\n')), 'clients[0].policies[0].source.select.timestamp');
-  expectProblem(t, badForm, { line: 10, problem: '"ctime" is not a timestamp source', fix: 'use mtime, name, or { from: name, pattern, format, timezone }' });
+  expectProblem(t, badForm, { line: 10, problem: '"ctime" is not a timestamp source', fix: 'use mtime, name, metadata, or { from: name, pattern, format, timezone }' });
 });
 
 t.test('glob and regex together', async (t) => {

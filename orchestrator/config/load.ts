@@ -134,7 +134,7 @@ type Issue = z.core.$ZodIssue;
 function describeIssue(issue: Issue, prefix: KeyPath, data: unknown): Draft[] {
   const at: KeyPath = [...prefix, ...issue.path.map((k) => (typeof k === 'number' ? k : String(k)))];
   if (issue.code === 'unrecognized_keys') {
-    const allowed = allowedKeys(at);
+    const allowed = allowedKeys(at, data);
     return issue.keys.map((key) => ({ path: [...at, key], atKey: true, problem: `unknown key ${quote(key)}`, fix: suggestKey(key, allowed) }));
   }
   const present = isPresent(data, at);
@@ -268,22 +268,34 @@ function isPresent(data: unknown, at: KeyPath): boolean {
   return parent !== null && typeof parent === 'object' && Object.hasOwn(parent, key);
 }
 
-type JsonSchema = { properties?: Record<string, JsonSchema>; items?: JsonSchema; anyOf?: JsonSchema[]; description?: string };
+type JsonSchema = { properties?: Record<string, JsonSchema>; items?: JsonSchema; anyOf?: JsonSchema[]; oneOf?: JsonSchema[]; const?: unknown; description?: string };
+
+/**
+ * The branches a node stands for: the object forms of a union; of a union told apart by
+ * `driver`, only the branch of the driver written at `at` (when the data is given).
+ */
+function branchesOf(node: JsonSchema, at: KeyPath, data?: unknown): JsonSchema[] {
+  const options = node.anyOf ?? node.oneOf ?? [node];
+  if (data === undefined || !node.oneOf) return options;
+  const written = valueAt(data, [...at, 'driver']);
+  const chosen = options.filter((o) => o.properties?.driver?.const === written);
+  return chosen.length > 0 ? chosen : options;
+}
 
 /** The JSON schema node of a key path, through lists and the object forms of unions. */
-function schemaAt(at: KeyPath): JsonSchema | undefined {
+function schemaAt(at: KeyPath, data?: unknown): JsonSchema | undefined {
   let node: JsonSchema | undefined = configJsonSchema() as JsonSchema;
-  for (const key of at) {
+  for (const [i, key] of at.entries()) {
     if (node === undefined) return undefined;
-    const options: JsonSchema[] = node.anyOf ?? [node];
+    const options = branchesOf(node, at.slice(0, i), data);
     node = typeof key === 'number' ? options.find((o) => o.items)?.items : options.find((o) => o.properties?.[key])?.properties?.[key];
   }
   return node;
 }
 
-function allowedKeys(at: KeyPath): string[] {
-  const node = schemaAt(at);
-  return (node?.anyOf ?? (node ? [node] : [])).flatMap((o) => Object.keys(o.properties ?? {}));
+function allowedKeys(at: KeyPath, data?: unknown): string[] {
+  const node = schemaAt(at, data);
+  return [...new Set((node ? branchesOf(node, at, data) : []).flatMap((o) => Object.keys(o.properties ?? {})))];
 }
 
 function describeKey(at: KeyPath): string | undefined {

@@ -253,7 +253,7 @@ const localSource = z
     select: select.prefault({}),
   })
   .superRefine((value, ctx) => {
-    if (value.select.timestamp.from !== 'metadata') return;
+    if (value.select?.timestamp?.from !== 'metadata') return;
     addProblem(ctx, 'a folder keeps no backup time besides the name and the modification time', 'use timestamp: name or timestamp: mtime', ['select', 'timestamp']);
   })
   .transform((value): LocalSourceConfig => value);
