@@ -10,14 +10,14 @@
  * streaming, to a local S3-compatible server (s3rver, test/helpers/s3-server.ts), which keeps
  * it in a file of its own; sha256sum reads that file. Every download runs in a fresh child
  * (bench/download-worker.ts) that reports its maxRSS; a child that only loads the same modules
- * is the baseline. The first size is timed `--repeat` times, alternating with sha256sum; larger
- * sizes once (they are there for RSS). Every file is read once by sha256sum before any timing,
- * so both sides read from a warm page cache. Progress goes to stderr, results to stdout; the
- * temp folder and the server's folder are removed at the end, also on failure or Ctrl-C.
+ * is the baseline. The smallest size is timed `--repeat` times, alternating with sha256sum;
+ * larger sizes once (they are there for RSS). Every file is read once by sha256sum before any
+ * timing, so both sides read from a warm page cache. Progress goes to stderr, results to stdout;
+ * the temp folder and the server's folder are removed at the end, also on failure or Ctrl-C.
  *
  * Exits 1 when a digest differs from sha256sum's (or the MD5 from the ETag).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -40,20 +40,20 @@ const sizeLabel = (bytes: number): string => (bytes % GiB === 0 ? `${bytes / GiB
 const mib = (kib: number): string => `${(kib / 1024).toFixed(0)} MiB`;
 const rate = (bytes: number, ms: number): string => `${(bytes / MiB / (ms / 1000)).toFixed(0)}`;
 
-const children = new Set<ChildProcess>();
+/** Aborted on Ctrl-C / SIGTERM: kills the running child, stops the upload, and no step starts after it. */
+const stop = new AbortController();
 
 /** Runs a program (argv, no shell); resolves with stdout, rejects with stderr on a non-zero exit. */
 function exec(cmd: string, args: string[], stderr: 'pipe' | 'inherit' = 'pipe'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', stderr] });
-    children.add(child);
+    if (stop.signal.aborted) return reject(new Error('stopped'));
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', stderr], signal: stop.signal });
     let out = '';
     let err = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      children.delete(child);
       if (code === 0) resolve(out);
       else reject(new Error(`${path.basename(cmd)} ${args.slice(0, 4).join(' ')} exited ${code ?? signal}: ${err.trim()}`));
     });
@@ -87,6 +87,7 @@ async function writeRandomFile(file: string, bytes: number): Promise<void> {
   let last = t0;
   try {
     for (let written = 0; written < bytes; ) {
+      stop.signal.throwIfAborted();
       const n = Math.min(chunk.length, bytes - written);
       randomFillSync(chunk, 0, n);
       await fh.write(chunk, 0, n);
@@ -104,7 +105,7 @@ async function writeRandomFile(file: string, bytes: number): Promise<void> {
 
 /** PutObject with the file as a stream body: the upload is never in memory either. */
 async function upload(server: S3Server, file: string, key: string, bytes: number): Promise<string> {
-  const body = createReadStream(file, { highWaterMark: MiB });
+  const body = createReadStream(file, { highWaterMark: MiB, signal: stop.signal });
   const t0 = performance.now();
   const ticker = setInterval(() => progress(`  uploaded ${(body.bytesRead / MiB).toFixed(0)} / ${(bytes / MiB).toFixed(0)} MiB`), 5000);
   try {
@@ -132,7 +133,8 @@ async function main(): Promise<void> {
     options: { sizes: { type: 'string' }, repeat: { type: 'string', default: '3' }, quick: { type: 'boolean', default: false } },
   });
   const sizesText = values.sizes ?? (values.quick ? '0.25,1' : '1,4');
-  const sizes = sizesText.split(',').map((s) => Math.round(Number(s) * GiB));
+  // Smallest first: it is the one timed --repeat times, and RSS is compared smallest to largest.
+  const sizes = [...new Set(sizesText.split(',').map((s) => Math.round(Number(s) * GiB)))].sort((a, b) => a - b);
   if (sizes.some((b) => !Number.isFinite(b) || b < MiB || b % MiB !== 0)) throw new Error('--sizes takes GiB, e.g. 1,4 or 0.25 (whole MiB, at least 1 MiB)');
   const repeat = Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error('--repeat takes a whole number, at least 1');
@@ -144,13 +146,33 @@ async function main(): Promise<void> {
   let cleaned: Promise<void> | undefined;
   const cleanup = (): Promise<void> =>
     (cleaned ??= (async () => {
-      for (const child of children) child.kill('SIGTERM');
-      await server?.stop().catch((err: unknown) => progress(`stopping s3rver: ${String(err)}`));
+      if (server) {
+        // S3Server.stop() waits for an 'exit' that already happened when s3rver died of a
+        // signal itself (Ctrl-C reaches the whole process group): give it 5 s, then remove
+        // its folder here.
+        const stopped = server.stop().then(
+          () => true,
+          (err: unknown) => {
+            progress(`stopping s3rver: ${String(err)}`);
+            return false;
+          },
+        );
+        const timer = new Promise<false>((resolve) => setTimeout(resolve, 5000, false).unref());
+        if (!(await Promise.race([stopped, timer]))) {
+          try {
+            process.kill(server.pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+          await fs.rm(server.directory, { recursive: true, force: true });
+        }
+      }
       await fs.rm(tmp, { recursive: true, force: true });
       progress(`cleanup: removed ${tmp}${server ? ` and ${server.directory}` : ''}`);
     })());
   const onSignal = (sig: NodeJS.Signals): void => {
     progress(`${sig}: cleaning up`);
+    stop.abort(new Error(`stopped by ${sig}`));
     void cleanup().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
@@ -215,6 +237,7 @@ async function main(): Promise<void> {
   }
 
   const baseRss = median(baseline.map((b) => b.maxRssKiB));
+  const sumVersion = (await exec('sha256sum', ['--version']).catch(() => 'sha256sum')).split('\n')[0];
   const lines: string[] = [
     '',
     `download + hash through the storage drivers vs sha256sum of the same bytes on disk (warm page cache; ${os.cpus().length} CPUs, node ${process.version})`,
@@ -231,7 +254,11 @@ async function main(): Promise<void> {
         `${sum.toFixed(0).padStart(14)}${rate(s.bytes, sum).padStart(7)}${`${(bp / sum).toFixed(2)}x`.padStart(8)}   ${hashes}`,
     );
   }
-  lines.push('ratio = backproof / sha256sum (medians); below 1 is faster than sha256sum.', '');
+  lines.push(
+    `ratio = backproof / sha256sum (medians); below 1 is faster than sha256sum (${sumVersion}).`,
+    's3 also hashes md5, as the runner does when the ETag is one; s3rver serves from its own Node process on the same CPUs.',
+    '',
+  );
   lines.push(
     `peak RSS of the child (process.resourceUsage().maxRSS); baseline, the same imports and no download: ${mib(baseRss)} (median of ${baseline.length})`,
     `${'source'.padEnd(8)}${'size'.padEnd(9)}${'peak RSS'.padStart(10)}${'growth'.padStart(9)}${'end heap'.padStart(10)}${'end arrayBuffers'.padStart(18)}`,

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -7,6 +8,7 @@ import type { RunRecord } from '../orchestrator/domain.js';
 import { age, createShopDatabase, dumpDatabase, writeSidecar } from './helpers/fixtures.js';
 import { TEST_IMAGE, tempDir } from './helpers/harness.js';
 import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
+import { startS3Server } from './helpers/s3-server.js';
 
 // The command line as a user runs it: a process per command, exit codes, stdout/stderr,
 // signals. The embedded evidence store lives in --data-dir.
@@ -24,10 +26,10 @@ interface Result {
   stderr: string;
 }
 
-function start(args: string[], cwd: string): ChildProcess {
+function start(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(process.execPath, [BIN, ...args], {
     cwd,
-    env: { ...process.env, BACKPROOF_CONFIG: '', DATABASE_URL: '' },
+    env: { ...process.env, BACKPROOF_CONFIG: '', DATABASE_URL: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
@@ -118,7 +120,7 @@ t.test('run --json passes (exit 0); runs list and runs show read the evidence ba
   t.equal(show.code, 0);
   t.match(show.stdout, /^PASS {2}acme\/shop-db/);
   t.match(show.stdout, /ok +fetch_restore +\d+\.\d+s/);
-  t.match(show.stdout, /checksum verified against sidecar shop\.dump\.sha256/);
+  t.match(show.stdout, /checksum sha256 verified against sidecar shop\.dump\.sha256/);
   const json = JSON.parse((await cli(['runs', 'show', run.id, '--json'], dir)).stdout) as RunRecord;
   t.same(json, run, 'the stored record is the one printed by run --json');
 });
@@ -186,7 +188,7 @@ t.test('demo (README command 1): a real pg_dump made in a sandbox, verified, evi
   const r = await cli(['demo', '--dir', 'demo'], dir);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^PASS {2}demo-client\/shop-db/m);
-  t.match(r.stdout, /checksum verified against sidecar shop-\d{8}T\d{6}Z\.dump\.sha256/);
+  t.match(r.stdout, /checksum sha256 verified against sidecar shop-\d{8}T\d{6}Z\.dump\.sha256/);
   t.match(r.stdout, /rowCount: orders >= 1000: expected at least 1000 rows in orders; got 25000 rows/);
   t.match(r.stdout, /Evidence store \(.*demo\/\.backproof\):\nRUN /);
   const again = await cli(['--config', 'demo/backproof.yaml', '--data-dir', 'demo/.backproof', 'runs', 'list'], dir);
@@ -226,4 +228,45 @@ t.test('backups list shows what the selector sees and which backup a run would p
   const none = await cli(['backups', 'list', '--policy', 'shop-db'], await workdir(await tempDir('cli-list-empty')));
   t.equal(none.code, 1, 'exit 1 when nothing would be picked');
   t.match(none.stdout, /no backup found/);
+});
+
+t.test('backups list on an S3 source: the ETag and sidecar checksums, and a denied key as an error', async (t) => {
+  const s3 = await startS3Server();
+  t.teardown(() => s3.stop());
+  await s3.createBucket('acme-backups');
+  await s3.put('acme-backups', 'shop/shop-20261126T020000Z.dump', 'older');
+  await s3.put('acme-backups', 'shop/shop-20261127T020000Z.dump', 'newest');
+  await s3.put('acme-backups', 'shop/SHA256SUMS', `${createHash('sha256').update('newest').digest('hex')}  shop-20261127T020000Z.dump\n`);
+  const dir = await tempDir('cli-s3');
+  const config = `clients:
+  - name: acme
+    policies:
+      - name: shop-db
+        kind: postgres
+        source:
+          driver: s3
+          bucket: acme-backups
+          prefix: shop/
+          endpoint: ${s3.endpoint}
+          maxRetries: 0
+          credentials:
+            accessKeyId: \${env:SHOP_S3_KEY}
+            secretAccessKey: \${env:SHOP_S3_SECRET}
+          select: { timestamp: name, settle: 0s }
+`;
+  await fs.writeFile(path.join(dir, 'backproof.yaml'), config);
+  const r = await collect(start(['backups', 'list', '--policy', 'shop-db', '--json'], dir, { SHOP_S3_KEY: 'S3RVER', SHOP_S3_SECRET: 'S3RVER' }));
+  t.equal(r.code, 0, r.stderr);
+  const json = JSON.parse(r.stdout) as { location: string; picked: string; backups: Array<{ key: string; checksum: string }> };
+  t.match(json.location, /^s3:\/\/acme-backups\/shop\/ at http:\/\/127\.0\.0\.1:\d+$/);
+  t.equal(json.picked, 'shop/shop-20261127T020000Z.dump');
+  t.same(json.backups.map((b) => [b.key, b.checksum]), [
+    ['shop/shop-20261127T020000Z.dump', 'SHA256SUMS, ETag (MD5 of a single-part upload)'],
+    ['shop/shop-20261126T020000Z.dump', 'ETag (MD5 of a single-part upload)'],
+  ]);
+  const denied = await collect(start(['backups', 'list', '--policy', 'shop-db'], dir, { SHOP_S3_KEY: 'AKIAWRONG', SHOP_S3_SECRET: 'wrong-secret-value' }));
+  t.not(denied.code, 0);
+  t.match(denied.stderr, /source_denied|access denied/);
+  t.match(denied.stderr, /\$\{env:SHOP_S3_KEY\}, \$\{env:SHOP_S3_SECRET\}/, 'says where the credentials came from');
+  t.notMatch(denied.stderr + denied.stdout, 'wrong-secret-value');
 });
