@@ -3,7 +3,8 @@
  * through a storage driver exactly as the runner does (details() first, so the S3 driver pins
  * the ETag; `HashingCounter` with md5 when a checksum is an MD5), pipes every byte through the
  * hasher into a sink that drops them, and prints one JSON line (WorkerResult) on stdout with the
- * digests, the time from open() to the last byte and the process's peak RSS.
+ * digests, the time from open() to the last byte, the process's peak RSS and the peaks of its
+ * JS heap and Buffer memory (sampled every 50 ms).
  *
  *   node --import tsx bench/download-worker.ts s3 ENDPOINT BUCKET KEY
  *   node --import tsx bench/download-worker.ts local FOLDER KEY
@@ -30,8 +31,9 @@ export interface WorkerResult {
   expectedMd5?: string;
   /** process.resourceUsage().maxRSS: peak resident set size in KiB. */
   maxRssKiB: number;
-  /** process.memoryUsage() at the end, in bytes (after the stream finished). */
-  endMemory: NodeJS.MemoryUsage;
+  /** Peaks of process.memoryUsage() heapUsed and arrayBuffers (bytes), sampled every 50 ms. */
+  peakHeapUsed: number;
+  peakArrayBuffers: number;
 }
 
 function driverFor(mode: string, args: string[]): { driver: StorageDriver; key: string } {
@@ -52,7 +54,8 @@ function driverFor(mode: string, args: string[]): { driver: StorageDriver; key: 
 async function main(): Promise<void> {
   const [mode = '', ...args] = process.argv.slice(2);
   if (mode === 'baseline') {
-    const result: WorkerResult = { mode, bytes: 0, ms: 0, maxRssKiB: process.resourceUsage().maxRSS, endMemory: process.memoryUsage() };
+    const m = process.memoryUsage();
+    const result: WorkerResult = { mode, bytes: 0, ms: 0, maxRssKiB: process.resourceUsage().maxRSS, peakHeapUsed: m.heapUsed, peakArrayBuffers: m.arrayBuffers };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return;
   }
@@ -67,6 +70,14 @@ async function main(): Promise<void> {
     let bytes = 0;
     const hasher = new HashingCounter((n) => (bytes = n), { md5: expectedMd5 !== undefined });
     const sink = new Writable({ highWaterMark: 1024 * 1024, write: (_chunk: Buffer, _enc, cb) => cb() });
+    let peakHeapUsed = 0;
+    let peakArrayBuffers = 0;
+    const sample = (): void => {
+      const m = process.memoryUsage();
+      peakHeapUsed = Math.max(peakHeapUsed, m.heapUsed);
+      peakArrayBuffers = Math.max(peakArrayBuffers, m.arrayBuffers);
+    };
+    const sampler = setInterval(sample, 50);
     const t0 = performance.now();
     const ticker = setInterval(() => {
       const s = (performance.now() - t0) / 1000;
@@ -76,7 +87,9 @@ async function main(): Promise<void> {
       await pipeline(await driver.open(entry), hasher, sink);
     } finally {
       clearInterval(ticker);
+      clearInterval(sampler);
     }
+    sample();
     const ms = performance.now() - t0;
     const result: WorkerResult = {
       mode: mode as 's3' | 'local',
@@ -86,7 +99,8 @@ async function main(): Promise<void> {
       ...(hasher.md5 ? { md5: hasher.md5 } : {}),
       ...(expectedMd5 ? { expectedMd5 } : {}),
       maxRssKiB: process.resourceUsage().maxRSS,
-      endMemory: process.memoryUsage(),
+      peakHeapUsed,
+      peakArrayBuffers,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {

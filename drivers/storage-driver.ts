@@ -19,6 +19,8 @@ import type { Readable } from 'node:stream';
  * - `open()` returns the backup's bytes as a stream, read once; the caller hashes them. A
  *   driver that can resume a dropped transfer (S3 Range requests) does so inside the stream,
  *   with bounded retries, and makes sure the resumed bytes are of the same version.
+ * - `transferFacts()` (optional) tells what happened while the backup was read, for the
+ *   evidence: e.g. a transfer resumed twice, at which bytes and why.
  * - `check()` (optional) runs the store's own integrity check of what the backup depends on
  *   (`restic check --read-data-subset`); problems found are a `fail`.
  * - A driver owns its connections, child processes and SDK clients and releases them in
@@ -97,6 +99,7 @@ export interface StorageDriver {
   takenAt?(entry: BackupEntry, signal?: AbortSignal): Promise<Date | undefined>;
   details(entry: BackupEntry, signal?: AbortSignal): Promise<BackupDetails>;
   open(entry: BackupEntry, signal?: AbortSignal): Promise<Readable>;
+  transferFacts?(entry: BackupEntry): Record<string, string>;
   check?(entry: BackupEntry, signal?: AbortSignal): Promise<StorageCheck>;
   close(): Promise<void>;
 }

@@ -143,6 +143,22 @@ t.test('a connection dropped mid-download is resumed with a Range request', asyn
   t.match(proxy.sent(), new RegExp(`range: bytes=${resumes[0]}-`, 'i'), 'asked for the rest only');
 });
 
+t.test('a transfer that stalls times out and resumes; the evidence says so', async (t) => {
+  const d = driver({ requestTimeoutMs: 1_000 }) as S3StorageDriver;
+  const entry = await entryOf(d, 'big/shop.dump');
+  await d.details(entry);
+  const stream = await d.open(entry);
+  const chunks: Buffer[] = [];
+  let got = 0;
+  for await (const c of stream as AsyncIterable<Buffer>) {
+    chunks.push(c);
+    got += c.length;
+    if (got > 16 * 1024 * 1024 && got - c.length <= 16 * 1024 * 1024) proxy.stall();
+  }
+  t.equal(sha(Buffer.concat(chunks)), sha(big));
+  t.match(d.transferFacts(entry), { resumed: /^1 time\(s\): at byte \d+ \(/ });
+});
+
 t.test('the server gone for good mid-download: an error with the cause, after bounded retries', async (t) => {
   const d = driver({ maxRetries: 2 });
   const entry = await entryOf(d, 'big/shop.dump');

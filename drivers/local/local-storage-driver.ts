@@ -75,8 +75,8 @@ export class LocalStorageDriver implements StorageDriver {
   }
 
   async details(entry: BackupEntry): Promise<BackupDetails> {
-    const file = this.resolveKey(entry.key);
-    const sidecar = await this.sidecars.find(path.relative(this.location, file).split(path.sep).join('/'));
+    this.resolveKey(entry.key); // refuses keys that leave the folder
+    const sidecar = await this.sidecars.find(entry.key);
     return { checksums: sidecar ? [sidecar] : [], unverifiable: [], facts: {} };
   }
 

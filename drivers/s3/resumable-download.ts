@@ -4,7 +4,7 @@ import { VerificationError } from '../../orchestrator/errors.js';
 
 /** One GET of the object from `start` on (a Range request when start > 0). */
 export interface RangeResponse {
-  body: AsyncIterable<Uint8Array> & { destroy?: () => void };
+  body: AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void };
   /** The entity tag of what this response holds; a resumed response must carry the same one. */
   etag?: string;
 }
@@ -12,6 +12,8 @@ export interface RangeResponse {
 export interface ResumableOptions {
   size: number;
   fetch(start: number, signal: AbortSignal): Promise<RangeResponse>;
+  /** A response that delivers no byte for this long is dropped and resumed (a stalled transfer). */
+  idleTimeoutMs: number;
   /** Consecutive failed attempts without progress before giving up. */
   maxRetries: number;
   baseDelayMs: number;
@@ -48,10 +50,27 @@ export function resumableDownload(opts: ResumableOptions): Readable {
           throw new VerificationError('source_changed', `the object changed while it was being read (ETag ${etag} became ${response.etag} at byte ${offset}); run again`);
         }
         if (failures > 0) opts.onResume?.(offset, failures, lastError);
-        for await (const chunk of response.body) {
-          offset += chunk.length;
-          failures = 0;
-          yield chunk;
+        // HTTP clients time out waiting for a response, not a body that stops mid-way: watch it.
+        const body = response.body;
+        let idle: NodeJS.Timeout | undefined;
+        const watch = (): void => {
+          clearTimeout(idle);
+          idle = setTimeout(() => {
+            const stalled = Object.assign(new Error(`no data for ${opts.idleTimeoutMs} ms at byte ${offset}`), { name: 'TimeoutError', code: 'ETIMEDOUT' });
+            body.destroy?.(stalled);
+          }, opts.idleTimeoutMs);
+        };
+        try {
+          watch();
+          for await (const chunk of body) {
+            clearTimeout(idle);
+            offset += chunk.length;
+            failures = 0;
+            yield chunk;
+            watch();
+          }
+        } finally {
+          clearTimeout(idle);
         }
         if (offset >= opts.size) return;
         throw Object.assign(new Error(`the response ended at byte ${offset} of ${opts.size}`), { code: 'ECONNRESET' });

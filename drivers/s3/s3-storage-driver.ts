@@ -54,6 +54,8 @@ export class S3StorageDriver implements StorageDriver {
   private readonly pinned = new Map<string, { versionId?: string; etag?: string; size: number }>();
   private readonly heads = new Map<string, Promise<HeadObjectCommandOutput>>();
   private readonly sidecars = new SidecarChecksums((key) => this.readSmall(key));
+  /** Resumed transfers per key: "at byte N (cause)". */
+  private readonly resumes = new Map<string, string[]>();
 
   constructor(private readonly opts: S3DriverOptions) {
     const prefix = opts.prefix ?? '';
@@ -128,6 +130,7 @@ export class S3StorageDriver implements StorageDriver {
     const what = `s3://${this.opts.bucket}/${entry.key}`;
     return resumableDownload({
       size: pin.size,
+      idleTimeoutMs: this.opts.requestTimeoutMs ?? DEFAULTS.s3RequestTimeoutMs,
       maxRetries: this.opts.maxRetries ?? DEFAULTS.s3MaxRetries,
       baseDelayMs: this.opts.retryBaseDelayMs ?? DEFAULTS.retryBaseDelayMs,
       isRetryable,
@@ -143,7 +146,7 @@ export class S3StorageDriver implements StorageDriver {
           }),
           { abortSignal: fetchSignal },
         );
-        const body = out.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+        const body = out.Body as (AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void }) | undefined;
         if (!body) throw Object.assign(new Error('the response had no body'), { code: 'ECONNRESET' });
         return { body, ...(out.ETag ? { etag: unquote(out.ETag) } : {}) };
       },
@@ -154,8 +157,18 @@ export class S3StorageDriver implements StorageDriver {
           message: `reading ${what} at ${this.endpoint} stopped at byte ${offset} of ${pin.size} and failed ${attempts} times in a row: ${(err as Error)?.message ?? String(err)}`,
         });
       },
-      onResume: (offset, attempt, cause) => this.opts.onResume?.(entry.key, offset, attempt, cause),
+      onResume: (offset, attempt, cause) => {
+        const list = this.resumes.get(entry.key) ?? [];
+        list.push(`at byte ${offset} (${(cause as Error)?.message ?? String(cause)})`);
+        this.resumes.set(entry.key, list);
+        this.opts.onResume?.(entry.key, offset, attempt, cause);
+      },
     });
+  }
+
+  transferFacts(entry: BackupEntry): Record<string, string> {
+    const resumed = this.resumes.get(entry.key);
+    return resumed ? { resumed: `${resumed.length} time(s): ${resumed.join('; ')}` } : {};
   }
 
   async close(): Promise<void> {

@@ -195,6 +195,8 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       backup.header = outcome.header;
     } finally {
       backup.bytesRead = hasher.bytes;
+      const transfer = driver.transferFacts?.(entry) ?? {};
+      if (Object.keys(transfer).length > 0) backup.provider = { ...backup.provider, ...transfer };
       const seconds = (performance.now() - fetchStart) / 1000;
       if (seconds > 0) run.metrics.fetchBytesPerSec = Math.round(hasher.bytes / seconds);
       if (hasher.sha256) digests = hasher;

@@ -67,7 +67,7 @@ export async function startS3Server(port = 0): Promise<S3Server> {
     pid: child.pid!,
     async stop() {
       client.destroy();
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         await once(child, 'exit');
       }

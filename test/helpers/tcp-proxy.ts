@@ -8,6 +8,8 @@ export interface TcpProxy {
   port: number;
   /** Destroys every open connection, both sides. */
   cut(): void;
+  /** Open connections stop passing the server's bytes on (a stalled transfer); new ones work. */
+  stall(): void;
   /** New connections are closed at once (the server looks down) until `accept()`. */
   refuse(): void;
   accept(): void;
@@ -19,6 +21,7 @@ export interface TcpProxy {
 
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
+  const upstreams = new Map<net.Socket, net.Socket>();
   const requests: Buffer[] = [];
   let refusing = false;
   let connections = 0;
@@ -31,6 +34,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     const upstream = net.connect(targetPort, '127.0.0.1');
     sockets.add(client);
     sockets.add(upstream);
+    upstreams.set(upstream, client);
     client.on('data', (d: Buffer) => {
       if (requests.length < 10_000) requests.push(Buffer.from(d.subarray(0, 4096)));
     });
@@ -41,6 +45,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       upstream.destroy();
       sockets.delete(client);
       sockets.delete(upstream);
+      upstreams.delete(upstream);
     };
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
@@ -51,6 +56,13 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     cut() {
       for (const s of sockets) s.destroy();
       sockets.clear();
+    },
+    stall() {
+      for (const [upstream, client] of upstreams) {
+        upstream.unpipe(client);
+        upstream.pause();
+      }
+      upstreams.clear();
     },
     refuse() {
       refusing = true;
