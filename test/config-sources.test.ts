@@ -1,8 +1,8 @@
 import t from 'tap';
-import { ConfigError, formatConfigProblem, type ConfigProblem } from '../orchestrator/errors.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import type { ResolvedConfig } from '../orchestrator/config/types.js';
 import { DEFAULTS } from '../orchestrator/defaults.js';
+import { problemAt, problemsOf } from './helpers/config-problems.js';
 
 // The source union (local | s3 | restic), timestamp: metadata and expect: cron, as users write them.
 
@@ -22,21 +22,8 @@ function parse(text: string, env: NodeJS.ProcessEnv = {}): ResolvedConfig {
   return parseConfigText(text, FILE, env);
 }
 
-function problems(text: string, env: NodeJS.ProcessEnv = {}): ConfigProblem[] {
-  try {
-    parse(text, env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected the config to be rejected');
-}
-
-function at(list: ConfigProblem[], keyPath: string): ConfigProblem {
-  const found = list.find((p) => p.path === keyPath);
-  if (!found) throw new Error(`no problem at ${keyPath}; got:\n${list.map(formatConfigProblem).join('\n')}`);
-  return found;
-}
+const problems = problemsOf;
+const at = problemAt;
 
 const SRC = 'clients[0].policies[0].source';
 

@@ -6,6 +6,7 @@ import { DEFAULTS } from '../orchestrator/defaults.js';
 import { ConfigError, formatConfigProblem, type ConfigProblem } from '../orchestrator/errors.js';
 import { formatDuration, parseDuration } from '../orchestrator/config/duration.js';
 import { loadConfig, parseConfigText } from '../orchestrator/config/load.js';
+import { problemAt, problemsOf } from './helpers/config-problems.js';
 import { configJsonSchema, parseSize } from '../orchestrator/config/schema.js';
 import type { Expectation, PolicyConfig, ProbeConfig, ResolvedConfig } from '../orchestrator/config/types.js';
 
@@ -21,23 +22,6 @@ function expectProblem(t: Tap, problem: ConfigProblem | undefined, want: Want): 
     if (value instanceof RegExp) t.match(actual, value, key);
     else t.equal(actual, value, key);
   }
-}
-
-/** The problems a config text is rejected with; fails the test if it is accepted. */
-function problemsOf(text: string, env: NodeJS.ProcessEnv = {}, file = FILE): ConfigProblem[] {
-  try {
-    parseConfigText(text, file, env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected the config to be rejected');
-}
-
-function problemAt(problems: ConfigProblem[], keyPath: string): ConfigProblem {
-  const found = problems.find((p) => p.path === keyPath);
-  if (!found) throw new Error(`no problem at ${keyPath}; got:\n${problems.map(formatConfigProblem).join('\n')}`);
-  return found;
 }
 
 /** One client, one policy; `extra` lines (indented 8 spaces) follow `path:` on line 8. */

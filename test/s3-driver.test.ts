@@ -54,6 +54,23 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/**
+ * Reads a stream to the end, running `actions[n]` once the n-th mark (a byte count) is passed;
+ * returns the bytes read.
+ */
+async function readWith(stream: AsyncIterable<Buffer>, marks: Array<[number, () => unknown]>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  for await (const c of stream) {
+    chunks.push(c);
+    got += c.length;
+    for (const [at, action] of marks) if (got > at && got - c.length <= at) await action();
+  }
+  return Buffer.concat(chunks);
+}
+
+const MiB = 1024 * 1024;
+
 async function rejection(p: Promise<unknown>): Promise<VerificationError> {
   const err = await p.then(
     () => undefined,
@@ -124,20 +141,11 @@ t.test('a connection dropped mid-download is resumed with a Range request', asyn
   const d = driver({ onResume: (_key, offset) => resumes.push(offset) });
   const entry = await entryOf(d, 'big/shop.dump');
   await d.details(entry);
-  const stream = await d.open(entry);
-  const chunks: Buffer[] = [];
-  let got = 0;
-  let cuts = 0;
-  for await (const c of stream as AsyncIterable<Buffer>) {
-    chunks.push(c);
-    got += c.length;
-    if ((got > 8 * 1024 * 1024 && cuts === 0) || (got > 30 * 1024 * 1024 && cuts === 1)) {
-      cuts++;
-      proxy.cut();
-    }
-  }
-  t.equal(cuts, 2);
-  t.equal(sha(Buffer.concat(chunks)), sha(big), 'the bytes are whole and in order');
+  const read = await readWith((await d.open(entry)) as AsyncIterable<Buffer>, [
+    [8 * MiB, () => proxy.cut()],
+    [30 * MiB, () => proxy.cut()],
+  ]);
+  t.equal(sha(read), sha(big), 'the bytes are whole and in order');
   t.equal(resumes.length, 2, 'resumed twice');
   t.ok(resumes.every((offset) => offset > 0 && offset < big.length), `resumed mid-object at ${resumes.join(', ')}`);
   t.match(proxy.sent(), new RegExp(`range: bytes=${resumes[0]}-`, 'i'), 'asked for the rest only');
@@ -147,33 +155,24 @@ t.test('a transfer that stalls times out and resumes; the evidence says so', asy
   const d = driver({ requestTimeoutMs: 1_000 }) as S3StorageDriver;
   const entry = await entryOf(d, 'big/shop.dump');
   await d.details(entry);
-  const stream = await d.open(entry);
-  const chunks: Buffer[] = [];
-  let got = 0;
-  for await (const c of stream as AsyncIterable<Buffer>) {
-    chunks.push(c);
-    got += c.length;
-    if (got > 16 * 1024 * 1024 && got - c.length <= 16 * 1024 * 1024) proxy.stall();
-  }
-  t.equal(sha(Buffer.concat(chunks)), sha(big));
+  const read = await readWith((await d.open(entry)) as AsyncIterable<Buffer>, [[16 * MiB, () => proxy.stall()]]);
+  t.equal(sha(read), sha(big));
   t.match(d.transferFacts(entry), { resumed: /^1 time\(s\): at byte \d+ \(/ });
 });
 
 t.test('the server gone for good mid-download: an error with the cause, after bounded retries', async (t) => {
   const d = driver({ maxRetries: 2 });
   const entry = await entryOf(d, 'big/shop.dump');
-  const stream = await d.open(entry);
   const err = await rejection(
-    (async () => {
-      let got = 0;
-      for await (const c of stream as AsyncIterable<Buffer>) {
-        got += c.length;
-        if (got > 4 * 1024 * 1024 && got - c.length <= 4 * 1024 * 1024) {
+    readWith((await d.open(entry)) as AsyncIterable<Buffer>, [
+      [
+        4 * MiB,
+        () => {
           proxy.refuse();
           proxy.cut();
-        }
-      }
-    })(),
+        },
+      ],
+    ]),
   );
   proxy.accept();
   t.equal(err.reason, 'source_unreachable');
@@ -187,18 +186,16 @@ t.test('the object replaced while being read: source_changed, never two versions
   const d = driver({ prefix: 'swap/' });
   const entry = await entryOf(d, 'swap/shop.dump');
   await d.details(entry);
-  const stream = await d.open(entry);
   const err = await rejection(
-    (async () => {
-      let got = 0;
-      for await (const c of stream as AsyncIterable<Buffer>) {
-        got += c.length;
-        if (got > 4 * 1024 * 1024 && got - c.length <= 4 * 1024 * 1024) {
-          await s3.put(BUCKET, 'swap/shop.dump', randomBytes(24 * 1024 * 1024));
+    readWith((await d.open(entry)) as AsyncIterable<Buffer>, [
+      [
+        4 * MiB,
+        async () => {
+          await s3.put(BUCKET, 'swap/shop.dump', randomBytes(24 * MiB));
           proxy.cut();
-        }
-      }
-    })(),
+        },
+      ],
+    ]),
   );
   t.equal(err.reason, 'source_changed');
   t.match(err.message, /changed while it was being read/);
