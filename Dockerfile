@@ -21,6 +21,8 @@ COPY reports reports
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
+# restic for `driver: restic` sources.
+RUN apt-get update && apt-get install -y --no-install-recommends restic ca-certificates && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     BACKPROOF_CONFIG=/etc/backproof/backproof.yaml \
     BACKPROOF_DATA_DIR=/var/lib/backproof \
