@@ -84,5 +84,13 @@ export function classifyS3Error(err: unknown, ctx: S3ErrorContext): Verification
   if (THROTTLED.has(name) || status === 429 || status === 503) {
     return new VerificationError('source_throttled', `${ctx.what} at ${ctx.endpoint}: the store kept asking to slow down (${detail}); retried, then gave up`, { cause: err });
   }
+  const code = (err as SdkError)?.code ?? '';
+  if (NETWORK.has(code) || (err as SdkError)?.name === 'TimeoutError') {
+    return new VerificationError(
+      'source_unreachable',
+      `${ctx.what} at ${ctx.endpoint}: cannot reach the store (${(err as SdkError)?.message ?? code}); check the endpoint, region and network`,
+      { cause: err },
+    );
+  }
   return new VerificationError('source_unreachable', `${ctx.what} at ${ctx.endpoint}: ${detail}`, { cause: err });
 }
