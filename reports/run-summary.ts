@@ -20,6 +20,9 @@ export function renderRunSummary(run: RunRecord): string {
       if (h[key]) lines.push(`           ${label}: ${h[key]}`);
     }
     if (b.sha256) lines.push(`  sha256   ${b.sha256}  (${bytes(b.bytesRead ?? 0)} read)`);
+    // Records written before checksums became a list (backproof 0.1 first runs) hold one.
+    const legacy = (b as { checksum?: { expected?: string; source?: string; verified: boolean } }).checksum;
+    if (legacy?.expected) lines.push(`  checksum sha256 ${legacy.verified ? 'verified against' : 'NOT matching'} ${legacy.source}`);
     for (const c of b.checksums ?? []) {
       lines.push(`  checksum ${c.algorithm} ${c.verified ? 'verified against' : b.sha256 ? 'NOT matching' : 'not checked against'} ${c.source}`);
     }

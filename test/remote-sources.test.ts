@@ -6,6 +6,7 @@ import t from 'tap';
 import { createShopDatabase, dumpDatabase, stampedName } from './helpers/fixtures.js';
 import { codes, leftoversOf, policyFromYaml, tempDir, useRestoreEnv, verify } from './helpers/harness.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 
 // Real pg_dump output in a real S3-compatible server and a real restic repository, verified end
 // to end: selection, provider checksums, the store's own check, restore in a Docker sandbox.
@@ -19,10 +20,10 @@ t.before(async () => {
 });
 t.teardown(() => s3?.stop());
 
-const s3Source = (prefix: string, extra = '') => `          driver: s3
+const s3Source = (prefix: string, extra = '', endpoint = s3.endpoint) => `          driver: s3
           bucket: acme-backups
           prefix: ${prefix}
-          endpoint: ${s3.endpoint}
+          endpoint: ${endpoint}
           credentials: { accessKeyId: "\${env:ACME_KEY}", secretAccessKey: "\${env:ACME_SECRET}" }
           maxRetries: 1
           select: { glob: "shop-*.dump", timestamp: name, settle: 0s${extra} }`;
@@ -96,6 +97,33 @@ t.test('S3: wrong credentials are an error naming the bucket and the reference, 
   t.same(codes(run), ['source_denied']);
   t.match(run.reasons[0]?.message, /s3:\/\/acme-backups\/pass\/ .*access denied .*\(\$\{env:ACME_KEY\}, \$\{env:ACME_SECRET\}\)/);
   t.notMatch(JSON.stringify(run), 'not-the-secret-123');
+});
+
+t.test('S3: a connection dropped mid-restore resumes and passes; a store gone for good is an error', async (t) => {
+  const proxy = await startTcpProxy(s3.port);
+  t.teardown(() => proxy.close());
+  const folder = await tempDir('s3-drop');
+  const file = path.join(folder, 'shop.sql');
+  const hex = await dumpDatabase(env.cluster, await createShopDatabase(env.cluster, { orders: 50_000 }), file, 'plain');
+  const size = (await fs.stat(file)).size;
+  await upload(`drop/${stampedName('shop', new Date(Date.now() - 3_600_000), '.dump')}`, file);
+  const policy = policyFromYaml({ folder, source: s3Source('drop/', '', `http://127.0.0.1:${proxy.port}`), env: s3Env });
+
+  proxy.cutAfter(Math.floor(size / 3));
+  const resumed = await verify(policy, env.store);
+  t.equal(resumed.verdict, 'pass', JSON.stringify(resumed.reasons));
+  t.equal(resumed.backup?.sha256, hex, 'every byte once, in order');
+  t.match(resumed.backup?.provider?.resumed, /^1 time\(s\): at byte \d+ \(/);
+
+  proxy.cutAfter(Math.floor(size / 3), { refuse: true });
+  const gone = await verify(policy, env.store);
+  proxy.accept();
+  t.equal(gone.verdict, 'error', 'the store failed, not the backup');
+  t.same(codes(gone), ['source_unreachable'], JSON.stringify(gone.reasons));
+  t.match(gone.reasons[0]?.message, /stopped at byte \d+ of \d+ and failed 2 times in a row/);
+  t.equal(gone.phases.find((p) => p.name === 'fetch_restore')?.outcome, 'error');
+  t.equal((await env.store.get(gone.id))?.verdict, 'error', 'recorded');
+  t.equal(await leftoversOf(gone.id), 0, 'the sandbox is gone');
 });
 
 t.test('restic: the newest snapshot restores after restic check; a damaged repository fails', async (t) => {

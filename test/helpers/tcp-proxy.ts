@@ -10,6 +10,11 @@ export interface TcpProxy {
   cut(): void;
   /** Open connections stop passing the server's bytes on (a stalled transfer); new ones work. */
   stall(): void;
+  /**
+   * Cuts every connection once `bytes` more have come from the server (counted across
+   * connections), then, with `refuse`, turns new connections away: a server that dies mid-transfer.
+   */
+  cutAfter(bytes: number, opts?: { refuse?: boolean }): void;
   /** New connections are closed at once (the server looks down) until `accept()`. */
   refuse(): void;
   accept(): void;
@@ -25,6 +30,11 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const requests: Buffer[] = [];
   let refusing = false;
   let connections = 0;
+  let trip: { left: number; refuse: boolean } | undefined;
+  const cutAll = (): void => {
+    for (const sock of sockets) sock.destroy();
+    sockets.clear();
+  };
   const server = net.createServer((client) => {
     if (refusing) {
       client.destroy();
@@ -40,6 +50,14 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     });
     client.pipe(upstream);
     upstream.pipe(client);
+    upstream.on('data', (d: Buffer) => {
+      if (!trip) return;
+      trip.left -= d.length;
+      if (trip.left > 0) return;
+      if (trip.refuse) refusing = true;
+      trip = undefined;
+      setImmediate(cutAll);
+    });
     const end = (): void => {
       client.destroy();
       upstream.destroy();
@@ -53,9 +71,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
-    cut() {
-      for (const s of sockets) s.destroy();
-      sockets.clear();
+    cut: cutAll,
+    cutAfter(bytes, opts = {}) {
+      trip = { left: bytes, refuse: opts.refuse ?? false };
     },
     stall() {
       for (const [upstream, client] of upstreams) {
