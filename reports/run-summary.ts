@@ -51,7 +51,8 @@ export function renderRunSummary(run: RunRecord): string {
   lines.push('  phases');
   for (const p of run.phases) {
     const mark = p.outcome === 'ok' ? 'ok  ' : p.outcome === 'skipped' ? '-   ' : p.outcome.toUpperCase().padEnd(4);
-    lines.push(`    ${mark} ${p.name.padEnd(14)} ${p.outcome === 'skipped' ? '' : secs(p.durationMs).padStart(8)}`);
+    const after = p.outcome === 'skipped' ? (p.detail ? `   ${p.detail}` : '') : secs(p.durationMs).padStart(8);
+    lines.push(`    ${mark} ${p.name.padEnd(14)} ${after}`.trimEnd());
   }
   if (run.probes.length > 0) {
     lines.push('  probes');

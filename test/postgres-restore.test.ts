@@ -42,6 +42,7 @@ t.test('a good custom-format dump with a sidecar passes, with evidence', async (
     ['probes', 'ok'],
     ['teardown', 'ok'],
   ]);
+  t.equal(run.phases[1]?.detail, 'the local store has no integrity check of its own');
   t.ok(run.metrics.rtoMeasuredMs! > 0 && run.metrics.rtoMet, 'rto measured and met');
   t.ok(run.metrics.rpoMet, 'rpo met');
   t.equal(await leftoversOf(run.id), 0, 'no container or volume left');

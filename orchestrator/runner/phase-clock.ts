@@ -42,6 +42,12 @@ export class PhaseClock {
     }
   }
 
+  /** Records a phase that does not apply to this run (e.g. a store with no check of its own). */
+  skip(name: PhaseName, detail: string): void {
+    const at = this.now().toISOString();
+    this.run.phases.push({ name, startedAt: at, endedAt: at, durationMs: 0, outcome: 'skipped', detail });
+  }
+
   /** Adds `skipped` entries for phases never reached, keeping the record's shape constant. */
   skipRemaining(): void {
     const seen = new Set(this.run.phases.map((p) => p.name));

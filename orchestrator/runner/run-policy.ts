@@ -127,6 +127,8 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
           mark('fail', result.summary);
         }
       });
+    } else {
+      clock.skip('storage_check', `the ${driver.name} store has no integrity check of its own`);
     }
 
     // The backup is opened once: the same hashed stream gives its first bytes (to choose the
