@@ -6,7 +6,7 @@ import { formatBytes } from '../../orchestrator/format.js';
 import type { ProbeResult } from '../../orchestrator/domain.js';
 import { VerificationError } from '../../orchestrator/errors.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
-import { decompress, detectCompression } from '../compression.js';
+import { decompress, decompressHeadOnHost, decompressInSandbox, detectCompression } from '../compression.js';
 import { POSTGRES_IMAGE_MAJORS } from '../images/build-image.js';
 import type { ImageChoice, Inspection, RestoreContext, RestoreOutcome, Restorer } from '../restorer.js';
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
@@ -79,13 +79,16 @@ export class PostgresRestorer implements Restorer {
 
   async selectImage(head: Buffer, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice> {
     let bytes = head;
-    if (detectCompression(head) === 'gzip') {
+    const compression = detectCompression(head);
+    if (compression === 'gzip') {
       // The start of a gzip stream decompresses on its own; a sync flush yields what is there.
       try {
         bytes = gunzipSync(head, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
       } catch {
         bytes = Buffer.alloc(0); // damaged: the restore step will say so
       }
+    } else if (compression !== 'none') {
+      bytes = await decompressHeadOnHost(compression, head);
     }
     const info = detectDumpFormat(bytes);
     const major = info ? dumpMajor(info.header) : undefined;
@@ -94,7 +97,13 @@ export class PostgresRestorer implements Restorer {
     const image = (m: number): string => `backproof/postgres:${m}`;
     if (major === undefined) {
       const m = available.includes(15) ? 15 : available[0];
-      return { image: m ? image(m) : DEFAULTS.postgresImage, why: 'the dump does not say which PostgreSQL wrote it: the default image' };
+      const unread = compression !== 'none' && compression !== 'gzip' && bytes.length === 0;
+      const why = !unread
+        ? 'the dump does not say which PostgreSQL wrote it: the default image'
+        : compression === 'bzip2'
+          ? "bzip2 decodes in blocks of up to 900 kB, so the backup's first 64 KB do not show the dump's header: the default image"
+          : `the dump is ${compression}-compressed and this host has no ${compression} tool to read its header before the sandbox starts: the default image`;
+      return { image: m ? image(m) : DEFAULTS.postgresImage, why };
     }
     const fit = available.find((m) => m >= major);
     if (fit) return { image: image(fit), why: `the dump comes from PostgreSQL ${major}: the smallest image at least as new` };
@@ -139,7 +148,7 @@ export class PostgresRestorer implements Restorer {
 
   async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {
     const { sandbox, signal } = ctx;
-    const { compression, stream: plainBytes } = await decompress(input);
+    const { compression, stream: plainBytes } = await decompress(input, (c, compressed) => decompressInSandbox(sandbox, c, compressed, { signal, user: 'postgres' }));
     const { head, stream } = await peek(plainBytes, 64 * 1024);
     if (head.length === 0) {
       throw new VerificationError('empty_backup', compression === 'none' ? 'the backup is empty (0 bytes)' : `the ${compression} backup decompresses to nothing`);

@@ -55,11 +55,14 @@ export async function createShopDatabase(cluster: PgCluster, opts: ShopOptions =
   return db;
 }
 
-export type DumpKind = 'custom' | 'plain' | 'plain.gz' | 'custom.gz' | 'tar' | 'directory';
+export type DumpKind = 'custom' | 'plain' | 'plain.gz' | 'custom.gz' | 'tar' | 'directory' | 'custom.zst' | 'plain.xz' | 'tar.bz2';
+
+/** Compressors of the .zst/.xz/.bz2 kinds: the real tools, as backup jobs run them. */
+const COMPRESSORS: Record<string, string> = { zst: 'zstd', xz: 'xz', bz2: 'bzip2' };
 
 /** pg_dump of `db` into `file`; returns the file's bytes' sha256. */
 export async function dumpDatabase(cluster: PgCluster, db: string, file: string, kind: DumpKind, extraArgs: string[] = []): Promise<string> {
-  const format = kind.startsWith('custom') ? 'c' : kind === 'tar' ? 't' : kind === 'directory' ? 'd' : 'p';
+  const format = kind.startsWith('custom') ? 'c' : kind.startsWith('tar') ? 't' : kind === 'directory' ? 'd' : 'p';
   const tmp = `${file}.tmp-dump`;
   await run(path.join(PG_BIN_DIR, 'pg_dump'), [`-F${format}`, ...extraArgs, '-f', tmp, cluster.urlFor(db)], { maxBuffer: 64 * 1024 * 1024 });
   if (kind === 'directory') {
@@ -68,6 +71,8 @@ export async function dumpDatabase(cluster: PgCluster, db: string, file: string,
     await fs.rm(tmp, { recursive: true });
     await fs.rename(`${tmp}.tar`, tmp);
   }
+  const tool = COMPRESSORS[kind.split('.')[1] ?? ''];
+  if (tool) await fs.writeFile(tmp, (await run(tool, ['-c', '-q', tmp], { encoding: 'buffer', maxBuffer: 1024 ** 3 })).stdout);
   let bytes = await fs.readFile(tmp);
   await fs.rm(tmp);
   if (kind.endsWith('.gz')) bytes = gzipSync(bytes);
