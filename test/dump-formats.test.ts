@@ -337,3 +337,25 @@ t.test('OutputTail keeps the head and the tail of long output', async (t) => {
   for (const ch of 'pg_restore: error: could not execute query') drip.push(Buffer.from(ch));
   t.equal(drip.text(), 'pg_r\n[... 34 bytes omitted ...]\nuery', 'byte by byte');
 });
+
+t.test('a directory-format dump in a tar is told from its members; toc.dat gives the versions when it comes early', async (t) => {
+  const folder = path.join(dir, 'shop.dir');
+  await run(path.join(PG_BIN_DIR, 'pg_dump'), ['-Fd', '-f', folder, '-d', cluster.urlFor('shop')]);
+  // toc.dat first (as `tar -C shop.dir toc.dat .` would put it): the header is read.
+  const tocFirst = path.join(dir, 'toc-first.tar');
+  const others = (await fs.readdir(folder)).filter((f) => f !== 'toc.dat');
+  await run('tar', ['-cf', tocFirst, '-C', dir, 'shop.dir/toc.dat', ...others.map((f) => `shop.dir/${f}`)]);
+  const early = detectDumpFormat((await fs.readFile(tocFirst)).subarray(0, HEAD_BYTES));
+  t.match(early, { format: 'directory-tar', header: { serverVersion: /^15\./, dumpFolder: 'shop.dir/' } });
+  // Data files first: the members still say what it is, without versions.
+  const dataFirst = path.join(dir, 'data-first.tar');
+  await run('tar', ['-cf', dataFirst, '-C', folder, ...others, 'toc.dat']);
+  const late = detectDumpFormat((await fs.readFile(dataFirst)).subarray(0, HEAD_BYTES));
+  t.equal(late?.format, 'directory-tar');
+  t.equal(late?.header.serverVersion, undefined);
+  // A tar with anything else in it is not a directory dump.
+  await fs.writeFile(path.join(folder, 'README.txt'), 'notes');
+  const mixed = path.join(dir, 'mixed.tar');
+  await run('tar', ['-cf', mixed, '-C', folder, 'README.txt', ...others]);
+  t.equal(detectDumpFormat((await fs.readFile(mixed)).subarray(0, HEAD_BYTES))?.format, 'other-tar');
+});

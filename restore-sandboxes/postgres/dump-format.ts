@@ -2,12 +2,14 @@
  * PostgreSQL dump formats, told apart by their bytes:
  * - custom (`pg_dump -Fc`): starts with "PGDMP"; its header holds the archive version, the
  *   dump time, the database name and the server and pg_dump versions;
- * - tar (`pg_dump -Ft`): a ustar archive;
+ * - tar (`pg_dump -Ft`): a ustar archive whose first member is toc.dat;
+ * - directory (`pg_dump -Fd`) stored as a tar: a ustar archive holding a toc.dat (not first),
+ *   whose own header is a custom-format header ("PGDMP", archive format directory);
  * - plain SQL: text; pg_dump's own output begins with "-- PostgreSQL database dump" and ends with
  *   "-- PostgreSQL database dump complete", which is how a truncated one is recognised.
  */
 /** `other-tar` and `utf16-text` are recognised only to be refused with a precise reason. */
-export type DumpFormat = 'custom' | 'tar' | 'plain' | 'other-tar' | 'utf16-text';
+export type DumpFormat = 'custom' | 'tar' | 'directory-tar' | 'plain' | 'other-tar' | 'utf16-text';
 
 export interface FormatInfo {
   format: DumpFormat;
@@ -24,7 +26,19 @@ export function detectDumpFormat(head: Buffer): FormatInfo | undefined {
     // pg_dump -Ft writes toc.dat first; any other tar (a directory-format dump tarred up, an
     // archive of files) is not something pg_restore reads as a stream.
     const first = head.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
-    return { format: first === 'toc.dat' ? 'tar' : 'other-tar', header: { firstMember: first } };
+    if (first === 'toc.dat') return { format: 'tar', header: { firstMember: first } };
+    // A directory-format dump tarred up: every member is one of pg_dump's (toc.dat, 1234.dat.gz,
+    // blobs.toc...), in one folder. toc.dat's own header (the versions) is read when it comes
+    // early enough; pg_dump writes it last, so it often does not.
+    const members = tarMembers(head);
+    const files = members.filter((m) => !m.folder);
+    const folders = new Set(files.map((m) => m.name.slice(0, m.name.lastIndexOf('/') + 1)));
+    if (files.length > 0 && folders.size === 1 && files.every((m) => DIRECTORY_DUMP_MEMBER.test(m.name.slice(m.name.lastIndexOf('/') + 1)))) {
+      const toc = files.find((m) => m.name.endsWith('toc.dat'));
+      const tocHeader = toc && head.subarray(toc.offset, toc.offset + 5).toString('latin1') === 'PGDMP' ? parseCustomHeader(head.subarray(toc.offset)) : {};
+      return { format: 'directory-tar', header: { ...tocHeader, dumpFolder: [...folders][0] ?? '' } };
+    }
+    return { format: 'other-tar', header: { firstMember: first } };
   }
   const bom = head.subarray(0, 2).toString('hex');
   if (bom === 'fffe' || bom === 'feff') return { format: 'utf16-text', header: {} };
@@ -44,6 +58,25 @@ export function detectDumpFormat(head: Buffer): FormatInfo | undefined {
     return { format: 'plain', header, completeMarker };
   }
   return undefined;
+}
+
+/** The files pg_dump -Fd writes: toc.dat, a data file per table (compressed or not), large objects. */
+const DIRECTORY_DUMP_MEMBER = /^(toc\.dat|\d+\.dat(\.gz|\.lz4|\.zst)?|blobs(_\d+)?\.toc|blob_\d+\.dat(\.gz|\.lz4|\.zst)?)$/;
+
+/** The members of a ustar archive whose headers lie within `head`: name, where its data starts, whether a folder. */
+function tarMembers(head: Buffer): Array<{ name: string; offset: number; folder: boolean }> {
+  const members = [];
+  for (let at = 0; at + 512 <= head.length; ) {
+    const block = head.subarray(at, at + 512);
+    if (block.subarray(257, 262).toString('latin1') !== 'ustar') break; // end blocks, or not a header
+    const prefix = block.subarray(345, 500).toString('latin1').replace(/\0.*$/s, '');
+    const name = (prefix ? `${prefix}/` : '') + block.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
+    const size = parseInt(block.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
+    if (!Number.isFinite(size) || size < 0) break;
+    members.push({ name, offset: at + 512, folder: block[156] === 0x35 || name.endsWith('/') });
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return members;
 }
 
 function looksLikeText(head: Buffer): boolean {

@@ -1,4 +1,5 @@
 import { pipeline, type Readable } from 'node:stream';
+import path from 'node:path';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import type { PolicyConfig } from '../../orchestrator/config/types.js';
 import { DEFAULTS } from '../../orchestrator/defaults.js';
@@ -165,7 +166,7 @@ export class PostgresRestorer implements Restorer {
       stream.destroy();
       throw new VerificationError(
         'unsupported_format',
-        `a tar archive that is not pg_dump's tar format (first member "${info.header.firstMember}", pg_dump -Ft starts with toc.dat): directory-format dumps in a tar are not supported yet`,
+        `a tar archive that is not a pg_dump archive (first member "${info.header.firstMember}"; pg_dump -Ft starts with toc.dat, and a tarred pg_dump -Fd has toc.dat among its first members): file archives are not restored by kind: postgres`,
       );
     }
     if (info.format === 'utf16-text') {
@@ -204,6 +205,27 @@ export class PostgresRestorer implements Restorer {
           `the SQL dump ends early: pg_dump's closing line "${info.completeMarker}" is missing (last line: "${truncate(filter.lastLines(1)[0] ?? '', 80)}")`,
         );
       }
+    } else if (info.format === 'directory-tar') {
+      // pg_restore reads a directory-format dump only from a folder: unpack it into the run's
+      // volume inside the sandbox (as postgres, no owners or modes from the archive), then
+      // restore with parallel jobs, which only this format and custom-on-disk allow.
+      const folder = `${DATA_ROOT}/backproof-dump`;
+      await sandbox.exec(['mkdir', '-p', folder], { signal, user: 'postgres' });
+      const untar = await sandbox.exec(['tar', '-x', '-f', '-', '-C', folder, '--no-same-owner', '--no-same-permissions'], { stdin: stream, signal, user: 'postgres' });
+      if (untar.exitCode !== 0) {
+        const words = untar.stderr.trim().split('\n').slice(-2).join(' ');
+        if (/unexpected EOF|unexpected end/i.test(words)) throw new VerificationError('truncated_dump', `the directory-format dump's tar ends early: ${words}`);
+        throw new VerificationError('restore_failed', `unpacking the directory-format dump failed: ${words}`);
+      }
+      const tocDir = path.posix.join(folder, path.posix.normalize(`/${info.header.dumpFolder ?? ''}`));
+      const jobs = Math.max(1, Math.min(4, Math.floor(ctx.policy.sandbox.cpus)));
+      info.header.parallelJobs = String(jobs);
+      const result = await sandbox.exec(
+        [`${this.bin}/pg_restore`, '-F', 'd', '-j', String(jobs), '--no-owner', '--no-privileges', '--exit-on-error', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db, tocDir],
+        { signal, user: 'postgres' },
+      );
+      if (result.exitCode !== 0) throw failure('pg_restore', result);
+      delete info.header.dumpFolder;
     } else {
       const result = await sandbox.exec(
         [`${this.bin}/pg_restore`, '--no-owner', '--no-privileges', '--exit-on-error', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db],
