@@ -51,23 +51,26 @@ export function resumableDownload(opts: ResumableOptions): Readable {
         }
         if (failures > 0) opts.onResume?.(offset, failures, lastError);
         // HTTP clients time out waiting for a response, not a body that stops mid-way: watch it.
+        // One timer per response, re-armed per chunk; while the consumer holds a chunk
+        // (backpressure) the wait is ours, not the store's, so it does not count.
         const body = response.body;
-        let idle: NodeJS.Timeout | undefined;
-        const watch = (): void => {
-          clearTimeout(idle);
-          idle = setTimeout(() => {
-            const stalled = Object.assign(new Error(`no data for ${opts.idleTimeoutMs} ms at byte ${offset}`), { name: 'TimeoutError', code: 'ETIMEDOUT' });
-            body.destroy?.(stalled);
-          }, opts.idleTimeoutMs);
-        };
+        let consumerHasIt = false;
+        const idle: NodeJS.Timeout = setTimeout(() => {
+          if (consumerHasIt) {
+            idle.refresh();
+            return;
+          }
+          const stalled = Object.assign(new Error(`no data for ${opts.idleTimeoutMs} ms at byte ${offset}`), { name: 'TimeoutError', code: 'ETIMEDOUT' });
+          body.destroy?.(stalled);
+        }, opts.idleTimeoutMs);
         try {
-          watch();
           for await (const chunk of body) {
-            clearTimeout(idle);
             offset += chunk.length;
             failures = 0;
+            consumerHasIt = true;
             yield chunk;
-            watch();
+            consumerHasIt = false;
+            idle.refresh();
           }
         } finally {
           clearTimeout(idle);
