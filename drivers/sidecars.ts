@@ -52,20 +52,31 @@ const SUMS_NAMES = ['SHA256SUMS', 'sha256sums', 'SHA256SUMS.txt'];
 export const SIDECAR_MAX_BYTES = 1024 * 1024;
 
 /**
+ * Every line of a sha256sum-style file as { hex, file }: GNU (`HEX  name`, `HEX *name`, or a
+ * bare `HEX`) and BSD/--tag (`SHA256 (name) = HEX`); lines of neither form are `undefined`.
+ */
+export function parseChecksumLines(text: string): Array<{ hex: string; file?: string } | undefined> {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((line) => {
+      const gnu = /^([0-9a-fA-F]{64})(?:\s+\*?(.+))?$/.exec(line);
+      if (gnu) return { hex: gnu[1]!.toLowerCase(), file: gnu[2]?.trim() };
+      const bsd = /^SHA(?:2-)?256\s*\((.+)\)\s*=\s*([0-9a-fA-F]{64})$/i.exec(line);
+      if (bsd) return { hex: bsd[2]!.toLowerCase(), file: bsd[1]!.trim() };
+      return undefined;
+    });
+}
+
+/**
  * Reads `sha256sum` output (`HEX  name` or `HEX *name`), the BSD/`--tag` form
  * (`SHA256 (name) = HEX`, also openssl's `SHA2-256(name)= HEX`) or a bare hex digest. A bare
  * digest, or one for standard input (`HEX  -` from `sha256sum < file`), is accepted only from a
  * file's own single-line sidecar.
  */
 export function parseChecksumFile(text: string, name: string, allowBare: boolean): string | undefined {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
-  const records = lines.map((line) => {
-    const gnu = /^([0-9a-fA-F]{64})(?:\s+\*?(.+))?$/.exec(line);
-    if (gnu) return { hex: gnu[1]!.toLowerCase(), file: gnu[2]?.trim() };
-    const bsd = /^SHA(?:2-)?256\s*\((.+)\)\s*=\s*([0-9a-fA-F]{64})$/i.exec(line);
-    if (bsd) return { hex: bsd[2]!.toLowerCase(), file: bsd[1]!.trim() };
-    return undefined;
-  });
+  const records = parseChecksumLines(text);
   for (const r of records) {
     if (r?.file !== undefined && r.file.split(/[\\/]/).pop() === name) return r.hex;
   }

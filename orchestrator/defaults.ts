@@ -28,6 +28,21 @@ export const DEFAULTS = {
   /** Read size from storage. */
   readChunkBytes: 1024 * 1024,
   postgresImage: 'backproof/postgres:15',
+  mysqlImage: 'backproof/mariadb',
+  /** File archives and SQLite; also the helper container that runs http probes. */
+  filesImage: 'backproof/files',
+  /** kind files: expanded bytes, entries and expanded/compressed ratio before extraction stops. */
+  filesMaxBytes: 20 * 1024 ** 3,
+  filesMaxEntries: 500_000,
+  filesMaxRatio: 200,
+  /** The ratio limit applies only past this many expanded bytes (small archives of zeros are fine). */
+  filesRatioFloorBytes: 256 * 1024 ** 2,
+  /** encryptedLooking probe: share of documents that may look random. */
+  encryptedMaxShare: 0.1,
+  /** Size check against history: fail below this percentage of the median of the last runs. */
+  sizeAnomalyMinPercent: 50,
+  sizeAnomalyLastRuns: 10,
+  sizeAnomalyMinHistory: 3,
   dataDir: '.backproof',
   configFile: 'backproof.yaml',
   schema: 'backproof',

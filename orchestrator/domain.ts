@@ -36,6 +36,9 @@ export const FAIL_CODES = [
   'unrecognized_format',
   'restore_failed',
   'empty_restore',
+  'unsafe_archive',
+  'archive_limit',
+  'size_anomaly',
   'probe_failed',
 ] as const;
 export const ERROR_CODES = [

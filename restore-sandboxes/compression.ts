@@ -54,7 +54,11 @@ function wrapErrors(stream: Readable): Readable {
       throw err;
     }
   }
-  return Readable.from(relabel(), { objectMode: false, highWaterMark: 1024 * 1024 });
+  const out = Readable.from(relabel(), { objectMode: false, highWaterMark: 1024 * 1024 });
+  // Readers see errors through their own listeners. A reader that stopped early destroys this
+  // stream while zlib may still fail underneath; that late error has no one left to tell.
+  out.on('error', () => undefined);
+  return out;
 }
 
 /** The tools that decompress each format to stdout; the sandbox images carry all three. */
@@ -79,6 +83,8 @@ export function decompressInSandbox(
   const fromTool = new PassThrough({ highWaterMark: 1024 * 1024 });
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   fromTool.pipe(out, { end: false });
+  // When the reader stops (the restore failed), the tool's output has nowhere to go: stop it.
+  out.once('close', () => fromTool.destroy());
   sandbox.exec(DECOMPRESS_ARGV[compression], { stdin: input, stdout: fromTool, maxOutputBytes: 4096, ...opts }).then(
     (r) => {
       if (out.destroyed) return;

@@ -18,6 +18,8 @@ export interface RestoreContext {
   signal: AbortSignal;
   /** When the backup was taken (from its name or mtime): probes compare data freshness with it. */
   backupTime: Date;
+  /** The backup's size as stored (compressed), e.g. for the expansion ratio of an archive. */
+  backupSize: number;
 }
 
 export interface ImageChoice {

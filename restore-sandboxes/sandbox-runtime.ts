@@ -27,6 +27,25 @@ export interface SandboxSpec {
   /** Per-run volumes (labelled, removed with the sandbox): mount path inside the container. */
   volumes: string[];
   readOnlyRoot: boolean;
+  /** Environment of the main process and of every exec. */
+  env?: Record<string, string>;
+  /**
+   * Further containers started with the main one, like a pod: each shares the main container's
+   * network namespace (so they talk over 127.0.0.1 and still have no network) and its volumes,
+   * under the same limits and hardening.
+   */
+  services?: ServiceSpec[];
+}
+
+/** A further container of a sandbox. */
+export interface ServiceSpec {
+  /** Lowercase name, unique in the sandbox; `exec(..., { service })` runs in it. */
+  name: string;
+  image: string;
+  cmd: string[];
+  user?: string;
+  capAdd?: string[];
+  env?: Record<string, string>;
 }
 
 export interface ExecOptions {
@@ -42,6 +61,8 @@ export interface ExecOptions {
   stdout?: NodeJS.WritableStream;
   /** Bytes kept of stdout and stderr each (the tail, plus the head for stdout). */
   maxOutputBytes?: number;
+  /** Run in this service container instead of the main one. */
+  service?: string;
 }
 
 export interface ExecResult {
@@ -58,6 +79,10 @@ export interface Sandbox {
   readonly imageId: string;
   /** argv is run as is, never through a shell on the host. */
   exec(argv: string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Starts one more container in the sandbox's network namespace (e.g. a probe's helper). */
+  addService(service: ServiceSpec, signal?: AbortSignal): Promise<void>;
+  /** Names of the service containers started so far. */
+  readonly services: readonly string[];
   /** Safe to call more than once and after a failed start. */
   remove(): Promise<void>;
 }

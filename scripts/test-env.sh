@@ -3,10 +3,11 @@
 #   - Debian packages: docker.io (engine), mmdebstrap (sandbox images without a registry),
 #     postgresql (server binaries: tests start throwaway clusters with initdb on loopback),
 #     gzip/zstd/xz-utils/bzip2 (real compressors for format tests), restic (the restic driver's
-#     real counterpart: tests make local repositories);
+#     real counterpart: tests make local repositories), zip and tar (file-share archive fixtures);
 #   - starts dockerd when no engine answers (no bridge, no iptables: sandboxes have no network)
 #     and writes its pid to $BACKPROOF_DOCKERD_PIDFILE (default /run/backproof-dockerd.pid);
-#   - npm ci, build, and the PostgreSQL 15 and 17 sandbox images when their tags are absent.
+#   - npm ci, build, and the sandbox images (PostgreSQL 15 and 17, MariaDB, files) when their
+#     tags are absent or were built from another recipe.
 # Idempotent: what is there already is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
-for tool in gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic; do
+for tool in gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic zip:zip tar:tar; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -39,4 +40,6 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
 node bin/backproof.js images build postgres:15 --if-missing --yes
 node bin/backproof.js images build postgres:17 --if-missing --yes
+node bin/backproof.js images build mariadb --if-missing --yes
+node bin/backproof.js images build files --if-missing --yes
 echo "test-env: ready"

@@ -40,6 +40,20 @@ ${extra}`;
 const timeoutMs = DEFAULTS.probeTimeoutMs;
 
 /** An sql probe as resolved with a derived name and the default timeout. */
+/** The blocks of the kinds a postgres policy does not use, with their defaults. */
+const KIND_DEFAULTS = {
+  mysql: { database: 'restore', allowEmpty: false, readinessTimeoutMs: DEFAULTS.readinessTimeoutMs },
+  files: {
+    maxBytes: DEFAULTS.filesMaxBytes,
+    maxEntries: DEFAULTS.filesMaxEntries,
+    maxRatio: DEFAULTS.filesMaxRatio,
+    ratioFloorBytes: DEFAULTS.filesRatioFloorBytes,
+    allowEmpty: false,
+  },
+  sqlite: { allowEmpty: false },
+  sizeAnomaly: { minPercent: DEFAULTS.sizeAnomalyMinPercent, lastRuns: DEFAULTS.sizeAnomalyLastRuns, minHistory: DEFAULTS.sizeAnomalyMinHistory },
+} as const;
+
 function sqlProbe(sql: string, expect: Expectation): ProbeConfig {
   return { type: 'sql', name: `sql: ${sql}`, sql, expect, timeoutMs };
 }
@@ -172,6 +186,7 @@ clients:
     targets: { rpoMs: 26 * 3_600_000, rtoMs: 30 * 60_000 },
     sandbox: { image: 'postgres:16', memoryBytes: 4 * 1024 ** 3, cpus: 1.5, pids: 256, tmpBytes: 1024 ** 3, timeoutMs: 5_400_000 },
     postgres: { database: 'shop', allowEmpty: true, readinessTimeoutMs: 90_000 },
+    ...KIND_DEFAULTS,
     probes: [
       sqlProbe('SELECT count(*) FROM orders', { op: 'atLeast', value: 1000 }),
       { ...sqlProbe('SELECT max(id) FROM orders', { op: 'atMost', value: 5_000_000 }), name: 'ids in range', timeoutMs: 10_000 },
@@ -203,6 +218,7 @@ clients:
     targets: {},
     sandbox: defaultSandbox,
     postgres: { database: 'restore', allowEmpty: false, readinessTimeoutMs: DEFAULTS.readinessTimeoutMs },
+    ...KIND_DEFAULTS,
     probes: [],
   };
   const expected: ResolvedConfig = {
@@ -234,6 +250,7 @@ t.test('a minimal file gets every default', async (t) => {
     targets: {},
     sandbox: defaultSandbox,
     postgres: { database: 'restore', allowEmpty: false, readinessTimeoutMs: DEFAULTS.readinessTimeoutMs },
+    ...KIND_DEFAULTS,
     probes: [],
   };
   t.strictSame(config, {

@@ -23,7 +23,7 @@ async function dump17(file: string, format: 'c' | 'p'): Promise<void> {
   const sandbox = await new DockerRuntime().create(restorer.sandboxSpec(policy, runId, PG17));
   try {
     const signal = AbortSignal.timeout(120_000);
-    await restorer.prepare({ runId, policy, sandbox, logger: quietLogger(), signal, backupTime: new Date() });
+    await restorer.prepare({ runId, policy, sandbox, logger: quietLogger(), signal, backupTime: new Date(), backupSize: 0 });
     const psql = ['/usr/lib/postgresql/17/bin/psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '/tmp', '-U', 'postgres'];
     for (const [db, sql] of [
       ['postgres', 'CREATE DATABASE shop'],

@@ -4,7 +4,11 @@ import { ResticStorageDriver } from '../../drivers/restic/restic-storage-driver.
 import { S3StorageDriver } from '../../drivers/s3/s3-storage-driver.js';
 import type { StorageDriver } from '../../drivers/storage-driver.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
+import { CustomRestorer } from '../../restore-sandboxes/custom/custom-restorer.js';
+import { FilesRestorer } from '../../restore-sandboxes/files/files-restorer.js';
+import { MysqlRestorer } from '../../restore-sandboxes/mysql/mysql-restorer.js';
 import { PostgresRestorer } from '../../restore-sandboxes/postgres/postgres-restorer.js';
+import { SqliteRestorer } from '../../restore-sandboxes/sqlite/sqlite-restorer.js';
 import type { Restorer } from '../../restore-sandboxes/restorer.js';
 import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 import { loadConfig } from '../config/load.js';
@@ -74,6 +78,14 @@ export function restorerFor(policy: PolicyConfig): Restorer {
   switch (policy.kind) {
     case 'postgres':
       return new PostgresRestorer();
+    case 'mysql':
+      return new MysqlRestorer();
+    case 'files':
+      return new FilesRestorer();
+    case 'sqlite':
+      return new SqliteRestorer();
+    case 'custom':
+      return new CustomRestorer();
   }
 }
 

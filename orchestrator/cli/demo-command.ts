@@ -97,7 +97,7 @@ async function makeDemoDump(runtime: DockerRuntime, policy: PolicyConfig, folder
   const sandbox = await runtime.create(restorer.sandboxSpec(policy, runId));
   try {
     const signal = AbortSignal.timeout(300_000);
-    const ctx = { runId, policy, sandbox, logger, signal, backupTime: new Date() };
+    const ctx = { runId, policy, sandbox, logger, signal, backupTime: new Date(), backupSize: 0 };
     await restorer.prepare(ctx);
     const bin = restorer.binDir;
     const psql = (db: string, sql: string) =>

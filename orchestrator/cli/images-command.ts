@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { buildImage, IMAGE_RECIPES } from '../../restore-sandboxes/images/build-image.js';
+import { buildImage, IMAGE_RECIPES, LABEL_RECIPE, recipeDigest } from '../../restore-sandboxes/images/build-image.js';
 import { BackproofError } from '../errors.js';
 import { dataDir, makeLogger, type GlobalOptions } from './context.js';
 import { ensureCommand, ensureDockerEngine } from './ensure-host.js';
@@ -28,11 +28,16 @@ export async function ensureImage(kind: string, opts: { tag?: string; ifMissing?
   const runtime = new DockerRuntime();
   await ensureDockerEngine(runtime, { yes: opts.yes, logger, logDir: opts.dataDir });
   if (opts.ifMissing) {
-    const id = await runtime.imageId(tag);
-    if (id) {
-      logger.info(`${tag} is present (${id.slice(0, 19)})`);
+    const info = await runtime.docker
+      .getImage(tag)
+      .inspect()
+      .catch(() => undefined);
+    const built = info?.Config?.Labels?.[LABEL_RECIPE];
+    if (info && (built === recipeDigest(recipe) || (!built && !tag.startsWith('backproof/')))) {
+      logger.info(`${tag} is present (${info.Id.slice(0, 19)})`);
       return tag;
     }
+    if (info) logger.info(`${tag} was built from another recipe; building it again`);
   }
   await ensureCommand('mmdebstrap', 'mmdebstrap', { yes: opts.yes, logger, logDir: opts.dataDir });
   await buildImage({ docker: runtime.docker, recipe, tag, logger });

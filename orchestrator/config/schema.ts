@@ -11,7 +11,7 @@ import cronParser from 'cron-parser';
 import { z } from 'zod';
 import { DEFAULTS } from '../defaults.js';
 import { DURATION_EXAMPLES, parseDuration } from './duration.js';
-import type { ClientConfig, Expectation, PolicyConfig, PostgresKindConfig, ProbeConfig } from './types.js';
+import type { ClientConfig, CustomKindConfig, Expectation, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, ProbeConfig, RestoreKind, ServiceConfig, SizeAnomalyConfig } from './types.js';
 import type { ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from './types.js';
 
 /** What the schema produces; load.ts adds `file` and `secrets` and absolutises source paths. */
@@ -349,7 +349,7 @@ const targets = z
 
 const sandbox = z
   .strictObject({
-    image: nonEmptyText('image').optional().describe(`Image to restore into. Default from the kind (${DEFAULTS.postgresImage} for postgres).`),
+    image: nonEmptyText('image').optional().describe(`Image to restore into. Default from the kind: ${DEFAULTS.postgresImage} (or the one matching the dump) for postgres, ${DEFAULTS.mysqlImage} for mysql, ${DEFAULTS.filesImage} for files and sqlite; custom.image for custom.`),
     memory: size.optional().describe(`Memory limit: 512m, 2g, 2GiB or bytes. Default ${sizeText(DEFAULTS.sandboxMemoryBytes)}.`),
     cpus: z.number().positive().default(DEFAULTS.sandboxCpus).describe(`CPUs (may be fractional). Default ${DEFAULTS.sandboxCpus}.`),
     pids: z.number().int().min(32).default(DEFAULTS.sandboxPids).describe(`Process limit, at least 32. Default ${DEFAULTS.sandboxPids}.`),
@@ -366,21 +366,127 @@ const sandbox = z
   }))
   .describe('Limits of the network-less container the backup is restored into. All keys optional.');
 
+const databaseName = matching(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'a plain database name', 'use letters, digits and "_", starting with a letter or "_"');
+
 const postgres = z
   .strictObject({
-    database: matching(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'a plain database name', 'use letters, digits and "_", starting with a letter or "_"')
-      .default('restore')
-      .describe('Database the dump is restored into and probed in. Default "restore".'),
+    database: databaseName.default('restore').describe('Database the dump is restored into and probed in. Default "restore".'),
     allowEmpty: z.boolean().default(false).describe('Accept a restore with no tables or no rows. Default false: an empty restore fails.'),
     readinessTimeout: durationKey('Wait this long for the restored server to accept connections.', DEFAULTS.readinessTimeoutMs),
   })
   .transform(({ readinessTimeout, ...rest }): PostgresKindConfig => ({ ...rest, readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs }))
   .describe('Options for kind: postgres. All keys optional.');
 
+const mysql = z
+  .strictObject({
+    database: databaseName
+      .default('restore')
+      .describe('Database a single-database dump is restored into and probed in; a dump that creates its own databases is probed in this one when it has it, else in the only one it creates. Default "restore".'),
+    allowEmpty: z.boolean().default(false).describe('Accept a restore with no tables or no rows. Default false: an empty restore fails.'),
+    readinessTimeout: durationKey('Wait this long for the restored server to accept connections.', DEFAULTS.readinessTimeoutMs),
+  })
+  .transform(({ readinessTimeout, ...rest }): MysqlKindConfig => ({ ...rest, readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs }))
+  .describe('Options for kind: mysql (mysqldump or mariadb-dump output, plain or compressed). All keys optional.');
+
+const files = z
+  .strictObject({
+    maxBytes: size.optional().describe(`Extraction stops, and the run fails, beyond this much expanded content. Default ${sizeText(DEFAULTS.filesMaxBytes)}.`),
+    maxEntries: z.number().int().min(1).default(DEFAULTS.filesMaxEntries).describe(`... or beyond this many entries. Default ${DEFAULTS.filesMaxEntries}.`),
+    maxRatio: z.number().min(1).default(DEFAULTS.filesMaxRatio).describe(`... or when the expanded bytes pass this multiple of the backup's size (a decompression bomb), once past ratioFloor. Default ${DEFAULTS.filesMaxRatio}.`),
+    ratioFloor: size.optional().describe(`Expanded bytes below which maxRatio is not applied. Default ${sizeText(DEFAULTS.filesRatioFloorBytes)}.`),
+    allowEmpty: z.boolean().default(false).describe('Accept an archive with no files, or only empty ones. Default false.'),
+  })
+  .transform(({ maxBytes, ratioFloor, ...rest }): FilesKindConfig => ({
+    ...rest,
+    maxBytes: maxBytes ?? DEFAULTS.filesMaxBytes,
+    ratioFloorBytes: ratioFloor ?? DEFAULTS.filesRatioFloorBytes,
+  }))
+  .describe('Options for kind: files (tar, tar.gz, tar.zst, tar.xz, tar.bz2, zip). All keys optional.');
+
+const sqlite = z
+  .strictObject({
+    allowEmpty: z.boolean().default(false).describe('Accept a database with no tables or no rows. Default false.'),
+  })
+  .describe('Options for kind: sqlite (a SQLite database file or sqlite3 .dump text). All keys optional.');
+
+const argv = z
+  .array(z.string(), { error: typeError('a command', () => 'write the command as a list: ["redis-cli", "ping"]') })
+  .min(1, { error: say('the command is empty', 'write the program and its arguments as a list: ["redis-cli", "ping"]') });
+
+const capability = matching(/^(CAP_)?[A-Z_]+$/, 'a capability name', 'use a Linux capability name such as CHOWN or DAC_OVERRIDE');
+const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({});
+
+const service = z
+  .strictObject({
+    name: identifier('service').describe('Name of the container, used by probes (service: NAME).'),
+    image: nonEmptyText('image').describe('Image of this container.'),
+    cmd: argv.describe('Its process; it must exist in the image.'),
+    user: nonEmptyText('user').optional().describe('User to run as (name or uid[:gid]). Default the image\'s.'),
+    capAdd: z.array(capability).default([]).describe('Capabilities added back after dropping all. Default none.'),
+    env: envMap.describe('Environment variables.'),
+  })
+  .transform((value): ServiceConfig => ({ ...value, capAdd: value.capAdd.map(stripCap) }));
+
+const custom = z
+  .strictObject({
+    image: nonEmptyText('image').describe('Image of the main container, e.g. redis:7 loaded into the engine, or one built with backproof images build.'),
+    cmd: argv.default(['sleep', 'infinity']).describe('The main container\'s process; it must exist in the image. Default ["sleep", "infinity"].'),
+    user: nonEmptyText('user').optional().describe('User to run as (name or uid[:gid]). Default the image\'s.'),
+    capAdd: z.array(capability).default([]).describe('Capabilities the image needs back after dropping all; document each. Default none.'),
+    env: envMap.describe('Environment variables of the main container and its commands.'),
+    input: z.enum(['stdin', 'file']).default('stdin').describe('"stdin": the backup is streamed into the restore command; "file": it is written to /restore/backup first. Default stdin.'),
+    decompress: z.boolean().default(true).describe('Decompress gzip, zstd, xz or bzip2 (told from the bytes) before the restore command sees the backup. Default true.'),
+    restore: argv.describe('The restore command, run in the main container, e.g. ["redis-check-rdb", "/restore/backup"].'),
+    ready: argv.optional().describe('A command that exits 0 once the restored system is ready; retried until readinessTimeout.'),
+    readinessTimeout: durationKey('Wait this long for the ready command to succeed.', DEFAULTS.readinessTimeoutMs),
+    readOnlyRoot: z.boolean().default(true).describe('Root filesystem read-only; data goes to /restore (a per-run volume) and /tmp. Default true.'),
+    services: z.array(service).default([]).describe('Further containers sharing the main one\'s network namespace and /restore volume, like a pod: an application started against the restored data.'),
+  })
+  .transform(({ readinessTimeout, ...rest }): CustomKindConfig => ({
+    ...rest,
+    capAdd: rest.capAdd.map(stripCap),
+    readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs,
+  }))
+  .describe('Options for kind: custom: the escape hatch for anything else (MongoDB, Redis, an application stack).');
+
+function stripCap(name: string): string {
+  return name.replace(/^CAP_/, '');
+}
+
+const sizeAnomaly = z
+  .union([
+    z.literal(false),
+    z.strictObject({
+      minPercent: z.number().gt(0).max(100).default(DEFAULTS.sizeAnomalyMinPercent).describe(`The backup fails when smaller than this percentage of the median. Default ${DEFAULTS.sizeAnomalyMinPercent}.`),
+      lastRuns: z.number().int().min(1).max(1000).default(DEFAULTS.sizeAnomalyLastRuns).describe(`Median of this many latest passing runs. Default ${DEFAULTS.sizeAnomalyLastRuns}.`),
+      minHistory: z.number().int().min(1).default(DEFAULTS.sizeAnomalyMinHistory).describe(`Passing runs needed before the check judges. Default ${DEFAULTS.sizeAnomalyMinHistory}.`),
+    }),
+  ], { error: typeError('a size check', () => 'write sizeAnomaly: { minPercent: 50, lastRuns: 10 }, or false to turn it off') })
+  .default({ minPercent: DEFAULTS.sizeAnomalyMinPercent, lastRuns: DEFAULTS.sizeAnomalyLastRuns, minHistory: DEFAULTS.sizeAnomalyMinHistory })
+  .transform((value): SizeAnomalyConfig | false => value)
+  .describe(`A backup much smaller than usual fails: below minPercent of the median size of the last lastRuns passing runs. On by default (${DEFAULTS.sizeAnomalyMinPercent}% of ${DEFAULTS.sizeAnomalyLastRuns}); false turns it off.`);
+
 // ---- Probes ----------------------------------------------------------------------------------
 
-const PROBE_KINDS = ['sql', 'tablesExist', 'rowCount', 'freshness'] as const;
+const PROBE_KINDS = ['sql', 'tablesExist', 'rowCount', 'freshness', 'files', 'manifest', 'encryptedLooking', 'command', 'http'] as const;
+type ProbeKey = (typeof PROBE_KINDS)[number];
 const EXPECTATIONS = ['equals', 'atLeast', 'atMost', 'matches', 'nonEmpty'] as const;
+/** Probe checks that take one of the expectations (on the query's value, the command's output, the body). */
+const WITH_EXPECTATION: readonly ProbeKey[] = ['sql', 'command', 'http'];
+/** Which probe checks each kind can run. */
+export const PROBES_OF_KIND: Record<RestoreKind, readonly ProbeKey[]> = {
+  postgres: ['sql', 'tablesExist', 'rowCount', 'freshness', 'command', 'http'],
+  mysql: ['sql', 'tablesExist', 'rowCount', 'freshness', 'command', 'http'],
+  sqlite: ['sql', 'tablesExist', 'rowCount', 'freshness', 'command', 'http'],
+  files: ['files', 'manifest', 'encryptedLooking', 'command', 'http'],
+  custom: ['command', 'http'],
+};
+
+const share = z
+  .union([z.number().min(0).max(1), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/).transform((text) => Number(text.replace('%', '')) / 100)], {
+    error: typeError('a share', () => 'write a fraction between 0 and 1 (0.1) or a percentage ("10%")'),
+  })
+  .refine((n) => n >= 0 && n <= 1, { error: say('a share must be between 0% and 100%', 'write e.g. 0.1 or "10%"') });
 
 const probe = z
   .strictObject({
@@ -388,14 +494,14 @@ const probe = z
     equals: z
       .union([z.string(), z.number()], { error: typeError('text or a number', () => 'write the expected value, e.g. equals: 42') })
       .optional()
-      .describe('sql probe: the value must equal this (compared as text).'),
-    atLeast: z.number().optional().describe('sql probe: the value must be a number >= this.'),
-    atMost: z.number().optional().describe('sql probe: the value must be a number <= this.'),
-    matches: regexString.optional().describe('sql probe: the value must match this regular expression.'),
+      .describe('sql/command/http probe: the value (output, body) must equal this (compared as text).'),
+    atLeast: z.number().optional().describe('sql/command probe: the value must be a number >= this.'),
+    atMost: z.number().optional().describe('sql/command probe: the value must be a number <= this.'),
+    matches: regexString.optional().describe('sql/command/http probe: the value (output, body) must match this regular expression.'),
     nonEmpty: z
       .literal(true, { error: typeError('allowed here', () => 'write nonEmpty: true, or use another expectation') })
       .optional()
-      .describe('sql probe: the query must return a non-empty, non-null value.'),
+      .describe('sql/command/http probe: the value (output, body) must not be empty.'),
     tablesExist: z.array(nonEmptyText('table name')).min(1).optional().describe('Tables that must exist, e.g. [orders, public.customers].'),
     rowCount: z
       .strictObject({
@@ -407,11 +513,41 @@ const probe = z
     freshness: z
       .strictObject({
         table: nonEmptyText('table').describe('Table to check.'),
-        column: nonEmptyText('column').describe('Timestamp column; its newest value is checked.'),
+        column: nonEmptyText('column').describe('Timestamp column (or epoch seconds); its newest value is checked.'),
         within: duration.describe(`The newest value must be younger than this, relative to the backup's time. A duration: ${DURATION_EXAMPLES}.`),
       })
       .optional()
       .describe('The newest value of a timestamp column must be recent.'),
+    files: z
+      .union([
+        z.array(nonEmptyText('path')).min(1).transform((exist) => ({ exist, nonEmpty: false })),
+        z.strictObject({
+          exist: z.array(nonEmptyText('path')).default([]).describe('Paths or globs (picomatch) relative to the archive\'s root; each must match at least one file.'),
+          minCount: z.number().int().min(0).optional().describe('At least this many files among those matched (all files when exist is empty).'),
+          minTotalBytes: size.optional().describe('Their total size at least this: 10m, 1g or bytes.'),
+          nonEmpty: z.boolean().default(false).describe('No matched file may be zero bytes long.'),
+        }),
+      ])
+      .optional()
+      .describe('kind files: paths that must exist, how many files and bytes at least, no zero-byte files.'),
+    manifest: nonEmptyText('manifest path')
+      .optional()
+      .describe('kind files: a sha256sum-style manifest inside the archive (path or glob, e.g. SHA256SUMS): every file it lists must be there with that sha256.'),
+    encryptedLooking: z
+      .union([z.literal(true).transform(() => ({ maxShare: DEFAULTS.encryptedMaxShare })), z.strictObject({ maxShare: share.default(DEFAULTS.encryptedMaxShare) })])
+      .optional()
+      .describe(`kind files: the share of documents (text, CSV, office, PDF by name) whose bytes look random, as ransomware leaves them, must stay at or below maxShare. Default ${DEFAULTS.encryptedMaxShare}.`),
+    command: argv.optional().describe('A command run inside the sandbox (argv, never through a shell); its exit code and stdout are checked.'),
+    service: identifier('service').optional().describe('command probe: the custom.services container to run in. Default the main one.'),
+    exitCode: z.number().int().min(0).max(255).optional().describe('command probe: expected exit code. Default 0.'),
+    http: z
+      .strictObject({
+        port: z.number().int().min(1).max(65535).describe('Port inside the sandbox\'s network namespace.'),
+        path: z.string().startsWith('/').default('/').describe('Path to GET. Default /.'),
+        status: z.number().int().min(100).max(599).default(200).describe('Expected status. Default 200.'),
+      })
+      .optional()
+      .describe('GET http://127.0.0.1:PORT/PATH inside the sandbox\'s own network namespace; status and body (equals, matches, nonEmpty) are checked.'),
     name: nonEmptyText('name').optional().describe('Name shown in reports. Default derived from the check.'),
     timeout: durationKey('Limit for this probe.', DEFAULTS.probeTimeoutMs),
   })
@@ -419,20 +555,27 @@ const probe = z
     const has = (key: string) => (value as Record<string, unknown>)[key] !== undefined;
     const kinds = PROBE_KINDS.filter(has);
     const expectations = EXPECTATIONS.filter(has);
+    const kind = kinds[0];
     if (kinds.length === 0) addProblem(ctx, 'probe has no check', `add exactly one of ${PROBE_KINDS.join(', ')}`);
     else if (kinds.length > 1) addProblem(ctx, `probe has several checks (${kinds.join(', ')})`, 'split them into separate probes, one check each');
-    else if (kinds[0] === 'sql' && expectations.length === 0) {
+    else if (kind === 'sql' && expectations.length === 0) {
       addProblem(ctx, 'sql probe has no expectation', 'add exactly one of equals, atLeast, atMost, matches, nonEmpty: true');
-    } else if (kinds[0] === 'sql' && expectations.length > 1) {
-      addProblem(ctx, `sql probe has several expectations (${expectations.join(', ')})`, 'keep exactly one, or split into separate probes');
-    } else if (kinds[0] !== 'sql') {
-      const hint = kinds[0] === 'rowCount' ? ' (rowCount takes its own: rowCount: { table, atLeast })' : '';
-      for (const key of expectations) addProblem(ctx, `${key} applies only to sql probes`, `remove it${hint}`, [key]);
+    } else if (expectations.length > 1) {
+      addProblem(ctx, `${kind} probe has several expectations (${expectations.join(', ')})`, 'keep exactly one, or split into separate probes');
+    } else if (kind && !WITH_EXPECTATION.includes(kind)) {
+      const hint = kind === 'rowCount' ? ' (rowCount takes its own: rowCount: { table, atLeast })' : '';
+      for (const key of expectations) addProblem(ctx, `${key} applies only to sql, command and http probes`, `remove it${hint}`, [key]);
+    } else if (kind === 'http' && (has('atLeast') || has('atMost'))) {
+      addProblem(ctx, 'http probes check the body with equals, matches or nonEmpty', 'use matches: "..." on the body, or a command probe for numbers');
+    }
+    if (kind !== 'command') {
+      for (const key of ['service', 'exitCode'] as const) if (has(key)) addProblem(ctx, `${key} applies only to command probes`, `remove it`, [key]);
     }
   }, { when: isRecordPayload })
   .transform((value): ProbeConfig => {
     const timeoutMs = value.timeout ?? DEFAULTS.probeTimeoutMs;
     const named = (derived: string) => value.name ?? shorten(derived);
+    const hasExpectation = EXPECTATIONS.some((k) => value[k] !== undefined);
     if (value.sql !== undefined) {
       return { type: 'sql', name: named(`sql: ${value.sql}`), sql: value.sql, expect: expectationOf(value), timeoutMs };
     }
@@ -443,11 +586,54 @@ const probe = z
       const { table, atLeast } = value.rowCount;
       return { type: 'rowCount', name: named(`rowCount: ${table} >= ${atLeast}`), table, atLeast, timeoutMs };
     }
-    if (value.freshness === undefined) throw new Error('unreachable: the probe check above requires one kind');
-    const { table, column, within } = value.freshness;
-    return { type: 'freshness', name: named(`freshness: ${table}.${column} within ${compactDuration(within)}`), table, column, withinMs: within, timeoutMs };
+    if (value.freshness !== undefined) {
+      const { table, column, within } = value.freshness;
+      return { type: 'freshness', name: named(`freshness: ${table}.${column} within ${compactDuration(within)}`), table, column, withinMs: within, timeoutMs };
+    }
+    if (value.files !== undefined) {
+      const f = value.files as { exist: string[]; minCount?: number; minTotalBytes?: number; nonEmpty: boolean };
+      const what = [f.exist.length ? f.exist.join(', ') : 'all files', f.minCount !== undefined ? `>= ${f.minCount} files` : '', f.minTotalBytes !== undefined ? `>= ${sizeText(f.minTotalBytes)}` : '', f.nonEmpty ? 'none empty' : '']
+        .filter(Boolean)
+        .join(', ');
+      return {
+        type: 'files',
+        name: named(`files: ${what}`),
+        exist: f.exist,
+        nonEmpty: f.nonEmpty,
+        ...(f.minCount !== undefined ? { minCount: f.minCount } : {}),
+        ...(f.minTotalBytes !== undefined ? { minTotalBytes: f.minTotalBytes } : {}),
+        timeoutMs,
+      };
+    }
+    if (value.manifest !== undefined) return { type: 'manifest', name: named(`manifest: ${value.manifest}`), path: value.manifest, timeoutMs };
+    if (value.encryptedLooking !== undefined) {
+      const { maxShare } = value.encryptedLooking;
+      return { type: 'encryptedLooking', name: named(`encrypted-looking documents <= ${Math.round(maxShare * 1000) / 10}%`), maxShare, timeoutMs };
+    }
+    if (value.command !== undefined) {
+      return {
+        type: 'command',
+        name: named(`command: ${value.command.join(' ')}`),
+        argv: value.command,
+        exitCode: value.exitCode ?? 0,
+        ...(value.service !== undefined ? { service: value.service } : {}),
+        ...(hasExpectation ? { expect: expectationOf(value) } : {}),
+        timeoutMs,
+      };
+    }
+    if (value.http === undefined) throw new Error('unreachable: the probe check above requires one kind');
+    const { port, path, status } = value.http;
+    return {
+      type: 'http',
+      name: named(`http: GET :${port}${path} -> ${status}`),
+      port,
+      path,
+      status,
+      ...(hasExpectation ? { expect: expectationOf(value) } : {}),
+      timeoutMs,
+    };
   })
-  .describe('One check on the restored database: exactly one of sql, tablesExist, rowCount, freshness.');
+  .describe(`One check on the restored data: exactly one of ${PROBE_KINDS.join(', ')}.`);
 
 function expectationOf({ equals, atLeast, atMost, matches }: { equals?: string | number; atLeast?: number; atMost?: number; matches?: string }): Expectation {
   if (equals !== undefined) return { op: 'equals', value: String(equals) };
@@ -464,18 +650,60 @@ function shorten(text: string): string {
 
 // ---- Policies, clients, file -----------------------------------------------------------------
 
+const KINDS = ['postgres', 'mysql', 'files', 'sqlite', 'custom'] as const satisfies readonly RestoreKind[];
+const KIND_BLOCKS = ['postgres', 'mysql', 'files', 'sqlite', 'custom'] as const;
+
 const policy = z
   .strictObject({
     name: identifier('policy').describe('Policy id, unique across all clients: lowercase letters, digits, ".", "_", "-".'),
     kind: z
-      .enum(['postgres'], { error: typeError('a supported kind', () => 'use kind: postgres (the only kind for now)') })
-      .describe('What the backups are; "postgres" (pg_dump output) for now.'),
+      .enum(KINDS, { error: typeError('a supported kind', () => `use one of ${KINDS.join(', ')}`) })
+      .describe('What the backups are: postgres (pg_dump output), mysql (mysqldump/mariadb-dump), files (tar or zip archives), sqlite (database files), custom (any image and commands).'),
     source,
     targets: targets.prefault({}),
     sandbox: sandbox.prefault({}),
-    postgres: postgres.prefault({}),
-    probes: z.array(probe).default([]).describe('Checks run on the restored database, in order. Default none.'),
+    postgres: postgres.optional(),
+    mysql: mysql.optional(),
+    files: files.optional(),
+    sqlite: sqlite.optional(),
+    custom: custom.optional(),
+    sizeAnomaly,
+    probes: z.array(probe).default([]).describe('Checks run on the restored data, in order. Default none.'),
   })
+  .superRefine((value, ctx) => {
+    const kind = value.kind as RestoreKind;
+    if (!(KINDS as readonly string[]).includes(kind)) return;
+    for (const block of KIND_BLOCKS) {
+      if (block !== kind && (value as Record<string, unknown>)[block] !== undefined) {
+        addProblem(ctx, `${block} applies only to kind: ${block}`, `remove it, or set kind: ${block}`, [block]);
+      }
+    }
+    if (kind === 'custom' && value.custom === undefined) {
+      addProblem(ctx, 'kind: custom needs a custom block', 'add custom: { image, restore: [command...] } (and ready:, services: as needed)', ['custom']);
+    }
+    const allowed = PROBES_OF_KIND[kind];
+    (Array.isArray(value.probes) ? value.probes : []).forEach((p, i) => {
+      if (typeof p !== 'object' || p === null) return;
+      const type = (p as { type?: string }).type as ProbeKey | undefined;
+      if (type && !allowed.includes(type)) {
+        addProblem(ctx, `a ${type} probe does not apply to kind: ${kind}`, `use one of ${allowed.join(', ')} for kind: ${kind}`, ['probes', i]);
+      }
+    });
+    const services = value.custom?.services ?? [];
+    (Array.isArray(value.probes) ? value.probes : []).forEach((p, i) => {
+      const wanted = (p as { service?: string } | null)?.service;
+      if (wanted !== undefined && !services.some((s) => s.name === wanted)) {
+        addProblem(ctx, `there is no service "${wanted}"`, services.length ? `use one of ${services.map((s) => s.name).join(', ')}, or remove service to run in the main container` : 'services exist only under kind: custom; remove service', ['probes', i, 'service']);
+      }
+    });
+  }, { when: isRecordPayload })
+  .transform((value) => ({
+    ...value,
+    postgres: value.postgres ?? postgres.parse({}),
+    mysql: value.mysql ?? mysql.parse({}),
+    files: value.files ?? files.parse({}),
+    sqlite: value.sqlite ?? sqlite.parse({}),
+  }))
   .describe('What to verify and how.');
 
 const client = z

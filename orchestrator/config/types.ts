@@ -157,11 +157,70 @@ export type Expectation =
   | { op: 'matches'; value: string }
   | { op: 'nonEmpty' };
 
-export type ProbeConfig =
+/** Probes on a restored database (postgres, mysql, sqlite). */
+export type SqlProbeConfig =
   | { type: 'sql'; name: string; sql: string; expect: Expectation; timeoutMs: number }
   | { type: 'tablesExist'; name: string; tables: string[]; timeoutMs: number }
   | { type: 'rowCount'; name: string; table: string; atLeast: number; timeoutMs: number }
   | { type: 'freshness'; name: string; table: string; column: string; withinMs: number; timeoutMs: number };
+
+/** Probes on a restored file tree (kind: files). */
+export type FileProbeConfig =
+  | {
+      type: 'files';
+      name: string;
+      /** Paths or globs (relative to the archive's root) that must each match at least one file. */
+      exist: string[];
+      /** Files matched by `exist` (or all files when `exist` is empty): at least this many. */
+      minCount?: number;
+      /** Their total size at least this many bytes. */
+      minTotalBytes?: number;
+      /** None of the matched files may be zero bytes long. */
+      nonEmpty: boolean;
+      timeoutMs: number;
+    }
+  | {
+      type: 'manifest';
+      name: string;
+      /** Path (or glob) of a sha256sum-style manifest inside the archive, e.g. SHA256SUMS. */
+      path: string;
+      timeoutMs: number;
+    }
+  | {
+      type: 'encryptedLooking';
+      name: string;
+      /** Largest share (0..1) of document-type files whose bytes look random before the probe fails. */
+      maxShare: number;
+      timeoutMs: number;
+    };
+
+/** Probes any kind can run: a command inside the sandbox, an HTTP request inside its network namespace. */
+export type SandboxProbeConfig =
+  | {
+      type: 'command';
+      name: string;
+      argv: string[];
+      /** Container of the sandbox to run in: the main one, or a `custom.services` name. */
+      service?: string;
+      exitCode: number;
+      /** Checked against the command's stdout (trimmed). */
+      expect?: Expectation;
+      timeoutMs: number;
+    }
+  | {
+      type: 'http';
+      name: string;
+      port: number;
+      path: string;
+      status: number;
+      /** Checked against the response body. */
+      expect?: Expectation;
+      timeoutMs: number;
+    };
+
+export type ProbeConfig = SqlProbeConfig | FileProbeConfig | SandboxProbeConfig;
+
+export type RestoreKind = 'postgres' | 'mysql' | 'files' | 'sqlite' | 'custom';
 
 export interface PostgresKindConfig {
   /** Database the dump is restored into and probed in. Default `restore`. */
@@ -171,13 +230,89 @@ export interface PostgresKindConfig {
   readinessTimeoutMs: number;
 }
 
+/** kind: mysql (MySQL and MariaDB, mysqldump / mariadb-dump output). */
+export interface MysqlKindConfig {
+  /**
+   * Database a single-database dump (no CREATE DATABASE/USE of its own) is restored into and
+   * probed in; a dump that creates its own databases is probed in this one when it is among
+   * them, else in the only one it creates. Default `restore`.
+   */
+  database: string;
+  allowEmpty: boolean;
+  readinessTimeoutMs: number;
+}
+
+/** kind: files (tar, tar.gz, tar.zst, tar.xz, tar.bz2, zip). */
+export interface FilesKindConfig {
+  /** Extraction stops (a fail) beyond this many bytes of expanded content. */
+  maxBytes: number;
+  /** ... or this many entries. */
+  maxEntries: number;
+  /** ... or when the expanded bytes exceed this multiple of the backup's size (once past `ratioFloorBytes`). */
+  maxRatio: number;
+  ratioFloorBytes: number;
+  /** Accept an archive with no regular files, or only empty ones. Default false. */
+  allowEmpty: boolean;
+}
+
+/** kind: sqlite (a SQLite database file, or `sqlite3 .dump` SQL text). */
+export interface SqliteKindConfig {
+  allowEmpty: boolean;
+}
+
+/** A further container of a custom sandbox, sharing the main container's network namespace and volume. */
+export interface ServiceConfig {
+  name: string;
+  image: string;
+  cmd: string[];
+  user?: string;
+  capAdd: string[];
+  env: Record<string, string>;
+}
+
+/** kind: custom: any image, a restore command and a readiness command. */
+export interface CustomKindConfig {
+  image: string;
+  /** The main container's process; it must exist in the image. */
+  cmd: string[];
+  user?: string;
+  /** Capabilities the image needs back after CapDrop ALL; keep it empty when you can. */
+  capAdd: string[];
+  env: Record<string, string>;
+  /** Whether the backup arrives on the restore command's stdin, or as the file `/restore/backup`. */
+  input: 'stdin' | 'file';
+  /** gzip/zstd/xz/bzip2 (told from the bytes) decompressed before the restore command sees it. Default true. */
+  decompress: boolean;
+  restore: string[];
+  /** Exits 0 once the restored system is ready; retried until readinessTimeout. */
+  ready?: string[];
+  readinessTimeoutMs: number;
+  /** Root filesystem read-only (default true); data goes to /restore (a per-run volume) and /tmp. */
+  readOnlyRoot: boolean;
+  services: ServiceConfig[];
+}
+
+/** The size check against history: the newest backup must not shrink below `minPercent` of the median of the last passing runs. */
+export interface SizeAnomalyConfig {
+  minPercent: number;
+  lastRuns: number;
+  /** Passing runs needed before the check judges. */
+  minHistory: number;
+}
+
 export interface PolicyConfig {
   name: string;
   client: string;
-  kind: 'postgres';
+  kind: RestoreKind;
   source: SourceConfig;
   targets: { rpoMs?: number; rtoMs?: number };
   sandbox: SandboxConfig;
   postgres: PostgresKindConfig;
+  mysql: MysqlKindConfig;
+  files: FilesKindConfig;
+  sqlite: SqliteKindConfig;
+  custom?: CustomKindConfig;
+  /** false: no size check. */
+  sizeAnomaly: SizeAnomalyConfig | false;
   probes: ProbeConfig[];
 }

@@ -158,6 +158,17 @@ export class RunStore {
     return rows.map(toRecord);
   }
 
+  /** Backup sizes of the policy's latest passing runs, newest first (for the size check). */
+  async passingBackupSizes(policy: string, limit: number): Promise<number[]> {
+    const { rows } = await this.executor.query<{ size: string | number }>(
+      `SELECT (backup->>'size')::bigint AS size FROM ${this.runs}
+        WHERE policy = $1 AND verdict = 'pass' AND backup ? 'size'
+        ORDER BY started_at DESC, id DESC LIMIT $2`,
+      [policy, limit],
+    );
+    return rows.map((r) => Number(r.size));
+  }
+
   /** Runs with status `running` (on any host), newest first. */
   async running(): Promise<RunRecord[]> {
     const { rows } = await this.executor.query<Row>(

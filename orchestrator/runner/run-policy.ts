@@ -5,18 +5,25 @@ import { describeExpect, selectNewest } from '../../drivers/selection.js';
 import type { BackupEntry, StorageDriver } from '../../drivers/storage-driver.js';
 import type { Restorer, RestoreContext } from '../../restore-sandboxes/restorer.js';
 import type { Sandbox, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
-import type { PolicyConfig } from '../config/types.js';
-import { verdictOf, type PhaseName, type Reason, type RunRecord } from '../domain.js';
+import { isSandboxProbe, runSandboxProbes } from '../../restore-sandboxes/probes/sandbox-probes.js';
+import type { PolicyConfig, ProbeConfig } from '../config/types.js';
+import { verdictOf, type PhaseName, type ProbeResult, type Reason, type RunRecord } from '../domain.js';
 import { VerificationError } from '../errors.js';
 import { formatAge, formatBytes } from '../format.js';
 import type { Logger } from '../logger.js';
 import { BACKPROOF_VERSION } from '../version.js';
 import { HashingCounter, peek } from './integrity.js';
 import { PhaseClock } from './phase-clock.js';
+import { judgeSize } from './size-check.js';
 
 /** What a run needs; the runner owns none of it (the caller opens and closes). */
 export interface RunDeps {
-  store: { recordStart(run: RunRecord): Promise<void>; finalize(run: RunRecord): Promise<void> };
+  store: {
+    recordStart(run: RunRecord): Promise<void>;
+    finalize(run: RunRecord): Promise<void>;
+    /** Backup sizes of the policy's latest passing runs, newest first; without it there is no size check. */
+    passingBackupSizes?(policy: string, limit: number): Promise<number[]>;
+  };
   runtime: SandboxRuntime;
   driverFor(policy: PolicyConfig): StorageDriver;
   restorerFor(policy: PolicyConfig): Restorer;
@@ -109,6 +116,12 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
         });
       }
     }
+    if (policy.sizeAnomaly && entry.size > 0 && deps.store.passingBackupSizes) {
+      const history = await deps.store.passingBackupSizes(policy.name, policy.sizeAnomaly.lastRuns);
+      const check = judgeSize(entry.size, history, policy.sizeAnomaly);
+      run.probes = [check];
+      if (!check.pass) reasons.push({ code: 'size_anomaly', message: `the backup ${entry.key} shrank: ${check.actual}; expected ${check.expected}` });
+    }
     if (entry.size === 0) throw new VerificationError('empty_backup', `the backup ${entry.key} is empty (0 bytes)${entry.note ? `: ${entry.note}` : ''}`);
     const details = await driver.details(entry, signal);
     const backup = run.backup;
@@ -168,7 +181,7 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       sandbox = await deps.runtime.create(spec, signal);
       run.sandbox!.containerId = sandbox.id;
       run.sandbox!.imageId = sandbox.imageId;
-      ctx = { runId: run.id, policy, sandbox, logger: log, signal, backupTime };
+      ctx = { runId: run.id, policy, sandbox, logger: log, signal, backupTime, backupSize: entry.size };
       return restorer.prepare(ctx);
     });
     run.sandbox.serverVersion = serverVersion;
@@ -219,11 +232,14 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       const inspection = await restorer.inspect(rctx);
       run.restored = inspection.summary;
       reasons.push(...inspection.reasons);
-      run.probes = await restorer.probe(rctx);
-      for (const p of run.probes.filter((r) => !r.pass)) {
+      const own = await restorer.probe(rctx);
+      const inSandbox = await runSandboxProbes(policy.probes, rctx.sandbox, signal);
+      const results = inConfigOrder(policy.probes, own, inSandbox);
+      run.probes.push(...results);
+      for (const p of results.filter((r) => !r.pass)) {
         reasons.push({ code: 'probe_failed', message: `probe "${p.name}": expected ${p.expected}, got ${p.error ? `error: ${p.error}` : p.actual}` });
       }
-      const failed = inspection.reasons.length + run.probes.filter((r) => !r.pass).length;
+      const failed = inspection.reasons.length + results.filter((r) => !r.pass).length;
       if (failed > 0) mark('fail', `${failed} check(s) failed`);
     });
   } catch (err) {
@@ -263,6 +279,18 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     log.info(`run ${run.status}: ${run.verdict}${run.reasons[0] ? ` (${run.reasons[0].code})` : ''}`);
   }
   return run;
+}
+
+/** The restorer's own probe results and the in-sandbox ones, back in the order the policy lists them. */
+function inConfigOrder(probes: readonly ProbeConfig[], own: ProbeResult[], inSandbox: ProbeResult[]): ProbeResult[] {
+  const ownQueue = [...own];
+  const sandboxQueue = [...inSandbox];
+  const ordered: ProbeResult[] = [];
+  for (const p of probes) {
+    const next = isSandboxProbe(p) ? sandboxQueue.shift() : ownQueue.shift();
+    if (next) ordered.push(next);
+  }
+  return [...ordered, ...ownQueue, ...sandboxQueue];
 }
 
 /** How much of a backup restorers see before the sandbox starts (format, versions). */

@@ -16,6 +16,7 @@ import {
   type SandboxOwner,
   type SandboxRuntime,
   type SandboxSpec,
+  type ServiceSpec,
 } from '../sandbox-runtime.js';
 import { OutputTail } from './output-tail.js';
 
@@ -65,57 +66,29 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   async create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
-    const imageId = await this.imageId(spec.image);
-    if (!imageId) {
-      const hint = spec.image.startsWith('backproof/')
-        ? `build it: backproof images build ${spec.image.slice('backproof/'.length).split(':')[0]}`
-        : `load it into the engine (docker load/pull) or set sandbox.image`;
-      throw new VerificationError('image_missing', `sandbox image ${spec.image} is not in the Docker engine; ${hint}`);
-    }
+    for (const image of new Set([spec.image, ...(spec.services ?? []).map((s) => s.image)])) await this.requireImage(image);
+    const imageId = (await this.imageId(spec.image))!;
     const labels = {
       [LABEL_RUN]: spec.runId,
       [LABEL_POLICY]: spec.policy,
       [LABEL_HOST]: os.hostname(),
       [LABEL_PID]: String(process.pid),
     };
-    const sandbox = new DockerSandbox(this.docker, spec.image, imageId);
+    const sandbox = new DockerSandbox(this, spec, imageId, labels);
     try {
-      const mounts: Docker.MountSettings[] = [];
       for (const [i, target] of spec.volumes.entries()) {
         const volume = await this.docker.createVolume({ Name: `backproof-${spec.runId}-${i}`, Labels: labels });
         sandbox.volumes.push(volume.name);
-        mounts.push({ Type: 'volume', Source: volume.name, Target: target });
+        sandbox.mounts.push({ Type: 'volume', Source: volume.name, Target: target });
       }
       signal?.throwIfAborted();
-      const container = await this.docker.createContainer({
-        name: `backproof-${spec.runId}`,
-        Image: imageId,
-        Cmd: spec.cmd,
-        User: spec.user,
-        Labels: labels,
-        NetworkDisabled: true,
-        HostConfig: {
-          NetworkMode: 'none',
-          CapDrop: ['ALL'],
-          CapAdd: spec.capAdd ?? [],
-          SecurityOpt: ['no-new-privileges'],
-          ReadonlyRootfs: spec.readOnlyRoot,
-          Memory: spec.memoryBytes,
-          MemorySwap: spec.memoryBytes,
-          NanoCpus: Math.round(spec.cpus * 1e9),
-          PidsLimit: spec.pids,
-          ShmSize: spec.shmBytes,
-          Tmpfs: Object.fromEntries(
-            Object.entries(spec.tmpfs).map(([p, size]) => [p, `rw,nosuid,nodev,size=${size},mode=1777`]),
-          ),
-          Mounts: mounts,
-          Init: true,
-          Privileged: false,
-        },
-      });
+      const container = await this.docker.createContainer(
+        containerOptions({ name: `backproof-${spec.runId}`, image: imageId, cmd: spec.cmd, user: spec.user, capAdd: spec.capAdd, env: spec.env }, spec, labels, sandbox.mounts, 'none'),
+      );
       sandbox.container = container;
       signal?.throwIfAborted();
       await container.start();
+      for (const service of spec.services ?? []) await sandbox.addService(service, signal);
       return sandbox;
     } catch (err) {
       await sandbox.remove();
@@ -124,6 +97,16 @@ export class DockerRuntime implements SandboxRuntime {
         cause: err,
       });
     }
+  }
+
+  /** Throws `image_missing` with what to do when the engine lacks the image. */
+  async requireImage(ref: string): Promise<string> {
+    const id = await this.imageId(ref);
+    if (id) return id;
+    const hint = ref.startsWith('backproof/')
+      ? `build it: backproof images build ${ref.slice('backproof/'.length).split(':')[0]}`
+      : `load it into the engine (docker load/pull) or set sandbox.image`;
+    throw new VerificationError('image_missing', `sandbox image ${ref} is not in the Docker engine; ${hint}`);
   }
 
   async leftovers(runId: string): Promise<LeftoverResources> {
@@ -152,6 +135,46 @@ export class DockerRuntime implements SandboxRuntime {
   }
 }
 
+/**
+ * One container of a sandbox, hardened the same way whatever its role: no network of its own
+ * (`none` for the main container; a service joins the main one's namespace, which has only
+ * loopback), every capability dropped and only the documented ones added back, no privilege
+ * gain, read-only root, limits, an init process.
+ */
+function containerOptions(
+  c: { name: string; image: string; cmd: string[]; user?: string; capAdd?: string[]; env?: Record<string, string> },
+  spec: SandboxSpec,
+  labels: Record<string, string>,
+  mounts: Docker.MountSettings[],
+  networkMode: string,
+): Docker.ContainerCreateOptions {
+  return {
+    name: c.name,
+    Image: c.image,
+    Cmd: c.cmd,
+    User: c.user,
+    Env: c.env ? Object.entries(c.env).map(([k, v]) => `${k}=${v}`) : undefined,
+    Labels: labels,
+    ...(networkMode === 'none' ? { NetworkDisabled: true } : {}),
+    HostConfig: {
+      NetworkMode: networkMode,
+      CapDrop: ['ALL'],
+      CapAdd: c.capAdd ?? [],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: spec.readOnlyRoot,
+      Memory: spec.memoryBytes,
+      MemorySwap: spec.memoryBytes,
+      NanoCpus: Math.round(spec.cpus * 1e9),
+      PidsLimit: spec.pids,
+      ShmSize: spec.shmBytes,
+      Tmpfs: Object.fromEntries(Object.entries(spec.tmpfs).map(([p, size]) => [p, `rw,nosuid,nodev,size=${size},mode=1777`])),
+      Mounts: mounts,
+      Init: true,
+      Privileged: false,
+    },
+  };
+}
+
 function ownerOf(labels: Record<string, string>): SandboxOwner | undefined {
   const runId = labels[LABEL_RUN];
   if (!runId) return undefined;
@@ -162,21 +185,50 @@ function ownerOf(labels: Record<string, string>): SandboxOwner | undefined {
 class DockerSandbox implements Sandbox {
   container: Docker.Container | undefined;
   readonly volumes: string[] = [];
+  readonly mounts: Docker.MountSettings[] = [];
+  private readonly members = new Map<string, Docker.Container>();
   private removed = false;
 
   constructor(
-    private readonly docker: Docker,
-    readonly image: string,
+    private readonly runtime: DockerRuntime,
+    private readonly spec: SandboxSpec,
     readonly imageId: string,
+    private readonly labels: Record<string, string>,
   ) {}
+
+  get image(): string {
+    return this.spec.image;
+  }
 
   get id(): string {
     return this.container?.id ?? '';
   }
 
+  get services(): readonly string[] {
+    return [...this.members.keys()];
+  }
+
+  async addService(service: ServiceSpec, signal?: AbortSignal): Promise<void> {
+    if (!this.container) throw new Error('sandbox is not started');
+    if (this.members.has(service.name)) throw new Error(`the sandbox already has a service "${service.name}"`);
+    const image = await this.runtime.requireImage(service.image);
+    signal?.throwIfAborted();
+    const container = await this.runtime.docker.createContainer(
+      containerOptions(
+        { name: `backproof-${this.spec.runId}-${service.name}`, image, cmd: service.cmd, user: service.user, capAdd: service.capAdd, env: service.env },
+        this.spec,
+        this.labels,
+        this.mounts,
+        `container:${this.container.id}`,
+      ),
+    );
+    this.members.set(service.name, container);
+    await container.start();
+  }
+
   async exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    const container = this.container;
-    if (!container) throw new Error('sandbox is not started');
+    const container = opts.service ? this.members.get(opts.service) : this.container;
+    if (!container) throw new Error(opts.service ? `the sandbox has no service "${opts.service}"` : 'sandbox is not started');
     const { signal } = opts;
     signal?.throwIfAborted();
     const exec = await container.exec({
@@ -186,18 +238,23 @@ class DockerSandbox implements Sandbox {
       AttachStderr: true,
       Tty: false,
       User: opts.user,
-      Env: opts.env ? Object.entries(opts.env).map(([k, v]) => `${k}=${v}`) : undefined,
+      Env: opts.env || (!opts.service && this.spec.env) ? Object.entries({ ...(opts.service ? {} : this.spec.env), ...opts.env }).map(([k, v]) => `${k}=${v}`) : undefined,
     });
     const stream = (await exec.start({ hijack: true, stdin: Boolean(opts.stdin) })) as Duplex;
     const max = opts.maxOutputBytes ?? DEFAULTS.outputTailBytes;
     const stdout = new OutputTail(max);
     const stderr = new OutputTail(max);
-    const outOut = new PassThrough();
+    const outOut = new PassThrough({ highWaterMark: 1024 * 1024 });
     const errOut = new PassThrough();
-    if (opts.stdout) outOut.pipe(opts.stdout);
-    else outOut.on('data', (c: Buffer) => stdout.push(c));
+    if (opts.stdout) {
+      outOut.pipe(opts.stdout);
+      // A consumer that goes away stops the process's output (which waits on it) for good.
+      opts.stdout.once('close', () => {
+        if (!stream.readableEnded) stream.destroy();
+      });
+    } else outOut.on('data', (c: Buffer) => stdout.push(c));
     errOut.on('data', (c: Buffer) => stderr.push(c));
-    this.docker.modem.demuxStream(stream, outOut, errOut);
+    demux(stream, outOut, errOut);
 
     const onAbort = (): void => {
       stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
@@ -254,11 +311,37 @@ class DockerSandbox implements Sandbox {
 
   async remove(): Promise<void> {
     if (this.removed) return;
+    // Services first: they live in the main container's namespace and on its volumes.
+    for (const member of this.members.values()) await removeUntilGone(() => member.remove({ force: true, v: true }));
     const container = this.container;
     if (container) await removeUntilGone(() => container.remove({ force: true, v: true }));
-    for (const name of this.volumes) await removeUntilGone(() => this.docker.getVolume(name).remove());
+    for (const name of this.volumes) await removeUntilGone(() => this.runtime.docker.getVolume(name).remove());
     this.removed = true;
   }
+}
+
+/**
+ * Splits Docker's multiplexed exec stream (8-byte frame headers: type, 3 zero bytes, length)
+ * into stdout and stderr. Unlike dockerode's demuxStream it honours backpressure: when stdout's
+ * consumer is slow the connection is paused, so a fast producer (a decompressor) never piles
+ * up its output in this process's memory.
+ */
+function demux(source: Duplex, out: Writable, err: Writable): void {
+  let pending: Buffer = Buffer.alloc(0);
+  source.on('data', (chunk: Buffer) => {
+    pending = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 8) {
+      const length = pending.readUInt32BE(4);
+      if (pending.length < 8 + length) break;
+      const payload = pending.subarray(8, 8 + length);
+      const target = pending[0] === 2 ? err : out;
+      pending = pending.subarray(8 + length);
+      if (!target.write(payload) && target === out) {
+        source.pause();
+        out.once('drain', () => source.resume());
+      }
+    }
+  });
 }
 
 /** Writes into the hijacked connection and half-closes it at the end, so the process sees EOF. */

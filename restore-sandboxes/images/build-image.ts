@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { Logger } from '../../orchestrator/logger.js';
 import { BackproofError } from '../../orchestrator/errors.js';
@@ -48,11 +49,48 @@ function postgresRecipe(major: number, suite: string, mirror?: string): ImageRec
  * `postgres:17` comes from Debian 13. The PostgreSQL restorer picks, for each dump, the smallest
  * of these majors that is at least the dump's own (pg_restore reads older archive versions).
  */
+/** The user (uid:gid) that file-archive and SQLite restores run as; it owns /restore. */
+export const FILES_USER = '1000:1000';
+
+const SLIM = 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man';
+
 export const IMAGE_RECIPES: Record<string, ImageRecipe> = {
   postgres: postgresRecipe(15, 'bookworm'),
   'postgres:15': postgresRecipe(15, 'bookworm'),
   'postgres:17': postgresRecipe(17, 'trixie', DEBIAN_MIRROR),
+  mariadb: {
+    name: 'mariadb',
+    tag: 'backproof/mariadb',
+    suite: 'bookworm',
+    // mariadb-server's client tools include mariadb-dump (mysqldump) and mariadb-admin.
+    packages: ['mariadb-server', 'mariadb-client', 'zstd', 'xz-utils', 'bzip2'],
+    customize: [
+      // The package's install makes a data directory; each run makes its own in a volume.
+      'rm -rf "$1"/var/lib/mysql/* "$1"/var/log/mysql/*',
+      'chroot "$1" chown mysql:mysql /var/lib/mysql',
+      SLIM,
+    ],
+    description: "MariaDB server and client from Debian bookworm's packages",
+  },
+  files: {
+    name: 'files',
+    tag: 'backproof/files',
+    suite: 'bookworm',
+    // tar extracts the checked stream; bsdtar (libarchive-tools) turns a zip into a tar stream
+    // inside the sandbox; sqlite3 for kind sqlite; curl runs http probes inside a sandbox's
+    // network namespace; busybox is a small HTTP server for tests and custom pods.
+    packages: ['tar', 'libarchive-tools', 'zstd', 'xz-utils', 'bzip2', 'sqlite3', 'curl', 'busybox'],
+    customize: [`mkdir -p "$1"/restore && chown ${FILES_USER} "$1"/restore && chmod 0755 "$1"/restore`, SLIM],
+    description: "tar, bsdtar, compressors, sqlite3, curl and busybox from Debian bookworm's packages",
+  },
 };
+
+/** A digest of what a recipe builds; images carry it, and --if-missing rebuilds when it changed. */
+export function recipeDigest(recipe: ImageRecipe): string {
+  return createHash('sha256').update(JSON.stringify({ suite: recipe.suite, packages: recipe.packages, customize: recipe.customize })).digest('hex').slice(0, 16);
+}
+
+export const LABEL_RECIPE = 'backproof.recipe';
 
 /** PostgreSQL majors with a recipe, ascending. */
 export const POSTGRES_IMAGE_MAJORS = [...new Set(Object.keys(IMAGE_RECIPES).filter((k) => k.startsWith('postgres:')).map((k) => Number(k.split(':')[1])))].sort((a, b) => a - b);
@@ -94,7 +132,7 @@ export async function buildImage(opts: BuildOptions): Promise<string> {
     child.on('close', (code) => resolve(code ?? -1));
   });
   let importError: unknown;
-  const imported = importTar(opts.docker, child.stdout, repo, version).catch((err: unknown) => {
+  const imported = importTar(opts.docker, child.stdout, repo, version, recipeDigest(recipe)).catch((err: unknown) => {
     importError = err;
   });
   let code: number;
@@ -109,6 +147,13 @@ export async function buildImage(opts: BuildOptions): Promise<string> {
     );
   }
   await imported;
+  if (code !== 0 || importError) {
+    // A failed build may still have imported what it streamed so far: never leave that tagged.
+    await opts.docker
+      .getImage(tag)
+      .remove()
+      .catch(() => undefined);
+  }
   if (code !== 0) {
     throw new BackproofError('image_build_failed', `mmdebstrap exited with ${code}:\n${stderrTail.trim()}`);
   }
@@ -120,11 +165,11 @@ export async function buildImage(opts: BuildOptions): Promise<string> {
   return info.Id;
 }
 
-async function importTar(docker: Docker, tar: NodeJS.ReadableStream, repo: string, tag: string): Promise<void> {
+async function importTar(docker: Docker, tar: NodeJS.ReadableStream, repo: string, tag: string, digest: string): Promise<void> {
   const response = await docker.importImage(tar, {
     repo,
     tag,
-    changes: ['LABEL org.opencontainers.image.vendor=backproof'],
+    changes: ['LABEL org.opencontainers.image.vendor=backproof', `LABEL ${LABEL_RECIPE}=${digest}`],
   } as object);
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(response, (err: Error | null, output: Array<{ error?: string }>) => {

@@ -13,7 +13,7 @@ import type { ImageChoice, Inspection, RestoreContext, RestoreOutcome, Restorer 
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { detectDumpFormat } from './dump-format.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
-import { runSqlProbes } from './sql-probes.js';
+import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
 
 const DATA_ROOT = '/var/lib/postgresql';
 const DATA_DIR = `${DATA_ROOT}/backproof-restore`;
@@ -277,6 +277,7 @@ export class PostgresRestorer implements Restorer {
 
   async probe(ctx: RestoreContext): Promise<ProbeResult[]> {
     return runSqlProbes(ctx.policy.probes, {
+      dialect: POSTGRES_DIALECT,
       backupTime: ctx.backupTime,
       signal: ctx.signal,
       query: async (sql, timeoutMs) => {
@@ -326,6 +327,29 @@ function chooseClusterDatabase(configured: string, created: string[]): string {
     'empty_restore',
     `the cluster dump holds no database "${configured}" (it holds: ${made.join(', ')}); set postgres.database to the one to probe`,
   );
+}
+
+const POSTGRES_DIALECT: SqlDialect = {
+  missingTables: (tables) => `SELECT t FROM (VALUES ${tables.map((t) => `(${literal(t)})`).join(', ')}) AS v(t) WHERE to_regclass(t) IS NULL`,
+  count: (table) => `SELECT count(*) FROM ${qualified(table)}`,
+  newest: (table, column) => `SELECT extract(epoch FROM max(${ident(column)}))::float8 FROM ${qualified(table)}`,
+};
+
+/** `schema.table` or `table`. */
+function qualified(name: string): string {
+  return name
+    .split('.')
+    .map((part) => ident(part))
+    .join('.');
+}
+
+/** Plain lowercase names stay as SQL would read them; anything else is quoted exactly. */
+function ident(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
+}
+
+function literal(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
 }
 
 /** The major version of the PostgreSQL that the dump came from, when its header says. */

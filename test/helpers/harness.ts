@@ -33,6 +33,15 @@ export interface PolicyOptions {
   source?: string;
   /** Variables for ${env:..} references in the YAML. */
   env?: NodeJS.ProcessEnv;
+  /** Default postgres. Other kinds get no default probes. */
+  kind?: 'postgres' | 'mysql' | 'files' | 'sqlite' | 'custom';
+  /** The sandbox block's body, replacing the default one (image, memory 1g, timeout 5m). */
+  sandbox?: string;
+  /**
+   * The policy's sizeAnomaly value. Default false: test files share one store and policy name
+   * across fixtures of very different sizes; the size check has its own tests.
+   */
+  sizeAnomaly?: string;
 }
 
 /** A one-policy config through the real loader, as a user would write it. */
@@ -43,7 +52,7 @@ clients:
     displayName: ACME Corp
     policies:
       - name: acme-shop
-        kind: postgres
+        kind: ${o.kind ?? 'postgres'}
         source:
 ${o.source ?? `          driver: local
           path: ${JSON.stringify(o.folder)}
@@ -52,13 +61,14 @@ ${o.source ?? `          driver: local
             timestamp: ${o.timestamp ?? 'mtime'}
             settle: 5s`}
         targets: { rpo: ${o.rpo ?? '26h'}, rto: 30m }
-        sandbox: { ${process.env.BACKPROOF_TEST_IMAGE ? `image: ${JSON.stringify(TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m }
+        sizeAnomaly: ${o.sizeAnomaly ?? 'false'}
+        sandbox: { ${o.sandbox ?? `${process.env.BACKPROOF_TEST_IMAGE && (o.kind ?? 'postgres') === 'postgres' ? `image: ${JSON.stringify(TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m`} }
         probes:
-${o.probes ?? `          - tablesExist: [customers, orders]
+${o.probes ?? ((o.kind ?? 'postgres') !== 'postgres' ? '          []' : `          - tablesExist: [customers, orders]
           - rowCount: { table: orders, atLeast: 1000 }
           - sql: SELECT count(DISTINCT customer_id) FROM orders
             atLeast: 100
-          - freshness: { table: orders, column: created_at, within: 48h }`}
+          - freshness: { table: orders, column: created_at, within: 48h }`)}
 ${o.extra ?? ''}`;
   return parseConfigText(yaml, path.join(o.folder, 'backproof.yaml'), o.env ?? {}).policies[0]!;
 }
