@@ -386,6 +386,8 @@ function yamlProblem(err: YAMLError, file: string, text: string): ConfigProblem 
   const line = pos ? (text.split(/\r?\n/)[pos.line - 1] ?? '') : '';
   // `key: ${env:X}` is fine, but inside { } or [ ] the `{` of an unquoted reference opens a map.
   const unquotedReference = /[{[,]\s*[\w-]+:\s*\$\{|[[,]\s*\$\{/.test(line);
+  // A bare `-` (stdin, for tar -f -) inside [ ] reads as the start of a block list item.
+  const bareDash = /[[,]\s*-\s*[,\]]/.test(line);
   const first = err.message
     .split('\n')[0]!
     .replace(/ at line \d+, column \d+:?\s*$/, '')
@@ -397,7 +399,9 @@ function yamlProblem(err: YAMLError, file: string, text: string): ConfigProblem 
     problem: `YAML syntax error: ${first.charAt(0).toLowerCase()}${first.slice(1)}`,
     fix: unquotedReference
       ? 'quote references inside { } or [ ]: accessKeyId: "${env:KEY}", or write the keys one per line'
-      : (YAML_FIXES[err.code] ?? 'correct the YAML: check indentation (spaces), colons and quoting'),
+      : bareDash
+        ? 'quote a lone dash inside [ ]: [tar, -x, -f, "-"]'
+        : (YAML_FIXES[err.code] ?? 'correct the YAML: check indentation (spaces), colons and quoting'),
   };
 }
 
