@@ -384,14 +384,14 @@ t.test('probe shape problems', async (t) => {
   expectProblem(t, problemAt(problems, 'clients[0].policies[0].probes[2]'), {
     line: 14,
     problem: 'probe has no check',
-    fix: 'add exactly one of sql, tablesExist, rowCount, freshness',
+    fix: 'add exactly one of sql, tablesExist, rowCount, freshness, files, manifest, encryptedLooking, command, http',
   });
   expectProblem(t, problemAt(problems, 'clients[0].policies[0].probes[3]'), {
     line: 15,
     problem: 'probe has several checks (tablesExist, rowCount)',
     fix: 'split them into separate probes, one check each',
   });
-  expectProblem(t, problemAt(problems, 'clients[0].policies[0].probes[4].atLeast'), { line: 18, problem: 'atLeast applies only to sql probes' });
+  expectProblem(t, problemAt(problems, 'clients[0].policies[0].probes[4].atLeast'), { line: 18, problem: 'atLeast applies only to sql, command and http probes' });
   expectProblem(t, problemAt(problems, 'clients[0].policies[0].probes[5].tablesExist'), { line: 19, problem: 'the list is empty', fix: 'add at least 1 item' });
   t.equal(problems.length, 6, 'one problem each, all reported at once');
 });
