@@ -418,7 +418,9 @@ const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()
 
 const service = z
   .strictObject({
-    name: identifier('service').describe('Name of the container, used by probes (service: NAME).'),
+    name: identifier('service')
+      .refine((name) => !name.startsWith('backproof'), { error: say('service names starting with "backproof" are backproof\'s own (its probe helper)', 'choose another name') })
+      .describe('Name of the container, used by probes (service: NAME).'),
     image: nonEmptyText('image').describe('Image of this container.'),
     cmd: argv.describe('Its process; it must exist in the image.'),
     user: nonEmptyText('user').optional().describe('User to run as (name or uid[:gid]). Default the image\'s.'),
