@@ -269,3 +269,35 @@ t.test('a command probe runs inside the sandbox on the restored tree', async (t)
   t.same(run.probes.map((p) => p.pass), [true, true, false]);
   t.match(run.probes[2]?.actual, /^exit 1/);
 });
+
+t.test('tar dialects: pax (with a global header), GNU incremental pass; sparse files are an error, not a fail', async (t) => {
+  const tree = await tempDir('dialects');
+  await fs.mkdir(path.join(tree, 'inc'), { recursive: true });
+  await fs.writeFile(path.join(tree, 'inc', 'notes.txt'), 'quarterly numbers\n'.repeat(50));
+  const tarRun = async (folder: string, args: string[]): Promise<void> => {
+    const { execFile } = await import('node:child_process');
+    await new Promise<void>((resolve, reject) => execFile('tar', args, { cwd: tree }, (err) => (err ? reject(err) : resolve())));
+    for (const f of await fs.readdir(folder)) await age(path.join(folder, f), 60_000);
+  };
+  let folder = await tempDir('dialect');
+  await tarRun(folder, ['--format=posix', '--pax-option=comment=made-by-backproof-tests', '-c', '-f', path.join(folder, 'share.tar'), 'inc']);
+  let run = await check(folder, '          - files: [inc/notes.txt]');
+  t.equal(run.verdict, 'pass', `pax: ${JSON.stringify(run.reasons)}`);
+
+  folder = await tempDir('dialect');
+  await tarRun(folder, ['-g', path.join(tree, 'snapshot.snar'), '-c', '-f', path.join(folder, 'share.tar'), 'inc']);
+  run = await check(folder, '          - files: [inc/notes.txt]');
+  t.equal(run.verdict, 'pass', `GNU incremental: ${JSON.stringify(run.reasons)}`);
+
+  folder = await tempDir('dialect');
+  const sparse = path.join(tree, 'inc', 'disk.img');
+  await fs.writeFile(sparse, '');
+  await fs.truncate(sparse, 8 * 1024 * 1024);
+  await fs.appendFile(sparse, 'end');
+  await tarRun(folder, ['-S', '-c', '-f', path.join(folder, 'share.tar'), 'inc']);
+  run = await check(folder, '          []');
+  t.equal(run.verdict, 'error');
+  t.same(codes(run), ['unsupported_format']);
+  t.match(run.reasons[0]?.message, /entry "inc\/disk\.img" is of a tar entry type backproof does not extract \(a GNU sparse file/);
+  await nothingLeft(t, run);
+});

@@ -129,7 +129,16 @@ export function guardArchive(input: Readable, opts: GuardOptions): { output: Rea
         if (entryCount > limits.maxEntries) {
           fail('archive_limit', `the archive has more than files.maxEntries (${limits.maxEntries}) entries; entry "${raw}" is one too many; raise files.maxEntries if that is expected`);
         }
-        const type = header.type ?? 'file';
+        // tar-stream gives no type for typeflags it does not know: a GNU incremental dump's
+        // directory listing ('D', named with a trailing slash) is a directory; the rest (GNU
+        // sparse files, volume labels, multi-volume parts) are not extracted here.
+        const type = header.type ?? (raw.endsWith('/') ? 'directory' : undefined);
+        if (!type || isPaxSparse(header)) {
+          throw new VerificationError(
+            'unsupported_format',
+            `entry "${raw}" is ${type ? 'a sparse file (GNU.sparse in its pax header)' : 'of a tar entry type backproof does not extract (a GNU sparse file, a volume label or a multi-volume part)'}; archive without --sparse/--multi-volume to verify it`,
+          );
+        }
         if (type === 'directory' && raw.split('/').every((p) => p === '' || p === '.') && !raw.startsWith('/')) {
           item.resume(); // the root itself ("./"), as `tar -C dir .` writes it
           continue;
@@ -278,6 +287,11 @@ export function guardArchive(input: Readable, opts: GuardOptions): { output: Rea
 
   const output = Readable.from(pack, { objectMode: false, highWaterMark: 1024 * 1024 });
   return { output, index: check() };
+}
+
+function isPaxSparse(header: tarStream.Headers): boolean {
+  const pax = (header as { pax?: Record<string, string> }).pax ?? {};
+  return Object.keys(pax).some((k) => k.startsWith('GNU.sparse.'));
 }
 
 /** tar-stream's own complaints mean the archive's structure is broken. */
