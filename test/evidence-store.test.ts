@@ -209,6 +209,24 @@ for (const backend of backends) {
       await rejectsCode(t2, store.list({ limit: 0 }), 'list_limit_invalid', 'limit 0 is refused');
     });
 
+    await tt.test('passingBackupSizes: the policy\'s passing runs only, newest first, limited', async (t2) => {
+      const store = stores[backend.name]!;
+      const policy = `sizes-${backend.name}`;
+      const sizes = [100, 200, 300, 400, 5_368_709_120];
+      for (const [i, size] of sizes.entries()) {
+        const run = sampleRun({ policy, startedAt: at(2 * 86_400_000 + i * 60_000) });
+        await store.recordStart(run);
+        const done = finished(run);
+        await store.finalize({ ...done, verdict: i === 2 ? 'fail' : 'pass', reasons: i === 2 ? done.reasons : [], backup: { ...done.backup!, size } });
+      }
+      const noBackup = sampleRun({ policy, startedAt: at(3 * 86_400_000) });
+      await store.recordStart(noBackup);
+      await store.finalize({ ...noBackup, status: 'finished', verdict: 'error', reasons: [{ code: 'source_unreachable', message: 'down' }], finishedAt: at(3 * 86_400_000 + 1) });
+      t2.strictSame(await store.passingBackupSizes(policy, 10), [5_368_709_120, 400, 200, 100], 'passing only, newest first, sizes past 2^32 intact');
+      t2.strictSame(await store.passingBackupSizes(policy, 2), [5_368_709_120, 400]);
+      t2.strictSame(await store.passingBackupSizes('nobody', 5), []);
+    });
+
     await tt.test('get by id prefix, like git', async (t2) => {
       const store = stores[backend.name]!;
       const stem = backend.name === 'postgres' ? 'abcdef01' : 'abcdef02';
