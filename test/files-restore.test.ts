@@ -301,3 +301,36 @@ t.test('tar dialects: pax (with a global header), GNU incremental pass; sparse f
   t.match(run.reasons[0]?.message, /entry "inc\/disk\.img" is of a tar entry type backproof does not extract \(a GNU sparse file/);
   await nothingLeft(t, run);
 });
+
+t.test('cancelled in the middle of an extraction: recorded as cancelled at once, nothing left', async (t) => {
+  const folder = await tempDir('cancel');
+  await craftTar(
+    path.join(folder, 'share.tar'),
+    Array.from({ length: 40 }, (_, i) => ({ name: `big/${i}.bin`, data: randomBytes(4 * 1024 * 1024) })),
+  );
+  await age(path.join(folder, 'share.tar'), 60_000);
+  const { runPolicy } = await import('../orchestrator/runner/run-policy.js');
+  const { driverFor, restorerFor } = await import('../orchestrator/cli/context.js');
+  const { DockerRuntime } = await import('../restore-sandboxes/docker/docker-runtime.js');
+  const { quietLogger } = await import('./helpers/harness.js');
+  const controller = new AbortController();
+  let cancelledAt = 0;
+  const run = await runPolicy(policyFromYaml({ folder, kind: 'files', glob: 'share*', probes: '          []' }), {
+    store,
+    runtime: new DockerRuntime(),
+    driverFor,
+    restorerFor,
+    logger: quietLogger(),
+    onProgress: ({ bytes }) => {
+      if (bytes > 30 * 1024 * 1024 && !controller.signal.aborted) {
+        cancelledAt = performance.now();
+        controller.abort(new Error('operator pressed ^C'));
+      }
+    },
+  }, { signal: controller.signal });
+  t.ok(cancelledAt > 0, 'cancelled while bytes were streaming');
+  t.equal(run.status, 'cancelled');
+  t.same(codes(run), ['cancelled']);
+  t.ok(performance.now() - cancelledAt < 15_000, `ended soon after (${Math.round(performance.now() - cancelledAt)} ms, teardown included)`);
+  await nothingLeft(t, run);
+});

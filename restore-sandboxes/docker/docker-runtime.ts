@@ -288,6 +288,8 @@ class DockerSandbox implements Sandbox {
       errOut.end();
       if (opts.stdout) await finished(opts.stdout);
     } catch (err) {
+      // The connection failed or was cut (cancelled): stop the input too, so its producer ends.
+      opts.stdin?.destroy();
       if (signal?.aborted) throw signal.reason;
       throw err;
     } finally {
@@ -350,8 +352,14 @@ function stdinSink(stream: Duplex): Writable {
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
       if (stream.destroyed || stream.writableEnded) return cb(new Error('the sandboxed process stopped reading its input'));
-      if (stream.write(chunk)) cb();
-      else stream.once('drain', () => cb());
+      if (stream.write(chunk)) return cb();
+      const done = (): void => {
+        stream.off('drain', done);
+        stream.off('close', done);
+        cb(stream.destroyed ? new Error('the sandboxed process stopped reading its input') : undefined);
+      };
+      stream.on('drain', done);
+      stream.on('close', done);
     },
     final(cb) {
       stream.end();

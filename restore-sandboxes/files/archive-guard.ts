@@ -93,6 +93,21 @@ export function guardArchive(input: Readable, opts: GuardOptions): { output: Rea
     }
   };
 
+  /** Resolves when the output can take more, or is gone (its reader stopped). */
+  function drained(sink: NodeJS.EventEmitter): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        sink.off('drain', done);
+        sink.off('close', done);
+        pack.off('close', done);
+        resolve();
+      };
+      sink.on('drain', done);
+      sink.on('close', done);
+      pack.on('close', done);
+    });
+  }
+
   /** The stream's last 1 KiB: a whole tar ends with two zero blocks (its end-of-archive marker). */
   let tail = Buffer.alloc(0);
   async function feed(): Promise<void> {
@@ -231,7 +246,8 @@ export function guardArchive(input: Readable, opts: GuardOptions): { output: Rea
         headBytes += Math.min(chunk.length, SNIFF_BYTES - headBytes);
       }
       if (keep) kept.push(chunk);
-      if (!sink.write(chunk)) await new Promise<void>((resolve) => sink.once('drain', resolve));
+      if (!sink.write(chunk)) await drained(sink);
+      if (pack.destroyed) throw new Error('the extraction in the sandbox stopped reading the archive');
     }
     await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
     if (keep) index.kept.set(name, Buffer.concat(kept));
@@ -286,7 +302,19 @@ export function guardArchive(input: Readable, opts: GuardOptions): { output: Rea
   }
 
   const output = Readable.from(pack, { objectMode: false, highWaterMark: 1024 * 1024 });
-  return { output, index: check() };
+  let checked = false;
+  // The reader going away (the extraction failed, the run was cancelled) stops the guard too.
+  output.once('close', () => {
+    if (checked) return;
+    const stopped = new Error('the extraction in the sandbox stopped reading the archive');
+    pack.destroy(stopped);
+    extract.destroy(stopped);
+    input.destroy();
+  });
+  const result = check().finally(() => {
+    checked = true;
+  });
+  return { output, index: result };
 }
 
 function isPaxSparse(header: tarStream.Headers): boolean {

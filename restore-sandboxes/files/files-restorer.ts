@@ -89,13 +89,15 @@ export class FilesRestorer implements Restorer {
       signal,
     }).catch((err: unknown) => ({ thrown: err }));
     const checked = await guardResult;
-    if ('error' in checked) throw checked.error; // the guard's verdict comes first: it names the entry
+    // The guard's verdict comes first (it names the entry); then the extraction's own failure.
+    if ('error' in checked && (checked.error instanceof VerificationError || signal.aborted)) throw checked.error;
     if ('thrown' in untar) throw untar.thrown;
     if (untar.exitCode !== 0) {
       const words = untar.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 400);
       if (/No space left/i.test(words)) throw new VerificationError('sandbox_failed', `the sandbox ran out of disk space while extracting: ${words}`);
       throw new VerificationError('restore_failed', `extracting the checked archive failed: ${words}`);
     }
+    if ('error' in checked) throw checked.error;
     if (format === 'zip') await sandbox.exec(['rm', '-rf', INCOMING], { signal });
     this.index = checked.index;
     const i = checked.index;
