@@ -126,12 +126,15 @@ function describeExpected(probe: SqlProbeConfig): string {
 }
 
 /**
- * A column's newest value as a time: epoch seconds (or milliseconds, when that large), or an
- * ISO-like text; text without a zone is read as UTC.
+ * A column's newest value as a time: epoch seconds (or milliseconds, when that large), a
+ * Julian day number, or an ISO-like text; text without a zone is read as UTC.
  */
 export function parseTimestamp(text: string): Date | undefined {
   if (/^-?\d+(\.\d+)?$/.test(text)) {
     const n = Number(text);
+    // A Julian day number (SQLite's julianday()): 1858-2332; as epoch seconds it would be
+    // January 1970, which no backup's newest row is.
+    if (n >= 2_400_000 && n < 2_600_000) return new Date((n - 2_440_587.5) * 86_400_000);
     return new Date(Math.abs(n) >= 1e11 ? n : n * 1000);
   }
   const m = /^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(text);
