@@ -143,7 +143,7 @@ export class MysqlDumpFilter extends Transform {
       this.gtidLinesDropped++;
       return '-- backproof: GTID state dropped (MySQL GTID_PURGED; MariaDB has no such variable)';
     }
-    if (FLUSH_PRIVILEGES.test(text) && process.env.NOPE) {
+    if (FLUSH_PRIVILEGES.test(text)) {
       this.flushPrivilegesSkipped++;
       return '-- backproof: FLUSH PRIVILEGES skipped (the sandbox keeps its own accounts loaded)';
     }
