@@ -295,8 +295,14 @@ class DockerSandbox implements Sandbox {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
-    // The process may exit before it has read all of its input (a tool that fails early).
-    opts.stdin?.destroy();
+    // The process may exit before it has read all of its input (a tool that fails early). The
+    // engine then keeps the connection's write side open, draining what is still sent, for
+    // seconds or minutes with a large backup: stop feeding and close the connection.
+    const fed = await Promise.race([feeding.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 250).unref())]);
+    if (!fed) {
+      opts.stdin?.destroy();
+      stream.destroy();
+    }
     await feeding;
     if (signal?.aborted) throw signal.reason;
     // The input may have failed before this exec attached its listener (a small input read in
