@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { PolicyConfig } from '../orchestrator/config/types.js';
+import { DEFAULTS } from '../orchestrator/defaults.js';
 import type { ProbeResult, Reason } from '../orchestrator/domain.js';
 import type { Logger } from '../orchestrator/logger.js';
 import type { Sandbox, SandboxSpec } from './sandbox-runtime.js';
@@ -62,4 +63,27 @@ export interface Restorer {
   probe(ctx: RestoreContext): Promise<ProbeResult[]>;
   /** The target system's log tail, for evidence when something went wrong. */
   logTail(ctx: RestoreContext): Promise<string>;
+}
+
+/** What every kind's sandbox takes from the policy: its limits, and /tmp as a size-limited tmpfs. */
+export function sandboxLimits(policy: PolicyConfig): Pick<SandboxSpec, 'memoryBytes' | 'cpus' | 'pids' | 'shmBytes' | 'tmpfs'> {
+  return {
+    memoryBytes: policy.sandbox.memoryBytes,
+    cpus: policy.sandbox.cpus,
+    pids: policy.sandbox.pids,
+    shmBytes: DEFAULTS.sandboxShmBytes,
+    tmpfs: { '/tmp': policy.sandbox.tmpBytes },
+  };
+}
+
+/**
+ * A restored database with no tables, or only empty ones, is `empty_restore` unless the policy
+ * allows it: the backup restores perfectly and holds nothing. `where` names the database
+ * (`database "shop"`), `what` the backup (`the dump`).
+ */
+export function emptyDatabaseReasons(what: string, where: string, tables: number, rows: number, allowEmpty: boolean): Reason[] {
+  if (allowEmpty) return [];
+  if (tables === 0) return [{ code: 'empty_restore', message: `${what} restored, but ${where} holds no tables` }];
+  if (rows === 0) return [{ code: 'empty_restore', message: `${what} restored ${tables} tables in ${where}, but every one of them is empty` }];
+  return [];
 }

@@ -231,7 +231,7 @@ t.test('a dump of a database whose tables are all empty fails as an empty restor
   const run = await verify(policyFromYaml({ folder, kind: 'mysql', probes: '          []' }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['empty_restore']);
-  t.match(run.reasons[0]?.message, /restored 3 tables in "restore", but every one of them is empty/);
+  t.match(run.reasons[0]?.message, /restored 3 tables in database "restore", but every one of them is empty/);
   t.equal(await leftoversOf(run.id), 0);
 
   const allowed = await verify(policyFromYaml({ folder, kind: 'mysql', probes: '          []', extra: '        mysql: { allowEmpty: true }' }), env.store);

@@ -111,8 +111,11 @@ t.teardown(async () => {
   await s3?.stop();
 });
 
-const day = (n: number): Date => new Date(Date.UTC(2026, 10, 28 - n, 2, 0, 0));
-const NOW = new Date(Date.UTC(2026, 10, 28, 12, 0, 0));
+// Relative to the real clock: an S3 store stamps its own (real) modification times, which must
+// not be in the selector's future.
+const TODAY = new Date();
+const day = (n: number): Date => new Date(Date.UTC(TODAY.getUTCFullYear(), TODAY.getUTCMonth(), TODAY.getUTCDate() - n, 2, 0, 0));
+const NOW = new Date(Math.max(TODAY.getTime() + 60_000, Date.UTC(TODAY.getUTCFullYear(), TODAY.getUTCMonth(), TODAY.getUTCDate(), 12, 0, 0)));
 
 for (const fixture of [local, s3Fixture, restic]) {
   t.test(fixture.name, async (t) => {
@@ -168,7 +171,7 @@ for (const fixture of [local, s3Fixture, restic]) {
       const d = withDriver(store);
       const result = await pick(store, d, { expect: { every: 'daily', timezone: 'UTC' } });
       t.equal(result.picked?.backupTime.toISOString(), day(2).toISOString());
-      t.equal(result.missingPeriod, '2026-11-27');
+      t.equal(result.missingPeriod, day(1).toISOString().slice(0, 10));
       await store.put(randomBytes(100), day(1));
       const covered = await pick(store, withDriver(store), { expect: { every: 'daily', timezone: 'UTC' } });
       t.equal(covered.missingPeriod, undefined);

@@ -7,7 +7,7 @@ import { VerificationError } from '../../orchestrator/errors.js';
 import { formatBytes } from '../../orchestrator/format.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
 import { decompress, decompressInSandbox, detectCompression, type Compression } from '../compression.js';
-import type { Inspection, RestoreContext, RestoreOutcome, Restorer } from '../restorer.js';
+import { sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 
 /** Where `input: file` puts the backup. */
@@ -50,11 +50,7 @@ export class CustomRestorer implements Restorer {
       user: custom.user,
       capAdd: custom.capAdd,
       ...(Object.keys(custom.env).length > 0 ? { env: custom.env } : {}),
-      memoryBytes: policy.sandbox.memoryBytes,
-      cpus: policy.sandbox.cpus,
-      pids: policy.sandbox.pids,
-      shmBytes: DEFAULTS.sandboxShmBytes,
-      tmpfs: { '/tmp': policy.sandbox.tmpBytes },
+      ...sandboxLimits(policy),
       volumes: ['/restore'],
       readOnlyRoot: custom.readOnlyRoot,
       services: custom.services.map((s) => ({

@@ -8,7 +8,7 @@ import { formatBytes } from '../../orchestrator/format.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
 import { decompress, decompressInSandbox } from '../compression.js';
 import { FILES_USER } from '../images/build-image.js';
-import type { Inspection, RestoreContext, RestoreOutcome, Restorer } from '../restorer.js';
+import { sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { guardArchive, type ArchiveIndex } from './archive-guard.js';
 import { runFileProbes } from './file-probes.js';
@@ -41,11 +41,7 @@ export class FilesRestorer implements Restorer {
       cmd: ['sleep', 'infinity'],
       user: FILES_USER,
       capAdd: [],
-      memoryBytes: policy.sandbox.memoryBytes,
-      cpus: policy.sandbox.cpus,
-      pids: policy.sandbox.pids,
-      shmBytes: DEFAULTS.sandboxShmBytes,
-      tmpfs: { '/tmp': policy.sandbox.tmpBytes },
+      ...sandboxLimits(policy),
       volumes: ['/restore'],
       readOnlyRoot: true,
     };

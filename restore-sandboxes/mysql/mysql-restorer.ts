@@ -7,7 +7,7 @@ import { VerificationError } from '../../orchestrator/errors.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
 import { decompress, decompressInSandbox } from '../compression.js';
 import { runSqlProbes } from '../probes/sql-probes.js';
-import type { Inspection, RestoreContext, RestoreOutcome, Restorer } from '../restorer.js';
+import { emptyDatabaseReasons, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { detectMysqlDump, truncate } from './dump-format.js';
 import { MysqlDumpFilter } from './dump-filter.js';
@@ -92,11 +92,7 @@ export class MysqlRestorer implements Restorer {
       cmd: ['sleep', 'infinity'],
       user: USER,
       capAdd: [],
-      memoryBytes: policy.sandbox.memoryBytes,
-      cpus: policy.sandbox.cpus,
-      pids: policy.sandbox.pids,
-      shmBytes: DEFAULTS.sandboxShmBytes,
-      tmpfs: { '/tmp': policy.sandbox.tmpBytes },
+      ...sandboxLimits(policy),
       volumes: [DATA_DIR],
       readOnlyRoot: true,
     };
@@ -252,13 +248,7 @@ export class MysqlRestorer implements Restorer {
       (await this.sql(sandbox, `SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${literal(db)}`, signal)).trim(),
     );
     const summary = { database: db, tables: tables.length, estimatedRows: rows, rowsCounted: exact ? 'exact' : 'partly estimated', sizeBytes: bytes };
-    const reasons = [];
-    if (!ctx.policy.mysql.allowEmpty && tables.length === 0) {
-      reasons.push({ code: 'empty_restore' as const, message: `the dump restored, but database "${db}" holds no tables` });
-    } else if (!ctx.policy.mysql.allowEmpty && rows === 0) {
-      reasons.push({ code: 'empty_restore' as const, message: `the dump restored ${tables.length} tables in "${db}", but every one of them is empty` });
-    }
-    return { summary, reasons };
+    return { summary, reasons: emptyDatabaseReasons('the dump', `database "${db}"`, tables.length, rows, ctx.policy.mysql.allowEmpty) };
   }
 
   async probe(ctx: RestoreContext): Promise<ProbeResult[]> {

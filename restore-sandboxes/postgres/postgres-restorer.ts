@@ -9,7 +9,7 @@ import { VerificationError } from '../../orchestrator/errors.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
 import { decompress, decompressHeadOnHost, decompressInSandbox, detectCompression } from '../compression.js';
 import { POSTGRES_IMAGE_MAJORS } from '../images/build-image.js';
-import type { ImageChoice, Inspection, RestoreContext, RestoreOutcome, Restorer } from '../restorer.js';
+import { emptyDatabaseReasons, sandboxLimits, type ImageChoice, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { detectDumpFormat } from './dump-format.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
@@ -63,11 +63,7 @@ export class PostgresRestorer implements Restorer {
       cmd: ['sleep', 'infinity'],
       user: 'postgres',
       capAdd: [],
-      memoryBytes: policy.sandbox.memoryBytes,
-      cpus: policy.sandbox.cpus,
-      pids: policy.sandbox.pids,
-      shmBytes: DEFAULTS.sandboxShmBytes,
-      tmpfs: { '/tmp': policy.sandbox.tmpBytes },
+      ...sandboxLimits(policy),
       volumes: [DATA_ROOT],
       readOnlyRoot: true,
     };
@@ -266,13 +262,7 @@ export class PostgresRestorer implements Restorer {
     );
     const [tables, rows, bytes] = row.trim().split('|').map(Number) as [number, number, number];
     const summary = { database: db, tables, estimatedRows: rows, sizeBytes: bytes };
-    const reasons = [];
-    if (!ctx.policy.postgres.allowEmpty && tables === 0) {
-      reasons.push({ code: 'empty_restore' as const, message: `the dump restored, but database "${db}" holds no tables` });
-    } else if (!ctx.policy.postgres.allowEmpty && rows === 0) {
-      reasons.push({ code: 'empty_restore' as const, message: `the dump restored ${tables} tables, but every one of them is empty` });
-    }
-    return { summary, reasons };
+    return { summary, reasons: emptyDatabaseReasons('the dump', `database "${db}"`, tables, rows, ctx.policy.postgres.allowEmpty) };
   }
 
   async probe(ctx: RestoreContext): Promise<ProbeResult[]> {

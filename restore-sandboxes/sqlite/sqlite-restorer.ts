@@ -1,14 +1,14 @@
 import { pipeline, type Readable } from 'node:stream';
 import type { PolicyConfig } from '../../orchestrator/config/types.js';
 import { DEFAULTS } from '../../orchestrator/defaults.js';
-import type { ProbeResult, Reason } from '../../orchestrator/domain.js';
+import type { ProbeResult } from '../../orchestrator/domain.js';
 import { VerificationError } from '../../orchestrator/errors.js';
 import { formatBytes } from '../../orchestrator/format.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
 import { decompress, decompressInSandbox } from '../compression.js';
 import { FILES_USER } from '../images/build-image.js';
 import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
-import type { Inspection, RestoreContext, RestoreOutcome, Restorer } from '../restorer.js';
+import { emptyDatabaseReasons, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, SandboxSpec } from '../sandbox-runtime.js';
 import { ByteTally } from './byte-tally.js';
 import { detectSqliteBackup, validPageSize, type DbHeader } from './sqlite-format.js';
@@ -53,11 +53,7 @@ export class SqliteRestorer implements Restorer {
       cmd: ['sleep', 'infinity'],
       user: FILES_USER,
       capAdd: [],
-      memoryBytes: policy.sandbox.memoryBytes,
-      cpus: policy.sandbox.cpus,
-      pids: policy.sandbox.pids,
-      shmBytes: DEFAULTS.sandboxShmBytes,
-      tmpfs: { '/tmp': policy.sandbox.tmpBytes },
+      ...sandboxLimits(policy),
       volumes: ['/restore'],
       readOnlyRoot: true,
     };
@@ -123,13 +119,7 @@ export class SqliteRestorer implements Restorer {
       total = counted.stdout.split('\n').filter(Boolean).reduce((sum, n) => sum + Number(n), 0);
     }
     const summary = { tables: tables.length, rows: total, sizeBytes: stats.bytes, foreignKeyViolations: stats.fk };
-    const reasons: Reason[] = [];
-    if (!ctx.policy.sqlite.allowEmpty && tables.length === 0) {
-      reasons.push({ code: 'empty_restore', message: 'the database restored, but it holds no tables' });
-    } else if (!ctx.policy.sqlite.allowEmpty && total === 0) {
-      reasons.push({ code: 'empty_restore', message: `the database restored ${tables.length} tables, but every one of them is empty` });
-    }
-    return { summary, reasons };
+    return { summary, reasons: emptyDatabaseReasons('the database', 'the file', tables.length, total, ctx.policy.sqlite.allowEmpty) };
   }
 
   async probe(ctx: RestoreContext): Promise<ProbeResult[]> {
