@@ -231,6 +231,17 @@ t.test('a decompression bomb stops at the ratio limit; too many entries at the e
   t.ok(Number(run.backup?.bytesRead) <= stored, 'read at most the whole backup');
   await nothingLeft(t, run);
 
+  const zipBomb = await tempDir('zipbomb');
+  await fs.writeFile(path.join(zipBomb, 'zeros.bin'), Buffer.alloc(200 * 1024 * 1024));
+  const zipFolder = await tempDir('bomb');
+  await archive(zipBomb, path.join(zipFolder, 'share.zip'), 'zip');
+  await fs.rm(zipBomb, { recursive: true });
+  await age(path.join(zipFolder, 'share.zip'), 60_000);
+  run = await check(zipFolder, '          []', '        files: { maxRatio: 20, ratioFloor: 8m }');
+  t.same(codes(run), ['archive_limit'], 'a zip bomb made by the real zip');
+  t.match(run.reasons[0]?.message, /at entry "zeros\.bin": a decompression bomb/);
+  await nothingLeft(t, run);
+
   run = await check(folder, '          []', '        files: { maxBytes: 50m }');
   t.same(codes(run), ['archive_limit']);
   t.match(run.reasons[0]?.message, /expands beyond files.maxBytes \(50(\.0)? MiB\) at entry "zeros\.bin"/);
