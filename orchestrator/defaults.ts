@@ -43,6 +43,22 @@ export const DEFAULTS = {
   sizeAnomalyMinPercent: 50,
   sizeAnomalyLastRuns: 10,
   sizeAnomalyMinHistory: 3,
+  /** Alert deliveries (email, webhook). */
+  alert: {
+    /** Attempts per delivery, the first included. */
+    maxAttempts: 4,
+    /** First retry delay; doubled each time, with jitter. */
+    retryBaseDelayMs: 1_000,
+    retryMaxDelayMs: 30_000,
+    /** A Retry-After longer than this ends the delivery instead of waiting. */
+    maxRetryAfterMs: 120_000,
+    /** One webhook request, body included. */
+    webhookTimeoutMs: 10_000,
+    smtpConnectionTimeoutMs: 10_000,
+    smtpGreetingTimeoutMs: 10_000,
+    /** SMTP inactivity. */
+    smtpSocketTimeoutMs: 30_000,
+  },
   dataDir: '.backproof',
   configFile: 'backproof.yaml',
   schema: 'backproof',
