@@ -14,7 +14,7 @@ export function renderRunSummary(run: RunRecord): string {
   if (b) {
     lines.push(`  backup   ${b.location}/${b.key}`);
     lines.push(`           ${bytes(b.size)}, taken ${b.backupTime} (${b.timestampSource}), age ${age(b.ageMs)}`);
-    if (b.format) lines.push(`           format ${b.format}${b.compression && b.compression !== 'none' ? ` + ${b.compression}` : ''}${b.header?.serverVersion ? `, dumped from PostgreSQL ${b.header.serverVersion}` : ''}`);
+    if (b.format) lines.push(`           format ${b.format}${b.compression && b.compression !== 'none' ? ` + ${b.compression}` : ''}${b.header?.serverVersion ? `, dumped from ${dumpedFrom(run.kind, b.header)} ${b.header.serverVersion}` : ''}`);
     const h = b.header ?? {};
     for (const [key, label] of [['databases', 'databases'], ['probedDatabase', 'probed in'], ['rolesCreated', 'roles made'], ['localesReplaced', 'locales']] as const) {
       if (h[key]) lines.push(`           ${label}: ${h[key]}`);
@@ -42,7 +42,7 @@ export function renderRunSummary(run: RunRecord): string {
     lines.push(`  rto      ${secs(m.rtoMeasuredMs)}${m.rtoTargetMs !== undefined ? ` (target ${age(m.rtoTargetMs)}: ${m.rtoMet ? 'met' : 'MISSED'})` : ''}`);
   }
   if (run.sandbox) {
-    lines.push(`  sandbox  ${run.sandbox.runtime} ${run.sandbox.image}${run.sandbox.serverVersion ? `, PostgreSQL ${run.sandbox.serverVersion}` : ''}, no network`);
+    lines.push(`  sandbox  ${run.sandbox.runtime} ${run.sandbox.image}${run.sandbox.serverVersion && run.sandbox.serverVersion !== run.sandbox.image ? `, ${SERVER_OF_KIND[run.kind] ?? ''}${run.sandbox.serverVersion}` : ''}, no network`);
     if (run.sandbox.imageChoice) lines.push(`           image chosen: ${run.sandbox.imageChoice}`);
   }
   if (run.restored) {
@@ -81,4 +81,13 @@ export function renderRunsTable(runs: RunRecord[]): string {
   ]);
   const head = ['RUN', 'STARTED (UTC)', 'POLICY', 'VERDICT', 'STATUS', 'TIME', 'BACKUP', 'REASON'];
   return renderTable(head, rows);
+}
+
+/** What runs in the sandbox, named before its version where the version does not say. */
+const SERVER_OF_KIND: Record<string, string> = { postgres: 'PostgreSQL ', sqlite: 'SQLite ' };
+
+/** The server a dump came from, as its header says. */
+function dumpedFrom(kind: string, header: Record<string, string>): string {
+  if (kind === 'mysql') return header.serverFlavor ?? 'MySQL';
+  return kind === 'postgres' ? 'PostgreSQL' : kind;
 }
