@@ -1,3 +1,4 @@
+import { entropy } from '../bytes.js';
 /**
  * Does a document's content look like what its name says? Ransomware leaves files whose names
  * are unchanged (report.docx, ledger.csv) and whose bytes are random. Text should have low
@@ -31,20 +32,6 @@ export function documentFamily(name: string): DocumentFamily | undefined {
   if (!ext) return undefined;
   if (TEXT.has(ext)) return 'text';
   return SIGNATURES[ext] ? 'signed' : undefined;
-}
-
-/** Shannon entropy of the bytes, in bits per byte (0..8). */
-export function entropy(bytes: Buffer): number {
-  if (bytes.length === 0) return 0;
-  const counts = new Array<number>(256).fill(0);
-  for (const b of bytes) counts[b]!++;
-  let h = 0;
-  for (const c of counts) {
-    if (c === 0) continue;
-    const p = c / bytes.length;
-    h -= p * Math.log2(p);
-  }
-  return h;
 }
 
 /**

@@ -34,17 +34,7 @@ export class FilesRestorer implements Restorer {
   private index: ArchiveIndex | undefined;
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
-    return {
-      runId,
-      policy: policy.name,
-      image: image ?? policy.sandbox.image ?? DEFAULTS.filesImage,
-      cmd: ['sleep', 'infinity'],
-      user: FILES_USER,
-      capAdd: [],
-      ...sandboxLimits(policy),
-      volumes: ['/restore'],
-      readOnlyRoot: true,
-    };
+    return filesSandboxSpec(policy, runId, image);
   }
 
   async prepare(ctx: RestoreContext): Promise<{ serverVersion: string }> {
@@ -156,6 +146,24 @@ export class FilesRestorer implements Restorer {
     if (!this.index) throw new Error('the archive has not been restored');
     return this.index;
   }
+}
+
+/**
+ * The sandbox of kinds files and sqlite: backproof/files, uid 1000 (owner of /restore in the
+ * image), no capabilities, read-only root, a per-run volume at /restore.
+ */
+export function filesSandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
+  return {
+    runId,
+    policy: policy.name,
+    image: image ?? policy.sandbox.image ?? DEFAULTS.filesImage,
+    cmd: ['sleep', 'infinity'],
+    user: FILES_USER,
+    capAdd: [],
+    ...sandboxLimits(policy),
+    volumes: ['/restore'],
+    readOnlyRoot: true,
+  };
 }
 
 function isZip(head: Buffer): boolean {

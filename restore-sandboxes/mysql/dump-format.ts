@@ -1,3 +1,4 @@
+import { looksLikeText, truncate } from '../bytes.js';
 /**
  * What a kind: mysql backup is, told from its first (decompressed) bytes:
  * - a mysqldump / mariadb-dump: SQL text whose header comment says so ("-- MySQL dump 10.13
@@ -77,16 +78,3 @@ function stripComments(text: string): string {
     .join('\n');
 }
 
-function looksLikeText(head: Buffer): boolean {
-  if (head.length === 0) return false;
-  let control = 0;
-  for (const b of head) {
-    if (b === 0) return false;
-    if (b < 0x09 || (b > 0x0d && b < 0x20)) control++;
-  }
-  return control / head.length < 0.01;
-}
-
-export function truncate(s: string, n: number): string {
-  return s.length > n ? s.slice(0, n - 1) + '…' : s;
-}

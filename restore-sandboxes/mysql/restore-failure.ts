@@ -1,6 +1,6 @@
 import { formatBytes } from '../../orchestrator/format.js';
 import { VerificationError } from '../../orchestrator/errors.js';
-import { truncate } from './dump-format.js';
+import { truncate } from '../bytes.js';
 
 /** What is known when the mariadb client stopped with an error. */
 export interface FailedRestore {

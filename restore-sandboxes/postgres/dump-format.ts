@@ -1,3 +1,4 @@
+import { looksLikeText } from '../bytes.js';
 /**
  * PostgreSQL dump formats, told apart by their bytes:
  * - custom (`pg_dump -Fc`): starts with "PGDMP"; its header holds the archive version, the
@@ -77,16 +78,6 @@ function tarMembers(head: Buffer): Array<{ name: string; offset: number; folder:
     at += 512 + Math.ceil(size / 512) * 512;
   }
   return members;
-}
-
-function looksLikeText(head: Buffer): boolean {
-  if (head.length === 0) return false;
-  let control = 0;
-  for (const b of head) {
-    if (b === 0) return false;
-    if (b < 0x09 || (b > 0x0d && b < 0x20)) control++;
-  }
-  return control / head.length < 0.01;
 }
 
 /** Best-effort reading of pg_backup_archiver's header; stops quietly at anything unexpected. */

@@ -14,6 +14,7 @@ import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { detectDumpFormat } from './dump-format.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
 import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
+import { truncate } from '../bytes.js';
 
 const DATA_ROOT = '/var/lib/postgresql';
 const DATA_DIR = `${DATA_ROOT}/backproof-restore`;
@@ -413,6 +414,3 @@ function lastLine(text: string): string {
   return truncate(text.trim().split('\n').at(-1) ?? '', 300);
 }
 
-function truncate(s: string, n: number): string {
-  return s.length > n ? s.slice(0, n - 1) + '…' : s;
-}

@@ -1,3 +1,4 @@
+import { entropy } from '../bytes.js';
 /**
  * What a SQLite backup is, told from its bytes:
  * - a database file: starts with "SQLite format 3\0"; its 100-byte header gives the page size,
@@ -123,7 +124,7 @@ export function describeBytes(head: Buffer): string {
     const first = text.trim().split('\n')[0] ?? '';
     return `text that is not a sqlite3 .dump (which begins "PRAGMA foreign_keys=OFF; BEGIN TRANSACTION;"); it begins "${first.slice(0, 60)}"`;
   }
-  if (entropy(head) > 7.5) return `random-looking bytes (starts with ${hex}): encrypted (e.g. SQLCipher, or an encrypted archive) or compressed in a format backproof does not read`;
+  if (headEntropy(head) > 7.5) return `random-looking bytes (starts with ${hex}): encrypted (e.g. SQLCipher, or an encrypted archive) or compressed in a format backproof does not read`;
   return `binary data that is not a SQLite database (starts with ${hex}; a database starts with "SQLite format 3")`;
 }
 
@@ -136,17 +137,8 @@ export function looksLikeText(head: Buffer): boolean {
   return bad === 0 && (sample.toString('utf8').match(/\uFFFD/g)?.length ?? 0) <= 1;
 }
 
-/** Shannon entropy in bits per byte (8 for random data). */
-function entropy(bytes: Buffer): number {
+/** Entropy of the first 64 KiB; 0 below 256 bytes (too few to judge). */
+function headEntropy(bytes: Buffer): number {
   const sample = bytes.subarray(0, 64 * 1024);
-  if (sample.length < 256) return 0;
-  const counts = new Array<number>(256).fill(0);
-  for (const b of sample) counts[b]!++;
-  let h = 0;
-  for (const c of counts) {
-    if (c === 0) continue;
-    const p = c / sample.length;
-    h -= p * Math.log2(p);
-  }
-  return h;
+  return sample.length < 256 ? 0 : entropy(sample);
 }

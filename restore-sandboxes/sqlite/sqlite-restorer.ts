@@ -8,10 +8,12 @@ import { peek } from '../../orchestrator/runner/integrity.js';
 import { decompress, decompressInSandbox } from '../compression.js';
 import { FILES_USER } from '../images/build-image.js';
 import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
-import { emptyDatabaseReasons, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
+import { emptyDatabaseReasons, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, SandboxSpec } from '../sandbox-runtime.js';
 import { ByteTally } from './byte-tally.js';
 import { detectSqliteBackup, validPageSize, type DbHeader } from './sqlite-format.js';
+import { truncate } from '../bytes.js';
+import { filesSandboxSpec } from '../files/files-restorer.js';
 
 const DB_FILE = '/restore/restored.sqlite';
 /** Everything after the restore reads the database read-only. */
@@ -46,17 +48,7 @@ export class SqliteRestorer implements Restorer {
   private readonly output: string[] = [];
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
-    return {
-      runId,
-      policy: policy.name,
-      image: image ?? policy.sandbox.image ?? DEFAULTS.filesImage,
-      cmd: ['sleep', 'infinity'],
-      user: FILES_USER,
-      capAdd: [],
-      ...sandboxLimits(policy),
-      volumes: ['/restore'],
-      readOnlyRoot: true,
-    };
+    return filesSandboxSpec(policy, runId, image);
   }
 
   async prepare(ctx: RestoreContext): Promise<{ serverVersion: string }> {
@@ -291,6 +283,3 @@ function lastLine(text: string): string {
   return truncate(text.trim().split('\n').at(-1) ?? '', 300);
 }
 
-function truncate(s: string, n: number): string {
-  return s.length > n ? s.slice(0, n - 1) + '…' : s;
-}
