@@ -58,6 +58,26 @@ export const DEFAULTS = {
     smtpGreetingTimeoutMs: 10_000,
     /** SMTP inactivity. */
     smtpSocketTimeoutMs: 30_000,
+    /** An open condition is notified again after this long. */
+    reminderAfterMs: 24 * 60 * 60_000,
+    /** A delivery that failed every attempt is tried again at each check for this long. */
+    retryForMs: 24 * 60 * 60_000,
+    /** One heartbeat ping. */
+    heartbeatTimeoutMs: 10_000,
+  },
+  /** backproof daemon. */
+  daemon: {
+    concurrency: 2,
+    perClient: 1,
+    catchUp: true,
+    /** First signal: how long running runs may finish before they are cancelled. */
+    shutdownGraceMs: 10 * 60_000,
+    /** Stale/missing/overdue checks, reminders and delivery retries between runs. */
+    checkEveryMs: 5 * 60_000,
+    timezone: 'UTC',
+    /** A scheduled run not started within this is overdue. */
+    overdueGraceMs: 60 * 60_000,
+    livenessHost: '127.0.0.1',
   },
   dataDir: '.backproof',
   configFile: 'backproof.yaml',

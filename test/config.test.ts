@@ -58,6 +58,24 @@ function sqlProbe(sql: string, expect: Expectation): ProbeConfig {
   return { type: 'sql', name: `sql: ${sql}`, sql, expect, timeoutMs };
 }
 
+/** What a file without daemon: and alerts: resolves to. */
+const DAEMON_AND_ALERT_DEFAULTS = {
+  daemon: {
+    concurrency: DEFAULTS.daemon.concurrency,
+    perClient: DEFAULTS.daemon.perClient,
+    catchUp: DEFAULTS.daemon.catchUp,
+    shutdownGraceMs: DEFAULTS.daemon.shutdownGraceMs,
+    checkEveryMs: DEFAULTS.daemon.checkEveryMs,
+    timezone: DEFAULTS.daemon.timezone,
+    overdueGraceMs: DEFAULTS.daemon.overdueGraceMs,
+    liveness: { host: DEFAULTS.daemon.livenessHost },
+  },
+  alerts: { channels: [], reminderAfterMs: DEFAULTS.alert.reminderAfterMs, maxAttempts: DEFAULTS.alert.maxAttempts, retryForMs: DEFAULTS.alert.retryForMs },
+};
+
+/** A policy's alert routing when nothing routes it. */
+const NO_ROUTING = { channels: [], to: [], reminderAfterMs: DEFAULTS.alert.reminderAfterMs };
+
 const defaultSandbox = {
   memoryBytes: DEFAULTS.sandboxMemoryBytes,
   cpus: DEFAULTS.sandboxCpus,
@@ -187,6 +205,7 @@ clients:
     sandbox: { image: 'postgres:16', memoryBytes: 4 * 1024 ** 3, cpus: 1.5, pids: 256, tmpBytes: 1024 ** 3, timeoutMs: 5_400_000 },
     postgres: { database: 'shop', allowEmpty: true, readinessTimeoutMs: 90_000 },
     ...KIND_DEFAULTS,
+    alerts: NO_ROUTING,
     probes: [
       sqlProbe('SELECT count(*) FROM orders', { op: 'atLeast', value: 1000 }),
       { ...sqlProbe('SELECT max(id) FROM orders', { op: 'atMost', value: 5_000_000 }), name: 'ids in range', timeoutMs: 10_000 },
@@ -219,6 +238,7 @@ clients:
     sandbox: defaultSandbox,
     postgres: { database: 'restore', allowEmpty: false, readinessTimeoutMs: DEFAULTS.readinessTimeoutMs },
     ...KIND_DEFAULTS,
+    alerts: NO_ROUTING,
     probes: [],
   };
   const expected: ResolvedConfig = {
@@ -226,9 +246,10 @@ clients:
     database: { url: 'postgres://backproof:s3cret-pw@db.internal:5432/evidence', schema: 'evidence_v1' },
     docker: { host: 'unix:///var/run/docker.sock' },
     clients: [
-      { name: 'acme', displayName: 'ACME Corp', policies: [shop] },
-      { name: 'globex', displayName: 'globex', policies: [crm] },
+      { name: 'acme', displayName: 'ACME Corp', alerts: {}, policies: [shop] },
+      { name: 'globex', displayName: 'globex', alerts: {}, policies: [crm] },
     ],
+    ...DAEMON_AND_ALERT_DEFAULTS,
     policies: [shop, crm],
     secrets: ['s3cret-pw'],
   };
@@ -251,13 +272,15 @@ t.test('a minimal file gets every default', async (t) => {
     sandbox: defaultSandbox,
     postgres: { database: 'restore', allowEmpty: false, readinessTimeoutMs: DEFAULTS.readinessTimeoutMs },
     ...KIND_DEFAULTS,
+    alerts: NO_ROUTING,
     probes: [],
   };
   t.strictSame(config, {
     file: path.resolve('conf/backproof.yaml'),
     database: { schema: DEFAULTS.schema },
     docker: {},
-    clients: [{ name: 'acme', displayName: 'acme', policies: [policy] }],
+    clients: [{ name: 'acme', displayName: 'acme', alerts: {}, policies: [policy] }],
+    ...DAEMON_AND_ALERT_DEFAULTS,
     policies: [policy],
     secrets: [],
   });
@@ -532,7 +555,7 @@ t.test('the JSON schema describes the file for editors', async (t) => {
   t.ok(schema.properties.clients, 'has properties.clients');
   t.match(schema.properties.clients!.description, /clients/);
   const client = schema.properties.clients!.items!.properties;
-  t.strictSame(Object.keys(client), ['name', 'displayName', 'policies']);
+  t.strictSame(Object.keys(client), ['name', 'displayName', 'alerts', 'policies']);
   const policy = (client.policies as { items: { properties: Record<string, { properties?: Record<string, { description?: string; type?: string }> }> } })
     .items.properties;
   t.match(policy.targets!.properties!.rpo, { type: 'string', description: /duration/ });

@@ -14,9 +14,14 @@ import { oneLine, type Redactor } from './redact.js';
  */
 export interface AlertChannel {
   readonly name: string;
-  deliver(alert: Alert, signal?: AbortSignal): Promise<DeliveryResult>;
+  deliver(alert: Alert, signal?: AbortSignal, opts?: DeliverOptions): Promise<DeliveryResult>;
   /** Releases connections; safe to call twice. */
   close(): Promise<void>;
+}
+
+export interface DeliverOptions {
+  /** Email: recipients added to the channel's own for this alert (the client's and policy's contacts). Webhooks ignore it. */
+  extraTo?: readonly string[];
 }
 
 export interface DeliveryResult {
@@ -32,6 +37,8 @@ export interface DeliveryResult {
   durationMs: number;
   /** What the receiver said: the SMTP message id and reply, or the HTTP status. */
   detail?: string;
+  /** The failure will not go away by trying again (a refusal, not an outage). */
+  permanent?: boolean;
 }
 
 /** Alert delivery defaults; units in the names. (Candidates for orchestrator/defaults.ts.) */
@@ -103,12 +110,13 @@ export interface RetryLoop {
 /** Runs attempts until one succeeds, a failure is permanent, attempts run out or `signal` aborts. */
 export async function deliverWithRetries(loop: RetryLoop): Promise<DeliveryResult> {
   const started = Date.now();
-  const result = (ok: boolean, attempts: number, extra: { error?: string; detail?: string }): DeliveryResult => ({
+  const result = (ok: boolean, attempts: number, extra: { error?: string; detail?: string; permanent?: boolean }): DeliveryResult => ({
     channel: loop.channel,
     ok,
     attempts,
     ...(extra.error !== undefined ? { error: oneLine(loop.redact(extra.error), 1000) } : {}),
     ...(extra.detail !== undefined ? { detail: oneLine(loop.redact(extra.detail), 500) } : {}),
+    ...(extra.permanent ? { permanent: true } : {}),
     at: new Date().toISOString(),
     durationMs: Date.now() - started,
   });
@@ -126,7 +134,7 @@ export async function deliverWithRetries(loop: RetryLoop): Promise<DeliveryResul
     }
     const said = `${loop.target}: ${failure.message}`;
     if (!failure.transient) {
-      return result(false, attempt, { error: `${said}; permanent failure, not retried${attempt > 1 ? ` (attempt ${attempt})` : ''}` });
+      return result(false, attempt, { error: `${said}; permanent failure, not retried${attempt > 1 ? ` (attempt ${attempt})` : ''}`, permanent: true });
     }
     if (attempt >= loop.retry.maxAttempts) {
       return result(false, attempt, { error: `${said}; gave up after ${attempt} attempt${attempt === 1 ? '' : 's'}` });

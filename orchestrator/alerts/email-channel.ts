@@ -9,6 +9,7 @@ import {
   resolveRetry,
   type AlertChannel,
   type ChannelCommonOptions,
+  type DeliverOptions,
   type DeliveryResult,
   type ResolvedRetryOptions,
 } from './channel.js';
@@ -60,7 +61,6 @@ export class EmailChannel implements AlertChannel {
   private closed = false;
 
   constructor(private readonly opts: EmailChannelOptions) {
-    if (opts.to.length === 0) throw new Error(`email channel ${opts.name ?? 'email'}: no recipient (to is empty)`);
     this.name = opts.name ?? 'email';
     this.target = `${this.name === 'email' ? 'email' : `email ${this.name}`} via SMTP ${opts.host}:${opts.port}`;
     const secrets = [...(opts.secrets ?? [])];
@@ -88,8 +88,23 @@ export class EmailChannel implements AlertChannel {
     });
   }
 
-  deliver(alert: Alert, signal?: AbortSignal): Promise<DeliveryResult> {
+  /** The channel's recipients plus `extra`, without duplicates (case-insensitive). */
+  recipients(extra: readonly string[] = []): string[] {
+    const seen = new Set<string>();
+    return [...this.opts.to, ...extra].filter((a) => {
+      const key = a.trim().toLowerCase();
+      if (key === '' || seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+
+  deliver(alert: Alert, signal?: AbortSignal, opts: DeliverOptions = {}): Promise<DeliveryResult> {
     if (this.closed) return Promise.resolve(closedResult(this.name, this.target));
+    const to = this.recipients(opts.extraTo);
+    if (to.length === 0) {
+      return Promise.resolve({ channel: this.name, ok: false, attempts: 0, error: `${this.target}: no recipient (the channel's to and the policy's alerts.to are empty)`, at: new Date().toISOString(), durationMs: 0 });
+    }
     const ids = messageIds(alert, this.opts.from);
     return deliverWithRetries({
       channel: this.name,
@@ -103,7 +118,7 @@ export class EmailChannel implements AlertChannel {
       attempt: async (_n, sig) => {
         const info = await this.transport.sendMail({
           from: this.opts.from,
-          to: this.opts.to,
+          to,
           ...(this.opts.cc && this.opts.cc.length > 0 ? { cc: this.opts.cc } : {}),
           subject: renderSubject(alert),
           text: renderText(alert),

@@ -2,10 +2,12 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, BackproofError } from '../errors.js';
 import { BACKPROOF_VERSION } from '../version.js';
 import { registerBackups } from './backups-command.js';
+import { registerDaemon } from './daemon-command.js';
 import { registerDemo } from './demo-command.js';
 import { registerImages } from './images-command.js';
 import { registerRun } from './run-command.js';
 import { registerRuns } from './runs-command.js';
+import { registerStatus } from './status-command.js';
 import { registerValidate } from './validate-command.js';
 
 /** Exit codes: 0 pass/ok, 1 a run failed (the backup is bad), 2 an error (config, engine, ours). */
@@ -26,7 +28,9 @@ export async function main(argv: string[]): Promise<number> {
 
   registerValidate(program, setExit);
   registerRun(program, setExit);
+  registerDaemon(program, setExit);
   registerRuns(program, setExit);
+  registerStatus(program, setExit);
   registerBackups(program, setExit);
   registerImages(program, setExit);
   registerDemo(program, setExit);

@@ -11,7 +11,11 @@ export function registerValidate(program: Command, _setExit: (code: number) => v
       const config = await loadConfig(configPath(cmd.optsWithGlobals<GlobalOptions>()));
       const c = config.clients.length;
       const p = config.policies.length;
-      process.stdout.write(`ok: ${c} ${c === 1 ? 'client' : 'clients'}, ${p} ${p === 1 ? 'policy' : 'policies'}\n`);
+      const scheduled = config.policies.filter((policy) => policy.schedule !== undefined).length;
+      const channels = config.alerts.channels.length;
+      // The daemon's parts are mentioned only when the file has them.
+      const extra = [scheduled > 0 ? `${scheduled} scheduled` : '', channels > 0 ? `${channels} alert ${channels === 1 ? 'channel' : 'channels'}` : ''].filter(Boolean);
+      process.stdout.write(`ok: ${c} ${c === 1 ? 'client' : 'clients'}, ${p} ${p === 1 ? 'policy' : 'policies'}${extra.map((e) => `, ${e}`).join('')}\n`);
     });
 
   program

@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import { DEFAULTS } from '../defaults.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { resolveReferences, type KeyPath } from './references.js';
+import { alertSecrets } from './daemon-schema.js';
 import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote } from './schema.js';
 import type { ResolvedConfig } from './types.js';
 
@@ -66,7 +67,8 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
     problems.push({ ...where(draft.path, draft.atKey), problem: draft.problem, fix: draft.fix });
   }
 
-  const secrets = new Set(refs.secrets);
+  // Alert and heartbeat secrets are taken from the data as read, so problems never show them either.
+  const secrets = new Set([...refs.secrets, ...alertSecrets(refs.value)]);
   let resolved: ResolvedConfig | undefined;
   if (parsed.success) {
     const config = parsed.data;
@@ -110,7 +112,10 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
     }
     const password = database.url === undefined ? '' : urlPassword(database.url);
     if (password !== '') secrets.add(password);
-    resolved = { file: full, database, docker: config.docker, clients: config.clients, policies: config.policies, secrets: [...secrets] };
+    const daemon = config.daemon;
+    if (daemon.liveness.file !== undefined) daemon.liveness.file = path.resolve(baseDir, daemon.liveness.file);
+    for (const channel of config.alerts.channels) if (channel.type === 'email' && channel.auth) secrets.add(channel.auth.pass);
+    resolved = { file: full, database, docker: config.docker, daemon, alerts: config.alerts, clients: config.clients, policies: config.policies, secrets: [...secrets] };
   }
 
   if (problems.length > 0 || resolved === undefined) {

@@ -2,7 +2,9 @@
  * The one zod schema for the config file (version 1). Parsing the file's data through
  * `configSchema` yields the resolved types of types.ts with defaults applied and durations and
  * sizes turned into numbers. Left to load.ts, which sees the whole file: `file`, `secrets`,
- * absolute `source.path` values, and unique client and policy names across the file.
+ * absolute `source.path` and `daemon.liveness.file` values, and unique client and policy names
+ * across the file. The daemon's parts (daemon:, alerts:, schedules, heartbeats, alert routing)
+ * are in daemon-schema.ts; the shared building blocks in schema-helpers.ts.
  *
  * Messages: every issue raised here carries both what is wrong and what to do, joined by
  * `FIX_SEPARATOR` (see `say`); load.ts splits them into a ConfigProblem's `problem` and `fix`.
@@ -10,87 +12,17 @@
 import cronParser from 'cron-parser';
 import { z } from 'zod';
 import { DEFAULTS } from '../defaults.js';
-import { DURATION_EXAMPLES, parseDuration } from './duration.js';
-import type { ClientConfig, CustomKindConfig, Expectation, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, ProbeConfig, RestoreKind, ServiceConfig, SizeAnomalyConfig } from './types.js';
+import { DURATION_EXAMPLES } from './duration.js';
+import { addProblem, compactDuration, duration, durationKey, identifier, inLargestUnit, isRecordPayload, matching, nonEmptyText, quote, say, timezone, typeError } from './schema-helpers.js';
+import { alertRouting, alertsSchema, checkChannelNames, daemonSchema, heartbeatSchema, resolveClient, scheduleSchema, type ClientDraft, type PolicyDraft } from './daemon-schema.js';
+import type { CustomKindConfig, Expectation, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, ProbeConfig, RestoreKind, ServiceConfig, SizeAnomalyConfig } from './types.js';
 import type { ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from './types.js';
 
 /** What the schema produces; load.ts adds `file` and `secrets` and absolutises source paths. */
 export type ConfigFromSchema = Omit<ResolvedConfig, 'file' | 'secrets'>;
 
-export const FIX_SEPARATOR = '\u001f';
-
-/** An issue message carrying the problem and the fix; load.ts splits it again. */
-export function say(problem: string, fix: string): string {
-  return `${problem}${FIX_SEPARATOR}${fix}`;
-}
-
-/** A value as shown in a message: JSON-quoted, shortened. */
-export function quote(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
-type Ctx = z.RefinementCtx;
-
-/**
- * Cross-key checks run even when a key inside failed, so that every problem is reported at
- * once; they then see the object as written (partly unparsed), but always an object.
- */
-function isRecordPayload(payload: { value: unknown }): boolean {
-  return typeof payload.value === 'object' && payload.value !== null && !Array.isArray(payload.value);
-}
-
-function addProblem(ctx: Ctx, problem: string, fix: string, path?: Array<string | number>): void {
-  ctx.addIssue({ code: 'custom', message: say(problem, fix), ...(path ? { path } : {}) });
-}
-
-/** Error for a wrong type; `undefined` (a missing key) is left to load.ts's generic wording. */
-function typeError(what: string, fix: (input: unknown) => string) {
-  return (issue: { input?: unknown }) =>
-    issue.input === undefined || issue.input === null ? undefined : say(`${quote(issue.input)} is not ${what}`, fix(issue.input));
-}
-
-// ---- Scalars ---------------------------------------------------------------------------------
-
-/** A string matching `re`; otherwise `"value" is not <what>` with the fix. */
-function matching(re: RegExp, what: string, fix: string) {
-  return z.string().superRefine((value, ctx) => {
-    if (!re.test(value)) addProblem(ctx, `${quote(value)} is not ${what}`, fix);
-  });
-}
-
-function identifier(what: string) {
-  const fix = 'use lowercase letters, digits, ".", "_" and "-", starting with a letter or digit, e.g. acme-shop-db';
-  return matching(/^[a-z0-9][a-z0-9._-]*$/, `a valid ${what} name`, fix);
-}
-
-const DURATION_FIX = `use a number and a unit: ${DURATION_EXAMPLES}`;
-
-const duration = z
-  .string({ error: typeError('a duration', (input) => (typeof input === 'number' ? `add a unit: ${input}s, ${input}m or ${input}h` : DURATION_FIX)) })
-  .transform((text, ctx) => {
-    try {
-      return parseDuration(text);
-    } catch {
-      addProblem(ctx, `${quote(text)} is not a duration`, DURATION_FIX);
-      return z.NEVER;
-    }
-  });
-
-function durationKey(what: string, fallbackMs?: number) {
-  const dflt = fallbackMs === undefined ? '' : ` Default ${compactDuration(fallbackMs)}.`;
-  return duration.optional().describe(`${what} A duration: ${DURATION_EXAMPLES}, 500ms, 1h30m.${dflt}`);
-}
-
-/** A value in the largest unit that divides it evenly: 48h (not 2d: reads better for RPOs), 2g. */
-function inLargestUnit(value: number, units: Array<[string, number]>): string {
-  const [unit, size] = units.find(([, size]) => value % size === 0) ?? ['', 1];
-  return `${value / size}${unit}`;
-}
-
-function compactDuration(ms: number): string {
-  return inLargestUnit(ms, [['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]]);
-}
+// The building blocks live in schema-helpers.ts (so daemon-schema.ts can use them without a cycle).
+export { addProblem, compactDuration, durationKey, FIX_SEPARATOR, identifier, isRecordPayload, isTimeZone, matching, nonEmptyText, quote, say, timezone, typeError } from './schema-helpers.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 const SIZE_FIX = 'use a number and a unit: 512m, 2g, 2GiB, 1024mb, or a number of bytes';
@@ -126,20 +58,6 @@ const regexString = z.string().superRefine((source, ctx) => {
     addProblem(ctx, `${quote(source)} is not a valid regular expression (${why})`, fix);
   }
 });
-
-function isTimeZone(zone: string): boolean {
-  try {
-    return Boolean(new Intl.DateTimeFormat(undefined, { timeZone: zone }));
-  } catch {
-    return false;
-  }
-}
-
-const timezone = z.string().refine(isTimeZone, { error: (iss) => say(`${quote(iss.input)} is not an IANA time zone`, 'use a name such as UTC, Europe/Berlin or America/New_York') });
-
-function nonEmptyText(what: string) {
-  return z.string().refine((text) => text.trim() !== '', { error: say(`${what} is empty`, `write the ${what}`) });
-}
 
 // ---- Source and selector ---------------------------------------------------------------------
 
@@ -671,6 +589,9 @@ const policy = z
     custom: custom.optional(),
     sizeAnomaly,
     probes: z.array(probe).default([]).describe('Checks run on the restored data, in order. Default none.'),
+    schedule: scheduleSchema.optional(),
+    heartbeat: heartbeatSchema.optional(),
+    alerts: alertRouting('policy').optional(),
   })
   .superRefine((value, ctx) => {
     const kind = value.kind as RestoreKind;
@@ -699,8 +620,11 @@ const policy = z
       }
     });
   }, { when: isRecordPayload })
-  .transform((value) => ({
+  .transform(({ schedule, heartbeat, alerts, ...value }): Omit<PolicyDraft, 'client'> => ({
     ...value,
+    ...(schedule !== undefined ? { schedule } : {}),
+    ...(heartbeat !== undefined ? { heartbeat } : {}),
+    ...(alerts !== undefined ? { alerts } : {}),
     postgres: value.postgres ?? postgres.parse({}),
     mysql: value.mysql ?? mysql.parse({}),
     files: value.files ?? files.parse({}),
@@ -712,15 +636,17 @@ const client = z
   .strictObject({
     name: identifier('client').describe('Client id, unique: lowercase letters, digits, ".", "_", "-".'),
     displayName: nonEmptyText('displayName').optional().describe('Name shown in reports. Default: name.'),
+    alerts: alertRouting('client').optional(),
     policies: z
       .array(policy)
       .min(1, { error: say('client has no policies', 'add at least one policy under policies:') })
       .describe('The client\'s policies; at least one.'),
   })
-  .transform((value): ClientConfig => ({
+  .transform((value): ClientDraft => ({
     name: value.name,
     displayName: value.displayName ?? value.name,
-    policies: value.policies.map((p): PolicyConfig => ({ ...p, client: value.name })),
+    alerts: value.alerts ?? {},
+    policies: value.policies.map((p): PolicyDraft => ({ ...p, client: value.name })),
   }))
   .describe('A client (tenant) and its policies.');
 
@@ -762,17 +688,26 @@ export const configSchema = z
       .describe('Config file format version; 1.'),
     database: database.prefault({}),
     docker: docker.prefault({}),
+    daemon: daemonSchema.prefault({}),
+    alerts: alertsSchema.prefault({}),
     clients: z
       .array(client)
       .min(1, { error: say('no clients', 'add at least one client under clients:, each with name and policies') })
       .describe('The clients (tenants) whose backups are verified; at least one.'),
   })
-  .transform((value): ConfigFromSchema => ({
-    database: value.database.url !== undefined ? { url: value.database.url, schema: value.database.schema } : { schema: value.database.schema },
-    docker: value.docker.host !== undefined ? { host: value.docker.host } : {},
-    clients: value.clients,
-    policies: value.clients.flatMap((c) => c.policies),
-  }))
+  .superRefine((value, ctx) => checkChannelNames(value, ctx), { when: isRecordPayload })
+  .transform((value): ConfigFromSchema => {
+    // Policies cannot see daemon: and alerts:; their schedules and alert routing are completed here.
+    const clients = value.clients.map((c) => resolveClient(c, value.daemon, value.alerts));
+    return {
+      database: value.database.url !== undefined ? { url: value.database.url, schema: value.database.schema } : { schema: value.database.schema },
+      docker: value.docker.host !== undefined ? { host: value.docker.host } : {},
+      daemon: value.daemon,
+      alerts: value.alerts,
+      clients,
+      policies: clients.flatMap((c) => c.policies),
+    };
+  })
   .meta({ title: 'backproof configuration', description: 'backproof.yaml: the clients, policies and probes backproof verifies.' });
 
 let jsonSchemaCache: Record<string, unknown> | undefined;

@@ -11,6 +11,10 @@ export interface ResolvedConfig {
   database: { url?: string; schema: string };
   docker: { host?: string };
   clients: ClientConfig[];
+  /** `backproof daemon`: limits, catch-up, shutdown, liveness. All defaults when the file has no `daemon:`. */
+  daemon: DaemonConfig;
+  /** Alert channels and defaults. No channels: alerts are evaluated and recorded but sent nowhere. */
+  alerts: AlertsConfig;
   /** Every policy of every client, in file order, for convenience. */
   policies: PolicyConfig[];
   /** Values that came from references; the logger redacts them. */
@@ -20,7 +24,121 @@ export interface ResolvedConfig {
 export interface ClientConfig {
   name: string;
   displayName: string;
+  /** The client's alert routing as written (its policies' `alerts` already include it). */
+  alerts: AlertRoutingInput;
   policies: PolicyConfig[];
+}
+
+// ---- Daemon, schedules, alerts -----------------------------------------------------------------
+
+export interface DaemonConfig {
+  /** Runs at once, overall. Default 2. */
+  concurrency: number;
+  /** Runs at once per client. Default 1. */
+  perClient: number;
+  /** At start, run each policy whose last scheduled time passed without a run. Default true. */
+  catchUp: boolean;
+  /** First signal: wait this long for running runs, then cancel them. Default 10m. */
+  shutdownGraceMs: number;
+  /** How often conditions between runs are checked (stale, missing, overdue, reminders, delivery retries). Default 5m. */
+  checkEveryMs: number;
+  /** Zone of schedules that name none. Default UTC. */
+  timezone: string;
+  /** Default `grace` of schedules: a scheduled run not started within it is `overdue`. Default 1h. */
+  overdueGraceMs: number;
+  liveness: {
+    /** Rewritten with a JSON status at least every `checkEveryMs` and after each run; absent when unset. */
+    file?: string;
+    /** HTTP port serving GET /healthz (200 alive, 503 not); 0 picks a free port; absent when unset. */
+    port?: number;
+    /** Address the liveness endpoint listens on. Default 127.0.0.1. */
+    host: string;
+  };
+}
+
+/**
+ * When a policy is verified. `cron` always holds a cron expression node-schedule and cron-parser
+ * understand (5 fields, or 6 with seconds first); shorthands such as `daily at 02:30` are turned
+ * into one by the schema.
+ */
+export interface ScheduleConfig {
+  /** As written, for messages and `backproof status`: "daily at 02:30" or "0 2 * * *". */
+  text: string;
+  cron: string;
+  /** IANA zone the schedule runs in. */
+  timezone: string;
+  /** Each scheduled run starts after a random delay of up to this. Default 0. */
+  jitterMs: number;
+  /** A scheduled run that has not started within this (plus jitter) is `overdue`. */
+  graceMs: number;
+}
+
+/** healthchecks.io-style pings: `url` on pass, `failUrl` on fail or error. */
+export interface HeartbeatConfig {
+  url: string;
+  /** Default `url` + "/fail". */
+  failUrl: string;
+  timeoutMs: number;
+}
+
+export type AlertConditionName = 'fail' | 'error' | 'recovery' | 'stale' | 'missing' | 'size_anomaly' | 'rto_exceeded' | 'overdue' | 'delivery_failed';
+
+/** Alert routing as written on a client or a policy. */
+export interface AlertRoutingInput {
+  channels?: string[];
+  to?: string[];
+  reminderAfterMs?: number;
+}
+
+/** A policy's alert routing, resolved: policy over client over `alerts:` defaults. */
+export interface AlertRouting {
+  /** Names of the channels this policy's alerts go to (each also filters by its `conditions`). */
+  channels: string[];
+  /** Extra recipients for the email channels, the client's and the policy's together. */
+  to: string[];
+  /** An open condition is notified again after this long; 0: never. */
+  reminderAfterMs: number;
+}
+
+interface ChannelBase {
+  name: string;
+  /** Conditions this channel is told about (their resolutions included). Default: all. */
+  conditions: AlertConditionName[];
+}
+
+export interface EmailChannelConfig extends ChannelBase {
+  type: 'email';
+  host: string;
+  port: number;
+  /** Implicit TLS (port 465). */
+  secure: boolean;
+  startTls: 'required' | 'opportunistic' | 'never';
+  tlsRejectUnauthorized: boolean;
+  auth?: { user: string; pass: string };
+  from: string;
+  /** Always-on recipients; client and policy `alerts.to` are added. A mail with nobody to go to is skipped. */
+  to: string[];
+  cc: string[];
+}
+
+export interface WebhookChannelConfig extends ChannelBase {
+  type: 'webhook';
+  url: string;
+  preset: 'generic' | 'slack' | 'teams';
+  headers: Record<string, string>;
+  timeoutMs: number;
+}
+
+export type ChannelConfig = EmailChannelConfig | WebhookChannelConfig;
+
+export interface AlertsConfig {
+  channels: ChannelConfig[];
+  /** Default reminder interval. Default 24h. */
+  reminderAfterMs: number;
+  /** Attempts per delivery, the first included. Default 4. */
+  maxAttempts: number;
+  /** A delivery that failed every attempt is tried again at each check for this long. Default 24h. */
+  retryForMs: number;
 }
 
 export interface TimestampFromName {
@@ -315,4 +433,8 @@ export interface PolicyConfig {
   /** false: no size check. */
   sizeAnomaly: SizeAnomalyConfig | false;
   probes: ProbeConfig[];
+  /** When `backproof daemon` verifies it; without one the daemon only checks staleness and reminders. */
+  schedule?: ScheduleConfig;
+  heartbeat?: HeartbeatConfig;
+  alerts: AlertRouting;
 }

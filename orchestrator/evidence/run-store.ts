@@ -169,6 +169,16 @@ export class RunStore {
     return rows.map((r) => Number(r.size));
   }
 
+  /** Each policy's newest run (with `verdict`: its newest run of that verdict), by policy name. */
+  async latestPerPolicy(verdict?: 'pass' | 'fail' | 'error'): Promise<Map<string, RunRecord>> {
+    const { rows } = await this.executor.query<Row>(
+      `SELECT DISTINCT ON (policy) ${COLUMNS} FROM ${this.runs}
+        ${verdict ? 'WHERE verdict = $1' : ''} ORDER BY policy, started_at DESC, id DESC`,
+      verdict ? [verdict] : [],
+    );
+    return new Map(rows.map((r) => [String(r.policy), toRecord(r)]));
+  }
+
   /** Runs with status `running` (on any host), newest first. */
   async running(): Promise<RunRecord[]> {
     const { rows } = await this.executor.query<Row>(

@@ -1,0 +1,454 @@
+/**
+ * The parts of the config schema for `backproof daemon`: the top-level `daemon:` and `alerts:`
+ * blocks, each policy's `schedule`, `heartbeat` and `alerts`, and each client's `alerts`.
+ * schema.ts puts them in place. A policy cannot see `daemon:` or `alerts:`, so its schedule and
+ * routing come out of the policy schema as drafts; the top-level transform turns them into the
+ * resolved types with `resolveClient`, and checks the channel names with `checkChannelNames`.
+ *
+ * Messages follow schema.ts: each issue carries the problem and the fix (see `say`).
+ */
+import { z } from 'zod';
+import { headerSecrets, urlSecrets } from '../alerts/redact.js';
+import { DEFAULTS } from '../defaults.js';
+import { parseScheduleText, shortestGapMs, SHORTHAND_EXAMPLES } from '../scheduler/schedule.js';
+import { DURATION_EXAMPLES } from './duration.js';
+import { addProblem, compactDuration, duration, durationKey, identifier, isRecordPayload, matching, nonEmptyText, quote, say, timezone, typeError, type Ctx } from './schema-helpers.js';
+import type {
+  AlertConditionName,
+  AlertRouting,
+  AlertRoutingInput,
+  AlertsConfig,
+  ClientConfig,
+  DaemonConfig,
+  EmailChannelConfig,
+  HeartbeatConfig,
+  PolicyConfig,
+  ScheduleConfig,
+  WebhookChannelConfig,
+} from './types.js';
+
+// ---- Conditions, addresses, URLs -------------------------------------------------------------
+
+const CONDITION_HELP: Record<AlertConditionName, string> = {
+  fail: 'the backup is bad',
+  error: 'the verification could not run',
+  recovery: 'a condition ended',
+  stale: 'no new backup within the RPO',
+  missing: 'an expected backup is absent',
+  size_anomaly: 'a backup much smaller than usual',
+  rto_exceeded: 'the restore took longer than its RTO',
+  overdue: 'backproof has not verified the policy on time',
+  delivery_failed: 'another alert could not be delivered',
+};
+
+/** Every alert condition, in the order they are documented. */
+export const ALERT_CONDITION_NAMES = Object.keys(CONDITION_HELP) as [AlertConditionName, ...AlertConditionName[]];
+
+const conditions = z
+  .array(z.enum(ALERT_CONDITION_NAMES, { error: typeError('an alert condition', () => `use ${ALERT_CONDITION_NAMES.join(', ')}`) }))
+  .min(1, { error: say('conditions is empty', 'list the conditions to send, or remove conditions to send all') })
+  .optional()
+  .describe(`Conditions this channel is told about (their resolutions included): ${ALERT_CONDITION_NAMES.map((c) => `${c} (${CONDITION_HELP[c]})`).join(', ')}. Default: all.`);
+
+/** A light check: something@something, no spaces or brackets. */
+const ADDRESS = '[^\\s@<>(),;:"]+@[^\\s@<>(),;:"]+';
+
+const emailAddress = matching(new RegExp(`^${ADDRESS}$`), 'an email address', 'write name@example.com; several addresses go in a list: [a@example.com, b@example.com]');
+const sender = matching(
+  new RegExp(`^(?:${ADDRESS}|[^<>]*<\\s*${ADDRESS}\\s*>)$`),
+  'a sender address',
+  'write alerts@example.com or "backproof <alerts@example.com>" (quoted in YAML)',
+);
+
+export function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.host !== '';
+  } catch {
+    return false;
+  }
+}
+
+function httpUrl(example: string) {
+  return z.string().superRefine((value, ctx) => {
+    if (!isHttpUrl(value)) addProblem(ctx, `${quote(value)} is not an http(s) URL`, `write the full URL, e.g. ${example}, or a reference such as \${env:...}`);
+  });
+}
+
+const channelName = identifier('channel');
+
+// ---- daemon: -----------------------------------------------------------------------------------
+
+const D = DEFAULTS.daemon;
+
+const liveness = z
+  .strictObject({
+    file: nonEmptyText('file').optional().describe("JSON status file, rewritten at every check and after each run; relative paths start at the config file's folder. Default: none."),
+    port: z.number().int().min(0).max(65535).optional().describe('Port of an HTTP endpoint answering GET /healthz (200 alive, 503 stalled); 0 picks a free port. Default: none.'),
+    host: nonEmptyText('host').optional().describe(`Address the endpoint listens on. Default ${D.livenessHost}.`),
+  })
+  .describe('How process supervisors see that the daemon is alive: a status file and/or an HTTP endpoint. Optional.');
+
+export const daemonSchema = z
+  .strictObject({
+    concurrency: z.number().int().min(1).default(D.concurrency).describe(`Runs at once, overall. Default ${D.concurrency}.`),
+    perClient: z.number().int().min(1).default(D.perClient).describe(`Runs at once per client. Default ${D.perClient}.`),
+    catchUp: z.boolean().default(D.catchUp).describe(`At start, run each policy whose last scheduled time passed without a run. Default ${String(D.catchUp)}.`),
+    shutdownGrace: durationKey('First stop signal: running runs may finish within this, then they are cancelled.', D.shutdownGraceMs),
+    checkEvery: duration
+      .refine((ms) => ms >= 1000, { error: (iss) => say(`${compactDuration(Number(iss.input))} is too short`, 'use at least 1s; minutes (5m) are plenty for the checks between runs') })
+      .optional()
+      .describe(`How often conditions between runs are checked (stale, missing, overdue, reminders, delivery retries); at least 1s. A duration: ${DURATION_EXAMPLES}. Default ${compactDuration(D.checkEveryMs)}.`),
+    timezone: timezone.optional().describe(`IANA zone of schedules that name none, e.g. Europe/Berlin. Default ${D.timezone}.`),
+    overdueGrace: durationKey('Default grace of schedules: a scheduled run not started within it is overdue.', D.overdueGraceMs),
+    liveness: liveness.optional(),
+  })
+  .transform(
+    (v): DaemonConfig => ({
+      concurrency: v.concurrency,
+      perClient: v.perClient,
+      catchUp: v.catchUp,
+      shutdownGraceMs: v.shutdownGrace ?? D.shutdownGraceMs,
+      checkEveryMs: v.checkEvery ?? D.checkEveryMs,
+      timezone: v.timezone ?? D.timezone,
+      overdueGraceMs: v.overdueGrace ?? D.overdueGraceMs,
+      liveness: {
+        // load.ts makes the file absolute (relative to the config file).
+        ...(v.liveness?.file !== undefined ? { file: v.liveness.file } : {}),
+        ...(v.liveness?.port !== undefined ? { port: v.liveness.port } : {}),
+        host: v.liveness?.host ?? D.livenessHost,
+      },
+    }),
+  )
+  .describe('backproof daemon: how many runs at once, catch-up at start, shutdown, checks between runs, liveness. All keys optional.');
+
+// ---- alerts: -----------------------------------------------------------------------------------
+
+const A = DEFAULTS.alert;
+
+const emailChannel = z
+  .strictObject({
+    name: channelName.describe('Channel name, used in alerts.channels of clients and policies; unique.'),
+    type: z.literal('email').describe('Email through an SMTP server.'),
+    host: nonEmptyText('host').describe('SMTP server, e.g. smtp.example.com.'),
+    port: z.number().int().min(1).max(65535).optional().describe('SMTP port. Default 587, or 465 with secure: true.'),
+    secure: z.boolean().default(false).describe('Implicit TLS from the first byte (usually port 465). Default false: a plain connection upgraded with STARTTLS (see startTls).'),
+    startTls: z
+      .enum(['required', 'opportunistic', 'never'])
+      .optional()
+      .describe('Without secure: "required" (default) fails unless the upgrade to TLS works; "opportunistic" upgrades when offered; "never" stays plain.'),
+    tlsRejectUnauthorized: z.boolean().default(true).describe('Check the server certificate. Default true; false only for a server with a self-signed certificate you trust.'),
+    user: nonEmptyText('user').optional().describe('SMTP login; together with password. Default: no authentication.'),
+    password: nonEmptyText('password').optional().describe('SMTP password, from a reference: ${env:SMTP_PASSWORD} or ${file:secrets/smtp}.'),
+    from: sender.describe('Sender: alerts@example.com or "backproof <alerts@example.com>".'),
+    to: z.array(emailAddress).default([]).describe("Recipients of every alert; clients' and policies' alerts.to are added. Default none."),
+    cc: z.array(emailAddress).default([]).describe('Copy recipients of every alert. Default none.'),
+    conditions,
+  })
+  .superRefine((v, ctx) => {
+    if (v.user !== undefined && v.password === undefined) {
+      addProblem(ctx, 'user is set but password is not', 'add password: ${env:SMTP_PASSWORD} (a reference keeps it out of the file), or remove user to send without authentication', ['user']);
+    }
+    if (v.password !== undefined && v.user === undefined) {
+      addProblem(ctx, 'password is set but user is not', 'add user: (the SMTP login), or remove password to send without authentication', ['password']);
+    }
+    if (v.secure === true && v.startTls !== undefined) {
+      addProblem(ctx, 'startTls applies only without secure: true', 'remove startTls (secure: true encrypts from the first byte, usually on port 465), or set secure: false to upgrade with STARTTLS (port 587)', ['startTls']);
+    }
+  }, { when: isRecordPayload })
+  .transform(
+    ({ user, password, port, startTls, conditions: only, ...v }): EmailChannelConfig => ({
+      ...v,
+      port: port ?? (v.secure ? 465 : 587),
+      // With implicit TLS there is nothing to upgrade.
+      startTls: startTls ?? (v.secure ? 'never' : 'required'),
+      ...(user !== undefined && password !== undefined ? { auth: { user, pass: password } } : {}),
+      conditions: only ?? [...ALERT_CONDITION_NAMES],
+    }),
+  );
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+const webhookChannel = z
+  .strictObject({
+    name: channelName.describe('Channel name, used in alerts.channels of clients and policies; unique.'),
+    type: z.literal('webhook').describe('An HTTP POST of the alert as JSON: generic, Slack or Microsoft Teams.'),
+    url: httpUrl('https://hooks.slack.com/services/...').describe('Where to POST; it usually holds a token: use a reference, ${env:SLACK_WEBHOOK_URL}.'),
+    preset: z.enum(['generic', 'slack', 'teams']).default('generic').describe('Body format: "generic" (backproof\'s JSON, default), "slack" (incoming webhook) or "teams" (workflow webhook, adaptive card).'),
+    headers: z
+      .record(
+        matching(HEADER_NAME, 'a header name', 'use letters, digits and "-", e.g. Authorization or X-Api-Key'),
+        z.string({ error: typeError('a header value', () => 'write the value as text, e.g. "Bearer ${env:HOOK_TOKEN}"') }),
+      )
+      .default({})
+      .describe('Extra request headers, e.g. { Authorization: "Bearer ${env:HOOK_TOKEN}" }; their values are treated as secrets. Default none.'),
+    timeout: durationKey('Limit for one request, body included.', A.webhookTimeoutMs),
+    conditions,
+  })
+  .transform(
+    ({ timeout, conditions: only, ...v }): WebhookChannelConfig => ({
+      ...v,
+      timeoutMs: timeout ?? A.webhookTimeoutMs,
+      conditions: only ?? [...ALERT_CONDITION_NAMES],
+    }),
+  );
+
+const channel = z
+  .discriminatedUnion('type', [emailChannel, webhookChannel], {
+    error: (issue) =>
+      issue.code === 'invalid_union' && (issue as { note?: string }).note === 'No matching discriminator'
+        ? say('unknown or missing channel type', 'set type: email (host, from, to) or type: webhook (url, preset)')
+        : undefined,
+  })
+  .describe('An alert channel: type email or webhook, with that type\'s keys.');
+
+export const alertsSchema = z
+  .strictObject({
+    reminderAfter: durationKey('An open condition is notified again after this long; "0s": never.', A.reminderAfterMs),
+    maxAttempts: z.number().int().min(1).max(20).default(A.maxAttempts).describe(`Attempts per delivery, the first included. Default ${A.maxAttempts}.`),
+    retryFor: durationKey('A delivery that failed every attempt is tried again at each check for this long.', A.retryForMs),
+    channels: z.array(channel).default([]).describe('Where alerts go. Default none: alerts are evaluated and recorded but sent nowhere.'),
+  })
+  .superRefine((v, ctx) => {
+    const first = new Map<string, number>();
+    (Array.isArray(v.channels) ? (v.channels as unknown[]) : []).forEach((c, i) => {
+      const name = (c as { name?: unknown } | null)?.name;
+      if (typeof name !== 'string') return;
+      const at = first.get(name);
+      if (at === undefined) first.set(name, i);
+      else addProblem(ctx, `channel name ${quote(name)} is already used by alerts.channels[${at}]`, 'give each channel a unique name', ['channels', i, 'name']);
+    });
+  }, { when: isRecordPayload })
+  .transform(
+    (v): AlertsConfig => ({
+      channels: v.channels,
+      reminderAfterMs: v.reminderAfter ?? A.reminderAfterMs,
+      maxAttempts: v.maxAttempts,
+      retryForMs: v.retryFor ?? A.retryForMs,
+    }),
+  )
+  .describe('Alert channels and delivery defaults. Optional; without channels nothing is sent.');
+
+// ---- Routing (clients and policies) -------------------------------------------------------------
+
+export function alertRouting(level: 'client' | 'policy') {
+  const over = level === 'client' ? 'alerts:' : "the client's, then alerts:";
+  return z
+    .strictObject({
+      channels: z
+        .array(channelName)
+        .optional()
+        .describe(`Names of channels under alerts.channels this ${level}'s alerts go to; [] sends none. Default: ${level === 'policy' ? "the client's, else " : ''}all channels.`),
+      to: z
+        .array(emailAddress)
+        .optional()
+        .describe(`Extra recipients for email channels${level === 'policy' ? ", added to the client's" : ''}.`),
+      reminderAfter: durationKey(`Remind of an open condition after this long; "0s": never. Default: ${over} reminderAfter.`),
+    })
+    .transform(
+      (v): AlertRoutingInput => ({
+        ...(v.channels !== undefined ? { channels: v.channels } : {}),
+        ...(v.to !== undefined ? { to: v.to } : {}),
+        ...(v.reminderAfter !== undefined ? { reminderAfterMs: v.reminderAfter } : {}),
+      }),
+    )
+    .describe(level === 'client' ? "Alert routing for all of this client's policies. Optional." : "Alert routing of this policy, over the client's. Optional.");
+}
+
+// ---- Schedules and heartbeats (policies) --------------------------------------------------------
+
+/** A schedule before the daemon's defaults are applied. */
+export interface ScheduleDraft {
+  text: string;
+  cron: string;
+  timezone?: string;
+  jitterMs: number;
+  graceMs?: number;
+}
+
+const scheduleText = z.string().transform((text, ctx) => {
+  const parsed = parseScheduleText(text);
+  if ('problem' in parsed) {
+    addProblem(ctx, parsed.problem, parsed.fix);
+    return z.NEVER;
+  }
+  return { text: text.trim(), cron: parsed.cron };
+});
+
+const SCHEDULE_FORMS = `a cron expression ("30 2 * * *"; six fields with seconds first) or a shorthand: ${SHORTHAND_EXAMPLES}`;
+
+export const scheduleSchema = z
+  .union(
+    [
+      scheduleText.transform((s): ScheduleDraft => ({ ...s, jitterMs: 0 })),
+      z
+        .strictObject({
+          when: scheduleText.describe(`When: ${SCHEDULE_FORMS}.`),
+          timezone: timezone.optional().describe('IANA zone the schedule runs in, e.g. Europe/Berlin. Default: daemon.timezone.'),
+          jitter: durationKey('Each scheduled run starts after a random delay of up to this (spreads runs of many policies). Default 0s.'),
+          grace: durationKey('A scheduled run not started within this (plus jitter) is overdue. Default: daemon.overdueGrace.'),
+        })
+        .transform((v, ctx): ScheduleDraft => {
+          const jitterMs = v.jitter ?? 0;
+          if (jitterMs > 0) {
+            const gap = shortestGapMs({ cron: v.when.cron, timezone: v.timezone ?? 'UTC' });
+            if (jitterMs >= gap) {
+              addProblem(ctx, `jitter ${compactDuration(jitterMs)} is not shorter than the ${compactDuration(gap)} between runs`, `use a jitter well below ${compactDuration(gap)}, or remove it`, ['jitter']);
+            }
+          }
+          return {
+            ...v.when,
+            jitterMs,
+            ...(v.timezone !== undefined ? { timezone: v.timezone } : {}),
+            ...(v.grace !== undefined ? { graceMs: v.grace } : {}),
+          };
+        }),
+    ],
+    { error: typeError('a schedule', () => `write ${SCHEDULE_FORMS}; or { when: "0 2 * * *", timezone: Europe/Berlin, jitter: 5m, grace: 2h }`) },
+  )
+  .describe(`When backproof daemon verifies this policy: ${SCHEDULE_FORMS}; or { when, timezone, jitter, grace }. Default: never (the daemon still checks staleness).`);
+
+/** healthchecks.io's convention: the ping URL with /fail appended signals a failure. */
+export function defaultFailUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.pathname = `${u.pathname.replace(/\/+$/, '')}/fail`;
+    return u.href;
+  } catch {
+    return `${url.replace(/\/+$/, '')}/fail`;
+  }
+}
+
+const PING_EXAMPLE = 'https://hc-ping.com/<uuid>';
+
+export const heartbeatSchema = z
+  .union(
+    [
+      httpUrl(PING_EXAMPLE).transform((url): HeartbeatConfig => ({ url, failUrl: defaultFailUrl(url), timeoutMs: A.heartbeatTimeoutMs })),
+      z
+        .strictObject({
+          url: httpUrl(PING_EXAMPLE).describe('Pinged (GET) after each passing run.'),
+          failUrl: httpUrl(`${PING_EXAMPLE}/fail`).optional().describe('Pinged after a failing or erroring run. Default: url + "/fail".'),
+          timeout: durationKey('Limit for one ping.', A.heartbeatTimeoutMs),
+        })
+        .transform((v): HeartbeatConfig => ({ url: v.url, failUrl: v.failUrl ?? defaultFailUrl(v.url), timeoutMs: v.timeout ?? A.heartbeatTimeoutMs })),
+    ],
+    { error: typeError('a heartbeat', () => `write the ping URL (${PING_EXAMPLE}, best from a reference) or { url, failUrl, timeout }`) },
+  )
+  .describe(`healthchecks.io-style pings after each run: the ping URL (${PING_EXAMPLE}), or { url, failUrl, timeout }. Its URLs are treated as secrets.`);
+
+// ---- Resolution (top level) ----------------------------------------------------------------------
+
+/** A policy as its schema produces it: schedule and routing not yet resolved. */
+export type PolicyDraft = Omit<PolicyConfig, 'schedule' | 'alerts'> & { schedule?: ScheduleDraft; alerts?: AlertRoutingInput };
+
+/** A client as its schema produces it. */
+export interface ClientDraft {
+  name: string;
+  displayName: string;
+  alerts: AlertRoutingInput;
+  policies: PolicyDraft[];
+}
+
+export function resolveSchedule(s: ScheduleDraft, daemon: DaemonConfig): ScheduleConfig {
+  return { text: s.text, cron: s.cron, timezone: s.timezone ?? daemon.timezone, jitterMs: s.jitterMs, graceMs: s.graceMs ?? daemon.overdueGraceMs };
+}
+
+/** Policy over client over `alerts:`; `to` is the client's and the policy's together. */
+export function resolveRouting(policy: AlertRoutingInput | undefined, client: AlertRoutingInput, alerts: AlertsConfig): AlertRouting {
+  const to: string[] = [];
+  for (const address of [...(client.to ?? []), ...(policy?.to ?? [])]) if (!to.includes(address)) to.push(address);
+  return {
+    channels: [...(policy?.channels ?? client.channels ?? alerts.channels.map((c) => c.name))],
+    to,
+    reminderAfterMs: policy?.reminderAfterMs ?? client.reminderAfterMs ?? alerts.reminderAfterMs,
+  };
+}
+
+export function resolveClient(c: ClientDraft, daemon: DaemonConfig, alerts: AlertsConfig): ClientConfig {
+  return {
+    name: c.name,
+    displayName: c.displayName,
+    alerts: c.alerts,
+    policies: c.policies.map(({ schedule, alerts: routing, ...rest }): PolicyConfig => ({
+      ...rest,
+      ...(schedule !== undefined ? { schedule: resolveSchedule(schedule, daemon) } : {}),
+      alerts: resolveRouting(routing, c.alerts, alerts),
+    })),
+  };
+}
+
+/**
+ * Every channel named in a client's or policy's `alerts.channels` is defined under
+ * `alerts.channels`. Runs on the file even when other keys failed, so it sees values partly as
+ * written; only strings in lists are looked at.
+ */
+export function checkChannelNames(value: Record<string, unknown>, ctx: Ctx): void {
+  const defined = [
+    ...new Set(
+      listAt(value, ['alerts', 'channels'])
+        .map((c) => (c as { name?: unknown } | null)?.name)
+        .filter((n): n is string => typeof n === 'string'),
+    ),
+  ];
+  const check = (at: Array<string | number>) => {
+    listAt(value, at).forEach((name, k) => {
+      if (typeof name !== 'string' || defined.includes(name)) return;
+      const fix = defined.length > 0 ? `use one of ${defined.join(', ')}, or define it under alerts.channels` : 'define it under alerts.channels (name, type: email or webhook, and its keys)';
+      addProblem(ctx, `there is no alert channel ${quote(name)}`, fix, [...at, k]);
+    });
+  };
+  listAt(value, ['clients']).forEach((client, ci) => {
+    check(['clients', ci, 'alerts', 'channels']);
+    listAt(client, ['policies']).forEach((_policy, pi) => check(['clients', ci, 'policies', pi, 'alerts', 'channels']));
+  });
+}
+
+function listAt(data: unknown, at: Array<string | number>): unknown[] {
+  let node = data;
+  for (const key of at) {
+    if (node === null || typeof node !== 'object') return [];
+    node = (node as Record<string | number, unknown>)[key];
+  }
+  return Array.isArray(node) ? node : [];
+}
+
+// ---- Secrets ---------------------------------------------------------------------------------------
+
+/** Heartbeat URLs: the URL's own secrets, plus path segments long enough to be a check's key. */
+function heartbeatSecrets(url: string): string[] {
+  const out = urlSecrets(url);
+  try {
+    for (const seg of new URL(url).pathname.split('/')) if (seg.length > 16) out.push(seg);
+  } catch {
+    // urlSecrets already took the whole text.
+  }
+  return out;
+}
+
+/**
+ * Values the logger must redact, taken from the file as read (references resolved) so that
+ * they are known even when the file has problems: SMTP passwords, the secret parts of webhook
+ * URLs, webhook header values, heartbeat URLs (and their default fail URLs).
+ */
+export function alertSecrets(data: unknown): string[] {
+  const out: string[] = [];
+  for (const c of listAt(data, ['alerts', 'channels'])) {
+    if (c === null || typeof c !== 'object') continue;
+    const { password, url, headers } = c as { password?: unknown; url?: unknown; headers?: unknown };
+    if (typeof password === 'string' && password !== '') out.push(password);
+    if (typeof url === 'string' && url !== '') out.push(...urlSecrets(url));
+    if (headers !== null && typeof headers === 'object') {
+      out.push(...headerSecrets(Object.fromEntries(Object.entries(headers).filter((e): e is [string, string] => typeof e[1] === 'string'))));
+    }
+  }
+  for (const client of listAt(data, ['clients'])) {
+    for (const policy of listAt(client, ['policies'])) {
+      const hb = (policy as { heartbeat?: unknown } | null)?.heartbeat;
+      const { url, failUrl } = typeof hb === 'string' ? { url: hb, failUrl: undefined } : ((hb ?? {}) as { url?: unknown; failUrl?: unknown });
+      if (typeof url === 'string' && url !== '') out.push(...heartbeatSecrets(url), ...(failUrl === undefined ? heartbeatSecrets(defaultFailUrl(url)) : []));
+      if (typeof failUrl === 'string' && failUrl !== '') out.push(...heartbeatSecrets(failUrl));
+    }
+  }
+  return out.filter((s) => s.trim() !== '');
+}

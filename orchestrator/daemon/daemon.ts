@@ -1,0 +1,349 @@
+import schedule from 'node-schedule';
+import type { StorageDriver } from '../../drivers/storage-driver.js';
+import type { Restorer } from '../../restore-sandboxes/restorer.js';
+import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
+import { AlertEngine } from '../alerts/alert-engine.js';
+import { channelsFromConfig, closeChannels, type RoutedChannel } from '../alerts/channels-from-config.js';
+import { loadConfig } from '../config/load.js';
+import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
+import type { RunRecord } from '../domain.js';
+import { AlertStore } from '../evidence/alert-store.js';
+import type { RunStore } from '../evidence/run-store.js';
+import { formatAge } from '../format.js';
+import type { Logger } from '../logger.js';
+import { RunCancelled, runPolicy } from '../runner/run-policy.js';
+import { describeSchedule, nextRunTimes, previousRunTime } from '../scheduler/schedule.js';
+import { buildStatus, type StatusReport } from '../../reports/status-report.js';
+import { Liveness, writeFileAtomic, type LivenessStatus } from './liveness.js';
+import { RunQueue, type QueuedRun } from './run-queue.js';
+import { checkStorage } from './storage-check.js';
+
+/**
+ * `backproof daemon`: verifies each policy on its schedule (node-schedule, with optional jitter),
+ * within limits on concurrent runs overall and per client; catches up runs missed while it was
+ * down (or, with `daemon.catchUp: false`, lets them raise `overdue`); evaluates alert conditions
+ * after every run and every `daemon.checkEvery`; reloads its config on demand, keeping the old
+ * one when the new one is invalid; stops in stages (drain with a deadline, then cancel).
+ *
+ * The daemon owns its store, channels, jobs, timers and liveness endpoint and releases them in
+ * `stop()`, in reverse order of acquisition. Signals are wired by the CLI (daemon-command.ts).
+ */
+export interface DaemonOptions {
+  configFile: string;
+  config: ResolvedConfig;
+  store: RunStore;
+  runtime: SandboxRuntime;
+  driverFor(policy: PolicyConfig): StorageDriver;
+  restorerFor(policy: PolicyConfig): Restorer;
+  /** Logs with the config's secrets redacted; reloads add the new file's secrets. */
+  logger: Logger;
+  /** Called after each run is finalized (tests, progress). */
+  onRun?: (run: RunRecord) => void;
+  /**
+   * Where the daemon keeps the `backproof status` model up to date (after each run and check), so
+   * status can be read while the daemon holds the embedded store. Default: none.
+   */
+  snapshotFile?: string;
+}
+
+/** What `snapshotFile` holds. */
+export interface DaemonSnapshot {
+  daemon: LivenessStatus;
+  report: StatusReport;
+}
+
+type State = 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** How long alert deliveries still going at shutdown may take before they are cut off (and retried at the next start). */
+const ALERT_DRAIN_MS = 30_000;
+
+export class Daemon {
+  private config: ResolvedConfig;
+  private logger: Logger;
+  private readonly alerts: AlertStore;
+  private readonly engine: AlertEngine;
+  private readonly queue: RunQueue;
+  private readonly liveness: Liveness;
+  private channels = new Map<string, RoutedChannel>();
+  private jobs: schedule.Job[] = [];
+  private readonly jitterTimers = new Set<NodeJS.Timeout>();
+  private checkTimer: NodeJS.Timeout | undefined;
+  private beatTimer: NodeJS.Timeout | undefined;
+  private readonly pendingAlerts = new Set<Promise<void>>();
+  private readonly alertController = new AbortController();
+  private readonly checkController = new AbortController();
+  private state: State = 'starting';
+  private stopping: Promise<void> | undefined;
+  private readonly startedAt = new Date().toISOString();
+  /** Port of the liveness endpoint, once started. */
+  livenessPort: number | undefined;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.alerts = new AlertStore(opts.store.executor, opts.store.schema);
+    this.engine = new AlertEngine({
+      alerts: this.alerts,
+      runs: opts.store,
+      logger: this.logger,
+      checkStorage: (policy, now, signal) => checkStorage(policy, opts.driverFor, now, signal),
+      busySince: (policy) => {
+        const active = this.queue.runningRuns.find((a) => a.policy.name === policy) ?? this.queue.queuedRuns.find((q) => q.policy.name === policy);
+        return active ? new Date(active.dueAt) : undefined;
+      },
+    });
+    this.queue = new RunQueue(this.limits(), (item, signal) => this.execute(item, signal));
+    const d = this.config.daemon;
+    this.liveness = new Liveness({ ...d.liveness, staleAfterMs: 3 * this.beatEveryMs() });
+  }
+
+  get runningPolicies(): string[] {
+    return this.queue.runningRuns.map((r) => r.policy.name);
+  }
+
+  get peak(): RunQueue['peak'] {
+    return this.queue.peak;
+  }
+
+  /** Schedules every policy, catches up missed runs, starts the checks and the liveness beat. */
+  async start(): Promise<void> {
+    this.livenessPort = await this.liveness.start();
+    this.configureAlerts(this.config);
+    this.scheduleAll();
+    await this.catchUp();
+    this.state = 'running';
+    this.beatTimer = setInterval(() => void this.beat(), this.beatEveryMs());
+    this.checkTimer = setInterval(() => void this.check(), this.config.daemon.checkEveryMs);
+    await this.beat();
+    const scheduled = this.config.policies.filter((p) => p.schedule).length;
+    this.logger.info(
+      `daemon started (pid ${process.pid}): ${scheduled} of ${this.config.policies.length} policies scheduled, ${this.channels.size} alert channel(s), at most ${this.config.daemon.concurrency} run(s) at once, ${this.config.daemon.perClient} per client${this.livenessPort !== undefined ? `, liveness on http://${this.config.daemon.liveness.host}:${this.livenessPort}/healthz` : ''}`,
+    );
+    void this.check();
+  }
+
+  /**
+   * Reads the config file again. An invalid file changes nothing (the reason is logged and the
+   * result is false); a valid one replaces schedules, limits, channels and routing. Runs already
+   * going finish under the config they started with. The evidence store and liveness settings
+   * need a restart.
+   */
+  async reload(): Promise<boolean> {
+    if (this.state !== 'running') return false;
+    let next: ResolvedConfig;
+    try {
+      next = await loadConfig(this.opts.configFile);
+    } catch (err) {
+      this.logger.error(`config reload failed; still running on the previous config: ${(err as Error).message}`);
+      return false;
+    }
+    if (this.state !== 'running') return false;
+    this.logger = this.logger.withSecrets(next.secrets);
+    const old = this.config;
+    if (next.database.url !== old.database.url || next.database.schema !== old.database.schema) {
+      this.logger.warn('config reload: the evidence store settings changed; they take effect at the next start');
+    }
+    if (JSON.stringify(next.daemon.liveness) !== JSON.stringify(old.daemon.liveness)) {
+      this.logger.warn('config reload: daemon.liveness changed; it takes effect at the next start');
+    }
+    this.config = { ...next, database: old.database, daemon: { ...next.daemon, liveness: old.daemon.liveness } };
+    const oldChannels = this.channels;
+    this.configureAlerts(this.config);
+    void Promise.allSettled([...this.pendingAlerts]).then(() => closeChannels(oldChannels));
+    this.unscheduleAll();
+    this.scheduleAll();
+    this.queue.setLimits(this.limits());
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    this.checkTimer = setInterval(() => void this.check(), this.config.daemon.checkEveryMs);
+    await this.touchPolicies();
+    this.logger.info(`config reloaded from ${this.opts.configFile}: ${this.config.policies.length} policies, ${this.channels.size} alert channel(s)`);
+    await this.beat();
+    return true;
+  }
+
+  /**
+   * Stage one of shutdown: no new runs; running ones get `graceMs` (default daemon.shutdownGrace)
+   * to finish, then they are cancelled (recorded `cancelled`, sandboxes removed). Resolves when
+   * everything is released. Safe to call twice.
+   */
+  stop(graceMs: number = this.config.daemon.shutdownGraceMs): Promise<void> {
+    this.stopping ??= this.stopNow(graceMs);
+    return this.stopping;
+  }
+
+  /** Stage two: cancel running runs now (their sandboxes are still removed and the runs recorded). */
+  cancelRuns(why: string): void {
+    this.queue.cancelAll(new RunCancelled(why));
+    this.alertController.abort(new RunCancelled(why));
+  }
+
+  private async stopNow(graceMs: number): Promise<void> {
+    this.state = 'stopping';
+    this.unscheduleAll();
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    this.checkController.abort(new RunCancelled('shutting down'));
+    const dropped = this.queue.close();
+    if (dropped.length > 0) this.logger.info(`shutdown: ${dropped.length} queued run(s) not started: ${dropped.map((d) => d.policy.name).join(', ')}`);
+    await this.beat();
+    const running = this.queue.runningRuns;
+    if (running.length > 0) {
+      this.logger.info(`shutdown: waiting up to ${formatAge(graceMs)} for ${running.length} running run(s): ${running.map((r) => r.policy.name).join(', ')} (signal again to cancel them now)`);
+      if (!(await this.queue.idle(graceMs))) {
+        this.logger.warn('shutdown: deadline passed; cancelling the running runs');
+        this.cancelRuns('shutdown deadline passed');
+        await this.queue.idle();
+      }
+    }
+    const cutoff = setTimeout(() => this.alertController.abort(new RunCancelled('shutting down')), ALERT_DRAIN_MS);
+    await Promise.allSettled([...this.pendingAlerts]);
+    clearTimeout(cutoff);
+    await this.snapshot();
+    if (this.beatTimer) clearInterval(this.beatTimer);
+    await closeChannels(this.channels);
+    await this.liveness.stop();
+    this.state = 'stopped';
+    this.logger.info('daemon stopped');
+  }
+
+  // ---- scheduling -----------------------------------------------------------------------------
+
+  private limits(): { concurrency: number; perClient: number } {
+    return { concurrency: this.config.daemon.concurrency, perClient: this.config.daemon.perClient };
+  }
+
+  private beatEveryMs(): number {
+    return Math.max(250, Math.min(this.config.daemon.checkEveryMs, 10_000));
+  }
+
+  private configureAlerts(config: ResolvedConfig): void {
+    this.channels = channelsFromConfig(config.alerts, config.secrets, this.logger);
+    this.engine.configure(config, this.channels, this.logger);
+  }
+
+  private scheduleAll(): void {
+    for (const policy of this.config.policies) {
+      const s = policy.schedule;
+      if (!s) continue;
+      const job = schedule.scheduleJob({ rule: s.cron, tz: s.timezone }, (fireDate: Date) => this.due(policy, fireDate));
+      // node-schedule answers null (not an exception) to a rule it cannot use; the schema checks rules, so this is a bug guard.
+      if (!job) {
+        this.logger.error(`cannot schedule ${policy.name}: node-schedule refused ${JSON.stringify(s.cron)} in ${s.timezone}`);
+        continue;
+      }
+      this.jobs.push(job);
+    }
+  }
+
+  private unscheduleAll(): void {
+    for (const job of this.jobs) job.cancel();
+    this.jobs = [];
+    for (const t of this.jitterTimers) clearTimeout(t);
+    this.jitterTimers.clear();
+  }
+
+  private due(policy: PolicyConfig, fireDate: Date): void {
+    const jitter = policy.schedule?.jitterMs ?? 0;
+    const enqueue = (): void => {
+      const dueAt = (fireDate instanceof Date ? fireDate : new Date()).toISOString();
+      if (!this.queue.enqueue({ policy, trigger: 'schedule', dueAt })) {
+        this.logger.info(`${policy.name} is due but its previous run is still queued or running; skipped`, { policy: policy.name });
+      }
+    };
+    if (jitter <= 0) return enqueue();
+    const timer = setTimeout(() => {
+      this.jitterTimers.delete(timer);
+      enqueue();
+    }, Math.floor(Math.random() * jitter));
+    this.jitterTimers.add(timer);
+  }
+
+  private async touchPolicies(): Promise<void> {
+    const now = new Date().toISOString();
+    for (const p of this.config.policies) if (p.schedule) await this.alerts.touchPolicy(p.name, p.client, now);
+  }
+
+  /** Policies whose last scheduled time passed without a run since they were first scheduled. */
+  private async catchUp(): Promise<void> {
+    const now = new Date();
+    for (const policy of this.config.policies) {
+      const s = policy.schedule;
+      if (!s) continue;
+      const state = await this.alerts.touchPolicy(policy.name, policy.client, now.toISOString());
+      const due = previousRunTime(s, now);
+      if (!due || due.getTime() < Date.parse(state.firstSeenAt)) continue;
+      const last = (await this.opts.store.list({ policy: policy.name, limit: 1 }))[0];
+      if (last && Date.parse(last.startedAt) >= due.getTime()) continue;
+      const missed = `${policy.name} missed its run of ${due.toISOString()} (${describeSchedule(s)}) while the daemon was down`;
+      if (this.config.daemon.catchUp) {
+        this.logger.info(`${missed}: catching up now`, { policy: policy.name });
+        this.queue.enqueue({ policy, trigger: 'catch-up', dueAt: now.toISOString() });
+      } else {
+        this.logger.warn(`${missed}; catch-up is off (daemon.catchUp: false): it is overdue after its grace of ${formatAge(s.graceMs)}`, { policy: policy.name });
+      }
+    }
+  }
+
+  private async execute(item: QueuedRun, signal: AbortSignal): Promise<void> {
+    const policy = item.policy;
+    this.logger.info(`verifying ${policy.name} (${item.trigger}, due ${item.dueAt})`, { policy: policy.name });
+    let run: RunRecord;
+    try {
+      run = await runPolicy(policy, { store: this.opts.store, runtime: this.opts.runtime, driverFor: this.opts.driverFor, restorerFor: this.opts.restorerFor, logger: this.logger }, { signal });
+    } catch (err) {
+      // runPolicy records every run it starts; this is the store itself failing before or after.
+      this.logger.error(`run of ${policy.name} could not be recorded: ${(err as Error).message}`, { policy: policy.name });
+      return;
+    }
+    this.logger.info(`${policy.name}: ${run.status === 'cancelled' ? 'cancelled' : run.verdict}${run.reasons.length ? `: ${run.reasons.map((r) => r.code).join(', ')}` : ''} (run ${run.id})`, { policy: policy.name, runId: run.id });
+    const alerting = this.engine
+      .afterRun(policy, run, this.alertController.signal)
+      .then(() => this.snapshot())
+      .finally(() => this.pendingAlerts.delete(alerting));
+    this.pendingAlerts.add(alerting);
+    this.opts.onRun?.(run);
+    void this.beat();
+  }
+
+  private async check(): Promise<void> {
+    if (this.state !== 'running') return;
+    await this.engine.check(this.checkController.signal);
+    await this.beat();
+    await this.snapshot();
+  }
+
+  /** Rewrites the status snapshot; a failure is logged, never fatal. */
+  private async snapshot(): Promise<void> {
+    const file = this.opts.snapshotFile;
+    if (!file || this.state === 'stopped') return;
+    try {
+      const report = await buildStatus(this.config, this.opts.store, this.alerts);
+      const snap: DaemonSnapshot = { daemon: this.status(), report };
+      await writeFileAtomic(file, JSON.stringify(snap, null, 2) + '\n');
+    } catch (err) {
+      this.logger.warn(`status snapshot not written: ${(err as Error).message}`);
+    }
+  }
+
+  /** The liveness beat: the file and what /healthz answers. */
+  status(): LivenessStatus {
+    const now = new Date();
+    return {
+      status: this.state === 'running' ? 'ok' : this.state === 'starting' ? 'starting' : 'stopping',
+      pid: process.pid,
+      startedAt: this.startedAt,
+      beatAt: now.toISOString(),
+      config: this.opts.configFile,
+      running: this.queue.runningRuns.map((r) => ({ policy: r.policy.name, startedAt: r.startedAt })),
+      queued: this.queue.queuedRuns.length,
+      nextRuns: this.config.policies
+        .filter((p) => p.schedule)
+        .map((p) => ({ policy: p.name, at: nextRunTimes(p.schedule!, now, 1)[0]?.toISOString() ?? '' }))
+        .filter((n) => n.at !== ''),
+    };
+  }
+
+  private async beat(): Promise<void> {
+    if (this.state === 'stopped') return;
+    await this.liveness.beat(this.status());
+  }
+}

@@ -1,0 +1,81 @@
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+
+/**
+ * What process supervisors look at: a JSON file rewritten on every beat, and/or GET /healthz on a
+ * loopback port answering 200 while the daemon's loop beats and 503 once it stalls or stops.
+ */
+export interface LivenessStatus {
+  status: 'ok' | 'starting' | 'stopping';
+  pid: number;
+  startedAt: string;
+  /** Last beat of the daemon's loop (ISO). */
+  beatAt: string;
+  config: string;
+  running: { policy: string; startedAt: string }[];
+  queued: number;
+  nextRuns: { policy: string; at: string }[];
+  openIncidents?: number;
+}
+
+export class Liveness {
+  private server: http.Server | undefined;
+  private last: LivenessStatus | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly opts: { file?: string; port?: number; host: string; staleAfterMs: number },
+  ) {}
+
+  /** Starts the HTTP endpoint when a port is configured; returns the port it listens on. */
+  async start(): Promise<number | undefined> {
+    if (this.opts.port === undefined) return undefined;
+    const server = http.createServer((req, res) => {
+      const url = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' || (url !== '/healthz' && url !== '/livez')) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        return;
+      }
+      const status = this.last;
+      const alive = status !== undefined && status.status !== 'stopping' && Date.now() - Date.parse(status.beatAt) <= this.opts.staleAfterMs;
+      res.writeHead(alive ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(status ?? { status: 'starting' }) + '\n');
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    this.server = server;
+    return (server.address() as AddressInfo).port;
+  }
+
+  /** Records a beat; rewrites the file (atomically: a temporary file renamed over it). */
+  beat(status: LivenessStatus): Promise<void> {
+    this.last = status;
+    const file = this.opts.file;
+    if (!file) return Promise.resolve();
+    this.writing = this.writing.then(() => writeFileAtomic(file, JSON.stringify(status, null, 2) + '\n')).catch(() => undefined);
+    return this.writing;
+  }
+
+  /** Closes the endpoint and removes the file (a supervisor then sees the daemon gone). */
+  async stop(): Promise<void> {
+    await this.writing;
+    if (this.server) {
+      const server = this.server;
+      this.server = undefined;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    if (this.opts.file) await fs.rm(this.opts.file, { force: true });
+  }
+}
+
+/** Writes a temporary file beside `file` and renames it over `file`: readers never see half a file. */
+export async function writeFileAtomic(file: string, text: string): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(tmp, text);
+  await fs.rename(tmp, file);
+}
