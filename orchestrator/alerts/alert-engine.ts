@@ -33,7 +33,12 @@ export interface StorageFact {
 
 export interface AlertEngineDeps {
   alerts: AlertStore;
-  runs: { get(id: string): Promise<RunRecord | null>; list(filter: RunFilter): Promise<RunRecord[]> };
+  runs: {
+    get(id: string): Promise<RunRecord | null>;
+    list(filter: RunFilter): Promise<RunRecord[]>;
+    /** Each policy's newest run; lets a check read them all with one query. */
+    latestPerPolicy?(): Promise<Map<string, RunRecord>>;
+  };
   logger: Logger;
   now?: () => Date;
   /** Lists the policy's storage; without it `check` skips stale and missing between runs. */
@@ -48,6 +53,10 @@ export class AlertEngine {
   private readonly now: () => Date;
   private logger: Logger;
   private checking: Promise<void> | undefined;
+  /** During a check: the open incidents (policy, condition, key), so that resolving what is not open costs no query. */
+  private openDuringCheck: Set<string> | undefined;
+  /** When each policy was first scheduled (it never changes once recorded). */
+  private readonly firstSeen = new Map<string, string>();
 
   constructor(private readonly deps: AlertEngineDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -94,13 +103,23 @@ export class AlertEngine {
   private async checkOnce(signal?: AbortSignal): Promise<void> {
     const config = this.config;
     if (!config) return;
-    for (const policy of config.policies) {
-      if (signal?.aborted) return;
-      await this.guard(`overdue check of ${policy.name}`, () => this.checkOverdue(policy, signal));
-      if (this.deps.checkStorage) await this.guard(`storage check of ${policy.name}`, () => this.checkStorage(policy, signal));
+    this.openDuringCheck = new Set((await this.deps.alerts.openIncidents()).map((i) => incidentKey(i.policy, i.condition, i.key)));
+    try {
+      await this.checkPolicies(config.policies, signal);
+    } finally {
+      this.openDuringCheck = undefined;
     }
     await this.guard('reminders', () => this.remind(signal));
     await this.guard('delivery retries', () => this.retryDeliveries(signal));
+  }
+
+  private async checkPolicies(policies: readonly PolicyConfig[], signal?: AbortSignal): Promise<void> {
+    const latest = this.deps.runs.latestPerPolicy ? await this.deps.runs.latestPerPolicy() : undefined;
+    for (const policy of policies) {
+      if (signal?.aborted) return;
+      await this.guard(`overdue check of ${policy.name}`, () => this.checkOverdue(policy, signal, latest ? { run: latest.get(policy.name) } : undefined));
+      if (this.deps.checkStorage) await this.guard(`storage check of ${policy.name}`, () => this.checkStorage(policy, signal));
+    }
   }
 
   private async guard(what: string, fn: () => Promise<void>): Promise<void> {
@@ -114,17 +133,21 @@ export class AlertEngine {
   // ---- conditions between runs ----------------------------------------------------------------
 
   /** The dead man's switch on backproof: a scheduled time passed (plus grace and jitter) and no run started. */
-  async checkOverdue(policy: PolicyConfig, signal?: AbortSignal): Promise<void> {
+  async checkOverdue(policy: PolicyConfig, signal?: AbortSignal, known?: { run: RunRecord | undefined }): Promise<void> {
     const schedule = policy.schedule;
     if (!schedule) return;
     const now = this.now();
-    const state = await this.deps.alerts.touchPolicy(policy.name, policy.client, now.toISOString());
+    let firstSeenAt = this.firstSeen.get(policy.name);
+    if (firstSeenAt === undefined) {
+      firstSeenAt = (await this.deps.alerts.touchPolicy(policy.name, policy.client, now.toISOString())).firstSeenAt;
+      this.firstSeen.set(policy.name, firstSeenAt);
+    }
     const due = previousRunTime(schedule, new Date(now.getTime() - schedule.graceMs - schedule.jitterMs));
-    const last = (await this.deps.runs.list({ policy: policy.name, limit: 1 }))[0];
+    const last = known ? known.run : (await this.deps.runs.list({ policy: policy.name, limit: 1 }))[0];
     const pendingSince = this.deps.busySince?.(policy.name);
     const covered =
       !due ||
-      due.getTime() < Date.parse(state.firstSeenAt) ||
+      due.getTime() < Date.parse(firstSeenAt) ||
       (last !== undefined && Date.parse(last.startedAt) >= due.getTime()) ||
       (pendingSince !== undefined && pendingSince.getTime() >= due.getTime() && now.getTime() - pendingSince.getTime() < schedule.graceMs);
     if (covered) {
@@ -235,6 +258,7 @@ export class AlertEngine {
       ...(run ? { runId: run.id } : {}),
       ...(o.since ? { since: o.since } : {}),
     });
+    this.openDuringCheck?.add(incidentKey(policy.name, o.condition, o.key ?? ''));
     if (!created) {
       await this.deps.alerts.updateIncident(incident.id, { summary: o.summary, reasons: o.reasons, ...(run ? { runId: run.id } : {}), ...(o.since ? { since: o.since } : {}) });
       return;
@@ -245,6 +269,7 @@ export class AlertEngine {
 
   /** Resolves the condition's open incident, if any, and sends the resolution to whoever heard of it. */
   private async resolve(policy: PolicyConfig, condition: FiringCondition, run: RunRecord | undefined, signal?: AbortSignal, key = ''): Promise<void> {
+    if (this.openDuringCheck && !this.openDuringCheck.delete(incidentKey(policy.name, condition, key))) return;
     const incident = await this.deps.alerts.openIncidentFor(policy.name, condition, key);
     if (!incident) return;
     if (!(await this.deps.alerts.resolveIncident(incident.id, this.now().toISOString(), run?.id))) return;
@@ -358,4 +383,8 @@ export class AlertEngine {
   private policy(name: string): PolicyConfig | undefined {
     return this.config?.policies.find((p) => p.name === name);
   }
+}
+
+function incidentKey(policy: string, condition: string, key: string): string {
+  return `${policy}\u0000${condition}\u0000${key}`;
 }

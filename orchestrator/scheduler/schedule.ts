@@ -183,6 +183,10 @@ type CronSchedule = Pick<ScheduleConfig, 'cron' | 'timezone'>;
 export function nextRunTimes(s: CronSchedule, after: Date, count: number): Date[] {
   const out: Date[] = [];
   if (count <= 0) return out;
+  if (count === 1) {
+    const known = slots.get(`${s.cron}\u0000${s.timezone}`);
+    if (known?.prev && known.prev.getTime() <= after.getTime() && after.getTime() < known.next) return [new Date(known.next)];
+  }
   const it = cronParser.parseExpression(s.cron, { tz: s.timezone, currentDate: after });
   try {
     while (out.length < count) out.push(it.next().toDate());
@@ -194,33 +198,47 @@ export function nextRunTimes(s: CronSchedule, after: Date, count: number): Date[
 
 /**
  * The latest time the schedule fires at or before `atOrBefore`; undefined when there is none.
- * Consistent with `nextRunTimes` across DST changes: cron-parser's own backward search does
- * not agree with its forward one there (it skips a time moved by a spring-forward gap and
- * yields a repeated autumn hour twice), so it only finds a starting point a few runs back,
- * and the answer is taken from the forward search.
+ * Only forward searches: cron-parser's backward search disagrees with its forward one across DST
+ * changes (it skips a time moved by a spring-forward gap and yields a repeated autumn hour twice)
+ * and takes ~25 ms a call. The answer is remembered per schedule until the next run time, so the
+ * daemon's checks over hundreds of policies cost next to nothing between runs.
  */
 export function previousRunTime(s: CronSchedule, atOrBefore: Date): Date | undefined {
   const target = atOrBefore.getTime();
-  const back = cronParser.parseExpression(s.cron, { tz: s.timezone, currentDate: new Date(target + 1) });
-  let start: Date | undefined;
-  try {
-    for (let i = 0; i < 3; i++) start = back.prev().toDate();
-  } catch {
-    // Fewer than three earlier times: start from the earliest found.
-  }
-  if (start === undefined) return undefined;
-  const forward = cronParser.parseExpression(s.cron, { tz: s.timezone, currentDate: new Date(start.getTime() - 1) });
-  let latest: Date | undefined;
-  try {
-    for (let i = 0; i < 100; i++) {
-      const t = forward.next().toDate();
-      if (t.getTime() > target) break;
-      latest = t;
+  const key = `${s.cron}\u0000${s.timezone}`;
+  const known = slots.get(key);
+  if (known && known.prev !== undefined && known.prev.getTime() <= target && target < known.next) return known.prev;
+  const prev = searchPrevious(s, target);
+  if (slots.size >= MAX_REMEMBERED) slots.clear();
+  const following = prev ? nextRunTimes(s, prev, 1)[0] : undefined;
+  if (prev && following) slots.set(key, { prev, next: following.getTime() });
+  return prev;
+}
+
+/** Per schedule: the last run time found and the one after it (the interval where it stays the answer). */
+const slots = new Map<string, { prev: Date | undefined; next: number }>();
+const MAX_REMEMBERED = 10_000;
+
+function searchPrevious(s: CronSchedule, target: number): Date | undefined {
+  // Look back a window as wide as the local gap between runs, doubling it until a run falls
+  // inside, then walk forward to the last one at or before the target.
+  const ahead = nextRunTimes(s, new Date(target), 2);
+  let windowMs = ahead.length === 2 ? Math.max(1_000, ahead[1]!.getTime() - ahead[0]!.getTime()) : 60_000;
+  for (let attempt = 0; attempt < 40; attempt++, windowMs *= 2) {
+    const it = cronParser.parseExpression(s.cron, { tz: s.timezone, currentDate: new Date(target - windowMs - 1) });
+    let latest: Date | undefined;
+    try {
+      for (let i = 0; i < 10_000; i++) {
+        const t = it.next().toDate();
+        if (t.getTime() > target) break;
+        latest = t;
+      }
+    } catch {
+      // No further time.
     }
-  } catch {
-    // No further time.
+    if (latest) return latest;
   }
-  return latest;
+  return undefined;
 }
 
 /** The shortest gap between two consecutive runs among the next `runs` from `from`. */
