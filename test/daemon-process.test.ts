@@ -203,3 +203,30 @@ t.test('a second SIGTERM cancels at once; deliveries that fail show in status wi
   t.notOk(d.stderr().includes(CANARY.smtpPass), 'no log line shows the password');
   t.ok(smtp.logins.some((l) => !l.ok), 'the SMTP server did refuse the login');
 });
+
+t.test('a daemon killed during a restore: the next start records the run aborted, reaps its sandbox and raises an error alert', async (t) => {
+  const dir = await tempDir('daemon-kill');
+  const folder = await tempDir('backups');
+  await goodArchive(folder, 'share-1.tar.gz');
+  const yaml = config({ folder, smtpPort: smtp.port, livenessFile: path.join(dir, 'live.json'), schedule: 'every 2s', slow: true });
+  await fs.writeFile(path.join(dir, 'backproof.yaml'), yaml);
+  const first = spawnDaemon(dir);
+  await waitFor('a restore in progress', () => first.stderr().includes('verifying delta-files'), 30_000);
+  await waitFor('its sandbox', async () => (await run('docker', ['ps', '-q', '--filter', 'label=backproof.run'])).stdout.trim() !== '', 30_000);
+  first.child.kill('SIGKILL');
+  await first.exited;
+
+  // Back, on a schedule that does not fire during the test.
+  await fs.writeFile(path.join(dir, 'backproof.yaml'), yaml.replace('schedule: "every 2s"', 'schedule: "daily at 03:00"'));
+  const second = spawnDaemon(dir);
+  await waitFor('the aborted run noticed', () => /recorded as aborted/.test(second.stderr()), 30_000);
+  await waitFor('the error alert raised', () => /error: delta-files: the backproof process \(pid \d+\) ended/.test(second.stderr()), 30_000);
+  second.child.kill('SIGTERM');
+  t.equal(await second.exited, 0);
+  const runs = JSON.parse(await cli(dir, 'runs', 'list', '--json')) as Array<{ id: string; status: string }>;
+  t.equal(runs[0]?.status, 'aborted');
+  t.equal((await new DockerRuntime().leftovers(runs[0]!.id)).containers.length, 0, 'the reaper removed its sandbox');
+  const status = JSON.parse(await cli(dir, 'status', '--json')) as { policies: Array<{ openConditions: string[]; lastRun?: { status: string } }> };
+  t.ok(status.policies[0]!.openConditions.includes('error'), `an open error condition (${status.policies[0]!.openConditions.join(', ')})`);
+  t.equal(status.policies[0]!.lastRun?.status, 'aborted');
+});

@@ -27,8 +27,8 @@ export function registerDaemon(program: Command, setExit: (code: number) => void
       const logger = makeLogger(config.secrets);
       const store = await openStore(config, global, logger);
       const runtime = runtimeFor(config);
-      await recoverAndReap(store, runtime, logger);
-      const daemon = new Daemon({ configFile: file, config, store, runtime, driverFor, restorerFor, logger, snapshotFile: snapshotPath(global) });
+      const aborted = [...store.abortedAtOpen, ...(await recoverAndReap(store, runtime, logger))];
+      const daemon = new Daemon({ configFile: file, config, store, runtime, driverFor, restorerFor, logger, snapshotFile: snapshotPath(global), abortedRuns: aborted });
 
       let signals = 0;
       let markStopped: () => void = () => undefined;

@@ -60,8 +60,9 @@ async function runAll(
  * by a process that is gone. Sandboxes of live processes (another backproof installation on the
  * same engine, another worker) are left alone.
  */
-export async function recoverAndReap(store: RunStore, runtime: SandboxRuntime, logger: Logger): Promise<void> {
-  for (const run of await store.markAbortedRuns()) {
+export async function recoverAndReap(store: RunStore, runtime: SandboxRuntime, logger: Logger): Promise<RunRecord[]> {
+  const aborted = await store.markAbortedRuns();
+  for (const run of aborted) {
     logger.warn(`run ${run.id} of ${run.policy} was interrupted (pid ${run.pid} is gone); recorded as aborted`);
   }
   const host = os.hostname();
@@ -79,6 +80,7 @@ export async function recoverAndReap(store: RunStore, runtime: SandboxRuntime, l
   } catch (err) {
     logger.warn(`reaper skipped: ${(err as Error).message}`);
   }
+  return aborted;
 }
 
 

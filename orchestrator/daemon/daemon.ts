@@ -44,6 +44,8 @@ export interface DaemonOptions {
    * status can be read while the daemon holds the embedded store. Default: none.
    */
   snapshotFile?: string;
+  /** Runs found interrupted at start (their process died): alerted as errors once the daemon runs. */
+  abortedRuns?: RunRecord[];
 }
 
 /** What `snapshotFile` holds. */
@@ -109,6 +111,10 @@ export class Daemon {
   async start(): Promise<void> {
     this.livenessPort = await this.liveness.start();
     this.configureAlerts(this.config);
+    for (const run of this.opts.abortedRuns ?? []) {
+      const policy = this.config.policies.find((p) => p.name === run.policy);
+      if (policy) this.track(this.engine.afterRun(policy, run, this.alertController.signal));
+    }
     this.scheduleAll();
     await this.catchUp();
     this.state = 'running';
@@ -295,13 +301,15 @@ export class Daemon {
       return;
     }
     this.logger.info(`${policy.name}: ${run.status === 'cancelled' ? 'cancelled' : run.verdict}${run.reasons.length ? `: ${run.reasons.map((r) => r.code).join(', ')}` : ''} (run ${run.id})`, { policy: policy.name, runId: run.id });
-    const alerting = this.engine
-      .afterRun(policy, run, this.alertController.signal)
-      .then(() => this.snapshot())
-      .finally(() => this.pendingAlerts.delete(alerting));
-    this.pendingAlerts.add(alerting);
+    this.track(this.engine.afterRun(policy, run, this.alertController.signal).then(() => this.snapshot()));
     this.opts.onRun?.(run);
     void this.beat();
+  }
+
+  /** Alert work that shutdown waits for (up to ALERT_DRAIN_MS). */
+  private track(work: Promise<void>): void {
+    const tracked = work.finally(() => this.pendingAlerts.delete(tracked));
+    this.pendingAlerts.add(tracked);
   }
 
   private async check(): Promise<void> {
