@@ -120,3 +120,26 @@ ${filesPolicy({ name: 'gamma-db', folder, schedule: '*/10 * * * * *' }).replace(
   t.equal(subjectsFor(smtp, 'gamma-db').filter((s) => s.includes('OVERDUE')).length, 1, 'one overdue alert');
   await third.stop(60_000);
 });
+
+t.test('jitter: each scheduled run starts at a random delay of up to the jitter after its time', async (t) => {
+  const folder = await tempDir('backups');
+  await goodArchive(folder, 'share-1.tar.gz');
+  const schema = 'sched_jitter';
+  const d = await startDaemon({
+    pgUrl,
+    schema,
+    yaml: `${daemonHeader({ pgUrl, schema, smtpPort: smtp.port, hookUrl: hook.url('/hook') })}
+clients:
+  - name: eps
+    policies:
+${filesPolicy({ name: 'eps-share', folder }).replace('schedule: "every 2s"', 'schedule: { when: "every 4s", jitter: 2s }')}`,
+  });
+  daemons.push(d);
+  await waitFor('5 runs', () => d.runs.length >= 5, 60_000);
+  await d.stop();
+  // Offsets after each 4-second mark (runs start a few ms after the queue takes them).
+  const offsets = d.runs.map((r) => Date.parse(r.startedAt) % 4_000);
+  t.ok(offsets.every((o) => o < 2_500), `within the jitter (${offsets.join(', ')} ms)`);
+  t.ok(offsets.some((o) => o > 150), 'actually delayed');
+  t.ok(new Set(offsets.map((o) => Math.round(o / 100))).size > 1, 'by different amounts');
+});
