@@ -35,4 +35,7 @@ COPY bin bin
 COPY orchestrator/evidence/migrations orchestrator/evidence/migrations
 VOLUME /var/lib/backproof
 ENTRYPOINT ["node", "/app/bin/backproof.js"]
-CMD ["--help"]
+# The scheduler: verifies on each policy's schedule and alerts. SIGTERM drains running runs for
+# daemon.shutdownGrace: give `docker stop -t` at least that long. SIGHUP (docker kill -s HUP) reloads.
+# For a health check, set daemon.liveness.port and probe http://127.0.0.1:<port>/healthz.
+CMD ["daemon"]
