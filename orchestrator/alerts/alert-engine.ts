@@ -208,7 +208,14 @@ export class AlertEngine {
     for (const incident of await this.deps.alerts.openIncidents()) {
       if (signal?.aborted) return;
       const policy = this.policy(incident.policy);
-      if (!policy || policy.alerts.reminderAfterMs <= 0 || incident.lastNotifiedAt === null) continue;
+      if (!policy) {
+        // The policy left the config: nothing will ever resolve its incidents.
+        if (await this.deps.alerts.resolveIncident(incident.id, new Date(now).toISOString())) {
+          this.logger.info(`closed the ${incident.condition} incident of ${incident.policy}: the policy is no longer in the config`);
+        }
+        continue;
+      }
+      if (policy.alerts.reminderAfterMs <= 0 || incident.lastNotifiedAt === null) continue;
       if (now - Date.parse(incident.lastNotifiedAt) < policy.alerts.reminderAfterMs) continue;
       const run = incident.runId ? await this.deps.runs.get(incident.runId) : null;
       await this.notify(policy, incident, incident.condition, 'reminder', incident.summary, run ?? undefined, signal);

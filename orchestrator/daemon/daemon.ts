@@ -117,6 +117,7 @@ export class Daemon {
     }
     this.scheduleAll();
     await this.catchUp();
+    if (this.state !== 'starting') return; // stopped while starting
     this.state = 'running';
     this.beatTimer = setInterval(() => void this.beat(), this.beatEveryMs());
     this.checkTimer = setInterval(() => void this.check(), this.config.daemon.checkEveryMs);
@@ -227,6 +228,7 @@ export class Daemon {
   }
 
   private scheduleAll(): void {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
     for (const policy of this.config.policies) {
       const s = policy.schedule;
       if (!s) continue;
