@@ -141,7 +141,9 @@ t.test('each condition fires once, dedups and recovers: error, missing, stale, s
       url: ${failing.url('/flaky')}
       conditions: [rto_exceeded]
 `,
-    }).replace('concurrency: 4, perClient: 4', 'concurrency: 5, perClient: 5')}
+    })
+      .replace('concurrency: 4, perClient: 4', 'concurrency: 5, perClient: 5')
+      .replace('reminderAfter: 0s', 'reminderAfter: 5s')}
 clients:
   - name: beta
     policies:
@@ -188,6 +190,8 @@ ${filesPolicy({ name: 'beta-idle', folder: dir('idle') }).replace(/^ +schedule: 
   }, 60_000);
   for (const [policy, re] of expectFiring) {
     t.equal(subjectsFor(smtp, policy).filter((s) => re.test(s)).length, 1, `${policy}: one alert while the condition lasts`);
+    const reminder = new RegExp(re.source.replace('\\] ', '\\] REMINDER '));
+    await waitFor(`a reminder for ${policy}`, () => subjectsFor(smtp, policy).some((s) => reminder.test(s)), 15_000);
   }
 
   // Fix everything.

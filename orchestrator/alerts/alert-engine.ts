@@ -53,8 +53,6 @@ export class AlertEngine {
   private readonly now: () => Date;
   private logger: Logger;
   private checking: Promise<void> | undefined;
-  /** During a check: the open incidents (policy, condition, key), so that resolving what is not open costs no query. */
-  private openDuringCheck: Set<string> | undefined;
   /** When each policy was first scheduled (it never changes once recorded). */
   private readonly firstSeen = new Map<string, string>();
 
@@ -103,22 +101,20 @@ export class AlertEngine {
   private async checkOnce(signal?: AbortSignal): Promise<void> {
     const config = this.config;
     if (!config) return;
-    this.openDuringCheck = new Set((await this.deps.alerts.openIncidents()).map((i) => incidentKey(i.policy, i.condition, i.key)));
-    try {
-      await this.checkPolicies(config.policies, signal);
-    } finally {
-      this.openDuringCheck = undefined;
-    }
+    // The incidents open when the check starts: resolving what is not among them costs no query.
+    // (An incident opened meanwhile by a run is resolved by a later run or check.)
+    const open = new Set((await this.deps.alerts.openIncidents()).map((i) => incidentKey(i.policy, i.condition, i.key)));
+    await this.checkPolicies(config.policies, open, signal);
     await this.guard('reminders', () => this.remind(signal));
     await this.guard('delivery retries', () => this.retryDeliveries(signal));
   }
 
-  private async checkPolicies(policies: readonly PolicyConfig[], signal?: AbortSignal): Promise<void> {
+  private async checkPolicies(policies: readonly PolicyConfig[], open: Set<string>, signal?: AbortSignal): Promise<void> {
     const latest = this.deps.runs.latestPerPolicy ? await this.deps.runs.latestPerPolicy() : undefined;
     for (const policy of policies) {
       if (signal?.aborted) return;
-      await this.guard(`overdue check of ${policy.name}`, () => this.checkOverdue(policy, signal, latest ? { run: latest.get(policy.name) } : undefined));
-      if (this.deps.checkStorage) await this.guard(`storage check of ${policy.name}`, () => this.checkStorage(policy, signal));
+      await this.guard(`overdue check of ${policy.name}`, () => this.checkOverdue(policy, signal, latest ? { run: latest.get(policy.name) } : undefined, open));
+      if (this.deps.checkStorage) await this.guard(`storage check of ${policy.name}`, () => this.checkStorage(policy, open, signal));
     }
   }
 
@@ -133,7 +129,7 @@ export class AlertEngine {
   // ---- conditions between runs ----------------------------------------------------------------
 
   /** The dead man's switch on backproof: a scheduled time passed (plus grace and jitter) and no run started. */
-  async checkOverdue(policy: PolicyConfig, signal?: AbortSignal, known?: { run: RunRecord | undefined }): Promise<void> {
+  async checkOverdue(policy: PolicyConfig, signal?: AbortSignal, known?: { run: RunRecord | undefined }, open?: Set<string>): Promise<void> {
     const schedule = policy.schedule;
     if (!schedule) return;
     const now = this.now();
@@ -151,7 +147,7 @@ export class AlertEngine {
       (last !== undefined && Date.parse(last.startedAt) >= due.getTime()) ||
       (pendingSince !== undefined && pendingSince.getTime() >= due.getTime() && now.getTime() - pendingSince.getTime() < schedule.graceMs);
     if (covered) {
-      await this.resolve(policy, 'overdue', undefined, signal);
+      await this.resolve(policy, 'overdue', undefined, signal, '', open);
       return;
     }
     const lastText = last ? `the last run started ${formatInstant(last.startedAt)}` : 'it has never run';
@@ -168,7 +164,7 @@ export class AlertEngine {
     );
   }
 
-  private async checkStorage(policy: PolicyConfig, signal?: AbortSignal): Promise<void> {
+  private async checkStorage(policy: PolicyConfig, open: Set<string>, signal?: AbortSignal): Promise<void> {
     const now = this.now();
     let fact: StorageFact;
     try {
@@ -190,7 +186,7 @@ export class AlertEngine {
     if (missing) {
       await this.raise(policy, { condition: 'missing', summary: missing, reasons: [{ code: fact.nothing ? 'no_backup' : 'missing_backup', message: missing }] }, undefined, signal);
     } else {
-      await this.resolve(policy, 'missing', undefined, signal);
+      await this.resolve(policy, 'missing', undefined, signal, '', open);
     }
     const rpo = policy.targets.rpoMs;
     if (rpo === undefined || !fact.newest) return;
@@ -199,7 +195,7 @@ export class AlertEngine {
       const message = `the newest backup ${fact.newest.key} is ${formatAge(ageMs)} old; the RPO target is ${formatAge(rpo)}`;
       await this.raise(policy, { condition: 'stale', summary: message, reasons: [{ code: 'stale_backup', message }], since: fact.newest.backupTime }, undefined, signal);
     } else {
-      await this.resolve(policy, 'stale', undefined, signal);
+      await this.resolve(policy, 'stale', undefined, signal, '', open);
     }
   }
 
@@ -224,14 +220,25 @@ export class AlertEngine {
 
   private async retryDeliveries(signal?: AbortSignal): Promise<void> {
     const config = this.config!;
-    for (const d of await this.deps.alerts.pendingDeliveries()) {
+    const pending = await this.deps.alerts.pendingDeliveries();
+    if (pending.length === 0) return;
+    const openIds = new Set((await this.deps.alerts.openIncidents()).map((i) => i.id));
+    for (const d of pending) {
       if (signal?.aborted) return;
       const now = this.now();
       const routed = this.channels.get(d.channel);
       const policy = this.policy(d.policy);
       const tooOld = now.getTime() - Date.parse(d.createdAt) > config.alerts.retryForMs;
-      if (!routed || !d.payload || tooOld) {
-        const why = !routed ? 'the channel is no longer configured' : tooOld ? `gave up after ${formatAge(config.alerts.retryForMs)} of retries` : 'nothing to resend';
+      // A firing or reminder of an incident that has since resolved would reopen it at the receiver.
+      const superseded = d.state !== 'resolved' && d.incidentId !== null && !openIds.has(d.incidentId);
+      if (!routed || !d.payload || tooOld || superseded) {
+        const why = superseded
+          ? 'not resent: the condition has resolved since'
+          : !routed
+            ? 'the channel is no longer configured'
+            : tooOld
+              ? `gave up after ${formatAge(config.alerts.retryForMs)} of retries`
+              : 'nothing to resend';
         await this.deps.alerts.updateDelivery(d.id, { ok: false, attempts: d.attempts, rounds: d.rounds, error: `${d.error ?? 'failed'}; ${why}`, ...(d.detail ? { detail: d.detail } : {}), at: now.toISOString(), durationMs: d.durationMs, retryPending: false });
         continue;
       }
@@ -244,7 +251,7 @@ export class AlertEngine {
         ...(result.detail !== undefined ? { detail: result.detail } : {}),
         at: result.at,
         durationMs: d.durationMs + result.durationMs,
-        retryPending: !result.ok && !result.permanent && !signal?.aborted,
+        retryPending: !result.ok && !result.permanent,
       });
       if (policy) await this.afterDelivery(policy, d.channel, d.condition ?? '', result, signal);
     }
@@ -265,7 +272,6 @@ export class AlertEngine {
       ...(run ? { runId: run.id } : {}),
       ...(o.since ? { since: o.since } : {}),
     });
-    this.openDuringCheck?.add(incidentKey(policy.name, o.condition, o.key ?? ''));
     if (!created) {
       await this.deps.alerts.updateIncident(incident.id, { summary: o.summary, reasons: o.reasons, ...(run ? { runId: run.id } : {}), ...(o.since ? { since: o.since } : {}) });
       return;
@@ -275,8 +281,8 @@ export class AlertEngine {
   }
 
   /** Resolves the condition's open incident, if any, and sends the resolution to whoever heard of it. */
-  private async resolve(policy: PolicyConfig, condition: FiringCondition, run: RunRecord | undefined, signal?: AbortSignal, key = ''): Promise<void> {
-    if (this.openDuringCheck && !this.openDuringCheck.delete(incidentKey(policy.name, condition, key))) return;
+  private async resolve(policy: PolicyConfig, condition: FiringCondition, run: RunRecord | undefined, signal?: AbortSignal, key = '', open?: Set<string>): Promise<void> {
+    if (open && !open.has(incidentKey(policy.name, condition, key))) return;
     const incident = await this.deps.alerts.openIncidentFor(policy.name, condition, key);
     if (!incident) return;
     if (!(await this.deps.alerts.resolveIncident(incident.id, this.now().toISOString(), run?.id))) return;
@@ -333,7 +339,7 @@ export class AlertEngine {
   }
 
   private async deliver(policy: PolicyConfig, incident: Incident, alert: Alert, name: string, routed: RoutedChannel, signal?: AbortSignal): Promise<void> {
-    const createdAt = new Date().toISOString();
+    const createdAt = this.now().toISOString();
     const result = await routed.channel.deliver(alert, signal, { extraTo: policy.alerts.to });
     await this.deps.alerts.recordDelivery(this.deliveryRow(policy, result, createdAt, {
       kind: 'alert',
@@ -361,7 +367,7 @@ export class AlertEngine {
   }
 
   private async heartbeat(policy: PolicyConfig, run: RunRecord, signal?: AbortSignal): Promise<void> {
-    const createdAt = new Date().toISOString();
+    const createdAt = this.now().toISOString();
     const result = await pingHeartbeat(policy.heartbeat!, run.verdict === 'pass' ? 'pass' : 'fail', {
       runId: run.id,
       secrets: this.config?.secrets ?? [],
