@@ -3,6 +3,7 @@ import { BackproofError } from '../errors.js';
 import type { SqlExecutor } from './executor.js';
 import { quoteSchema } from './migrate.js';
 import { DEFAULT_LIST_LIMIT } from './run-store.js';
+import { iso, json, jsonOrNull, num, str } from './row-values.js';
 
 /**
  * The evidence store's alerting state (migration 0002): incidents (one per episode of an alert
@@ -511,28 +512,4 @@ function toPolicyState(r: Row): PolicyState {
     checkedAt: iso(r.checked_at),
     checkError: str(r.check_error),
   };
-}
-
-/** SQL NULL for null (JSON.stringify(null) would store the jsonb value `null`). */
-function jsonOrNull(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
-}
-
-function str(v: unknown): string | null {
-  return v === null || v === undefined ? null : String(v);
-}
-
-function iso(v: unknown): string | null {
-  if (v === null || v === undefined) return null;
-  const d = v instanceof Date ? v : new Date(String(v));
-  return d.toISOString();
-}
-
-function num(v: unknown): number | null {
-  return v === null || v === undefined ? null : Number(v);
-}
-
-function json(v: unknown): unknown {
-  if (v === null || v === undefined) return null;
-  return typeof v === 'string' ? JSON.parse(v) : v;
 }

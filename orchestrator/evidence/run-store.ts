@@ -5,6 +5,7 @@ import { sqlStateOf, type SqlExecutor } from './executor.js';
 import { migrate, quoteSchema, type MigrateResult } from './migrate.js';
 import { createPgExecutor } from './pg-executor.js';
 import { createPgliteExecutor, isPidAlive } from './pglite-executor.js';
+import { iso, json, jsonOrNull, num } from './row-values.js';
 
 /**
  * The evidence store's queries over runs. Works the same over PostgreSQL and PGlite: records read
@@ -247,11 +248,6 @@ function values(run: RunRecord): unknown[] {
   ];
 }
 
-/** SQL NULL for null (JSON.stringify(null) would store the jsonb value `null`). */
-function jsonOrNull(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
-}
-
 function toRecord(r: Row): RunRecord {
   return {
     id: String(r.id),
@@ -274,19 +270,4 @@ function toRecord(r: Row): RunRecord {
     sandbox: json(r.sandbox) as RunRecord['sandbox'],
     restored: json(r.restored) as RunRecord['restored'],
   };
-}
-
-function iso(v: unknown): string | null {
-  if (v === null || v === undefined) return null;
-  const d = v instanceof Date ? v : new Date(String(v));
-  return d.toISOString();
-}
-
-function num(v: unknown): number | null {
-  return v === null || v === undefined ? null : Number(v);
-}
-
-function json(v: unknown): unknown {
-  if (v === null || v === undefined) return null;
-  return typeof v === 'string' ? JSON.parse(v) : v;
 }
