@@ -5,7 +5,8 @@
 #     gzip/zstd/xz-utils/bzip2 (real compressors for format tests), restic (the restic driver's
 #     real counterpart: tests make local repositories), zip and tar (file-share archive fixtures),
 #     poppler-utils (pdftoppm/pdftotext: report PDFs rendered to PNG pages and read back),
-#     chromium (the dashboard's browser tests, driven by playwright-core);
+#     chromium (the dashboard's browser tests, driven by playwright-core), jq and openssl (the
+#     evidence bundle checked with standard tools, as the README shows);
 #   - starts dockerd when no engine answers (no bridge, no iptables: sandboxes have no network)
 #     and writes its pid to $BACKPROOF_DOCKERD_PIDFILE (default /run/backproof-dockerd.pid);
 #   - npm ci, build, and the sandbox images (PostgreSQL 15 and 17, MariaDB, files) when their
@@ -19,7 +20,7 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
-for tool in gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic zip:zip tar:tar pdftoppm:poppler-utils chromium:chromium; do
+for tool in gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic zip:zip tar:tar pdftoppm:poppler-utils chromium:chromium jq:jq openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -88,8 +88,10 @@ t.test('liveness, SIGHUP with a broken config, status from the snapshot, SIGTERM
   const folder = await tempDir('backups');
   await goodArchive(folder, 'share-1.tar.gz');
   const livenessFile = path.join(dir, 'live.json');
-  const good = config({ folder, smtpPort: smtp.port, livenessFile, schedule: 'every 2s' });
+  const good = config({ folder, smtpPort: smtp.port, livenessFile, schedule: 'every 2s' }).replace('liveness: {', 'web: { port: 0 }, liveness: {');
   await fs.writeFile(path.join(dir, 'backproof.yaml'), good);
+  // A token made before the daemon takes the embedded store; the daemon serves the dashboard itself.
+  const token = (JSON.parse(await cli(dir, 'tokens', 'create', '--admin', '--name', 'ops', '--json')) as { token: string }).token;
   const d = spawnDaemon(dir);
 
   await waitFor('the liveness endpoint', () => /liveness on http:\/\/127\.0\.0\.1:\d+\/healthz/.test(d.stderr()), 30_000);
@@ -101,6 +103,11 @@ t.test('liveness, SIGHUP with a broken config, status from the snapshot, SIGTERM
   t.equal(live.status, 'ok');
 
   await waitFor('two passing runs', () => (d.stderr().match(/delta-files: pass/g) ?? []).length >= 2, 60_000);
+  const webPort = Number(/dashboard on http:\/\/127\.0\.0\.1:(\d+)\//.exec(d.stderr())![1]);
+  t.equal((await fetch(`http://127.0.0.1:${webPort}/api/policies`)).status, 401, 'the in-daemon API wants a token');
+  const api = await fetch(`http://127.0.0.1:${webPort}/api/policies`, { headers: { authorization: `Bearer ${token}` } });
+  t.equal(api.status, 200);
+  t.match(await api.text(), /delta-files/, 'the dashboard inside the daemon reads its store');
 
   // A broken config: the daemon says why and keeps running on the old one.
   await fs.writeFile(path.join(dir, 'backproof.yaml'), good.replace('schedule: "every 2s"', 'schedule: "every 7s"').replace('kind: files', 'kind: filez'));

@@ -39,6 +39,15 @@ export interface EmailChannelOptions extends ChannelCommonOptions {
   socketTimeoutMs?: number;
 }
 
+/** A mail with attachments (a monthly report), sent by `sendDocument`. */
+export interface DocumentMessage {
+  to: string[];
+  subject: string;
+  text: string;
+  html?: string;
+  attachments: { filename: string; content: Buffer; contentType: string }[];
+}
+
 /** What nodemailer attaches to its errors (see nodemailer's errors.d.ts). */
 interface SmtpErrorFields {
   code?: string;
@@ -132,6 +141,51 @@ export class EmailChannel implements AlertChannel {
             'X-Backproof-Condition': alert.condition,
             'X-Backproof-State': alert.state,
           },
+          ...(sig ? { signal: sig } : {}),
+        });
+        const rejected = (info.rejected ?? []).map(String);
+        return `message-id ${info.messageId}; ${oneLine(info.response ?? '', 200)}${rejected.length > 0 ? `; rejected recipients: ${rejected.join(', ')}` : ''}`;
+      },
+    });
+  }
+
+  /**
+   * Mails a document (the monthly reports) to `msg.to` only: the channel's own `to` (its alert
+   * recipients) is not added, its `cc` is. Same transport, retries and redaction as alerts;
+   * never throws.
+   */
+  sendDocument(msg: DocumentMessage, signal?: AbortSignal): Promise<DeliveryResult> {
+    if (this.closed) return Promise.resolve(closedResult(this.name, this.target));
+    const seen = new Set<string>();
+    const to = msg.to.filter((a) => {
+      const key = a.trim().toLowerCase();
+      if (key === '' || seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    if (to.length === 0) {
+      return Promise.resolve({ channel: this.name, ok: false, attempts: 0, error: `${this.target}: no recipient for ${oneLine(msg.subject, 120)}`, at: new Date().toISOString(), durationMs: 0 });
+    }
+    const id = msg.attachments[0]?.filename ?? msg.subject;
+    return deliverWithRetries({
+      channel: this.name,
+      target: this.target,
+      alert: { id, state: 'firing' },
+      retry: this.retry,
+      redact: this.redact,
+      signal,
+      logger: this.opts.logger,
+      classify: (err) => this.classify(err),
+      attempt: async (_n, sig) => {
+        const info = await this.transport.sendMail({
+          from: this.opts.from,
+          to,
+          ...(this.opts.cc && this.opts.cc.length > 0 ? { cc: this.opts.cc } : {}),
+          subject: msg.subject.replace(/[\r\n]+/g, ' '),
+          text: msg.text,
+          ...(msg.html !== undefined ? { html: msg.html } : {}),
+          attachments: msg.attachments.map((a) => ({ filename: a.filename, content: a.content, contentType: a.contentType })),
+          headers: { 'Auto-Submitted': 'auto-generated', 'X-Backproof-Document': id.replace(/[\r\n]+/g, ' ') },
           ...(sig ? { signal: sig } : {}),
         });
         const rejected = (info.rejected ?? []).map(String);

@@ -33,8 +33,8 @@ export function dataDir(opts: GlobalOptions): string {
 }
 
 /** Opens the evidence store; runs it found interrupted (their process died) are reported. */
-export async function openStore(config: Pick<ResolvedConfig, 'database'>, opts: GlobalOptions, logger: Logger = makeLogger()): Promise<RunStore> {
-  const store = await RunStore.open({ url: config.database.url, dataDir: dataDir(opts), schema: config.database.schema });
+export async function openStore(config: Pick<ResolvedConfig, 'database' | 'evidence'>, opts: GlobalOptions, logger: Logger = makeLogger()): Promise<RunStore> {
+  const store = await RunStore.open({ url: config.database.url, dataDir: dataDir(opts), schema: config.database.schema, signingKey: config.evidence?.signingKey });
   for (const run of store.abortedAtOpen) {
     logger.warn(`run ${run.id} of ${run.policy} was interrupted (pid ${run.pid} is gone); recorded as aborted`);
   }

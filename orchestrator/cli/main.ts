@@ -4,10 +4,14 @@ import { BACKPROOF_VERSION } from '../version.js';
 import { registerBackups } from './backups-command.js';
 import { registerDaemon } from './daemon-command.js';
 import { registerDemo } from './demo-command.js';
+import { registerEvidence } from './evidence-command.js';
 import { registerImages } from './images-command.js';
+import { registerReport } from './report-command.js';
 import { registerRun } from './run-command.js';
 import { registerRuns } from './runs-command.js';
+import { registerServe } from './serve-command.js';
 import { registerStatus } from './status-command.js';
+import { registerTokens } from './tokens-command.js';
 import { registerValidate } from './validate-command.js';
 
 /** Exit codes: 0 pass/ok, 1 a run failed (the backup is bad), 2 an error (config, engine, ours). */
@@ -34,6 +38,10 @@ export async function main(argv: string[]): Promise<number> {
   registerBackups(program, setExit);
   registerImages(program, setExit);
   registerDemo(program, setExit);
+  registerEvidence(program, setExit);
+  registerReport(program, setExit);
+  registerServe(program, setExit);
+  registerTokens(program, setExit);
 
   try {
     await program.parseAsync(argv);

@@ -53,7 +53,7 @@ const conditions = z
 /** A light check: something@something, no spaces or brackets. */
 const ADDRESS = '[^\\s@<>(),;:"]+@[^\\s@<>(),;:"]+';
 
-const emailAddress = matching(new RegExp(`^${ADDRESS}$`), 'an email address', 'write name@example.com; several addresses go in a list: [a@example.com, b@example.com]');
+export const emailAddress = matching(new RegExp(`^${ADDRESS}$`), 'an email address', 'write name@example.com; several addresses go in a list: [a@example.com, b@example.com]');
 const sender = matching(
   new RegExp(`^(?:${ADDRESS}|[^<>]*<\\s*${ADDRESS}\\s*>)$`),
   'a sender address',
@@ -102,6 +102,13 @@ export const daemonSchema = z
     timezone: timezone.optional().describe(`IANA zone of schedules that name none, e.g. Europe/Berlin. Default ${D.timezone}.`),
     overdueGrace: durationKey('Default grace of schedules: a scheduled run not started within it is overdue.', D.overdueGraceMs),
     liveness: liveness.optional(),
+    web: z
+      .strictObject({
+        port: z.number().int().min(0).max(65535).describe('Port of the dashboard, e.g. 8080; 0 picks a free port.'),
+        host: nonEmptyText('host').optional().describe('Address it listens on. Default 127.0.0.1; put a TLS proxy in front of anything else.'),
+      })
+      .optional()
+      .describe('Serve the dashboard, JSON API and /metrics from inside the daemon (what backproof serve does), sharing its evidence store: the way to have both with the embedded store. Optional.'),
   })
   .transform(
     (v): DaemonConfig => ({
@@ -118,6 +125,7 @@ export const daemonSchema = z
         ...(v.liveness?.port !== undefined ? { port: v.liveness.port } : {}),
         host: v.liveness?.host ?? D.livenessHost,
       },
+      ...(v.web ? { web: { port: v.web.port, host: v.web.host ?? D.livenessHost } } : {}),
     }),
   )
   .describe('backproof daemon: how many runs at once, catch-up at start, shutdown, checks between runs, liveness. All keys optional.');

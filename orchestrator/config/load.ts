@@ -11,6 +11,7 @@ import { DEFAULTS } from '../defaults.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { resolveReferences, type KeyPath } from './references.js';
 import { alertSecrets } from './daemon-schema.js';
+import { checkLogo } from './reports-schema.js';
 import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote } from './schema.js';
 import type { ResolvedConfig } from './types.js';
 
@@ -112,10 +113,17 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
     }
     const password = database.url === undefined ? '' : urlPassword(database.url);
     if (password !== '') secrets.add(password);
+    if (config.evidence?.signingKey !== undefined) secrets.add(config.evidence.signingKey);
     const daemon = config.daemon;
     if (daemon.liveness.file !== undefined) daemon.liveness.file = path.resolve(baseDir, daemon.liveness.file);
     for (const channel of config.alerts.channels) if (channel.type === 'email' && channel.auth) secrets.add(channel.auth.pass);
-    resolved = { file: full, database, docker: config.docker, daemon, alerts: config.alerts, clients: config.clients, policies: config.policies, secrets: [...secrets] };
+    const reports = config.reports;
+    if (reports?.logo !== undefined) {
+      reports.logo = path.resolve(baseDir, reports.logo);
+      const bad = checkLogo(reports.logo);
+      if (bad) problems.push({ ...where(['reports', 'logo']), ...bad });
+    }
+    resolved = { file: full, database, docker: config.docker, daemon, alerts: config.alerts, clients: config.clients, policies: config.policies, secrets: [...secrets], ...(reports ? { reports } : {}), ...(config.evidence ? { evidence: config.evidence } : {}) };
   }
 
   if (problems.length > 0 || resolved === undefined) {

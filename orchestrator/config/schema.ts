@@ -9,14 +9,16 @@
  * Messages: every issue raised here carries both what is wrong and what to do, joined by
  * `FIX_SEPARATOR` (see `say`); load.ts splits them into a ConfigProblem's `problem` and `fix`.
  */
+import { createPrivateKey } from 'node:crypto';
 import cronParser from 'cron-parser';
 import { z } from 'zod';
 import { DEFAULTS } from '../defaults.js';
 import { DURATION_EXAMPLES } from './duration.js';
 import { addProblem, compactDuration, duration, durationKey, identifier, inLargestUnit, isRecordPayload, matching, nonEmptyText, quote, say, timezone, typeError } from './schema-helpers.js';
 import { alertRouting, alertsSchema, checkChannelNames, daemonSchema, heartbeatSchema, resolveClient, scheduleSchema, type ClientDraft, type PolicyDraft } from './daemon-schema.js';
+import { checkReportsChannel, clientReportsSchema, reportsSchema, resolveReports } from './reports-schema.js';
 import type { CustomKindConfig, Expectation, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, ProbeConfig, RestoreKind, ServiceConfig, SizeAnomalyConfig } from './types.js';
-import type { ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from './types.js';
+import type { ClientConfig, ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from './types.js';
 
 /** What the schema produces; load.ts adds `file` and `secrets` and absolutises source paths. */
 export type ConfigFromSchema = Omit<ResolvedConfig, 'file' | 'secrets'>;
@@ -641,12 +643,14 @@ const client = z
       .array(policy)
       .min(1, { error: say('client has no policies', 'add at least one policy under policies:') })
       .describe('The client\'s policies; at least one.'),
+    reports: clientReportsSchema.optional(),
   })
-  .transform((value): ClientDraft => ({
+  .transform((value): ClientDraft & Pick<ClientConfig, 'reports'> => ({
     name: value.name,
     displayName: value.displayName ?? value.name,
     alerts: value.alerts ?? {},
     policies: value.policies.map((p): PolicyDraft => ({ ...p, client: value.name })),
+    ...(value.reports !== undefined ? { reports: value.reports } : {}),
   }))
   .describe('A client (tenant) and its policies.');
 
@@ -680,6 +684,27 @@ const docker = z
   })
   .describe('Docker daemon the sandboxes run on. Optional.');
 
+/** Whether `pem` is an Ed25519 private key node:crypto can read. */
+function isEd25519PrivateKey(pem: string): boolean {
+  try {
+    return createPrivateKey(pem).asymmetricKeyType === 'ed25519';
+  } catch {
+    return false;
+  }
+}
+
+const evidence = z
+  .strictObject({
+    signingKey: z
+      .string()
+      .refine(isEd25519PrivateKey, {
+        error: say('not a PEM Ed25519 private key', 'make one with openssl genpkey -algorithm ed25519 -out evidence-key.pem and write signingKey: ${file:evidence-key.pem}'),
+      })
+      .optional()
+      .describe('PEM Ed25519 private key that signs the evidence chain, from a reference: ${file:/etc/backproof/evidence-key.pem}. Default: <data dir>/evidence-key.pem, created on first use. Workers sharing one PostgreSQL should share one key.'),
+  })
+  .describe('Evidence signing. Optional.');
+
 export const configSchema = z
   .strictObject({
     version: z
@@ -688,24 +713,29 @@ export const configSchema = z
       .describe('Config file format version; 1.'),
     database: database.prefault({}),
     docker: docker.prefault({}),
+    evidence: evidence.optional(),
     daemon: daemonSchema.prefault({}),
     alerts: alertsSchema.prefault({}),
     clients: z
       .array(client)
       .min(1, { error: say('no clients', 'add at least one client under clients:, each with name and policies') })
       .describe('The clients (tenants) whose backups are verified; at least one.'),
+    reports: reportsSchema.optional(),
   })
   .superRefine((value, ctx) => checkChannelNames(value, ctx), { when: isRecordPayload })
+  .superRefine((value, ctx) => checkReportsChannel(value, ctx), { when: isRecordPayload })
   .transform((value): ConfigFromSchema => {
     // Policies cannot see daemon: and alerts:; their schedules and alert routing are completed here.
-    const clients = value.clients.map((c) => resolveClient(c, value.daemon, value.alerts));
+    const clients = value.clients.map((c) => ({ ...resolveClient(c, value.daemon, value.alerts), ...(c.reports !== undefined ? { reports: c.reports } : {}) }));
     return {
       database: value.database.url !== undefined ? { url: value.database.url, schema: value.database.schema } : { schema: value.database.schema },
       docker: value.docker.host !== undefined ? { host: value.docker.host } : {},
+      ...(value.evidence !== undefined ? { evidence: value.evidence.signingKey !== undefined ? { signingKey: value.evidence.signingKey } : {} } : {}),
       daemon: value.daemon,
       alerts: value.alerts,
       clients,
       policies: clients.flatMap((c) => c.policies),
+      ...(value.reports !== undefined ? { reports: resolveReports(value.reports, value.alerts) } : {}),
     };
   })
   .meta({ title: 'backproof configuration', description: 'backproof.yaml: the clients, policies and probes backproof verifies.' });

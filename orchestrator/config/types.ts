@@ -10,6 +10,8 @@ export interface ResolvedConfig {
   /** Evidence store: PostgreSQL when `url` is set (config `database.url` or DATABASE_URL), else embedded PGlite. */
   database: { url?: string; schema: string };
   docker: { host?: string };
+  /** Evidence signing; absent when the file has no `evidence:` (then the data dir's key signs). */
+  evidence?: { signingKey?: string };
   clients: ClientConfig[];
   /** `backproof daemon`: limits, catch-up, shutdown, liveness. All defaults when the file has no `daemon:`. */
   daemon: DaemonConfig;
@@ -19,6 +21,8 @@ export interface ResolvedConfig {
   policies: PolicyConfig[];
   /** Values that came from references; the logger redacts them. */
   secrets: string[];
+  /** Monthly client reports (branding, zone, mailing); absent when the file has no `reports:`. */
+  reports?: ReportsConfig;
 }
 
 export interface ClientConfig {
@@ -27,6 +31,32 @@ export interface ClientConfig {
   /** The client's alert routing as written (its policies' `alerts` already include it). */
   alerts: AlertRoutingInput;
   policies: PolicyConfig[];
+  /** Who receives the client's monthly report; absent when the client has no `reports:` (then its `alerts.to` receive it). */
+  reports?: ClientReportsConfig;
+}
+
+// ---- Monthly reports (reports-schema.ts) --------------------------------------------------------
+
+export type ReportFormat = 'pdf' | 'html' | 'csv' | 'json';
+
+export interface ReportsConfig {
+  /** The MSP's name on report covers. */
+  mspName: string;
+  /** Absolute path of a PNG or JPEG shown on report covers (load.ts checks it). */
+  logo?: string;
+  /** IANA zone the month is counted in. Default UTC. */
+  timezone: string;
+  /** When the daemon mails every client's report of the previous month (in `timezone`); absent: never. */
+  schedule?: { text: string; cron: string; timezone: string };
+  /** The email channel (under alerts.channels) reports are mailed through; absent: reports are not mailed. */
+  channel?: string;
+  /** Format of mailed reports. Default pdf. */
+  format: ReportFormat;
+}
+
+export interface ClientReportsConfig {
+  /** Recipients of the client's monthly report. */
+  to: string[];
 }
 
 // ---- Daemon, schedules, alerts -----------------------------------------------------------------
@@ -54,6 +84,8 @@ export interface DaemonConfig {
     /** Address the liveness endpoint listens on. Default 127.0.0.1. */
     host: string;
   };
+  /** The dashboard and API (`backproof serve`) inside the daemon, sharing its store; absent: not served. */
+  web?: { host: string; port: number };
 }
 
 /**

@@ -16,7 +16,9 @@ import { describeSchedule, nextRunTimes, previousRunTime } from '../scheduler/sc
 import { buildStatus, type StatusReport } from '../../reports/status-report.js';
 import { Liveness, writeFileAtomic, type LivenessStatus } from './liveness.js';
 import { RunQueue, type QueuedRun } from './run-queue.js';
+import { mailMonthlyReports, scheduleReportMailing, type ReportMailing } from './report-mailer.js';
 import { checkStorage } from './storage-check.js';
+import { startWebServer, type WebServer } from '../web/server.js';
 
 /**
  * `backproof daemon`: verifies each policy on its schedule (node-schedule, with optional jitter),
@@ -79,6 +81,9 @@ export class Daemon {
   private readonly startedAt = new Date().toISOString();
   /** Port of the liveness endpoint, once started. */
   livenessPort: number | undefined;
+  /** Port of the dashboard (daemon.web), once started. */
+  webPort: number | undefined;
+  private web: WebServer | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.config = opts.config;
@@ -110,6 +115,11 @@ export class Daemon {
   /** Schedules every policy, catches up missed runs, starts the checks and the liveness beat. */
   async start(): Promise<void> {
     this.livenessPort = await this.liveness.start();
+    const web = this.config.daemon.web;
+    if (web) {
+      this.web = await startWebServer({ config: () => this.config, runs: this.opts.store, alerts: this.alerts, logger: this.logger, host: web.host, port: web.port });
+      this.webPort = this.web.port;
+    }
     this.configureAlerts(this.config);
     for (const run of this.opts.abortedRuns ?? []) {
       const policy = this.config.policies.find((p) => p.name === run.policy);
@@ -124,7 +134,7 @@ export class Daemon {
     await this.beat();
     const scheduled = this.config.policies.filter((p) => p.schedule).length;
     this.logger.info(
-      `daemon started (pid ${process.pid}): ${scheduled} of ${this.config.policies.length} policies scheduled, ${this.channels.size} alert channel(s), at most ${this.config.daemon.concurrency} run(s) at once, ${this.config.daemon.perClient} per client${this.livenessPort !== undefined ? `, liveness on http://${this.config.daemon.liveness.host}:${this.livenessPort}/healthz` : ''}`,
+      `daemon started (pid ${process.pid}): ${scheduled} of ${this.config.policies.length} policies scheduled, ${this.channels.size} alert channel(s), at most ${this.config.daemon.concurrency} run(s) at once, ${this.config.daemon.perClient} per client${this.livenessPort !== undefined ? `, liveness on http://${this.config.daemon.liveness.host}:${this.livenessPort}/healthz` : ''}${this.webPort !== undefined ? `, dashboard on http://${this.config.daemon.web!.host}:${this.webPort}/` : ''}`,
     );
     void this.check();
   }
@@ -150,10 +160,14 @@ export class Daemon {
     if (next.database.url !== old.database.url || next.database.schema !== old.database.schema) {
       this.logger.warn('config reload: the evidence store settings changed; they take effect at the next start');
     }
-    if (JSON.stringify(next.daemon.liveness) !== JSON.stringify(old.daemon.liveness)) {
-      this.logger.warn('config reload: daemon.liveness changed; it takes effect at the next start');
+    for (const key of ['liveness', 'web'] as const) {
+      if (JSON.stringify(next.daemon[key]) !== JSON.stringify(old.daemon[key])) {
+        this.logger.warn(`config reload: daemon.${key} changed; it takes effect at the next start`);
+      }
     }
-    this.config = { ...next, database: old.database, daemon: { ...next.daemon, liveness: old.daemon.liveness } };
+    const { web: oldWeb, liveness: oldLiveness } = old.daemon;
+    this.config = { ...next, database: old.database, daemon: { ...next.daemon, liveness: oldLiveness, ...(oldWeb ? { web: oldWeb } : {}) } };
+    if (!oldWeb) delete this.config.daemon.web;
     const oldChannels = this.channels;
     this.configureAlerts(this.config);
     void Promise.allSettled([...this.pendingAlerts]).then(() => closeChannels(oldChannels));
@@ -207,6 +221,7 @@ export class Daemon {
     await this.snapshot();
     if (this.beatTimer) clearInterval(this.beatTimer);
     await closeChannels(this.channels);
+    await this.web?.close();
     await this.liveness.stop();
     this.state = 'stopped';
     this.logger.info('daemon stopped');
@@ -240,6 +255,17 @@ export class Daemon {
       }
       this.jobs.push(job);
     }
+    // Monthly client reports (report-mailer.ts): one job, cancelled and rescheduled with the policies'.
+    const reports = scheduleReportMailing(this.config, this.logger, (month) => this.track(this.mailReports(month).then(() => undefined)));
+    if (reports) this.jobs.push(reports);
+  }
+
+  /** Builds and mails every client's report of `month` (YYYY-MM) now; what the report schedule runs. */
+  mailReports(month: string): Promise<ReportMailing[]> {
+    return mailMonthlyReports({ config: this.config, runs: this.opts.store, alerts: this.alerts, channels: this.channels, logger: this.logger, signal: this.alertController.signal }, month).catch((err: unknown) => {
+      this.logger.error(`monthly reports for ${month} failed: ${(err as Error).message}`);
+      return [];
+    });
   }
 
   private unscheduleAll(): void {

@@ -72,7 +72,8 @@ export interface IncidentFilter {
   limit?: number;
 }
 
-export type DeliveryKind = 'alert' | 'heartbeat';
+/** `report`: a monthly report mailed by the daemon (migration 0005). */
+export type DeliveryKind = 'alert' | 'heartbeat' | 'report';
 export type DeliveryState = 'firing' | 'reminder' | 'resolved';
 
 export interface DeliveryRow {

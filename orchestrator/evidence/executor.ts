@@ -12,6 +12,12 @@ export interface SqlExecutor {
   /** One statement, `$1..$n` parameters. Rows come back with the driver's type parsing. */
   query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
   /**
+   * Runs `fn` in one transaction on one connection: BEGIN, `fn`'s statements, COMMIT; ROLLBACK
+   * when `fn` throws (the error is rethrown). Use `q` inside, never `query`: on PostgreSQL
+   * `query` takes another pooled connection, outside the transaction.
+   */
+  transaction<T>(fn: (q: QueryFn) => Promise<T>): Promise<T>;
+  /**
    * A script of several statements, no parameters, run on one connection. It may contain
    * `BEGIN ... COMMIT`; if any statement fails, an open transaction is rolled back before the
    * error is rethrown, so the connection never goes back to a pool mid-transaction.
@@ -20,6 +26,9 @@ export interface SqlExecutor {
   close(): Promise<void>;
   readonly kind: 'postgres' | 'pglite';
 }
+
+/** One parameterised statement inside a transaction (see `SqlExecutor.transaction`). */
+export type QueryFn = <R = Record<string, unknown>>(text: string, values?: unknown[]) => Promise<{ rows: R[] }>;
 
 /** The SQLSTATE of a database error from either driver (`23505` unique violation, ...). */
 export function sqlStateOf(err: unknown): string | undefined {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { BackproofError } from '../errors.js';
-import { sqlStateOf, type SqlExecutor } from './executor.js';
+import { sqlStateOf, type QueryFn, type SqlExecutor } from './executor.js';
 
 /** PostgreSQL 13 brought `gen_random_uuid()` into core; older servers are refused. */
 export const MIN_SERVER_VERSION_NUM = 130000;
@@ -89,6 +89,39 @@ class PgExecutor implements SqlExecutor {
         broken = true;
       }
       throw this.wrap(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async transaction<T>(fn: (q: QueryFn) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw this.wrap(err);
+    }
+    let broken = false;
+    const q: QueryFn = async <R>(text: string, values?: unknown[]) => {
+      try {
+        const result = await client.query(text, values);
+        return { rows: result.rows as R[] };
+      } catch (err) {
+        throw this.wrap(err);
+      }
+    };
+    try {
+      await q('BEGIN');
+      const value = await fn(q);
+      await q('COMMIT');
+      return value;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true; // a connection we cannot roll back never goes back to the pool
+      }
+      throw err;
     } finally {
       client.release(broken);
     }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { BackproofError } from '../errors.js';
-import type { SqlExecutor } from './executor.js';
+import type { QueryFn, SqlExecutor } from './executor.js';
 
 /**
  * Embedded PostgreSQL (PGlite, WASM) in `<dataDir>/evidence`. PGlite is one process's database:
@@ -60,6 +60,17 @@ class PgliteExecutor implements SqlExecutor {
       await this.db.exec('ROLLBACK').catch(() => undefined);
       throw err;
     }
+  }
+
+  /** PGlite's own transaction: it holds the one connection, so other queries wait for it. */
+  async transaction<T>(fn: (q: QueryFn) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      const q: QueryFn = async <R>(text: string, values?: unknown[]) => {
+        const result = await tx.query<R>(text, values ?? []);
+        return { rows: result.rows };
+      };
+      return fn(q);
+    });
   }
 
   close(): Promise<void> {

@@ -1,11 +1,14 @@
 import os from 'node:os';
-import type { Reason, RunRecord, RunStatus, Verdict } from '../domain.js';
+import type { Reason, RunRecord } from '../domain.js';
 import { BackproofError } from '../errors.js';
 import { sqlStateOf, type SqlExecutor } from './executor.js';
 import { migrate, quoteSchema, type MigrateResult } from './migrate.js';
 import { createPgExecutor } from './pg-executor.js';
 import { createPgliteExecutor, isPidAlive } from './pglite-executor.js';
-import { iso, json, jsonOrNull, num } from './row-values.js';
+import { jsonOrNull } from './row-values.js';
+import { COLUMNS, toRecord, type Row } from './run-row.js';
+import { appendLink, EvidenceChain } from './chain.js';
+import { loadOrCreateSigningKey, signerFromPem, type EvidenceSigner, type SignerSource } from './signing-key.js';
 
 /**
  * The evidence store's queries over runs. Works the same over PostgreSQL and PGlite: records read
@@ -17,6 +20,11 @@ export interface RunStoreOptions {
   url?: string;
   dataDir: string;
   schema: string;
+  /**
+   * PEM Ed25519 private key that signs the evidence chain (config `evidence.signingKey`); without
+   * it `<dataDir>/evidence-key.pem`, created when a run is first sealed.
+   */
+  signingKey?: string | undefined;
 }
 
 export interface RunFilter {
@@ -30,8 +38,6 @@ export interface RunFilter {
 
 export const DEFAULT_LIST_LIMIT = 100;
 
-const COLUMNS =
-  'id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version, backup, phases, probes, metrics, sandbox, restored';
 const FULL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Whether `id` is a whole run id (a UUID), as opposed to a prefix or anything else. */
 export function isRunId(id: string): boolean {
@@ -39,18 +45,18 @@ export function isRunId(id: string): boolean {
 }
 const ID_PREFIX = /^[0-9a-f]{8}[0-9a-f-]{0,27}$/;
 
-type Row = Record<string, unknown>;
-
 export class RunStore {
   /** Runs this open marked `aborted` (their process had died), for the caller to log. */
   abortedAtOpen: RunRecord[] = [];
   /** What the migration step did at open. */
   migration: MigrateResult = { applied: [], version: 0 };
   private readonly runs: string;
+  private signerPromise: Promise<EvidenceSigner | undefined> | undefined;
 
   private constructor(
     readonly executor: SqlExecutor,
     readonly schema: string,
+    private readonly signerSource: SignerSource | undefined,
   ) {
     this.runs = `${quoteSchema(schema)}.runs`;
   }
@@ -62,21 +68,39 @@ export class RunStore {
   /** PostgreSQL when `url` is set, else PGlite in `dataDir`; migrates, then marks aborted runs. */
   static async open(opts: RunStoreOptions): Promise<RunStore> {
     quoteSchema(opts.schema); // refuse a bad name before connecting
+    const dataDir = opts.dataDir;
+    // A config key is checked now; the data dir's key is read or created when first needed.
+    const signer: SignerSource =
+      opts.signingKey !== undefined ? signerFromPem(opts.signingKey, 'evidence.signingKey in the config') : () => loadOrCreateSigningKey(dataDir);
     const executor = opts.url ? await createPgExecutor(opts.url) : await createPgliteExecutor(opts.dataDir);
     try {
-      return await RunStore.over(executor, opts.schema);
+      return await RunStore.over(executor, opts.schema, signer);
     } catch (err) {
       await executor.close();
       throw err;
     }
   }
 
-  /** A store over an executor the caller opened; the store's close() closes it. */
-  static async over(executor: SqlExecutor, schema: string): Promise<RunStore> {
-    const store = new RunStore(executor, schema);
+  /**
+   * A store over an executor the caller opened; the store's close() closes it. Without `signer`
+   * the runs it seals are chained but unsigned (and `evidence verify` says so).
+   */
+  static async over(executor: SqlExecutor, schema: string, signer?: SignerSource): Promise<RunStore> {
+    const store = new RunStore(executor, schema, signer);
     store.migration = await migrate(executor, schema);
+    await store.sealUnsealed();
     store.abortedAtOpen = await store.markAbortedRuns();
     return store;
+  }
+
+  /** The store's evidence chain (verify, export), signing with the store's key. */
+  evidenceChain(): EvidenceChain {
+    const signer = async (): Promise<EvidenceSigner> => {
+      const found = await this.signer();
+      if (!found) throw new BackproofError('evidence_no_signer', 'this evidence store was opened without a signing key');
+      return found;
+    };
+    return new EvidenceChain(this.executor, this.schema, this.signerSource === undefined ? undefined : signer);
   }
 
   /** Inserts a run with status `running`. */
@@ -97,15 +121,22 @@ export class RunStore {
 
   /** Writes every field of `run` over the stored row; only while the stored run is `running`. */
   async finalize(run: RunRecord): Promise<void> {
-    const { rows } = await this.executor.query(
-      `UPDATE ${this.runs} SET client = $2, policy = $3, kind = $4, status = $5, verdict = $6, reasons = $7::jsonb,
-         started_at = $8::timestamptz, finished_at = $9::timestamptz, duration_ms = $10::bigint, host = $11, pid = $12::int,
-         backproof_version = $13, backup = $14::jsonb, phases = $15::jsonb, probes = $16::jsonb, metrics = $17::jsonb,
-         sandbox = $18::jsonb, restored = $19::jsonb
-       WHERE id = $1::uuid AND status = 'running' RETURNING id`,
-      values(run),
-    );
-    if (rows.length === 1) return;
+    const signer = await this.signer();
+    // The row and its chain link are written in one transaction: a run is never finalized unsealed.
+    const sealed = await this.executor.transaction(async (q) => {
+      const { rows } = await q<Row>(
+        `UPDATE ${this.runs} SET client = $2, policy = $3, kind = $4, status = $5, verdict = $6, reasons = $7::jsonb,
+           started_at = $8::timestamptz, finished_at = $9::timestamptz, duration_ms = $10::bigint, host = $11, pid = $12::int,
+           backproof_version = $13, backup = $14::jsonb, phases = $15::jsonb, probes = $16::jsonb, metrics = $17::jsonb,
+           sandbox = $18::jsonb, restored = $19::jsonb
+         WHERE id = $1::uuid AND status = 'running' RETURNING ${COLUMNS}`,
+        values(run),
+      );
+      if (!rows[0]) return false;
+      await appendLink(q, this.schema, toRecord(rows[0]), signer);
+      return true;
+    });
+    if (sealed) return;
     const current = await this.get(run.id);
     if (!current) throw new BackproofError('run_not_found', `cannot finalize run ${run.id}: no such run in the evidence store`);
     throw new BackproofError(
@@ -208,18 +239,81 @@ export class RunStore {
           message: `the backproof process (pid ${pid}) ended without finishing this run; its sandbox is reaped at the next run`,
         },
       ];
-      const { rows: updated } = await this.executor.query<Row>(
-        `UPDATE ${this.runs} SET status = 'aborted', verdict = 'error', reasons = $2::jsonb, finished_at = $3::timestamptz
-         WHERE id = $1::uuid AND status = 'running' RETURNING ${COLUMNS}`,
-        [r.id, JSON.stringify(reasons), new Date().toISOString()],
-      );
-      if (updated[0]) marked.push(toRecord(updated[0]));
+      const signer = await this.signer();
+      const record = await this.executor.transaction(async (q) => {
+        const { rows: updated } = await q<Row>(
+          `UPDATE ${this.runs} SET status = 'aborted', verdict = 'error', reasons = $2::jsonb, finished_at = $3::timestamptz
+           WHERE id = $1::uuid AND status = 'running' RETURNING ${COLUMNS}`,
+          [r.id, JSON.stringify(reasons), new Date().toISOString()],
+        );
+        if (!updated[0]) return undefined;
+        const aborted = toRecord(updated[0]);
+        await appendLink(q, this.schema, aborted, signer);
+        return aborted;
+      });
+      if (record) marked.push(record);
     }
     return marked;
   }
 
+  /**
+   * Seals the runs finalized before the evidence chain existed (listed by migration 0003), oldest
+   * first, once; concurrent openers wait on the chain's head lock and find nothing left to seal.
+   */
+  private async sealUnsealed(): Promise<void> {
+    const s = quoteSchema(this.schema);
+    const { rows: pending } = await this.executor.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${s}.evidence_unsealed`);
+    if (!pending[0]?.n) return;
+    const signer = await this.signer();
+    await this.executor.transaction(async (q) => {
+      await q(`SELECT seq FROM ${s}.evidence_chain_head WHERE id = 1 FOR UPDATE`);
+      const { rows } = await q<Row>(
+        `SELECT ${COLUMNS} FROM ${this.runs} r WHERE r.status <> 'running'
+            AND EXISTS (SELECT 1 FROM ${s}.evidence_unsealed u WHERE u.run_id = r.id)
+            AND NOT EXISTS (SELECT 1 FROM ${s}.evidence_chain c WHERE c.run_id = r.id)
+          ORDER BY r.started_at, r.id`,
+      );
+      for (const row of rows) await appendLink(q, this.schema, toRecord(row), signer);
+      await q(`DELETE FROM ${s}.evidence_unsealed`);
+    });
+  }
+
+  /** The signer, read (or created) once, when first needed. */
+  private signer(): Promise<EvidenceSigner | undefined> {
+    const source = this.signerSource;
+    if (source === undefined) return Promise.resolve(undefined);
+    if (typeof source !== 'function') return Promise.resolve(source);
+    this.signerPromise ??= source().catch((err: unknown) => {
+      this.signerPromise = undefined; // try again next time
+      throw err;
+    });
+    return this.signerPromise;
+  }
+
   async close(): Promise<void> {
     await this.executor.close();
+  }
+
+  // ---- Reports (reports/monthly) ----------------------------------------------------------------
+
+  /** The client's runs started in [fromIso, toIso), oldest first, without a limit (a report's period). */
+  async runsBetween(client: string, fromIso: string, toIso: string): Promise<RunRecord[]> {
+    const { rows } = await this.executor.query<Row>(
+      `SELECT ${COLUMNS} FROM ${this.runs} WHERE client = $1 AND started_at >= $2::timestamptz AND started_at < $3::timestamptz
+        ORDER BY started_at ASC, id ASC`,
+      [client, fromIso, toIso],
+    );
+    return rows.map(toRecord);
+  }
+
+  /** The policy's newest passing run started before `beforeIso`, if any. */
+  async lastPassBefore(policy: string, beforeIso: string): Promise<RunRecord | null> {
+    const { rows } = await this.executor.query<Row>(
+      `SELECT ${COLUMNS} FROM ${this.runs} WHERE policy = $1 AND verdict = 'pass' AND started_at < $2::timestamptz
+        ORDER BY started_at DESC, id DESC LIMIT 1`,
+      [policy, beforeIso],
+    );
+    return rows[0] ? toRecord(rows[0]) : null;
   }
 }
 
@@ -246,28 +340,4 @@ function values(run: RunRecord): unknown[] {
     jsonOrNull(run.sandbox),
     jsonOrNull(run.restored),
   ];
-}
-
-function toRecord(r: Row): RunRecord {
-  return {
-    id: String(r.id),
-    client: String(r.client),
-    policy: String(r.policy),
-    kind: String(r.kind),
-    status: String(r.status) as RunStatus,
-    verdict: r.verdict === null || r.verdict === undefined ? null : (String(r.verdict) as Verdict),
-    reasons: json(r.reasons) as RunRecord['reasons'],
-    startedAt: iso(r.started_at) ?? '',
-    finishedAt: iso(r.finished_at),
-    durationMs: num(r.duration_ms),
-    host: String(r.host),
-    pid: Number(r.pid),
-    backproofVersion: String(r.backproof_version),
-    backup: json(r.backup) as RunRecord['backup'],
-    phases: json(r.phases) as RunRecord['phases'],
-    probes: json(r.probes) as RunRecord['probes'],
-    metrics: json(r.metrics) as RunRecord['metrics'],
-    sandbox: json(r.sandbox) as RunRecord['sandbox'],
-    restored: json(r.restored) as RunRecord['restored'],
-  };
 }

@@ -1,0 +1,163 @@
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { DEFAULTS } from '../defaults.js';
+import { BackproofError } from '../errors.js';
+import { isoOf, verifyBundle, type ChainVerification, type EvidenceBundle } from '../evidence/chain.js';
+import { existingSigningKey, signerFromPem } from '../evidence/signing-key.js';
+import { configPath, dataDir, openStore, type GlobalOptions } from './context.js';
+
+/**
+ * `backproof evidence verify [--from --to] [--bundle FILE] [--json]` and
+ * `backproof evidence export --client C --from --to [--out FILE]`.
+ * Exit codes: 0 intact, 1 tampered or invalid, 2 could not check (config, store, usage).
+ */
+export function registerEvidence(program: Command, setExit: (code: number) => void): void {
+  const evidence = program.command('evidence').description('the hash-chained, signed evidence: verify it, export a client\'s bundle for an auditor');
+  evidence
+    .command('verify')
+    .description('check that no run record was edited, deleted, inserted or reordered (exit 0 intact, 1 tampered, 2 error); --bundle checks an exported bundle offline')
+    .option('--from <date>', 'only runs started at or after this date or ISO time')
+    .option('--to <date>', 'only runs started before this date or ISO time')
+    .option('--bundle <file>', 'check an exported bundle instead: offline, no config or database needed')
+    .option('--json', 'JSON on stdout')
+    .action(async (opts: { from?: string; to?: string; bundle?: string; json?: boolean }, cmd: Command) => {
+      if (opts.bundle !== undefined) {
+        if (opts.from !== undefined || opts.to !== undefined) {
+          throw new BackproofError('usage', '--from and --to do not apply to --bundle: a bundle holds its own period');
+        }
+        const { result, bundle } = await checkBundleFile(opts.bundle);
+        process.stdout.write(`${opts.json ? JSON.stringify(result, null, 2) : renderBundleResult(result, bundle)}\n`);
+        setExit(result.ok ? 0 : 1);
+        return;
+      }
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const range = { ...(opts.from !== undefined ? { from: isoOf(opts.from, 'from') } : {}), ...(opts.to !== undefined ? { to: isoOf(opts.to, 'to') } : {}) };
+      const config = await evidenceSettings(global);
+      const store = await openStore(config, global);
+      let result: ChainVerification;
+      try {
+        result = await store.evidenceChain().verify(range);
+      } finally {
+        await store.close();
+      }
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      } else {
+        const lines = [renderChainResult(result)];
+        const own = await ownFingerprint(config, global);
+        if (result.ok && result.head && own !== undefined && own !== result.head.keyFingerprint) {
+          lines.push(`note: this installation signs with ${own}, not with the key that signed the head; check that ${result.head.keyFingerprint ?? 'it'} is one of yours`);
+        }
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }
+      setExit(result.ok ? 0 : 1);
+    });
+
+  evidence
+    .command('export')
+    .description("write a client's evidence for a period as a bundle an auditor checks offline (backproof evidence verify --bundle, or sha256sum/openssl/jq)")
+    .requiredOption('--client <name>', 'the client')
+    .requiredOption('--from <date>', 'runs started at or after this date or ISO time')
+    .requiredOption('--to <date>', 'runs started before this date or ISO time')
+    .option('-o, --out <file>', 'where to write it (default evidence-<client>-<from>-<to>.json)')
+    .option('--json', 'a JSON summary on stdout')
+    .action(async (opts: { client: string; from: string; to: string; out?: string; json?: boolean }, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const from = isoOf(opts.from, 'from');
+      const to = isoOf(opts.to, 'to');
+      const config = await evidenceSettings(global);
+      const store = await openStore(config, global);
+      let bundle: EvidenceBundle;
+      try {
+        bundle = await store.evidenceChain().exportBundle({ client: opts.client, from, to });
+      } finally {
+        await store.close();
+      }
+      const out = path.resolve(opts.out ?? defaultBundleName(opts.client, from, to));
+      await fs.writeFile(out, `${JSON.stringify(bundle, null, 2)}\n`);
+      const check = verifyBundle(JSON.parse(await fs.readFile(out, 'utf8')));
+      const records = bundle.entries.filter((e) => 'record' in e).length;
+      const first = bundle.entries[0]?.seq ?? 0;
+      if (opts.json) {
+        const summary = { file: out, client: bundle.client, from, to, records, links: bundle.entries.length, firstSeq: first, head: bundle.head, verified: check };
+        process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      } else {
+        const elided = bundle.entries.length - records;
+        process.stdout.write(
+          [
+            `wrote ${out}`,
+            `  ${records.toLocaleString('en-US')} record${records === 1 ? '' : 's'} of ${bundle.client}, runs started ${from} to ${to}`,
+            `  links seq ${first}-${bundle.head.seq}${elided > 0 ? ` (${elided.toLocaleString('en-US')} of other clients: hashes only, content not disclosed)` : ''}`,
+            `  head seq ${bundle.head.seq} signed by ${bundle.head.keyFingerprint}; attestation signed by ${bundle.attestation.keyFingerprint}`,
+            `  ${check.ok ? 'the bundle verifies offline: backproof evidence verify --bundle FILE' : `the written bundle does not verify: ${check.firstBad?.problem ?? ''}`}`,
+          ].join('\n') + '\n',
+        );
+      }
+      setExit(check.ok ? 0 : 1);
+    });
+}
+
+/** The config when there is a file; without one, DATABASE_URL or the embedded store. A broken file is an error, not a fallback. */
+async function evidenceSettings(global: GlobalOptions): Promise<Pick<ResolvedConfig, 'database' | 'evidence'>> {
+  const file = configPath(global);
+  if (!existsSync(file) && !global.config) return { database: { url: process.env.DATABASE_URL || undefined, schema: DEFAULTS.schema } };
+  return loadConfig(file);
+}
+
+/** This installation's key fingerprint, without creating a key. */
+async function ownFingerprint(config: Pick<ResolvedConfig, 'evidence'>, global: GlobalOptions): Promise<string | undefined> {
+  try {
+    if (config.evidence?.signingKey !== undefined) return signerFromPem(config.evidence.signingKey, 'evidence.signingKey').fingerprint;
+    return (await existingSigningKey(dataDir(global)))?.fingerprint;
+  } catch {
+    return undefined;
+  }
+}
+
+async function checkBundleFile(file: string): Promise<{ result: ChainVerification; bundle: unknown }> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new BackproofError('bundle_unreadable', `cannot read the bundle ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  let bundle: unknown;
+  try {
+    bundle = JSON.parse(text);
+  } catch (err) {
+    return { result: { ok: false, checked: 0, firstBad: { seq: null, runId: null, problem: `${file} is not JSON (${(err as Error).message}): it was truncated or changed` } }, bundle: undefined };
+  }
+  return { result: verifyBundle(bundle), bundle };
+}
+
+export function renderChainResult(r: ChainVerification): string {
+  if (!r.ok) return tampered(r);
+  const period = r.from !== undefined || r.to !== undefined ? ` for runs started ${r.from ?? 'at any time'} to ${r.to ?? 'now'}` : '';
+  const count = `${r.checked.toLocaleString('en-US')} record${r.checked === 1 ? '' : 's'}`;
+  if (!r.head) return `ok: ${count}${period}, nothing sealed yet`;
+  return `ok: ${count}${period}, chain intact, head seq ${r.head.seq} signed by ${r.head.keyFingerprint ?? 'no key'} (${r.head.signatureValid ? 'valid' : 'INVALID'})`;
+}
+
+function renderBundleResult(r: ChainVerification, bundle: unknown): string {
+  if (!r.ok) return tampered(r);
+  const b = bundle as EvidenceBundle;
+  const first = b.entries[0]?.seq ?? 0;
+  const count = `${r.checked.toLocaleString('en-US')} record${r.checked === 1 ? '' : 's'}`;
+  return `ok: bundle of ${b.client}, ${count} of runs started ${b.from} to ${b.to}, links seq ${first}-${b.head.seq} intact, head signed by ${b.head.keyFingerprint} (valid), attestation signed by ${b.attestation.keyFingerprint} (valid)`;
+}
+
+function tampered(r: ChainVerification): string {
+  const bad = r.firstBad;
+  if (!bad) return 'TAMPERED';
+  const where = bad.seq !== null ? ` seq ${bad.seq}${bad.runId ? ` (run ${bad.runId})` : ''}` : bad.runId ? ` run ${bad.runId}` : '';
+  return `TAMPERED: first bad record${where}: ${bad.problem}`;
+}
+
+/** evidence-<client>-<from>-<to>.json, dates as days when they are midnights. */
+function defaultBundleName(client: string, from: string, to: string): string {
+  const day = (iso: string): string => (iso.endsWith('T00:00:00.000Z') ? iso.slice(0, 10) : iso.replace(/[:.]/g, '').replace(/000Z$/, 'Z'));
+  return `evidence-${client.replace(/[^A-Za-z0-9._-]/g, '_')}-${day(from)}-${day(to)}.json`;
+}

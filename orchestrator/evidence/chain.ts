@@ -1,0 +1,372 @@
+import { createPublicKey, verify as verifyEd25519, type KeyObject } from 'node:crypto';
+import type { RunRecord } from '../domain.js';
+import { BackproofError } from '../errors.js';
+import { attestationText, BUNDLE_FORMAT, type BundleEntry, type EvidenceBundle } from './bundle.js';
+import { canonicalJson, GENESIS_HASH, linkHash, PROBLEMS, type ChainLink, type ChainVerification } from './chain-format.js';
+import type { QueryFn, SqlExecutor } from './executor.js';
+import { quoteSchema } from './migrate.js';
+import { COLUMNS, toRecord, type Row } from './run-row.js';
+import { fingerprintOf, type EvidenceSigner, type SignerSource } from './signing-key.js';
+
+export { BUNDLE_FORMAT, verifyBundle, type BundleEntry, type EvidenceBundle } from './bundle.js';
+export { canonicalJson, GENESIS_HASH, linkHash, PROBLEMS, type ChainLink, type ChainVerification } from './chain-format.js';
+
+/**
+ * The evidence chain: every finalized run (finished, cancelled, aborted) is sealed once, in the
+ * same transaction that finalizes it, as link `seq` (1, 2, 3, ...) of one chain per store schema:
+ *
+ *   hash = sha256hex(prevHash + canonicalJson(record))
+ *
+ * where `record` is the RunRecord exactly as the store reads it back (run-row.ts `toRecord`),
+ * `prevHash` the previous link's hash (64 zeros before seq 1), and the text hashed is UTF-8.
+ * Each link's hash is signed (Ed25519, base64, over its 64 hex characters) by the installation's
+ * key (signing-key.ts). Links live in `evidence_chain`, the newest in `evidence_chain_head`, which
+ * appending locks, so concurrent writers on one PostgreSQL append one at a time.
+ *
+ * `verify` recomputes every link from the runs table and names the first bad one; `exportBundle`
+ * writes what `verifyBundle` (bundle.ts) checks offline.
+ */
+/**
+ * Seals `record` as the next link, inside the caller's transaction: locks the head row, inserts
+ * the link (and the signer's public key, once), moves the head. The record must be the one the
+ * transaction just wrote, as the store reads it back.
+ */
+export async function appendLink(q: QueryFn, schema: string, record: RunRecord, signer: EvidenceSigner | undefined): Promise<ChainLink> {
+  const s = quoteSchema(schema);
+  const { rows } = await q<{ seq: string | number; hash: string }>(`SELECT seq, hash FROM ${s}.evidence_chain_head WHERE id = 1 FOR UPDATE`);
+  const head = rows[0];
+  if (!head) {
+    throw new BackproofError(
+      'evidence_chain_broken',
+      `the evidence chain's head row is missing from ${schema}.evidence_chain_head: the store was changed outside backproof; run backproof evidence verify`,
+    );
+  }
+  const seq = Number(head.seq) + 1;
+  const prevHash = head.hash;
+  const hash = linkHash(prevHash, canonicalJson(record));
+  const signature = signer ? signer.sign(hash) : null;
+  const keyFingerprint = signer ? signer.fingerprint : null;
+  if (signer) {
+    await q(`INSERT INTO ${s}.evidence_keys (fingerprint, public_key_pem, first_used_at) VALUES ($1, $2, clock_timestamp()) ON CONFLICT (fingerprint) DO NOTHING`, [
+      signer.fingerprint,
+      signer.publicKeyPem,
+    ]);
+  }
+  await q(
+    `INSERT INTO ${s}.evidence_chain (seq, run_id, prev_hash, hash, signature, key_fingerprint, sealed_at)
+     VALUES ($1::bigint, $2::uuid, $3, $4, $5, $6, clock_timestamp())`,
+    [seq, record.id, prevHash, hash, signature, keyFingerprint],
+  );
+  await q(`UPDATE ${s}.evidence_chain_head SET seq = $1::bigint, hash = $2 WHERE id = 1`, [seq, hash]);
+  return { seq, runId: record.id, prevHash, hash, signature, keyFingerprint };
+}
+
+/** A link as walked, with the record its run row reads back as (null: the row is gone). */
+interface WalkedLink extends ChainLink {
+  record: RunRecord | null;
+  signatureValid: boolean;
+}
+type Bad = NonNullable<ChainVerification['firstBad']>;
+interface WalkResult {
+  checked: number;
+  firstBad?: Bad;
+  last?: WalkedLink;
+}
+
+const WALK_BATCH = 500;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class EvidenceChain {
+  private readonly s: string;
+  private signerPromise: Promise<EvidenceSigner> | undefined;
+
+  /** `signer` is needed only by `exportBundle` (which signs the bundle's attestation). */
+  constructor(
+    private readonly executor: SqlExecutor,
+    schema: string,
+    private readonly signer?: SignerSource,
+  ) {
+    this.s = quoteSchema(schema);
+  }
+
+  /** The links of these runs, by run id (runs with no link are absent). */
+  async links(runIds: string[]): Promise<Map<string, ChainLink>> {
+    const ids = [...new Set(runIds.map((id) => id.toLowerCase()))].filter((id) => UUID.test(id));
+    if (ids.length === 0) return new Map();
+    const { rows } = await this.executor.query<Row>(
+      `SELECT seq, run_id, prev_hash, hash, signature, key_fingerprint FROM ${this.s}.evidence_chain WHERE run_id = ANY($1::uuid[])`,
+      [ids],
+    );
+    return new Map(rows.map((r) => [String(r.run_id), linkOf(r)]));
+  }
+
+  /** Every public key that has signed links: fingerprint and SPKI PEM. */
+  async publicKeys(): Promise<Array<{ fingerprint: string; pem: string }>> {
+    const { rows } = await this.executor.query<{ fingerprint: string; public_key_pem: string }>(
+      `SELECT fingerprint, public_key_pem FROM ${this.s}.evidence_keys ORDER BY first_used_at, fingerprint`,
+    );
+    return rows.map((r) => ({ fingerprint: r.fingerprint, pem: r.public_key_pem }));
+  }
+
+  /**
+   * Walks the chain in seq order and names the first bad link: a record that no longer hashes to
+   * its link, a missing link (gap), a prev_hash that does not chain (reorder, insertion), a
+   * missing or invalid signature, a finalized run with no link. `from`/`to` (ISO; `to`
+   * exclusive) limit it to runs started in that period: the walk then covers their links, every
+   * link between them, the last link sealed before `from` and the next link after them. A
+   * record deleted with its link outside that walk is found by a verify without a period.
+   */
+  async verify(opts: { from?: string; to?: string } = {}): Promise<ChainVerification> {
+    const from = opts.from === undefined ? undefined : isoOf(opts.from, 'from');
+    const to = opts.to === undefined ? undefined : isoOf(opts.to, 'to');
+    const ranged = from !== undefined || to !== undefined;
+    const base: ChainVerification = { ok: true, checked: 0, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) };
+
+    let first = 1;
+    let last = Number.MAX_SAFE_INTEGER;
+    if (ranged) {
+      const span = await this.spanOfRuns(undefined, from, to);
+      if (span) {
+        first = from === undefined ? 1 : span.min - 1;
+        if (from !== undefined) {
+          const { rows } = await this.executor.query<{ seq: string | null }>(`SELECT max(seq) AS seq FROM ${this.s}.evidence_chain WHERE sealed_at < $1::timestamptz`, [from]);
+          first = Math.min(first, rows[0]?.seq === null || rows[0]?.seq === undefined ? 0 : Number(rows[0].seq));
+        }
+        first = Math.max(1, first);
+        // Through the first link after the period's last one, wherever it is: a deleted link shows as a gap.
+        const { rows } = await this.executor.query<{ seq: string | null }>(`SELECT min(seq) AS seq FROM ${this.s}.evidence_chain WHERE seq > $1::bigint`, [span.max]);
+        last = rows[0]?.seq === null || rows[0]?.seq === undefined ? span.max : Number(rows[0].seq);
+      } else {
+        last = 0; // nothing sealed in the period: only look for unlinked runs
+      }
+    }
+
+    const walk = last >= first ? await this.walk(first, last) : { checked: 0 };
+    const result: ChainVerification = { ...base, checked: walk.checked };
+    if (walk.last) {
+      result.head = { seq: walk.last.seq, hash: walk.last.hash, signatureValid: walk.last.signatureValid, keyFingerprint: walk.last.keyFingerprint };
+    }
+    const bad = walk.firstBad ?? (await this.headProblem(walk.last, ranged)) ?? (await this.unlinkedRun(from, to));
+    if (bad) {
+      result.ok = false;
+      result.firstBad = bad;
+    }
+    return result;
+  }
+
+  /**
+   * A client's sealed runs started in [from, to) as a bundle `verifyBundle` checks offline: for
+   * every seq from the client's first such link to its last, the client's record as canonical
+   * JSON text, or only `{seq, prevHash, hash}` for other clients' records; the last link's
+   * signature; an attestation (which seqs are the client's) signed with this installation's key.
+   * Refuses when that part of the chain does not verify.
+   */
+  async exportBundle(opts: { client: string; from: string; to: string }): Promise<EvidenceBundle> {
+    const from = isoOf(opts.from, 'from');
+    const to = isoOf(opts.to, 'to');
+    const span = await this.spanOfRuns(opts.client, from, to);
+    if (!span) {
+      throw new BackproofError('evidence_nothing_to_export', `no sealed runs of client ${opts.client} started from ${from} to ${to}: nothing to export`);
+    }
+    if (!this.signer) throw new BackproofError('evidence_no_signer', 'exporting a bundle needs the signing key: open the chain with a signer');
+    const signer = await this.getSigner();
+
+    const entries: BundleEntry[] = [];
+    const walk = await this.walk(Math.max(1, span.min - 1), span.max, (link) => {
+      if (link.seq < span.min) return;
+      if (link.record && link.record.client === opts.client) {
+        entries.push({ seq: link.seq, prevHash: link.prevHash, hash: link.hash, runId: link.runId, record: canonicalJson(link.record) });
+      } else {
+        entries.push({ seq: link.seq, prevHash: link.prevHash, hash: link.hash });
+      }
+    });
+    if (walk.firstBad || !walk.last) {
+      const bad = walk.firstBad;
+      throw new BackproofError(
+        'evidence_tampered',
+        `the evidence chain does not verify${bad ? ` at seq ${bad.seq ?? '?'}${bad.runId ? ` (run ${bad.runId})` : ''}: ${bad.problem}` : ''}; run backproof evidence verify`,
+      );
+    }
+    const lastLink = walk.last;
+    const head = { seq: lastLink.seq, hash: lastLink.hash, signature: lastLink.signature ?? '', keyFingerprint: lastLink.keyFingerprint ?? '' };
+    const exportedAt = new Date().toISOString();
+    const text = attestationText({ client: opts.client, from, to, exportedAt, head, entries });
+    const keys = (await this.publicKeys()).filter((k) => k.fingerprint === head.keyFingerprint);
+    if (signer.fingerprint !== head.keyFingerprint) keys.push({ fingerprint: signer.fingerprint, pem: signer.publicKeyPem });
+    return {
+      format: BUNDLE_FORMAT,
+      client: opts.client,
+      from,
+      to,
+      exportedAt,
+      entries,
+      head,
+      attestation: { text, signature: signer.sign(text), keyFingerprint: signer.fingerprint },
+      keys,
+    };
+  }
+
+  private getSigner(): Promise<EvidenceSigner> {
+    const source = this.signer;
+    if (!source) throw new BackproofError('evidence_no_signer', 'no signing key');
+    this.signerPromise ??= typeof source === 'function' ? source() : Promise.resolve(source);
+    return this.signerPromise;
+  }
+
+  /** Lowest and highest seq of links whose run (of `client`) started in [from, to). */
+  private async spanOfRuns(client: string | undefined, from: string | undefined, to: string | undefined): Promise<{ min: number; max: number } | undefined> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (client !== undefined) where.push(`r.client = $${params.push(client)}`);
+    if (from !== undefined) where.push(`r.started_at >= $${params.push(from)}::timestamptz`);
+    if (to !== undefined) where.push(`r.started_at < $${params.push(to)}::timestamptz`);
+    const { rows } = await this.executor.query<{ min: string | null; max: string | null }>(
+      `SELECT min(c.seq) AS min, max(c.seq) AS max FROM ${this.s}.evidence_chain c JOIN ${this.s}.runs r ON r.id = c.run_id
+        ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}`,
+      params,
+    );
+    const row = rows[0];
+    return row && row.min !== null && row.max !== null ? { min: Number(row.min), max: Number(row.max) } : undefined;
+  }
+
+  /**
+   * Checks links `first..last` in seq order (the link before `first` is not read: `first`'s
+   * prev_hash is checked only when it is 1), stopping at the first problem.
+   */
+  private async walk(first: number, last: number, onLink?: (link: WalkedLink) => void): Promise<WalkResult> {
+    const keys = await this.keyRing();
+    const seenRuns = new Map<string, number>();
+    let expected = first;
+    let prev: WalkedLink | undefined;
+    let checked = 0;
+    const cols = COLUMNS.split(', ')
+      .map((c) => `r.${c}`)
+      .join(', ');
+    for (let after = first - 1; ; ) {
+      const { rows } = await this.executor.query<Row>(
+        `SELECT c.seq AS link_seq, c.run_id AS link_run_id, c.prev_hash AS link_prev_hash, c.hash AS link_hash, c.signature AS link_signature,
+                c.key_fingerprint AS link_key_fingerprint, (r.id IS NOT NULL) AS link_run_present, ${cols}
+           FROM ${this.s}.evidence_chain c LEFT JOIN ${this.s}.runs r ON r.id = c.run_id
+          WHERE c.seq > $1::bigint AND c.seq <= $2::bigint ORDER BY c.seq LIMIT ${WALK_BATCH}`,
+        [after, last],
+      );
+      for (const row of rows) {
+        const link = linkOf(row, 'link_');
+        const record = row.link_run_present === true ? toRecord(row) : null;
+        const walked: WalkedLink = { ...link, record, signatureValid: signatureValid(link, keys) };
+        const bad = this.checkLink(walked, expected, first, prev, seenRuns, keys);
+        if (bad) return { checked, firstBad: bad, ...(prev ? { last: prev } : {}) };
+        checked += 1;
+        seenRuns.set(link.runId, link.seq);
+        onLink?.(walked);
+        prev = walked;
+        expected = link.seq + 1;
+      }
+      if (rows.length < WALK_BATCH) break;
+      after = prev?.seq ?? after;
+    }
+    return { checked, ...(prev ? { last: prev } : {}) };
+  }
+
+  private checkLink(link: WalkedLink, expected: number, first: number, prev: WalkedLink | undefined, seenRuns: Map<string, number>, keys: KeyRing): Bad | undefined {
+    const at = (problem: string, seq: number | null = link.seq, runId: string | null = link.runId): Bad => ({ seq, runId, problem });
+    if (link.seq !== expected) {
+      if (!prev && first === 1) return at(PROBLEMS.startsLate(link.seq), 1, null);
+      if (prev) return at(PROBLEMS.gap(link.seq, prev.seq), expected, null);
+      // The walk's anchor itself is missing: the link before the period was deleted.
+      return at(PROBLEMS.gap(link.seq, expected - 1), expected, null);
+    }
+    if (link.seq === 1 && link.prevHash !== GENESIS_HASH) return at(PROBLEMS.prevMismatch(0).replace('the hash of seq 0', 'the genesis hash (64 zeros)'));
+    if (prev && link.prevHash !== prev.hash) return at(PROBLEMS.prevMismatch(prev.seq));
+    const twice = seenRuns.get(link.runId);
+    if (twice !== undefined) return at(`run ${link.runId} is sealed twice (seq ${twice} and ${link.seq})`);
+    if (!link.record) return at(`record deleted: run ${link.runId} is gone from the runs table`);
+    if (link.record.status === 'running' || linkHash(link.prevHash, canonicalJson(link.record)) !== link.hash) return at(PROBLEMS.hashDiffers);
+    if (link.signature === null || link.keyFingerprint === null) return at(PROBLEMS.unsigned);
+    if (!keys.has(link.keyFingerprint)) return at(PROBLEMS.unknownKey(link.keyFingerprint));
+    if (!link.signatureValid) return at(PROBLEMS.badSignature);
+    return undefined;
+  }
+
+  /** When the walk reached the newest link: does the head row agree with it? */
+  private async headProblem(last: WalkedLink | undefined, ranged: boolean): Promise<Bad | undefined> {
+    const { rows } = await this.executor.query<{ seq: string; hash: string; max: string | null }>(
+      `SELECT h.seq, h.hash, (SELECT max(seq) FROM ${this.s}.evidence_chain) AS max FROM ${this.s}.evidence_chain_head h WHERE h.id = 1`,
+    );
+    const head = rows[0];
+    if (!head) return { seq: null, runId: null, problem: 'the chain head row is missing (the store was changed outside backproof)' };
+    const newest = head.max === null ? 0 : Number(head.max);
+    if (ranged && (last?.seq ?? 0) < newest) return undefined; // the walk stopped before the end
+    const headSeq = Number(head.seq);
+    if (headSeq > newest) {
+      return { seq: newest + 1, runId: null, problem: `link missing: the chain ends at seq ${newest} but its head is seq ${headSeq} (the newest records were deleted)` };
+    }
+    if (headSeq < newest || (last && head.hash !== last.hash)) {
+      return { seq: newest, runId: last?.runId ?? null, problem: `the chain head (seq ${headSeq}) is not the newest link (seq ${newest}): links were added or changed outside backproof` };
+    }
+    return undefined;
+  }
+
+  /** The oldest finalized run (started in the period) that has no link. */
+  private async unlinkedRun(from: string | undefined, to: string | undefined): Promise<Bad | undefined> {
+    const where = [`r.status <> 'running'`, `NOT EXISTS (SELECT 1 FROM ${this.s}.evidence_chain c WHERE c.run_id = r.id)`];
+    const params: unknown[] = [];
+    if (from !== undefined) where.push(`r.started_at >= $${params.push(from)}::timestamptz`);
+    if (to !== undefined) where.push(`r.started_at < $${params.push(to)}::timestamptz`);
+    const { rows } = await this.executor.query<{ id: string }>(`SELECT r.id FROM ${this.s}.runs r WHERE ${where.join(' AND ')} ORDER BY r.started_at, r.id LIMIT 1`, params);
+    return rows[0] ? { seq: null, runId: String(rows[0].id), problem: PROBLEMS.unlinked } : undefined;
+  }
+
+  /** Known public keys, each only if its PEM really has the fingerprint it is stored under. */
+  private async keyRing(): Promise<KeyRing> {
+    const ring: KeyRing = new Map();
+    for (const k of await this.publicKeys()) {
+      try {
+        const key = createPublicKey(k.pem);
+        if (fingerprintOf(key) === k.fingerprint) ring.set(k.fingerprint, key);
+      } catch {
+        // an unreadable key verifies nothing
+      }
+    }
+    return ring;
+  }
+}
+
+type KeyRing = Map<string, KeyObject>;
+
+function signatureValid(link: ChainLink, keys: KeyRing): boolean {
+  if (link.signature === null || link.keyFingerprint === null) return false;
+  const key = keys.get(link.keyFingerprint);
+  if (!key) return false;
+  const sig = Buffer.from(link.signature, 'base64');
+  if (sig.length !== 64 || sig.toString('base64') !== link.signature) return false;
+  try {
+    return verifyEd25519(null, Buffer.from(link.hash, 'utf8'), key, sig);
+  } catch {
+    return false;
+  }
+}
+
+function linkOf(r: Row, prefix = ''): ChainLink {
+  const text = (k: string): string | null => {
+    const v = r[prefix + k];
+    return v === null || v === undefined ? null : String(v);
+  };
+  return {
+    seq: Number(r[`${prefix}seq`]),
+    runId: String(r[`${prefix}run_id`]),
+    prevHash: text('prev_hash') ?? '',
+    hash: text('hash') ?? '',
+    signature: text('signature'),
+    keyFingerprint: text('key_fingerprint'),
+  };
+}
+
+/** An ISO time from what a user wrote (a date or a date-time), or a usage error. */
+export function isoOf(value: string, what: string): string {
+  const ms = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(ms)) {
+    throw new BackproofError('evidence_range_invalid', `--${what} ${JSON.stringify(value)} is not a date: write 2026-11-01 or 2026-11-01T00:00:00Z`);
+  }
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,35 @@
+import type { RunRecord, RunStatus, Verdict } from '../domain.js';
+import { iso, json, num } from './row-values.js';
+
+/**
+ * A `runs` row and the RunRecord it reads back as: shared by the run store (run-store.ts) and the
+ * evidence chain (chain.ts), which hashes the record exactly as the store returns it.
+ */
+export const COLUMNS =
+  'id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version, backup, phases, probes, metrics, sandbox, restored';
+
+export type Row = Record<string, unknown>;
+
+export function toRecord(r: Row): RunRecord {
+  return {
+    id: String(r.id),
+    client: String(r.client),
+    policy: String(r.policy),
+    kind: String(r.kind),
+    status: String(r.status) as RunStatus,
+    verdict: r.verdict === null || r.verdict === undefined ? null : (String(r.verdict) as Verdict),
+    reasons: json(r.reasons) as RunRecord['reasons'],
+    startedAt: iso(r.started_at) ?? '',
+    finishedAt: iso(r.finished_at),
+    durationMs: num(r.duration_ms),
+    host: String(r.host),
+    pid: Number(r.pid),
+    backproofVersion: String(r.backproof_version),
+    backup: json(r.backup) as RunRecord['backup'],
+    phases: json(r.phases) as RunRecord['phases'],
+    probes: json(r.probes) as RunRecord['probes'],
+    metrics: json(r.metrics) as RunRecord['metrics'],
+    sandbox: json(r.sandbox) as RunRecord['sandbox'],
+    restored: json(r.restored) as RunRecord['restored'],
+  };
+}

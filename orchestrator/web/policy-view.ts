@@ -1,0 +1,74 @@
+import { buildStatus, type PolicyStatus, type StatusReport } from '../../reports/status-report.js';
+import type { PolicyConfig } from '../config/types.js';
+import { canSee, type Principal } from './auth.js';
+import type { WebDeps } from './context.js';
+import { lastVerdicts, type LastVerdict } from './web-queries.js';
+
+/**
+ * The board's model: `backproof status` (reports/status-report.ts) for the policies the principal
+ * may see, each with a health the board colours by:
+ * - ok (green): the last finished run passed, the newest backup is within the RPO, no alert open;
+ * - fail (red): the last run failed: the backup is bad;
+ * - error (orange): the last run could not verify (our side or the infrastructure);
+ * - stale / alert (red): the last run passed, but the newest backup is now older than the RPO, or
+ *   an alert condition is open (missing, overdue, size anomaly, RTO exceeded, ...);
+ * - running / never (grey): no finished run yet.
+ */
+export type Health = 'ok' | 'fail' | 'error' | 'stale' | 'alert' | 'running' | 'never';
+
+export interface PolicyView extends PolicyStatus {
+  health: Health;
+  /** The newest run with a verdict (a running run has none yet). */
+  lastVerdict?: LastVerdict;
+  /** A run of the policy is running now. */
+  running: boolean;
+  rtoMs?: number;
+  displayName: string;
+}
+
+export const BAD_HEALTH: readonly Health[] = ['fail', 'error', 'stale', 'alert'];
+
+export function visiblePolicies(deps: WebDeps, principal: Principal): PolicyConfig[] {
+  return deps.config().policies.filter((p) => canSee(principal, p.client));
+}
+
+export async function policyViews(deps: WebDeps, principal: Principal): Promise<{ report: StatusReport; views: PolicyView[] }> {
+  const config = deps.config();
+  const policies = visiblePolicies(deps, principal);
+  const [status, verdicts] = await Promise.all([buildStatus({ policies }, deps.runs, deps.alerts, deps.now()), lastVerdicts(deps.runs)]);
+  const report: StatusReport = {
+    ...status,
+    openIncidents: status.openIncidents.filter((i) => canSee(principal, i.client) && policies.some((p) => p.name === i.policy)),
+    failedDeliveries: status.failedDeliveries.filter((d) => canSee(principal, d.client)),
+  };
+  const names = new Map(config.clients.map((c) => [c.name, c.displayName]));
+  const views = status.policies.map((p, i): PolicyView => {
+    const last = verdicts.get(p.policy);
+    const running = p.lastRun?.status === 'running';
+    const rto = policies[i]!.targets.rtoMs;
+    return {
+      ...p,
+      health: healthOf(p, last, running),
+      ...(last ? { lastVerdict: last } : {}),
+      running,
+      ...(rto !== undefined ? { rtoMs: rto } : {}),
+      displayName: names.get(p.client) ?? p.client,
+    };
+  });
+  return { report, views };
+}
+
+function healthOf(p: PolicyStatus, last: LastVerdict | undefined, running: boolean): Health {
+  if (!last) return running ? 'running' : 'never';
+  if (last.verdict === 'fail') return 'fail';
+  if (last.verdict === 'error') return 'error';
+  if (p.rpoMet === false) return 'stale';
+  if (p.openConditions.length > 0) return 'alert';
+  return 'ok';
+}
+
+/** Problems first, then the rest; by client and policy within each. */
+export function boardOrder(a: PolicyView, b: PolicyView): number {
+  const rank = (v: PolicyView): number => (BAD_HEALTH.includes(v.health) ? 0 : v.health === 'ok' ? 2 : 1);
+  return rank(a) - rank(b) || a.client.localeCompare(b.client) || a.policy.localeCompare(b.policy);
+}

@@ -1,0 +1,88 @@
+import type { Verdict } from '../domain.js';
+import { quoteSchema } from '../evidence/migrate.js';
+import type { RunStore } from '../evidence/run-store.js';
+import type { ChartPoint } from './html.js';
+
+/**
+ * The few light read queries the dashboard and /metrics need beyond RunStore's: they read a
+ * handful of columns of many runs (charts, counters, the last verdict per policy), where
+ * RunStore would load whole records. Plain SQL that runs on PostgreSQL and PGlite alike.
+ */
+
+type Row = Record<string, unknown>;
+
+function runsTable(runs: RunStore): string {
+  return `${quoteSchema(runs.schema)}.runs`;
+}
+
+/** Per policy, its last `perPolicy` finished runs since `since`, oldest first: restore time and verdict. */
+export async function restoreSeries(runs: RunStore, opts: { since: string; perPolicy: number; policies?: string[] }): Promise<Map<string, ChartPoint[]>> {
+  const params: unknown[] = [opts.since, opts.perPolicy];
+  const only = opts.policies ? (params.push(opts.policies), `AND policy = ANY($3::text[])`) : '';
+  const { rows } = await runs.executor.query<Row>(
+    `SELECT policy, started_at, rto, verdict FROM (
+       SELECT policy, started_at, verdict, (metrics->>'rtoMeasuredMs')::float8 AS rto,
+              row_number() OVER (PARTITION BY policy ORDER BY started_at DESC, id DESC) AS n
+         FROM ${runsTable(runs)} WHERE started_at >= $1::timestamptz AND status <> 'running' ${only}) recent
+      WHERE n <= $2 ORDER BY policy, started_at`,
+    params,
+  );
+  const out = new Map<string, ChartPoint[]>();
+  for (const r of rows) {
+    const list = out.get(String(r.policy)) ?? [];
+    list.push({ at: iso(r.started_at), value: r.rto === null || r.rto === undefined ? null : Number(r.rto), verdict: r.verdict === null ? null : (String(r.verdict) as Verdict) });
+    out.set(String(r.policy), list);
+  }
+  return out;
+}
+
+export interface LastVerdict {
+  verdict: Verdict;
+  startedAt: string;
+  /** When the run ended (finished, cancelled or found aborted). */
+  endedAt: string;
+}
+
+/** Each policy's newest run that has a verdict (a running run has none yet). */
+export async function lastVerdicts(runs: RunStore): Promise<Map<string, LastVerdict>> {
+  const { rows } = await runs.executor.query<Row>(
+    `SELECT DISTINCT ON (policy) policy, verdict, started_at, finished_at FROM ${runsTable(runs)}
+      WHERE verdict IS NOT NULL ORDER BY policy, started_at DESC, id DESC`,
+  );
+  return new Map(
+    rows.map((r) => [String(r.policy), { verdict: String(r.verdict) as Verdict, startedAt: iso(r.started_at), endedAt: iso(r.finished_at ?? r.started_at) }]),
+  );
+}
+
+/** Each policy's newest measured restore time (RTO), in ms. */
+export async function lastRestoreTimes(runs: RunStore): Promise<Map<string, { ms: number; startedAt: string }>> {
+  const { rows } = await runs.executor.query<Row>(
+    `SELECT DISTINCT ON (policy) policy, (metrics->>'rtoMeasuredMs')::float8 AS rto, started_at FROM ${runsTable(runs)}
+      WHERE metrics ? 'rtoMeasuredMs' ORDER BY policy, started_at DESC, id DESC`,
+  );
+  return new Map(rows.map((r) => [String(r.policy), { ms: Number(r.rto), startedAt: iso(r.started_at) }]));
+}
+
+/** Runs per policy and verdict, all time (running runs excluded). */
+export async function runCounts(runs: RunStore): Promise<{ policy: string; verdict: Verdict; count: number }[]> {
+  const { rows } = await runs.executor.query<Row>(
+    `SELECT policy, verdict, count(*) AS n FROM ${runsTable(runs)} WHERE verdict IS NOT NULL GROUP BY policy, verdict`,
+  );
+  return rows.map((r) => ({ policy: String(r.policy), verdict: String(r.verdict) as Verdict, count: Number(r.n) }));
+}
+
+/** The months (YYYY-MM in `timezone`) in which each client has runs, newest first, since `since`. */
+export async function monthsWithRuns(runs: RunStore, since: string, timezone: string): Promise<Map<string, string[]>> {
+  const { rows } = await runs.executor.query<Row>(
+    `SELECT DISTINCT client, to_char(started_at AT TIME ZONE $2, 'YYYY-MM') AS month FROM ${runsTable(runs)}
+      WHERE started_at >= $1::timestamptz ORDER BY client, month DESC`,
+    [since, timezone],
+  );
+  const out = new Map<string, string[]>();
+  for (const r of rows) out.set(String(r.client), [...(out.get(String(r.client)) ?? []), String(r.month)]);
+  return out;
+}
+
+function iso(v: unknown): string {
+  return (v instanceof Date ? v : new Date(String(v))).toISOString();
+}

@@ -1,0 +1,125 @@
+import type { MonthlyReport, PolicySection, ReportRun, TargetFigures } from './model.js';
+
+/**
+ * The report as one CSV file (RFC 4180, UTF-8, CRLF), one row per record with a `section` column
+ * telling the kinds of rows apart:
+ * - `run`: one per run of the period, oldest first (date, policy, verdict, reasons, backup size,
+ *   RPO and RTO measured and target, run id, evidence hash);
+ * - `policy`: one per policy (counts, pass rate, last successful restore, RTO/RPO figures;
+ *   `verdict` is the policy's last verdict of the month);
+ * - `summary`: one for the whole client and month.
+ * Columns a section does not use are empty. Times are ISO 8601 UTC, durations in ms, sizes in
+ * bytes, rates in percent; the same numbers as the JSON, HTML and PDF. Text cells that a
+ * spreadsheet would run as a formula (starting with = + - @) are prefixed with an apostrophe.
+ */
+export const CSV_COLUMNS = [
+  'section',
+  'client',
+  'month',
+  'policy',
+  'started_at',
+  'run_id',
+  'status',
+  'verdict',
+  'reasons',
+  'backup_key',
+  'backup_size_bytes',
+  'rpo_measured_ms',
+  'rpo_target_ms',
+  'rpo_met',
+  'rto_measured_ms',
+  'rto_target_ms',
+  'rto_met',
+  'duration_ms',
+  'hash',
+  'runs',
+  'passed',
+  'failed',
+  'errored',
+  'pass_rate_percent',
+  'last_success_at',
+  'last_success_run_id',
+  'rto_median_ms',
+  'rto_worst_ms',
+  'rto_within_target',
+  'rto_beyond_target',
+  'rpo_median_ms',
+  'rpo_worst_ms',
+  'rpo_within_target',
+  'rpo_beyond_target',
+] as const;
+
+type Column = (typeof CSV_COLUMNS)[number];
+type Row = Partial<Record<Column, string | number | boolean | null>>;
+
+export function renderCsv(report: MonthlyReport): string {
+  const base: Row = { client: report.client.name, month: report.period.month };
+  const rows: Row[] = [
+    ...report.runs.map((r) => ({ ...base, ...runRow(r) })),
+    ...report.policies.map((p) => ({ ...base, ...policyRow(p) })),
+    {
+      ...base,
+      section: 'summary',
+      runs: report.summary.runs,
+      passed: report.summary.passed,
+      failed: report.summary.failed,
+      errored: report.summary.errored,
+      pass_rate_percent: report.summary.passRatePercent,
+      ...figures('rto', report.summary.rto),
+      ...figures('rpo', report.summary.rpo),
+    },
+  ];
+  return [CSV_COLUMNS.join(','), ...rows.map((row) => CSV_COLUMNS.map((c) => cell(row[c])).join(','))].join('\r\n') + '\r\n';
+}
+
+function runRow(r: ReportRun): Row {
+  return {
+    section: 'run',
+    policy: r.policy,
+    started_at: r.startedAt,
+    run_id: r.runId,
+    status: r.status,
+    verdict: r.verdict,
+    reasons: r.reasons.map((x) => `${x.code}: ${x.message}`).join('; '),
+    backup_key: r.backupKey,
+    backup_size_bytes: r.backupSizeBytes,
+    rpo_measured_ms: r.rpoMeasuredMs,
+    rpo_target_ms: r.rpoTargetMs,
+    rpo_met: r.rpoMet,
+    rto_measured_ms: r.rtoMeasuredMs,
+    rto_target_ms: r.rtoTargetMs,
+    rto_met: r.rtoMet,
+    duration_ms: r.durationMs,
+    hash: r.hash,
+  };
+}
+
+function policyRow(p: PolicySection): Row {
+  return {
+    section: 'policy',
+    policy: p.policy,
+    verdict: p.lastVerdict,
+    runs: p.runs,
+    passed: p.passed,
+    failed: p.failed,
+    errored: p.errored,
+    pass_rate_percent: p.passRatePercent,
+    last_success_at: p.lastSuccessfulRestore?.at ?? null,
+    last_success_run_id: p.lastSuccessfulRestore?.runId ?? null,
+    rpo_target_ms: p.rpo.targetMs,
+    rto_target_ms: p.rto.targetMs,
+    ...figures('rto', p.rto),
+    ...figures('rpo', p.rpo),
+  };
+}
+
+function figures(which: 'rto' | 'rpo', f: TargetFigures): Row {
+  return { [`${which}_median_ms`]: f.medianMs, [`${which}_worst_ms`]: f.worstMs, [`${which}_within_target`]: f.met, [`${which}_beyond_target`]: f.missed };
+}
+
+function cell(value: string | number | boolean | null | undefined): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value !== 'string') return String(value);
+  const text = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}

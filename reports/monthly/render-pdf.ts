@@ -1,0 +1,408 @@
+import PDFDocument from 'pdfkit';
+import SVGtoPDF from 'svg-to-pdfkit';
+import { backupSizeChart, CHART_HEIGHT, CHART_WIDTH, restoreTimeChart } from './charts.js';
+import type { MonthlyReport, PolicySection, ReportRun } from './model.js';
+import { bytes, chainText, incidentOutcome, lastSuccess, measuredVsTarget, rate, reasonsText, REPORT_TITLE, short, targetSummary, verdictText, when } from './text.js';
+import { toWinAnsi } from './win-ansi.js';
+
+/**
+ * The report as an A4 PDF drawn with pdfkit (pure JavaScript: no browser in the image), the
+ * charts being the very SVGs of the HTML report drawn through svg-to-pdfkit. Text uses the
+ * built-in Helvetica and Courier, so every string goes through `toWinAnsi` (non-Latin names are
+ * transliterated; HTML, CSV and JSON keep them as written).
+ */
+
+const MARGIN = 50;
+const PAGE_W = 595.28;
+const PAGE_H = 841.89;
+const CONTENT_W = PAGE_W - 2 * MARGIN;
+const BLUE = '#1565c0';
+const TEXT = '#222222';
+const MUTED = '#666666';
+const COLORS = { pass: '#2e7d32', fail: '#c62828', error: '#ef6c00' } as const;
+const REASONS_MAX = 240;
+
+interface Col {
+  header: string;
+  width: number;
+  align?: 'left' | 'right';
+  mono?: boolean;
+}
+
+interface Cell {
+  text: string;
+  color?: string;
+  bold?: boolean;
+}
+
+type Doc = PDFKit.PDFDocument;
+
+export async function renderPdf(report: MonthlyReport): Promise<Buffer> {
+  const doc = new PDFDocument({
+    size: 'A4',
+    margins: { top: MARGIN, bottom: MARGIN + 14, left: MARGIN, right: MARGIN },
+    bufferPages: true,
+    info: {
+      Title: `${report.client.displayName}: ${REPORT_TITLE}, ${report.period.label}`,
+      Author: report.msp.name,
+      Subject: `Restore verification evidence of ${report.client.name} for ${report.period.month}`,
+      Creator: report.generator,
+      CreationDate: new Date(report.generatedAt),
+    },
+  });
+  const chunks: Buffer[] = [];
+  doc.on('data', (c: Buffer) => chunks.push(c));
+  const done = new Promise<Buffer>((resolve, reject) => {
+    doc.on('end', () => resolve(Buffer.concat(chunks)));
+    doc.on('error', reject);
+  });
+
+  cover(doc, report);
+  summary(doc, report);
+  trends(doc, report);
+  for (const p of report.policies) policySection(doc, report, p);
+  failures(doc, report);
+  incidents(doc, report);
+  appendix(doc, report);
+  footers(doc, report);
+  doc.end();
+  return done;
+}
+
+// ---- building blocks -----------------------------------------------------------------------------
+
+const bottom = (doc: Doc): number => doc.page.height - doc.page.margins.bottom;
+
+function ensureSpace(doc: Doc, height: number): void {
+  if (doc.y + height > bottom(doc)) doc.addPage();
+}
+
+function heading(doc: Doc, text: string, level: 1 | 2 = 1): void {
+  ensureSpace(doc, level === 1 ? 90 : 60);
+  doc.x = MARGIN;
+  if (level === 1) {
+    doc.moveDown(0.6);
+    doc.font('Helvetica-Bold').fontSize(14).fillColor(TEXT).text(toWinAnsi(text), MARGIN, doc.y, { width: CONTENT_W });
+    const y = doc.y + 2;
+    doc.moveTo(MARGIN, y).lineTo(MARGIN + CONTENT_W, y).lineWidth(1.5).strokeColor(BLUE).stroke();
+    doc.y = y + 8;
+  } else {
+    doc.moveDown(0.4);
+    doc.font('Helvetica-Bold').fontSize(10.5).fillColor(TEXT).text(toWinAnsi(text), MARGIN, doc.y, { width: CONTENT_W });
+    doc.moveDown(0.2);
+  }
+}
+
+function para(doc: Doc, text: string, opts: { size?: number; color?: string; bold?: boolean; indent?: number; gap?: number } = {}): void {
+  const size = opts.size ?? 9;
+  doc.font(opts.bold ? 'Helvetica-Bold' : 'Helvetica').fontSize(size).fillColor(opts.color ?? TEXT);
+  const indent = opts.indent ?? 0;
+  ensureSpace(doc, Math.min(doc.heightOfString(toWinAnsi(text), { width: CONTENT_W - indent }), 120));
+  doc.text(toWinAnsi(text), MARGIN + indent, doc.y, { width: CONTENT_W - indent });
+  doc.y += opts.gap ?? 3;
+}
+
+function bullets(doc: Doc, items: string[], opts: { size?: number; color?: string } = {}): void {
+  for (const item of items) {
+    const size = opts.size ?? 8.5;
+    doc.font('Helvetica').fontSize(size).fillColor(opts.color ?? TEXT);
+    const text = toWinAnsi(item);
+    ensureSpace(doc, Math.min(doc.heightOfString(text, { width: CONTENT_W - 14 }), 100));
+    const y = doc.y;
+    doc.text('•', MARGIN + 4, y, { width: 10, lineBreak: false });
+    doc.text(text, MARGIN + 14, y, { width: CONTENT_W - 14 });
+    doc.y += 1.5;
+  }
+}
+
+/** A table with a repeated header, rows kept whole on a page. */
+function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, size = 7.5): void {
+  const pad = 3;
+  const cellFont = (col: Col, cell: Cell): string => (col.mono ? 'Courier' : cell.bold ? 'Helvetica-Bold' : 'Helvetica');
+  const heightOf = (col: Col, cell: Cell, fontSize: number): number => {
+    doc.font(cellFont(col, cell)).fontSize(fontSize);
+    return doc.heightOfString(cell.text || ' ', { width: col.width - 2 * pad });
+  };
+  const header = (): void => {
+    const cells = cols.map((c) => ({ text: toWinAnsi(c.header), bold: true }));
+    const h = Math.max(...cols.map((c, i) => heightOf({ ...c, mono: false }, cells[i]!, size))) + 2 * pad;
+    const y = doc.y;
+    doc.rect(MARGIN, y, CONTENT_W, h).fill('#eef2f8');
+    let x = MARGIN;
+    cols.forEach((c, i) => {
+      doc.font('Helvetica-Bold').fontSize(size).fillColor(TEXT).text(cells[i]!.text, x + pad, y + pad, { width: c.width - 2 * pad, align: c.align ?? 'left' });
+      x += c.width;
+    });
+    doc.y = y + h;
+  };
+  ensureSpace(doc, 40);
+  header();
+  rows.forEach((raw, r) => {
+    const cells = raw.map((c): Cell => (typeof c === 'string' ? { text: toWinAnsi(c) } : { ...c, text: toWinAnsi(c.text) }));
+    const h = Math.max(...cols.map((c, i) => heightOf(c, cells[i] ?? { text: '' }, size))) + 2 * pad;
+    if (doc.y + h > bottom(doc)) {
+      doc.addPage();
+      header();
+    }
+    const y = doc.y;
+    if (r % 2 === 1) doc.rect(MARGIN, y, CONTENT_W, h).fill('#f8f8f8');
+    let x = MARGIN;
+    cols.forEach((c, i) => {
+      const cell = cells[i] ?? { text: '' };
+      doc.font(cellFont(c, cell)).fontSize(size).fillColor(cell.color ?? TEXT).text(cell.text, x + pad, y + pad, { width: c.width - 2 * pad, align: c.align ?? 'left' });
+      x += c.width;
+    });
+    doc.moveTo(MARGIN, y + h).lineTo(MARGIN + CONTENT_W, y + h).lineWidth(0.4).strokeColor('#d0d0d0').stroke();
+    doc.y = y + h;
+  });
+  doc.x = MARGIN;
+  doc.y += 6;
+}
+
+/** Column widths from proportions, filling the content width. */
+function widths(...parts: number[]): number[] {
+  const total = parts.reduce((a, b) => a + b, 0);
+  return parts.map((p) => (p / total) * CONTENT_W);
+}
+
+function verdictCell(v: ReportRun['verdict'], status?: string): Cell {
+  const text = verdictText(v, status);
+  if (status === 'running' || status === 'cancelled' || v === null) return { text, color: MUTED };
+  return { text, color: COLORS[v], bold: v !== 'pass' };
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
+}
+
+function svg(doc: Doc, markup: string, title: string): void {
+  const height = (CHART_HEIGHT * CONTENT_W) / CHART_WIDTH;
+  ensureSpace(doc, height + 24);
+  doc.font('Helvetica-Bold').fontSize(9.5).fillColor(TEXT).text(toWinAnsi(title), MARGIN, doc.y, { width: CONTENT_W });
+  doc.y += 3;
+  const y = doc.y;
+  SVGtoPDF(doc, markup, MARGIN, y, {
+    width: CONTENT_W,
+    height,
+    assumePt: true,
+    fontCallback: (_family, bold) => (bold ? 'Helvetica-Bold' : 'Helvetica'),
+    warningCallback: () => undefined,
+  });
+  doc.rect(MARGIN, y, CONTENT_W, height).lineWidth(0.5).strokeColor('#d0d0d0').stroke();
+  doc.x = MARGIN;
+  doc.y = y + height + 10;
+}
+
+// ---- sections ------------------------------------------------------------------------------------
+
+function cover(doc: Doc, report: MonthlyReport): void {
+  doc.rect(0, 0, PAGE_W, 8).fill(BLUE);
+  let y = MARGIN;
+  if (report.msp.logo) {
+    try {
+      doc.image(Buffer.from(report.msp.logo.base64, 'base64'), MARGIN, y, { fit: [180, 60] });
+      y += 70;
+    } catch {
+      // An image pdfkit cannot decode (the loader checked only its signature): the name stands alone.
+    }
+  }
+  doc.font('Helvetica-Bold').fontSize(12).fillColor(BLUE).text(toWinAnsi(report.msp.name), MARGIN, y, { width: CONTENT_W });
+  doc.moveDown(0.8);
+  doc.font('Helvetica').fontSize(11).fillColor(MUTED).text(toWinAnsi(REPORT_TITLE), { width: CONTENT_W });
+  doc.moveDown(0.2);
+  doc.font('Helvetica-Bold').fontSize(24).fillColor(TEXT).text(toWinAnsi(report.client.displayName), { width: CONTENT_W });
+  doc.moveDown(0.2);
+  doc.font('Helvetica').fontSize(14).fillColor(TEXT).text(toWinAnsi(report.period.label), { width: CONTENT_W });
+  const last = new Date(Date.parse(report.period.to) - 1).toISOString();
+  doc.font('Helvetica').fontSize(9).fillColor(MUTED).text(toWinAnsi(`${when(report, report.period.from, false)} to ${when(report, last, false)} (${report.period.timezone}); generated ${when(report, report.generatedAt)} by ${report.generator}`), { width: CONTENT_W });
+  const ruleY = doc.y + 10;
+  doc.moveTo(MARGIN, ruleY).lineTo(MARGIN + CONTENT_W, ruleY).lineWidth(3).strokeColor(BLUE).stroke();
+  doc.y = ruleY + 6;
+}
+
+function summary(doc: Doc, report: MonthlyReport): void {
+  const s = report.summary;
+  heading(doc, 'Summary');
+  const tiles: Array<{ label: string; value: string; color?: string }> = [
+    { label: 'Policies tested', value: `${s.policiesTested} of ${s.policiesConfigured}` },
+    { label: 'Verification runs', value: String(s.runs) },
+    { label: 'Pass rate', value: rate(s.passRatePercent), color: s.passRatePercent === null || s.passRatePercent === 100 ? COLORS.pass : COLORS.error },
+    { label: 'Failed / errors', value: `${s.failed} / ${s.errored}`, color: s.failed > 0 ? COLORS.fail : s.errored > 0 ? COLORS.error : COLORS.pass },
+    { label: 'RTO within target', value: s.rto.met + s.rto.missed > 0 ? `${s.rto.met} of ${s.rto.met + s.rto.missed}` : '-', color: s.rto.missed > 0 ? COLORS.error : TEXT },
+    { label: 'RPO within target', value: s.rpo.met + s.rpo.missed > 0 ? `${s.rpo.met} of ${s.rpo.met + s.rpo.missed}` : '-', color: s.rpo.missed > 0 ? COLORS.error : TEXT },
+    { label: 'Alert incidents', value: String(s.incidents), color: TEXT },
+    { label: 'Open at month end', value: String(s.openAtEnd), color: s.openAtEnd > 0 ? COLORS.fail : COLORS.pass },
+  ];
+  const perRow = 4;
+  const gap = 8;
+  const w = (CONTENT_W - gap * (perRow - 1)) / perRow;
+  const h = 44;
+  for (let i = 0; i < tiles.length; i += perRow) {
+    ensureSpace(doc, h + gap);
+    const y = doc.y;
+    tiles.slice(i, i + perRow).forEach((t, j) => {
+      const x = MARGIN + j * (w + gap);
+      doc.roundedRect(x, y, w, h, 4).lineWidth(0.8).strokeColor('#c8c8c8').stroke();
+      doc.font('Helvetica-Bold').fontSize(15).fillColor(t.color ?? TEXT).text(toWinAnsi(t.value), x + 8, y + 7, { width: w - 16, lineBreak: false });
+      doc.font('Helvetica').fontSize(8).fillColor(MUTED).text(toWinAnsi(t.label), x + 8, y + 28, { width: w - 16, lineBreak: false });
+    });
+    doc.y = y + h + gap;
+  }
+  if (s.cancelled + s.inProgress > 0) para(doc, `Not counted: ${s.cancelled} cancelled run(s), ${s.inProgress} still running.`, { size: 8, color: MUTED });
+  para(doc, 'Pass rate: passed runs of all runs that finished with a verdict; a run that could not verify (error) counts against it. RTO: measured from the start of the fetch until the restored system answered. RPO: the age of the newest backup when the run started.', { size: 7.5, color: MUTED, gap: 6 });
+
+  const [c0, c1, c2, c3, c4, c5, c6] = widths(84, 30, 38, 74, 112, 112, 38);
+  table(
+    doc,
+    [
+      { header: 'Policy', width: c0! },
+      { header: 'Runs', width: c1!, align: 'right' },
+      { header: 'Pass rate', width: c2!, align: 'right' },
+      { header: 'Last successful restore', width: c3! },
+      { header: 'Measured RTO', width: c4! },
+      { header: 'RPO (backup age)', width: c5! },
+      { header: 'Last verdict', width: c6! },
+    ],
+    report.policies.map((p) => [
+      `${p.policy}${p.configured ? '' : ' (no longer configured)'}`,
+      String(p.runs),
+      rate(p.passRatePercent),
+      lastSuccess(report, p),
+      targetSummary(p.rto, 'rto'),
+      targetSummary(p.rpo, 'rpo'),
+      verdictCell(p.lastVerdict),
+    ]),
+  );
+}
+
+function trends(doc: Doc, report: MonthlyReport): void {
+  doc.addPage();
+  heading(doc, 'Trends');
+  svg(doc, restoreTimeChart(report), 'Restore time per run (measured RTO; dashed: RTO target)');
+  svg(doc, backupSizeChart(report), 'Backup size per run');
+}
+
+function policySection(doc: Doc, report: MonthlyReport, p: PolicySection): void {
+  heading(doc, `Policy ${p.policy}`);
+  para(doc, `${p.kind}${p.schedule ? `, verified ${p.schedule}` : ''}${p.configured ? '' : ' (no longer configured)'}`, { size: 8.5, color: MUTED });
+  para(
+    doc,
+    `${p.runs} runs: ${p.passed} passed, ${p.failed} failed, ${p.errored} errors; pass rate ${rate(p.passRatePercent)}. Last successful restore: ${lastSuccess(report, p)}.`,
+  );
+  para(doc, `RTO: ${targetSummary(p.rto, 'rto')}. RPO: ${targetSummary(p.rpo, 'rpo')}.${p.backupSize ? ` Backup size from ${bytes(p.backupSize.firstBytes)} to ${bytes(p.backupSize.lastBytes)} (min ${bytes(p.backupSize.minBytes)}, max ${bytes(p.backupSize.maxBytes)}).` : ''}`, { gap: 6 });
+  const runs = report.runs.filter((r) => r.policy === p.policy);
+  if (runs.length === 0) return para(doc, 'No run in this period.', { color: MUTED });
+  const [c0, c1, c2, c3, c4, c5, c6, c7] = widths(70, 32, 100, 42, 50, 54, 46, 101);
+  table(
+    doc,
+    [
+      { header: 'Started', width: c0! },
+      { header: 'Verdict', width: c1! },
+      { header: 'Backup', width: c2! },
+      { header: 'Size', width: c3!, align: 'right' },
+      { header: 'RPO / target', width: c4! },
+      { header: 'RTO / target', width: c5! },
+      { header: 'Run', width: c6!, mono: true },
+      { header: 'Reasons', width: c7! },
+    ],
+    runs.map((r) => [
+      when(report, r.startedAt),
+      verdictCell(r.verdict, r.status),
+      r.backupKey ?? '-',
+      bytes(r.backupSizeBytes),
+      { text: measuredVsTarget(r.rpoMeasuredMs, r.rpoTargetMs, 'rpo'), ...(r.rpoMet === false ? { color: COLORS.fail, bold: true } : {}) },
+      { text: measuredVsTarget(r.rtoMeasuredMs, r.rtoTargetMs, 'rto'), ...(r.rtoMet === false ? { color: COLORS.fail, bold: true } : {}) },
+      short(r.runId),
+      clip(reasonsText(r), REASONS_MAX),
+    ]),
+  );
+}
+
+function failures(doc: Doc, report: MonthlyReport): void {
+  heading(doc, 'Failures and what was done');
+  if (report.failures.length === 0) return para(doc, 'No verification failed in this period.');
+  for (const f of report.failures) {
+    ensureSpace(doc, 80);
+    const y0 = doc.y;
+    doc.font('Helvetica-Bold').fontSize(9.5).fillColor(TEXT).text(toWinAnsi(`${when(report, f.at)}  ${f.policy}  `), MARGIN + 8, y0, { continued: true, width: CONTENT_W - 8 });
+    doc.fillColor(COLORS[f.verdict]).text(verdictText(f.verdict), { continued: true });
+    doc.font('Courier').fontSize(7.5).fillColor(MUTED).text(`   run ${f.runId}`);
+    doc.y += 2;
+    const indent = 8;
+    for (const r of f.reasons) para(doc, `${r.code}: ${r.message}`, { size: 8.5, indent, gap: 1 });
+    para(doc, 'Next steps:', { size: 8.5, bold: true, indent, gap: 1 });
+    for (const step of f.nextSteps) para(doc, `- ${step}`, { size: 8.5, indent: indent + 6, gap: 1 });
+    const done = f.incidents.length > 0 ? f.incidents.map((ref) => incidentOutcome(report, report.incidents.find((i) => i.id === ref.id)!)).join('. ') : 'No alert incident was recorded for this run';
+    para(doc, `What was done: ${done}.`, { size: 8.5, indent, gap: 1 });
+    para(doc, f.recoveredAt ? `Recovered: the next verification passed on ${when(report, f.recoveredAt)} (run ${short(f.recoveredByRunId!)}).` : 'Not recovered by the time of this report.', {
+      size: 8.5,
+      indent,
+      color: f.recoveredAt ? COLORS.pass : COLORS.fail,
+      gap: 1,
+    });
+    // A coloured bar beside the entry, when it stayed on one page.
+    if (doc.y > y0) doc.rect(MARGIN, y0, 3, doc.y - y0).fill(COLORS[f.verdict]);
+    doc.y += 8;
+  }
+}
+
+function incidents(doc: Doc, report: MonthlyReport): void {
+  heading(doc, 'Alert incidents');
+  if (report.incidents.length === 0) return para(doc, 'No alert incident in this period.');
+  const [c0, c1, c2, c3, c4] = widths(58, 70, 52, 160, 155);
+  table(
+    doc,
+    [
+      { header: 'Opened', width: c0! },
+      { header: 'Policy', width: c1! },
+      { header: 'Condition', width: c2! },
+      { header: 'Summary and next steps', width: c3! },
+      { header: 'What was done', width: c4! },
+    ],
+    report.incidents.map((i) => [when(report, i.openedAt), i.policy, i.condition, clip([i.summary, ...i.nextSteps.map((s) => `- ${s}`)].join('\n'), 700), incidentOutcome(report, i)]),
+  );
+}
+
+function appendix(doc: Doc, report: MonthlyReport): void {
+  heading(doc, 'Evidence appendix');
+  const chain = chainText(report);
+  para(doc, chain.headline, { bold: true, color: chain.ok ? COLORS.pass : COLORS.fail, size: 10 });
+  bullets(doc, chain.lines);
+  para(doc, `Signing key fingerprint: ${report.evidence.signingKeyFingerprint ?? 'none'}`, { size: 8.5 });
+  if (report.evidence.publicKeys.length > 0) para(doc, `Installation public keys: ${report.evidence.publicKeys.join(', ')}`, { size: 8.5 });
+  para(
+    doc,
+    "Each run's record is hashed together with the hash of the record before it, so changing, removing, inserting or reordering any record breaks every hash after it. Check with backproof evidence verify, or offline with an exported bundle (backproof evidence export).",
+    { size: 7.5, color: MUTED, gap: 6 },
+  );
+  if (report.runs.length === 0) return;
+  const [c0, c1, c2, c3] = widths(62, 80, 28, 325);
+  table(
+    doc,
+    [
+      { header: 'Started', width: c0! },
+      { header: 'Policy', width: c1! },
+      { header: 'Seq', width: c2!, align: 'right' },
+      { header: 'Run id / record hash (SHA-256)', width: c3!, mono: true },
+    ],
+    report.runs.map((r) => [when(report, r.startedAt), r.policy, r.chainSeq === null ? '-' : String(r.chainSeq), `${r.runId}\n${r.hash ?? 'not chained'}`]),
+    7,
+  );
+}
+
+function footers(doc: Doc, report: MonthlyReport): void {
+  const range = doc.bufferedPageRange();
+  for (let i = range.start; i < range.start + range.count; i++) {
+    doc.switchToPage(i);
+    // Below the bottom margin: lift it while writing, or pdfkit would start a new page.
+    const margin = doc.page.margins.bottom;
+    doc.page.margins.bottom = 0;
+    const y = PAGE_H - MARGIN + 12;
+    doc.moveTo(MARGIN, y - 4).lineTo(MARGIN + CONTENT_W, y - 4).lineWidth(0.4).strokeColor('#c8c8c8').stroke();
+    doc.font('Helvetica').fontSize(7.5).fillColor(MUTED);
+    doc.text(clip(toWinAnsi(`${report.msp.name}  |  ${report.client.displayName}  |  ${report.period.label}`), 90), MARGIN, y, { width: CONTENT_W * 0.8, lineBreak: false });
+    doc.text(`page ${i - range.start + 1} of ${range.count}`, MARGIN, y, { width: CONTENT_W, align: 'right', lineBreak: false });
+    doc.page.margins.bottom = margin;
+  }
+}
+

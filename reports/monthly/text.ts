@@ -1,0 +1,93 @@
+import type { Verdict } from '../../orchestrator/domain.js';
+import { formatAge, formatBytes, formatSeconds } from '../../orchestrator/format.js';
+import type { MonthlyReport, PolicySection, ReportIncident, ReportRun, TargetFigures } from './model.js';
+import { formatLocal } from './period.js';
+
+/**
+ * The words and number formats the HTML and PDF renderers share, so that both say the same
+ * thing the same way. Times are shown in the report's zone; measured RTOs as durations (4.2s,
+ * 3m07s), RPOs and targets as ages (26.0h).
+ */
+
+export const REPORT_TITLE = 'Backup restore verification report';
+
+export const VERDICT_LABEL: Record<Verdict, string> = { pass: 'pass', fail: 'FAIL', error: 'error' };
+
+export function verdictText(v: Verdict | null, status?: string): string {
+  if (status === 'running') return 'running';
+  if (status === 'cancelled') return 'cancelled';
+  return v === null ? '-' : VERDICT_LABEL[v];
+}
+
+export function when(report: MonthlyReport, iso: string | null, withTime = true): string {
+  return iso === null ? '-' : formatLocal(iso, report.period.timezone, withTime);
+}
+
+export function rate(p: number | null): string {
+  return p === null ? '-' : `${p.toFixed(1)}%`;
+}
+
+export function bytes(n: number | null): string {
+  return n === null ? '-' : formatBytes(n);
+}
+
+export function rto(ms: number | null): string {
+  return ms === null ? '-' : formatSeconds(ms);
+}
+
+export function age(ms: number | null): string {
+  return ms === null ? '-' : formatAge(ms);
+}
+
+/** "3m07s / 30m" (measured against target). */
+export function measuredVsTarget(measured: number | null, target: number | null, kind: 'rto' | 'rpo'): string {
+  const m = kind === 'rto' ? rto(measured) : age(measured);
+  return target === null ? m : `${m} / ${age(target)}`;
+}
+
+/** "worst 3m07s, median 2m55s against 30m: 12 of 12 met" */
+export function targetSummary(f: TargetFigures, kind: 'rto' | 'rpo'): string {
+  if (f.measured === 0) return f.targetMs === null ? 'not measured' : `target ${age(f.targetMs)}; not measured`;
+  const show = kind === 'rto' ? rto : age;
+  const figures = `worst ${show(f.worstMs)}, median ${show(f.medianMs)}`;
+  if (f.targetMs === null && f.met + f.missed === 0) return `${figures}; no target`;
+  const against = f.targetMs === null ? '' : ` against ${age(f.targetMs)}`;
+  return `${figures}${against}: ${f.met} of ${f.met + f.missed} within target`;
+}
+
+export function lastSuccess(report: MonthlyReport, p: PolicySection): string {
+  const s = p.lastSuccessfulRestore;
+  if (!s) return 'never';
+  return `${when(report, s.at)}${s.inPeriod ? '' : ' (before this period)'}`;
+}
+
+export function reasonsText(r: Pick<ReportRun, 'reasons'>): string {
+  return r.reasons.map((x) => `${x.code}: ${x.message}`).join('; ');
+}
+
+export function incidentOutcome(report: MonthlyReport, i: ReportIncident): string {
+  const parts = [`opened ${when(report, i.openedAt)}`];
+  if (i.notifications > 0) {
+    parts.push(`notified ${i.notifications}x${i.notifiedVia.length > 0 ? ` via ${i.notifiedVia.join(', ')}` : ''}${i.lastNotifiedAt ? ` (last ${when(report, i.lastNotifiedAt)})` : ''}`);
+  } else {
+    parts.push('no notification sent');
+  }
+  if (i.failedDeliveries > 0) parts.push(`${i.failedDeliveries} delivery failure${i.failedDeliveries === 1 ? '' : 's'}`);
+  parts.push(i.resolvedAt ? `resolved ${when(report, i.resolvedAt)} after ${formatAge(i.openForMs)}${i.resolvedRunId ? ` by run ${short(i.resolvedRunId)}` : ''}` : `still open after ${formatAge(i.openForMs)}`);
+  return parts.join('; ');
+}
+
+export function chainText(report: MonthlyReport): { ok: boolean; headline: string; lines: string[] } {
+  const v = report.evidence.verification;
+  if ('error' in v) return { ok: false, headline: 'Evidence chain NOT verified', lines: [v.error] };
+  const lines = [`${v.checked} record${v.checked === 1 ? '' : 's'} checked${v.from || v.to ? ` (${v.from ? when(report, v.from) : 'start'} to ${v.to ? when(report, v.to) : 'end'})` : ''}`];
+  if (v.firstBad) lines.push(`first bad record: ${v.firstBad.runId ? `run ${v.firstBad.runId}` : `seq ${v.firstBad.seq ?? '?'}`}: ${v.firstBad.problem}`);
+  if (v.head) lines.push(`last link checked: seq ${v.head.seq}, hash ${v.head.hash}, signature ${v.head.signatureValid ? 'valid' : 'INVALID'}${v.head.keyFingerprint ? ` (key ${v.head.keyFingerprint})` : ''}`);
+  lines.push(`runs of this period in the chain: ${report.evidence.chainedRuns}${report.evidence.unchainedRuns > 0 ? `; not (yet) chained: ${report.evidence.unchainedRuns}` : ''}`);
+  return { ok: v.ok, headline: v.ok ? 'Evidence chain verified: no record was altered, removed, inserted or reordered' : 'Evidence chain verification FAILED', lines };
+}
+
+/** The first 8 characters of a run id, as `backproof runs show` accepts. */
+export function short(id: string): string {
+  return id.slice(0, 8);
+}

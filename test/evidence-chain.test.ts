@@ -1,0 +1,646 @@
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import t from 'tap';
+import type { RunRecord } from '../orchestrator/domain.js';
+import { canonicalJson, EvidenceChain, GENESIS_HASH, linkHash, PROBLEMS, verifyBundle, type ChainVerification, type EvidenceBundle } from '../orchestrator/evidence/chain.js';
+import { createPgExecutor } from '../orchestrator/evidence/pg-executor.js';
+import { loadMigrations, migrate } from '../orchestrator/evidence/migrate.js';
+import { RunStore } from '../orchestrator/evidence/run-store.js';
+import { fingerprintOf, loadOrCreateSigningKey, signerFromPem, SIGNING_KEY_FILE } from '../orchestrator/evidence/signing-key.js';
+import { parseConfigText } from '../orchestrator/config/load.js';
+import { startPgCluster } from './helpers/pg-cluster.js';
+
+/**
+ * The evidence chain: every finalized run hash-chained and signed; tampering in PostgreSQL
+ * directly (edit, delete, insert, reorder) is named by verify; a client's bundle checks offline,
+ * by `verifyBundle`, by the CLI (`bin/backproof.js`, built by `npm run build`), and by the
+ * README's recipe with the real jq, sha256sum, base64 and openssl.
+ */
+const BIN = path.resolve('bin/backproof.js');
+const base = Date.UTC(2026, 10, 1, 3, 0, 0, 123);
+const at = (offsetMs: number): string => new Date(base + offsetMs).toISOString();
+const HOUR = 3_600_000;
+
+const cluster = await startPgCluster();
+t.teardown(() => cluster.stop());
+const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'backproof-chain-test-'));
+t.teardown(() => fs.rm(tmp, { recursive: true, force: true }));
+const pgUrl = await cluster.createDatabase('chain_test');
+const keyPem = (): string => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const installationKey = keyPem();
+const installationFp = signerFromPem(installationKey, 'test').fingerprint;
+
+const openStores = new Set<RunStore>();
+async function track(p: Promise<RunStore>): Promise<RunStore> {
+  const store = await p;
+  openStores.add(store);
+  return store;
+}
+async function release(store: RunStore): Promise<void> {
+  await store.close();
+  openStores.delete(store);
+}
+let schemas = 0;
+/** A PostgreSQL store on a fresh schema, signing with the installation's config key. */
+const pgStore = (schema = `chain_${++schemas}_${process.pid}`): Promise<RunStore> =>
+  track(RunStore.open({ url: pgUrl, dataDir: path.join(tmp, 'pg-data'), schema, signingKey: installationKey }));
+
+/** SQL straight into the server, as someone tampering with the evidence would. */
+async function sql(text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: pgUrl });
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+}
+
+function sampleRun(over: Partial<RunRecord> = {}): RunRecord {
+  return {
+    id: randomUUID(),
+    client: 'acme',
+    policy: 'acme-db',
+    kind: 'postgres',
+    status: 'running',
+    verdict: null,
+    reasons: [],
+    startedAt: at(0),
+    finishedAt: null,
+    durationMs: null,
+    host: 'test-host',
+    pid: 4242,
+    backproofVersion: '0.1.0',
+    backup: null,
+    phases: [],
+    probes: [],
+    metrics: {},
+    sandbox: null,
+    restored: null,
+    ...over,
+  };
+}
+
+function finished(run: RunRecord, i = 0): RunRecord {
+  const started = Date.parse(run.startedAt);
+  const t0 = (ms: number): string => new Date(started + ms).toISOString();
+  const failing = i % 3 === 1;
+  return {
+    ...run,
+    status: 'finished',
+    verdict: failing ? 'fail' : 'pass',
+    reasons: failing ? [{ code: 'probe_failed', message: `probe 'orders' expected >= 1000 rows, got 12; "quoted" (ü, 日本, 🎉) \u2028` }] : [],
+    finishedAt: t0(93_456),
+    durationMs: 93_456,
+    backup: {
+      driver: 's3',
+      location: 's3://acme/pg/',
+      key: `pg/${run.client}-${i}.dump.gz`,
+      size: 5_368_709_120 + i,
+      modifiedAt: t0(-HOUR),
+      backupTime: t0(-HOUR),
+      timestampSource: 'name',
+      ageMs: HOUR,
+      sha256: 'a'.repeat(64),
+      provider: { versionId: `v${i}` },
+    },
+    phases: [{ name: 'fetch_restore', startedAt: t0(0), endedAt: t0(90_000), durationMs: 90_000, outcome: failing ? 'fail' : 'ok' }],
+    probes: [{ name: 'orders', type: 'rowCount', expected: '>= 1000', actual: failing ? '12' : '5000', pass: !failing, durationMs: 12 }],
+    metrics: { rpoTargetMs: 26 * HOUR, rpoMeasuredMs: HOUR, rpoMet: true, fetchBytesPerSec: 69_835_000.5 },
+    sandbox: { runtime: 'docker', image: 'backproof/postgres:15', limits: { memoryBytes: 2 ** 31, network: 'none' } },
+    restored: { database: 'shop', tables: 3 },
+  };
+}
+
+/** Finalizes `n` runs one after another (seq i+1 is runs[i]), alternating clients acme and globex. */
+async function seed(store: RunStore, n: number, offsetHours = 0): Promise<RunRecord[]> {
+  const runs: RunRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    const run = sampleRun({ client: i % 2 === 0 ? 'acme' : 'globex', policy: i % 2 === 0 ? 'acme-db' : 'globex-db', startedAt: at((offsetHours + i) * HOUR) });
+    await store.recordStart(run);
+    const done = finished(run, i);
+    await store.finalize(done);
+    runs.push(done);
+  }
+  return runs;
+}
+
+function bad(tt: Tap, result: ChainVerification, seq: number | null, runId: string | null, problem: string | RegExp, msg: string): void {
+  tt.equal(result.ok, false, `${msg}: not ok`);
+  tt.equal(result.firstBad?.seq ?? null, seq, `${msg}: seq`);
+  tt.equal(result.firstBad?.runId ?? null, runId, `${msg}: run`);
+  if (typeof problem === 'string') tt.equal(result.firstBad?.problem, problem, `${msg}: problem`);
+  else tt.match(result.firstBad?.problem ?? '', problem, `${msg}: problem`);
+}
+/** The part of a tap Test the helpers use (subtests have a different class than the root). */
+interface Tap {
+  equal(found: unknown, wanted: unknown, message: string): unknown;
+  match(found: unknown, wanted: unknown, message: string): unknown;
+  ok(found: unknown, message: string): unknown;
+}
+
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((r) => child.once('exit', r));
+  if (child.pid === undefined) throw new Error('no pid');
+  return child.pid;
+}
+
+// ---- Canonical JSON ------------------------------------------------------------------------------
+
+t.test('canonical JSON: sorted keys at every level, no whitespace, JSON.stringify scalars', async (tt) => {
+  tt.equal(canonicalJson({ b: 1, a: [3, { z: null, y: true, x: 'é' }], c: {} }), '{"a":[3,{"x":"é","y":true,"z":null}],"b":1,"c":{}}');
+  tt.equal(canonicalJson({ b: 1, a: 2 }), canonicalJson({ a: 2, b: 1 }), 'key order does not matter');
+  tt.equal(canonicalJson({ '\u00e9': 1, e: 2, E: 3, '10': 4, '9': 5, '\ud83c\udf89': 6, '\uff01': 7 }), '{"10":4,"9":5,"E":3,"e":2,"é":1,"🎉":6,"！":7}', 'UTF-16 code unit order (RFC 8785)');
+  tt.equal(canonicalJson('line\n"q"\\ \u2028 \u0001 ü 🎉'), JSON.stringify('line\n"q"\\ \u2028 \u0001 ü 🎉'), 'strings as JSON.stringify');
+  tt.equal(canonicalJson([1.5e21, -0, 0.1, 5_368_709_120, 1e-7]), '[1.5e+21,0,0.1,5368709120,1e-7]', 'numbers as JSON.stringify');
+  tt.equal(canonicalJson({ a: undefined, b: [undefined] }), '{"b":[null]}', 'undefined as JSON.stringify');
+  tt.throws(() => canonicalJson(Number.NaN), /NaN/);
+  tt.throws(() => canonicalJson(new Date(0)), /plain objects/);
+  tt.throws(() => canonicalJson(10n), /bigint/);
+  const { createHash } = await import('node:crypto');
+  tt.equal(linkHash(GENESIS_HASH, '{"a":"ü"}'), createHash('sha256').update(Buffer.from(`${'0'.repeat(64)}{"a":"ü"}`, 'utf8')).digest('hex'), 'sha256 over UTF-8 of prevHash + text');
+});
+
+// ---- Both backends --------------------------------------------------------------------------------
+
+const backends: Array<{ name: string; open(): Promise<RunStore>; dataDir: string }> = [
+  { name: 'postgres', open: () => pgStore(), dataDir: path.join(tmp, 'pg-data') },
+  { name: 'pglite', open: () => track(RunStore.open({ dataDir: path.join(tmp, 'lite'), schema: 'backproof' })), dataDir: path.join(tmp, 'lite') },
+];
+
+for (const backend of backends) {
+  t.test(`${backend.name}: finalized, cancelled and aborted runs are chained and verify`, async (tt) => {
+    const store = await backend.open();
+    const chain = store.evidenceChain();
+    tt.same(await chain.verify(), { ok: true, checked: 0 }, 'an empty chain verifies');
+    const runs = await seed(store, 6);
+
+    const cancelled = sampleRun({ startedAt: at(10 * HOUR) });
+    await store.recordStart(cancelled);
+    await store.finalize({ ...cancelled, status: 'cancelled', verdict: 'error', reasons: [{ code: 'cancelled', message: 'SIGTERM' }], finishedAt: at(10 * HOUR + 5), durationMs: 5 });
+    const aborted = sampleRun({ startedAt: at(11 * HOUR), host: os.hostname(), pid: await deadPid() });
+    await store.recordStart(aborted);
+    const stillRunning = sampleRun({ startedAt: at(12 * HOUR), host: 'elsewhere' });
+    await store.recordStart(stillRunning);
+    tt.same((await store.markAbortedRuns()).map((r) => r.id), [aborted.id]);
+
+    const result = await chain.verify();
+    tt.equal(result.ok, true, JSON.stringify(result.firstBad));
+    tt.equal(result.checked, 8, 'six finished, one cancelled, one aborted; the running one is not in the chain');
+    tt.equal(result.head?.seq, 8);
+    tt.equal(result.head?.signatureValid, true);
+    const links = await chain.links([...runs.map((r) => r.id), cancelled.id, aborted.id, stillRunning.id, 'not-a-uuid']);
+    tt.equal(links.size, 8);
+    tt.notOk(links.has(stillRunning.id), 'a running run has no link');
+    tt.equal(links.get(cancelled.id)?.seq, 7);
+    tt.equal(links.get(aborted.id)?.seq, 8);
+    tt.equal(result.head?.hash, links.get(aborted.id)?.hash);
+    // Each link recomputes from the record as the store reads it back.
+    let prev = GENESIS_HASH;
+    for (const [i, run] of runs.entries()) {
+      const link = links.get(run.id)!;
+      tt.equal(link.seq, i + 1);
+      tt.equal(link.prevHash, prev);
+      tt.strictSame(await store.get(run.id), run, 'records read back unchanged (no chain fields)');
+      tt.equal(link.hash, linkHash(prev, canonicalJson(await store.get(run.id))));
+      prev = link.hash;
+    }
+    const keys = await chain.publicKeys();
+    tt.equal(keys.length, 1);
+    tt.equal(keys[0]?.fingerprint, result.head?.keyFingerprint);
+    if (backend.name === 'postgres') {
+      tt.equal(result.head?.keyFingerprint, installationFp, 'the config key signs');
+    } else {
+      const file = path.join(backend.dataDir, SIGNING_KEY_FILE);
+      tt.equal((await fs.stat(file)).mode & 0o777, 0o600, 'the data dir key was created with mode 0600');
+      tt.equal(result.head?.keyFingerprint, signerFromPem(await fs.readFile(file, 'utf8'), file).fingerprint, 'the data dir key signs');
+    }
+    await store.finalize(finished(stillRunning)).catch(() => undefined);
+    await release(store);
+  });
+}
+
+t.test('keys: created on first seal, not at open; one key when processes race; fingerprints like ssh', async (tt) => {
+  const dir = path.join(tmp, 'keys');
+  const store = await track(RunStore.open({ dataDir: dir, schema: 'backproof' }));
+  tt.notOk(existsSync(path.join(dir, SIGNING_KEY_FILE)), 'no key before anything is sealed');
+  await seed(store, 1);
+  tt.ok(existsSync(path.join(dir, SIGNING_KEY_FILE)), 'created at the first seal');
+  await release(store);
+
+  const raceDir = path.join(tmp, 'keys-race');
+  const signers = await Promise.all([1, 2, 3, 4, 5].map(() => loadOrCreateSigningKey(raceDir)));
+  tt.equal(new Set(signers.map((s) => s.fingerprint)).size, 1, 'concurrent first uses end with one key');
+  tt.same((await fs.readdir(raceDir)).sort(), [SIGNING_KEY_FILE], 'no temp file left');
+
+  const { execFileSync } = await import('node:child_process');
+  const pub = path.join(tmp, 'pub.pem');
+  await fs.writeFile(pub, signers[0]!.publicKeyPem);
+  const der = execFileSync('openssl', ['pkey', '-pubin', '-in', pub, '-outform', 'DER']);
+  const { createHash } = await import('node:crypto');
+  tt.equal(fingerprintOf(signers[0]!.publicKeyPem), `SHA256:${createHash('sha256').update(der.subarray(-32)).digest('base64').replace(/=+$/, '')}`, 'sha256 of the raw key, like ssh');
+
+  tt.throws(() => signerFromPem('nope', 'evidence.signingKey'), { code: 'evidence_key_invalid' });
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  tt.throws(() => signerFromPem(rsa, 'evidence.signingKey'), /Ed25519/);
+  const yaml = (key: string): string =>
+    `evidence:\n  signingKey: ${JSON.stringify(key)}\nclients:\n  - name: acme\n    policies:\n      - { name: db, kind: postgres, source: { driver: local, path: /srv } }\n`;
+  const config = parseConfigText(yaml(installationKey), path.join(tmp, 'backproof.yaml'), {});
+  tt.equal(config.evidence?.signingKey, installationKey, 'config evidence.signingKey resolves');
+  tt.ok(config.secrets.includes(installationKey), 'and is a secret the logger redacts');
+  tt.throws(() => parseConfigText(yaml(rsa), path.join(tmp, 'backproof.yaml'), {}), /evidence\.signingKey: not a PEM Ed25519 private key/);
+  const without = yaml(installationKey).replace(/^evidence:\n.*\n/, '');
+  tt.equal(parseConfigText(without, path.join(tmp, 'backproof.yaml'), {}).evidence, undefined, 'absent without evidence:');
+});
+
+// ---- Tampering in PostgreSQL directly ---------------------------------------------------------------
+
+/** A fresh schema with 8 sealed runs; `fn` tampers through SQL and checks what verify says. */
+function tamperCase(name: string, fn: (ctx: { s: string; runs: RunRecord[]; chain: EvidenceChain; tt: Tap }) => Promise<void>): void {
+  t.test(`tamper: ${name}`, async (tt) => {
+    const store = await pgStore();
+    const runs = await seed(store, 8);
+    const chain = store.evidenceChain();
+    tt.equal((await chain.verify()).ok, true, 'intact before');
+    await fn({ s: store.schema, runs, chain, tt });
+    await release(store);
+  });
+}
+
+tamperCase('edit a field (verdict) of seq 4', async ({ s, runs, chain, tt }) => {
+  await sql(`UPDATE ${s}.runs SET verdict = 'fail' WHERE id = $1`, [runs[3]!.id]);
+  bad(tt, await chain.verify(), 4, runs[3]!.id, PROBLEMS.hashDiffers, 'edited verdict');
+});
+
+tamperCase('edit inside a jsonb field (one reason\'s text) of seq 2', async ({ s, runs, chain, tt }) => {
+  await sql(`UPDATE ${s}.runs SET reasons = jsonb_set(reasons, '{0,message}', '"fine"') WHERE id = $1`, [runs[1]!.id]);
+  bad(tt, await chain.verify(), 2, runs[1]!.id, PROBLEMS.hashDiffers, 'edited reasons');
+});
+
+tamperCase('edit a timestamp by one millisecond, then put a sealed run back to running', async ({ s, runs, chain, tt }) => {
+  await sql(`UPDATE ${s}.runs SET finished_at = finished_at + interval '1 millisecond' WHERE id = $1`, [runs[6]!.id]);
+  bad(tt, await chain.verify(), 7, runs[6]!.id, PROBLEMS.hashDiffers, 'edited finished_at');
+  await sql(`UPDATE ${s}.runs SET finished_at = finished_at - interval '1 millisecond' WHERE id = $1`, [runs[6]!.id]);
+  tt.equal((await chain.verify()).ok, true, 'intact again once undone');
+  await sql(`UPDATE ${s}.runs SET status = 'running' WHERE id = $1`, [runs[0]!.id]);
+  bad(tt, await chain.verify(), 1, runs[0]!.id, PROBLEMS.hashDiffers, 'back to running');
+});
+
+tamperCase('delete a record (row and link): the gap is named', async ({ s, runs, chain, tt }) => {
+  await sql(`DELETE FROM ${s}.runs WHERE id = $1`, [runs[4]!.id]);
+  await sql(`DELETE FROM ${s}.evidence_chain WHERE run_id = $1`, [runs[4]!.id]);
+  bad(tt, await chain.verify(), 5, null, 'link missing: seq 6 follows 4 (a record was deleted)', 'deleted seq 5');
+});
+
+tamperCase('delete only the run row: its link names it', async ({ s, runs, chain, tt }) => {
+  await sql(`DELETE FROM ${s}.runs WHERE id = $1`, [runs[2]!.id]);
+  bad(tt, await chain.verify(), 3, runs[2]!.id, /record deleted/, 'deleted row of seq 3');
+});
+
+tamperCase('delete the first record, and the newest one', async ({ s, runs, chain, tt }) => {
+  await sql(`DELETE FROM ${s}.runs WHERE id = $1`, [runs[7]!.id]);
+  await sql(`DELETE FROM ${s}.evidence_chain WHERE run_id = $1`, [runs[7]!.id]);
+  bad(tt, await chain.verify(), 8, null, 'link missing: the chain ends at seq 7 but its head is seq 8 (the newest records were deleted)', 'deleted the newest');
+  await sql(`DELETE FROM ${s}.evidence_chain WHERE seq = 1`);
+  await sql(`DELETE FROM ${s}.runs WHERE id = $1`, [runs[0]!.id]);
+  bad(tt, await chain.verify(), 1, null, PROBLEMS.startsLate(2), 'deleted seq 1');
+});
+
+tamperCase('insert a fabricated finalized run without a link', async ({ s, chain, tt }) => {
+  const fake = randomUUID();
+  await sql(
+    `INSERT INTO ${s}.runs (id, client, policy, kind, status, verdict, started_at, finished_at, host, pid, backproof_version)
+     VALUES ($1, 'acme', 'acme-db', 'postgres', 'finished', 'pass', $2, $2, 'test-host', 1, '0.1.0')`,
+    [fake, at(3 * HOUR + 1)],
+  );
+  bad(tt, await chain.verify(), null, fake, PROBLEMS.unlinked, 'inserted run');
+  await sql(`INSERT INTO ${s}.runs (id, client, policy, kind, status, started_at, host, pid, backproof_version) VALUES ($1, 'acme', 'p', 'postgres', 'running', now(), 'h', 1, '0')`, [randomUUID()]);
+});
+
+tamperCase('insert a fabricated run with plausible chain values (hash right, signature copied / own key)', async ({ s, runs, chain, tt }) => {
+  const fake = finished(sampleRun({ startedAt: at(20 * HOUR) }), 0);
+  await sql(
+    `INSERT INTO ${s}.runs (id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version, backup, phases, probes, metrics, sandbox, restored)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+    [fake.id, fake.client, fake.policy, fake.kind, fake.status, fake.verdict, JSON.stringify(fake.reasons), fake.startedAt, fake.finishedAt, fake.durationMs, fake.host, fake.pid, fake.backproofVersion,
+      JSON.stringify(fake.backup), JSON.stringify(fake.phases), JSON.stringify(fake.probes), JSON.stringify(fake.metrics), JSON.stringify(fake.sandbox), JSON.stringify(fake.restored)],
+  );
+  const head = (await sql(`SELECT hash, signature, key_fingerprint FROM ${s}.evidence_chain WHERE seq = 8`)).rows[0] as { hash: string; signature: string; key_fingerprint: string };
+  const hash = linkHash(head.hash, canonicalJson(fake));
+  await sql(`INSERT INTO ${s}.evidence_chain (seq, run_id, prev_hash, hash, signature, key_fingerprint, sealed_at) VALUES (9, $1, $2, $3, $4, $5, now())`, [fake.id, head.hash, hash, head.signature, head.key_fingerprint]);
+  await sql(`UPDATE ${s}.evidence_chain_head SET seq = 9, hash = $1`, [hash]);
+  bad(tt, await chain.verify(), 9, fake.id, PROBLEMS.badSignature, 'copied signature');
+
+  const forger = signerFromPem(keyPem(), 'forger');
+  await sql(`UPDATE ${s}.evidence_chain SET signature = $1, key_fingerprint = $2 WHERE seq = 9`, [forger.sign(hash), forger.fingerprint]);
+  bad(tt, await chain.verify(), 9, fake.id, PROBLEMS.unknownKey(forger.fingerprint), 'a signature by an unknown key');
+  await sql(`INSERT INTO ${s}.evidence_keys (fingerprint, public_key_pem, first_used_at) VALUES ($1, $2, now())`, [installationFp.replace(/.$/, 'x'), forger.publicKeyPem]);
+  await sql(`UPDATE ${s}.evidence_chain SET key_fingerprint = $1 WHERE seq = 9`, [installationFp.replace(/.$/, 'x')]);
+  bad(tt, await chain.verify(), 9, fake.id, /unknown key/, 'a key stored under a fingerprint it does not have is not trusted');
+  await sql(`UPDATE ${s}.evidence_chain SET signature = NULL, key_fingerprint = NULL WHERE seq = 9`);
+  bad(tt, await chain.verify(), 9, fake.id, PROBLEMS.unsigned, 'unsigned');
+  tt.ok(runs.length === 8, 'the seeded runs are untouched');
+});
+
+tamperCase('reorder: swap the seq of two links', async ({ s, runs, chain, tt }) => {
+  await sql(`UPDATE ${s}.evidence_chain SET seq = 1000 WHERE seq = 4`);
+  await sql(`UPDATE ${s}.evidence_chain SET seq = 4 WHERE seq = 5`);
+  await sql(`UPDATE ${s}.evidence_chain SET seq = 5 WHERE seq = 1000`);
+  bad(tt, await chain.verify(), 4, runs[4]!.id, PROBLEMS.prevMismatch(3), 'swapped 4 and 5');
+});
+
+tamperCase('a period: problems outside it do not count, inside it they do', async ({ s, runs, chain, tt }) => {
+  // Runs i started at hour i: the period [2h, 5h) holds seq 3..5.
+  const period = { from: at(2 * HOUR), to: at(5 * HOUR) };
+  const ok = await chain.verify(period);
+  tt.equal(ok.ok, true, 'the period verifies');
+  tt.equal(ok.from, period.from, 'and says which');
+  tt.ok(ok.checked >= 3 && ok.head?.seq === 6, 'walked the period and the link after it');
+  await sql(`UPDATE ${s}.runs SET verdict = 'pass' WHERE id = $1`, [runs[7]!.id]);
+  tt.equal((await chain.verify(period)).ok, true, 'a record edited well after the period');
+  bad(tt, await chain.verify(), 8, runs[7]!.id, PROBLEMS.hashDiffers, 'the whole chain still names it');
+  await sql(`DELETE FROM ${s}.runs WHERE id = $1`, [runs[5]!.id]);
+  await sql(`DELETE FROM ${s}.evidence_chain WHERE run_id = $1`, [runs[5]!.id]);
+  bad(tt, await chain.verify(period), 6, null, 'link missing: seq 7 follows 5 (a record was deleted)', 'the link after the period deleted');
+  await sql(`DELETE FROM ${s}.runs WHERE id = $1`, [runs[1]!.id]);
+  await sql(`DELETE FROM ${s}.evidence_chain WHERE run_id = $1`, [runs[1]!.id]);
+  bad(tt, await chain.verify(period), 2, null, 'link missing: seq 3 follows 1 (a record was deleted)', 'the link before the period deleted');
+});
+
+// ---- Concurrency -------------------------------------------------------------------------------------
+
+t.test('postgres: 2 stores (2 pools) finalize 20 runs each at once: one contiguous, valid chain', async (tt) => {
+  const schema = `chain_concurrent_${process.pid}`;
+  const [a, b] = await Promise.all([pgStore(schema), pgStore(schema)]);
+  const finalizeMany = (store: RunStore, client: string): Promise<void[]> =>
+    Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const run = sampleRun({ client, startedAt: at(i * 60_000) });
+        await store.recordStart(run);
+        await store.finalize(finished(run, i));
+      }),
+    );
+  await Promise.all([finalizeMany(a!, 'acme'), finalizeMany(b!, 'globex')]);
+  const result = await a!.evidenceChain().verify();
+  tt.equal(result.ok, true, JSON.stringify(result.firstBad));
+  tt.equal(result.checked, 40);
+  tt.equal(result.head?.seq, 40);
+  const seqs = (await sql(`SELECT seq FROM ${schema}.evidence_chain ORDER BY seq`)).rows.map((r: { seq: string }) => Number(r.seq));
+  tt.same(seqs, Array.from({ length: 40 }, (_, i) => i + 1), 'seq 1..40, no gap, no duplicate');
+  await release(a!);
+  await release(b!);
+});
+
+t.test('postgres: runs finalized before the chain existed are sealed at the next open', async (tt) => {
+  const schema = `chain_legacy_${process.pid}`;
+  const executor = await createPgExecutor(pgUrl);
+  await migrate(executor, schema, loadMigrations().filter((m) => m.version <= 2));
+  const old = [finished(sampleRun({ startedAt: at(2 * HOUR) })), finished(sampleRun({ startedAt: at(HOUR) }))];
+  for (const r of old) {
+    await executor.query(
+      `INSERT INTO ${schema}.runs (id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [r.id, r.client, r.policy, r.kind, r.status, r.verdict, JSON.stringify(r.reasons), r.startedAt, r.finishedAt, r.durationMs, r.host, r.pid, r.backproofVersion],
+    );
+  }
+  await executor.close();
+  const stores = await Promise.all([pgStore(schema), pgStore(schema)]);
+  const links = await stores[0]!.evidenceChain().links(old.map((r) => r.id));
+  tt.same([links.get(old[1]!.id)?.seq, links.get(old[0]!.id)?.seq], [1, 2], 'sealed once, oldest first, by one of two concurrent openers');
+  tt.equal((await stores[0]!.evidenceChain().verify()).ok, true);
+  for (const s of stores) await release(s!);
+});
+
+// ---- Bundles -----------------------------------------------------------------------------------------
+
+let bundleSchema = '';
+let bundleRuns: RunRecord[] = [];
+let goodBundle: EvidenceBundle;
+t.test('export a bundle for one client of two: verifies offline, discloses nothing of the other', async (tt) => {
+  const store = await pgStore();
+  bundleSchema = store.schema;
+  bundleRuns = await seed(store, 9); // acme: seq 1,3,5,7,9; globex: 2,4,6,8
+  const chain = store.evidenceChain();
+  const bundle = await chain.exportBundle({ client: 'acme', from: at(2 * HOUR), to: at(7 * HOUR) }); // acme seq 3, 5, 7
+  goodBundle = bundle;
+  tt.same(bundle.entries.map((e) => [e.seq, 'record' in e]), [[3, true], [4, false], [5, true], [6, false], [7, true]]);
+  tt.equal(bundle.head.seq, 7);
+  tt.equal(bundle.head.keyFingerprint, installationFp);
+  tt.same(bundle.keys.map((k) => k.fingerprint), [installationFp]);
+  const result = verifyBundle(JSON.parse(JSON.stringify(bundle)));
+  tt.same(result, { ok: true, checked: 3, from: at(2 * HOUR), to: at(7 * HOUR), head: { seq: 7, hash: bundle.head.hash, signatureValid: true, keyFingerprint: installationFp } });
+  const text = JSON.stringify(bundle);
+  for (const other of bundleRuns.filter((r) => r.client === 'globex')) tt.notOk(text.includes(other.id), `globex run ${other.id} is not named`);
+  tt.notOk(text.includes('globex'), "nothing of globex's records is in the bundle");
+  const first = bundle.entries[0] as { record: string };
+  tt.strictSame(JSON.parse(first.record), bundleRuns[2], 'a record is the run as stored');
+  await tt.rejects(chain.exportBundle({ client: 'nobody', from: at(0), to: at(HOUR) }), { code: 'evidence_nothing_to_export' });
+  await tt.rejects(new EvidenceChain(store.executor, store.schema).exportBundle({ client: 'acme', from: at(0), to: at(9 * HOUR) }), { code: 'evidence_no_signer' });
+
+  await sql(`UPDATE ${store.schema}.runs SET verdict = 'fail' WHERE id = $1`, [bundleRuns[3]!.id]);
+  await tt.rejects(chain.exportBundle({ client: 'acme', from: at(2 * HOUR), to: at(7 * HOUR) }), { code: 'evidence_tampered' }, 'refuses to export a chain that does not verify');
+  await sql(`UPDATE ${store.schema}.runs SET verdict = $2 WHERE id = $1`, [bundleRuns[3]!.id, bundleRuns[3]!.verdict]);
+  await release(store);
+});
+
+t.test('a bundle with one changed byte fails offline verification, naming the entry', async (tt) => {
+  const clone = (): EvidenceBundle => JSON.parse(JSON.stringify(goodBundle)) as EvidenceBundle;
+  const flip = (s: string, i: number): string => s.slice(0, i) + (s[i] === 'a' ? 'b' : s[i] === '0' ? '1' : s[i] === 'A' ? 'B' : 'a') + s.slice(i + 1);
+  const rec = (b: EvidenceBundle, i: number): { record: string; runId: string } => b.entries[i] as unknown as { record: string; runId: string };
+
+  let b = clone();
+  rec(b, 2).record = rec(b, 2).record.replace(/"verdict":"(pass|fail)"/, (_m, v: string) => `"verdict":"${v === 'pass' ? 'fail' : 'pass'}"`);
+  bad(tt, verifyBundle(b), 5, rec(b, 2).runId, PROBLEMS.hashDiffers, 'a record text');
+  b = clone();
+  rec(b, 0).record = rec(b, 0).record.replace('"fetchBytesPerSec":69835000.5', '"fetchBytesPerSec":69835000.6');
+  bad(tt, verifyBundle(b), 3, rec(b, 0).runId, PROBLEMS.hashDiffers, 'a number in a record');
+  b = clone();
+  b.entries[1]!.hash = flip(b.entries[1]!.hash, 10);
+  bad(tt, verifyBundle(b), 5, rec(b, 2).runId, PROBLEMS.prevMismatch(4), "an elided entry's hash");
+  b = clone();
+  b.entries[0]!.hash = flip(b.entries[0]!.hash, 63);
+  bad(tt, verifyBundle(b), 3, rec(b, 0).runId, PROBLEMS.hashDiffers, "a record entry's hash");
+  b = clone();
+  b.head.signature = flip(b.head.signature, 5);
+  bad(tt, verifyBundle(b), 7, rec(b, 4).runId, /signature invalid/, 'the signature');
+  tt.equal(verifyBundle(b).head?.signatureValid, false);
+  b = clone();
+  b.head.signature = b.head.signature.replace(/.==$/, (m) => `${m[0] === 'A' ? 'B' : 'A'}==`);
+  tt.equal(verifyBundle(b).ok, false, "the signature's last base64 character (spare bits)");
+  b = clone();
+  b.entries[2] = { seq: b.entries[2]!.seq, prevHash: b.entries[2]!.prevHash, hash: b.entries[2]!.hash };
+  bad(tt, verifyBundle(b), 7, rec(b, 4).runId, /attestation does not match/, 'a record of the client turned into an elided entry');
+  b = clone();
+  const forger = signerFromPem(keyPem(), 'forger');
+  b.keys = [{ fingerprint: forger.fingerprint, pem: forger.publicKeyPem }];
+  b.head.keyFingerprint = forger.fingerprint;
+  bad(tt, verifyBundle(b), 7, rec(b, 4).runId, /signature invalid/, 'a signature checked against a key that did not sign');
+  b = clone();
+  b.entries.splice(1, 1);
+  bad(tt, verifyBundle(b), 5, rec(b, 1).runId, PROBLEMS.gap(5, 3), 'an entry removed');
+  tt.equal(verifyBundle({ format: 'x' }).ok, false);
+  tt.equal(verifyBundle(null).ok, false);
+
+  // Every single byte of the file: change it and the bundle either is no longer JSON or fails.
+  const text = JSON.stringify(goodBundle, null, 2);
+  let changed = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (/\s/.test(text[i]!)) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(flip(text, i));
+    } catch {
+      continue;
+    }
+    changed += 1;
+    const r = verifyBundle(parsed);
+    if (r.ok) tt.fail(`changing byte ${i} (${JSON.stringify(text.slice(Math.max(0, i - 20), i + 20))}) went unnoticed`);
+  }
+  tt.ok(changed > 1000, `${changed} single-byte changes that still parse, each one caught`);
+});
+
+// ---- The command line and the README's recipe ------------------------------------------------------
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  const opts: SpawnOptions = { cwd, env: { ...process.env, BACKPROOF_CONFIG: '', DATABASE_URL: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
+  const child = spawn(cmd, args, opts);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+const cli = (args: string[], cwd: string): Promise<Result> => run(process.execPath, [BIN, ...args], cwd);
+
+/** The README's shell blocks for checking a bundle (README.md once merged, else the draft). */
+async function readmeRecipes(): Promise<{ script: string; node: string }> {
+  for (const file of ['README.md', '.scratch/readme-evidence.md']) {
+    const text = await fs.readFile(file, 'utf8').catch(() => '');
+    const blocks = [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const script = blocks.find((b) => b.includes('# Checks a backproof evidence bundle'));
+    const node = blocks.find((b) => b.startsWith('node -e'));
+    if (script && node) return { script, node };
+  }
+  throw new Error('no bundle-checking recipe in README.md or .scratch/readme-evidence.md');
+}
+
+t.test('cli: evidence verify, export, verify --bundle; the README recipe with jq, sha256sum, openssl', async (tt) => {
+  tt.ok(existsSync('dist/orchestrator/cli/evidence-command.js'), 'built (npm run build)');
+  const dir = await fs.mkdtemp(path.join(tmp, 'cli-'));
+  await fs.writeFile(path.join(dir, 'key.pem'), installationKey, { mode: 0o600 });
+  await fs.writeFile(
+    path.join(dir, 'backproof.yaml'),
+    `database: { url: ${JSON.stringify(pgUrl)}, schema: ${bundleSchema} }\nevidence: { signingKey: "\${file:key.pem}" }\nclients:\n  - name: acme\n    policies:\n      - { name: acme-db, kind: postgres, source: { driver: local, path: /srv } }\n`,
+  );
+
+  const ok = await cli(['evidence', 'verify'], dir);
+  tt.equal(ok.code, 0, ok.stderr);
+  tt.equal(ok.stdout, `ok: 9 records, chain intact, head seq 9 signed by ${installationFp} (valid)\n`);
+  const json = JSON.parse((await cli(['evidence', 'verify', '--json', '--from', '2026-11-01', '--to', at(3 * HOUR)], dir)).stdout) as ChainVerification;
+  tt.equal(json.ok, true);
+  tt.equal(json.from, '2026-11-01T00:00:00.000Z');
+
+  const exp = await cli(['evidence', 'export', '--client', 'acme', '--from', '2026-11-01', '--to', '2026-12-01'], dir);
+  tt.equal(exp.code, 0, exp.stderr);
+  const file = path.join(dir, 'evidence-acme-2026-11-01-2026-12-01.json');
+  tt.match(exp.stdout, `wrote ${file}`);
+  tt.match(exp.stdout, /5 records of acme/);
+  tt.match(exp.stdout, /links seq 1-9 \(4 of other clients: hashes only/);
+
+  // Offline: another folder, no config, no database.
+  const offline = await fs.mkdtemp(path.join(tmp, 'offline-'));
+  const bundlePath = path.join(offline, 'bundle.json');
+  await fs.copyFile(file, bundlePath);
+  const vb = await cli(['evidence', 'verify', '--bundle', 'bundle.json'], offline);
+  tt.equal(vb.code, 0, vb.stderr);
+  tt.match(vb.stdout, /^ok: bundle of acme, 5 records of runs started 2026-11-01T00:00:00\.000Z to 2026-12-01T00:00:00\.000Z, links seq 1-9 intact/);
+
+  const recipes = await readmeRecipes();
+  const script = path.join(offline, 'check-bundle.sh');
+  await fs.writeFile(script, recipes.script);
+  const viaTools = await run('bash', [script, bundlePath], offline);
+  tt.equal(viaTools.code, 0, viaTools.stdout + viaTools.stderr);
+  tt.match(viaTools.stdout, `signed by ${installationFp}`);
+  tt.match(viaTools.stdout, /bundle OK: 5 records of acme/);
+  const viaNode = await run('bash', ['-c', recipes.node.replaceAll('BUNDLE.json', JSON.stringify(bundlePath))], offline);
+  tt.equal(viaNode.code, 0, viaNode.stderr);
+  tt.match(viaNode.stdout, 'records and links ok');
+
+  // One changed byte: the CLI and both recipes refuse it.
+  const good = await fs.readFile(bundlePath, 'utf8');
+  const tamperedBundle = path.join(offline, 'tampered.json');
+  const cases: Array<[string, string, RegExp]> = [
+    ['record', good.replace('\\"verdict\\":\\"fail\\"', '\\"verdict\\":\\"pass\\"'), /TAMPERED: first bad record seq 5 .*hash differs/],
+    ['hash', good.replace(goodBundleHash(good, 5), flipHex(goodBundleHash(good, 5))), /TAMPERED: first bad record seq [56] /],
+    ['signature', good.replace(/("signature": ")(.)/, (_m, a: string, c: string) => `${a}${c === 'A' ? 'B' : 'A'}`), /TAMPERED: .*signature invalid/],
+  ];
+  for (const [what, text, expected] of cases) {
+    tt.not(text, good, `${what}: changed`);
+    await fs.writeFile(tamperedBundle, text);
+    const r = await cli(['evidence', 'verify', '--bundle', tamperedBundle], offline);
+    tt.equal(r.code, 1, `${what}: exit 1`);
+    tt.match(r.stdout, expected, what);
+    const tools = await run('bash', [script, tamperedBundle], offline);
+    tt.not(tools.code, 0, `${what}: the standard-tools recipe fails too (${tools.stdout.trim()})`);
+    if (what !== 'signature') {
+      const node = await run('bash', ['-c', recipes.node.replaceAll('BUNDLE.json', JSON.stringify(tamperedBundle))], offline);
+      tt.not(node.code, 0, `${what}: the node one-liner fails too`);
+    }
+  }
+  await fs.writeFile(tamperedBundle, good.slice(0, 100));
+  tt.equal((await cli(['evidence', 'verify', '--bundle', tamperedBundle], offline)).code, 1, 'a truncated file is invalid');
+  tt.equal((await cli(['evidence', 'verify', '--bundle', 'missing.json'], offline)).code, 2, 'a missing file is an error');
+
+  // Tamper in the database: verify names the record, exit 1.
+  const victim = bundleRuns[4]!;
+  await sql(`UPDATE ${bundleSchema}.runs SET reasons = '[]' WHERE id = $1`, [victim.id]);
+  const t1 = await cli(['evidence', 'verify'], dir);
+  tt.equal(t1.code, 1);
+  tt.equal(t1.stdout, `TAMPERED: first bad record seq 5 (run ${victim.id}): record changed after it was sealed (hash differs)\n`);
+  const t2 = await cli(['evidence', 'export', '--client', 'acme', '--from', '2026-11-01', '--to', '2026-12-01', '--out', 'x.json'], dir);
+  tt.equal(t2.code, 2);
+  tt.match(t2.stderr, /does not verify at seq 5/);
+  tt.equal((await cli(['evidence', 'verify', '--from', 'yesterday'], dir)).code, 2, 'a bad date is a usage error');
+
+  // The embedded store, no config: the data dir's key.
+  const lite = await fs.mkdtemp(path.join(tmp, 'cli-lite-'));
+  const liteData = path.join(lite, 'data');
+  const empty = await cli(['--data-dir', liteData, 'evidence', 'verify'], lite);
+  tt.equal(empty.code, 0, empty.stderr);
+  tt.equal(empty.stdout, 'ok: 0 records, nothing sealed yet\n');
+  const store = await track(RunStore.open({ dataDir: liteData, schema: 'backproof' }));
+  await seed(store, 3);
+  await release(store);
+  const liteOk = await cli(['--data-dir', liteData, 'evidence', 'verify'], lite);
+  tt.equal(liteOk.code, 0, liteOk.stderr);
+  const dataFp = signerFromPem(await fs.readFile(path.join(liteData, SIGNING_KEY_FILE), 'utf8'), 'k').fingerprint;
+  tt.equal(liteOk.stdout, `ok: 3 records, chain intact, head seq 3 signed by ${dataFp} (valid)\n`);
+});
+
+function goodBundleHash(text: string, seq: number): string {
+  const b = JSON.parse(text) as EvidenceBundle;
+  return b.entries.find((e) => e.seq === seq)!.hash;
+}
+function flipHex(hex: string): string {
+  return hex.slice(0, 20) + (hex[20] === 'f' ? 'e' : 'f') + hex.slice(21);
+}
+
+t.test('leak check: every store closed, no connection left', async (tt) => {
+  tt.equal(openStores.size, 0, 'no store left open');
+  let left = -1;
+  for (let i = 0; i < 50 && left !== 0; i++) {
+    left = Number((await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backproof'`)).trim());
+    if (left) await new Promise((r) => setTimeout(r, 100));
+  }
+  tt.equal(left, 0, 'no backproof connection left on the server');
+});
