@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import nodemailer from 'nodemailer';
+import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { DEFAULTS } from '../defaults.js';
 import type { Alert } from './alert.js';
 import {
@@ -99,52 +99,23 @@ export class EmailChannel implements AlertChannel {
 
   /** The channel's recipients plus `extra`, without duplicates (case-insensitive). */
   recipients(extra: readonly string[] = []): string[] {
-    const seen = new Set<string>();
-    return [...this.opts.to, ...extra].filter((a) => {
-      const key = a.trim().toLowerCase();
-      if (key === '' || seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
+    return uniqueAddresses([...this.opts.to, ...extra]);
   }
 
   deliver(alert: Alert, signal?: AbortSignal, opts: DeliverOptions = {}): Promise<DeliveryResult> {
-    if (this.closed) return Promise.resolve(closedResult(this.name, this.target));
-    const to = this.recipients(opts.extraTo);
-    if (to.length === 0) {
-      return Promise.resolve({ channel: this.name, ok: false, attempts: 0, error: `${this.target}: no recipient (the channel's to and the policy's alerts.to are empty)`, at: new Date().toISOString(), durationMs: 0 });
-    }
     const ids = messageIds(alert, this.opts.from);
-    return deliverWithRetries({
-      channel: this.name,
-      target: this.target,
-      alert,
-      retry: this.retry,
-      redact: this.redact,
-      signal,
-      logger: this.opts.logger,
-      classify: (err) => this.classify(err),
-      attempt: async (_n, sig) => {
-        const info = await this.transport.sendMail({
-          from: this.opts.from,
-          to,
-          ...(this.opts.cc && this.opts.cc.length > 0 ? { cc: this.opts.cc } : {}),
-          subject: renderSubject(alert),
-          text: renderText(alert),
-          html: renderHtml(alert),
-          messageId: ids.messageId,
-          ...(ids.inReplyTo ? { inReplyTo: ids.inReplyTo, references: [ids.inReplyTo] } : {}),
-          headers: {
-            // RFC 3834: no vacation auto-replies to alerts.
-            'Auto-Submitted': 'auto-generated',
-            'X-Backproof-Alert-Id': alert.id.replace(/[\r\n]+/g, ' '),
-            'X-Backproof-Condition': alert.condition,
-            'X-Backproof-State': alert.state,
-          },
-          ...(sig ? { signal: sig } : {}),
-        });
-        const rejected = (info.rejected ?? []).map(String);
-        return `message-id ${info.messageId}; ${oneLine(info.response ?? '', 200)}${rejected.length > 0 ? `; rejected recipients: ${rejected.join(', ')}` : ''}`;
+    return this.send(this.recipients(opts.extraTo), "the channel's to and the policy's alerts.to are empty", alert, signal, {
+      subject: renderSubject(alert),
+      text: renderText(alert),
+      html: renderHtml(alert),
+      messageId: ids.messageId,
+      ...(ids.inReplyTo ? { inReplyTo: ids.inReplyTo, references: [ids.inReplyTo] } : {}),
+      headers: {
+        // RFC 3834: no vacation auto-replies to alerts.
+        'Auto-Submitted': 'auto-generated',
+        'X-Backproof-Alert-Id': alert.id.replace(/[\r\n]+/g, ' '),
+        'X-Backproof-Condition': alert.condition,
+        'X-Backproof-State': alert.state,
       },
     });
   }
@@ -155,22 +126,32 @@ export class EmailChannel implements AlertChannel {
    * never throws.
    */
   sendDocument(msg: DocumentMessage, signal?: AbortSignal): Promise<DeliveryResult> {
-    if (this.closed) return Promise.resolve(closedResult(this.name, this.target));
-    const seen = new Set<string>();
-    const to = msg.to.filter((a) => {
-      const key = a.trim().toLowerCase();
-      if (key === '' || seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
-    if (to.length === 0) {
-      return Promise.resolve({ channel: this.name, ok: false, attempts: 0, error: `${this.target}: no recipient for ${oneLine(msg.subject, 120)}`, at: new Date().toISOString(), durationMs: 0 });
-    }
     const id = msg.attachments[0]?.filename ?? msg.subject;
+    return this.send(uniqueAddresses(msg.to), `no recipient for ${oneLine(msg.subject, 120)}`, { id, state: 'firing' }, signal, {
+      subject: msg.subject.replace(/[\r\n]+/g, ' '),
+      text: msg.text,
+      ...(msg.html !== undefined ? { html: msg.html } : {}),
+      attachments: msg.attachments.map((a) => ({ filename: a.filename, content: a.content, contentType: a.contentType })),
+      headers: { 'Auto-Submitted': 'auto-generated', 'X-Backproof-Document': id.replace(/[\r\n]+/g, ' ') },
+    });
+  }
+
+  /** One message to `to` (plus the channel's cc) with retries; `noRecipient` says why `to` may be empty. */
+  private send(
+    to: string[],
+    noRecipient: string,
+    what: Pick<Alert, 'id' | 'state'>,
+    signal: AbortSignal | undefined,
+    message: Omit<SendMailOptions, 'from' | 'to' | 'cc'>,
+  ): Promise<DeliveryResult> {
+    if (this.closed) return Promise.resolve(closedResult(this.name, this.target));
+    if (to.length === 0) {
+      return Promise.resolve({ channel: this.name, ok: false, attempts: 0, error: `${this.target}: no recipient (${noRecipient})`, at: new Date().toISOString(), durationMs: 0 });
+    }
     return deliverWithRetries({
       channel: this.name,
       target: this.target,
-      alert: { id, state: 'firing' },
+      alert: what,
       retry: this.retry,
       redact: this.redact,
       signal,
@@ -181,11 +162,7 @@ export class EmailChannel implements AlertChannel {
           from: this.opts.from,
           to,
           ...(this.opts.cc && this.opts.cc.length > 0 ? { cc: this.opts.cc } : {}),
-          subject: msg.subject.replace(/[\r\n]+/g, ' '),
-          text: msg.text,
-          ...(msg.html !== undefined ? { html: msg.html } : {}),
-          attachments: msg.attachments.map((a) => ({ filename: a.filename, content: a.content, contentType: a.contentType })),
-          headers: { 'Auto-Submitted': 'auto-generated', 'X-Backproof-Document': id.replace(/[\r\n]+/g, ' ') },
+          ...message,
           ...(sig ? { signal: sig } : {}),
         });
         const rejected = (info.rejected ?? []).map(String);
@@ -231,4 +208,15 @@ export function messageIds(alert: Alert, from: string): { messageId: string; inR
   const root = `<backproof.${hash(alert.id)}@${domain}>`;
   if (alert.state === 'firing' && alert.condition !== 'recovery') return { messageId: root };
   return { messageId: `<backproof.${hash(`${alert.id}\n${alert.state}\n${alert.occurredAt}`)}@${domain}>`, inReplyTo: root };
+}
+
+/** Addresses without blanks and duplicates (case-insensitive), in order. */
+function uniqueAddresses(addresses: readonly string[]): string[] {
+  const seen = new Set<string>();
+  return addresses.filter((a) => {
+    const key = a.trim().toLowerCase();
+    if (key === '' || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
