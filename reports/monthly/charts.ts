@@ -51,29 +51,29 @@ export interface ChartSpec {
 
 /** Restore time of every run, per policy, with each policy's RTO target. */
 export function restoreTimeChart(report: MonthlyReport): string {
-  return lineChart({
-    title: `Restore time per run, ${report.period.label}`,
-    quantity: 'Restore time',
-    unit: 'duration',
-    from: report.period.from,
-    to: report.period.to,
-    timezone: report.period.timezone,
-    series: report.policies
-      .filter((p) => p.runs > 0)
-      .map((p) => ({
-        name: p.policy,
-        target: p.rto.targetMs,
-        points: report.runs.filter((r) => r.policy === p.policy && r.counted).map((r) => ({ at: r.startedAt, value: r.rtoMeasuredMs, verdict: r.verdict })),
-      })),
-  });
+  return periodChart(report, 'Restore time', 'duration', (r) => r.rtoMeasuredMs, (p) => p.rto.targetMs);
 }
 
 /** Size of the backup each run verified, per policy. */
 export function backupSizeChart(report: MonthlyReport): string {
+  return periodChart(report, 'Backup size', 'bytes', (r) => r.backupSizeBytes);
+}
+
+type ReportRun = MonthlyReport['runs'][number];
+type ReportPolicy = MonthlyReport['policies'][number];
+
+/** One line per policy with runs in the period: `value` of each counted run, and an optional target line. */
+function periodChart(
+  report: MonthlyReport,
+  quantity: string,
+  unit: Parameters<typeof lineChart>[0]['unit'],
+  value: (r: ReportRun) => ChartSeries['points'][number]['value'],
+  target?: (p: ReportPolicy) => ChartSeries['target'],
+): string {
   return lineChart({
-    title: `Backup size per run, ${report.period.label}`,
-    quantity: 'Backup size',
-    unit: 'bytes',
+    title: `${quantity} per run, ${report.period.label}`,
+    quantity,
+    unit,
     from: report.period.from,
     to: report.period.to,
     timezone: report.period.timezone,
@@ -81,7 +81,8 @@ export function backupSizeChart(report: MonthlyReport): string {
       .filter((p) => p.runs > 0)
       .map((p) => ({
         name: p.policy,
-        points: report.runs.filter((r) => r.policy === p.policy && r.counted).map((r) => ({ at: r.startedAt, value: r.backupSizeBytes, verdict: r.verdict })),
+        ...(target ? { target: target(p) } : {}),
+        points: report.runs.filter((r) => r.policy === p.policy && r.counted).map((r) => ({ at: r.startedAt, value: value(r), verdict: r.verdict })),
       })),
   });
 }
