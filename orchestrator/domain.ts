@@ -40,6 +40,8 @@ export const FAIL_CODES = [
   'archive_limit',
   'size_anomaly',
   'probe_failed',
+  'not_booted',
+  'boot_inconclusive',
 ] as const;
 export const ERROR_CODES = [
   'source_unreachable',
@@ -163,6 +165,71 @@ export interface RunRecord {
   metrics: RunMetrics;
   sandbox: SandboxRecord | null;
   restored: Record<string, string | number> | null;
+  /** kind vm: how the restored machine booted. Absent for other kinds. */
+  boot?: BootRecord;
+}
+
+/** A file kept with a run's evidence (a screenshot); the record holds its sha256, so the chain seals it. */
+export interface ArtifactRef {
+  name: string;
+  mediaType: string;
+  sha256: string;
+  bytes: number;
+  width?: number;
+  height?: number;
+}
+
+/** The bytes of an artifact, written with the run it belongs to. */
+export interface RunArtifact {
+  name: string;
+  mediaType: string;
+  bytes: Buffer;
+}
+
+/**
+ * Boot verdicts of kind vm: `booted` (a login prompt or logon screen), `not_booted` (a named
+ * failure, QEMU exited, or the machine stalled), `inconclusive` (still changing at the timeout).
+ */
+export type BootVerdict = 'booted' | 'not_booted' | 'inconclusive';
+export type BootMilestoneName = 'firmware' | 'bootloader' | 'kernel' | 'init' | 'login';
+
+export interface BootMilestone {
+  name: BootMilestoneName;
+  /** Since QEMU started. */
+  atMs: number;
+  source: 'screen' | 'serial' | 'qemu';
+  /** The text that marked it. */
+  text: string;
+}
+
+export interface BootRecord {
+  verdict: BootVerdict;
+  /** What decided the verdict, one line. */
+  reason: string;
+  /** not_booted: which failure (no_bootable_device, uefi_shell, grub_rescue, kernel_panic, root_not_found, emergency_shell, windows_stop, qemu_exited, stalled, or a policy pattern's name). */
+  failure?: string;
+  /** QEMU start until the verdict. */
+  bootMs: number;
+  accel: 'kvm' | 'tcg';
+  firmware: 'bios' | 'uefi';
+  /** Why this firmware (the partition table, or the policy). */
+  firmwareWhy: string;
+  machine: 'pc' | 'q35';
+  bus: string;
+  diskFormat: string;
+  virtualSize: number;
+  partitionTable: 'mbr' | 'gpt' | 'none';
+  qemuVersion: string;
+  milestones: BootMilestone[];
+  screenshots: number;
+  /** The last screenshot (PNG), kept as an artifact. */
+  screenshot?: ArtifactRef;
+  /** The last screen's text, and how it was read. */
+  screenText?: string;
+  screenTextSource?: 'vga-text' | 'ocr';
+  serialTail?: string;
+  /** The disk image's sha256 read again after the boot equals the one streamed from storage. */
+  diskUnchanged?: boolean;
 }
 
 /** Verdict from a set of reasons: any error reason makes an `error`, else any fail a `fail`. */

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { PolicyConfig } from '../orchestrator/config/types.js';
 import { DEFAULTS } from '../orchestrator/defaults.js';
-import type { ProbeResult, Reason } from '../orchestrator/domain.js';
+import type { BootRecord, ProbeResult, Reason, RunArtifact } from '../orchestrator/domain.js';
 import type { Logger } from '../orchestrator/logger.js';
 import type { Sandbox, SandboxSpec } from './sandbox-runtime.js';
 
@@ -63,6 +63,11 @@ export interface Restorer {
   probe(ctx: RestoreContext): Promise<ProbeResult[]>;
   /** The target system's log tail, for evidence when something went wrong. */
   logTail(ctx: RestoreContext): Promise<string>;
+  /**
+   * Optional: evidence beyond the summary, asked once at the end of every run, whatever its
+   * outcome (kind vm: how the machine booted, and the last screenshot).
+   */
+  evidence?(): { boot?: BootRecord; artifacts: RunArtifact[] };
 }
 
 /** What every kind's sandbox takes from the policy: its limits, and /tmp as a size-limited tmpfs. */

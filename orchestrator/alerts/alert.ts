@@ -126,6 +126,8 @@ const REASON_STEPS: Record<ReasonCode, (c: StepContext) => string> = {
   archive_limit: () => 'the archive expands beyond the configured limits: inspect it; if it is legitimate raise files.maxBytes, maxEntries or maxRatio',
   size_anomaly: () => 'the backup is much smaller than usual: check that the backup job did not skip data; compare it with earlier backups',
   probe_failed: (c) => `a probe did not hold: compare its expected and actual values (${show(c)}) and check the source system's data`,
+  not_booted: (c) => `the restored machine did not boot: look at its last screenshot and serial log (${show(c)}); check the backup job's disk image (boot sector, file systems, the bootloader's root device)`,
+  boot_inconclusive: (c) => `the restored machine was still busy when the boot timeout ended: look at its last screenshot (${show(c)}); raise vm.bootTimeout if it is only slow, or add its logon screen to vm.bootedPatterns`,
   // error: the verification could not run
   source_unreachable: () => 'backproof could not reach the storage: check that the bucket, folder or repository exists and that the verification host can reach it',
   source_denied: () => 'the storage refused backproof\'s credentials: check that the credential named in the reason exists and may read the backups',

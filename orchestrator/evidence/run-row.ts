@@ -6,7 +6,7 @@ import { iso, json, num } from './row-values.js';
  * evidence chain (chain.ts), which hashes the record exactly as the store returns it.
  */
 export const COLUMNS =
-  'id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version, backup, phases, probes, metrics, sandbox, restored';
+  'id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version, backup, phases, probes, metrics, sandbox, restored, boot';
 
 export type Row = Record<string, unknown>;
 
@@ -31,5 +31,7 @@ export function toRecord(r: Row): RunRecord {
     metrics: json(r.metrics) as RunRecord['metrics'],
     sandbox: json(r.sandbox) as RunRecord['sandbox'],
     restored: json(r.restored) as RunRecord['restored'],
+    // Only when there is one: records of other kinds read back (and hash) as they always did.
+    ...(r.boot !== null && r.boot !== undefined ? { boot: json(r.boot) as NonNullable<RunRecord['boot']> } : {}),
   };
 }

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import os from 'node:os';
-import type { Reason, RunRecord } from '../domain.js';
+import type { Reason, RunArtifact, RunRecord } from '../domain.js';
 import { BackproofError } from '../errors.js';
 import { sqlStateOf, type SqlExecutor } from './executor.js';
 import { migrate, quoteSchema, type MigrateResult } from './migrate.js';
@@ -38,6 +39,11 @@ export interface RunFilter {
 
 export const DEFAULT_LIST_LIMIT = 100;
 
+/** An artifact read back from the store. */
+export interface StoredArtifact extends RunArtifact {
+  sha256: string;
+}
+
 const FULL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Whether `id` is a whole run id (a UUID), as opposed to a prefix or anything else. */
 export function isRunId(id: string): boolean {
@@ -51,6 +57,7 @@ export class RunStore {
   /** What the migration step did at open. */
   migration: MigrateResult = { applied: [], version: 0 };
   private readonly runs: string;
+  private readonly artifacts: string;
   private signerPromise: Promise<EvidenceSigner | undefined> | undefined;
 
   private constructor(
@@ -59,6 +66,7 @@ export class RunStore {
     private readonly signerSource: SignerSource | undefined,
   ) {
     this.runs = `${quoteSchema(schema)}.runs`;
+    this.artifacts = `${quoteSchema(schema)}.run_artifacts`;
   }
 
   get kind(): SqlExecutor['kind'] {
@@ -108,7 +116,7 @@ export class RunStore {
     try {
       await this.executor.query(
         `INSERT INTO ${this.runs} (${COLUMNS}) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz,
-           $9::timestamptz, $10::bigint, $11, $12::int, $13, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb, $18::jsonb, $19::jsonb)`,
+           $9::timestamptz, $10::bigint, $11, $12::int, $13, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb, $18::jsonb, $19::jsonb, $20::jsonb)`,
         values({ ...run, status: 'running' }),
       );
     } catch (err) {
@@ -119,8 +127,12 @@ export class RunStore {
     }
   }
 
-  /** Writes every field of `run` over the stored row; only while the stored run is `running`. */
-  async finalize(run: RunRecord): Promise<void> {
+  /**
+   * Writes every field of `run` over the stored row; only while the stored run is `running`.
+   * `artifacts` (a boot screenshot) are stored in the same transaction; the record names their
+   * sha256 (see BootRecord.screenshot), so the seal covers them.
+   */
+  async finalize(run: RunRecord, artifacts: readonly RunArtifact[] = []): Promise<void> {
     const signer = await this.signer();
     // The row and its chain link are written in one transaction: a run is never finalized unsealed.
     const sealed = await this.executor.transaction(async (q) => {
@@ -128,11 +140,18 @@ export class RunStore {
         `UPDATE ${this.runs} SET client = $2, policy = $3, kind = $4, status = $5, verdict = $6, reasons = $7::jsonb,
            started_at = $8::timestamptz, finished_at = $9::timestamptz, duration_ms = $10::bigint, host = $11, pid = $12::int,
            backproof_version = $13, backup = $14::jsonb, phases = $15::jsonb, probes = $16::jsonb, metrics = $17::jsonb,
-           sandbox = $18::jsonb, restored = $19::jsonb
+           sandbox = $18::jsonb, restored = $19::jsonb, boot = $20::jsonb
          WHERE id = $1::uuid AND status = 'running' RETURNING ${COLUMNS}`,
         values(run),
       );
       if (!rows[0]) return false;
+      for (const a of artifacts) {
+        await q(
+          `INSERT INTO ${this.artifacts} (run_id, name, media_type, sha256, size, bytes) VALUES ($1::uuid, $2, $3, $4, $5::int, $6::bytea)
+           ON CONFLICT (run_id, name) DO UPDATE SET media_type = EXCLUDED.media_type, sha256 = EXCLUDED.sha256, size = EXCLUDED.size, bytes = EXCLUDED.bytes`,
+          [run.id, a.name, a.mediaType, sha256Hex(a.bytes), a.bytes.length, a.bytes],
+        );
+      }
       await appendLink(q, this.schema, toRecord(rows[0]), signer);
       return true;
     });
@@ -143,6 +162,16 @@ export class RunStore {
       'run_not_running',
       `cannot finalize run ${run.id}: it is already ${current.status}${current.status === 'aborted' ? ' (its process was presumed dead)' : ''}; a run is finalized once`,
     );
+  }
+
+  /** A file kept with a run (e.g. `screenshot.png`), with the sha256 it was stored under. */
+  async artifact(runId: string, name: string): Promise<StoredArtifact | null> {
+    if (!isRunId(runId)) return null;
+    const { rows } = await this.executor.query<Row>(`SELECT media_type, sha256, bytes FROM ${this.artifacts} WHERE run_id = $1::uuid AND name = $2`, [runId, name]);
+    const r = rows[0];
+    if (!r) return null;
+    const bytes = Buffer.from(r.bytes as Uint8Array);
+    return { name, mediaType: String(r.media_type), sha256: String(r.sha256), bytes };
   }
 
   /** A run by its id, or by a unique prefix of at least 8 hex characters (like git). */
@@ -339,5 +368,10 @@ function values(run: RunRecord): unknown[] {
     JSON.stringify(run.metrics),
     jsonOrNull(run.sandbox),
     jsonOrNull(run.restored),
+    jsonOrNull(run.boot),
   ];
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }

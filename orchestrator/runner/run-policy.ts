@@ -7,7 +7,7 @@ import type { Restorer, RestoreContext } from '../../restore-sandboxes/restorer.
 import type { Sandbox, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 import { isSandboxProbe, runSandboxProbes } from '../../restore-sandboxes/probes/sandbox-probes.js';
 import type { PolicyConfig, ProbeConfig } from '../config/types.js';
-import { verdictOf, type PhaseName, type ProbeResult, type Reason, type RunRecord } from '../domain.js';
+import { verdictOf, type PhaseName, type ProbeResult, type Reason, type RunArtifact, type RunRecord } from '../domain.js';
 import { VerificationError } from '../errors.js';
 import { formatAge, formatBytes } from '../format.js';
 import type { Logger } from '../logger.js';
@@ -20,7 +20,8 @@ import { judgeSize } from './size-check.js';
 export interface RunDeps {
   store: {
     recordStart(run: RunRecord): Promise<void>;
-    finalize(run: RunRecord): Promise<void>;
+    /** `artifacts`: files kept with the run (a boot screenshot), stored with it. */
+    finalize(run: RunRecord, artifacts?: readonly RunArtifact[]): Promise<void>;
     /** Backup sizes of the policy's latest passing runs, newest first; without it there is no size check. */
     passingBackupSizes?(policy: string, limit: number): Promise<number[]>;
   };
@@ -268,6 +269,9 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       reasons.push({ code: 'sandbox_failed', message: `could not remove the sandbox: ${(err as Error).message}; the reaper removes it at the next start` });
     });
     await driver.close().catch(() => undefined);
+    // What the restorer kept beyond the summary (kind vm: the boot record and its screenshot).
+    const kept = restorer.evidence?.();
+    if (kept?.boot) run.boot = kept.boot;
     clock.skipRemaining();
     const ended = now();
     run.reasons = dedupe(reasons);
@@ -275,7 +279,7 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     run.status = run.reasons.some((r) => r.code === 'cancelled') ? 'cancelled' : 'finished';
     run.finishedAt = ended.toISOString();
     run.durationMs = ended.getTime() - started.getTime();
-    await deps.store.finalize(run);
+    await deps.store.finalize(run, kept?.artifacts ?? []);
     log.info(`run ${run.status}: ${run.verdict}${run.reasons[0] ? ` (${run.reasons[0].code})` : ''}`);
   }
   return run;
