@@ -43,6 +43,19 @@ export const DEFAULTS = {
   sizeAnomalyMinPercent: 50,
   sizeAnomalyLastRuns: 10,
   sizeAnomalyMinHistory: 3,
+  /** kind vm: QEMU boots of restored disk images. */
+  vm: {
+    image: 'backproof/qemu',
+    memoryBytes: 1024 ** 3,
+    cpus: 2,
+    maxDiskBytes: 64 * 1024 ** 3,
+    /** TCG (no KVM) boots a minimal Linux in ~30-45 s; Windows takes minutes. */
+    bootTimeoutMs: 10 * 60_000,
+    stallTimeoutMs: 2 * 60_000,
+    screenshotEveryMs: 2_000,
+    /** Room the sandbox needs beyond the guest's memory: QEMU itself, its caches, OCR. */
+    overheadBytes: 512 * 1024 ** 2,
+  },
   /** Alert deliveries (email, webhook). */
   alert: {
     /** Attempts per delivery, the first included. */

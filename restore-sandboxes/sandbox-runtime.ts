@@ -27,6 +27,11 @@ export interface SandboxSpec {
   /** Per-run volumes (labelled, removed with the sandbox): mount path inside the container. */
   volumes: string[];
   readOnlyRoot: boolean;
+  /**
+   * Host devices passed to the main container (kind vm: /dev/kvm, for hardware acceleration);
+   * nothing else about the isolation changes.
+   */
+  devices?: string[];
   /** Environment of the main process and of every exec. */
   env?: Record<string, string>;
   /**

@@ -34,6 +34,9 @@ const KINDS: Array<{ kind: PolicyConfig['kind']; user: RegExp; extra?: string }>
   { kind: 'files', user: /^1000:1000$/ },
   { kind: 'sqlite', user: /^1000:1000$/ },
   { kind: 'custom', user: /^1000:1000$/, extra: CUSTOM },
+  // QEMU runs as 1000 (TCG) or as root without capabilities (KVM's device is root-only); the
+  // container's own process is nobody's, who owns the disk image QEMU may only read.
+  { kind: 'vm', user: /^65534:65534$/, extra: '        vm: { memory: 256m }' },
 ];
 
 for (const { kind, user, extra } of KINDS) {

@@ -4,6 +4,7 @@ import { ResticStorageDriver } from '../../drivers/restic/restic-storage-driver.
 import { S3StorageDriver } from '../../drivers/s3/s3-storage-driver.js';
 import type { StorageDriver } from '../../drivers/storage-driver.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
+import { VmRestorer } from '../../restore-sandboxes/vm/vm-restorer.js';
 import { CustomRestorer } from '../../restore-sandboxes/custom/custom-restorer.js';
 import { FilesRestorer } from '../../restore-sandboxes/files/files-restorer.js';
 import { MysqlRestorer } from '../../restore-sandboxes/mysql/mysql-restorer.js';
@@ -86,6 +87,8 @@ export function restorerFor(policy: PolicyConfig): Restorer {
       return new SqliteRestorer();
     case 'custom':
       return new CustomRestorer();
+    case 'vm':
+      return new VmRestorer();
   }
 }
 

@@ -11,7 +11,8 @@ import { configPath, dataDir, openStore, type GlobalOptions } from './context.js
 
 /**
  * `backproof evidence verify [--from --to] [--bundle FILE] [--json]` and
- * `backproof evidence export --client C --from --to [--out FILE]`.
+ * `backproof evidence export --client C --from --to [--out FILE]`; a bundle carries the files the
+ * client's records name (vm screenshots), and --bundle checks each against its sealed sha256.
  * Exit codes: 0 intact, 1 tampered or invalid, 2 could not check (config, store, usage).
  */
 export function registerEvidence(program: Command, setExit: (code: number) => void): void {
@@ -92,6 +93,7 @@ export function registerEvidence(program: Command, setExit: (code: number) => vo
             `  ${records.toLocaleString('en-US')} record${records === 1 ? '' : 's'} of ${bundle.client}, runs started ${from} to ${to}`,
             `  links seq ${first}-${bundle.head.seq}${elided > 0 ? ` (${elided.toLocaleString('en-US')} of other clients: hashes only, content not disclosed)` : ''}`,
             `  head seq ${bundle.head.seq} signed by ${bundle.head.keyFingerprint}; attestation signed by ${bundle.attestation.keyFingerprint}`,
+            ...(bundle.artifacts ? [`  ${filesText(bundle.artifacts.length)} the records name (vm screenshots), each with the sha256 its record seals`] : []),
             `  ${check.ok ? 'the bundle verifies offline: backproof evidence verify --bundle FILE' : `the written bundle does not verify: ${check.firstBad?.problem ?? ''}`}`,
           ].join('\n') + '\n',
         );
@@ -146,7 +148,12 @@ function renderBundleResult(r: ChainVerification, bundle: unknown): string {
   const b = bundle as EvidenceBundle;
   const first = b.entries[0]?.seq ?? 0;
   const count = `${r.checked.toLocaleString('en-US')} record${r.checked === 1 ? '' : 's'}`;
-  return `ok: bundle of ${b.client}, ${count} of runs started ${b.from} to ${b.to}, links seq ${first}-${b.head.seq} intact, head signed by ${b.head.keyFingerprint} (valid), attestation signed by ${b.attestation.keyFingerprint} (valid)`;
+  const files = b.artifacts?.length ? `, ${filesText(b.artifacts.length)} matching the sha256 their records seal` : '';
+  return `ok: bundle of ${b.client}, ${count} of runs started ${b.from} to ${b.to}, links seq ${first}-${b.head.seq} intact, head signed by ${b.head.keyFingerprint} (valid), attestation signed by ${b.attestation.keyFingerprint} (valid)${files}`;
+}
+
+function filesText(n: number): string {
+  return `${n.toLocaleString('en-US')} file${n === 1 ? '' : 's'}`;
 }
 
 function tampered(r: ChainVerification): string {

@@ -95,3 +95,39 @@ export function nonEmptyText(what: string) {
   return z.string().refine((text) => text.trim() !== '', { error: say(`${what} is empty`, `write the ${what}`) });
 }
 
+// ---- Sizes and patterns ----------------------------------------------------------------------
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+export const SIZE_FIX = 'use a number and a unit: 512m, 2g, 2GiB, 1024mb, or a number of bytes';
+
+/** "512m", "2g", "2GiB", "1024mb", "1048576" or a number: bytes. Units are powers of 1024. */
+export function parseSize(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(value);
+  if (!match) return undefined;
+  const bytes = Math.round(Number(match[1]) * (SIZE_UNITS[(match[2] ?? '').toLowerCase()] ?? Number.NaN));
+  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
+}
+
+export const size = z
+  .union([z.number(), z.string()], { error: typeError('a size', () => SIZE_FIX) })
+  .transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) addProblem(ctx, `${quote(value)} is not a size`, SIZE_FIX);
+    return bytes ?? z.NEVER;
+  });
+
+export function sizeText(bytes: number): string {
+  return inLargestUnit(bytes, [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]]);
+}
+
+/** A string that must compile as a JavaScript regular expression. */
+export const regexString = z.string().superRefine((source, ctx) => {
+  try {
+    new RegExp(source);
+  } catch (err) {
+    const why = err instanceof Error ? err.message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '') : String(err);
+    const fix = 'correct the expression (JavaScript syntax; in YAML double quotes a backslash is written \\\\)';
+    addProblem(ctx, `${quote(source)} is not a valid regular expression (${why})`, fix);
+  }
+});

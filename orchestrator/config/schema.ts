@@ -14,9 +14,10 @@ import cronParser from 'cron-parser';
 import { z } from 'zod';
 import { DEFAULTS } from '../defaults.js';
 import { DURATION_EXAMPLES } from './duration.js';
-import { addProblem, compactDuration, duration, durationKey, identifier, inLargestUnit, isRecordPayload, matching, nonEmptyText, quote, say, timezone, typeError } from './schema-helpers.js';
+import { addProblem, compactDuration, duration, durationKey, identifier, isRecordPayload, matching, nonEmptyText, quote, regexString, say, size, sizeText, timezone, typeError } from './schema-helpers.js';
 import { alertRouting, alertsSchema, checkChannelNames, daemonSchema, heartbeatSchema, resolveClient, scheduleSchema, type ClientDraft, type PolicyDraft } from './daemon-schema.js';
 import { checkReportsChannel, clientReportsSchema, reportsSchema, resolveReports } from './reports-schema.js';
+import { vmSchema } from './vm-schema.js';
 import type { CustomKindConfig, Expectation, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, ProbeConfig, RestoreKind, ServiceConfig, SizeAnomalyConfig } from './types.js';
 import type { ClientConfig, ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from './types.js';
 
@@ -24,42 +25,7 @@ import type { ClientConfig, ExpectConfig, LocalSourceConfig, ResolvedConfig, Res
 export type ConfigFromSchema = Omit<ResolvedConfig, 'file' | 'secrets'>;
 
 // The building blocks live in schema-helpers.ts (so daemon-schema.ts can use them without a cycle).
-export { addProblem, compactDuration, durationKey, FIX_SEPARATOR, identifier, isRecordPayload, isTimeZone, matching, nonEmptyText, quote, say, timezone, typeError } from './schema-helpers.js';
-
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-const SIZE_FIX = 'use a number and a unit: 512m, 2g, 2GiB, 1024mb, or a number of bytes';
-
-/** "512m", "2g", "2GiB", "1024mb", "1048576" or a number: bytes. Units are powers of 1024. */
-export function parseSize(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(value);
-  if (!match) return undefined;
-  const bytes = Math.round(Number(match[1]) * (SIZE_UNITS[(match[2] ?? '').toLowerCase()] ?? Number.NaN));
-  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
-}
-
-const size = z
-  .union([z.number(), z.string()], { error: typeError('a size', () => SIZE_FIX) })
-  .transform((value, ctx) => {
-    const bytes = parseSize(value);
-    if (bytes === undefined) addProblem(ctx, `${quote(value)} is not a size`, SIZE_FIX);
-    return bytes ?? z.NEVER;
-  });
-
-function sizeText(bytes: number): string {
-  return inLargestUnit(bytes, [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]]);
-}
-
-/** A string that must compile as a JavaScript regular expression. */
-const regexString = z.string().superRefine((source, ctx) => {
-  try {
-    new RegExp(source);
-  } catch (err) {
-    const why = err instanceof Error ? err.message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '') : String(err);
-    const fix = 'correct the expression (JavaScript syntax; in YAML double quotes a backslash is written \\\\)';
-    addProblem(ctx, `${quote(source)} is not a valid regular expression (${why})`, fix);
-  }
-});
+export { addProblem, compactDuration, durationKey, FIX_SEPARATOR, identifier, isRecordPayload, isTimeZone, matching, nonEmptyText, parseSize, quote, say, timezone, typeError } from './schema-helpers.js';
 
 // ---- Source and selector ---------------------------------------------------------------------
 
@@ -269,7 +235,7 @@ const targets = z
 
 const sandbox = z
   .strictObject({
-    image: nonEmptyText('image').optional().describe(`Image to restore into. Default from the kind: ${DEFAULTS.postgresImage} (or the one matching the dump) for postgres, ${DEFAULTS.mysqlImage} for mysql, ${DEFAULTS.filesImage} for files and sqlite; custom.image for custom.`),
+    image: nonEmptyText('image').optional().describe(`Image to restore into. Default from the kind: ${DEFAULTS.postgresImage} (or the one matching the dump) for postgres, ${DEFAULTS.mysqlImage} for mysql, ${DEFAULTS.filesImage} for files and sqlite; custom.image for custom; ${DEFAULTS.vm.image} for vm.`),
     memory: size.optional().describe(`Memory limit: 512m, 2g, 2GiB or bytes. Default ${sizeText(DEFAULTS.sandboxMemoryBytes)}.`),
     cpus: z.number().positive().default(DEFAULTS.sandboxCpus).describe(`CPUs (may be fractional). Default ${DEFAULTS.sandboxCpus}.`),
     pids: z.number().int().min(32).default(DEFAULTS.sandboxPids).describe(`Process limit, at least 32. Default ${DEFAULTS.sandboxPids}.`),
@@ -402,6 +368,8 @@ export const PROBES_OF_KIND: Record<RestoreKind, readonly ProbeKey[]> = {
   sqlite: ['sql', 'tablesExist', 'rowCount', 'freshness', 'command', 'http'],
   files: ['files', 'manifest', 'encryptedLooking', 'command', 'http'],
   custom: ['command', 'http'],
+  // A VM's own checks are vm.expect (screen, serial): the sandbox holds QEMU, not the guest.
+  vm: [],
 };
 
 const share = z
@@ -572,15 +540,15 @@ function shorten(text: string): string {
 
 // ---- Policies, clients, file -----------------------------------------------------------------
 
-const KINDS = ['postgres', 'mysql', 'files', 'sqlite', 'custom'] as const satisfies readonly RestoreKind[];
-const KIND_BLOCKS = ['postgres', 'mysql', 'files', 'sqlite', 'custom'] as const;
+const KINDS = ['postgres', 'mysql', 'files', 'sqlite', 'custom', 'vm'] as const satisfies readonly RestoreKind[];
+const KIND_BLOCKS = ['postgres', 'mysql', 'files', 'sqlite', 'custom', 'vm'] as const;
 
 const policy = z
   .strictObject({
     name: identifier('policy').describe('Policy id, unique across all clients: lowercase letters, digits, ".", "_", "-".'),
     kind: z
       .enum(KINDS, { error: typeError('a supported kind', () => `use one of ${KINDS.join(', ')}`) })
-      .describe('What the backups are: postgres (pg_dump output), mysql (mysqldump/mariadb-dump), files (tar or zip archives), sqlite (database files), custom (any image and commands).'),
+      .describe('What the backups are: postgres (pg_dump output), mysql (mysqldump/mariadb-dump), files (tar or zip archives), sqlite (database files), custom (any image and commands), vm (whole-machine disk images, booted).'),
     source,
     targets: targets.prefault({}),
     sandbox: sandbox.prefault({}),
@@ -589,6 +557,7 @@ const policy = z
     files: files.optional(),
     sqlite: sqlite.optional(),
     custom: custom.optional(),
+    vm: vmSchema.optional(),
     sizeAnomaly,
     probes: z.array(probe).default([]).describe('Checks run on the restored data, in order. Default none.'),
     schedule: scheduleSchema.optional(),
@@ -605,6 +574,13 @@ const policy = z
     }
     if (kind === 'custom' && value.custom === undefined) {
       addProblem(ctx, 'kind: custom needs a custom block', 'add custom: { image, restore: [command...] } (and ready:, services: as needed)', ['custom']);
+    }
+    if (kind === 'vm') {
+      const guest = value.vm?.memoryBytes ?? DEFAULTS.vm.memoryBytes;
+      const limit = value.sandbox?.memoryBytes ?? DEFAULTS.sandboxMemoryBytes;
+      if (limit < guest + DEFAULTS.vm.overheadBytes) {
+        addProblem(ctx, `sandbox.memory (${sizeText(limit)}) leaves no room for QEMU beside the guest's ${sizeText(guest)}`, `set sandbox.memory to at least ${sizeText(guest + DEFAULTS.vm.overheadBytes)}, or lower vm.memory`, ['sandbox', 'memory']);
+      }
     }
     const allowed = PROBES_OF_KIND[kind];
     (Array.isArray(value.probes) ? value.probes : []).forEach((p, i) => {
@@ -631,6 +607,7 @@ const policy = z
     mysql: value.mysql ?? mysql.parse({}),
     files: value.files ?? files.parse({}),
     sqlite: value.sqlite ?? sqlite.parse({}),
+    ...(value.kind === 'vm' ? { vm: value.vm ?? vmSchema.parse({}) } : {}),
   }))
   .describe('What to verify and how.');
 

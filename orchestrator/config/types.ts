@@ -370,7 +370,7 @@ export type SandboxProbeConfig =
 
 export type ProbeConfig = SqlProbeConfig | FileProbeConfig | SandboxProbeConfig;
 
-export type RestoreKind = 'postgres' | 'mysql' | 'files' | 'sqlite' | 'custom';
+export type RestoreKind = 'postgres' | 'mysql' | 'files' | 'sqlite' | 'custom' | 'vm';
 
 export interface PostgresKindConfig {
   /** Database the dump is restored into and probed in. Default `restore`. */
@@ -442,6 +442,52 @@ export interface CustomKindConfig {
   services: ServiceConfig[];
 }
 
+/** Disk image formats kind vm boots; `vhd` is what QEMU calls `vpc`. */
+export type VmDiskFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhdx' | 'vhd';
+
+/** A named screen or serial pattern of kind vm. */
+export interface VmPattern {
+  name: string;
+  /** A JavaScript regular expression, matched case-insensitively against the screen text and the serial log. */
+  pattern: string;
+}
+
+/** kind: vm: a whole-machine disk image, booted in QEMU inside the sandbox. */
+export interface VmKindConfig {
+  /** `auto`: from `qemu-img info`; never left to QEMU to guess. */
+  format: 'auto' | VmDiskFormat;
+  /** `auto`: OVMF (UEFI) for a GPT disk with an EFI system partition, else SeaBIOS. */
+  firmware: 'auto' | 'bios' | 'uefi';
+  /** `auto`: pc (i440FX) for BIOS, q35 for UEFI. */
+  machine: 'auto' | 'pc' | 'q35';
+  /** `auto`: IDE on pc, SATA on q35: restored VMware/Hyper-V guests may lack virtio drivers. */
+  bus: 'auto' | 'ide' | 'sata' | 'virtio' | 'scsi';
+  /** `auto`: KVM when the engine's host has /dev/kvm, else TCG (software emulation). */
+  accel: 'auto' | 'kvm' | 'tcg';
+  /** Guest memory; the sandbox's memory limit must leave room for QEMU itself. */
+  memoryBytes: number;
+  /** Guest CPUs. */
+  cpus: number;
+  /** A compressed image is expanded into the sandbox's scratch volume up to this size. */
+  maxDiskBytes: number;
+  /** Which default patterns apply: linux, windows, or both (any). */
+  os: 'any' | 'linux' | 'windows';
+  bootTimeoutMs: number;
+  /** not_booted when the screen and the serial port stay unchanged this long (before a login prompt). */
+  stallTimeoutMs: number;
+  screenshotEveryMs: number;
+  /** Read graphics-mode screens with OCR (tesseract); text-mode screens are read from video memory. */
+  ocr: boolean;
+  /** Further patterns that mean booted (a logon screen the defaults do not know). */
+  bootedPatterns: VmPattern[];
+  /** Further patterns that mean not_booted; their names become the failure's name. */
+  failurePatterns: VmPattern[];
+  /** What a boot still busy at bootTimeout is: a fail (default) or an error of the verification. */
+  inconclusive: 'fail' | 'error';
+  /** Probes after the boot: patterns the final screen text and the serial log must match. */
+  expect: { screen?: string; serial?: string };
+}
+
 /** The size check against history: the newest backup must not shrink below `minPercent` of the median of the last passing runs. */
 export interface SizeAnomalyConfig {
   minPercent: number;
@@ -462,6 +508,7 @@ export interface PolicyConfig {
   files: FilesKindConfig;
   sqlite: SqliteKindConfig;
   custom?: CustomKindConfig;
+  vm?: VmKindConfig;
   /** false: no size check. */
   sizeAnomaly: SizeAnomalyConfig | false;
   probes: ProbeConfig[];

@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { canonicalJson, linkHash, PROBLEMS, type ChainVerification } from './chain-format.js';
 import { fingerprintOf, verifySignature } from './signing-key.js';
 
@@ -17,6 +17,10 @@ import { fingerprintOf, verifySignature } from './signing-key.js';
  *   client's records, signed at export, so no record can be turned into an elided entry (or
  *   back) after export without breaking a signature.
  * - `keys`: the public keys (SPKI PEM) and fingerprints of those signatures.
+ * - `artifacts` (only when there are any): the files the client's records name (a vm run's
+ *   `boot.screenshot`), `{runId, name, mediaType, sha256, base64}`. The record seals the sha256,
+ *   so each file is checked against its record: bytes, sha256 and media type; a file no record
+ *   names, or a named file the bundle lacks, fails the bundle.
  */
 export const BUNDLE_FORMAT = 'backproof-evidence-bundle/1';
 
@@ -37,6 +41,16 @@ export interface BundleElidedEntry {
 
 export type BundleEntry = BundleRecordEntry | BundleElidedEntry;
 
+export interface BundleArtifact {
+  runId: string;
+  name: string;
+  mediaType: string;
+  /** The sha256 the run's sealed record names (BootRecord.screenshot.sha256). */
+  sha256: string;
+  /** The bytes, base64 (canonical: what Node's Buffer writes). */
+  base64: string;
+}
+
 export interface EvidenceBundle {
   format: typeof BUNDLE_FORMAT;
   client: string;
@@ -48,6 +62,15 @@ export interface EvidenceBundle {
   head: { seq: number; hash: string; signature: string; keyFingerprint: string };
   attestation: { text: string; signature: string; keyFingerprint: string };
   keys: Array<{ fingerprint: string; pem: string }>;
+  /** Absent when the client's records name no file. */
+  artifacts?: BundleArtifact[];
+}
+
+/** The files a record names, as `{runId, name, mediaType, sha256, bytes}` (today: a vm run's boot screenshot). */
+export function artifactsNamedBy(record: unknown): Array<{ runId: string; name: string; mediaType: unknown; sha256: unknown; bytes: unknown }> {
+  if (!isObject(record) || typeof record.id !== 'string' || !isObject(record.boot) || !isObject(record.boot.screenshot)) return [];
+  const shot = record.boot.screenshot;
+  return typeof shot.name === 'string' ? [{ runId: record.id, name: shot.name, mediaType: shot.mediaType, sha256: shot.sha256, bytes: shot.bytes }] : [];
 }
 
 /** The attestation text: one `key: value` per line, then one `record: <seq> <runId>` per record. */
@@ -93,6 +116,8 @@ export function verifyBundle(bundle: unknown): ChainVerification {
   }
 
   let checked = 0;
+  /** Files the client's records name, by `runId/name`, with the seq of the record. */
+  const named = new Map<string, ReturnType<typeof artifactsNamedBy>[number] & { seq: number }>();
   const entries = b.entries as unknown[];
   let prev: { seq: number; hash: string } | undefined;
   for (const [i, raw] of entries.entries()) {
@@ -119,6 +144,7 @@ export function verifyBundle(bundle: unknown): ChainVerification {
       if (parsed.id !== runId) return bad(`the record is run ${String(parsed.id)}, not ${runId}`);
       if (parsed.client !== b.client) return bad(`a record of client ${String(parsed.client)} in a bundle of client ${b.client}`);
       if (linkHash(raw.prevHash, raw.record) !== raw.hash) return bad(PROBLEMS.hashDiffers);
+      for (const ref of artifactsNamedBy(parsed)) named.set(`${ref.runId}/${ref.name}`, { ...ref, seq });
       checked += 1;
     } else if (Object.keys(raw).length !== 3) {
       return bad('an elided entry carries more than seq, prevHash and hash');
@@ -144,7 +170,42 @@ export function verifyBundle(bundle: unknown): ChainVerification {
   if (a.text !== expected) {
     return atHead("the attestation does not match the bundle (the client's records, the period or the head were changed after export)", true);
   }
+  const problem = artifactProblem(b.artifacts, named);
+  if (problem) return { ...fail(problem.problem, problem.seq, problem.runId), ...base, checked, head: headOf(true) };
   return { ok: true, checked, ...base, head: headOf(true) };
+}
+
+const ARTIFACT_KEYS = 'base64,mediaType,name,runId,sha256';
+
+/** The first artifact that does not match what its sealed record names, or a named one missing. */
+function artifactProblem(
+  list: unknown,
+  named: Map<string, ReturnType<typeof artifactsNamedBy>[number] & { seq: number }>,
+): { seq: number | null; runId: string | null; problem: string } | undefined {
+  if (list !== undefined && !Array.isArray(list)) return { seq: null, runId: null, problem: 'artifacts is not a list' };
+  const seen = new Set<string>();
+  for (const [i, a] of ((list as unknown[] | undefined) ?? []).entries()) {
+    if (!isObject(a) || Object.keys(a).sort().join(',') !== ARTIFACT_KEYS || Object.values(a).some((v) => typeof v !== 'string')) {
+      return { seq: null, runId: null, problem: `artifact ${i + 1} is not {runId, name, mediaType, sha256, base64}` };
+    }
+    const { runId, name } = a as unknown as BundleArtifact;
+    const key = `${runId}/${name}`;
+    const ref = named.get(key);
+    if (!ref) return { seq: null, runId, problem: `artifact ${name} of run ${runId} is not named by any of the client's records in the bundle` };
+    const at = (problem: string): { seq: number; runId: string; problem: string } => ({ seq: ref.seq, runId, problem });
+    if (seen.has(key)) return at(`artifact ${name} appears twice`);
+    seen.add(key);
+    const bytes = Buffer.from(a.base64 as string, 'base64');
+    if (bytes.toString('base64') !== a.base64) return at(`artifact ${name} is not canonical base64 (it was changed)`);
+    if (a.sha256 !== ref.sha256 || a.mediaType !== ref.mediaType) return at(`artifact ${name} does not carry the sha256 and media type its sealed record names (it was changed)`);
+    if (createHash('sha256').update(bytes).digest('hex') !== ref.sha256 || (typeof ref.bytes === 'number' && ref.bytes !== bytes.length)) {
+      return at(`the bytes of ${name} do not hash to the sha256 sealed in the run's record (the file was changed)`);
+    }
+  }
+  for (const [key, ref] of named) {
+    if (!seen.has(key)) return { seq: ref.seq, runId: ref.runId, problem: `the record names ${ref.name} (sha256 ${String(ref.sha256)}), which the bundle does not carry` };
+  }
+  return undefined;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -1,14 +1,14 @@
-import { createPublicKey, verify as verifyEd25519, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify as verifyEd25519, type KeyObject } from 'node:crypto';
 import type { RunRecord } from '../domain.js';
 import { BackproofError } from '../errors.js';
-import { attestationText, BUNDLE_FORMAT, type BundleEntry, type EvidenceBundle } from './bundle.js';
+import { artifactsNamedBy, attestationText, BUNDLE_FORMAT, type BundleArtifact, type BundleEntry, type EvidenceBundle } from './bundle.js';
 import { canonicalJson, GENESIS_HASH, linkHash, PROBLEMS, type ChainLink, type ChainVerification } from './chain-format.js';
 import type { QueryFn, SqlExecutor } from './executor.js';
 import { quoteSchema } from './migrate.js';
 import { COLUMNS, toRecord, type Row } from './run-row.js';
 import { fingerprintOf, type EvidenceSigner, type SignerSource } from './signing-key.js';
 
-export { BUNDLE_FORMAT, verifyBundle, type BundleEntry, type EvidenceBundle } from './bundle.js';
+export { BUNDLE_FORMAT, verifyBundle, type BundleArtifact, type BundleEntry, type EvidenceBundle } from './bundle.js';
 export { canonicalJson, GENESIS_HASH, linkHash, PROBLEMS, type ChainLink, type ChainVerification } from './chain-format.js';
 
 /**
@@ -158,8 +158,9 @@ export class EvidenceChain {
    * A client's sealed runs started in [from, to) as a bundle `verifyBundle` checks offline: for
    * every seq from the client's first such link to its last, the client's record as canonical
    * JSON text, or only `{seq, prevHash, hash}` for other clients' records; the last link's
-   * signature; an attestation (which seqs are the client's) signed with this installation's key.
-   * Refuses when that part of the chain does not verify.
+   * signature; an attestation (which seqs are the client's) signed with this installation's key;
+   * the files those records name (a vm run's screenshot). Refuses when that part of the chain
+   * does not verify, or a named file is missing or does not match its record's sha256.
    */
   async exportBundle(opts: { client: string; from: string; to: string }): Promise<EvidenceBundle> {
     const from = isoOf(opts.from, 'from');
@@ -172,10 +173,12 @@ export class EvidenceChain {
     const signer = await this.getSigner();
 
     const entries: BundleEntry[] = [];
+    const named: ReturnType<typeof artifactsNamedBy> = [];
     const walk = await this.walk(Math.max(1, span.min - 1), span.max, (link) => {
       if (link.seq < span.min) return;
       if (link.record && link.record.client === opts.client) {
         entries.push({ seq: link.seq, prevHash: link.prevHash, hash: link.hash, runId: link.runId, record: canonicalJson(link.record) });
+        named.push(...artifactsNamedBy(link.record));
       } else {
         entries.push({ seq: link.seq, prevHash: link.prevHash, hash: link.hash });
       }
@@ -187,6 +190,7 @@ export class EvidenceChain {
         `the evidence chain does not verify${bad ? ` at seq ${bad.seq ?? '?'}${bad.runId ? ` (run ${bad.runId})` : ''}: ${bad.problem}` : ''}; run backproof evidence verify`,
       );
     }
+    const artifacts = await this.artifactsOf(named);
     const lastLink = walk.last;
     const head = { seq: lastLink.seq, hash: lastLink.hash, signature: lastLink.signature ?? '', keyFingerprint: lastLink.keyFingerprint ?? '' };
     const exportedAt = new Date().toISOString();
@@ -203,7 +207,27 @@ export class EvidenceChain {
       head,
       attestation: { text, signature: signer.sign(text), keyFingerprint: signer.fingerprint },
       keys,
+      ...(artifacts.length > 0 ? { artifacts } : {}),
     };
+  }
+
+  /** The named files' bytes from run_artifacts, each checked against the sha256 its sealed record names. */
+  private async artifactsOf(named: ReturnType<typeof artifactsNamedBy>): Promise<BundleArtifact[]> {
+    const out: BundleArtifact[] = [];
+    for (const ref of named) {
+      const { rows } = await this.executor.query<Row>(`SELECT media_type, bytes FROM ${this.s}.run_artifacts WHERE run_id = $1::uuid AND name = $2`, [ref.runId, ref.name]);
+      const row = rows[0];
+      if (!row) {
+        throw new BackproofError('evidence_artifact_missing', `run ${ref.runId} names ${ref.name} (sha256 ${String(ref.sha256)}) but the evidence store does not hold it; the bundle would not verify`);
+      }
+      const bytes = Buffer.from(row.bytes as Uint8Array);
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      if (sha256 !== ref.sha256) {
+        throw new BackproofError('evidence_tampered', `the stored ${ref.name} of run ${ref.runId} has sha256 ${sha256}, not the ${String(ref.sha256)} sealed in its record; run backproof evidence verify`);
+      }
+      out.push({ runId: ref.runId, name: ref.name, mediaType: String(ref.mediaType), sha256, base64: bytes.toString('base64') });
+    }
+    return out;
   }
 
   private getSigner(): Promise<EvidenceSigner> {

@@ -14,6 +14,8 @@ import { isReportFormat, renderReport, REPORT_CONTENT_TYPES } from './reports.js
  * - GET /api/runs?policy=&client=&limit=&since=: `{ runs: [RunRecord...] }`, newest first;
  *   limit 1-1000 (default 50), since an ISO time.
  * - GET /api/runs/:id: one RunRecord (full id).
+ * - GET /api/runs/:id/artifacts/:name: a file kept with the run (a vm run's `screenshot.png`),
+ *   its bytes as stored (artifacts.ts).
  * - GET /api/reports/:client/:month.:format: the monthly report (pdf, html, csv, json) as a download.
  */
 export const DEFAULT_API_RUNS = 50;

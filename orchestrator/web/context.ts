@@ -31,9 +31,12 @@ export interface RequestContext {
   deps: WebDeps;
 }
 
-/** Headers every response carries: nothing external may load, nothing is cached, no framing. */
+/**
+ * Headers every response carries: nothing external may load, nothing is cached, no framing.
+ * Images load from this origin only (a run's screenshot, artifacts.ts) or inline data.
+ */
 export const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on form posts,
   // and the login's cross-site check needs the real origin.

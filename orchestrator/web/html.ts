@@ -59,6 +59,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;min-width:52px;text-align:center;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;background:var(--muted)}
 .badge.ok,.badge.pass{background:var(--ok)}.badge.fail,.badge.stale,.badge.alert{background:var(--fail)}.badge.error{background:var(--error)}
 .badge.running{background:var(--run)}.badge.never,.badge.skipped{background:#8c959f}
+.badge.booted{background:var(--ok)}.badge.not_booted,.badge.inconclusive{background:var(--fail)}
 tr.bad td:first-child{box-shadow:inset 4px 0 0 var(--fail)}tr.good td:first-child{box-shadow:inset 4px 0 0 var(--ok)}
 .summary{display:flex;gap:12px;margin:0 0 16px;flex-wrap:wrap}
 .tile{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:120px;background:var(--bg)}
@@ -77,6 +78,11 @@ input,select,button{font:inherit}input,select{padding:4px 6px;border:1px solid v
 .login input{width:100%;padding:8px;font-family:ui-monospace,monospace}.login button{margin-top:12px;padding:6px 16px;border-radius:6px;border:1px solid var(--ok);background:var(--ok);color:#fff;cursor:pointer}
 .err{color:var(--fail);font-weight:600}
 svg.spark{vertical-align:middle}
+h3{font-size:14px;margin:16px 0 6px}
+figure.shot{margin:0}figure.shot img{display:block;max-width:100%;height:auto;border:1px solid var(--line);border-radius:4px;background:#000}
+figure.shot figcaption{margin-top:6px}code.sha{overflow-wrap:anywhere}
+svg.timeline{max-width:100%;height:auto;display:block;margin:4px 0 8px}
+pre.screen{white-space:pre;max-height:420px}
 .downloads .month{display:inline-block;margin:0 18px 4px 0;white-space:nowrap}.downloads .month b{font-weight:600;margin-right:4px}.downloads a{margin-right:4px}
 table.reports td:first-child{width:280px}
 `;

@@ -1,12 +1,14 @@
+import { bootOutcome } from '../../reports/boot-text.js';
 import type { RunRecord } from '../domain.js';
 import { formatAge, formatSeconds } from '../format.js';
 import { canSee } from './auth.js';
+import { bootBadge } from './boot-section.js';
 import { notFound, type RequestContext } from './context.js';
 import { ago, badge, enc, esc, page, restoreChart, sparkline, when, type ChartPoint } from './html.js';
 import { BAD_HEALTH, boardOrder, policyViews, type PolicyView } from './policy-view.js';
 import { REPORT_FORMATS, reportMonths } from './reports.js';
 import { describeScope } from './token-store.js';
-import { monthsWithRuns, restoreSeries } from './web-queries.js';
+import { lastBoots, monthsWithRuns, restoreSeries, type LastBoot } from './web-queries.js';
 
 /** The dashboard's pages other than a run's detail (run-page.ts) and the login (login-page.ts). */
 
@@ -38,7 +40,7 @@ export async function boardPage(ctx: RequestContext): Promise<string> {
   const only = url.searchParams.get('client');
   const shown = (only && clients.includes(only) ? views.filter((v) => v.client === only) : views).sort(boardOrder);
   const since = new Date(now.getTime() - SERIES_DAYS * 86_400_000).toISOString();
-  const series = await restoreSeries(deps.runs, { since, perPolicy: SERIES_RUNS, policies: shown.map((v) => v.policy) });
+  const [series, boots] = await Promise.all([restoreSeries(deps.runs, { since, perPolicy: SERIES_RUNS, policies: shown.map((v) => v.policy) }), lastBoots(deps.runs)]);
 
   const bad = shown.filter((v) => BAD_HEALTH.includes(v.health)).length;
   const ok = shown.filter((v) => v.health === 'ok').length;
@@ -56,7 +58,7 @@ export async function boardPage(ctx: RequestContext): Promise<string> {
           .join('')}</select></label><button type="submit">Show</button></form>`
       : '';
   const withClient = clients.length > 1;
-  const rows = shown.map((v) => boardRow(v, series.get(v.policy) ?? [], now, withClient)).join('\n');
+  const rows = shown.map((v) => boardRow(v, series.get(v.policy) ?? [], boots.get(v.policy), now, withClient)).join('\n');
   const body = `<h1>Board</h1>${tiles}${filter}
 <table class="board"><thead><tr><th>Status</th><th>Policy</th>${withClient ? '<th>Client</th>' : ''}<th>Last run</th><th>Last success</th><th>Newest backup / RPO</th><th>Restore time (last ${SERIES_RUNS} runs)</th><th>Next run</th><th>Open alerts</th></tr></thead>
 <tbody>${rows || '<tr><td colspan="9" class="muted">No policies.</td></tr>'}</tbody></table>
@@ -64,7 +66,7 @@ export async function boardPage(ctx: RequestContext): Promise<string> {
   return page({ title: 'Board', who: who(ctx), nav: 'board', body });
 }
 
-function boardRow(v: PolicyView, points: ChartPoint[], now: Date, withClient: boolean): string {
+function boardRow(v: PolicyView, points: ChartPoint[], boot: LastBoot | undefined, now: Date, withClient: boolean): string {
   const cls = BAD_HEALTH.includes(v.health) ? 'bad' : v.health === 'ok' ? 'good' : '';
   const last = v.lastRun
     ? `<a class="last-run" href="/runs/${enc(v.lastRun.id)}">${esc(v.lastRun.status === 'finished' ? (v.lastRun.verdict ?? '?') : v.lastRun.status)} ${ago(v.lastRun.startedAt, now)}</a>${
@@ -88,7 +90,7 @@ ${withClient ? `<td title="${esc(v.displayName)}">${esc(v.client)}</td>` : ''}
 <td>${last}</td>
 <td>${ago(v.lastSuccessAt, now)}</td>
 <td>${backup}</td>
-<td>${chart} ${lastRto !== undefined && lastRto !== null ? `<span class="small">${esc(formatSeconds(lastRto))}</span>` : ''}</td>
+<td>${chart} ${lastRto !== undefined && lastRto !== null ? `<span class="small">${esc(formatSeconds(lastRto))}</span>` : ''}${boot ? `<div class="small boot" data-boot="${esc(boot.verdict)}">last boot: ${esc(bootOutcome(boot.verdict, boot.bootMs))}</div>` : ''}</td>
 <td>${v.nextRunAt ? when(v.nextRunAt) : `<span class="muted">${v.schedule ? '-' : 'not scheduled'}</span>`}</td>
 <td>${v.openConditions.length ? `<span class="err">${esc(v.openConditions.join(', '))}</span>` : '<span class="muted">-</span>'}</td></tr>`;
 }
@@ -101,10 +103,12 @@ export async function policyPage(ctx: RequestContext): Promise<string> {
   const { views, report } = await policyViews(deps, ctx.principal);
   const v = views.find((x) => x.policy === name);
   if (!v) throw notFound('no such policy');
-  const [runs, series] = await Promise.all([
+  const [runs, series, boots] = await Promise.all([
     deps.runs.list({ policy: name, client: v.client, limit: POLICY_PAGE_RUNS }),
     restoreSeries(deps.runs, { since: new Date(0).toISOString(), perPolicy: POLICY_PAGE_RUNS, policies: [name] }),
+    lastBoots(deps.runs),
   ]);
+  const boot = boots.get(name);
   const incidents = report.openIncidents.filter((i) => i.policy === name);
   const facts: [string, string][] = [
     ['Client', `${esc(v.client)} <span class="muted">(${esc(v.displayName)})</span>`],
@@ -116,6 +120,9 @@ export async function policyPage(ctx: RequestContext): Promise<string> {
     ['RPO target', v.rpoMs !== undefined ? `${esc(formatAge(v.rpoMs))} ${v.rpoMet === false ? '<b class="err">missed</b>' : v.rpoMet ? 'met' : ''}` : '<span class="muted">none</span>'],
     ['RTO target', v.rtoMs !== undefined ? esc(formatSeconds(v.rtoMs)) : '<span class="muted">none</span>'],
   ];
+  if (boot) {
+    facts.push(['Last boot', `${bootBadge(boot.verdict)} <a href="/runs/${enc(boot.runId)}#boot">${esc(bootOutcome(boot.verdict, boot.bootMs))}</a> <span class="muted">${ago(boot.startedAt, now)}</span>`]);
+  }
   const alertList = incidents.length
     ? `<ul class="reasons">${incidents.map((i) => `<li><code>${esc(i.condition)}${i.key ? ` (${esc(i.key)})` : ''}</code> since ${when(i.openedAt)}: ${esc(i.summary)}</li>`).join('')}</ul>`
     : '<p class="muted">None.</p>';
@@ -157,10 +164,12 @@ export function runsTable(runs: RunRecord[], now: Date, withPolicy = true): stri
     const rto = r.metrics.rtoMeasuredMs;
     return `<tr class="${r.verdict === 'pass' ? 'good' : r.verdict ? 'bad' : ''}"><td><a href="/runs/${enc(r.id)}">${when(r.startedAt)}</a><div class="small muted">${ago(r.startedAt, now)}</div></td>
 ${withPolicy ? `<td><a href="/policies/${enc(r.policy)}">${esc(r.policy)}</a></td><td>${esc(r.client)}</td>` : ''}<td>${badge(verdict)}</td>
-<td class="num">${r.durationMs !== null ? esc(formatSeconds(r.durationMs)) : '-'}</td><td class="num">${rto !== undefined ? esc(formatSeconds(rto)) : '-'}</td>
+<td class="num">${r.durationMs !== null ? esc(formatSeconds(r.durationMs)) : '-'}</td><td class="num">${rto !== undefined ? esc(formatSeconds(rto)) : '-'}${
+      r.boot ? `<div class="small boot" data-boot="${esc(r.boot.verdict)}">${esc(bootOutcome(r.boot.verdict, r.boot.bootMs))}</div>` : ''
+    }</td>
 <td class="small">${esc(r.backup?.key ?? '-')}</td><td class="small">${esc(r.reasons.map((x) => x.code).join(', '))}</td></tr>`;
   });
-  return `<table><thead><tr><th>Started</th>${withPolicy ? '<th>Policy</th><th>Client</th>' : ''}<th>Verdict</th><th class="num">Took</th><th class="num">Restore</th><th>Backup</th><th>Reasons</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>`;
+  return `<table><thead><tr><th>Started</th>${withPolicy ? '<th>Policy</th><th>Client</th>' : ''}<th>Verdict</th><th class="num">Took</th><th class="num">${runs.some((r) => r.boot) ? 'Restore / boot' : 'Restore'}</th><th>Backup</th><th>Reasons</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>`;
 }
 
 /** GET /reports: per visible client, the months with runs, each downloadable in every format. */

@@ -4,11 +4,12 @@ import { notFound, type RequestContext } from './context.js';
 import { ago, badge, enc, esc, page, when } from './html.js';
 import { who } from './pages.js';
 import { visibleRun } from './api.js';
+import { bootSection } from './boot-section.js';
 
 /**
  * GET /runs/:id: one run in detail, as `backproof runs show` prints it (reports/run-summary.ts),
- * laid out for a browser: why it failed first, then the phases on a time line, the probes, the
- * backup and sandbox facts, and the server's log excerpt.
+ * laid out for a browser: why it failed first, then a vm run's boot (boot-section.ts), the phases
+ * on a time line, the probes, the backup and sandbox facts, and the server's log excerpt.
  */
 const LOG_TAIL_LINES = 60;
 
@@ -24,7 +25,7 @@ export async function runPage(ctx: RequestContext): Promise<string> {
         .map((r) => `<li class="${(ERROR_CODES as readonly string[]).includes(r.code) ? 'error' : 'fail'}"><code>${esc(r.code)}</code> ${esc(r.message)}</li>`)
         .join('')}</ul>`
     : '';
-  const body = `${head}${reasons}
+  const body = `${head}${reasons}${bootSection(run)}
 <div class="grid2"><section><h2>Phases</h2>${phasesTable(run)}</section><section><h2>Targets</h2>${targets(run)}</section></div>
 <h2>Probes</h2>${probesTable(run)}
 <div class="grid2"><section><h2>Backup</h2>${backupFacts(run)}</section><section><h2>Sandbox</h2>${sandboxFacts(run)}</section></div>

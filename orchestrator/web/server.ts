@@ -6,6 +6,7 @@ import type { AlertStore } from '../evidence/alert-store.js';
 import type { RunStore } from '../evidence/run-store.js';
 import type { Logger } from '../logger.js';
 import { apiPolicies, apiReport, apiRun, apiRuns } from './api.js';
+import { artifactHandler } from './artifacts.js';
 import { clearedSessionCookie, isHttps, presentedToken, principalOf, safeNext, sessionCookie, type Principal } from './auth.js';
 import { HttpError, redirect, send, sendHtml, sendJson, SECURITY_HEADERS, type RequestContext, type WebDeps } from './context.js';
 import { esc, page } from './html.js';
@@ -62,10 +63,12 @@ const ROUTES: Route[] = [
   { method: 'GET', pattern: /^\/policies\/([^/]+)$/, kind: 'page', handler: html(policyPage) },
   { method: 'GET', pattern: /^\/runs$/, kind: 'page', handler: html(runsPage) },
   { method: 'GET', pattern: /^\/runs\/([^/]+)$/, kind: 'page', handler: html(runPage) },
+  { method: 'GET', pattern: /^\/runs\/([^/]+)\/artifacts\/([^/]+)$/, kind: 'page', handler: artifactHandler },
   { method: 'GET', pattern: /^\/reports$/, kind: 'page', handler: html(reportsPage) },
   { method: 'GET', pattern: /^\/api\/policies$/, kind: 'api', handler: apiPolicies },
   { method: 'GET', pattern: /^\/api\/runs$/, kind: 'api', handler: apiRuns },
   { method: 'GET', pattern: /^\/api\/runs\/([^/]+)$/, kind: 'api', handler: apiRun },
+  { method: 'GET', pattern: /^\/api\/runs\/([^/]+)\/artifacts\/([^/]+)$/, kind: 'api', handler: artifactHandler },
   { method: 'GET', pattern: /^\/api\/reports\/([^/]+)\/([^/]+)\.([a-z]+)$/, kind: 'api', handler: apiReport },
   { method: 'GET', pattern: /^\/metrics$/, kind: 'metrics', handler: async (ctx) => send(ctx.res, 200, METRICS_CONTENT_TYPE, await renderMetrics(ctx.deps, ctx.principal)) },
 ];

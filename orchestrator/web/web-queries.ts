@@ -1,4 +1,4 @@
-import type { Verdict } from '../domain.js';
+import type { BootVerdict, Verdict } from '../domain.js';
 import { quoteSchema } from '../evidence/migrate.js';
 import type { RunStore } from '../evidence/run-store.js';
 import type { ChartPoint } from './html.js';
@@ -61,6 +61,24 @@ export async function lastRestoreTimes(runs: RunStore): Promise<Map<string, { ms
       WHERE metrics ? 'rtoMeasuredMs' ORDER BY policy, started_at DESC, id DESC`,
   );
   return new Map(rows.map((r) => [String(r.policy), { ms: Number(r.rto), startedAt: iso(r.started_at) }]));
+}
+
+export interface LastBoot {
+  runId: string;
+  startedAt: string;
+  verdict: BootVerdict;
+  bootMs: number;
+}
+
+/** Each vm policy's newest run that recorded a boot: its boot verdict and boot time. */
+export async function lastBoots(runs: RunStore): Promise<Map<string, LastBoot>> {
+  const { rows } = await runs.executor.query<Row>(
+    `SELECT DISTINCT ON (policy) policy, id, started_at, boot->>'verdict' AS verdict, (boot->>'bootMs')::float8 AS boot_ms FROM ${runsTable(runs)}
+      WHERE boot IS NOT NULL ORDER BY policy, started_at DESC, id DESC`,
+  );
+  return new Map(
+    rows.map((r) => [String(r.policy), { runId: String(r.id), startedAt: iso(r.started_at), verdict: String(r.verdict) as BootVerdict, bootMs: Number(r.boot_ms) }]),
+  );
 }
 
 /** Runs per policy and verdict, all time (running runs excluded). */

@@ -171,6 +171,7 @@ function containerOptions(
       Mounts: mounts,
       Init: true,
       Privileged: false,
+      ...(networkMode === 'none' && spec.devices?.length ? { Devices: spec.devices.map((d) => ({ PathOnHost: d, PathInContainer: d, CgroupPermissions: 'rw' })) } : {}),
     },
   };
 }

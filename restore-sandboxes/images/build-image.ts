@@ -89,6 +89,22 @@ export const IMAGE_RECIPES: Record<string, ImageRecipe> = {
     customize: [`mkdir -p "$1"/restore && chown ${FILES_USER} "$1"/restore && chmod 0755 "$1"/restore`, SLIM],
     description: "tar, bsdtar, compressors, sqlite3, curl and busybox from Debian bookworm's packages",
   },
+  qemu: {
+    name: 'qemu',
+    tag: 'backproof/qemu',
+    suite: 'bookworm',
+    // kind vm: qemu-system-x86 (SeaBIOS included) and qemu-utils (qemu-img), ovmf for UEFI
+    // guests, socat carries QMP between the orchestrator and QEMU's socket, tesseract reads
+    // graphics-mode screens, compressors expand .gz/.zst/.xz images.
+    packages: ['qemu-system-x86', 'qemu-utils', 'ovmf', 'socat', 'tesseract-ocr', 'tesseract-ocr-eng', 'zstd', 'xz-utils', 'gzip', 'coreutils'],
+    customize: [
+      `mkdir -p "$1"/restore && chmod 1777 "$1"/restore`,
+      // Firmware for display adapters and network cards the sandbox never gives a guest.
+      'rm -rf "$1"/usr/share/qemu/*.rom.d "$1"/usr/share/locale',
+      SLIM,
+    ],
+    description: "QEMU (x86-64, SeaBIOS, OVMF), qemu-img, socat and tesseract OCR from Debian bookworm's packages",
+  },
 };
 
 /** A digest of what a recipe builds; images carry it, and --if-missing rebuilds when it changed. */

@@ -34,7 +34,7 @@ export interface PolicyOptions {
   /** Variables for ${env:..} references in the YAML. */
   env?: NodeJS.ProcessEnv;
   /** Default postgres. Other kinds get no default probes. */
-  kind?: 'postgres' | 'mysql' | 'files' | 'sqlite' | 'custom';
+  kind?: PolicyConfig['kind'];
   /** The sandbox block's body, replacing the default one (image, memory 1g, timeout 5m). */
   sandbox?: string;
   /**

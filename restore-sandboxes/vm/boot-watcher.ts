@@ -1,0 +1,256 @@
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { VmKindConfig } from '../../orchestrator/config/types.js';
+import type { BootMilestone, BootVerdict } from '../../orchestrator/domain.js';
+import { formatAge } from '../../orchestrator/format.js';
+import type { Logger } from '../../orchestrator/logger.js';
+import type { Sandbox } from '../sandbox-runtime.js';
+import { cleanConsoleText, firstMatch, matchedLine, MILESTONES, patternsFor, type BootPatterns, type NamedPattern } from './boot-patterns.js';
+import { VM_PATHS } from './qemu-args.js';
+import type { QmpClient, QmpEvent } from './qmp-client.js';
+import { changedShare, decodeFrame, isBlank, textModeGeometry, textFromXp, trimBlankLines, VGA_TEXT_BASE, type Frame } from './screen.js';
+
+/** A screen counts as changed when more than this share of its pixels did (a cursor blink is less). */
+const CHANGED_SHARE = 0.005;
+/** Serial output kept for matching and evidence. */
+const SERIAL_KEPT_CHARS = 256 * 1024;
+const OCR_TIMEOUT_MS = 30_000;
+
+export interface BootJudgement {
+  verdict: BootVerdict;
+  reason: string;
+  failure?: string;
+  bootMs: number;
+  milestones: BootMilestone[];
+  screenshots: number;
+  lastFrame?: Frame;
+  screenText?: string;
+  screenTextSource?: 'vga-text' | 'ocr';
+  serial: string;
+}
+
+export interface WatchOptions {
+  qmp: QmpClient;
+  sandbox: Sandbox;
+  /** The user QEMU runs as (files it writes are read as that user). */
+  user: string;
+  vm: VmKindConfig;
+  signal: AbortSignal;
+  logger: Logger;
+  /** performance.now() when QEMU was started. */
+  startedAt: number;
+}
+
+/**
+ * Watches a booting machine over QMP until it is judged: screenshots every
+ * `vm.screenshotEvery`, the screen's text (VGA memory in text mode, OCR in graphics mode), the
+ * serial port, QEMU's events. The first login prompt or logon screen is `booted`; a named
+ * failure seen twice in a row, a guest panic, QEMU exiting, or a screen and serial port that stay
+ * still for `vm.stallTimeout` is `not_booted`; still changing at `vm.bootTimeout` is
+ * `inconclusive`.
+ */
+export class BootWatcher {
+  private readonly patterns: BootPatterns;
+  private readonly milestones: BootMilestone[] = [];
+  private screenshots = 0;
+  private frame: Frame | undefined;
+  private textFrame: Frame | undefined;
+  private screenText = '';
+  private textSource: 'vga-text' | 'ocr' | undefined;
+  private serial = '';
+  private serialOffset = 0;
+  private lastChange: number;
+  private pendingFailure: { name: string; line: string } | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly o: WatchOptions) {
+    this.patterns = patternsFor(o.vm);
+    this.lastChange = o.startedAt;
+  }
+
+  async watch(): Promise<BootJudgement> {
+    const { qmp, vm, signal } = this.o;
+    qmp.listen(() => this.wake?.());
+    for (;;) {
+      signal.throwIfAborted();
+      const tickStart = performance.now();
+      const running = qmp.isOpen && !this.shutdown();
+      if (running) await this.look();
+      await this.readSerial();
+      this.markMilestones();
+
+      const panicked = qmp.events.find((e) => e.event === 'GUEST_PANICKED');
+      const booted = firstMatch(this.patterns.booted, this.texts());
+      if (booted && !panicked) {
+        this.milestone('login', booted.line, this.sourceOf(booted.line));
+        return this.judge('booted', `${booted.pattern.says}: "${booted.line}"`);
+      }
+      const failed = firstMatch(this.patterns.failures, this.texts());
+      if (panicked) return this.notBooted(failed?.pattern ?? KERNEL_PANIC, failed?.line ?? 'QEMU reported a guest panic (pvpanic)');
+      if (!running) {
+        if (failed) return this.notBooted(failed.pattern, failed.line);
+        return this.judge('not_booted', `QEMU exited before a login prompt: ${describeExit(qmp.events)}`, 'qemu_exited');
+      }
+      if (failed) {
+        // Seen twice in a row: a firmware that retries, or a message that scrolls past, is not the end.
+        if (this.pendingFailure?.name === failed.pattern.name) return this.notBooted(failed.pattern, failed.line);
+        this.pendingFailure = { name: failed.pattern.name, line: failed.line };
+      } else {
+        this.pendingFailure = undefined;
+      }
+      const now = performance.now();
+      if (now - this.lastChange >= vm.stallTimeoutMs) {
+        const last = this.milestones.at(-1);
+        return this.judge(
+          'not_booted',
+          `the screen and the serial port stayed unchanged for ${formatAge(Math.round(now - this.lastChange))}${last ? ` after the ${last.name} milestone ("${last.text}")` : ' from the start'}`,
+          'stalled',
+        );
+      }
+      if (now - this.o.startedAt >= vm.bootTimeoutMs) {
+        return this.judge('inconclusive', `no login prompt and no failure within the boot timeout of ${formatAge(vm.bootTimeoutMs)}; the screen was still changing`);
+      }
+      const wait = Math.max(0, vm.screenshotEveryMs - (performance.now() - tickStart));
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        sleep(wait, undefined, { signal }).then(resolve, resolve);
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** One screenshot, and the screen's text when it changed. */
+  private async look(): Promise<void> {
+    const { qmp, sandbox, user, signal, vm } = this.o;
+    try {
+      await qmp.execute('screendump', { filename: VM_PATHS.screenshot, format: 'png' });
+      const png = await readFile(sandbox, VM_PATHS.screenshot, user, signal);
+      const frame = decodeFrame(png);
+      this.screenshots++;
+      if (changedShare(this.frame, frame) > CHANGED_SHARE) this.lastChange = performance.now();
+      this.frame = frame;
+      if (this.textFrame && changedShare(this.textFrame, frame) <= CHANGED_SHARE) return;
+      this.textFrame = frame;
+      const geometry = textModeGeometry(frame);
+      let text = '';
+      if (geometry) {
+        text = textFromXp(await qmp.hmp(`xp /${geometry.cols * geometry.rows * 2}xb ${VGA_TEXT_BASE}`), geometry.cols, geometry.rows);
+        this.textSource = 'vga-text';
+      } else if (vm.ocr && !isBlank(frame)) {
+        text = await ocr(sandbox, user, signal);
+        this.textSource = 'ocr';
+      }
+      if (text !== this.screenText) this.lastChange = performance.now();
+      this.screenText = text;
+    } catch (err) {
+      if (signal.aborted) throw err;
+      // QEMU went away between the check and the command: the loop sees it next.
+      if (qmp.isOpen) this.o.logger.debug?.(`screenshot failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async readSerial(): Promise<void> {
+    const { sandbox, user, signal } = this.o;
+    const chunks: Buffer[] = [];
+    const sink = new Writable({
+      write: (c: Buffer, _e, cb) => {
+        chunks.push(c);
+        cb();
+      },
+    });
+    const r = await sandbox.exec(['tail', '-c', `+${this.serialOffset + 1}`, VM_PATHS.serial], { user, signal, stdout: sink }).catch(() => undefined);
+    if (!r || r.exitCode !== 0) return;
+    const bytes = Buffer.concat(chunks);
+    if (bytes.length === 0) return;
+    this.serialOffset += bytes.length;
+    this.serial = (this.serial + cleanConsoleText(bytes.toString('latin1'))).slice(-SERIAL_KEPT_CHARS);
+    this.lastChange = performance.now();
+  }
+
+  private texts(): string[] {
+    // The serial log's end: what a console shows last is what it is doing now.
+    return [this.screenText, this.serial.slice(-16 * 1024)];
+  }
+
+  private sourceOf(line: string): 'screen' | 'serial' {
+    return this.screenText.includes(line) ? 'screen' : 'serial';
+  }
+
+  private markMilestones(): void {
+    const done = new Set(this.milestones.map((m) => m.name));
+    for (const { name, re } of MILESTONES) {
+      if (done.has(name)) continue;
+      for (const [source, text] of [['screen', this.screenText], ['serial', this.serial]] as const) {
+        const m = re.exec(text);
+        if (m) {
+          this.milestone(name, matchedLine(text, m), source);
+          break;
+        }
+      }
+    }
+  }
+
+  private milestone(name: BootMilestone['name'], text: string, source: BootMilestone['source']): void {
+    if (this.milestones.some((m) => m.name === name)) return;
+    this.milestones.push({ name, atMs: Math.round(performance.now() - this.o.startedAt), source, text: text.slice(0, 160) });
+  }
+
+  private shutdown(): QmpEvent | undefined {
+    return this.o.qmp.events.find((e) => e.event === 'SHUTDOWN');
+  }
+
+  private notBooted(p: NamedPattern, line: string): BootJudgement {
+    return this.judge('not_booted', `${p.says}: "${line}"`, p.name);
+  }
+
+  private judge(verdict: BootVerdict, reason: string, failure?: string): BootJudgement {
+    return {
+      verdict,
+      reason,
+      ...(failure ? { failure } : {}),
+      bootMs: Math.round(performance.now() - this.o.startedAt),
+      milestones: [...this.milestones].sort((a, b) => a.atMs - b.atMs),
+      screenshots: this.screenshots,
+      ...(this.frame ? { lastFrame: this.frame } : {}),
+      ...(this.screenText ? { screenText: this.screenText } : {}),
+      ...(this.textSource ? { screenTextSource: this.textSource } : {}),
+      serial: this.serial,
+    };
+  }
+}
+
+const KERNEL_PANIC: NamedPattern = { name: 'kernel_panic', os: 'any', re: /$^/, says: 'the guest panicked' };
+
+function describeExit(events: readonly QmpEvent[]): string {
+  const shutdown = events.find((e) => e.event === 'SHUTDOWN');
+  const reason = String(shutdown?.data?.reason ?? '');
+  if (reason === 'guest-reset') return 'the guest reset itself (a reboot, or a triple fault) before reaching a login prompt';
+  if (reason === 'guest-shutdown') return 'the guest powered itself off';
+  if (reason === 'guest-panic') return 'the guest panicked';
+  return reason ? `shutdown (${reason})` : 'QEMU ended without saying why';
+}
+
+/** A file from the sandbox, as bytes. */
+export async function readFile(sandbox: Sandbox, path: string, user: string, signal: AbortSignal): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write: (c: Buffer, _e, cb) => {
+      chunks.push(c);
+      cb();
+    },
+  });
+  const r = await sandbox.exec(['cat', path], { user, signal, stdout: sink });
+  if (r.exitCode !== 0) throw new Error(`cat ${path} exited ${r.exitCode}: ${r.stderr.trim()}`);
+  return Buffer.concat(chunks);
+}
+
+/** tesseract on the last screenshot, inside the sandbox (the pixels are the guest's). */
+async function ocr(sandbox: Sandbox, user: string, signal: AbortSignal): Promise<string> {
+  const r = await sandbox.exec(['tesseract', VM_PATHS.screenshot, 'stdout', '--psm', '6', '-l', 'eng'], {
+    user,
+    env: { OMP_THREAD_LIMIT: '1' },
+    signal: AbortSignal.any([signal, AbortSignal.timeout(OCR_TIMEOUT_MS)]),
+    maxOutputBytes: 64 * 1024,
+  });
+  return r.exitCode === 0 ? trimBlankLines(r.stdout.replace(/\f/g, '')) : '';
+}
