@@ -120,11 +120,15 @@ function lineAround(text: string, index: number): string {
   return line.length > 160 ? `${line.slice(0, 159)}…` : line;
 }
 
+const ESC = String.fromCharCode(0x1b);
+const CSI_SEQUENCE = new RegExp(`${ESC}\\[[0-9;?]*[ -/]*[@-~]`, 'g');
+const SHORT_ESCAPE = new RegExp(`${ESC}[()][0-9A-Za-z]|${ESC}[=>c78DEHM]`, 'g');
+
 /** Serial output as text: escape sequences and carriage returns out, printable only. */
 export function cleanConsoleText(text: string): string {
   return text
-    .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '')
-    .replace(/\x1b[()][0-9A-Za-z]|\x1b[=>c78DEHM]/g, '')
+    .replace(CSI_SEQUENCE, '')
+    .replace(SHORT_ESCAPE, '')
     .replace(/\r\n?/g, '\n')
     .replace(/[^\n\t\x20-\x7e]/g, '');
 }
