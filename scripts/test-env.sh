@@ -6,11 +6,14 @@
 #     real counterpart: tests make local repositories), zip and tar (file-share archive fixtures),
 #     poppler-utils (pdftoppm/pdftotext: report PDFs rendered to PNG pages and read back),
 #     chromium (the dashboard's browser tests, driven by playwright-core), jq and openssl (the
-#     evidence bundle checked with standard tools, as the README shows);
+#     evidence bundle checked with standard tools, as the README shows), qemu-utils (test images
+#     converted between disk formats);
 #   - starts dockerd when no engine answers (no bridge, no iptables: sandboxes have no network)
 #     and writes its pid to $BACKPROOF_DOCKERD_PIDFILE (default /run/backproof-dockerd.pid);
-#   - npm ci, build, and the sandbox images (PostgreSQL 15 and 17, MariaDB, files) when their
-#     tags are absent or were built from another recipe.
+#   - npm ci, build, and the sandbox images (PostgreSQL 15 and 17, MariaDB, files, QEMU) when
+#     their tags are absent or were built from another recipe;
+#   - the small bootable Debian disk images kind vm's tests boot (scripts/build-test-vm-images.sh,
+#     cached in /var/cache/backproof-test/vm while the script is unchanged).
 # Idempotent: what is there already is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +23,7 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
-for tool in gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic zip:zip tar:tar pdftoppm:poppler-utils chromium:chromium jq:jq openssl:openssl; do
+for tool in gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic zip:zip tar:tar pdftoppm:poppler-utils chromium:chromium jq:jq openssl:openssl qemu-img:qemu-utils; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -45,4 +48,6 @@ node bin/backproof.js images build postgres:15 --if-missing --yes
 node bin/backproof.js images build postgres:17 --if-missing --yes
 node bin/backproof.js images build mariadb --if-missing --yes
 node bin/backproof.js images build files --if-missing --yes
+node bin/backproof.js images build qemu --if-missing --yes
+bash scripts/build-test-vm-images.sh
 echo "test-env: ready"
