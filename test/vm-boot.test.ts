@@ -18,6 +18,9 @@ import { testVmImages, type TestVmImages } from './helpers/vm-images.js';
 // nested KVM hangs a guest kernel after the bootloader. One case runs on KVM where /dev/kvm
 // exists: a machine the firmware cannot boot, which needs no kernel.
 
+// Each boot takes 30-120 s under TCG on two busy cores: the file gets more than tap's default.
+t.setTimeout(45 * 60_000);
+
 let images: TestVmImages;
 let store: RunStore;
 const times: string[] = [];
@@ -145,17 +148,22 @@ t.test('a wrong root device: not_booted, the kernel started but found no root fi
   await screenshotOf(t, run);
 });
 
-for (const [file, format] of [
-  ['good.qcow2', 'qcow2'],
-  ['good.vmdk', 'vmdk'],
-  ['good.vhdx', 'vhdx'],
-  ['good.vhd', 'vhd'],
-  ['good.raw.zst', 'raw'],
+// good.qcow2 boots to its login prompt like good.raw. The other formats boot until systemd
+// greets from the root file system (the bootloader, kernel, initramfs and root file system all
+// read through the format's driver), which keeps the suite's time sane; bench/vm-boot.ts boots
+// each to its login prompt and reports the times.
+for (const [file, format, full] of [
+  ['good.qcow2', 'qcow2', true],
+  ['good.vmdk', 'vmdk', false],
+  ['good.vhdx', 'vhdx', false],
+  ['good.vhd', 'vhd', false],
+  ['good.raw.zst', 'raw', false],
 ] as const) {
   t.test(`${file} boots: the format is read by qemu-img, not guessed`, async (t) => {
-    const run = await boot(images.files[file]!);
+    const run = await boot(images.files[file]!, full ? '' : 'bootedPatterns: [{ name: systemd-welcome, pattern: "Welcome to Debian" }]');
     t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
     t.equal(run.boot?.verdict, 'booted');
+    t.match(run.boot?.reason, full ? /login prompt/ : /systemd-welcome/);
     t.equal(run.boot?.diskFormat, format);
     t.equal(run.backup?.format, format);
     t.equal(run.backup?.compression, file.endsWith('.zst') ? 'zstd' : 'none');
