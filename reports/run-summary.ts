@@ -1,4 +1,5 @@
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { BootRecord, RunRecord } from '../orchestrator/domain.js';
+import { accelText, bootOutcome, diskText, diskUnchangedText, firmwareText, qemuText, screenshotCommand, screenshotText } from './boot-text.js';
 import { renderTable } from './text-table.js';
 import { formatAge as age, formatBytes as bytes, formatSeconds as secs } from '../orchestrator/format.js';
 
@@ -48,6 +49,7 @@ export function renderRunSummary(run: RunRecord): string {
   if (run.restored) {
     lines.push(`  restored ${Object.entries(run.restored).map(([k, v]) => `${k} ${k === 'sizeBytes' ? bytes(Number(v)) : v}`).join(', ')}`);
   }
+  if (run.boot) lines.push(...bootLines(run.id, run.boot));
   lines.push('  phases');
   for (const p of run.phases) {
     const mark = p.outcome === 'ok' ? 'ok  ' : p.outcome === 'skipped' ? '-   ' : p.outcome.toUpperCase().padEnd(4);
@@ -65,6 +67,43 @@ export function renderRunSummary(run: RunRecord): string {
     for (const l of run.sandbox.logTail.trim().split('\n').slice(-8)) lines.push(`    ${l}`);
   }
   return lines.join('\n');
+}
+
+const SCREEN_LINES = 12;
+const SERIAL_LINES = 8;
+
+/** Kind vm: the verdict and its reason, the machine, the milestones, the screenshot and how to save it. */
+function bootLines(runId: string, boot: BootRecord): string[] {
+  const lines = [`  boot     ${bootOutcome(boot.verdict, boot.bootMs)}: ${boot.reason}`];
+  if (boot.failure) lines.push(`           failure: ${boot.failure}`);
+  lines.push(`           ${accelText(boot.accel)}; firmware ${firmwareText(boot)}`);
+  lines.push(`           machine ${boot.machine}, ${boot.bus} disk: ${diskText(boot)}; ${qemuText(boot.qemuVersion)}`);
+  lines.push(`           disk image unchanged after boot: ${diskUnchangedText(boot.diskUnchanged)}`);
+  if (boot.milestones.length > 0) {
+    lines.push('  milestones');
+    for (const m of [...boot.milestones].sort((a, b) => a.atMs - b.atMs)) {
+      const text = m.text.replace(/\s+/g, ' ').trim();
+      lines.push(`    ${secs(m.atMs).padStart(8)}  ${m.name.padEnd(10)} ${m.source.padEnd(6)} ${text.length > 90 ? `${text.slice(0, 87)}...` : text}`);
+    }
+  } else {
+    lines.push('  milestones none seen');
+  }
+  if (boot.screenshot) {
+    lines.push(`  screen   ${boot.screenshot.name}, ${screenshotText(boot.screenshot)}, ${boot.screenshots} taken`);
+    lines.push(`           sha256 ${boot.screenshot.sha256}`);
+    lines.push(`           save it: ${screenshotCommand(runId)}`);
+  }
+  const screen = boot.screenText?.trimEnd();
+  if (screen && boot.verdict !== 'booted') {
+    lines.push(`  screen text (${boot.screenTextSource === 'ocr' ? 'OCR' : 'VGA text'}, last lines)`);
+    for (const l of screen.split('\n').filter((x) => x.trim() !== '').slice(-SCREEN_LINES)) lines.push(`    ${l.trimEnd()}`);
+  }
+  const serial = boot.serialTail?.trimEnd();
+  if (serial && boot.verdict !== 'booted') {
+    lines.push('  serial console (tail)');
+    for (const l of serial.split('\n').slice(-SERIAL_LINES)) lines.push(`    ${l.trimEnd()}`);
+  }
+  return lines;
 }
 
 export function renderRunsTable(runs: RunRecord[]): string {

@@ -1,4 +1,4 @@
-import { accelText, BOOT_VERDICT_LABEL, bootOutcome, diskText, diskUnchangedText, firmwareText, screenshotCommand, screenshotText } from '../../reports/boot-text.js';
+import { accelText, BOOT_VERDICT_LABEL, bootOutcome, diskText, diskUnchangedText, firmwareText, qemuText, screenshotCommand, screenshotText } from '../../reports/boot-text.js';
 import type { BootMilestone, BootMilestoneName, BootRecord, BootVerdict, RunRecord } from '../domain.js';
 import { formatSeconds } from '../format.js';
 import { artifactPath } from './artifacts.js';
@@ -38,7 +38,7 @@ function bootFacts(boot: BootRecord): string {
     ['Machine', esc(boot.machine)],
     ['Disk bus', esc(boot.bus)],
     ['Disk image', esc(diskText(boot))],
-    ['QEMU', esc(boot.qemuVersion)],
+    ['QEMU', esc(qemuText(boot.qemuVersion))],
     ['Disk image unchanged after boot', boot.diskUnchanged === false ? `<b class="err">${esc(diskUnchangedText(false))}</b>` : esc(diskUnchangedText(boot.diskUnchanged))],
     ['Screenshots taken', String(boot.screenshots)],
   ];

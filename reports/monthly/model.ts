@@ -3,7 +3,8 @@ import { createAlert, alertRunOf, type AlertCondition } from '../../orchestrator
 import { conditionOfReason } from '../../orchestrator/alerts/run-conditions.js';
 import { logoMediaType } from '../../orchestrator/config/reports-schema.js';
 import type { ClientConfig, ResolvedConfig } from '../../orchestrator/config/types.js';
-import type { RunRecord, RunStatus, Verdict } from '../../orchestrator/domain.js';
+import { createHash } from 'node:crypto';
+import type { ArtifactRef, BootVerdict, RunRecord, RunStatus, Verdict } from '../../orchestrator/domain.js';
 import type { AlertStore, DeliveryRow, Incident } from '../../orchestrator/evidence/alert-store.js';
 import type { ChainVerification, EvidenceChain } from '../../orchestrator/evidence/chain.js';
 import type { RunStore } from '../../orchestrator/evidence/run-store.js';
@@ -22,12 +23,14 @@ import { monthPeriod, type MonthPeriod } from './period.js';
  * - Pass rate: passed counted runs / counted runs (errors count against it: a verification
  *   that could not run proved nothing).
  * - Restore time: the run's measured RTO (fetch start until the restored system answered).
+ * - Boot time (kind vm): QEMU's start until the boot verdict (BootRecord.bootMs).
  */
 
 /** The part of the evidence chain (orchestrator/evidence/chain.ts) a report reads. */
 export type ChainReader = Pick<EvidenceChain, 'links' | 'verify' | 'publicKeys'>;
 
 export interface MonthlyReportDeps {
+  /** The runs, and the files kept with them (`artifact()`: a vm run's screenshot). */
   runs: RunStore;
   alerts: AlertStore;
   chain: ChainReader;
@@ -113,6 +116,41 @@ export interface PolicySection {
   rto: TargetFigures;
   rpo: TargetFigures;
   backupSize: { firstBytes: number; lastBytes: number; minBytes: number; maxBytes: number } | null;
+  /** Kind vm: the boots of the counted runs; null when no run of the period recorded a boot. */
+  boot: BootFigures | null;
+  /**
+   * Kind vm: the screen of the newest counted run that recorded a boot and, when that one did not
+   * boot, the screen of the period's last run that did (if any). Empty for other kinds.
+   */
+  screenshots: ReportScreenshot[];
+}
+
+export interface BootFigures {
+  /** Counted runs that recorded a boot. */
+  runs: number;
+  booted: number;
+  notBooted: number;
+  inconclusive: number;
+  /** Over the runs that booted. */
+  medianMs: number | null;
+  worstMs: number | null;
+}
+
+export interface ReportScreenshot {
+  /** `latest`: the newest boot of the period; `last_booted`: the last that booted, shown beside a latest that did not. */
+  role: 'latest' | 'last_booted';
+  runId: string;
+  startedAt: string;
+  verdict: Verdict | null;
+  bootVerdict: BootVerdict;
+  bootMs: number;
+  reason: string;
+  /** The screenshot as the run's sealed record names it; null when the run kept none. */
+  image: ArtifactRef | null;
+  /** The image's bytes (base64) read from the evidence store; null when missing or not matching `image.sha256` (see `problem`). Not in the JSON. */
+  base64: string | null;
+  /** Why there is no image to show. */
+  problem: string | null;
 }
 
 export interface ReportReason {
@@ -140,6 +178,11 @@ export interface ReportRun {
   rtoMeasuredMs: number | null;
   rtoTargetMs: number | null;
   rtoMet: boolean | null;
+  /** Kind vm: how the machine booted, and how long it took; null for other kinds. */
+  bootVerdict: BootVerdict | null;
+  bootMs: number | null;
+  /** The sha256 of the run's last screenshot, as its sealed record names it. */
+  screenshotSha256: string | null;
   /** The run's evidence hash and place in the chain; null while the run is not chained. */
   hash: string | null;
   chainSeq: number | null;
@@ -240,6 +283,8 @@ export async function buildMonthlyReport(deps: MonthlyReportDeps, opts: MonthlyR
       rto: targetFigures(counted, 'rto', cfg?.targets.rtoMs),
       rpo: targetFigures(counted, 'rpo', cfg?.targets.rpoMs),
       backupSize: sizes.length > 0 ? { firstBytes: sizes[0]!, lastBytes: sizes.at(-1)!, minBytes: Math.min(...sizes), maxBytes: Math.max(...sizes) } : null,
+      boot: bootFigures(counted),
+      screenshots: await screenshotsOf(deps.runs, records.filter((r) => r.policy === name && r.boot && countedRecord(r))),
     });
   }
 
@@ -337,7 +382,7 @@ function toReportRun(r: RunRecord, link: { seq: number; hash: string } | undefin
     startedAt: r.startedAt,
     status: r.status,
     verdict: r.verdict,
-    counted: r.verdict !== null && r.status !== 'cancelled' && r.status !== 'running',
+    counted: countedRecord(r),
     reasons: r.reasons.map((x) => ({ code: x.code, message: x.message })),
     durationMs: r.durationMs,
     backupKey: r.backup?.key ?? null,
@@ -349,9 +394,60 @@ function toReportRun(r: RunRecord, link: { seq: number; hash: string } | undefin
     rtoMeasuredMs: rtoMeasured,
     rtoTargetMs: m.rtoTargetMs ?? null,
     rtoMet: m.rtoMet ?? (rtoMeasured !== null && m.rtoTargetMs !== undefined ? rtoMeasured <= m.rtoTargetMs : null),
+    bootVerdict: r.boot?.verdict ?? null,
+    bootMs: r.boot?.bootMs ?? null,
+    screenshotSha256: r.boot?.screenshot?.sha256 ?? null,
     hash: link?.hash ?? null,
     chainSeq: link?.seq ?? null,
   };
+}
+
+function countedRecord(r: Pick<RunRecord, 'verdict' | 'status'>): boolean {
+  return r.verdict !== null && r.status !== 'cancelled' && r.status !== 'running';
+}
+
+function bootFigures(counted: ReportRun[]): BootFigures | null {
+  const boots = counted.filter((r) => r.bootVerdict !== null);
+  if (boots.length === 0) return null;
+  const times = boots.filter((r) => r.bootVerdict === 'booted').map((r) => r.bootMs!);
+  return {
+    runs: boots.length,
+    booted: times.length,
+    notBooted: boots.filter((r) => r.bootVerdict === 'not_booted').length,
+    inconclusive: boots.filter((r) => r.bootVerdict === 'inconclusive').length,
+    medianMs: median(times),
+    worstMs: times.length > 0 ? Math.max(...times) : null,
+  };
+}
+
+/**
+ * The screens a vm policy's section shows (see PolicySection.screenshots), their bytes read
+ * through the store and checked against the sha256 the sealed record names: an image that does
+ * not match is not shown, and the report says why.
+ */
+async function screenshotsOf(runs: Pick<RunStore, 'artifact'>, booted: RunRecord[]): Promise<ReportScreenshot[]> {
+  const latest = booted.at(-1);
+  if (!latest) return [];
+  const chosen: [RunRecord, ReportScreenshot['role']][] = [[latest, 'latest']];
+  if (latest.boot!.verdict !== 'booted') {
+    const lastBooted = booted.findLast((r) => r.boot!.verdict === 'booted');
+    if (lastBooted) chosen.push([lastBooted, 'last_booted']);
+  }
+  const out: ReportScreenshot[] = [];
+  for (const [run, role] of chosen) {
+    const boot = run.boot!;
+    const image = boot.screenshot ?? null;
+    let base64: string | null = null;
+    let problem: string | null = image ? null : 'this run kept no screenshot';
+    if (image) {
+      const stored = await runs.artifact(run.id, image.name);
+      if (!stored) problem = `the evidence store holds no ${image.name} for this run`;
+      else if (createHash('sha256').update(stored.bytes).digest('hex') !== image.sha256) problem = `the stored ${image.name} does not match the sha256 sealed in the run's record`;
+      else base64 = stored.bytes.toString('base64');
+    }
+    out.push({ role, runId: run.id, startedAt: run.startedAt, verdict: run.verdict, bootVerdict: boot.verdict, bootMs: boot.bootMs, reason: boot.reason, image, base64, problem });
+  }
+  return out;
 }
 
 function verdictCounts(counted: ReportRun[]): { runs: number; passed: number; failed: number; errored: number; passRatePercent: number | null } {

@@ -8,6 +8,8 @@ import type { MonthlyReport, PolicySection, ReportRun, TargetFigures } from './m
  * - `policy`: one per policy (counts, pass rate, last successful restore, RTO/RPO figures;
  *   `verdict` is the policy's last verdict of the month);
  * - `summary`: one for the whole client and month.
+ * Kind vm adds, at the end: `boot_verdict`, `boot_ms` and `screenshot_sha256` (the sealed one) on
+ * run rows; `boot_median_ms` and `boot_worst_ms` (over the runs that booted) on policy rows.
  * Columns a section does not use are empty. Times are ISO 8601 UTC, durations in ms, sizes in
  * bytes, rates in percent; the same numbers as the JSON, HTML and PDF. Text cells that a
  * spreadsheet would run as a formula (starting with = + - @) are prefixed with an apostrophe.
@@ -47,6 +49,11 @@ export const CSV_COLUMNS = [
   'rpo_worst_ms',
   'rpo_within_target',
   'rpo_beyond_target',
+  'boot_verdict',
+  'boot_ms',
+  'screenshot_sha256',
+  'boot_median_ms',
+  'boot_worst_ms',
 ] as const;
 
 type Column = (typeof CSV_COLUMNS)[number];
@@ -91,6 +98,9 @@ function runRow(r: ReportRun): Row {
     rto_met: r.rtoMet,
     duration_ms: r.durationMs,
     hash: r.hash,
+    boot_verdict: r.bootVerdict,
+    boot_ms: r.bootMs,
+    screenshot_sha256: r.screenshotSha256,
   };
 }
 
@@ -110,6 +120,8 @@ function policyRow(p: PolicySection): Row {
     rto_target_ms: p.rto.targetMs,
     ...figures('rto', p.rto),
     ...figures('rpo', p.rpo),
+    boot_median_ms: p.boot?.medianMs ?? null,
+    boot_worst_ms: p.boot?.worstMs ?? null,
   };
 }
 

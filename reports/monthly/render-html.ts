@@ -1,10 +1,28 @@
 import { backupSizeChart, escapeXml, restoreTimeChart } from './charts.js';
-import type { MonthlyReport, PolicySection, ReportRun } from './model.js';
-import { bytes, chainText, incidentOutcome, lastSuccess, measuredVsTarget, rate, reasonsText, REPORT_TITLE, short, targetSummary, verdictText, when } from './text.js';
+import type { MonthlyReport, PolicySection, ReportRun, ReportScreenshot } from './model.js';
+import {
+  bootCell,
+  bootSummary,
+  bytes,
+  chainText,
+  incidentOutcome,
+  lastSuccess,
+  measuredVsTarget,
+  rate,
+  reasonsText,
+  REPORT_TITLE,
+  screenshotCaption,
+  screenshotTitle,
+  short,
+  targetSummary,
+  verdictText,
+  when,
+} from './text.js';
 
 /**
- * The report as one self-contained HTML page: inline CSS, inline SVG charts, the logo as a data
- * URI; no script, no external resource. Every value from the evidence or the config is escaped.
+ * The report as one self-contained HTML page: inline CSS, inline SVG charts, the logo and vm
+ * policies' boot screenshots as data URIs; no script, no external resource. Every value from the
+ * evidence or the config is escaped.
  */
 export function renderHtml(report: MonthlyReport): string {
   const e = escapeXml;
@@ -125,7 +143,7 @@ function tile(label: string, value: string, tone: 'ok' | 'warn' | 'bad' | '' = '
 
 function policyRow(report: MonthlyReport, p: PolicySection): string {
   const e = escapeXml;
-  return `<tr><td>${e(p.policy)}${p.configured ? '' : ' <span class="muted">(no longer configured)</span>'}</td><td>${e(p.kind)}</td><td class="num">${p.runs}</td><td class="num">${e(rate(p.passRatePercent))}</td><td>${e(lastSuccess(report, p))}</td><td>${e(targetSummary(p.rto, 'rto'))}</td><td>${e(targetSummary(p.rpo, 'rpo'))}</td><td class="v-${p.lastVerdict ?? 'none'}">${e(verdictText(p.lastVerdict))}</td></tr>`;
+  return `<tr><td>${e(p.policy)}${p.configured ? '' : ' <span class="muted">(no longer configured)</span>'}</td><td>${e(p.kind)}</td><td class="num">${p.runs}</td><td class="num">${e(rate(p.passRatePercent))}</td><td>${e(lastSuccess(report, p))}</td><td>${e(targetSummary(p.rto, 'rto'))}${p.boot ? `<br><span class="muted">Boot: ${e(bootSummary(p.boot))}</span>` : ''}</td><td>${e(targetSummary(p.rpo, 'rpo'))}</td><td class="v-${p.lastVerdict ?? 'none'}">${e(verdictText(p.lastVerdict))}</td></tr>`;
 }
 
 function policySection(report: MonthlyReport, p: PolicySection): string {
@@ -134,24 +152,42 @@ function policySection(report: MonthlyReport, p: PolicySection): string {
   return `<section class="policy">
 <h2>Policy ${e(p.policy)} <span class="muted">(${e(p.kind)}${p.schedule ? `, ${e(p.schedule)}` : ''})</span></h2>
 <p>${p.runs} runs: ${p.passed} passed, ${p.failed} failed, ${p.errored} errors; pass rate ${e(rate(p.passRatePercent))}. Last successful restore: ${e(lastSuccess(report, p))}.
-RTO: ${e(targetSummary(p.rto, 'rto'))}. RPO: ${e(targetSummary(p.rpo, 'rpo'))}.${p.backupSize ? ` Backup size ${e(bytes(p.backupSize.firstBytes))} to ${e(bytes(p.backupSize.lastBytes))}.` : ''}</p>
+RTO: ${e(targetSummary(p.rto, 'rto'))}. RPO: ${e(targetSummary(p.rpo, 'rpo'))}.${p.backupSize ? ` Backup size ${e(bytes(p.backupSize.firstBytes))} to ${e(bytes(p.backupSize.lastBytes))}.` : ''}${p.boot ? ` Boot: ${e(bootSummary(p.boot))}.` : ''}</p>
+${p.screenshots.length > 0 ? `<div class="screens">\n${p.screenshots.map((shot) => screenshotFigure(report, shot)).join('\n')}\n</div>` : ''}
 ${
   runs.length === 0
     ? '<p>No run in this period.</p>'
     : `<table>
-<thead><tr><th>Started</th><th>Verdict</th><th>Backup</th><th class="num">Size</th><th>RPO / target</th><th>RTO / target</th><th>Run</th><th>Reasons</th></tr></thead>
+<thead><tr><th>Started</th><th>Verdict</th><th>Backup</th><th class="num">Size</th><th>RPO / target</th><th>RTO / target</th>${p.boot ? '<th>Boot</th>' : ''}<th>Run</th><th>Reasons</th></tr></thead>
 <tbody>
-${runs.map((r) => runRow(report, r)).join('\n')}
+${runs.map((r) => runRow(report, r, p.boot !== null)).join('\n')}
 </tbody>
 </table>`
 }
 </section>`;
 }
 
-function runRow(report: MonthlyReport, r: ReportRun): string {
+function screenshotFigure(report: MonthlyReport, shot: ReportScreenshot): string {
+  const e = escapeXml;
+  const img =
+    shot.base64 && shot.image
+      ? `<img class="screen" alt="${e(`The screen of run ${short(shot.runId)} at its boot verdict`)}" src="data:${e(shot.image.mediaType)};base64,${shot.base64}"${
+          shot.image.width !== undefined && shot.image.height !== undefined ? ` width="${shot.image.width}" height="${shot.image.height}"` : ''
+        }>`
+      : '';
+  return `<figure class="screen ${shot.role}" data-run="${e(shot.runId)}">
+<figcaption class="v-${shot.bootVerdict === 'booted' ? 'pass' : 'fail'}">${e(screenshotTitle(shot))}</figcaption>
+${img}
+<p class="caption">${screenshotCaption(report, shot).map(e).join('<br>')}</p>
+</figure>`;
+}
+
+function runRow(report: MonthlyReport, r: ReportRun, withBoot = false): string {
   const e = escapeXml;
   const v = r.status === 'running' || r.status === 'cancelled' ? r.status : (r.verdict ?? 'none');
-  return `<tr><td class="when">${e(when(report, r.startedAt))}</td><td class="v-${v}">${e(verdictText(r.verdict, r.status))}</td><td class="key">${e(r.backupKey ?? '-')}</td><td class="num">${e(bytes(r.backupSizeBytes))}</td><td class="${r.rpoMet === false ? 'v-fail' : ''}">${e(measuredVsTarget(r.rpoMeasuredMs, r.rpoTargetMs, 'rpo'))}</td><td class="${r.rtoMet === false ? 'v-fail' : ''}">${e(measuredVsTarget(r.rtoMeasuredMs, r.rtoTargetMs, 'rto'))}</td><td><code>${e(short(r.runId))}</code></td><td>${e(reasonsText(r))}</td></tr>`;
+  return `<tr><td class="when">${e(when(report, r.startedAt))}</td><td class="v-${v}">${e(verdictText(r.verdict, r.status))}</td><td class="key">${e(r.backupKey ?? '-')}</td><td class="num">${e(bytes(r.backupSizeBytes))}</td><td class="${r.rpoMet === false ? 'v-fail' : ''}">${e(measuredVsTarget(r.rpoMeasuredMs, r.rpoTargetMs, 'rpo'))}</td><td class="${r.rtoMet === false ? 'v-fail' : ''}">${e(measuredVsTarget(r.rtoMeasuredMs, r.rtoTargetMs, 'rto'))}</td>${
+    withBoot ? `<td class="${r.bootVerdict !== null && r.bootVerdict !== 'booted' ? 'v-fail' : ''}">${e(bootCell(r.bootVerdict, r.bootMs))}</td>` : ''
+  }<td><code>${e(short(r.runId))}</code></td><td>${e(reasonsText(r))}</td></tr>`;
 }
 
 // Kept here so that the page needs nothing else; tuned to print on A4 too.
@@ -187,5 +223,9 @@ figure svg { width: 100%; height: auto; max-width: 52rem; }
 .failure.error { border-left-color: #ef6c00; }
 .reasons { margin: .2rem 0; }
 table.hashes td { font-size: .8rem; }
+.screens { display: flex; flex-wrap: wrap; gap: 1rem; margin: .8rem 0; }
+figure.screen { flex: 1 1 24rem; margin: 0; break-inside: avoid; }
+figure.screen img { display: block; width: auto; max-width: 100%; height: auto; max-height: 28rem; border: 1px solid #999; background: #000; }
+figure.screen .caption { font-size: .8rem; color: #444; margin: .3rem 0 0; overflow-wrap: anywhere; }
 @media print { body { max-width: none; padding: 0; } section { break-inside: auto; } h2 { break-after: avoid; } .failure, tr { break-inside: avoid; } }
 `;

@@ -1,13 +1,31 @@
 import PDFDocument from 'pdfkit';
 import SVGtoPDF from 'svg-to-pdfkit';
 import { backupSizeChart, CHART_HEIGHT, CHART_WIDTH, restoreTimeChart } from './charts.js';
-import type { MonthlyReport, PolicySection, ReportRun } from './model.js';
-import { bytes, chainText, incidentOutcome, lastSuccess, measuredVsTarget, rate, reasonsText, REPORT_TITLE, short, targetSummary, verdictText, when } from './text.js';
+import type { MonthlyReport, PolicySection, ReportRun, ReportScreenshot } from './model.js';
+import {
+  bootCell,
+  bootSummary,
+  bytes,
+  chainText,
+  incidentOutcome,
+  lastSuccess,
+  measuredVsTarget,
+  rate,
+  reasonsText,
+  REPORT_TITLE,
+  screenshotCaption,
+  screenshotTitle,
+  short,
+  targetSummary,
+  verdictText,
+  when,
+} from './text.js';
 import { toWinAnsi } from './win-ansi.js';
 
 /**
  * The report as an A4 PDF drawn with pdfkit (pure JavaScript: no browser in the image), the
- * charts being the very SVGs of the HTML report drawn through svg-to-pdfkit. Text uses the
+ * charts being the very SVGs of the HTML report drawn through svg-to-pdfkit, a vm policy's boot
+ * screenshots as images with their sealed sha256 beneath. Text uses the
  * built-in Helvetica and Courier, so every string goes through `toWinAnsi` (non-Latin names are
  * transliterated; HTML, CSV and JSON keep them as written).
  */
@@ -21,6 +39,8 @@ const TEXT = '#222222';
 const MUTED = '#666666';
 const COLORS = { pass: '#2e7d32', fail: '#c62828', error: '#ef6c00' } as const;
 const REASONS_MAX = 240;
+const SCREEN_MAX_W = CONTENT_W * 0.6;
+const SCREEN_MAX_H = 210;
 
 interface Col {
   header: string;
@@ -268,7 +288,7 @@ function summary(doc: Doc, report: MonthlyReport): void {
       String(p.runs),
       rate(p.passRatePercent),
       lastSuccess(report, p),
-      targetSummary(p.rto, 'rto'),
+      `${targetSummary(p.rto, 'rto')}${p.boot ? `\nBoot: ${bootSummary(p.boot)}` : ''}`,
       targetSummary(p.rpo, 'rpo'),
       verdictCell(p.lastVerdict),
     ]),
@@ -290,9 +310,13 @@ function policySection(doc: Doc, report: MonthlyReport, p: PolicySection): void 
     `${p.runs} runs: ${p.passed} passed, ${p.failed} failed, ${p.errored} errors; pass rate ${rate(p.passRatePercent)}. Last successful restore: ${lastSuccess(report, p)}.`,
   );
   para(doc, `RTO: ${targetSummary(p.rto, 'rto')}. RPO: ${targetSummary(p.rpo, 'rpo')}.${p.backupSize ? ` Backup size from ${bytes(p.backupSize.firstBytes)} to ${bytes(p.backupSize.lastBytes)} (min ${bytes(p.backupSize.minBytes)}, max ${bytes(p.backupSize.maxBytes)}).` : ''}`, { gap: 6 });
+  if (p.boot) para(doc, `Boot: ${bootSummary(p.boot)}.`, { gap: 6 });
+  for (const shot of p.screenshots) screenshot(doc, report, shot);
   const runs = report.runs.filter((r) => r.policy === p.policy);
   if (runs.length === 0) return para(doc, 'No run in this period.', { color: MUTED });
-  const [c0, c1, c2, c3, c4, c5, c6, c7] = widths(70, 32, 100, 42, 50, 54, 46, 101);
+  const withBoot = p.boot !== null;
+  const [c0, c1, c2, c3, c4, c5, c6, c7, c8] = withBoot ? widths(70, 32, 78, 40, 48, 50, 52, 46, 79) : widths(70, 32, 100, 42, 50, 54, 0, 46, 101);
+  const bootCol: Col[] = withBoot ? [{ header: 'Boot', width: c6! }] : [];
   table(
     doc,
     [
@@ -302,8 +326,9 @@ function policySection(doc: Doc, report: MonthlyReport, p: PolicySection): void 
       { header: 'Size', width: c3!, align: 'right' },
       { header: 'RPO / target', width: c4! },
       { header: 'RTO / target', width: c5! },
-      { header: 'Run', width: c6!, mono: true },
-      { header: 'Reasons', width: c7! },
+      ...bootCol,
+      { header: 'Run', width: c7!, mono: true },
+      { header: 'Reasons', width: c8! },
     ],
     runs.map((r) => [
       when(report, r.startedAt),
@@ -312,10 +337,54 @@ function policySection(doc: Doc, report: MonthlyReport, p: PolicySection): void 
       bytes(r.backupSizeBytes),
       { text: measuredVsTarget(r.rpoMeasuredMs, r.rpoTargetMs, 'rpo'), ...(r.rpoMet === false ? { color: COLORS.fail, bold: true } : {}) },
       { text: measuredVsTarget(r.rtoMeasuredMs, r.rtoTargetMs, 'rto'), ...(r.rtoMet === false ? { color: COLORS.fail, bold: true } : {}) },
+      ...(withBoot ? [{ text: bootCell(r.bootVerdict, r.bootMs), ...(r.bootVerdict !== null && r.bootVerdict !== 'booted' ? { color: COLORS.fail, bold: true } : {}) }] : []),
       short(r.runId),
       clip(reasonsText(r), REASONS_MAX),
     ]),
   );
+}
+
+/** A boot screenshot, scaled to fit, framed, with its title above and its run and sealed sha256 below. */
+function screenshot(doc: Doc, report: MonthlyReport, shot: ReportScreenshot): void {
+  const image = shot.base64 ? Buffer.from(shot.base64, 'base64') : null;
+  const size = image ? (pngSize(image) ?? (shot.image?.width && shot.image.height ? { width: shot.image.width, height: shot.image.height } : null)) : null;
+  const scale = size ? Math.min(SCREEN_MAX_W / size.width, SCREEN_MAX_H / size.height) : 0;
+  const w = size ? size.width * scale : SCREEN_MAX_W;
+  const h = size ? size.height * scale : SCREEN_MAX_H;
+  const [first, ...rest] = screenshotCaption(report, shot).map(toWinAnsi);
+  doc.font('Helvetica').fontSize(7.5);
+  const captionH = doc.heightOfString(first ?? '', { width: CONTENT_W }) + rest.length * 10;
+  ensureSpace(doc, 18 + (image ? h + 6 : 0) + captionH + 10);
+  const color = shot.bootVerdict === 'booted' ? COLORS.pass : COLORS.fail;
+  doc.font('Helvetica-Bold').fontSize(9.5).fillColor(color).text(toWinAnsi(screenshotTitle(shot)), MARGIN, doc.y, { width: CONTENT_W });
+  doc.y += 3;
+  if (image) {
+    const y = doc.y;
+    try {
+      doc.image(image, MARGIN, y, size ? { width: w, height: h } : { fit: [w, h] });
+      doc.rect(MARGIN, y, w, h).lineWidth(0.6).strokeColor('#999999').stroke();
+      doc.y = y + h + 4;
+    } catch {
+      doc.y = y;
+      para(doc, 'The screenshot could not be drawn (pdfkit cannot decode it); its sha256 is below.', { size: 8, color: COLORS.fail });
+    }
+  }
+  doc.font('Helvetica').fontSize(7.5).fillColor(TEXT).text(first ?? '', MARGIN, doc.y, { width: CONTENT_W });
+  for (const line of rest) {
+    const mono = line.includes('sha256 ');
+    doc.font(mono ? 'Courier' : 'Helvetica').fontSize(mono ? 7 : 7.5).fillColor(line.startsWith('No image') ? COLORS.fail : MUTED).text(line, MARGIN, doc.y, { width: CONTENT_W });
+  }
+  doc.x = MARGIN;
+  doc.y += 8;
+}
+
+/** Width and height from a PNG's IHDR; null for anything else. */
+function pngSize(bytes: Buffer): { width: number; height: number } | null {
+  const signature = '89504e470d0a1a0a';
+  if (bytes.length < 24 || bytes.subarray(0, 8).toString('hex') !== signature || bytes.toString('latin1', 12, 16) !== 'IHDR') return null;
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  return width > 0 && height > 0 ? { width, height } : null;
 }
 
 function failures(doc: Doc, report: MonthlyReport): void {

@@ -1,6 +1,7 @@
-import type { Verdict } from '../../orchestrator/domain.js';
+import type { BootVerdict, Verdict } from '../../orchestrator/domain.js';
 import { formatAge, formatBytes, formatSeconds } from '../../orchestrator/format.js';
-import type { MonthlyReport, PolicySection, ReportIncident, ReportRun, TargetFigures } from './model.js';
+import { BOOT_VERDICT_LABEL, bootOutcome, screenshotText } from '../boot-text.js';
+import type { BootFigures, MonthlyReport, PolicySection, ReportIncident, ReportRun, ReportScreenshot, TargetFigures } from './model.js';
 import { formatLocal } from './period.js';
 
 /**
@@ -90,4 +91,29 @@ export function chainText(report: MonthlyReport): { ok: boolean; headline: strin
 /** The first 8 characters of a run id, as `backproof runs show` accepts. */
 export function short(id: string): string {
   return id.slice(0, 8);
+}
+
+/** A run's boot for a table cell: "booted 41.2s", "NOT BOOTED 2m00s", or "-". */
+export function bootCell(verdict: BootVerdict | null, ms: number | null): string {
+  return verdict === null || ms === null ? '-' : `${BOOT_VERDICT_LABEL[verdict]} ${formatSeconds(ms)}`;
+}
+
+/** "5 of 6 runs booted (1 not booted); boot time median 41.2s, worst 58.0s" */
+export function bootSummary(b: BootFigures): string {
+  const others = [b.notBooted > 0 ? `${b.notBooted} not booted` : '', b.inconclusive > 0 ? `${b.inconclusive} inconclusive` : ''].filter(Boolean).join(', ');
+  const times = b.medianMs !== null ? `; boot time median ${formatSeconds(b.medianMs)}, worst ${formatSeconds(b.worstMs!)}` : '';
+  return `${b.booted} of ${b.runs} run${b.runs === 1 ? '' : 's'} booted${others ? ` (${others})` : ''}${times}`;
+}
+
+/** The heading of a screenshot: "Latest boot: booted in 41.2s" / "Last successful boot of the month: ...". */
+export function screenshotTitle(s: ReportScreenshot): string {
+  return `${s.role === 'latest' ? 'Latest boot' : 'Last successful boot of the period'}: ${bootOutcome(s.bootVerdict, s.bootMs)}`;
+}
+
+/** The caption lines under a screenshot: the run, when, its verdict and boot, the image and its sealed sha256. */
+export function screenshotCaption(report: MonthlyReport, s: ReportScreenshot): string[] {
+  const lines = [`Run ${s.runId}, ${when(report, s.startedAt)}; run verdict ${verdictText(s.verdict)}; boot ${bootOutcome(s.bootVerdict, s.bootMs)}: ${s.reason}`];
+  if (s.image) lines.push(`${s.image.name}, ${screenshotText(s.image)}; sha256 ${s.image.sha256}`);
+  if (s.problem) lines.push(`No image shown: ${s.problem}.`);
+  return lines;
 }
