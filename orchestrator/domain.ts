@@ -211,6 +211,8 @@ export interface BootRecord {
   /** QEMU start until the verdict. */
   bootMs: number;
   accel: 'kvm' | 'tcg';
+  /** Why this accelerator (the policy, no /dev/kvm, or a KVM slower than emulation here). */
+  accelWhy?: string;
   firmware: 'bios' | 'uefi';
   /** Why this firmware (the partition table, or the policy). */
   firmwareWhy: string;

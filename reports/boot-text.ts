@@ -16,8 +16,10 @@ export function bootOutcome(verdict: BootVerdict, bootMs: number): string {
   return `${BOOT_VERDICT_LABEL[verdict]} ${verdict === 'booted' ? 'in' : 'after'} ${formatSeconds(bootMs)}`;
 }
 
-export function accelText(accel: BootRecord['accel']): string {
-  return accel === 'kvm' ? 'kvm (hardware virtualization)' : 'tcg (software emulation, no KVM: slower)';
+/** "tcg (/dev/kvm exists but is slower than emulation here ...)": the accelerator and why. */
+export function accelText(boot: Pick<BootRecord, 'accel' | 'accelWhy'>): string {
+  if (boot.accelWhy) return `${boot.accel} (${boot.accelWhy})`;
+  return boot.accel === 'kvm' ? 'kvm (hardware virtualization)' : 'tcg (software emulation, no KVM: slower)';
 }
 
 /** "uefi (the disk has a GPT with an EFI system partition)". */

@@ -76,7 +76,7 @@ const SERIAL_LINES = 8;
 function bootLines(runId: string, boot: BootRecord): string[] {
   const lines = [`  boot     ${bootOutcome(boot.verdict, boot.bootMs)}: ${boot.reason}`];
   if (boot.failure) lines.push(`           failure: ${boot.failure}`);
-  lines.push(`           ${accelText(boot.accel)}; firmware ${firmwareText(boot)}`);
+  lines.push(`           ${accelText(boot)}; firmware ${firmwareText(boot)}`);
   lines.push(`           machine ${boot.machine}, ${boot.bus} disk: ${diskText(boot)}; ${qemuText(boot.qemuVersion)}`);
   lines.push(`           disk image unchanged after boot: ${diskUnchangedText(boot.diskUnchanged)}`);
   if (boot.milestones.length > 0) {

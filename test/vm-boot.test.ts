@@ -192,14 +192,20 @@ t.test('a BIOS disk forced onto UEFI firmware: not_booted in the UEFI shell', as
   t.same(codes(run), ['not_booted']);
 });
 
-t.test('on KVM where /dev/kvm exists (accel auto)', { skip: existsSync('/dev/kvm') ? false : 'this machine has no /dev/kvm' }, async (t) => {
+t.test('accel auto: KVM when /dev/kvm exists and is faster than emulation, else TCG, and the evidence says why', { skip: existsSync('/dev/kvm') ? false : 'this machine has no /dev/kvm' }, async (t) => {
   const folder = await folderWith(images.files['zeroed-mbr.raw']!);
   const policy = policyFromYaml({ folder, kind: 'vm', glob: '*', rpo: '30d', sandbox: 'memory: 2g, timeout: 5m', extra: '        vm: { memory: 512m, stallTimeout: 30s }' });
   const run = await verify(policy, store);
-  t.equal(run.boot?.accel, 'kvm', 'the evidence says KVM');
-  t.match(run.sandbox?.serverVersion, /KVM/);
-  t.equal(run.boot?.failure, 'no_bootable_device');
+  const b = run.boot!;
+  t.ok(b, JSON.stringify(run.reasons));
+  // This machine's /dev/kvm is nested virtualization without hardware help: SeaBIOS alone takes
+  // ~18 s under KVM and ~1 s under TCG, so auto must fall back; a working KVM keeps KVM.
+  if (b.accel === 'kvm') t.match(b.accelWhy, /works: the firmware ran in \d+ ms/);
+  else t.match(b.accelWhy, /\/dev\/kvm exists but .*software emulation/);
+  t.match(run.sandbox?.serverVersion, b.accel.toUpperCase());
+  t.equal(b.failure, 'no_bootable_device');
   t.equal(await leftoversOf(run.id), 0);
+  times.push(`  accel auto: ${b.accel} (${b.accelWhy})`);
 });
 
 t.test('an image that names a backing file is refused before any boot', async (t) => {

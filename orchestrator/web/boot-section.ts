@@ -33,7 +33,7 @@ function bootFacts(boot: BootRecord): string {
     ['Verdict', `${bootBadge(boot.verdict)} ${boot.verdict === 'booted' ? 'in' : 'after'} ${esc(formatSeconds(boot.bootMs))}`],
     ['Reason', `${esc(boot.reason)}${boot.failure ? ` <span class="muted">(failure <code>${esc(boot.failure)}</code>)</span>` : ''}`],
     ['Boot time', `${esc(formatSeconds(boot.bootMs))} <span class="muted">from QEMU's start to the verdict</span>`],
-    ['Acceleration', esc(accelText(boot.accel))],
+    ['Acceleration', esc(accelText(boot))],
     ['Firmware', esc(firmwareText(boot))],
     ['Machine', esc(boot.machine)],
     ['Disk bus', esc(boot.bus)],

@@ -46,6 +46,7 @@ const QEMU_START_TIMEOUT_MS = 20_000;
 export class VmRestorer implements Restorer {
   readonly kind = 'vm';
   private accel: 'kvm' | 'tcg' = 'tcg';
+  private accelWhy = '';
   private disk: DiskInfo | undefined;
   private layout: DiskLayout | undefined;
   private firmware: { firmware: 'bios' | 'uefi'; why: string } | undefined;
@@ -59,6 +60,7 @@ export class VmRestorer implements Restorer {
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
     const vm = vmOf(policy);
     this.accel = vm.accel === 'auto' ? (existsSync('/dev/kvm') ? 'kvm' : 'tcg') : vm.accel;
+    this.accelWhy = vm.accel !== 'auto' ? `the policy sets vm.accel: ${vm.accel}` : this.accel === 'kvm' ? '/dev/kvm exists' : 'no /dev/kvm on this host: software emulation';
     return {
       runId,
       policy: policy.name,
@@ -85,6 +87,14 @@ export class VmRestorer implements Restorer {
     if (this.accel === 'kvm') {
       const kvm = await sandbox.exec(['test', '-r', '/dev/kvm', '-a', '-w', '/dev/kvm'], { user: this.qemuUser, signal });
       if (kvm.exitCode !== 0) throw new VerificationError('sandbox_failed', '/dev/kvm is not usable in the sandbox; set vm.accel: tcg to boot without KVM');
+      if (vmOf(ctx.policy).accel === 'auto') {
+        // A /dev/kvm can exist and still be slower than emulation (nested virtualization
+        // without hardware help): the firmware alone tells, in a second or two.
+        const probe = await probeKvm(sandbox, this.qemuUser, signal);
+        this.accelWhy = probe.why;
+        if (!probe.fast) this.accel = 'tcg';
+        ctx.logger.info(`accelerator: ${this.accel} (${probe.why})`);
+      }
     }
     const dir = await sandbox.exec(['mkdir', '-m', '0700', VM_PATHS.run], { user: this.qemuUser, signal });
     if (dir.exitCode !== 0) throw failure('sandbox_failed', `could not make ${VM_PATHS.run}`, dir);
@@ -227,6 +237,7 @@ export class VmRestorer implements Restorer {
       ...(j.failure ? { failure: j.failure } : {}),
       bootMs: j.bootMs,
       accel: this.plan.accel,
+      accelWhy: this.accelWhy,
       firmware: this.plan.firmware,
       firmwareWhy: this.firmware.why,
       machine: this.plan.machine,
@@ -294,6 +305,34 @@ export class VmRestorer implements Restorer {
     if (r.exitCode !== 0) throw failure('sandbox_failed', what, r);
     return r;
   }
+}
+
+/** KVM's firmware-only boot must reach SeaBIOS's last words within this; emulation takes about a second. */
+const KVM_PROBE_LIMIT_MS = 4_000;
+
+/**
+ * SeaBIOS alone under KVM, no disk, until it says "No bootable device" on the serial port: a
+ * working KVM takes well under a second. Run once per sandbox, in the sandbox's /tmp.
+ */
+async function probeKvm(sandbox: Sandbox, user: string, signal: AbortSignal): Promise<{ fast: boolean; why: string }> {
+  const script = [
+    "printf '\\370\\003' > /tmp/kvm-sercon",
+    'start=$(date +%s%N)',
+    'qemu-system-x86_64 -nodefaults -no-user-config -machine pc -accel kvm -cpu host,-arch-capabilities -m 64 -display none -nic none -no-reboot -serial file:/tmp/kvm-probe.log -fw_cfg name=etc/sercon-port,file=/tmp/kvm-sercon -boot strict=on 2>/tmp/kvm-probe.err & q=$!',
+    `end=$(( start + ${KVM_PROBE_LIMIT_MS} * 1000000 ))`,
+    'while [ "$(date +%s%N)" -lt "$end" ]; do',
+    '  if grep -q "No bootable device" /tmp/kvm-probe.log 2>/dev/null; then kill $q; echo "ok $(( ($(date +%s%N) - start) / 1000000 ))"; exit 0; fi',
+    '  kill -0 $q 2>/dev/null || { echo "exited $(tail -c 300 /tmp/kvm-probe.err | tr "\n" " ")"; exit 0; }',
+    '  sleep 0.05',
+    'done',
+    'kill $q; echo slow',
+  ].join('\n');
+  const r = await sandbox.exec(['sh', '-c', script], { user, signal });
+  const said = r.stdout.trim();
+  const ok = /^ok (\d+)/.exec(said);
+  if (ok) return { fast: true, why: `/dev/kvm exists and works: the firmware ran in ${ok[1]} ms` };
+  if (said.startsWith('exited')) return { fast: false, why: `/dev/kvm exists but QEMU could not use it (${said.slice(7, 200).trim()}): software emulation` };
+  return { fast: false, why: `/dev/kvm exists but is slower than emulation here (the firmware alone took over ${KVM_PROBE_LIMIT_MS / 1000} s, as under nested virtualization without hardware help): software emulation` };
 }
 
 function vmOf(policy: PolicyConfig): VmKindConfig {
