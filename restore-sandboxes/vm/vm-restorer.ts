@@ -116,7 +116,6 @@ export class VmRestorer implements Restorer {
       user: DISK_OWNER,
       signal,
     });
-    if (counter.over) throw new VerificationError('archive_limit', `the disk image expands beyond vm.maxDisk (${formatBytes(vm.maxDiskBytes)}); raise vm.maxDisk if it is really that large`);
     if (write.exitCode !== 0) throw failure('sandbox_failed', `writing the disk image into the sandbox failed (dd exit ${write.exitCode})`, write);
     if (!write.stdinComplete || !counter.sha256) throw new VerificationError('sandbox_failed', 'the disk image was not written to the end');
     if (counter.bytes === 0) throw new VerificationError('empty_backup', `the ${plain.compression} backup decompresses to nothing`);
@@ -350,11 +349,10 @@ function lastLines(text: string, n: number): string {
   return lines.length > 400 ? `…${lines.slice(-399)}` : lines;
 }
 
-/** sha256 and byte count of the plain image on its way into the sandbox; stops past the limit. */
+/** sha256 and byte count of the plain image on its way into the sandbox; stops past vm.maxDisk. */
 class DiskCounter extends Transform {
   private readonly hash = createHash('sha256');
   bytes = 0;
-  over = false;
   sha256: string | undefined;
 
   constructor(private readonly max: number) {
@@ -364,8 +362,8 @@ class DiskCounter extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.max) {
-      this.over = true;
-      cb(new VerificationError('archive_limit', `the disk image expands beyond ${formatBytes(this.max)}`));
+      // exec() throws this stream's error: the run fails with it.
+      cb(new VerificationError('archive_limit', `the disk image expands beyond vm.maxDisk (${formatBytes(this.max)}); raise vm.maxDisk if it is really that large`));
       return;
     }
     this.hash.update(chunk);
