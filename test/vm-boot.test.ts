@@ -182,6 +182,11 @@ t.test('a GPT disk with an EFI system partition boots under UEFI (OVMF, q35, SAT
   t.equal(run.boot?.machine, 'q35');
   t.equal(run.boot?.bus, 'sata');
   t.equal(run.boot?.partitionTable, 'gpt');
+  // OVMF's framebuffer: the screen is graphics, read by OCR inside the sandbox.
+  t.equal(run.boot?.screenTextSource, 'ocr');
+  t.match(run.boot?.screenText, /login/i, 'OCR read the login prompt off the screen');
+  const png = await screenshotOf(t, run);
+  t.ok(png.width >= 640 && png.height >= 480, `a graphics-mode screenshot (${png.width}x${png.height})`);
 });
 
 t.test('a BIOS disk forced onto UEFI firmware: not_booted in the UEFI shell', async (t) => {

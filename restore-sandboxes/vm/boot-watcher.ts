@@ -8,10 +8,8 @@ import type { Sandbox } from '../sandbox-runtime.js';
 import { cleanConsoleText, firstMatch, matchedLine, MILESTONES, patternsFor, type BootPatterns, type NamedPattern } from './boot-patterns.js';
 import { VM_PATHS } from './qemu-args.js';
 import type { QmpClient, QmpEvent } from './qmp-client.js';
-import { changedShare, decodeFrame, isBlank, textModeGeometry, textFromXp, trimBlankLines, VGA_TEXT_BASE, type Frame } from './screen.js';
+import { decodeFrame, isBlank, screenChanged, textModeGeometry, textFromXp, trimBlankLines, VGA_TEXT_BASE, type Frame } from './screen.js';
 
-/** A screen counts as changed when more than this share of its pixels did (a cursor blink is less). */
-const CHANGED_SHARE = 0.005;
 /** Serial output kept for matching and evidence. */
 const SERIAL_KEPT_CHARS = 256 * 1024;
 const OCR_TIMEOUT_MS = 30_000;
@@ -127,9 +125,9 @@ export class BootWatcher {
       const png = await readFile(sandbox, VM_PATHS.screenshot, user, signal);
       const frame = decodeFrame(png);
       this.screenshots++;
-      if (changedShare(this.frame, frame) > CHANGED_SHARE) this.lastChange = performance.now();
+      if (screenChanged(this.frame, frame)) this.lastChange = performance.now();
       this.frame = frame;
-      if (this.textFrame && changedShare(this.textFrame, frame) <= CHANGED_SHARE) return;
+      if (this.textFrame && !screenChanged(this.textFrame, frame)) return;
       this.textFrame = frame;
       const geometry = textModeGeometry(frame);
       let text = '';

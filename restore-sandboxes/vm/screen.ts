@@ -18,18 +18,31 @@ export function decodeFrame(png: Buffer): Frame {
   return { png, width: image.width, height: image.height, data: image.data };
 }
 
+/** Changes within a box this small are a blinking cursor (one character cell, large fonts included). */
+const CURSOR_BOX = { width: 32, height: 48 };
+
 /**
- * Share of pixels that differ between two frames (1 when the size changed). A blinking cursor
- * changes a few hundred pixels, so callers count a screen as changed above ~0.5%.
+ * Whether the screen changed between two frames: any change outside one cursor-sized box. A
+ * blinking cursor changes one cell; a new prompt line changes a few hundred pixels spread over a
+ * line (0.2% of an 800x600 screen), so a share threshold alone would miss it.
  */
-export function changedShare(a: Frame | undefined, b: Frame): number {
-  if (!a || a.width !== b.width || a.height !== b.height) return 1;
-  const pixels = b.width * b.height;
-  let differ = 0;
-  for (let i = 0; i < a.data.length; i += 4) {
-    if (a.data[i] !== b.data[i] || a.data[i + 1] !== b.data[i + 1] || a.data[i + 2] !== b.data[i + 2]) differ++;
+export function screenChanged(a: Frame | undefined, b: Frame): boolean {
+  if (!a || a.width !== b.width || a.height !== b.height) return true;
+  let minX = Infinity;
+  let minY = Infinity;
+  let maxX = -1;
+  let maxY = -1;
+  for (let i = 0, p = 0; i < a.data.length; i += 4, p++) {
+    if (a.data[i] === b.data[i] && a.data[i + 1] === b.data[i + 1] && a.data[i + 2] === b.data[i + 2]) continue;
+    const x = p % b.width;
+    const y = (p - x) / b.width;
+    if (x < minX) minX = x;
+    if (x > maxX) maxX = x;
+    if (y < minY) minY = y;
+    if (y > maxY) maxY = y;
   }
-  return pixels === 0 ? 0 : differ / pixels;
+  if (maxX < 0) return false;
+  return maxX - minX >= CURSOR_BOX.width || maxY - minY >= CURSOR_BOX.height;
 }
 
 /** Whether the whole frame is one colour (a blank screen: nothing to read). */
