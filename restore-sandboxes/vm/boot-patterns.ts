@@ -64,7 +64,7 @@ export const FAILURES: NamedPattern[] = [
   {
     name: 'root_not_found',
     os: 'linux',
-    re: /Gave up waiting for root (file system )?device|ALERT!\s+\S+ does not exist|Unable to find root|VFS: Unable to mount root fs|Cannot open root device|\/dev\/root does not exist|Failed to mount \S+ as root file ?system|mounting \S+ on \/root failed|Could not boot\.?$|Warning: \/dev\/\S+ does not exist/im,
+    re: /Gave up waiting for root (file system )?device|ALERT!\s+\S+ does not exist|Unable to find root|VFS: Unable to mount root fs|Cannot open root device|\/dev\/root does not exist|Failed to mount \S+ as root file ?system|mounting \S+ on \/root failed|Could not boot\.?$/im,
     says: 'the kernel started, but the root file system was not found or could not be mounted',
   },
   { name: 'kernel_panic', os: 'linux', re: /Kernel panic - not syncing|end Kernel panic/i, says: 'the kernel panicked' },

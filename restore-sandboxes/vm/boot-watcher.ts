@@ -12,6 +12,8 @@ import { decodeFrame, isBlank, screenChanged, textModeGeometry, textFromXp, trim
 
 /** Serial output kept for matching and evidence. */
 const SERIAL_KEPT_CHARS = 256 * 1024;
+/** A console's last screenful. */
+const RECENT_SERIAL_LINES = 30;
 const OCR_TIMEOUT_MS = 30_000;
 
 export interface BootJudgement {
@@ -83,7 +85,7 @@ export class BootWatcher {
         this.milestone('login', booted.line, this.sourceOf(booted.line));
         return this.judge('booted', `${booted.pattern.says}: "${booted.line}"`);
       }
-      const failed = firstMatch(this.patterns.failures, this.texts());
+      const failed = firstMatch(this.patterns.failures, this.recentTexts());
       if (panicked) return this.notBooted(failed?.pattern ?? KERNEL_PANIC, failed?.line ?? 'QEMU reported a guest panic (pvpanic)');
       if (!running) {
         if (failed) return this.notBooted(failed.pattern, failed.line);
@@ -168,6 +170,15 @@ export class BootWatcher {
   private texts(): string[] {
     // The serial log's end: what a console shows last is what it is doing now.
     return [this.screenText, this.serial.slice(-16 * 1024)];
+  }
+
+  /**
+   * For failures: the screen, and only the serial log's last lines. The log keeps everything, and
+   * a warning that scrolled past long ago (a resume device not found) is not where the boot is.
+   */
+  private recentTexts(): string[] {
+    const lines = this.serial.split('\n').filter((l) => l.trim() !== '');
+    return [this.screenText, lines.slice(-RECENT_SERIAL_LINES).join('\n')];
   }
 
   private sourceOf(line: string): 'screen' | 'serial' {
