@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmKindConfig } from '../../orchestrator/config/types.js';
 import type { BootMilestone, BootVerdict } from '../../orchestrator/domain.js';
@@ -8,6 +7,7 @@ import type { Sandbox } from '../sandbox-runtime.js';
 import { cleanConsoleText, firstMatch, matchedLine, MILESTONES, patternsFor, type BootPatterns, type NamedPattern } from './boot-patterns.js';
 import { VM_PATHS } from './qemu-args.js';
 import type { QmpClient, QmpEvent } from './qmp-client.js';
+import { FileReader, FollowedFile } from './sandbox-streams.js';
 import { decodeFrame, isBlank, screenChanged, textModeGeometry, textFromXp, trimBlankLines, VGA_TEXT_BASE, type Frame } from './screen.js';
 
 /** Serial output kept for matching and evidence. */
@@ -58,10 +58,11 @@ export class BootWatcher {
   private screenText = '';
   private textSource: 'vga-text' | 'ocr' | undefined;
   private serial = '';
-  private serialOffset = 0;
   private lastChange: number;
   private pendingFailure: { name: string; line: string } | undefined;
   private wake: (() => void) | undefined;
+  private files!: FileReader;
+  private serialLog!: FollowedFile;
 
   constructor(private readonly o: WatchOptions) {
     this.patterns = patternsFor(o.vm);
@@ -69,6 +70,17 @@ export class BootWatcher {
   }
 
   async watch(): Promise<BootJudgement> {
+    const { sandbox, user, signal } = this.o;
+    this.files = new FileReader(sandbox, user, signal);
+    this.serialLog = new FollowedFile(sandbox, VM_PATHS.serial, user, signal);
+    try {
+      return await this.loop();
+    } finally {
+      await Promise.all([this.files.close(), this.serialLog.close()]);
+    }
+  }
+
+  private async loop(): Promise<BootJudgement> {
     const { qmp, vm, signal } = this.o;
     qmp.listen(() => this.wake?.());
     for (;;) {
@@ -76,7 +88,7 @@ export class BootWatcher {
       const tickStart = performance.now();
       const running = qmp.isOpen && !this.shutdown();
       if (running) await this.look();
-      await this.readSerial();
+      this.readSerial();
       this.markMilestones();
 
       const panicked = qmp.events.find((e) => e.event === 'GUEST_PANICKED');
@@ -119,50 +131,46 @@ export class BootWatcher {
     }
   }
 
-  /** One screenshot, and the screen's text when it changed. */
+  /**
+   * One screenshot, and the screen's text when it changed: from VGA memory in text mode (cheap,
+   * every change); by OCR in graphics mode once the screen holds still for a tick (OCR costs a
+   * second or two of CPU, and a screen still scrolling is not where a boot ends).
+   */
   private async look(): Promise<void> {
-    const { qmp, sandbox, user, signal, vm } = this.o;
+    const { qmp, signal, vm } = this.o;
     try {
       await qmp.execute('screendump', { filename: VM_PATHS.screenshot, format: 'png' });
-      const png = await readFile(sandbox, VM_PATHS.screenshot, user, signal);
+      const png = await this.files.read(VM_PATHS.screenshot);
+      if (!png) return;
       const frame = decodeFrame(png);
       this.screenshots++;
-      if (screenChanged(this.frame, frame)) this.lastChange = performance.now();
+      const moving = screenChanged(this.frame, frame);
+      if (moving) this.lastChange = performance.now();
       this.frame = frame;
       if (this.textFrame && !screenChanged(this.textFrame, frame)) return;
-      this.textFrame = frame;
       const geometry = textModeGeometry(frame);
       let text = '';
       if (geometry) {
         text = textFromXp(await qmp.hmp(`xp /${geometry.cols * geometry.rows * 2}xb ${VGA_TEXT_BASE}`), geometry.cols, geometry.rows);
         this.textSource = 'vga-text';
       } else if (vm.ocr && !isBlank(frame)) {
-        text = await ocr(sandbox, user, signal);
+        if (moving) return;
+        text = await ocr(this.o.sandbox, this.o.user, signal);
         this.textSource = 'ocr';
       }
+      this.textFrame = frame;
       if (text !== this.screenText) this.lastChange = performance.now();
       this.screenText = text;
     } catch (err) {
       if (signal.aborted) throw err;
       // QEMU went away between the check and the command: the loop sees it next.
-      if (qmp.isOpen) this.o.logger.debug?.(`screenshot failed: ${(err as Error).message}`);
+      if (qmp.isOpen) this.o.logger.debug(`screenshot failed: ${(err as Error).message}`);
     }
   }
 
-  private async readSerial(): Promise<void> {
-    const { sandbox, user, signal } = this.o;
-    const chunks: Buffer[] = [];
-    const sink = new Writable({
-      write: (c: Buffer, _e, cb) => {
-        chunks.push(c);
-        cb();
-      },
-    });
-    const r = await sandbox.exec(['tail', '-c', `+${this.serialOffset + 1}`, VM_PATHS.serial], { user, signal, stdout: sink }).catch(() => undefined);
-    if (!r || r.exitCode !== 0) return;
-    const bytes = Buffer.concat(chunks);
+  private readSerial(): void {
+    const bytes = this.serialLog.take();
     if (bytes.length === 0) return;
-    this.serialOffset += bytes.length;
     this.serial = (this.serial + cleanConsoleText(bytes.toString('latin1'))).slice(-SERIAL_KEPT_CHARS);
     this.lastChange = performance.now();
   }
@@ -237,20 +245,6 @@ function describeExit(events: readonly QmpEvent[]): string {
   if (reason === 'guest-shutdown') return 'the guest powered itself off';
   if (reason === 'guest-panic') return 'the guest panicked';
   return reason ? `shutdown (${reason})` : 'QEMU ended without saying why';
-}
-
-/** A file from the sandbox, as bytes. */
-export async function readFile(sandbox: Sandbox, path: string, user: string, signal: AbortSignal): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const sink = new Writable({
-    write: (c: Buffer, _e, cb) => {
-      chunks.push(c);
-      cb();
-    },
-  });
-  const r = await sandbox.exec(['cat', path], { user, signal, stdout: sink });
-  if (r.exitCode !== 0) throw new Error(`cat ${path} exited ${r.exitCode}: ${r.stderr.trim()}`);
-  return Buffer.concat(chunks);
 }
 
 /** tesseract on the last screenshot, inside the sandbox (the pixels are the guest's). */

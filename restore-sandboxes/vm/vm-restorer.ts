@@ -11,10 +11,11 @@ import { peek } from '../../orchestrator/runner/integrity.js';
 import { decompress, decompressInSandbox, detectCompression } from '../compression.js';
 import { sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, Sandbox, SandboxSpec } from '../sandbox-runtime.js';
-import { BootWatcher, readFile, type BootJudgement } from './boot-watcher.js';
+import { BootWatcher, type BootJudgement } from './boot-watcher.js';
 import { chooseFirmware, judgeImageCheck, judgeImageInfo, readLayout, type DiskInfo, type DiskLayout } from './disk-image.js';
 import { OVMF_CODE, OVMF_VARS, planMachine, qemuArgv, VM_PATHS, type MachinePlan } from './qemu-args.js';
 import { QmpClient } from './qmp-client.js';
+import { readFile } from './sandbox-streams.js';
 
 /** Writes the disk image and owns it: QEMU runs as another user and can only read it. */
 const DISK_OWNER = '65534:65534';
