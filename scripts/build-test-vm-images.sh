@@ -85,6 +85,7 @@ mkdir -p "$WORK" "$OUT/cache"
 trap 'rm -rf "$WORK"' EXIT
 
 # --- root filesystem (cached by the mmdebstrap arguments) -----------------------------------------
+# shellcheck disable=SC2054 # --include takes a comma-separated list
 MM_ARGS=(
   --variant=minbase
   --include=linux-image-amd64,systemd-sysv,udev,initramfs-tools,kmod,e2fsprogs,zstd
@@ -102,6 +103,7 @@ for m in drivers/gpu/drm/amd drivers/gpu/drm/nouveau drivers/gpu/drm/i915 driver
 done
 # A small initramfs with the disk drivers a VM has (IDE/AHCI/virtio/NVMe) and ext4, written before the
 # kernel is installed so it is made once: GRUB reads it through BIOS calls, slow without KVM.
+# shellcheck disable=SC2016 # $1 is the chroot, expanded by mmdebstrap's shell
 MM_ARGS+=(
   --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d" &&
     printf "MODULES=list\nCOMPRESS=zstd\n" >"$1/etc/initramfs-tools/conf.d/backproof.conf" &&
@@ -125,7 +127,7 @@ ROOT="$WORK/root"
 mkdir -p "$ROOT"
 tar -C "$ROOT" --numeric-owner --xattrs --xattrs-include='*' -xpf "$ROOTFS_TAR"
 kernels=("$ROOT"/boot/vmlinuz-*)
-[ ${#kernels[@]} = 1 ] && [ -f "${kernels[0]}" ] || die "expected one kernel in the root filesystem, found: ${kernels[*]}"
+{ [ ${#kernels[@]} = 1 ] && [ -f "${kernels[0]}" ]; } || die "expected one kernel in the root filesystem, found: ${kernels[*]}"
 KVER="${kernels[0]##*/vmlinuz-}"
 [ -f "$ROOT/boot/initrd.img-$KVER" ] || die "no initrd for $KVER"
 echo "$HOSTNAME_GUEST" >"$ROOT/etc/hostname"
@@ -203,7 +205,7 @@ cp --sparse=always "$raw" "$WORK/zeroed-superblock.raw"
 dd if=/dev/zero of="$WORK/zeroed-superblock.raw" bs=1024 seek=$((1024 + 1)) count=1 conv=notrunc status=none
 # grub.cfg is one data block (ext4 does not checksum file data): find it, check it, overwrite it.
 cfg_block="$(debugfs -R 'bmap /boot/grub/grub.cfg 0' "$WORK/root.ext4" 2>/dev/null | tail -n 1)"
-[[ "$cfg_block" =~ ^[0-9]+$ ]] && [ "$cfg_block" -gt 0 ] || die "cannot find grub.cfg's block: $cfg_block"
+{ [[ "$cfg_block" =~ ^[0-9]+$ ]] && [ "$cfg_block" -gt 0 ]; } || die "cannot find grub.cfg's block: $cfg_block"
 cfg_offset=$((1048576 + cfg_block * 4096))
 cfg_size="$(stat -c %s "$WORK/grub-wrong.cfg")"
 cmp -s -n "$cfg_size" <(tail -c +$((cfg_offset + 1)) "$raw" | head -c "$cfg_size") <(debugfs -R 'cat /boot/grub/grub.cfg' "$WORK/root.ext4" 2>/dev/null) ||
