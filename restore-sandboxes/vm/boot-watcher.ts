@@ -12,6 +12,8 @@ import { decodeFrame, isBlank, screenChanged, textModeGeometry, textFromXp, trim
 
 /** Serial output kept for matching and evidence. */
 const SERIAL_KEPT_CHARS = 256 * 1024;
+/** Ticks the screen gets to show its own login prompt after the serial port showed one. */
+const LAST_LOOK_TRIES = 3;
 /** A console's last screenful. */
 const RECENT_SERIAL_LINES = 30;
 const OCR_TIMEOUT_MS = 30_000;
@@ -61,6 +63,7 @@ export class BootWatcher {
   private lastChange: number;
   private pendingFailure: { name: string; line: string } | undefined;
   private wake: (() => void) | undefined;
+  private decidedAt: number | undefined;
   private files!: FileReader;
   private serialLog!: FollowedFile;
 
@@ -94,18 +97,26 @@ export class BootWatcher {
       const panicked = qmp.events.find((e) => e.event === 'GUEST_PANICKED');
       const booted = firstMatch(this.patterns.booted, this.texts());
       if (booted && !panicked) {
-        this.milestone('login', booted.line, this.sourceOf(booted.line));
+        const source = this.sourceOf(booted.line);
+        this.milestone('login', booted.line, source);
+        await this.lastLook(source === 'serial');
         return this.judge('booted', `${booted.pattern.says}: "${booted.line}"`);
       }
       const failed = firstMatch(this.patterns.failures, this.recentTexts());
-      if (panicked) return this.notBooted(failed?.pattern ?? KERNEL_PANIC, failed?.line ?? 'QEMU reported a guest panic (pvpanic)');
+      if (panicked) {
+        await this.lastLook(false);
+        return this.notBooted(failed?.pattern ?? KERNEL_PANIC, failed?.line ?? 'QEMU reported a guest panic (pvpanic)');
+      }
       if (!running) {
         if (failed) return this.notBooted(failed.pattern, failed.line);
         return this.judge('not_booted', `QEMU exited before a login prompt: ${describeExit(qmp.events)}`, 'qemu_exited');
       }
       if (failed) {
         // Seen twice in a row: a firmware that retries, or a message that scrolls past, is not the end.
-        if (this.pendingFailure?.name === failed.pattern.name) return this.notBooted(failed.pattern, failed.line);
+        if (this.pendingFailure?.name === failed.pattern.name) {
+          await this.lastLook(false);
+          return this.notBooted(failed.pattern, failed.line);
+        }
         this.pendingFailure = { name: failed.pattern.name, line: failed.line };
       } else {
         this.pendingFailure = undefined;
@@ -136,7 +147,7 @@ export class BootWatcher {
    * every change); by OCR in graphics mode once the screen holds still for a tick (OCR costs a
    * second or two of CPU, and a screen still scrolling is not where a boot ends).
    */
-  private async look(): Promise<void> {
+  private async look(force = false): Promise<void> {
     const { qmp, signal, vm } = this.o;
     try {
       await qmp.execute('screendump', { filename: VM_PATHS.screenshot, format: 'png' });
@@ -154,7 +165,7 @@ export class BootWatcher {
         text = textFromXp(await qmp.hmp(`xp /${geometry.cols * geometry.rows * 2}xb ${VGA_TEXT_BASE}`), geometry.cols, geometry.rows);
         this.textSource = 'vga-text';
       } else if (vm.ocr && !isBlank(frame)) {
-        if (moving) return;
+        if (moving && !force) return;
         text = await ocr(this.o.sandbox, this.o.user, signal);
         this.textSource = 'ocr';
       }
@@ -165,6 +176,21 @@ export class BootWatcher {
       if (signal.aborted) throw err;
       // QEMU went away between the check and the command: the loop sees it next.
       if (qmp.isOpen) this.o.logger.debug(`screenshot failed: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * The evidence's last screenshot and screen text, read now whatever the screen is doing. When
+   * the serial port decided `booted`, the screen gets a few ticks to show its own prompt, so the
+   * picture kept is the logon screen a person expects. The verdict's time is the decision's.
+   */
+  private async lastLook(waitForScreenPrompt: boolean): Promise<void> {
+    this.decidedAt ??= performance.now();
+    const tries = waitForScreenPrompt ? LAST_LOOK_TRIES : 1;
+    for (let i = 0; i < tries && this.o.qmp.isOpen; i++) {
+      if (i > 0) await sleep(this.o.vm.screenshotEveryMs, undefined, { signal: this.o.signal });
+      await this.look(true);
+      if (!waitForScreenPrompt || firstMatch(this.patterns.booted, [this.screenText])) return;
     }
   }
 
@@ -225,7 +251,7 @@ export class BootWatcher {
       verdict,
       reason,
       ...(failure ? { failure } : {}),
-      bootMs: Math.round(performance.now() - this.o.startedAt),
+      bootMs: Math.round((this.decidedAt ?? performance.now()) - this.o.startedAt),
       milestones: [...this.milestones].sort((a, b) => a.atMs - b.atMs),
       screenshots: this.screenshots,
       ...(this.frame ? { lastFrame: this.frame } : {}),

@@ -112,7 +112,8 @@ export class VmRestorer implements Restorer {
         ? { compression: compressed, stream: peeked.stream }
         : await decompress(peeked.stream, (c, bytes) => decompressInSandbox(sandbox, c, bytes, { signal, user: DISK_OWNER }));
     const counter = new DiskCounter(vm.maxDiskBytes);
-    const write = await sandbox.exec(['dd', `of=${VM_PATHS.disk}`, 'bs=1M', 'status=none'], {
+    // conv=sparse: a raw disk's empty space takes no room in the volume.
+    const write = await sandbox.exec(['dd', `of=${VM_PATHS.disk}`, 'bs=1M', 'iflag=fullblock', 'conv=sparse', 'status=none'], {
       stdin: pipeline(plain.stream, counter, () => undefined),
       user: DISK_OWNER,
       signal,
