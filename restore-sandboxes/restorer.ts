@@ -92,3 +92,9 @@ export function emptyDatabaseReasons(what: string, where: string, tables: number
   if (rows === 0) return [{ code: 'empty_restore', message: `${what} restored ${tables} tables in ${where}, but every one of them is empty` }];
   return [];
 }
+
+/** The last `n` non-empty lines of a tool's output, on one line, for a reason's message. */
+export function lastLines(text: string, n: number): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-n).join(' | ');
+  return lines.length > 400 ? `…${lines.slice(-399)}` : lines;
+}

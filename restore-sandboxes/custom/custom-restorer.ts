@@ -7,7 +7,7 @@ import { VerificationError } from '../../orchestrator/errors.js';
 import { formatBytes } from '../../orchestrator/format.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
 import { decompress, decompressInSandbox, detectCompression, type Compression } from '../compression.js';
-import { sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
+import { lastLines, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 
 /** Where `input: file` puts the backup. */
@@ -209,10 +209,4 @@ function commandFailure(what: string, argv: string[], r: ExecResult, ctx: Restor
 function describeArgv(argv: string[]): string {
   const text = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
   return text.length > 120 ? `${text.slice(0, 119)}…` : text;
-}
-
-/** The last `n` non-empty lines, on one line. */
-function lastLines(text: string, n: number): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-n).join(' | ');
-  return lines.length > 400 ? `…${lines.slice(-399)}` : lines;
 }

@@ -9,7 +9,7 @@ import { VerificationError } from '../../orchestrator/errors.js';
 import { formatAge, formatBytes } from '../../orchestrator/format.js';
 import { peek } from '../../orchestrator/runner/integrity.js';
 import { decompress, decompressInSandbox, detectCompression } from '../compression.js';
-import { sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
+import { lastLines, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { BootWatcher, type BootJudgement } from './boot-watcher.js';
 import { chooseFirmware, judgeImageCheck, judgeImageInfo, readLayout, type DiskInfo, type DiskLayout } from './disk-image.js';
@@ -344,11 +344,6 @@ function vmOf(policy: PolicyConfig): VmKindConfig {
 function failure(code: 'sandbox_failed' | 'unrecognized_format', what: string, r: ExecResult): VerificationError {
   const words = lastLines(`${r.stderr}\n${r.stdout}`, 2);
   return new VerificationError(code, `${what}${words ? `: ${words}` : ` (exit ${r.exitCode})`}`);
-}
-
-function lastLines(text: string, n: number): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-n).join(' | ');
-  return lines.length > 400 ? `…${lines.slice(-399)}` : lines;
 }
 
 /** sha256 and byte count of the plain image on its way into the sandbox; stops past vm.maxDisk. */
