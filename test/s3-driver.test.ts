@@ -228,7 +228,9 @@ t.test('timestamp: metadata reads x-amz-meta-<key> of the candidates only', asyn
   await s3.put(BUCKET, 'meta/c.dump', 'c');
   await s3.put(BUCKET, 'meta/notes.txt', 'x', { Metadata: { 'backup-time': '2030-01-01T00:00:00Z' } });
   const d = driver({ prefix: 'meta/', metadataKey: 'backup-time' });
-  const result = await selectNewest(d.list(), selector({ timestamp: { from: 'metadata', key: 'backup-time' } }), new Date('2026-11-29T00:00:00Z'), undefined, (e) => d.takenAt!(e));
+  // The real clock throughout: s3rver stamps LastModified with today's date, and a pinned "now"
+  // before it would leave every object "still being written".
+  const result = await selectNewest(d.list(), selector({ timestamp: { from: 'metadata', key: 'backup-time' } }), new Date(Date.now() + 60_000), undefined, (e) => d.takenAt!(e));
   t.equal(result.picked?.entry.key, 'meta/b.dump');
   t.equal(result.picked?.backupTime.toISOString(), '2026-11-28T02:00:00.000Z');
   t.equal(result.withoutTimestamp, 1, 'c.dump has no backup-time');
