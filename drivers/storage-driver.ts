@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { VerificationError } from '../orchestrator/errors.js';
 
 /**
  * The storage seam. A driver finds backups where a policy says they are and opens one as a
@@ -62,6 +63,12 @@ export interface BackupEntry {
   etag?: string;
   /** Why a listed backup holds nothing, e.g. "the snapshot does not contain /x.dump" (with size 0). */
   note?: string;
+  /**
+   * Why this backup may not be read at all, e.g. "a link to /etc/shadow, outside the source
+   * folder /srv/backups". Selection still sees it (it may be the newest); a run that picks it
+   * fails with `unsafe_source` before a byte is read.
+   */
+  unsafe?: string;
 }
 
 export type ChecksumAlgorithm = 'sha256' | 'md5';
@@ -113,4 +120,9 @@ export function isAuxiliaryName(key: string): boolean {
     /\.(sha1|sha256|sha512|md5|b2)(sum)?$/i.test(base) ||
     /\.(asc|sig|minisig|part|partial|filepart|tmp|inprogress|incomplete|crdownload)$/i.test(base)
   );
+}
+
+/** The `unsafe_source` failure of an entry listed with `unsafe`. */
+export function unsafeEntry(entry: BackupEntry): VerificationError {
+  return new VerificationError('unsafe_source', `backup ${entry.key} is ${entry.unsafe ?? 'unsafe to read'}: backproof never reads it; whoever writes the source may be trying to read this host's files`);
 }

@@ -25,6 +25,9 @@ export const DEFAULTS = {
   sandboxTmpBytes: 512 * 1024 ** 2,
   /** Bytes of a tool's stderr/stdout kept for evidence. */
   outputTailBytes: 16 * 1024,
+  /** Characters of one reason, and of a sandbox's log tail, kept in a run's record. */
+  reasonMaxChars: 2_000,
+  logTailMaxChars: 8_000,
   /** Read size from storage. */
   readChunkBytes: 1024 * 1024,
   postgresImage: 'backproof/postgres:15',

@@ -37,6 +37,7 @@ export const FAIL_CODES = [
   'restore_failed',
   'empty_restore',
   'unsafe_archive',
+  'unsafe_source',
   'archive_limit',
   'size_anomaly',
   'probe_failed',

@@ -1,3 +1,5 @@
+import { createRedactor, type Redactor } from './secrets.js';
+
 /**
  * One logger with a typed scope. Human lines on a TTY, JSON lines otherwise; always on stderr so
  * stdout stays for command output (`--json`). Secret values from the config are redacted from
@@ -24,8 +26,9 @@ export interface LoggerOptions {
 export class Logger {
   readonly scope: LogScope;
   private readonly opts: Required<LoggerOptions>;
+  private readonly redactor: Redactor;
 
-  constructor(opts: LoggerOptions = {}, scope: LogScope = {}) {
+  constructor(opts: LoggerOptions = {}, scope: LogScope = {}, redactor?: Redactor) {
     this.opts = {
       level: opts.level ?? (process.env.BACKPROOF_LOG_LEVEL as LogLevel | undefined) ?? 'info',
       json: opts.json ?? !process.stderr.isTTY,
@@ -33,10 +36,11 @@ export class Logger {
       write: opts.write ?? ((line) => process.stderr.write(line + '\n')),
     };
     this.scope = scope;
+    this.redactor = redactor ?? createRedactor(this.opts.secrets);
   }
 
   child(scope: LogScope): Logger {
-    return new Logger(this.opts, { ...this.scope, ...scope });
+    return new Logger(this.opts, { ...this.scope, ...scope }, this.redactor);
   }
 
   withSecrets(secrets: readonly string[]): Logger {
@@ -60,10 +64,9 @@ export class Logger {
     this.log('error', msg, fields);
   }
 
+  /** `text` with every secret of the config (in its raw, URL, base64 and JSON forms) as `***`. */
   redact(text: string): string {
-    let out = text;
-    for (const s of this.opts.secrets) out = out.split(s).join('***');
-    return out;
+    return this.redactor(text);
   }
 
   private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {

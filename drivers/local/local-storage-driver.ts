@@ -1,27 +1,32 @@
 import { createReadStream } from 'node:fs';
-import { opendir, readFile, stat } from 'node:fs/promises';
+import { lstat, opendir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DEFAULTS } from '../../orchestrator/defaults.js';
 import { VerificationError } from '../../orchestrator/errors.js';
 import { SIDECAR_MAX_BYTES, SidecarChecksums } from '../sidecars.js';
-import type { BackupDetails, BackupEntry, StorageDriver } from '../storage-driver.js';
+import { unsafeEntry, type BackupDetails, type BackupEntry, type StorageDriver } from '../storage-driver.js';
+import { ConfinedFolder } from './confined-file.js';
 
 /**
  * A folder on this machine (a NAS mount, a backup target disk). Lists it lazily with opendir,
  * optionally recursively; sidecar checksums come from `<name>.sha256` or `SHA256SUMS` beside the
- * file.
+ * file. Client machines write the folder, so nothing outside it is ever read: a link that
+ * leaves it is listed with `unsafe` (a run that picks it fails with `unsafe_source`), and every
+ * open is confined to the folder (confined-file.ts).
  */
 export class LocalStorageDriver implements StorageDriver {
   readonly name = 'local';
   readonly location: string;
   private readonly recursive: boolean;
   /** Sidecar lists are read once per folder per driver instance (one run or one listing). */
-  private readonly sidecars = new SidecarChecksums((key) => readOptional(path.join(this.location, key)));
+  private readonly sidecars = new SidecarChecksums((key) => this.readSidecar(key));
+  private readonly folder: ConfinedFolder;
 
   constructor(opts: { path: string; recursive?: boolean }) {
     this.location = path.resolve(opts.path);
     this.recursive = opts.recursive ?? false;
+    this.folder = new ConfinedFolder(this.location);
   }
 
   async *list(signal?: AbortSignal): AsyncIterable<BackupEntry> {
@@ -53,9 +58,20 @@ export class LocalStorageDriver implements StorageDriver {
         continue;
       }
       if (!dirent.isFile() && !dirent.isSymbolicLink()) continue;
+      const full = path.join(this.location, key);
       let info;
       try {
-        info = await stat(path.join(this.location, key));
+        if (dirent.isSymbolicLink()) {
+          const target = await this.folder.escape(full);
+          // A linked folder is never walked, wherever it leads; a linked file outside is unsafe.
+          if (target !== undefined && (await stat(full)).isFile()) {
+            // Listed by the link's own size and time, so nothing about the target is learnt.
+            const own = await lstat(full);
+            yield { key, size: own.size, modifiedAt: own.mtime, unsafe: `a link to ${target}, outside the source folder ${this.location}` };
+            continue;
+          }
+        }
+        info = await stat(full);
       } catch {
         continue; // removed while listing, or a dangling link
       }
@@ -66,16 +82,19 @@ export class LocalStorageDriver implements StorageDriver {
 
   async open(entry: BackupEntry, signal?: AbortSignal): Promise<Readable> {
     const file = this.resolveKey(entry.key);
+    let opened;
     try {
-      await stat(file);
+      opened = await this.folder.open(file, entry.key);
     } catch (err) {
+      if (err instanceof VerificationError) throw err;
       throw unreachable(file, err);
     }
-    return createReadStream(file, { highWaterMark: DEFAULTS.readChunkBytes, signal });
+    return createReadStream('', { fd: opened.handle, highWaterMark: DEFAULTS.readChunkBytes, signal });
   }
 
   async details(entry: BackupEntry): Promise<BackupDetails> {
     this.resolveKey(entry.key); // refuses keys that leave the folder
+    if (entry.unsafe) throw unsafeEntry(entry);
     const sidecar = await this.sidecars.find(entry.key);
     return { checksums: sidecar ? [sidecar] : [], unverifiable: [], facts: {} };
   }
@@ -91,15 +110,21 @@ export class LocalStorageDriver implements StorageDriver {
     }
     return file;
   }
-}
 
-async function readOptional(file: string): Promise<string | undefined> {
-  try {
-    const info = await stat(file);
-    if (!info.isFile() || info.size > SIDECAR_MAX_BYTES) return undefined;
-    return await readFile(file, 'utf8');
-  } catch {
-    return undefined;
+  /** A sidecar's text, undefined when absent or too large; one that leads outside the folder is `unsafe_source`. */
+  private async readSidecar(key: string): Promise<string | undefined> {
+    let opened;
+    try {
+      opened = await this.folder.open(this.resolveKey(key), key);
+    } catch (err) {
+      if (err instanceof VerificationError) throw err;
+      return undefined;
+    }
+    try {
+      return opened.size > SIDECAR_MAX_BYTES ? undefined : await opened.handle.readFile('utf8');
+    } finally {
+      await opened.handle.close();
+    }
   }
 }
 

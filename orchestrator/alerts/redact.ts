@@ -4,35 +4,7 @@
  * (SMTP password, webhook header values and URL query), and runs every error message and log
  * line through it.
  */
-export type Redactor = (text: string) => string;
-
-/** Values shorter than this would garble ordinary words; they are not searched for. */
-const MIN_SECRET_LENGTH = 4;
-
-export function createRedactor(secrets: Iterable<string>): Redactor {
-  const forms = new Set<string>();
-  for (const s of secrets) {
-    if (s.length < MIN_SECRET_LENGTH) continue;
-    forms.add(s);
-    // The shapes a secret takes on the wire and in error messages.
-    forms.add(encodeURIComponent(s));
-    forms.add(new URLSearchParams({ v: s }).toString().slice(2));
-    forms.add(Buffer.from(s).toString('base64'));
-    forms.add(JSON.stringify(s).slice(1, -1));
-  }
-  // Longest first, so a secret containing another is replaced whole.
-  const ordered = [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
-  return (text) => {
-    let out = text;
-    for (const f of ordered) if (out.includes(f)) out = out.split(f).join('***');
-    return out;
-  };
-}
-
-/** One redactor applying each of `redactors` in turn. */
-export function combineRedactors(...redactors: Redactor[]): Redactor {
-  return (text) => redactors.reduce((out, r) => r(out), text);
-}
+export { combineRedactors, createRedactor, type Redactor } from '../secrets.js';
 
 /**
  * A URL fit for messages: scheme, host and path, no user info, query shown as `?…`, fragment

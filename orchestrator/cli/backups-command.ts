@@ -42,7 +42,7 @@ export function registerBackups(program: Command, setExit: (code: number) => voi
         for (const j of rows) {
           let checksum = '-';
           try {
-            const { checksums } = await driver.details(j.entry);
+            const { checksums } = j.entry.unsafe ? { checksums: [] } : await driver.details(j.entry);
             if (checksums.length > 0) checksum = checksums.map((c) => c.source).join(', ');
           } catch (err) {
             if (err instanceof VerificationError) checksum = `invalid: ${err.message}`;
@@ -56,6 +56,7 @@ export function registerBackups(program: Command, setExit: (code: number) => voi
             ageMs: j.backupTime ? now.getTime() - j.backupTime.getTime() : undefined,
             checksum,
             status: j.status,
+            ...(j.entry.unsafe ? { unsafe: j.entry.unsafe } : {}),
             picked: result.picked?.entry.key === j.entry.key,
           });
         }
@@ -69,7 +70,7 @@ export function registerBackups(program: Command, setExit: (code: number) => voi
             b.backupTime ? `${b.backupTime.replace('T', ' ').slice(0, 19)} (${policy.source.select.timestamp.from})` : '-',
             b.ageMs !== undefined ? formatAge(b.ageMs) : '-',
             b.checksum,
-            STATUS_TEXT[b.status],
+            b.unsafe ? `UNSAFE, never read: ${b.unsafe}` : STATUS_TEXT[b.status],
           ]);
           const head = [' ', 'BACKUP', 'SIZE', 'TAKEN (UTC)', 'AGE', 'CHECKSUM', 'STATUS'];
           process.stdout.write(`${policy.name}: ${driver.location}\n${renderTable(head, table)}\n${result.explanation}\n`);

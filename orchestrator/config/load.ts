@@ -14,6 +14,7 @@ import { alertSecrets } from './daemon-schema.js';
 import { checkLogo } from './reports-schema.js';
 import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote } from './schema.js';
 import type { ResolvedConfig } from './types.js';
+import { sourceSecrets } from '../secrets.js';
 
 /** Reads, checks and resolves the config file; throws ConfigError listing every problem. */
 export async function loadConfig(file: string): Promise<ResolvedConfig> {
@@ -81,17 +82,15 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
           return `${what} of policy ${policy.name} in ${full}${written.length > 0 ? ` (${[...new Set(written)].join(', ')})` : ' (written in the file)'}`;
         };
         const src = policy.source;
+        for (const secret of sourceSecrets(src)) secrets.add(secret);
         if (src.driver === 'local') src.path = path.resolve(baseDir, src.path);
         if (src.driver === 's3') {
           if (src.credentials) {
             src.credentials.origin = origin('source.credentials', ['credentials.accessKeyId', 'credentials.secretAccessKey', 'credentials.sessionToken']);
-            for (const secret of [src.credentials.secretAccessKey, src.credentials.sessionToken]) if (secret) secrets.add(secret);
           }
-          if (src.sseCustomerKey) secrets.add(src.sseCustomerKey);
         }
         if (src.driver === 'restic') {
           src.passwordOrigin = origin('source.password', ['password']);
-          secrets.add(src.password);
           // A local repository path is relative to the config file; other restic locations name a backend.
           if (!/^[a-z0-9]+:/i.test(src.repository)) src.repository = path.resolve(baseDir, src.repository);
         }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { pipeline, type Readable } from 'node:stream';
 import { describeExpect, selectNewest } from '../../drivers/selection.js';
-import type { BackupEntry, StorageDriver } from '../../drivers/storage-driver.js';
+import { unsafeEntry, type BackupEntry, type StorageDriver } from '../../drivers/storage-driver.js';
 import type { Restorer, RestoreContext } from '../../restore-sandboxes/restorer.js';
 import type { Sandbox, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 import { isSandboxProbe, runSandboxProbes } from '../../restore-sandboxes/probes/sandbox-probes.js';
@@ -13,6 +13,7 @@ import { formatAge, formatBytes } from '../format.js';
 import type { Logger } from '../logger.js';
 import { BACKPROOF_VERSION } from '../version.js';
 import { HashingCounter, peek } from './integrity.js';
+import { cleanRecord } from './record-hygiene.js';
 import { PhaseClock } from './phase-clock.js';
 import { judgeSize } from './size-check.js';
 
@@ -86,6 +87,7 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       const takenAt = driver.takenAt ? (e: BackupEntry) => driver.takenAt!(e, signal) : undefined;
       const selection = await selectNewest(driver.list(signal), policy.source.select, started, undefined, takenAt);
       if (!selection.picked) throw new VerificationError('no_backup', `${selection.explanation} in ${driver.location}`);
+      if (selection.picked.entry.unsafe) throw unsafeEntry(selection.picked.entry);
       if (selection.missingPeriod) {
         reasons.push({
           code: 'missing_backup',
@@ -279,6 +281,9 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     run.status = run.reasons.some((r) => r.code === 'cancelled') ? 'cancelled' : 'finished';
     run.finishedAt = ended.toISOString();
     run.durationMs = ended.getTime() - started.getTime();
+    // A store may echo a request's headers in its errors and a restore tool may quote what it
+    // read: no secret of the policy or the config enters the record, wherever it appears.
+    cleanRecord(run, policy, (text) => deps.logger.redact(text));
     await deps.store.finalize(run, kept?.artifacts ?? []);
     log.info(`run ${run.status}: ${run.verdict}${run.reasons[0] ? ` (${run.reasons[0].code})` : ''}`);
   }
