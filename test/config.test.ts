@@ -188,6 +188,7 @@ clients:
 `;
   const config = parseConfigText(text, file, { PATH: '/usr/bin' });
   const shop: PolicyConfig = {
+    requires: {},
     name: 'acme-shop-db',
     client: 'acme',
     kind: 'postgres',
@@ -225,6 +226,7 @@ clients:
     ],
   };
   const crm: PolicyConfig = {
+    requires: {},
     name: 'globex-crm',
     client: 'globex',
     kind: 'postgres',
@@ -259,6 +261,7 @@ clients:
 t.test('a minimal file gets every default', async (t) => {
   const config = parseConfigText(minimalWith(), 'conf/backproof.yaml', {});
   const policy: PolicyConfig = {
+    requires: {},
     name: 'acme-db',
     client: 'acme',
     kind: 'postgres',

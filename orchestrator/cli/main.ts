@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, BackproofError } from '../errors.js';
 import { BACKPROOF_VERSION } from '../version.js';
 import { registerBackups } from './backups-command.js';
+import { registerCluster } from './cluster-command.js';
 import { registerDaemon } from './daemon-command.js';
 import { registerDemo } from './demo-command.js';
 import { registerEvidence } from './evidence-command.js';
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   registerValidate(program, setExit);
   registerRun(program, setExit);
   registerDaemon(program, setExit);
+  registerCluster(program, setExit);
   registerRuns(program, setExit);
   registerStatus(program, setExit);
   registerBackups(program, setExit);

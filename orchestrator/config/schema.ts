@@ -540,6 +540,15 @@ function shorten(text: string): string {
 
 // ---- Policies, clients, file -----------------------------------------------------------------
 
+const LABEL = /^[a-z0-9][a-z0-9_.-]{0,62}$/i;
+/** Worker labels as a policy requires them; `kvm: true` and `kvm: "true"` are the same label. */
+export const workerLabels = z.record(
+  z.string().regex(LABEL, { error: say('is not a label name', 'use letters, digits, ".", "_" and "-", e.g. site or kvm') }),
+  z
+    .union([z.string().regex(LABEL), z.boolean(), z.number()], { error: typeError('a label value', () => 'write a word, number or true/false, e.g. site: berlin, kvm: true') })
+    .transform((v) => String(v)),
+);
+
 const KINDS = ['postgres', 'mysql', 'files', 'sqlite', 'custom', 'vm'] as const satisfies readonly RestoreKind[];
 const KIND_BLOCKS = ['postgres', 'mysql', 'files', 'sqlite', 'custom', 'vm'] as const;
 
@@ -563,6 +572,9 @@ const policy = z
     schedule: scheduleSchema.optional(),
     heartbeat: heartbeatSchema.optional(),
     alerts: alertRouting('policy').optional(),
+    requires: workerLabels
+      .default({})
+      .describe('Labels a worker must carry to run this policy in cluster mode (backproof worker --label site=berlin), e.g. { site: berlin, kvm: true }. Default none: any worker.'),
   })
   .superRefine((value, ctx) => {
     const kind = value.kind as RestoreKind;

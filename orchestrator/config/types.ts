@@ -516,4 +516,6 @@ export interface PolicyConfig {
   schedule?: ScheduleConfig;
   heartbeat?: HeartbeatConfig;
   alerts: AlertRouting;
+  /** Cluster mode: labels a worker must carry to run this policy (`{ site: 'berlin' }`); empty: any worker. */
+  requires: Record<string, string>;
 }

@@ -48,6 +48,14 @@ export interface DaemonOptions {
   snapshotFile?: string;
   /** Runs found interrupted at start (their process died): alerted as errors once the daemon runs. */
   abortedRuns?: RunRecord[];
+  /**
+   * Cluster mode (`backproof scheduler`): due runs are handed to the job queue for workers
+   * instead of run here; resolves with the finished run (undefined when there is none to wait
+   * for). The daemon's limits then hold across every worker, since only it dispatches.
+   */
+  dispatch?: (item: QueuedRun, signal: AbortSignal) => Promise<RunRecord | undefined>;
+  /** Called at each check (every daemon.checkEvery), before the alert conditions (cluster: the dead-worker sweep). */
+  onCheck?: (signal: AbortSignal) => Promise<void>;
 }
 
 /** What `snapshotFile` holds. */
@@ -279,7 +287,7 @@ export class Daemon {
     const jitter = policy.schedule?.jitterMs ?? 0;
     const enqueue = (): void => {
       const dueAt = (fireDate instanceof Date ? fireDate : new Date()).toISOString();
-      if (!this.queue.enqueue({ policy, trigger: 'schedule', dueAt })) {
+      if (!this.queue.enqueue({ policy, trigger: 'schedule', dueAt, slot: dueAt })) {
         this.logger.info(`${policy.name} is due but its previous run is still queued or running; skipped`, { policy: policy.name });
       }
     };
@@ -310,7 +318,7 @@ export class Daemon {
       const missed = `${policy.name} missed its run of ${due.toISOString()} (${describeSchedule(s)}) while the daemon was down`;
       if (this.config.daemon.catchUp) {
         this.logger.info(`${missed}: catching up now`, { policy: policy.name });
-        this.queue.enqueue({ policy, trigger: 'catch-up', dueAt: now.toISOString() });
+        this.queue.enqueue({ policy, trigger: 'catch-up', dueAt: now.toISOString(), slot: due.toISOString() });
       } else {
         this.logger.warn(`${missed}; catch-up is off (daemon.catchUp: false): it is overdue after its grace of ${formatAge(s.graceMs)}`, { policy: policy.name });
       }
@@ -322,7 +330,13 @@ export class Daemon {
     this.logger.info(`verifying ${policy.name} (${item.trigger}, due ${item.dueAt})`, { policy: policy.name });
     let run: RunRecord;
     try {
-      run = await runPolicy(policy, { store: this.opts.store, runtime: this.opts.runtime, driverFor: this.opts.driverFor, restorerFor: this.opts.restorerFor, logger: this.logger }, { signal });
+      if (this.opts.dispatch) {
+        const done = await this.opts.dispatch(item, signal);
+        if (!done) return;
+        run = done;
+      } else {
+        run = await runPolicy(policy, { store: this.opts.store, runtime: this.opts.runtime, driverFor: this.opts.driverFor, restorerFor: this.opts.restorerFor, logger: this.logger }, { signal });
+      }
     } catch (err) {
       // runPolicy records every run it starts; this is the store itself failing before or after.
       this.logger.error(`run of ${policy.name} could not be recorded: ${(err as Error).message}`, { policy: policy.name });
@@ -342,6 +356,7 @@ export class Daemon {
 
   private async check(): Promise<void> {
     if (this.state !== 'running') return;
+    await this.opts.onCheck?.(this.checkController.signal).catch((err: unknown) => this.logger.error(`check failed: ${(err as Error).message}`));
     await this.engine.check(this.checkController.signal);
     await this.beat();
     await this.snapshot();

@@ -12,6 +12,8 @@ export interface QueuedRun {
   trigger: Trigger;
   /** When it became due (ISO). */
   dueAt: string;
+  /** The scheduled time it verifies (ISO): the firing for `schedule`, the missed one for `catch-up`. */
+  slot?: string;
 }
 
 export interface ActiveRun extends QueuedRun {

@@ -262,27 +262,30 @@ export class RunStore {
     for (const r of rows) {
       const pid = Number(r.pid);
       if (pid !== process.pid && isPidAlive(pid)) continue;
-      const reasons: Reason[] = [
-        {
-          code: 'aborted',
-          message: `the backproof process (pid ${pid}) ended without finishing this run; its sandbox is reaped at the next run`,
-        },
-      ];
-      const signer = await this.signer();
-      const record = await this.executor.transaction(async (q) => {
-        const { rows: updated } = await q<Row>(
-          `UPDATE ${this.runs} SET status = 'aborted', verdict = 'error', reasons = $2::jsonb, finished_at = $3::timestamptz
-           WHERE id = $1::uuid AND status = 'running' RETURNING ${COLUMNS}`,
-          [r.id, JSON.stringify(reasons), new Date().toISOString()],
-        );
-        if (!updated[0]) return undefined;
-        const aborted = toRecord(updated[0]);
-        await appendLink(q, this.schema, aborted, signer);
-        return aborted;
-      });
+      const record = await this.abortRun(r.id, `the backproof process (pid ${pid}) ended without finishing this run; its sandbox is reaped at the next run`);
       if (record) marked.push(record);
     }
     return marked;
+  }
+
+  /**
+   * Marks a `running` run `aborted` (verdict error) with `message` and seals it; undefined when
+   * it is not running any more (finished meanwhile, or marked by another node).
+   */
+  async abortRun(id: string, message: string): Promise<RunRecord | undefined> {
+    const reasons: Reason[] = [{ code: 'aborted', message }];
+    const signer = await this.signer();
+    return this.executor.transaction(async (q) => {
+      const { rows: updated } = await q<Row>(
+        `UPDATE ${this.runs} SET status = 'aborted', verdict = 'error', reasons = $2::jsonb, finished_at = $3::timestamptz
+         WHERE id = $1::uuid AND status = 'running' RETURNING ${COLUMNS}`,
+        [id, JSON.stringify(reasons), new Date().toISOString()],
+      );
+      if (!updated[0]) return undefined;
+      const aborted = toRecord(updated[0]);
+      await appendLink(q, this.schema, aborted, signer);
+      return aborted;
+    });
   }
 
   /**

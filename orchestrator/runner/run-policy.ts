@@ -44,11 +44,12 @@ export class RunCancelled extends Error {
  * integrity tee into the restorer, wait for readiness, probe, tear down, record. Every run that
  * starts is recorded before anything else happens, and finalized on every path.
  */
-export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { signal?: AbortSignal } = {}): Promise<RunRecord> {
+export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { signal?: AbortSignal; runId?: string } = {}): Promise<RunRecord> {
   const now = deps.now ?? (() => new Date());
   const started = now();
   const run: RunRecord = {
-    id: randomUUID(),
+    // A queued run comes with its id (one per scheduled slot), so the store records it once.
+    id: opts.runId ?? randomUUID(),
     client: policy.client,
     policy: policy.name,
     kind: policy.kind,
