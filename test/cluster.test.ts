@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { slotRunId, queueFor, satisfies } from '../orchestrator/cluster/slots.js';
 import { parseLabels } from '../orchestrator/cli/cluster-command.js';
@@ -241,6 +242,12 @@ t.test('a policy requiring a label no live worker has is reported; a worker with
   await waitFor('the report', () => /no live worker can run berlin-share/.test(scheduler.log()), 30_000);
   await new Promise((r) => setTimeout(r, 4_000));
   t.equal((await slots(c)).filter((r) => r.status !== null).length, 0, 'the paris worker takes none of its runs');
+  const status = JSON.parse(
+    (await promisify(execFile)(process.execPath, [BIN, 'status', '--json', '--config', path.join(c.dir, 'backproof.yaml'), '--data-dir', path.join(c.dir, 'data')])).stdout,
+  ) as { cluster: { workers: Array<{ labels: Record<string, string>; alive: boolean; sameConfig: boolean; capacity: number }>; waiting: number; oldestWaitingSince: string } };
+  t.match(status.cluster.workers, [{ labels: { site: 'paris' }, alive: true, sameConfig: true, capacity: 2 }], 'status shows the worker');
+  t.ok(status.cluster.waiting >= 1, `and the runs waiting for a worker (${status.cluster.waiting})`);
+  t.ok(Date.parse(status.cluster.oldestWaitingSince) <= Date.now());
   const berlin = spawnNode(t, c.dir, ['worker', '--label', 'site=berlin']);
   await waitFor('the report to clear', () => /every scheduled policy has a live worker again/.test(scheduler.log()), 30_000);
   await waitFor('a berlin run', async () => (await slots(c)).some((r) => r.status === 'finished'), 60_000);

@@ -9,6 +9,7 @@ import { AlertStore } from '../evidence/alert-store.js';
 import { isPidAlive } from '../evidence/pglite-executor.js';
 import { BackproofError } from '../errors.js';
 import { formatAge } from '../format.js';
+import { clusterStatus, renderClusterStatus, type ClusterStatus } from '../cluster/cluster-status.js';
 import { configPath, dataDir, openStore, type GlobalOptions } from './context.js';
 
 /** The daemon's status snapshot in the data directory (see Daemon's `snapshotFile`). */
@@ -27,11 +28,13 @@ export function registerStatus(program: Command, setExit: (code: number) => void
       const snapshot = await readSnapshot(snapshotPath(global));
       const daemon = snapshot && isPidAlive(snapshot.daemon.pid) ? snapshot.daemon : undefined;
       let report: StatusReport;
+      let cluster: ClusterStatus | undefined;
       let source = 'evidence store';
       try {
         const store = await openStore(config, global);
         try {
           report = await buildStatus(config, store, new AlertStore(store.executor, store.schema));
+          if (store.kind === 'postgres') cluster = await clusterStatus(store.executor, store.schema, config);
         } finally {
           await store.close();
         }
@@ -42,9 +45,10 @@ export function registerStatus(program: Command, setExit: (code: number) => void
         source = `the daemon's snapshot of ${snapshot.report.generatedAt} (the daemon holds the embedded store)`;
       }
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ daemon: daemon ?? null, ...report }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ daemon: daemon ?? null, ...report, ...(cluster ? { cluster } : {}) }, null, 2) + '\n');
       } else {
         process.stdout.write(renderStatus(report, [daemonLine(daemon), `from ${source}`, '']) + '\n');
+        if (cluster) process.stdout.write(`\n${renderClusterStatus(cluster)}\n`);
       }
       setExit(0);
     });
