@@ -2,6 +2,13 @@
 export const DEFAULTS = {
   /** Hard limit for a whole run, sandbox included. */
   runTimeoutMs: 60 * 60_000,
+  /**
+   * One Docker engine call at teardown and when reaping (remove a container or a volume, list
+   * leftovers, a failed sandbox's log tail): an engine that does not answer within this fails
+   * the call, the run is recorded, and the reaper removes what is left at the next start.
+   * Generous: removing a volume that holds a large restored database takes a while.
+   */
+  engineCallTimeoutMs: 60_000,
   /** Waiting for the sandboxed server to accept connections. */
   readinessTimeoutMs: 120_000,
   /** One probe. */
@@ -28,6 +35,8 @@ export const DEFAULTS = {
   /** Characters of one reason, and of a sandbox's log tail, kept in a run's record. */
   reasonMaxChars: 2_000,
   logTailMaxChars: 8_000,
+  /** Reading a failed sandbox's log tail at teardown; given up after this (a hung engine). */
+  logTailTimeoutMs: 10_000,
   /** Read size from storage. */
   readChunkBytes: 1024 * 1024,
   postgresImage: 'backproof/postgres:15',

@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { BackproofError } from '../errors.js';
 
@@ -61,6 +61,7 @@ export async function openSigner(opts: { signingKey?: string | undefined; dataDi
 /** `<dataDir>/evidence-key.pem`, created (mode 0600) when absent. Safe when several processes race. */
 export async function loadOrCreateSigningKey(dataDir: string): Promise<EvidenceSigner> {
   const file = signingKeyPath(dataDir);
+  await enforcePrivateKeyFile(file);
   const existing = await readKeyFile(file);
   if (existing !== undefined) return signerFromPem(existing, file);
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -86,6 +87,7 @@ export async function loadOrCreateSigningKey(dataDir: string): Promise<EvidenceS
 /** The data dir's key if it exists (never creates one), for telling whose key signed a chain. */
 export async function existingSigningKey(dataDir: string): Promise<EvidenceSigner | undefined> {
   const file = signingKeyPath(dataDir);
+  await enforcePrivateKeyFile(file);
   const pem = await readKeyFile(file);
   return pem === undefined ? undefined : signerFromPem(pem, file);
 }
@@ -117,6 +119,39 @@ export function verifySignature(publicKeyPem: string, message: string, signature
   } catch {
     return false;
   }
+}
+
+/**
+ * The data dir's key must be 0600. One that group or others may read was fixed or refused before
+ * it signs anything: owned by us, it is made 0600 with a warning (our own file, made loose by a
+ * copy or an older release; refusing would only make the owner type the chmod); owned by another
+ * user, it is refused (`evidence_key_insecure`): we cannot vouch for a key someone else controls.
+ * A symlink is judged by what it points to (an admin may link the key from /etc/backproof).
+ */
+export async function enforcePrivateKeyFile(file: string): Promise<void> {
+  const uid = process.getuid?.();
+  if (uid === undefined) return; // Windows: no POSIX modes
+  let st: Stats;
+  try {
+    st = await fs.stat(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new BackproofError('evidence_key_unreadable', `cannot read the evidence signing key ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  if ((st.mode & 0o077) === 0) return;
+  const octal = (st.mode & 0o777).toString(8).padStart(3, '0');
+  if (st.uid !== uid) {
+    throw new BackproofError(
+      'evidence_key_insecure',
+      `the evidence signing key ${file} is owned by uid ${st.uid} (not ${uid}, who runs backproof) and readable by other users (mode ${octal}); refusing to sign with it. ` +
+        `Fix: chown ${uid} ${file} && chmod 600 ${file}, then, as others could have copied it, rotate it: move it away (a new key is made) or set evidence.signingKey`,
+    );
+  }
+  await fs.chmod(file, 0o600);
+  process.emitWarning(
+    `the evidence signing key ${file} was accessible to other local users (mode ${octal}); made it 0600. If other users on this host are not trusted, rotate it: move it away (a new key is made) or set evidence.signingKey`,
+    { type: 'BackproofWarning', code: 'evidence_key_permissions_fixed' },
+  );
 }
 
 async function readKeyFile(file: string): Promise<string | undefined> {

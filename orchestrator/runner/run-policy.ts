@@ -7,6 +7,7 @@ import type { Restorer, RestoreContext } from '../../restore-sandboxes/restorer.
 import type { Sandbox, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 import { isSandboxProbe, runSandboxProbes } from '../../restore-sandboxes/probes/sandbox-probes.js';
 import type { PolicyConfig, ProbeConfig } from '../config/types.js';
+import { DEFAULTS } from '../defaults.js';
 import { verdictOf, type PhaseName, type ProbeResult, type Reason, type RunArtifact, type RunRecord } from '../domain.js';
 import { VerificationError } from '../errors.js';
 import { formatAge, formatBytes } from '../format.js';
@@ -265,7 +266,10 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     await clock.phase('teardown', async () => {
       if (!sandbox) return;
       if (reasons.length > 0 && ctx && run.sandbox) {
-        run.sandbox.logTail = await restorer.logTail({ ...ctx, signal: AbortSignal.timeout(10_000) }).catch(() => '');
+        // Given up at the deadline even when the restorer ignores the signal: a hung engine must not hold the run.
+        const tailSignal = AbortSignal.timeout(DEFAULTS.logTailTimeoutMs);
+        const givenUp = new Promise<string>((resolve) => tailSignal.addEventListener('abort', () => resolve(''), { once: true }));
+        run.sandbox.logTail = await Promise.race([restorer.logTail({ ...ctx, signal: tailSignal }).catch(() => ''), givenUp]);
       }
       await sandbox.remove();
     }).catch((err: unknown) => {

@@ -20,14 +20,26 @@ import {
 } from '../sandbox-runtime.js';
 import { OutputTail } from './output-tail.js';
 
+export interface DockerRuntimeOptions {
+  /** `unix:///path` or `tcp://host:port`; default DOCKER_HOST, else the local socket. */
+  host?: string;
+  /**
+   * Deadline of each engine call at teardown and when reaping (removals, listings, a log tail's
+   * exec). A hung engine then fails the call instead of holding the run (DEFAULTS.engineCallTimeoutMs).
+   */
+  engineCallTimeoutMs?: number;
+}
+
 /** Docker engine through dockerode: the local socket, DOCKER_HOST, or `docker.host` in config. */
 export class DockerRuntime implements SandboxRuntime {
   readonly name = 'docker';
   readonly endpoint: string;
   /** The engine client, for tools that need more than sandboxes (image builds). */
   readonly docker: Docker;
+  readonly engineCallTimeoutMs: number;
 
-  constructor(opts: { host?: string } = {}) {
+  constructor(opts: DockerRuntimeOptions = {}) {
+    this.engineCallTimeoutMs = opts.engineCallTimeoutMs ?? DEFAULTS.engineCallTimeoutMs;
     const host = opts.host ?? process.env.DOCKER_HOST;
     if (host?.startsWith('unix://')) {
       this.docker = new Docker({ socketPath: host.slice('unix://'.length) });
@@ -111,27 +123,69 @@ export class DockerRuntime implements SandboxRuntime {
 
   async leftovers(runId: string): Promise<LeftoverResources> {
     const filters = { label: [`${LABEL_RUN}=${runId}`] };
-    const containers = await this.docker.listContainers({ all: true, filters });
-    const volumes = (await this.docker.listVolumes({ filters })).Volumes ?? [];
+    const containers = await this.engineCall('list containers', (abortSignal) => this.docker.listContainers({ all: true, filters, abortSignal }));
+    const volumes = (await this.engineCall('list volumes', (abortSignal) => this.docker.listVolumes({ filters, abortSignal }))).Volumes ?? [];
     return { containers: containers.map((c) => c.Id), volumes: volumes.map((v) => v.Name) };
   }
 
   async reap(keep: (owner: SandboxOwner) => boolean | Promise<boolean>): Promise<LeftoverResources> {
     const filters = { label: [LABEL_RUN] };
     const removed: LeftoverResources = { containers: [], volumes: [] };
-    for (const c of await this.docker.listContainers({ all: true, filters })) {
+    for (const c of await this.engineCall('list containers', (abortSignal) => this.docker.listContainers({ all: true, filters, abortSignal }))) {
       const owner = ownerOf(c.Labels);
       if (!owner || (await keep(owner))) continue;
-      await removeUntilGone(() => this.docker.getContainer(c.Id).remove({ force: true, v: true }));
+      await this.removeContainer(this.docker.getContainer(c.Id));
       removed.containers.push(c.Id);
     }
-    for (const v of (await this.docker.listVolumes({ filters })).Volumes ?? []) {
+    for (const v of (await this.engineCall('list volumes', (abortSignal) => this.docker.listVolumes({ filters, abortSignal }))).Volumes ?? []) {
       const owner = ownerOf(v.Labels ?? {});
       if (!owner || (await keep(owner))) continue;
-      await removeUntilGone(() => this.docker.getVolume(v.Name).remove());
+      await this.removeVolume(v.Name);
       removed.volumes.push(v.Name);
     }
     return removed;
+  }
+
+  /** Force-removes a container and its anonymous volumes, each attempt within the engine deadline. */
+  removeContainer(container: Docker.Container): Promise<void> {
+    return removeUntilGone(() => this.engineCall(`remove container ${container.id.slice(0, 12)}`, (abortSignal) => container.remove({ force: true, v: true, abortSignal })));
+  }
+
+  removeVolume(name: string): Promise<void> {
+    return removeUntilGone(() => this.engineCall(`remove volume ${name}`, (abortSignal) => this.docker.getVolume(name).remove({ abortSignal })));
+  }
+
+  /**
+   * One engine call within `engineCallTimeoutMs` (and `signal`, when given). `call` gets a signal
+   * that fires then; dockerode hands it to the HTTP request as `abortSignal`, which ends the
+   * request. The call is also raced against it, so one that ignores it is left to die: `onLate`
+   * disposes of what it returns if it ever does (a hijacked exec stream). On the deadline the
+   * error is `docker_unreachable`, naming the call and the time waited; on `signal`, its reason.
+   */
+  async engineCall<T>(what: string, call: (abortSignal: AbortSignal) => Promise<T>, opts: { signal?: AbortSignal; onLate?: (value: T) => void } = {}): Promise<T> {
+    const { signal, onLate } = opts;
+    const deadline = AbortSignal.timeout(this.engineCallTimeoutMs);
+    const abortSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    abortSignal.throwIfAborted();
+    const pending = call(abortSignal);
+    let onAbort = (): void => undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new Error('aborted'));
+      abortSignal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([pending, stopped]);
+    } catch (err) {
+      // Whatever the call still does is of no interest now; never an unhandled rejection.
+      pending.then((late) => onLate?.(late), () => undefined);
+      if (signal?.aborted) throw signal.reason;
+      if (deadline.aborted) {
+        throw new VerificationError('docker_unreachable', `the Docker engine at ${this.endpoint} did not answer within ${this.engineCallTimeoutMs / 1000} s (${what})`, { cause: err });
+      }
+      throw err;
+    } finally {
+      abortSignal.removeEventListener('abort', onAbort);
+    }
   }
 }
 
@@ -232,7 +286,11 @@ class DockerSandbox implements Sandbox {
     if (!container) throw new Error(opts.service ? `the sandbox has no service "${opts.service}"` : 'sandbox is not started');
     const { signal } = opts;
     signal?.throwIfAborted();
-    const exec = await container.exec({
+    // Each engine call within the engine deadline and the caller's signal: a log tail read at
+    // teardown (often without a signal) must not wait for a hung engine.
+    const engine = this.runtime;
+    const exec = await engine.engineCall('exec create', (abortSignal) => container.exec({
+      abortSignal,
       Cmd: argv,
       AttachStdin: Boolean(opts.stdin),
       AttachStdout: true,
@@ -240,8 +298,12 @@ class DockerSandbox implements Sandbox {
       Tty: false,
       User: opts.user,
       Env: opts.env || (!opts.service && this.spec.env) ? Object.entries({ ...(opts.service ? {} : this.spec.env), ...opts.env }).map(([k, v]) => `${k}=${v}`) : undefined,
+    }), { signal });
+    // No abortSignal on the request itself: it would end the hijacked connection mid-exec.
+    const stream = await engine.engineCall('exec start', () => exec.start({ hijack: true, stdin: Boolean(opts.stdin) }), {
+      signal,
+      onLate: (late) => late.destroy(),
     });
-    const stream = (await exec.start({ hijack: true, stdin: Boolean(opts.stdin) })) as Duplex;
     const max = opts.maxOutputBytes ?? DEFAULTS.outputTailBytes;
     const stdout = new OutputTail(max);
     const stderr = new OutputTail(max);
@@ -310,21 +372,27 @@ class DockerSandbox implements Sandbox {
     // full while the engine set the exec up): the stream remembers its error.
     sourceError ??= opts.stdin?.errored ?? undefined;
     if (sourceError) throw sourceError;
-    let info = await exec.inspect();
+    const inspect = (): Promise<Docker.ExecInspectInfo> => engine.engineCall('exec inspect', (abortSignal) => exec.inspect({ abortSignal }));
+    let info = await inspect();
     for (let i = 0; info.Running && i < 50; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      info = await exec.inspect();
+      info = await inspect();
     }
     return { exitCode: info.ExitCode ?? -1, stdout: stdout.text(), stderr: stderr.text(), stdinComplete };
   }
 
+  /**
+   * Each engine call within the runtime's engineCallTimeoutMs: a hung engine fails the removal
+   * (`docker_unreachable`) instead of holding the run; what is left carries the run's labels and
+   * the reaper removes it at the next start.
+   */
   async remove(): Promise<void> {
     if (this.removed) return;
     // Services first: they live in the main container's namespace and on its volumes.
-    for (const member of this.members.values()) await removeUntilGone(() => member.remove({ force: true, v: true }));
+    for (const member of this.members.values()) await this.runtime.removeContainer(member);
     const container = this.container;
-    if (container) await removeUntilGone(() => container.remove({ force: true, v: true }));
-    for (const name of this.volumes) await removeUntilGone(() => this.runtime.docker.getVolume(name).remove());
+    if (container) await this.runtime.removeContainer(container);
+    for (const name of this.volumes) await this.runtime.removeVolume(name);
     this.removed = true;
   }
 }
