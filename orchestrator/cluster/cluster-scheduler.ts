@@ -1,16 +1,8 @@
-import type { StorageDriver } from '../../drivers/storage-driver.js';
-import type { Restorer } from '../../restore-sandboxes/restorer.js';
-import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
-import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
 import { Daemon } from '../daemon/daemon.js';
-import type { RunRecord } from '../domain.js';
-import type { RunStore } from '../evidence/run-store.js';
-import type { Logger } from '../logger.js';
+import type { ClusterNodeDeps } from './cluster-node.js';
 import { Dispatcher } from './dispatcher.js';
-import type { JobQueue } from './job-queue.js';
 import { SessionLock } from './session-lock.js';
 import { sweep } from './sweep.js';
-import type { WorkerRegistry } from './worker-registry.js';
 
 /**
  * `backproof scheduler`: safe to start on every node; exactly one is active. Each one tries a
@@ -21,21 +13,12 @@ import type { WorkerRegistry } from './worker-registry.js';
  * with it, and a standby takes over at its next try. If the lock's connection is lost, the
  * active scheduler steps down at once (its daemon stops; queued jobs stay for the next one).
  */
-export interface ClusterSchedulerOptions {
+export interface ClusterSchedulerOptions extends ClusterNodeDeps {
   url: string;
   configFile: string;
-  config: ResolvedConfig;
-  store: RunStore;
-  queue: JobQueue;
-  registry: WorkerRegistry;
-  runtime: SandboxRuntime;
-  driverFor(policy: PolicyConfig): StorageDriver;
-  restorerFor(policy: PolicyConfig): Restorer;
-  logger: Logger;
   takeoverMs?: number;
   staleWorkerS?: number;
   snapshotFile?: string;
-  onRun?: (run: RunRecord) => void;
 }
 
 export class ClusterScheduler {

@@ -1,16 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { StorageDriver } from '../../drivers/storage-driver.js';
-import type { Restorer } from '../../restore-sandboxes/restorer.js';
-import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
-import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
-import type { RunRecord } from '../domain.js';
+import type { ResolvedConfig } from '../config/types.js';
 import { BackproofError } from '../errors.js';
-import type { RunStore } from '../evidence/run-store.js';
-import type { Logger } from '../logger.js';
 import { RunCancelled, runPolicy } from '../runner/run-policy.js';
-import type { JobQueue } from './job-queue.js';
+import type { ClusterNodeDeps } from './cluster-node.js';
 import { queueFor, satisfies, type RunJob } from './slots.js';
-import type { WorkerRegistry } from './worker-registry.js';
 
 /**
  * `backproof worker`: claims queued runs (exactly once, through the job queue) and runs them on
@@ -18,20 +11,11 @@ import type { WorkerRegistry } from './worker-registry.js';
  * required labels it carries. It beats every `heartbeatMs`; a worker that stops beating is
  * presumed dead by the active scheduler, which aborts its runs and runs their slots once more.
  */
-export interface ClusterWorkerOptions {
-  config: ResolvedConfig;
-  store: RunStore;
-  queue: JobQueue;
-  registry: WorkerRegistry;
-  runtime: SandboxRuntime;
-  driverFor(policy: PolicyConfig): StorageDriver;
-  restorerFor(policy: PolicyConfig): Restorer;
-  logger: Logger;
+export interface ClusterWorkerOptions extends ClusterNodeDeps {
   capacity: number;
   labels: Record<string, string>;
   heartbeatMs?: number;
   pollMs?: number;
-  onRun?: (run: RunRecord) => void;
 }
 
 interface Running {
