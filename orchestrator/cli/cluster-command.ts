@@ -1,3 +1,5 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { ClusterScheduler } from '../cluster/cluster-scheduler.js';
 import { ClusterWorker } from '../cluster/cluster-worker.js';
@@ -57,10 +59,11 @@ export function registerCluster(program: Command, setExit: (code: number) => voi
     .description('cluster mode: claim queued runs and run them on this node\'s Docker engine (or --docker-host); SIGTERM/SIGINT stop claiming and wait for running runs (twice: cancel them)')
     .option('-c, --concurrency <n>', 'runs at once on this worker', (v) => Number.parseInt(v, 10), 2)
     .option('-l, --label <key=value>', 'a label policies may require (repeat: --label site=berlin --label kvm=true)', (v: string, all: string[]) => [...all, v], [] as string[])
-    .option('--docker-host <url>', 'the engine this worker drives: unix:///var/run/docker.sock or tcp://host:2375 (default docker.host, else DOCKER_HOST, else the local socket)')
+    .option('--docker-host <url>', 'the engine this worker drives: unix:///var/run/docker.sock, tcp://host:2376 (with --docker-tls-dir) or ssh://user@host (default docker.host, else DOCKER_HOST, else the local socket)')
+    .option('--docker-tls-dir <dir>', 'ca.pem, cert.pem and key.pem for a tcp:// engine started with dockerd --tlsverify (as DOCKER_CERT_PATH); default docker.tls')
     .option('--heartbeat <duration>', 'how often this worker tells the cluster it is alive (the scheduler presumes it dead after three missed beats, and --stale-worker)', '5s')
     .option('--shutdown-grace <duration>', 'how long the first stop signal waits for running runs', '10m')
-    .action(async (opts: { concurrency: number; label: string[]; dockerHost?: string; heartbeat: string; shutdownGrace: string }, cmd: Command) => {
+    .action(async (opts: { concurrency: number; label: string[]; dockerHost?: string; dockerTlsDir?: string; heartbeat: string; shutdownGrace: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const file = configPath(global);
       const config = await loadConfig(file);
@@ -70,7 +73,7 @@ export function registerCluster(program: Command, setExit: (code: number) => voi
       const graceMs = durationOption('--shutdown-grace', opts.shutdownGrace);
       const logger = makeLogger(config.secrets);
       const store = await openStore(config, global, logger);
-      const runtime = opts.dockerHost ? new DockerRuntime({ host: opts.dockerHost }) : runtimeFor(config);
+      const runtime = opts.dockerHost || opts.dockerTlsDir ? new DockerRuntime({ ...config.docker, ...(opts.dockerHost ? { host: opts.dockerHost } : {}), ...(opts.dockerTlsDir ? { tls: await readTlsDir(opts.dockerTlsDir) } : {}) }) : runtimeFor(config);
       await recoverAndReap(store, runtime, logger);
       const queue = await JobQueue.open({ url, schema: config.database.schema });
       const worker = new ClusterWorker({
@@ -91,6 +94,18 @@ export function registerCluster(program: Command, setExit: (code: number) => voi
       await store.close();
       setExit(0);
     });
+}
+
+/** ca.pem, cert.pem and key.pem from a folder, as the docker CLI reads DOCKER_CERT_PATH. */
+async function readTlsDir(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const read = async (name: string): Promise<string> => {
+    try {
+      return await fs.readFile(path.join(dir, name), 'utf8');
+    } catch (err) {
+      throw new BackproofError('usage', `--docker-tls-dir ${dir}: cannot read ${name} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); it must hold ca.pem, cert.pem and key.pem`);
+    }
+  };
+  return { ca: await read('ca.pem'), cert: await read('cert.pem'), key: await read('key.pem') };
 }
 
 function clusterUrl(config: ResolvedConfig, file: string): string {

@@ -93,7 +93,7 @@ export function restorerFor(policy: PolicyConfig): Restorer {
 }
 
 export function runtimeFor(config: Pick<ResolvedConfig, 'docker'>): SandboxRuntime {
-  return new DockerRuntime({ host: config.docker.host });
+  return new DockerRuntime(config.docker);
 }
 
 export function runDeps(store: RunStore, runtime: SandboxRuntime, logger: Logger): RunDeps {

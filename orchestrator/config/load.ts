@@ -113,6 +113,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
     const password = database.url === undefined ? '' : urlPassword(database.url);
     if (password !== '') secrets.add(password);
     if (config.evidence?.signingKey !== undefined) secrets.add(config.evidence.signingKey);
+    for (const key of [config.docker.tls?.key, config.docker.sshKey]) if (key !== undefined) secrets.add(key);
     const daemon = config.daemon;
     if (daemon.liveness.file !== undefined) daemon.liveness.file = path.resolve(baseDir, daemon.liveness.file);
     for (const channel of config.alerts.channels) if (channel.type === 'email' && channel.auth) secrets.add(channel.auth.pass);

@@ -665,11 +665,23 @@ export function isPostgresUrl(url: string): boolean {
   }
 }
 
+const pem = (what: string, example: string) =>
+  matching(/-----BEGIN [A-Z ]+-----/, `a PEM ${what}`, `write the file's contents through a reference: ${example}`);
+
 const docker = z
   .strictObject({
     host: matching(/^(unix|npipe|tcp|http|https|ssh):\/\/./, 'a Docker host address', 'use unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host')
       .optional()
       .describe('Docker daemon address, e.g. unix:///var/run/docker.sock. Default: DOCKER_HOST or the local socket.'),
+    tls: z
+      .strictObject({
+        ca: pem('CA certificate', '${file:docker-tls/ca.pem}').describe('CA that signed the engine\'s certificate: ${file:docker-tls/ca.pem}.'),
+        cert: pem('client certificate', '${file:docker-tls/cert.pem}').describe('Client certificate: ${file:docker-tls/cert.pem}.'),
+        key: pem('private key', '${file:docker-tls/key.pem}').describe('Client key: ${file:docker-tls/key.pem}; never logged.'),
+      })
+      .optional()
+      .describe('TLS for a tcp:// engine started with dockerd --tlsverify (the files docker calls ca.pem, cert.pem, key.pem).'),
+    sshKey: pem('private key', '${file:~/.ssh/id_ed25519}').optional().describe('Private key for an ssh:// engine; default: the SSH agent (SSH_AUTH_SOCK).'),
   })
   .describe('Docker daemon the sandboxes run on. Optional.');
 
@@ -718,7 +730,11 @@ export const configSchema = z
     const clients = value.clients.map((c) => ({ ...resolveClient(c, value.daemon, value.alerts), ...(c.reports !== undefined ? { reports: c.reports } : {}) }));
     return {
       database: value.database.url !== undefined ? { url: value.database.url, schema: value.database.schema } : { schema: value.database.schema },
-      docker: value.docker.host !== undefined ? { host: value.docker.host } : {},
+      docker: {
+        ...(value.docker.host !== undefined ? { host: value.docker.host } : {}),
+        ...(value.docker.tls !== undefined ? { tls: value.docker.tls } : {}),
+        ...(value.docker.sshKey !== undefined ? { sshKey: value.docker.sshKey } : {}),
+      },
       ...(value.evidence !== undefined ? { evidence: value.evidence.signingKey !== undefined ? { signingKey: value.evidence.signingKey } : {} } : {}),
       daemon: value.daemon,
       alerts: value.alerts,

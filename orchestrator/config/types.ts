@@ -9,7 +9,7 @@ export interface ResolvedConfig {
   file: string;
   /** Evidence store: PostgreSQL when `url` is set (config `database.url` or DATABASE_URL), else embedded PGlite. */
   database: { url?: string; schema: string };
-  docker: { host?: string };
+  docker: DockerConfig;
   /** Evidence signing; absent when the file has no `evidence:` (then the data dir's key signs). */
   evidence?: { signingKey?: string };
   clients: ClientConfig[];
@@ -93,6 +93,15 @@ export interface DaemonConfig {
  * understand (5 fields, or 6 with seconds first); shorthands such as `daily at 02:30` are turned
  * into one by the schema.
  */
+/** The engine sandboxes run on (a worker may override host and TLS on its command line). */
+export interface DockerConfig {
+  host?: string;
+  /** PEM contents for a tcp:// engine with --tlsverify. */
+  tls?: { ca: string; cert: string; key: string };
+  /** PEM private key for ssh:// engines without an agent. */
+  sshKey?: string;
+}
+
 export interface ScheduleConfig {
   /** As written, for messages and `backproof status`: "daily at 02:30" or "0 2 * * *". */
   text: string;

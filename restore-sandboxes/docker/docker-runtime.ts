@@ -21,8 +21,16 @@ import {
 import { OutputTail } from './output-tail.js';
 
 export interface DockerRuntimeOptions {
-  /** `unix:///path` or `tcp://host:port`; default DOCKER_HOST, else the local socket. */
+  /**
+   * `unix:///path`, `tcp://host:port` (with `tls`: HTTPS with a client certificate, as
+   * `dockerd --tlsverify` wants), `https://host:port` or `ssh://user@host[:port]` (through the
+   * SSH agent at SSH_AUTH_SOCK, or `sshKey`); default DOCKER_HOST, else the local socket.
+   */
   host?: string;
+  /** PEM contents (not paths): the CA that signed the engine's certificate, and our client certificate and key. */
+  tls?: { ca: string; cert: string; key: string };
+  /** PEM private key for `ssh://` hosts when no agent is used. */
+  sshKey?: string;
   /**
    * Deadline of each engine call at teardown and when reaping (removals, listings, a log tail's
    * exec). A hung engine then fails the call instead of holding the run (DEFAULTS.engineCallTimeoutMs).
@@ -44,9 +52,20 @@ export class DockerRuntime implements SandboxRuntime {
     if (host?.startsWith('unix://')) {
       this.docker = new Docker({ socketPath: host.slice('unix://'.length) });
       this.endpoint = host;
+    } else if (host?.startsWith('ssh://')) {
+      const url = new URL(host);
+      const sshOptions = opts.sshKey !== undefined ? { privateKey: opts.sshKey } : { agent: process.env.SSH_AUTH_SOCK };
+      this.docker = new Docker({ protocol: 'ssh', host: url.hostname, port: Number(url.port || 22), username: decodeURIComponent(url.username) || undefined, sshOptions } as Docker.DockerOptions);
+      this.endpoint = `ssh://${url.host}`; // no user name or secret in evidence and logs
     } else if (host) {
       const url = new URL(host.replace(/^tcp:/, 'http:'));
-      this.docker = new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: 'http' });
+      const secure = opts.tls !== undefined || url.protocol === 'https:';
+      this.docker = new Docker({
+        host: url.hostname,
+        port: Number(url.port || (secure ? 2376 : 2375)),
+        protocol: secure ? 'https' : 'http',
+        ...(opts.tls ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key } : {}),
+      });
       this.endpoint = host;
     } else {
       this.docker = new Docker({ socketPath: '/var/run/docker.sock' });

@@ -22,7 +22,7 @@ export interface PrivateDockerd {
   destroy(): Promise<void>;
 }
 
-export async function startPrivateDockerd(): Promise<PrivateDockerd> {
+export async function startPrivateDockerd(opts: { extraArgs?: string[] } = {}): Promise<PrivateDockerd> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'backproof-dockerd-'));
   const socket = path.join(dir, 'docker.sock');
   const host = `unix://${socket}`;
@@ -33,7 +33,7 @@ export async function startPrivateDockerd(): Promise<PrivateDockerd> {
     const log = await fs.open(path.join(dir, 'dockerd.log'), 'a');
     child = spawn(
       'dockerd',
-      ['--host', host, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'dockerd.pid'), '--bridge=none', '--iptables=false', '--ip-masq=false'],
+      ['--host', host, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'dockerd.pid'), '--bridge=none', '--iptables=false', '--ip-masq=false', ...(opts.extraArgs ?? [])],
       { stdio: ['ignore', log.fd, log.fd] },
     );
     child.once('exit', () => void log.close());

@@ -1,0 +1,98 @@
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { parseConfigText } from '../orchestrator/config/load.js';
+import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
+import { ageFile, goodArchive } from './helpers/daemon-harness.js';
+import { openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
+import { startPrivateDockerd, type PrivateDockerd } from './helpers/private-dockerd.js';
+
+// A worker driving another machine's engine over TCP with TLS (dockerd --tlsverify): a second,
+// private dockerd listening on 127.0.0.1 with certificates made by openssl here. Only a client
+// with a certificate from the engine's CA gets in; a run through it restores and passes.
+
+const openssl = (args: string[], cwd: string) => promisify(execFile)('openssl', args, { cwd });
+
+async function makeCerts(dir: string): Promise<void> {
+  await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=backproof test CA', '-keyout', 'ca-key.pem', '-out', 'ca.pem'], dir);
+  await fs.writeFile(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  await fs.writeFile(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const [name, cn] of [
+    ['server', '127.0.0.1'],
+    ['client', 'worker-1'],
+  ] as const) {
+    await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${cn}`, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`], dir);
+    await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`], dir);
+  }
+  // A client certificate from another CA: the engine must refuse it.
+  await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=intruder', '-keyout', 'rogue-key.pem', '-out', 'rogue.pem'], dir);
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+let engine: PrivateDockerd;
+let certs: string;
+let host: string;
+t.before(async () => {
+  certs = await tempDir('tls');
+  await makeCerts(certs);
+  host = `tcp://127.0.0.1:${await freePort()}`;
+  const c = (f: string): string => path.join(certs, f);
+  engine = await startPrivateDockerd({ extraArgs: ['--host', host, '--tlsverify', '--tlscacert', c('ca.pem'), '--tlscert', c('server.pem'), '--tlskey', c('server-key.pem')] });
+  await engine.loadImage('backproof/files');
+});
+t.teardown(async () => {
+  await engine?.destroy();
+  if (certs) await fs.rm(certs, { recursive: true, force: true });
+});
+
+const read = (f: string): Promise<string> => fs.readFile(path.join(certs, f), 'utf8');
+
+t.test('only a client certificate from the engine\'s CA gets in', async (t) => {
+  const tls = { ca: await read('ca.pem'), cert: await read('client.pem'), key: await read('client-key.pem') };
+  t.match((await new DockerRuntime({ host, tls }).ping()).version, /API/);
+  await t.rejects(new DockerRuntime({ host }).ping(), 'plain HTTP is refused');
+  await t.rejects(new DockerRuntime({ host, tls: { ...tls, cert: await read('rogue.pem'), key: await read('rogue-key.pem') } }).ping(), 'a certificate from another CA is refused');
+});
+
+t.test('docker.tls in the config: PEM through ${file:}, the key a secret; a run through the remote engine passes', async (t) => {
+  const folder = await tempDir('remote-backups');
+  await ageFile(await goodArchive(folder, 'share-1.tar.gz'), 60_000);
+  const config = parseConfigText(
+    `docker:
+  host: ${host}
+  tls: { ca: "\${file:${certs}/ca.pem}", cert: "\${file:${certs}/client.pem}", key: "\${file:${certs}/client-key.pem}" }
+clients:
+  - name: acme
+    policies:
+      - name: share
+        kind: files
+        source: { driver: local, path: ${JSON.stringify(folder)}, select: { glob: "*.tar.gz", settle: 0s } }
+`,
+    path.join(folder, 'backproof.yaml'),
+    {},
+  );
+  const key = (await read('client-key.pem')).trim();
+  t.ok(config.secrets.some((s) => s.trim() === key), 'the client key is redacted wherever it might appear');
+  const runtime = new DockerRuntime(config.docker);
+  t.equal(runtime.endpoint, host);
+  const { store, dataDir } = await openEmbeddedStore();
+  t.teardown(async () => {
+    await store.close();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+  const run = await verify(policyFromYaml({ folder, kind: 'files', glob: '*.tar.gz', timestamp: 'mtime', probes: '          - files: { exist: ["docs/*.txt"] }' }), store, runtime);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.sandbox?.runtime, 'docker');
+  const left = await runtime.leftovers(run.id);
+  t.equal(left.containers.length + left.volumes.length, 0, 'nothing left on the remote engine');
+});
