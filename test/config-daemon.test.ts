@@ -360,7 +360,7 @@ t.test('heartbeats and webhooks take http(s) URLs only', async (t) => {
 t.test('the JSON schema still generates, and describes the new keys', async (t) => {
   type Node = { description?: string; properties?: Record<string, Node>; items?: Node; anyOf?: Node[]; oneOf?: Node[] };
   const schema = configJsonSchema() as Node;
-  t.strictSame(Object.keys(schema.properties!), ['version', 'database', 'docker', 'evidence', 'daemon', 'alerts', 'clients', 'reports']);
+  t.strictSame(Object.keys(schema.properties!), ['version', 'database', 'docker', 'evidence', 'daemon', 'alerts', 'clients', 'reports', 'defaults']);
   t.match(schema.properties!.daemon!.properties!.checkEvery!.description, /at least 1s/);
   const channels = schema.properties!.alerts!.properties!.channels!.items!;
   const branches = channels.oneOf ?? channels.anyOf ?? [];

@@ -545,7 +545,7 @@ t.test('loadConfig', async (t) => {
   t.equal(configError.code, 'config_invalid');
   t.equal(configError.problems.length, 1);
   expectProblem(t, configError.problems[0], { file: missing, path: '', problem: 'file not found' });
-  t.match(configError.problems[0]!.fix, /--config FILE/);
+  t.match(configError.problems[0]!.fix, /--config PATH/);
   t.match(configError.problems[0]!.fix, /BACKPROOF_CONFIG/);
 });
 

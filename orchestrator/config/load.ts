@@ -3,12 +3,13 @@
  * the zod schema -> ResolvedConfig. Every problem found is reported at once, each with the key
  * path, line and column of the offending node and what to do about it.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { DEFAULTS } from '../defaults.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { mergeSources, parseSource, readConfigDir, type MergedConfig } from './config-sources.js';
 import { resolveReferences, type KeyPath } from './references.js';
 import { alertSecrets } from './daemon-schema.js';
 import { checkLogo } from './reports-schema.js';
@@ -16,18 +17,26 @@ import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote } f
 import type { ResolvedConfig } from './types.js';
 import { sourceSecrets } from '../secrets.js';
 
-/** Reads, checks and resolves the config file; throws ConfigError listing every problem. */
+/**
+ * Reads, checks and resolves the config: a file, or a folder whose `*.yaml` / `*.yml` files are
+ * read together (config-sources.ts: one file per client is the convention); throws ConfigError
+ * listing every problem, each with the file it is in.
+ */
 export async function loadConfig(file: string): Promise<ResolvedConfig> {
   const full = path.resolve(file);
+  if ((await stat(full).catch(() => undefined))?.isDirectory()) {
+    const sources = await readConfigDir(full);
+    return resolveConfig(mergeSources(sources), full, full, process.env);
+  }
   let text: string;
   try {
     text = await readFile(full, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const problem = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder, not a file' : `cannot be read (${code ?? String(err)})`;
+    const problem = code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? String(err)})`;
     const fix =
-      code === 'ENOENT' || code === 'EISDIR'
-        ? `create it (start from version: 1 and a clients: list), or point backproof at your file with --config FILE or the BACKPROOF_CONFIG environment variable (default ./${DEFAULTS.configFile})`
+      code === 'ENOENT'
+        ? `create it (start from version: 1 and a clients: list), or point backproof at your file or folder with --config PATH or the BACKPROOF_CONFIG environment variable (default ./${DEFAULTS.configFile})`
         : 'make the file readable by this user, or pass another file with --config FILE or BACKPROOF_CONFIG';
     throw new ConfigError([{ file: full, path: '', problem, fix }]);
   }
@@ -37,24 +46,16 @@ export async function loadConfig(file: string): Promise<ResolvedConfig> {
 /** Parses config text as if read from `file` (used for relative paths and messages). */
 export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
   const full = path.resolve(file);
-  const baseDir = path.dirname(full);
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  // The first syntax error is the cause; the parser's later ones are mostly its consequences.
-  if (doc.errors.length > 0) throw new ConfigError([yamlProblem(doc.errors[0]!, full, text)]);
+  return resolveConfig(mergeSources([parseSource(text, full)]), full, path.dirname(full), env);
+}
 
-  const where = (at: KeyPath, atKey = false) => ({ file: full, path: formatPath(at), ...locate(doc, lineCounter, at, atKey) });
-  let data: unknown;
-  try {
-    data = doc.toJS();
-  } catch (err) {
-    // Only alias bombs get here (`yaml` limits how often aliases may expand).
-    const problem = `YAML cannot be expanded: ${err instanceof Error ? err.message : String(err)}`;
-    throw new ConfigError([{ file: full, path: '', problem, fix: 'use fewer aliases (*name); write the values out' }]);
-  }
-  if (data === null || data === undefined) {
-    throw new ConfigError([{ file: full, path: '', problem: 'the file is empty', fix: 'add a clients: list with at least one client and one policy' }]);
-  }
+/** Checks and resolves merged config data; problems are located through `merged.locate`. */
+function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env: NodeJS.ProcessEnv): ResolvedConfig {
+  const where = (at: KeyPath, atKey = false): Pick<ConfigProblem, 'file' | 'path' | 'line' | 'column'> => {
+    const origin = merged.locate(at);
+    return { file: origin.source.file, path: formatPath(origin.at), ...locate(origin.source.doc, origin.source.lineCounter, origin.at, atKey) };
+  };
+  const data = merged.data;
 
   const refs = resolveReferences(data, { baseDir, env });
   const problems: ConfigProblem[] = refs.problems.map((p) => ({ ...where(p.path), problem: p.problem, fix: p.fix }));
@@ -79,7 +80,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
         const at = `clients.${ci}.policies.${pi}.source`;
         const origin = (what: string, keys: string[]): string => {
           const written = keys.flatMap((k) => refs.origins.get(`${at}.${k}`) ?? []);
-          return `${what} of policy ${policy.name} in ${full}${written.length > 0 ? ` (${[...new Set(written)].join(', ')})` : ' (written in the file)'}`;
+          return `${what} of policy ${policy.name} in ${merged.locate(['clients', ci, 'policies', pi]).source.file}${written.length > 0 ? ` (${[...new Set(written)].join(', ')})` : ' (written in the file)'}`;
         };
         const src = policy.source;
         for (const secret of sourceSecrets(src)) secrets.add(secret);
@@ -127,7 +128,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   }
 
   if (problems.length > 0 || resolved === undefined) {
-    throw new ConfigError(sortProblems(problems).map((p) => redact(p, [...secrets])));
+    throw new ConfigError(sortProblems(dedupeProblems(problems)).map((p) => redact(p, [...secrets])));
   }
   return resolved;
 }
@@ -383,45 +384,21 @@ export function formatPath(at: KeyPath): string {
   return out;
 }
 
-const YAML_FIXES: Record<string, string> = {
-  DUPLICATE_KEY: 'remove or rename the repeated key',
-  TAB_AS_INDENT: 'indent with spaces, not tabs',
-  BAD_INDENT: 'check the indentation (spaces; the keys of one mapping in the same column) and that brackets are closed',
-  MULTIPLE_DOCS: 'keep one YAML document in the file (remove the extra "---")',
-  MISSING_CHAR: 'add the missing character: a closing quote or bracket, or "- " before a list item',
-  BLOCK_AS_IMPLICIT_KEY: 'quote the value if it contains ": "',
-  MULTILINE_IMPLICIT_KEY: 'put the key and its colon on one line, or quote the value',
-  UNEXPECTED_TOKEN: 'check indentation, colons and quoting on this line',
-};
-
-function yamlProblem(err: YAMLError, file: string, text: string): ConfigProblem {
-  const pos = err.linePos?.[0];
-  const line = pos ? (text.split(/\r?\n/)[pos.line - 1] ?? '') : '';
-  // `key: ${env:X}` is fine, but inside { } or [ ] the `{` of an unquoted reference opens a map.
-  const unquotedReference = /[{[,]\s*[\w-]+:\s*\$\{|[[,]\s*\$\{/.test(line);
-  // A bare `-` (stdin, for tar -f -) inside [ ] reads as the start of a block list item.
-  const bareDash = /[[,]\s*-\s*[,\]]/.test(line);
-  const first = err.message
-    .split('\n')[0]!
-    .replace(/ at line \d+, column \d+:?\s*$/, '')
-    .replace(/; please use YAML\.parseAllDocuments\(\)/, '');
-  return {
-    file,
-    path: '',
-    ...(pos ? { line: pos.line, column: pos.col } : {}),
-    problem: `YAML syntax error: ${first.charAt(0).toLowerCase()}${first.slice(1)}`,
-    fix: unquotedReference
-      ? 'quote references inside { } or [ ]: accessKeyId: "${env:KEY}", or write the keys one per line'
-      : bareDash
-        ? 'quote a lone dash inside [ ]: [tar, -x, -f, "-"]'
-        : (YAML_FIXES[err.code] ?? 'correct the YAML: check indentation (spaces), colons and quoting'),
-  };
+/** One problem once: a bad value in `defaults:` is found again under every policy that inherits it. */
+function dedupeProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.file}\0${p.path}\0${p.problem}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
   return problems
     .map((p, i) => ({ p, i }))
-    .sort((a, b) => (a.p.line ?? 0) - (b.p.line ?? 0) || (a.p.column ?? 0) - (b.p.column ?? 0) || a.i - b.i)
+    .sort((a, b) => (a.p.file < b.p.file ? -1 : a.p.file > b.p.file ? 1 : 0) || (a.p.line ?? 0) - (b.p.line ?? 0) || (a.p.column ?? 0) - (b.p.column ?? 0) || a.i - b.i)
     .map(({ p }) => p);
 }
 

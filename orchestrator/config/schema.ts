@@ -706,6 +706,20 @@ const evidence = z
   })
   .describe('Evidence signing. Optional.');
 
+/** Keys a policy inherits from `defaults:` unless it sets them (objects merge key by key; lists and values are replaced). */
+export const DEFAULTABLE_POLICY_KEYS = ['targets', 'sandbox', 'sizeAnomaly', 'alerts', 'requires', 'schedule'] as const;
+
+const policyDefaults = z
+  .strictObject({
+    targets: targets.optional(),
+    sandbox: sandbox.optional(),
+    sizeAnomaly: sizeAnomaly.optional(),
+    alerts: alertRouting('policy').optional(),
+    requires: workerLabels.optional(),
+    schedule: scheduleSchema.optional(),
+  })
+  .describe(`What every policy inherits unless it sets it: ${DEFAULTABLE_POLICY_KEYS.join(', ')}. Mappings merge key by key (a policy's sandbox: { memory: 4g } keeps the default timeout); lists and single values are replaced.`);
+
 export const configSchema = z
   .strictObject({
     version: z
@@ -722,6 +736,7 @@ export const configSchema = z
       .min(1, { error: say('no clients', 'add at least one client under clients:, each with name and policies') })
       .describe('The clients (tenants) whose backups are verified; at least one.'),
     reports: reportsSchema.optional(),
+    defaults: policyDefaults.optional(),
   })
   .superRefine((value, ctx) => checkChannelNames(value, ctx), { when: isRecordPayload })
   .superRefine((value, ctx) => checkReportsChannel(value, ctx), { when: isRecordPayload })

@@ -1,0 +1,202 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import type { KeyPath } from './references.js';
+import { DEFAULTABLE_POLICY_KEYS } from './schema.js';
+
+/**
+ * Where config data comes from: one file, or a folder of files read together (an MSP keeps one
+ * file per client, plus one for database:, daemon:, alerts: and defaults:). The data is merged
+ * into one config, and every key path of the merged data can be traced back to the file, and
+ * the path inside it, that wrote it, so a problem names the right file, line and key.
+ *
+ * - `clients:` lists of all files are joined, in file-name order;
+ * - any other top-level key may be set by one file only;
+ * - `defaults:` (in any one file) are inherited by every policy that does not set the key itself:
+ *   mappings merge key by key, lists and single values are replaced. A problem in an inherited
+ *   value is reported where `defaults:` wrote it.
+ */
+export interface ConfigSource {
+  file: string;
+  text: string;
+  doc: Document;
+  lineCounter: LineCounter;
+  data: unknown;
+}
+
+export interface MergedConfig {
+  data: unknown;
+  /** The file and the path inside it that wrote merged path `at` (or its nearest written parent). */
+  locate(at: KeyPath): { source: ConfigSource; at: KeyPath };
+}
+
+/** Parses one YAML text; a syntax error or an alias bomb is a ConfigError naming the file. */
+export function parseSource(text: string, file: string): ConfigSource {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  // The first syntax error is the cause; the parser's later ones are mostly its consequences.
+  if (doc.errors.length > 0) throw new ConfigError([yamlProblem(doc.errors[0]!, file, text)]);
+  try {
+    return { file, text, doc, lineCounter, data: doc.toJS() };
+  } catch (err) {
+    // Only alias bombs get here (`yaml` limits how often aliases may expand).
+    const problem = `YAML cannot be expanded: ${err instanceof Error ? err.message : String(err)}`;
+    throw new ConfigError([{ file, path: '', problem, fix: 'use fewer aliases (*name); write the values out' }]);
+  }
+}
+
+/** Every `*.yaml` / `*.yml` regular file directly in `dir`, in name order; all syntax errors at once. */
+export async function readConfigDir(dir: string): Promise<ConfigSource[]> {
+  const names = (await readdir(dir)).filter((n) => /\.ya?ml$/i.test(n) && !n.startsWith('.')).sort();
+  const sources: ConfigSource[] = [];
+  const problems: ConfigProblem[] = [];
+  for (const name of names) {
+    const file = path.join(dir, name);
+    if (!(await stat(file)).isFile()) continue;
+    try {
+      sources.push(parseSource(await readFile(file, 'utf8'), file));
+    } catch (err) {
+      if (err instanceof ConfigError) problems.push(...err.problems);
+      else problems.push({ file, path: '', problem: `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, fix: 'make the file readable by this user' });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (sources.length === 0) {
+    throw new ConfigError([{ file: dir, path: '', problem: 'the folder holds no .yaml files', fix: 'put the config in it: one file per client (clients: [...]) and one with database:, daemon:, alerts: and defaults:' }]);
+  }
+  return sources;
+}
+
+/** Joins the sources into one config and applies `defaults:`; conflicts are ConfigErrors naming both files. */
+export function mergeSources(sources: readonly ConfigSource[]): MergedConfig {
+  const only = sources.length === 1 ? sources[0] : undefined;
+  if (only && (only.data === null || only.data === undefined)) {
+    throw new ConfigError([{ file: only.file, path: '', problem: 'the file is empty', fix: 'add a clients: list with at least one client and one policy' }]);
+  }
+  const data: Record<string, unknown> = {};
+  const keyOwner = new Map<string, ConfigSource>();
+  const clients: Array<{ source: ConfigSource; index: number }> = [];
+  const problems: ConfigProblem[] = [];
+  for (const source of sources) {
+    const d = source.data;
+    if (d === null || d === undefined) continue;
+    if (!isRecord(d)) {
+      if (only) return { data: d, locate: (at) => ({ source: only, at }) }; // the schema says what is wrong
+      problems.push({ file: source.file, path: '', problem: 'the file is not a mapping of keys', fix: 'start with top-level keys such as clients:, database:, daemon:' });
+      continue;
+    }
+    for (const [key, value] of Object.entries(d)) {
+      if (key === 'clients' && Array.isArray(value)) {
+        const joined = (data.clients as unknown[] | undefined) ?? [];
+        value.forEach((client: unknown, index) => {
+          clients.push({ source, index });
+          joined.push(client);
+        });
+        data.clients = joined;
+        keyOwner.set('clients', keyOwner.get('clients') ?? source);
+        continue;
+      }
+      const owner = keyOwner.get(key);
+      if (owner) {
+        problems.push({ file: source.file, path: key, problem: `${key} is also set in ${owner.file}`, fix: `keep ${key}: in one file of the folder` });
+        continue;
+      }
+      keyOwner.set(key, source);
+      data[key] = value;
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  // defaults: inherited by every policy (originals kept to trace problems back).
+  const defaults = data.defaults;
+  const originals = new Map<string, unknown>();
+  if (isRecord(defaults) && Array.isArray(data.clients)) {
+    data.clients.forEach((client: unknown, ci) => {
+      if (!isRecord(client) || !Array.isArray(client.policies)) return;
+      client.policies = client.policies.map((policy: unknown, pi) => {
+        if (!isRecord(policy)) return policy;
+        originals.set(`${ci}/${pi}`, policy);
+        const out: Record<string, unknown> = { ...policy };
+        for (const key of DEFAULTABLE_POLICY_KEYS) if (key in defaults) out[key] = inherit(defaults[key], policy[key]);
+        return out;
+      });
+    });
+  }
+  const first = sources[0]!;
+  return {
+    data,
+    locate(at) {
+      const top = at[0];
+      if (top === 'clients' && typeof at[1] === 'number') {
+        const origin = clients[at[1]];
+        if (!origin) return { source: keyOwner.get('clients') ?? first, at: ['clients'] };
+        if (at[2] === 'policies' && typeof at[3] === 'number' && at.length > 4) {
+          const own = originals.get(`${at[1]}/${at[3]}`);
+          const rest = at.slice(4);
+          if (own !== undefined && !has(own, rest) && has(defaults, rest)) return { source: keyOwner.get('defaults')!, at: ['defaults', ...rest] };
+        }
+        return { source: origin.source, at: ['clients', origin.index, ...at.slice(2)] };
+      }
+      return { source: (typeof top === 'string' ? keyOwner.get(top) : undefined) ?? first, at };
+    },
+  };
+}
+
+/** A default under a policy's own value: mappings merged key by key, anything else the policy's. */
+function inherit(fallback: unknown, own: unknown): unknown {
+  if (own === undefined) return structuredClone(fallback);
+  if (!isRecord(fallback) || !isRecord(own)) return own;
+  const out: Record<string, unknown> = { ...own };
+  for (const [k, v] of Object.entries(fallback)) out[k] = inherit(v, own[k]);
+  return out;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function has(data: unknown, at: KeyPath): boolean {
+  let node = data;
+  for (const key of at) {
+    if (node === null || typeof node !== 'object' || !(String(key) in node)) return false;
+    node = (node as Record<string, unknown>)[String(key)];
+  }
+  return true;
+}
+
+const YAML_FIXES: Record<string, string> = {
+  DUPLICATE_KEY: 'remove or rename the repeated key',
+  TAB_AS_INDENT: 'indent with spaces, not tabs',
+  BAD_INDENT: 'check the indentation (spaces; the keys of one mapping in the same column) and that brackets are closed',
+  MULTIPLE_DOCS: 'keep one YAML document in the file (remove the extra "---")',
+  MISSING_CHAR: 'add the missing character: a closing quote or bracket, or "- " before a list item',
+  BLOCK_AS_IMPLICIT_KEY: 'quote the value if it contains ": "',
+  MULTILINE_IMPLICIT_KEY: 'put the key and its colon on one line, or quote the value',
+  UNEXPECTED_TOKEN: 'check indentation, colons and quoting on this line',
+};
+
+function yamlProblem(err: YAMLError, file: string, text: string): ConfigProblem {
+  const pos = err.linePos?.[0];
+  const line = pos ? (text.split(/\r?\n/)[pos.line - 1] ?? '') : '';
+  // `key: ${env:X}` is fine, but inside { } or [ ] the `{` of an unquoted reference opens a map.
+  const unquotedReference = /[{[,]\s*[\w-]+:\s*\$\{|[[,]\s*\$\{/.test(line);
+  // A bare `-` (stdin, for tar -f -) inside [ ] reads as the start of a block list item.
+  const bareDash = /[[,]\s*-\s*[,\]]/.test(line);
+  const first = err.message
+    .split('\n')[0]!
+    .replace(/ at line \d+, column \d+:?\s*$/, '')
+    .replace(/; please use YAML\.parseAllDocuments\(\)/, '');
+  return {
+    file,
+    path: '',
+    ...(pos ? { line: pos.line, column: pos.col } : {}),
+    problem: `YAML syntax error: ${first.charAt(0).toLowerCase()}${first.slice(1)}`,
+    fix: unquotedReference
+      ? 'quote references inside { } or [ ]: accessKeyId: "${env:KEY}", or write the keys one per line'
+      : bareDash
+        ? 'quote a lone dash inside [ ]: [tar, -x, -f, "-"]'
+        : (YAML_FIXES[err.code] ?? 'correct the YAML: check indentation (spaces), colons and quoting'),
+  };
+}
+
