@@ -9,6 +9,7 @@ import { parseLabels } from '../orchestrator/cli/cluster-command.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { goodArchive, waitFor } from './helpers/daemon-harness.js';
+import { startPrivateDockerd } from './helpers/private-dockerd.js';
 import { tempDir } from './helpers/harness.js';
 import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
 
@@ -148,24 +149,33 @@ t.test('slots, queues and labels', async (t) => {
   t.throws(() => parseLabels(['site']), /is not key=value/);
 });
 
-t.test('one scheduler, three workers: every slot recorded exactly once, in parallel', async (t) => {
-  const names = Array.from({ length: 8 }, (_, i) => `p${i}`);
+t.test('one scheduler, three workers on two Docker engines: 60 runs over 20 policies, every slot recorded exactly once', async (t) => {
+  const engine = await startPrivateDockerd();
+  t.teardown(() => engine.destroy());
+  await engine.loadImage('backproof/files');
+  const names = Array.from({ length: 20 }, (_, i) => `p${i}`);
   const c = await cluster(
     t,
     names.map((name) => ({ name, schedule: 'every 5s' })),
   );
-  const workers = [0, 1, 2].map(() => spawnNode(t, c.dir, ['worker', '--concurrency', '2']));
+  const workers = [
+    spawnNode(t, c.dir, ['worker', '--concurrency', '2']),
+    spawnNode(t, c.dir, ['worker', '--concurrency', '2']),
+    spawnNode(t, c.dir, ['worker', '--concurrency', '2', '--docker-host', engine.host]),
+  ];
   const scheduler = spawnNode(t, c.dir, ['scheduler', '--takeover', '1s']);
-  await waitFor('20 finished runs', async () => (await slots(c)).filter((r) => r.status === 'finished').length >= 20, 120_000);
+  await waitFor('60 finished runs', async () => (await slots(c)).filter((r) => r.status === 'finished').length >= 60, 240_000);
   t.equal(await stopNode(scheduler), 0, 'the scheduler stops cleanly');
   // What was queued is finished by the workers before they stop.
   await waitFor('the queue to drain', async () => (await slots(c)).every((r) => r.status !== null && r.status !== 'running'), 120_000);
   for (const w of workers) t.equal(await stopNode(w), 0, 'a worker stops cleanly');
   const rows = await assertExactlyOnce(t, c);
   t.ok(rows.every((r) => r.verdict === 'pass'), `every run passed: ${JSON.stringify(rows.filter((r) => r.verdict !== 'pass'))}`);
-  const by = new Set<string>();
-  for (const w of workers) if (/running p\d/.test(w.log())) by.add(String(w.child.pid));
-  t.ok(by.size >= 2, `runs spread over the workers (${by.size} of 3 ran some)`);
+  const ran = workers.map((w) => (w.log().match(/"msg":"running p\d+/g) ?? []).length);
+  t.ok(ran.filter((n) => n > 0).length >= 2, `runs spread over the workers (${ran.join(', ')})`);
+  t.ok(ran[2]! > 0, `the worker on the second engine ran ${ran[2]} of them`);
+  t.match(workers[2]!.log(), new RegExp(`on ${engine.host.replace(/[/.]/g, '\\$&')}`), 'and says which engine it drives');
+  t.same(await engine.docker.listContainers({ all: true }), [], 'nothing left on the second engine');
   t.match(scheduler.log(), /is now the active one/);
 });
 
@@ -248,6 +258,17 @@ t.test('a policy requiring a label no live worker has is reported; a worker with
   t.match(status.cluster.workers, [{ labels: { site: 'paris' }, alive: true, sameConfig: true, capacity: 2 }], 'status shows the worker');
   t.ok(status.cluster.waiting >= 1, `and the runs waiting for a worker (${status.cluster.waiting})`);
   t.ok(Date.parse(status.cluster.oldestWaitingSince) <= Date.now());
+  const { renderMetrics } = await import('../orchestrator/web/metrics.js');
+  const { AlertStore } = await import('../orchestrator/evidence/alert-store.js');
+  const { loadConfig } = await import('../orchestrator/config/load.js');
+  const config = await loadConfig(path.join(c.dir, 'backproof.yaml'));
+  const deps = { config: () => config, runs: c.store, alerts: new AlertStore(c.store.executor, c.schema), now: () => new Date() } as unknown as Parameters<typeof renderMetrics>[0];
+  const metrics = await renderMetrics(deps, { tokenId: 't', tokenName: 'ops', scope: { kind: 'admin' } });
+  t.match(metrics, /backproof_worker_alive\{worker="[0-9a-f]{8}",host="[^"]+",labels="site=paris"\} 1/);
+  t.match(metrics, /backproof_queue_waiting_runs\{\} [1-9]/);
+  t.match(metrics, /backproof_queue_oldest_waiting_seconds\{\} \d/);
+  const scoped = await renderMetrics(deps, { tokenId: 't', tokenName: 'acme', scope: { kind: 'client', client: 'acme' } });
+  t.notMatch(scoped, /backproof_worker_/, "a client's token does not see the workers");
   const berlin = spawnNode(t, c.dir, ['worker', '--label', 'site=berlin']);
   await waitFor('the report to clear', () => /every scheduled policy has a live worker again/.test(scheduler.log()), 30_000);
   await waitFor('a berlin run', async () => (await slots(c)).some((r) => r.status === 'finished'), 60_000);

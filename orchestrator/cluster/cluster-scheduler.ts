@@ -28,6 +28,7 @@ export class ClusterScheduler {
   private timer: NodeJS.Timeout | undefined;
   private transition: Promise<void> = Promise.resolve();
   private lastUnplaceable = '';
+  private lastDiffers = '';
 
   constructor(private readonly opts: ClusterSchedulerOptions) {}
 
@@ -89,6 +90,9 @@ export class ClusterScheduler {
       logger: this.opts.logger,
       staleWorkerS: this.opts.staleWorkerS ?? 30,
     });
+    const differs = result.configDiffers.join(', ');
+    if (differs !== this.lastDiffers && differs) this.opts.logger.warn(`worker(s) ${differs} run a config that differs from this scheduler's (${this.opts.configFile}): every node must read the same config`);
+    this.lastDiffers = differs;
     const unplaceable = result.unplaceable.join(', ');
     if (unplaceable !== this.lastUnplaceable) {
       if (unplaceable) this.opts.logger.error(`no live worker can run ${unplaceable}: start a worker with the labels these policies require`);

@@ -3,6 +3,7 @@ import { quoteSchema } from '../evidence/migrate.js';
 import type { RunStore } from '../evidence/run-store.js';
 import type { Logger } from '../logger.js';
 import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
+import { configHash } from './cluster-worker.js';
 import { enqueueAttempt, MAX_ATTEMPTS } from './dispatcher.js';
 import type { JobQueue } from './job-queue.js';
 import { satisfies } from './slots.js';
@@ -14,7 +15,8 @@ import type { WorkerRegistry } from './worker-registry.js';
  *    (with the worker, host and phase of silence in the reason) and its sandbox removed if this
  *    node drives the same engine (else that worker's own reaper removes it when it comes back);
  * 2. a slot whose last attempt ended `aborted` gets one more attempt (MAX_ATTEMPTS);
- * 3. policies no live worker may run (no worker with their labels, or all dead) are reported.
+ * 3. policies no live worker may run (no worker with their labels, or all dead) are reported,
+ *    and so are live workers whose config differs from the scheduler's.
  */
 export interface SweepOptions {
   config: () => ResolvedConfig;
@@ -31,10 +33,12 @@ export interface SweepResult {
   retried: string[];
   /** Policies (with a schedule) that no live worker can take. */
   unplaceable: string[];
+  /** Live workers whose config is not the scheduler's (`id on host`). */
+  configDiffers: string[];
 }
 
 export async function sweep(opts: SweepOptions): Promise<SweepResult> {
-  const result: SweepResult = { aborted: [], retried: [], unplaceable: [] };
+  const result: SweepResult = { aborted: [], retried: [], unplaceable: [], configDiffers: [] };
   for (const orphan of await opts.registry.orphanRuns(opts.staleWorkerS)) {
     const record = await opts.store.abortRun(
       orphan.runId,
@@ -66,6 +70,8 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
   }
 
   const live = (await opts.registry.list(opts.staleWorkerS)).filter((w) => w.alive);
+  const mine = configHash(config);
+  result.configDiffers = live.filter((w) => w.configHash !== mine).map((w) => `${w.id.slice(0, 8)} on ${w.host}`);
   for (const policy of config.policies) {
     if (!policy.schedule) continue;
     if (!live.some((w) => satisfies(w.labels, policy.requires))) result.unplaceable.push(policy.name);

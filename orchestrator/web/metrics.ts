@@ -1,3 +1,4 @@
+import { clusterStatus } from '../cluster/cluster-status.js';
 import { canSee, type Principal } from './auth.js';
 import type { WebDeps } from './context.js';
 import { policyViews } from './policy-view.js';
@@ -98,6 +99,25 @@ export async function renderMetrics(deps: WebDeps, principal: Principal): Promis
   }
   for (const c of config.clients) {
     if (canSee(principal, c.name)) clientInfo({ client: c.name, display_name: c.displayName }, 1);
+  }
+  // Cluster mode: the workers and the queue are the operator's, not a client's.
+  const cluster = principal.scope.kind === 'admin' && deps.runs.kind === 'postgres' ? await clusterStatus(deps.runs.executor, deps.runs.schema, config) : undefined;
+  if (cluster) {
+    const alive = m.family('backproof_worker_alive', 'gauge', '1 while the worker beats (cluster mode), 0 once it is presumed dead.');
+    const busy = m.family('backproof_worker_running', 'gauge', 'Runs the worker is running now.');
+    const capacity = m.family('backproof_worker_capacity', 'gauge', 'Runs the worker may run at once (--concurrency).');
+    const beat = m.family('backproof_worker_last_heartbeat_seconds', 'gauge', "The worker's last heartbeat, in Unix seconds.");
+    for (const w of cluster.workers) {
+      const l = { worker: w.id.slice(0, 8), host: w.host, labels: Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(',') };
+      alive(l, w.alive ? 1 : 0);
+      busy(l, w.running);
+      capacity(l, w.capacity);
+      beat(l, Date.parse(w.heartbeatAt) / 1000);
+    }
+    m.family('backproof_queue_waiting_runs', 'gauge', 'Runs enqueued that no worker has started yet.')({}, cluster.waiting);
+    if (cluster.oldestWaitingSince) {
+      m.family('backproof_queue_oldest_waiting_seconds', 'gauge', 'How long the oldest waiting run has waited, in seconds.')({}, (deps.now().getTime() - Date.parse(cluster.oldestWaitingSince)) / 1000);
+    }
   }
   return m.text();
 }
