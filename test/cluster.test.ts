@@ -248,8 +248,13 @@ t.test('a worker killed mid-restore: its run aborted, its sandbox removed, the s
 t.test('a policy requiring a label no live worker has is reported; a worker with it clears that', async (t) => {
   const c = await cluster(t, [{ name: 'berlin-share', schedule: 'every 3s', requires: '{ site: berlin }' }]);
   const paris = spawnNode(t, c.dir, ['worker', '--label', 'site=paris']);
+  await waitFor('the paris worker', () => /worker [0-9a-f]{8} started/.test(paris.log()), 30_000);
   const scheduler = spawnNode(t, c.dir, ['scheduler', '--takeover', '1s']);
   await waitFor('the report', () => /no live worker can run berlin-share/.test(scheduler.log()), 30_000);
+  const incident = async (): Promise<{ summary: string; resolved_at: Date | null } | undefined> =>
+    (await c.store.executor.query<{ summary: string; resolved_at: Date | null }>(`SELECT summary, resolved_at FROM ${c.schema}.incidents WHERE policy = 'berlin-share' AND condition = 'no_worker' ORDER BY opened_at DESC LIMIT 1`)).rows[0];
+  await waitFor('the no_worker alert', async () => (await incident()) !== undefined, 30_000);
+  t.match((await incident())?.summary, /no live worker carries site=berlin \(the 1 live worker\(s\) have: site=paris\)/);
   await new Promise((r) => setTimeout(r, 4_000));
   t.equal((await slots(c)).filter((r) => r.status !== null).length, 0, 'the paris worker takes none of its runs');
   const status = JSON.parse(
@@ -271,6 +276,7 @@ t.test('a policy requiring a label no live worker has is reported; a worker with
   t.notMatch(scoped, /backproof_worker_/, "a client's token does not see the workers");
   const berlin = spawnNode(t, c.dir, ['worker', '--label', 'site=berlin']);
   await waitFor('the report to clear', () => /every scheduled policy has a live worker again/.test(scheduler.log()), 30_000);
+  await waitFor('the alert to resolve', async () => (await incident())?.resolved_at != null, 30_000);
   await waitFor('a berlin run', async () => (await slots(c)).some((r) => r.status === 'finished'), 60_000);
   t.equal(await stopNode(scheduler), 0);
   await waitFor('the queue to drain', async () => (await slots(c)).every((r) => r.status !== null && r.status !== 'running'), 60_000);

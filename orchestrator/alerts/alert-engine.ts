@@ -164,6 +164,18 @@ export class AlertEngine {
     );
   }
 
+  /**
+   * Cluster mode: whether a live worker may run the policy (`problem` undefined) or why none may;
+   * raises or resolves the `no_worker` incident.
+   */
+  async checkPlacement(policy: PolicyConfig, problem: string | undefined, signal?: AbortSignal): Promise<void> {
+    if (problem === undefined) {
+      await this.resolve(policy, 'no_worker', undefined, signal);
+      return;
+    }
+    await this.raise(policy, { condition: 'no_worker', summary: problem, reasons: [{ code: 'no_worker', message: problem }] }, undefined, signal);
+  }
+
   private async checkStorage(policy: PolicyConfig, open: Set<string>, signal?: AbortSignal): Promise<void> {
     const now = this.now();
     let fact: StorageFact;

@@ -20,7 +20,7 @@ import { formatAge, formatSeconds } from '../format.js';
  *   `id` + `state` + `occurredAt`, so a retried delivery is recognisable as the same one.
  */
 
-export const ALERT_CONDITIONS = ['fail', 'error', 'recovery', 'stale', 'missing', 'size_anomaly', 'rto_exceeded', 'overdue', 'delivery_failed'] as const;
+export const ALERT_CONDITIONS = ['fail', 'error', 'recovery', 'stale', 'missing', 'size_anomaly', 'rto_exceeded', 'overdue', 'delivery_failed', 'no_worker'] as const;
 export type AlertCondition = (typeof ALERT_CONDITIONS)[number];
 export type AlertState = 'firing' | 'reminder' | 'resolved';
 
@@ -179,6 +179,9 @@ export function nextStepsFor(alert: Omit<Alert, 'nextSteps' | 'id'>): string[] {
       steps.push(`restoring took ${took} against a target of ${target}: check the verification host's load and the backup's growth, or revise targets.rto`);
       break;
     }
+    case 'no_worker':
+      steps.push('no live worker carries the labels this policy requires, or they all stopped beating: start backproof worker with those labels (backproof status lists the workers), or change the policy\'s requires');
+      break;
     case 'delivery_failed':
       steps.push('backproof could not deliver an alert: check that channel\'s settings (address, URL, credentials) and that its server is reachable from the verification host');
       break;

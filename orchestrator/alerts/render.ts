@@ -17,6 +17,7 @@ const LABELS: Record<AlertCondition, string> = {
   rto_exceeded: 'RTO EXCEEDED',
   overdue: 'OVERDUE',
   delivery_failed: 'DELIVERY FAILED',
+  no_worker: 'NO WORKER',
 };
 
 const MEANING: Record<AlertCondition, string> = {
@@ -29,6 +30,7 @@ const MEANING: Record<AlertCondition, string> = {
   rto_exceeded: 'Restoring took longer than the RTO target.',
   overdue: 'backproof has not verified this policy on schedule.',
   delivery_failed: 'An alert could not be delivered.',
+  no_worker: 'No live worker may run this policy: its scheduled runs wait in the queue.',
 };
 
 /** `FAIL`, `REMINDER FAIL`, `RESOLVED`. */

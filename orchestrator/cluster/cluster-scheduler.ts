@@ -93,7 +93,8 @@ export class ClusterScheduler {
     const differs = result.configDiffers.join(', ');
     if (differs !== this.lastDiffers && differs) this.opts.logger.warn(`worker(s) ${differs} run a config that differs from this scheduler's (${this.opts.configFile}): every node must read the same config`);
     this.lastDiffers = differs;
-    const unplaceable = result.unplaceable.join(', ');
+    await this.daemon?.placement(result.unplaceable);
+    const unplaceable = [...result.unplaceable.keys()].join(', ');
     if (unplaceable !== this.lastUnplaceable) {
       if (unplaceable) this.opts.logger.error(`no live worker can run ${unplaceable}: start a worker with the labels these policies require`);
       else if (this.lastUnplaceable) this.opts.logger.info('every scheduled policy has a live worker again');

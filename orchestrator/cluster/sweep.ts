@@ -31,14 +31,14 @@ export interface SweepOptions {
 export interface SweepResult {
   aborted: string[];
   retried: string[];
-  /** Policies (with a schedule) that no live worker can take. */
-  unplaceable: string[];
+  /** Policies (with a schedule) that no live worker can take, and why. */
+  unplaceable: Map<string, string>;
   /** Live workers whose config is not the scheduler's (`id on host`). */
   configDiffers: string[];
 }
 
 export async function sweep(opts: SweepOptions): Promise<SweepResult> {
-  const result: SweepResult = { aborted: [], retried: [], unplaceable: [], configDiffers: [] };
+  const result: SweepResult = { aborted: [], retried: [], unplaceable: new Map(), configDiffers: [] };
   for (const orphan of await opts.registry.orphanRuns(opts.staleWorkerS)) {
     const record = await opts.store.abortRun(
       orphan.runId,
@@ -74,7 +74,13 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
   result.configDiffers = live.filter((w) => w.configHash !== mine).map((w) => `${w.id.slice(0, 8)} on ${w.host}`);
   for (const policy of config.policies) {
     if (!policy.schedule) continue;
-    if (!live.some((w) => satisfies(w.labels, policy.requires))) result.unplaceable.push(policy.name);
+    if (live.some((w) => satisfies(w.labels, policy.requires))) continue;
+    const wanted = Object.entries(policy.requires).map(([k, v]) => `${k}=${v}`).join(', ');
+    const seen = live.map((w) => Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(',') || 'no labels');
+    result.unplaceable.set(
+      policy.name,
+      live.length === 0 ? 'no worker is alive: every worker stopped or stopped beating' : `no live worker carries ${wanted} (the ${live.length} live worker(s) have: ${[...new Set(seen)].join('; ')})`,
+    );
   }
   return result;
 }

@@ -39,6 +39,7 @@ const CONDITION_HELP: Record<AlertConditionName, string> = {
   rto_exceeded: 'the restore took longer than its RTO',
   overdue: 'backproof has not verified the policy on time',
   delivery_failed: 'another alert could not be delivered',
+  no_worker: 'cluster mode: no live worker may run the policy',
 };
 
 /** Every alert condition, in the order they are documented. */

@@ -122,7 +122,7 @@ export interface HeartbeatConfig {
   timeoutMs: number;
 }
 
-export type AlertConditionName = 'fail' | 'error' | 'recovery' | 'stale' | 'missing' | 'size_anomaly' | 'rto_exceeded' | 'overdue' | 'delivery_failed';
+export type AlertConditionName = 'fail' | 'error' | 'recovery' | 'stale' | 'missing' | 'size_anomaly' | 'rto_exceeded' | 'overdue' | 'delivery_failed' | 'no_worker';
 
 /** Alert routing as written on a client or a policy. */
 export interface AlertRoutingInput {

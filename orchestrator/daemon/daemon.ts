@@ -348,6 +348,18 @@ export class Daemon {
     void this.beat();
   }
 
+  /**
+   * Cluster mode: for each scheduled policy, why no live worker may run it (absent: one may);
+   * raises and resolves the `no_worker` alerts.
+   */
+  async placement(problems: ReadonlyMap<string, string>): Promise<void> {
+    if (this.state !== 'running') return;
+    for (const policy of this.config.policies) {
+      if (!policy.schedule) continue;
+      await this.engine.checkPlacement(policy, problems.get(policy.name), this.checkController.signal).catch((err: unknown) => this.logger.error(`placement alert of ${policy.name} failed: ${(err as Error).message}`));
+    }
+  }
+
   /** Alert work that shutdown waits for (up to ALERT_DRAIN_MS). */
   private track(work: Promise<void>): void {
     const tracked = work.finally(() => this.pendingAlerts.delete(tracked));

@@ -241,8 +241,8 @@ export interface EvidenceAppendix {
   unchainedRuns: number;
 }
 
-/** Incidents about backproof's own delivery channels are internal, not the client's. */
-const INTERNAL_CONDITIONS = new Set(['delivery_failed']);
+/** Incidents about backproof's own delivery channels and workers are internal, not the client's. */
+const INTERNAL_CONDITIONS = new Set(['delivery_failed', 'no_worker']);
 /** How far back incidents still open in the period may have been opened. */
 const INCIDENT_LOOKBACK_MS = 400 * 24 * 3_600_000;
 const MAX_ROWS = 100_000;
