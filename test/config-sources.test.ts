@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import type { ResolvedConfig } from '../orchestrator/config/types.js';
@@ -7,6 +10,9 @@ import { problemAt, problemsOf } from './helpers/config-problems.js';
 // The source union (local | s3 | restic), timestamp: metadata and expect: cron, as users write them.
 
 const FILE = '/etc/backproof/backproof.yaml';
+/** An empty file for a `${file:}` that adds nothing (a device such as /dev/null is refused). */
+const EMPTY = path.join(mkdtempSync(path.join(os.tmpdir(), 'backproof-empty-')), 'empty');
+writeFileSync(EMPTY, '');
 
 function withSource(source: string): string {
   return `clients:
@@ -36,7 +42,7 @@ t.test('an S3 source resolves with defaults, and its secrets are known to the re
           endpoint: https://s3.eu-central-003.backblazeb2.com
           credentials:
             accessKeyId: \${env:ACME_KEY}
-            secretAccessKey: \${file:/dev/null}x-secret-from-file
+            secretAccessKey: \${file:${EMPTY}}x-secret-from-file
           sseCustomerKey: \${env:ACME_SSE}
           select: { timestamp: { from: metadata, key: Backup-Time }, expect: { cron: "30 1 * * 1-5", timezone: Europe/Berlin } }
 `),
@@ -55,7 +61,7 @@ t.test('an S3 source resolves with defaults, and its secrets are known to the re
     credentials: {
       accessKeyId: 'AKIA123',
       secretAccessKey: 'x-secret-from-file',
-      origin: `source.credentials of policy acme-db in ${FILE} (\${env:ACME_KEY}, \${file:/dev/null})`,
+      origin: `source.credentials of policy acme-db in ${FILE} (\${env:ACME_KEY}, \${file:${EMPTY}})`,
     },
     select: {
       timestamp: { from: 'metadata', key: 'backup-time' },

@@ -1,8 +1,8 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import type { KeyPath } from './references.js';
+import { BoundedReadError, CONFIG_MAX_BYTES, readBoundedFile, type KeyPath } from './references.js';
 import { DEFAULTABLE_POLICY_KEYS } from './schema.js';
 
 /**
@@ -34,9 +34,16 @@ export interface MergedConfig {
 /** Parses one YAML text; a syntax error or an alias bomb is a ConfigError naming the file. */
 export function parseSource(text: string, file: string): ConfigSource {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  // yaml's own uniqueKeys check compares each key with every earlier one (80,000 keys: minutes);
+  // duplicates are found below in one pass instead.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: false });
   // The first syntax error is the cause; the parser's later ones are mostly its consequences.
   if (doc.errors.length > 0) throw new ConfigError([yamlProblem(doc.errors[0]!, file, text)]);
+  const duplicate = firstDuplicateKey(doc.contents);
+  if (duplicate) {
+    const { line, col } = lineCounter.linePos(duplicate);
+    throw new ConfigError([{ file, path: '', line, column: col, problem: 'YAML syntax error: map keys must be unique', fix: YAML_FIXES.DUPLICATE_KEY! }]);
+  }
   try {
     return { file, text, doc, lineCounter, data: doc.toJS() };
   } catch (err) {
@@ -51,13 +58,18 @@ export async function readConfigDir(dir: string): Promise<ConfigSource[]> {
   const names = (await readdir(dir)).filter((n) => /\.ya?ml$/i.test(n) && !n.startsWith('.')).sort();
   const sources: ConfigSource[] = [];
   const problems: ConfigProblem[] = [];
+  let total = 0;
   for (const name of names) {
     const file = path.join(dir, name);
     if (!(await stat(file)).isFile()) continue;
     try {
-      sources.push(parseSource(await readFile(file, 'utf8'), file));
+      const text = readBoundedFile(file, CONFIG_MAX_BYTES);
+      total += text.length;
+      if (total > 4 * CONFIG_MAX_BYTES) throw new BoundedReadError(`brings the folder past ${(4 * CONFIG_MAX_BYTES) / 1024 ** 2} MiB of config`);
+      sources.push(parseSource(text, file));
     } catch (err) {
       if (err instanceof ConfigError) problems.push(...err.problems);
+      else if (err instanceof BoundedReadError) problems.push({ file, path: '', problem: err.message, fix: 'keep config files small: one file per client' });
       else problems.push({ file, path: '', problem: `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, fix: 'make the file readable by this user' });
     }
   }
@@ -200,3 +212,23 @@ function yamlProblem(err: YAMLError, file: string, text: string): ConfigProblem 
   };
 }
 
+
+/** Where the first key repeated within one mapping starts, walking the document once; undefined when none is. */
+function firstDuplicateKey(root: unknown): number | undefined {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? `s:${String(pair.key.value)}` : `n:${String(pair.key)}`;
+        if (seen.has(key)) return (isNode(pair.key) && pair.key.range ? pair.key.range[0] : undefined) ?? 0;
+        seen.add(key);
+        stack.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    }
+  }
+  return undefined;
+}

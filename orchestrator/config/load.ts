@@ -3,19 +3,22 @@
  * the zod schema -> ResolvedConfig. Every problem found is reported at once, each with the key
  * path, line and column of the offending node and what to do about it.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { DEFAULTS } from '../defaults.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { mergeSources, parseSource, readConfigDir, type MergedConfig } from './config-sources.js';
-import { resolveReferences, type KeyPath } from './references.js';
+import { BoundedReadError, CONFIG_MAX_BYTES, readBoundedFile, resolveReferences, type KeyPath } from './references.js';
 import { alertSecrets } from './daemon-schema.js';
 import { checkLogo } from './reports-schema.js';
 import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote } from './schema.js';
 import type { ResolvedConfig } from './types.js';
 import { sourceSecrets } from '../secrets.js';
+
+/** Problems reported at most; past this, one line says how many more there are. */
+const MAX_PROBLEMS = 100;
 
 /**
  * Reads, checks and resolves the config: a file, or a folder whose `*.yaml` / `*.yml` files are
@@ -30,8 +33,11 @@ export async function loadConfig(file: string): Promise<ResolvedConfig> {
   }
   let text: string;
   try {
-    text = await readFile(full, 'utf8');
+    text = readBoundedFile(full, CONFIG_MAX_BYTES);
   } catch (err) {
+    if (err instanceof BoundedReadError) {
+      throw new ConfigError([{ file: full, path: '', problem: err.message, fix: `give --config a YAML file of at most ${CONFIG_MAX_BYTES / 1024 ** 2} MiB, or a folder of them (one file per client)` }]);
+    }
     const code = (err as NodeJS.ErrnoException).code;
     const problem = code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? String(err)})`;
     const fix =
@@ -63,10 +69,16 @@ function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env:
 
   const parsed = configSchema.safeParse(refs.value);
   const issues = parsed.success ? [] : parsed.error.issues.flatMap((issue) => describeIssue(issue, [], refs.value));
+  let unshown = 0;
   for (const draft of [...issues, ...duplicateNames(refs.value)]) {
     const at = formatPath(draft.path);
     // A failed reference left a hole; the schema's complaint about it would be noise.
     if (refPaths.some((p) => at === p || at.startsWith(`${p}.`) || at.startsWith(`${p}[`))) continue;
+    // Locating a problem walks the document: past the cap, they are only counted (linear time).
+    if (problems.length >= MAX_PROBLEMS) {
+      unshown++;
+      continue;
+    }
     problems.push({ ...where(draft.path, draft.atKey), problem: draft.problem, fix: draft.fix });
   }
 
@@ -128,7 +140,9 @@ function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env:
   }
 
   if (problems.length > 0 || resolved === undefined) {
-    throw new ConfigError(sortProblems(dedupeProblems(problems)).map((p) => redact(p, [...secrets])));
+    const shown = sortProblems(dedupeProblems(problems));
+    if (unshown > 0) shown.push({ file: full, path: '', problem: `and ${unshown} more problem(s) not shown`, fix: 'fix the ones above and validate again' });
+    throw new ConfigError(shown.map((p) => redact(p, [...secrets])));
   }
   return resolved;
 }

@@ -6,7 +6,7 @@
  * file's content loses one trailing newline. Every resolved value is a secret: the logger
  * redacts it and configuration problems never print it.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 
 export type KeyPath = Array<string | number>;
@@ -134,8 +134,12 @@ function resolveOne(
     }
     const full = path.resolve(options.baseDir, arg);
     try {
-      return readFileSync(full, 'utf8').replace(/\r?\n$/, '');
+      return readBoundedFile(full, REFERENCE_MAX_BYTES).replace(/\r?\n$/, '');
     } catch (err) {
+      if (err instanceof BoundedReadError) {
+        problems.push({ path: at, problem: `${full} ${err.message}`, fix: `point \${file:} at a regular file of at most ${REFERENCE_MAX_BYTES / 1024} KiB (a password, a key, a certificate)` });
+        return undefined;
+      }
       const code = (err as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code ?? String(err)})`;
       problems.push({
@@ -152,4 +156,37 @@ function resolveOne(
     fix: 'use ${env:NAME} or ${file:PATH}; write $${ for a literal ${',
   });
   return undefined;
+}
+
+/** One config file at most this large (a 10,000-policy file is about 3 MB); a folder, four times this in all. */
+export const CONFIG_MAX_BYTES = 16 * 1024 ** 2;
+
+/** What a `${file:}` reference may hold: secrets and certificates, never megabytes. */
+export const REFERENCE_MAX_BYTES = 64 * 1024;
+
+export class BoundedReadError extends Error {}
+
+/**
+ * A regular file's text, at most `max` bytes. Opened non-blocking, so a FIFO or a device never
+ * hangs the read, and refused unless it is a regular file of at most `max` bytes (`/dev/zero`,
+ * a 16 GB file), with a BoundedReadError saying which.
+ */
+export function readBoundedFile(file: string, max: number): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new BoundedReadError('is not a regular file (a FIFO, device, socket or folder)');
+    if (st.size > max) throw new BoundedReadError(`is ${st.size} bytes, more than the ${max} allowed`);
+    const buf = Buffer.alloc(Math.min(st.size, max) + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > max) throw new BoundedReadError(`grew past ${max} bytes while being read`);
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
