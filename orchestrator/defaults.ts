@@ -34,6 +34,8 @@ export const DEFAULTS = {
   outputTailBytes: 16 * 1024,
   /** Characters of one reason, and of a sandbox's log tail, kept in a run's record. */
   reasonMaxChars: 2_000,
+  /** A run's record that the store does not take as the run ends: retried after these waits, then journaled. */
+  finalizeRetryDelaysMs: [1_000, 2_000, 4_000, 8_000] as readonly number[],
   logTailMaxChars: 8_000,
   /** Reading a failed sandbox's log tail at teardown; given up after this (a hung engine). */
   logTailTimeoutMs: 10_000,

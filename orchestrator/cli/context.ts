@@ -36,6 +36,12 @@ export function dataDir(opts: GlobalOptions): string {
 /** Opens the evidence store; runs it found interrupted (their process died) are reported. */
 export async function openStore(config: Pick<ResolvedConfig, 'database' | 'evidence'>, opts: GlobalOptions, logger: Logger = makeLogger()): Promise<RunStore> {
   const store = await RunStore.open({ url: config.database.url, dataDir: dataDir(opts), schema: config.database.schema, signingKey: config.evidence?.signingKey });
+  for (const run of store.journalReplay.replayed) {
+    logger.info(`run ${run.id} of ${run.policy}, kept in the journal while the evidence store was down, is now recorded: ${run.verdict}`);
+  }
+  for (const { run, why } of store.journalReplay.rejected) {
+    logger.warn(`run ${run.id} of ${run.policy} from the journal was not taken (${why}); its record is kept in the journal's rejected/ folder`);
+  }
   for (const run of store.abortedAtOpen) {
     logger.warn(`run ${run.id} of ${run.policy} was interrupted (pid ${run.pid} is gone); recorded as aborted`);
   }

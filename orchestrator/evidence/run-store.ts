@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
+import path from 'node:path';
 import type { Reason, RunArtifact, RunRecord } from '../domain.js';
+import { DEFAULTS } from '../defaults.js';
 import { BackproofError } from '../errors.js';
 import { sqlStateOf, type SqlExecutor } from './executor.js';
 import { migrate, quoteSchema, type MigrateResult } from './migrate.js';
 import { createPgExecutor } from './pg-executor.js';
 import { createPgliteExecutor, isPidAlive } from './pglite-executor.js';
 import { jsonOrNull } from './row-values.js';
+import { RunJournal } from './run-journal.js';
 import { COLUMNS, toRecord, type Row } from './run-row.js';
 import { appendLink, EvidenceChain } from './chain.js';
 import { loadOrCreateSigningKey, signerFromPem, type EvidenceSigner, type SignerSource } from './signing-key.js';
@@ -26,6 +29,12 @@ export interface RunStoreOptions {
    * it `<dataDir>/evidence-key.pem`, created when a run is first sealed.
    */
   signingKey?: string | undefined;
+  /**
+   * When finalizing a run fails because the store is unreachable, the waits before each retry;
+   * after the last, the record goes to the journal in `<dataDir>/journal` (written at the next
+   * open). Default DEFAULTS.finalizeRetryDelaysMs.
+   */
+  finalizeRetryDelaysMs?: readonly number[];
 }
 
 export interface RunFilter {
@@ -60,10 +69,14 @@ export class RunStore {
   private readonly artifacts: string;
   private signerPromise: Promise<EvidenceSigner | undefined> | undefined;
 
+  /** What the last open wrote back from the journal (records kept while the store was down). */
+  journalReplay: { replayed: RunRecord[]; rejected: Array<{ run: RunRecord; why: string }> } = { replayed: [], rejected: [] };
+
   private constructor(
     readonly executor: SqlExecutor,
     readonly schema: string,
     private readonly signerSource: SignerSource | undefined,
+    private readonly durability: { journal?: RunJournal; retryDelaysMs: readonly number[] },
   ) {
     this.runs = `${quoteSchema(schema)}.runs`;
     this.artifacts = `${quoteSchema(schema)}.run_artifacts`;
@@ -82,7 +95,7 @@ export class RunStore {
       opts.signingKey !== undefined ? signerFromPem(opts.signingKey, 'evidence.signingKey in the config') : () => loadOrCreateSigningKey(dataDir);
     const executor = opts.url ? await createPgExecutor(opts.url) : await createPgliteExecutor(opts.dataDir);
     try {
-      return await RunStore.over(executor, opts.schema, signer);
+      return await RunStore.over(executor, opts.schema, signer, { journal: new RunJournal(path.join(dataDir, 'journal')), retryDelaysMs: opts.finalizeRetryDelaysMs ?? DEFAULTS.finalizeRetryDelaysMs });
     } catch (err) {
       await executor.close();
       throw err;
@@ -93,10 +106,17 @@ export class RunStore {
    * A store over an executor the caller opened; the store's close() closes it. Without `signer`
    * the runs it seals are chained but unsigned (and `evidence verify` says so).
    */
-  static async over(executor: SqlExecutor, schema: string, signer?: SignerSource): Promise<RunStore> {
-    const store = new RunStore(executor, schema, signer);
+  static async over(executor: SqlExecutor, schema: string, signer?: SignerSource, durability: { journal?: RunJournal; retryDelaysMs?: readonly number[] } = {}): Promise<RunStore> {
+    const store = new RunStore(executor, schema, signer, { ...(durability.journal ? { journal: durability.journal } : {}), retryDelaysMs: durability.retryDelaysMs ?? [] });
     store.migration = await migrate(executor, schema);
     await store.sealUnsealed();
+    // Records kept while the store was down go in before their runs could be taken for aborted.
+    if (durability.journal) {
+      store.journalReplay = await durability.journal.replay(
+        (run, artifacts) => store.finalizeOnce(run, artifacts),
+        (err) => err instanceof BackproofError && (err.code === 'run_not_running' || err.code === 'run_not_found'),
+      );
+    }
     store.abortedAtOpen = await store.markAbortedRuns();
     return store;
   }
@@ -133,6 +153,30 @@ export class RunStore {
    * sha256 (see BootRecord.screenshot), so the seal covers them.
    */
   async finalize(run: RunRecord, artifacts: readonly RunArtifact[] = []): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.finalizeOnce(run, artifacts);
+      } catch (err) {
+        if (!isStoreDown(err)) throw err;
+        const delay = this.durability.retryDelaysMs[attempt];
+        if (delay !== undefined) {
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          continue;
+        }
+        const journal = this.durability.journal;
+        if (!journal) throw err;
+        // The verdict is not lost: kept on this host, sealed into the chain at the next open.
+        const file = await journal.write(run, artifacts);
+        process.emitWarning(`the evidence store did not take run ${run.id} of ${run.policy} (${(err as Error).message}); its record is kept in ${file} and written at the next start`, {
+          type: 'BackproofWarning',
+          code: 'run_journaled',
+        });
+        return;
+      }
+    }
+  }
+
+  private async finalizeOnce(run: RunRecord, artifacts: readonly RunArtifact[]): Promise<void> {
     const signer = await this.signer();
     // The row and its chain link are written in one transaction: a run is never finalized unsealed.
     const sealed = await this.executor.transaction(async (q) => {
@@ -377,4 +421,11 @@ function values(run: RunRecord): unknown[] {
 
 function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The store is down (not: the run is in a state it may not be finalized from). */
+function isStoreDown(err: unknown): boolean {
+  if (err instanceof BackproofError) return err.code === 'store_unreachable';
+  const state = sqlStateOf(err);
+  return state !== undefined && (state.startsWith('08') || state.startsWith('57P'));
 }
