@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { loadConfig } from '../orchestrator/config/load.js';
 import { CONFIG_MAX_BYTES, REFERENCE_MAX_BYTES } from '../orchestrator/config/references.js';
-import { ConfigError } from '../orchestrator/errors.js';
+import { problemsOfPath } from './helpers/config-problems.js';
 import { tempDir } from './helpers/harness.js';
 
 // Config input is bounded: a FIFO or device named by --config or ${file:} neither hangs nor fills
@@ -20,25 +20,16 @@ const POLICY = `clients:
         source: { driver: local, path: /srv/backups, select: { glob: "*.dump" } }
 `;
 
-async function problemsOf(file: string): Promise<ConfigError['problems']> {
-  try {
-    await loadConfig(file);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 t.test('--config naming a FIFO, a device or a huge file: a clear problem, at once', async (t) => {
   const dir = await tempDir('bounds');
   const fifo = path.join(dir, 'backproof.yaml');
   await promisify(execFile)('mkfifo', [fifo]);
-  t.match((await problemsOf(fifo))[0], { file: fifo, problem: /is not a regular file/ });
-  t.match((await problemsOf('/dev/zero'))[0], { problem: /is not a regular file/ });
+  t.match((await problemsOfPath(fifo))[0], { file: fifo, problem: /is not a regular file/ });
+  t.match((await problemsOfPath('/dev/zero'))[0], { problem: /is not a regular file/ });
   const huge = path.join(dir, 'huge.yaml');
   await fs.writeFile(huge, `${POLICY}# ${'x'.repeat(CONFIG_MAX_BYTES)}\n`);
-  t.match((await problemsOf(huge))[0], { problem: /more than the \d+ allowed/, fix: /at most 16 MiB, or a folder/ });
+  t.match((await problemsOfPath(huge))[0], { problem: /more than the \d+ allowed/, fix: /at most 16 MiB, or a folder/ });
 });
 
 t.test('${file:} of a FIFO, /dev/zero or a large file: a problem at its key, never a hang or a crash', async (t) => {
@@ -55,7 +46,7 @@ alerts:
 ${POLICY}`;
   await fs.writeFile(file, refs('pipe', '/dev/zero', 'big'));
   const started = Date.now();
-  const problems = await problemsOf(file);
+  const problems = await problemsOfPath(file);
   t.ok(Date.now() - started < 5_000, 'answered at once');
   t.match(problems, [
     { path: 'database.url', problem: /pipe is not a regular file/ },
@@ -72,7 +63,7 @@ t.test('80,000 unknown keys: the first 100 problems located, the rest counted, i
   const keys = Array.from({ length: 80_000 }, (_, i) => `  k${i}: ${i}`).join('\n');
   await fs.writeFile(file, `${POLICY}daemon:\n${keys}\n`);
   const started = Date.now();
-  const problems = await problemsOf(file);
+  const problems = await problemsOfPath(file);
   const ms = Date.now() - started;
   t.equal(problems.length, 101);
   t.match(problems[0], { path: 'daemon.k0', line: 8, problem: 'unknown key "k0"' });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { loadConfig } from '../orchestrator/config/load.js';
-import { ConfigError } from '../orchestrator/errors.js';
+import { problemsOfPath } from './helpers/config-problems.js';
 import { tempDir } from './helpers/harness.js';
 
 // --config may name a folder: one file per client, plus one with the shared keys and defaults:.
@@ -38,15 +38,6 @@ async function folder(files: Record<string, string>): Promise<string> {
   return dir;
 }
 
-async function problemsOf(dir: string): Promise<ConfigError['problems']> {
-  try {
-    await loadConfig(dir);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 t.test('500 client files and shared defaults validate; policies inherit what they do not set', async (t) => {
   const files: Record<string, string> = { '00-shared.yaml': SHARED };
@@ -81,7 +72,7 @@ t.test("a problem in one client's file names that file, its line and its own key
     'acme.yaml': clientFile(1),
     'globex.yaml': `${clientFile(2)}        targets: { rpo: 26x }\n`,
   });
-  const problems = await problemsOf(dir);
+  const problems = await problemsOfPath(dir);
   t.equal(problems.length, 1, JSON.stringify(problems));
   t.match(problems[0], { file: path.join(dir, 'globex.yaml'), path: 'clients[0].policies[0].targets.rpo', line: 8 });
   t.match(problems[0]!.problem, /26x/);
@@ -89,23 +80,23 @@ t.test("a problem in one client's file names that file, its line and its own key
 
 t.test('a bad default is reported once, in the defaults file; a key set in two files is refused', async (t) => {
   const bad = await folder({ '00-shared.yaml': SHARED.replace('memory: 1g', 'memory: lots'), 'a.yaml': clientFile(1), 'b.yaml': clientFile(2) });
-  const problems = await problemsOf(bad);
+  const problems = await problemsOfPath(bad);
   t.equal(problems.length, 1, JSON.stringify(problems));
   t.match(problems[0], { file: path.join(bad, '00-shared.yaml'), path: 'defaults.sandbox.memory', line: 5 });
 
   const twice = await folder({ '00-shared.yaml': SHARED, 'a.yaml': `${clientFile(1)}daemon: { concurrency: 2 }\n` });
-  const [conflict] = await problemsOf(twice);
+  const [conflict] = await problemsOfPath(twice);
   t.match(conflict, { file: path.join(twice, 'a.yaml'), path: 'daemon', problem: `daemon is also set in ${path.join(twice, '00-shared.yaml')}` });
 
   const syntax = await folder({ '00-shared.yaml': SHARED, 'a.yaml': 'clients: [\n', 'b.yaml': 'clients: {\n' });
-  const broken = await problemsOf(syntax);
+  const broken = await problemsOfPath(syntax);
   t.same(broken.map((p) => path.basename(p.file)), ['a.yaml', 'b.yaml'], 'every broken file at once');
 
-  t.match((await problemsOf(await folder({ 'notes.txt': 'x' })))[0]?.problem, /holds no .yaml files/);
+  t.match((await problemsOfPath(await folder({ 'notes.txt': 'x' })))[0]?.problem, /holds no .yaml files/);
 });
 
 t.test('duplicate names across files name both places', async (t) => {
   const dir = await folder({ 'a.yaml': clientFile(1), 'b.yaml': clientFile(1) });
-  const problems = await problemsOf(dir);
+  const problems = await problemsOfPath(dir);
   t.ok(problems.some((p) => p.file === path.join(dir, 'b.yaml') && /client name "client-1" is already used/.test(p.problem)), JSON.stringify(problems));
 });
