@@ -274,6 +274,13 @@ t.test('a policy requiring a label no live worker has is reported; a worker with
   t.match(metrics, /backproof_queue_oldest_waiting_seconds\{\} \d/);
   const scoped = await renderMetrics(deps, { tokenId: 't', tokenName: 'acme', scope: { kind: 'client', client: 'acme' } });
   t.notMatch(scoped, /backproof_worker_/, "a client's token does not see the workers");
+  const { boardPage } = await import('../orchestrator/web/pages.js');
+  const board = (scope: { kind: 'admin' } | { kind: 'client'; client: string }) =>
+    boardPage({ url: new URL('http://127.0.0.1/'), params: [], principal: { tokenId: 't', tokenName: 'n', scope }, deps } as unknown as Parameters<typeof boardPage>[0]);
+  const html = await board({ kind: 'admin' });
+  t.match(html, /<h2>Workers<\/h2><p>1 of 1 worker\(s\) alive\. [1-9]\d* run\(s\) waiting for a worker/, 'the board shows the workers and the queue');
+  t.match(html, /<td>site=paris<\/td>/);
+  t.notMatch(await board({ kind: 'client', client: 'acme' }), /<h2>Workers/, 'not to a client');
   const berlin = spawnNode(t, c.dir, ['worker', '--label', 'site=berlin']);
   await waitFor('the report to clear', () => /every scheduled policy has a live worker again/.test(scheduler.log()), 30_000);
   await waitFor('the alert to resolve', async () => (await incident())?.resolved_at != null, 30_000);

@@ -2,7 +2,9 @@ import { bootOutcome } from '../../reports/boot-text.js';
 import type { RunRecord } from '../domain.js';
 import { formatAge, formatSeconds } from '../format.js';
 import { canSee } from './auth.js';
+import { clusterStatus } from '../cluster/cluster-status.js';
 import { bootBadge } from './boot-section.js';
+import { clusterSection } from './cluster-section.js';
 import { notFound, type RequestContext } from './context.js';
 import { ago, badge, enc, esc, page, restoreChart, sparkline, when, type ChartPoint } from './html.js';
 import { BAD_HEALTH, boardOrder, policyViews, type PolicyView } from './policy-view.js';
@@ -63,7 +65,9 @@ export async function boardPage(ctx: RequestContext): Promise<string> {
 <table class="board"><thead><tr><th>Status</th><th>Policy</th>${withClient ? '<th>Client</th>' : ''}<th>Last run</th><th>Last success</th><th>Newest backup / RPO</th><th>Restore time (last ${SERIES_RUNS} runs)</th><th>Next run</th><th>Open alerts</th></tr></thead>
 <tbody>${rows || '<tr><td colspan="9" class="muted">No policies.</td></tr>'}</tbody></table>
 <p class="muted small">Generated ${when(now.toISOString())}. Red: the last run failed or errored, the newest backup is older than the RPO, or an alert is open.</p>`;
-  return page({ title: 'Board', who: who(ctx), nav: 'board', body });
+  // Cluster mode: the workers are the operator's business, shown to admin tokens only.
+  const cluster = ctx.principal.scope.kind === 'admin' && deps.runs.kind === 'postgres' ? await clusterStatus(deps.runs.executor, deps.runs.schema, deps.config()) : undefined;
+  return page({ title: 'Board', who: who(ctx), nav: 'board', body: cluster ? body + clusterSection(cluster, now) : body });
 }
 
 function boardRow(v: PolicyView, points: ChartPoint[], boot: LastBoot | undefined, now: Date, withClient: boolean): string {
