@@ -71,3 +71,17 @@ t.test('80,000 unknown keys: the first 100 problems located, the rest counted, i
   t.ok(ms < 20_000, `took ${ms} ms (was 121 s)`);
   t.comment(`80,000 unknown keys: ${ms} ms`);
 });
+
+t.test('a config in Latin-1 or UTF-16: a clear problem instead of mangled names in every report', async (t) => {
+  const dir = await tempDir('bounds');
+  const text = POLICY.replace('name: acme\n', 'name: acme\n    displayName: Müller GmbH\n');
+  const latin1 = path.join(dir, 'latin1.yaml');
+  await fs.writeFile(latin1, Buffer.from(text, 'latin1'));
+  t.match((await problemsOfPath(latin1))[0], { problem: /is not UTF-8 text \(line 3 holds a byte/, fix: /save it as UTF-8/ });
+  const utf16 = path.join(dir, 'utf16.yaml');
+  await fs.writeFile(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]));
+  t.match((await problemsOfPath(utf16))[0], { problem: 'is UTF-16 text, not UTF-8', fix: /PowerShell/ });
+  const utf8 = path.join(dir, 'utf8.yaml');
+  await fs.writeFile(utf8, `\uFEFF${text}`);
+  t.equal((await loadConfig(utf8)).clients[0]?.displayName, 'Müller GmbH', 'UTF-8, with or without a BOM, reads as written');
+});

@@ -69,7 +69,7 @@ export async function readConfigDir(dir: string): Promise<ConfigSource[]> {
       sources.push(parseSource(text, file));
     } catch (err) {
       if (err instanceof ConfigError) problems.push(...err.problems);
-      else if (err instanceof BoundedReadError) problems.push({ file, path: '', problem: err.message, fix: 'keep config files small: one file per client' });
+      else if (err instanceof BoundedReadError) problems.push({ file, path: '', problem: err.message, fix: err.fix ?? 'keep config files small: one file per client' });
       else problems.push({ file, path: '', problem: `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, fix: 'make the file readable by this user' });
     }
   }

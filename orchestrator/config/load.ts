@@ -36,7 +36,7 @@ export async function loadConfig(file: string): Promise<ResolvedConfig> {
     text = readBoundedFile(full, CONFIG_MAX_BYTES);
   } catch (err) {
     if (err instanceof BoundedReadError) {
-      throw new ConfigError([{ file: full, path: '', problem: err.message, fix: `give --config a YAML file of at most ${CONFIG_MAX_BYTES / 1024 ** 2} MiB, or a folder of them (one file per client)` }]);
+      throw new ConfigError([{ file: full, path: '', problem: err.message, fix: err.fix ?? `give --config a YAML file of at most ${CONFIG_MAX_BYTES / 1024 ** 2} MiB, or a folder of them (one file per client)` }]);
     }
     const code = (err as NodeJS.ErrnoException).code;
     const problem = code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? String(err)})`;

@@ -137,7 +137,7 @@ function resolveOne(
       return readBoundedFile(full, REFERENCE_MAX_BYTES).replace(/\r?\n$/, '');
     } catch (err) {
       if (err instanceof BoundedReadError) {
-        problems.push({ path: at, problem: `${full} ${err.message}`, fix: `point \${file:} at a regular file of at most ${REFERENCE_MAX_BYTES / 1024} KiB (a password, a key, a certificate)` });
+        problems.push({ path: at, problem: `${full} ${err.message}`, fix: err.fix ?? `point \${file:} at a regular file of at most ${REFERENCE_MAX_BYTES / 1024} KiB (a password, a key, a certificate)` });
         return undefined;
       }
       const code = (err as NodeJS.ErrnoException).code;
@@ -164,7 +164,31 @@ export const CONFIG_MAX_BYTES = 16 * 1024 ** 2;
 /** What a `${file:}` reference may hold: secrets and certificates, never megabytes. */
 export const REFERENCE_MAX_BYTES = 64 * 1024;
 
-export class BoundedReadError extends Error {}
+export class BoundedReadError extends Error {
+  /** Set when the fix is not about the file's kind or size (its encoding). */
+  constructor(message: string, readonly fix?: string) {
+    super(message);
+  }
+}
+
+/**
+ * UTF-8 text, or a BoundedReadError saying what the bytes are instead: UTF-16 (PowerShell's
+ * `>` and Notepad's "Unicode"), or another single-byte encoding (Latin-1, Windows-1252) that
+ * would otherwise turn "Müller" into "M\uFFFDller" in every report.
+ */
+export function decodeUtf8(bytes: Buffer): string {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    throw new BoundedReadError('is UTF-16 text, not UTF-8', 'save it as UTF-8 (PowerShell: Out-File -Encoding utf8, or Set-Content; editors: "UTF-8")');
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes).replace(/^\uFEFF/, '');
+  } catch {
+    const text = bytes.toString('utf8');
+    const at = text.indexOf('\uFFFD');
+    const line = text.slice(0, at).split('\n').length;
+    throw new BoundedReadError(`is not UTF-8 text (line ${line} holds a byte UTF-8 does not allow, as Latin-1 or Windows-1252 text does)`, 'save it as UTF-8 (iconv -f latin1 -t utf-8, or "UTF-8" in the editor)');
+  }
+}
 
 /**
  * A regular file's text, at most `max` bytes. Opened non-blocking, so a FIFO or a device never
@@ -185,7 +209,7 @@ export function readBoundedFile(file: string, max: number): string {
       n += got;
       if (n > max) throw new BoundedReadError(`grew past ${max} bytes while being read`);
     }
-    return buf.subarray(0, n).toString('utf8');
+    return decodeUtf8(buf.subarray(0, n));
   } finally {
     closeSync(fd);
   }
