@@ -15,7 +15,7 @@ import { alertSecrets } from './daemon-schema.js';
 import { checkLogo } from './reports-schema.js';
 import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote } from './schema.js';
 import type { ResolvedConfig } from './types.js';
-import { sourceSecrets } from '../secrets.js';
+import { sourceSecrets } from './secret-fields.js';
 
 /** Problems reported at most; past this, one line says how many more there are. */
 const MAX_PROBLEMS = 100;
