@@ -7,7 +7,8 @@
 #     poppler-utils (pdftoppm/pdftotext: report PDFs rendered to PNG pages and read back),
 #     chromium (the dashboard's browser tests, driven by playwright-core), jq and openssl (the
 #     evidence bundle checked with standard tools, as the README shows), qemu-utils (test images
-#     converted between disk formats);
+#     converted between disk formats), openssh-server (a worker driving an engine over ssh://: the
+#     tests start their own sshd on loopback), faketime (date tests run a year ahead);
 #   - starts dockerd when no engine answers (no bridge, no iptables: sandboxes have no network)
 #     and writes its pid to $BACKPROOF_DOCKERD_PIDFILE (default /run/backproof-dockerd.pid);
 #   - npm ci, build, and the sandbox images (PostgreSQL 15 and 17, MariaDB, files, QEMU) when
@@ -23,6 +24,7 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 for tool in faketime:faketime gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic zip:zip tar:tar pdftoppm:poppler-utils chromium:chromium jq:jq openssl:openssl qemu-img:qemu-utils; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -10,7 +10,8 @@ import { ageFile, goodArchive } from './helpers/daemon-harness.js';
 import { openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 import { startPrivateDockerd, type PrivateDockerd } from './helpers/private-dockerd.js';
 
-// A worker driving another machine's engine over TCP with TLS (dockerd --tlsverify): a second,
+// A worker driving another machine's engine over TCP with TLS (dockerd --tlsverify), or over SSH
+// (a real sshd on loopback). For TLS a second,
 // private dockerd listening on 127.0.0.1 with certificates made by openssl here. Only a client
 // with a certificate from the engine's CA gets in; a run through it restores and passes.
 
@@ -95,4 +96,43 @@ clients:
   t.equal(run.sandbox?.runtime, 'docker');
   const left = await runtime.leftovers(run.id);
   t.equal(left.containers.length + left.volumes.length, 0, 'nothing left on the remote engine');
+});
+
+t.test('ssh://: a worker drives an engine through sshd (docker system dial-stdio) with docker.sshKey', async (t) => {
+  // A real sshd of our own on loopback, root by key only, in front of the shared engine.
+  const dir = await tempDir('sshd');
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const keygen = (name: string) => promisify(execFile)('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, name)]);
+  await keygen('host_key');
+  await keygen('client_key');
+  await fs.copyFile(path.join(dir, 'client_key.pub'), path.join(dir, 'authorized_keys'));
+  const port = await freePort();
+  await fs.writeFile(
+    path.join(dir, 'sshd_config'),
+    [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host_key`, `AuthorizedKeysFile ${dir}/authorized_keys`, 'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', `PidFile ${dir}/sshd.pid`].join('\n') + '\n',
+  );
+  await fs.mkdir('/run/sshd', { recursive: true });
+  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: 'ignore' });
+  t.teardown(() => {
+    sshd.kill('SIGTERM');
+  });
+  for (let i = 0; i < 50; i++) {
+    if (await new Promise<boolean>((resolve) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false)))) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const sshKey = await fs.readFile(path.join(dir, 'client_key'), 'utf8');
+  const runtime = new DockerRuntime({ host: `ssh://root@127.0.0.1:${port}`, sshKey });
+  t.equal(runtime.endpoint, `ssh://127.0.0.1:${port}`, 'no user name in the endpoint recorded');
+  t.match((await runtime.ping()).version, /API/);
+  const folder = await tempDir('ssh-backups');
+  await ageFile(await goodArchive(folder, 'share-1.tar.gz'), 60_000);
+  const { store, dataDir } = await openEmbeddedStore();
+  t.teardown(async () => {
+    await store.close();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+  const run = await verify(policyFromYaml({ folder, kind: 'files', glob: '*.tar.gz', timestamp: 'mtime', probes: '          - files: { exist: ["docs/*.txt"] }' }), store, runtime);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  const left = await runtime.leftovers(run.id);
+  t.equal(left.containers.length + left.volumes.length, 0, 'nothing left behind');
 });
