@@ -251,11 +251,7 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
     let reason = reasonFor(err, signal, timeout, policy.sandbox.timeoutMs);
     if (reason.code === 'internal' || reason.code === 'sandbox_failed') {
       // An engine that went away mid-run shows up as a broken stream or a failed API call.
-      const engineDown = await deps.runtime.ping(AbortSignal.timeout(5_000)).then(
-        () => false,
-        () => true,
-      );
-      if (engineDown) {
+      if (await engineWentAway(deps.runtime)) {
         reason = { code: 'docker_unreachable', message: `the Docker engine at ${deps.runtime.endpoint} stopped answering during the run (${(err as Error)?.message ?? err}); start it and run again` };
       }
     }
@@ -294,6 +290,26 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
   }
   return run;
 }
+
+/**
+ * Whether the engine stopped answering. One that is shutting down kills the containers first and
+ * still answers for a moment, so it is asked a few times over ENGINE_GONE_WINDOW_MS before it
+ * counts as up (a run that failed for its own reasons pays that wait once).
+ */
+async function engineWentAway(runtime: SandboxRuntime): Promise<boolean> {
+  const deadline = Date.now() + ENGINE_GONE_WINDOW_MS;
+  for (;;) {
+    const down = await runtime.ping(AbortSignal.timeout(5_000)).then(
+      () => false,
+      () => true,
+    );
+    if (down) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+const ENGINE_GONE_WINDOW_MS = 3_000;
 
 /** The restorer's own probe results and the in-sandbox ones, back in the order the policy lists them. */
 function inConfigOrder(probes: readonly ProbeConfig[], own: ProbeResult[], inSandbox: ProbeResult[]): ProbeResult[] {
