@@ -3,7 +3,8 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import t from 'tap';
+import t, { type Test } from 'tap';
+import type { RunRecord } from '../orchestrator/domain.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { ageFile, goodArchive } from './helpers/daemon-harness.js';
@@ -56,6 +57,20 @@ t.teardown(async () => {
   if (certs) await fs.rm(certs, { recursive: true, force: true });
 });
 
+/** A files-kind run of `folder` through `runtime` on a fresh embedded store: it passes and leaves nothing on that engine. */
+async function filesRunThrough(t: Test, runtime: DockerRuntime, folder: string): Promise<RunRecord> {
+  const { store, dataDir } = await openEmbeddedStore();
+  t.teardown(async () => {
+    await store.close();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+  const run = await verify(policyFromYaml({ folder, kind: 'files', glob: '*.tar.gz', timestamp: 'mtime', probes: '          - files: { exist: ["docs/*.txt"] }' }), store, runtime);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  const left = await runtime.leftovers(run.id);
+  t.equal(left.containers.length + left.volumes.length, 0, 'nothing left on that engine');
+  return run;
+}
+
 const read = (f: string): Promise<string> => fs.readFile(path.join(certs, f), 'utf8');
 
 t.test('only a client certificate from the engine\'s CA gets in', async (t) => {
@@ -86,16 +101,8 @@ clients:
   t.ok(config.secrets.some((s) => s.trim() === key), 'the client key is redacted wherever it might appear');
   const runtime = new DockerRuntime(config.docker);
   t.equal(runtime.endpoint, host);
-  const { store, dataDir } = await openEmbeddedStore();
-  t.teardown(async () => {
-    await store.close();
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
-  const run = await verify(policyFromYaml({ folder, kind: 'files', glob: '*.tar.gz', timestamp: 'mtime', probes: '          - files: { exist: ["docs/*.txt"] }' }), store, runtime);
-  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  const run = await filesRunThrough(t, runtime, folder);
   t.equal(run.sandbox?.runtime, 'docker');
-  const left = await runtime.leftovers(run.id);
-  t.equal(left.containers.length + left.volumes.length, 0, 'nothing left on the remote engine');
 });
 
 t.test('ssh://: a worker drives an engine through sshd (docker system dial-stdio) with docker.sshKey', async (t) => {
@@ -126,13 +133,5 @@ t.test('ssh://: a worker drives an engine through sshd (docker system dial-stdio
   t.match((await runtime.ping()).version, /API/);
   const folder = await tempDir('ssh-backups');
   await ageFile(await goodArchive(folder, 'share-1.tar.gz'), 60_000);
-  const { store, dataDir } = await openEmbeddedStore();
-  t.teardown(async () => {
-    await store.close();
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
-  const run = await verify(policyFromYaml({ folder, kind: 'files', glob: '*.tar.gz', timestamp: 'mtime', probes: '          - files: { exist: ["docs/*.txt"] }' }), store, runtime);
-  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
-  const left = await runtime.leftovers(run.id);
-  t.equal(left.containers.length + left.volumes.length, 0, 'nothing left behind');
+  await filesRunThrough(t, runtime, folder);
 });
