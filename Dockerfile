@@ -18,6 +18,7 @@ COPY orchestrator orchestrator
 COPY drivers drivers
 COPY restore-sandboxes restore-sandboxes
 COPY reports reports
+COPY scripts scripts
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

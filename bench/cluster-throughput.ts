@@ -20,7 +20,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { driverFor, restorerFor } from '../orchestrator/cli/context.js';
+import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { enqueueAttempt } from '../orchestrator/cluster/dispatcher.js';
 import { JobQueue } from '../orchestrator/cluster/job-queue.js';
 import { WorkerRegistry } from '../orchestrator/cluster/worker-registry.js';

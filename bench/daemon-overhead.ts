@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { AlertEngine } from '../orchestrator/alerts/alert-engine.js';
-import { driverFor, restorerFor } from '../orchestrator/cli/context.js';
+import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { loadConfig } from '../orchestrator/config/load.js';
 import type { PolicyConfig } from '../orchestrator/config/types.js';
 import { Daemon } from '../orchestrator/daemon/daemon.js';

@@ -13,7 +13,7 @@ import { closeSync, openSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { driverFor, restorerFor } from '../orchestrator/cli/context.js';
+import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import type { RunRecord } from '../orchestrator/domain.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';

@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { driverFor, restorerFor } from '../orchestrator/cli/context.js';
+import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { DEFAULTS } from '../orchestrator/defaults.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';

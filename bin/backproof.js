@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-// Entry point installed as `backproof`. The TypeScript sources are compiled to dist/ by `npm run build`.
+// Entry point installed as `backproof`. `npm run build` compiles the TypeScript sources to dist/
+// and bundles the CLI into dist/cli/ (scripts/bundle-cli.mjs).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-await import('../dist/orchestrator/cli/entry.js');
+await import('../dist/cli/backproof.js');

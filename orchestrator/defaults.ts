@@ -1,5 +1,11 @@
 /** Every default timeout and limit in one place; units are in the names. */
 export const DEFAULTS = {
+  /**
+   * shared_buffers of the embedded PGlite store. PostgreSQL's 128MB default is zeroed at every
+   * open (~130 ms and ~130 MB of RSS per command); the OS page cache keeps the store's pages
+   * anyway, and large scans use a small ring whatever the pool (bench/process-cost.ts).
+   */
+  embeddedSharedBuffers: '8MB',
   /** Hard limit for a whole run, sandbox included. */
   runTimeoutMs: 60 * 60_000,
   /**

@@ -1,16 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { packageInfo } from './package-root.js';
 
-/** The package version, read once from package.json (works from sources and from dist/). */
-function readVersion(): string {
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'backproof' && pkg.version) return pkg.version;
-    } catch {
-      // try the next location
-    }
-  }
-  return '0.0.0';
-}
-
-export const BACKPROOF_VERSION = readVersion();
+/** The package version, read once from backproof's package.json. */
+export const BACKPROOF_VERSION = packageInfo()?.version ?? '0.0.0';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import t from 'tap';
-import { driverFor, restorerFor } from '../orchestrator/cli/context.js';
+import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { recoverAndReap } from '../orchestrator/cli/run-command.js';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { driverFor, restorerFor } from '../orchestrator/cli/context.js';
+import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { recoverAndReap } from '../orchestrator/cli/run-command.js';
 import type { RunRecord } from '../orchestrator/domain.js';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';

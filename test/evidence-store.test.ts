@@ -10,6 +10,7 @@ import { migrate, loadMigrations } from '../orchestrator/evidence/migrate.js';
 import { createPgExecutor } from '../orchestrator/evidence/pg-executor.js';
 import { createPgliteExecutor, isPidAlive } from '../orchestrator/evidence/pglite-executor.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
+import { templateKey } from '../orchestrator/evidence/store-template.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
 
 /**
@@ -163,7 +164,10 @@ for (const backend of backends) {
   t.test(`${backend.name}: evidence store conformance`, async (tt) => {
     await tt.test('migrations apply once; opening twice is a no-op', async (t2) => {
       const first = await backend.open();
-      t2.same(first.migration.applied, loadMigrations().map((m) => m.version), 'first open applies every migration');
+      // A new embedded store starts from the template npm run build made (initdb and every
+      // migration already applied); the template's own test is below.
+      const expected = backend.name === 'pglite' && (await templateIsCurrent()) ? [] : loadMigrations().map((m) => m.version);
+      t2.same(first.migration, { applied: expected, version: latest }, 'first open leaves the schema current');
       t2.equal(first.kind, backend.name);
       await release(first);
       const second = await backend.open();
@@ -340,6 +344,40 @@ t.test('pglite: one process at a time (lock file)', async (tt) => {
   tt.match(err?.message ?? '', 'other-host');
   await fs.rm(lockPath);
   stores.pglite = await backends[1]!.open();
+});
+
+/** Is dist/'s store template built from these migrations (npm run build)? */
+async function templateIsCurrent(): Promise<boolean> {
+  const recorded = await fs.readFile(path.join(repoRoot, 'dist', 'store-template.json'), 'utf8').then((t) => (JSON.parse(t) as { key: string }).key, () => '');
+  return recorded === templateKey();
+}
+
+t.test('pglite: a new data dir starts from the pre-built template, the same store initdb and the migrations make', async (tt) => {
+  tt.ok(await templateIsCurrent(), 'npm run build made a template from these migrations (dist/store-template.json)');
+  const fromTemplate = path.join(tmp, 'from-template');
+  const fromInitdb = path.join(tmp, 'from-initdb');
+  const seeded = await createPgliteExecutor(fromTemplate);
+  const built = await createPgliteExecutor(fromInitdb, { template: false });
+  try {
+    tt.same(await migrate(seeded, 'backproof'), { applied: [], version: latest }, 'the template holds every migration');
+    tt.same(await migrate(built, 'backproof'), { applied: loadMigrations().map((m) => m.version), version: latest }, 'without it, initdb and every migration');
+    // The whole catalogue of the store's schema: tables, columns, types, defaults, indexes, constraints.
+    const shape = async (e: typeof seeded): Promise<unknown> => ({
+      columns: (await e.query(`SELECT table_name, column_name, data_type, column_default, is_nullable FROM information_schema.columns WHERE table_schema = 'backproof' ORDER BY 1, 2`)).rows,
+      indexes: (await e.query(`SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'backproof' ORDER BY 1, 2`)).rows,
+      constraints: (await e.query(`SELECT conname, pg_get_constraintdef(c.oid) AS def FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'backproof' ORDER BY 1`)).rows,
+      migrations: (await e.query(`SELECT version, name FROM backproof.schema_migrations ORDER BY 1`)).rows,
+      encoding: (await e.query(`SELECT pg_encoding_to_char(encoding) AS enc, datcollate FROM pg_database WHERE datname = current_database()`)).rows,
+    });
+    tt.same(await shape(seeded), await shape(built), 'the same schema either way');
+  } finally {
+    await seeded.close();
+    await built.close();
+  }
+  const modes = await fs.stat(path.join(fromTemplate, 'evidence', 'PG_VERSION'));
+  tt.equal(modes.mode & 0o077, 0, 'the copy is private like any store');
+  const leftovers = (await fs.readdir(fromTemplate)).filter((n) => n.includes('.seed-'));
+  tt.same(leftovers, [], 'no staging folder left behind');
 });
 
 t.test('postgres: concurrent opens migrate once; errors never show the password', async (tt) => {

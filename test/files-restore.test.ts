@@ -321,7 +321,7 @@ t.test('cancelled in the middle of an extraction: recorded as cancelled at once,
   );
   await age(path.join(folder, 'share.tar'), 60_000);
   const { runPolicy } = await import('../orchestrator/runner/run-policy.js');
-  const { driverFor, restorerFor } = await import('../orchestrator/cli/context.js');
+  const { driverFor, restorerFor } = await import('../orchestrator/cli/plugins.js');
   const { DockerRuntime } = await import('../restore-sandboxes/docker/docker-runtime.js');
   const { quietLogger } = await import('./helpers/harness.js');
   const controller = new AbortController();

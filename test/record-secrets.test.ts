@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { Logger } from '../orchestrator/logger.js';
-import { driverFor, restorerFor } from '../orchestrator/cli/context.js';
+import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { cleanRecord, bounded } from '../orchestrator/runner/record-hygiene.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';

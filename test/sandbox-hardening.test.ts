@@ -1,5 +1,5 @@
 import t from 'tap';
-import { restorerFor } from '../orchestrator/cli/context.js';
+import { restorerFor } from '../orchestrator/cli/plugins.js';
 import type { PolicyConfig } from '../orchestrator/config/types.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { PROBE_HELPER } from '../restore-sandboxes/probes/sandbox-probes.js';

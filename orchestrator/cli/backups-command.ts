@@ -4,7 +4,8 @@ import { loadConfig } from '../config/load.js';
 import { BackproofError, VerificationError } from '../errors.js';
 import { formatAge, formatBytes } from '../format.js';
 import { renderTable } from '../../reports/text-table.js';
-import { configPath, driverFor, findPolicy, type GlobalOptions } from './context.js';
+import { configPath, findPolicy, type GlobalOptions } from './context.js';
+import { driverFor } from './plugins.js';
 
 const STATUS_TEXT: Record<JudgedEntry['status'], string> = {
   candidate: 'candidate',

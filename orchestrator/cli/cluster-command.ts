@@ -11,7 +11,8 @@ import type { ResolvedConfig } from '../config/types.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import { BackproofError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { configPath, driverFor, makeLogger, openStore, restorerFor, runtimeFor, type GlobalOptions } from './context.js';
+import { configPath, makeLogger, openStore, type GlobalOptions } from './context.js';
+import { driverFor, restorerFor, runtimeFor } from './plugins.js';
 import { recoverAndReap } from './run-command.js';
 import { snapshotPath } from './status-command.js';
 

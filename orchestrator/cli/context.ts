@@ -1,24 +1,10 @@
 import path from 'node:path';
-import { LocalStorageDriver } from '../../drivers/local/local-storage-driver.js';
-import { ResticStorageDriver } from '../../drivers/restic/restic-storage-driver.js';
-import { S3StorageDriver } from '../../drivers/s3/s3-storage-driver.js';
-import type { StorageDriver } from '../../drivers/storage-driver.js';
-import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
-import { VmRestorer } from '../../restore-sandboxes/vm/vm-restorer.js';
-import { CustomRestorer } from '../../restore-sandboxes/custom/custom-restorer.js';
-import { FilesRestorer } from '../../restore-sandboxes/files/files-restorer.js';
-import { MysqlRestorer } from '../../restore-sandboxes/mysql/mysql-restorer.js';
-import { PostgresRestorer } from '../../restore-sandboxes/postgres/postgres-restorer.js';
-import { SqliteRestorer } from '../../restore-sandboxes/sqlite/sqlite-restorer.js';
-import type { Restorer } from '../../restore-sandboxes/restorer.js';
-import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 import { loadConfig } from '../config/load.js';
 import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
 import { DEFAULTS } from '../defaults.js';
 import { BackproofError } from '../errors.js';
 import { RunStore } from '../evidence/run-store.js';
 import { Logger } from '../logger.js';
-import type { RunDeps } from '../runner/run-policy.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -64,46 +50,6 @@ export function findPolicy(config: ResolvedConfig, name: string): PolicyConfig {
     throw new BackproofError('unknown_policy', `no policy named "${name}" in ${config.file}; policies: ${config.policies.map((p) => p.name).join(', ')}`);
   }
   return policy;
-}
-
-export function driverFor(policy: PolicyConfig): StorageDriver {
-  const source = policy.source;
-  switch (source.driver) {
-    case 'local':
-      return new LocalStorageDriver({ path: source.path, recursive: source.recursive });
-    case 's3':
-      return new S3StorageDriver({
-        ...source,
-        ...(source.select.timestamp.from === 'metadata' ? { metadataKey: source.select.timestamp.key } : {}),
-      });
-    case 'restic':
-      return new ResticStorageDriver(source);
-  }
-}
-
-export function restorerFor(policy: PolicyConfig): Restorer {
-  switch (policy.kind) {
-    case 'postgres':
-      return new PostgresRestorer();
-    case 'mysql':
-      return new MysqlRestorer();
-    case 'files':
-      return new FilesRestorer();
-    case 'sqlite':
-      return new SqliteRestorer();
-    case 'custom':
-      return new CustomRestorer();
-    case 'vm':
-      return new VmRestorer();
-  }
-}
-
-export function runtimeFor(config: Pick<ResolvedConfig, 'docker'>): SandboxRuntime {
-  return new DockerRuntime(config.docker);
-}
-
-export function runDeps(store: RunStore, runtime: SandboxRuntime, logger: Logger): RunDeps {
-  return { store, runtime, driverFor, restorerFor, logger };
 }
 
 export function makeLogger(secrets: readonly string[] = []): Logger {

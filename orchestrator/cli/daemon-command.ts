@@ -3,7 +3,8 @@ import { loadConfig } from '../config/load.js';
 import { Daemon } from '../daemon/daemon.js';
 import { parseDuration } from '../config/duration.js';
 import { BackproofError } from '../errors.js';
-import { configPath, driverFor, makeLogger, openStore, restorerFor, runtimeFor, type GlobalOptions } from './context.js';
+import { configPath, makeLogger, openStore, type GlobalOptions } from './context.js';
+import { driverFor, restorerFor, runtimeFor } from './plugins.js';
 import { recoverAndReap } from './run-command.js';
 import { snapshotPath } from './status-command.js';
 

@@ -1,19 +1,56 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, BackproofError } from '../errors.js';
 import { BACKPROOF_VERSION } from '../version.js';
-import { registerBackups } from './backups-command.js';
-import { registerCluster } from './cluster-command.js';
-import { registerDaemon } from './daemon-command.js';
-import { registerDemo } from './demo-command.js';
-import { registerEvidence } from './evidence-command.js';
-import { registerImages } from './images-command.js';
-import { registerReport } from './report-command.js';
-import { registerRun } from './run-command.js';
-import { registerRuns } from './runs-command.js';
-import { registerServe } from './serve-command.js';
-import { registerStatus } from './status-command.js';
-import { registerTokens } from './tokens-command.js';
-import { registerValidate } from './validate-command.js';
+
+type Register = (program: Command, setExit: (code: number) => void) => void;
+
+/**
+ * Each command's module, by the top-level command names it registers, in the order `--help`
+ * lists them. A command line names one of them, and only that module (with what it imports) is
+ * loaded: `runs list` never loads dockerode, an SDK or the PDF renderer. Help, a bare
+ * `backproof` and an unknown command load them all, so commander can list them and suggest one.
+ */
+const COMMAND_MODULES: { names: string[]; load: () => Promise<Register> }[] = [
+  { names: ['validate', 'schema'], load: async () => (await import('./validate-command.js')).registerValidate },
+  { names: ['run'], load: async () => (await import('./run-command.js')).registerRun },
+  { names: ['daemon'], load: async () => (await import('./daemon-command.js')).registerDaemon },
+  { names: ['scheduler', 'worker'], load: async () => (await import('./cluster-command.js')).registerCluster },
+  { names: ['runs'], load: async () => (await import('./runs-command.js')).registerRuns },
+  { names: ['status'], load: async () => (await import('./status-command.js')).registerStatus },
+  { names: ['backups'], load: async () => (await import('./backups-command.js')).registerBackups },
+  { names: ['images'], load: async () => (await import('./images-command.js')).registerImages },
+  { names: ['demo'], load: async () => (await import('./demo-command.js')).registerDemo },
+  { names: ['evidence'], load: async () => (await import('./evidence-command.js')).registerEvidence },
+  { names: ['report'], load: async () => (await import('./report-command.js')).registerReport },
+  { names: ['serve'], load: async () => (await import('./serve-command.js')).registerServe },
+  { names: ['tokens'], load: async () => (await import('./tokens-command.js')).registerTokens },
+];
+
+/** Global options that take a value (the command name is the first word after them). */
+const GLOBAL_VALUE_OPTIONS = new Set(['-c', '--config', '-d', '--data-dir']);
+
+/**
+ * The modules a command line needs: none for a bare `--version`, the named command's, or all
+ * of them (help, no command, an unknown one).
+ */
+export function modulesFor(args: string[]): typeof COMMAND_MODULES {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (GLOBAL_VALUE_OPTIONS.has(arg)) {
+      i++;
+      continue;
+    }
+    if (arg.startsWith('-')) {
+      if (arg === '-V' || arg === '--version') return [];
+      if (arg === '-h' || arg === '--help') break;
+      continue; // --config=FILE, -cFILE and the like
+    }
+    const named = COMMAND_MODULES.find((m) => m.names.includes(arg));
+    return named ? [named] : COMMAND_MODULES;
+  }
+  return COMMAND_MODULES;
+}
 
 /** Exit codes: 0 pass/ok, 1 a run failed (the backup is bad), 2 an error (config, engine, ours). */
 export const EXIT = { ok: 0, fail: 1, error: 2 } as const;
@@ -31,19 +68,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-  registerValidate(program, setExit);
-  registerRun(program, setExit);
-  registerDaemon(program, setExit);
-  registerCluster(program, setExit);
-  registerRuns(program, setExit);
-  registerStatus(program, setExit);
-  registerBackups(program, setExit);
-  registerImages(program, setExit);
-  registerDemo(program, setExit);
-  registerEvidence(program, setExit);
-  registerReport(program, setExit);
-  registerServe(program, setExit);
-  registerTokens(program, setExit);
+  for (const register of await Promise.all(modulesFor(argv.slice(2)).map((m) => m.load()))) register(program, setExit);
 
   try {
     await program.parseAsync(argv);

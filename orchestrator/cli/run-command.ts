@@ -9,7 +9,8 @@ import { isPidAlive } from '../evidence/pglite-executor.js';
 import { isRunId, type RunStore } from '../evidence/run-store.js';
 import type { Logger } from '../logger.js';
 import { RunCancelled, runPolicy } from '../runner/run-policy.js';
-import { configPath, findPolicy, makeLogger, openStore, runDeps, runtimeFor, type GlobalOptions } from './context.js';
+import { configPath, findPolicy, makeLogger, openStore, type GlobalOptions } from './context.js';
+import { runDeps, runtimeFor } from './plugins.js';
 import { ProgressLine } from './progress.js';
 
 export function registerRun(program: Command, setExit: (code: number) => void): void {

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BackproofError } from '../errors.js';
+import { packageInfo } from '../package-root.js';
 import { sqlStateOf, type SqlExecutor } from './executor.js';
 
 /**
@@ -39,13 +40,12 @@ export function quoteSchema(schema: string): string {
   return `"${schema}"`;
 }
 
-/** The folder of .sql files: beside this module in sources, or back in the sources from dist/. */
+/** The folder of .sql files: beside this module in the sources, else the package's copy (from dist/). */
 export function migrationsDir(): string {
   const here = fileURLToPath(new URL('./migrations/', import.meta.url));
   const candidates = [here];
-  const marker = `${path.sep}dist${path.sep}`;
-  const at = here.lastIndexOf(marker);
-  if (at >= 0) candidates.push(here.slice(0, at) + path.sep + here.slice(at + marker.length));
+  const root = packageInfo()?.root;
+  if (root) candidates.push(path.join(root, 'orchestrator', 'evidence', 'migrations'));
   const found = candidates.find((dir) => existsSync(dir));
   if (!found) {
     throw new BackproofError('store_migrations_missing', `cannot find the evidence store's SQL migrations; looked in ${candidates.join(' and ')}: reinstall backproof`);

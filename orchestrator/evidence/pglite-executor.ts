@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, constants as fsc, lstatSync, promises as fs, readdirSync, type Dirent } from 'node:fs';
+import { chmodSync, existsSync, constants as fsc, lstatSync, promises as fs, readdirSync, type Dirent } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { PGlite } from '@electric-sql/pglite';
+import { DEFAULTS } from '../defaults.js';
 import { BackproofError } from '../errors.js';
 import type { QueryFn, SqlExecutor } from './executor.js';
+import { seedFromTemplate } from './store-template.js';
 
 /**
  * Embedded PostgreSQL (PGlite, WASM) in `<dataDir>/evidence`. PGlite is one process's database:
@@ -26,7 +29,31 @@ export interface LockInfo {
 /** Lock files held by this process, so a second open in the same process is refused too. */
 const heldHere = new Set<string>();
 
-export async function createPgliteExecutor(dataDir: string): Promise<SqlExecutor> {
+/**
+ * How the embedded store runs, for a process that starts, reads and exits in well under a second:
+ * - V8 compiles PGlite's 9 MB of WASM lazily (a function when it first runs) and with its
+ *   baseline compiler only (Liftoff). With the defaults V8 compiles every function up front and
+ *   recompiles hot ones with TurboFan on background threads: ~60 MB more peak RSS and, on two
+ *   cores, ~0.4 s more per open, for queries that take milliseconds here. The flags are
+ *   process-wide and affect only WASM; they are set before PGlite compiles its module.
+ * - shared_buffers small (DEFAULTS.embeddedSharedBuffers): PostgreSQL zeroes its buffer pool at
+ *   start, so the 128MB default is ~130 MB of RSS and ~130 ms per command.
+ * Measured by bench/process-cost.ts.
+ */
+let wasmTierSet = false;
+function startParams(): string[] {
+  if (!wasmTierSet) {
+    v8.setFlagsFromString('--liftoff-only --wasm-lazy-compilation');
+    wasmTierSet = true;
+  }
+  return [...PGlite.defaultStartParams, '-c', `shared_buffers=${DEFAULTS.embeddedSharedBuffers}`];
+}
+
+/**
+ * Opens (or creates) the embedded store in `<dataDir>/evidence`. A new one starts as a copy of the
+ * pre-built template (store-template.ts) unless `template: false`.
+ */
+export async function createPgliteExecutor(dataDir: string, opts: { template?: boolean } = {}): Promise<SqlExecutor> {
   const root = path.resolve(dataDir);
   await fs.mkdir(root, { recursive: true, mode: PRIVATE_DIR_MODE });
   // Before anything is read or written: a data dir others could write to is fixed or refused.
@@ -39,7 +66,17 @@ export async function createPgliteExecutor(dataDir: string): Promise<SqlExecutor
   const lockText = await acquireLock(lockPath);
   let db: PGlite | undefined;
   try {
-    db = await PGlite.create({ dataDir: path.join(root, 'evidence') });
+    const evidenceDir = path.join(root, 'evidence');
+    if (opts.template !== false && !existsSync(evidenceDir)) {
+      // A damaged template costs the time of initdb, not the store.
+      await seedFromTemplate(evidenceDir).catch((err: unknown) => {
+        process.emitWarning(`the pre-built evidence store template could not be used (${(err as Error).message}); creating the store with initdb`, {
+          type: 'BackproofWarning',
+          code: 'store_template_unusable',
+        });
+      });
+    }
+    db = await PGlite.create({ dataDir: evidenceDir, startParams: startParams() });
     // PGlite (in WASM, through Emscripten's NODEFS) ignores the process umask: tighten what it wrote.
     await enforcePrivateDataDir(root);
     return new PgliteExecutor(db, root, lockPath, lockText);

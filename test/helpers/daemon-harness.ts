@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { driverFor, restorerFor } from '../../orchestrator/cli/context.js';
+import { driverFor, restorerFor } from '../../orchestrator/cli/plugins.js';
 import { loadConfig } from '../../orchestrator/config/load.js';
 import { Daemon } from '../../orchestrator/daemon/daemon.js';
 import type { RunRecord } from '../../orchestrator/domain.js';

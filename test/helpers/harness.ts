@@ -6,7 +6,7 @@ import type { PolicyConfig } from '../../orchestrator/config/types.js';
 import type { RunRecord } from '../../orchestrator/domain.js';
 import { RunStore } from '../../orchestrator/evidence/run-store.js';
 import { Logger } from '../../orchestrator/logger.js';
-import { driverFor, restorerFor } from '../../orchestrator/cli/context.js';
+import { driverFor, restorerFor } from '../../orchestrator/cli/plugins.js';
 import { runPolicy } from '../../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import { startPgCluster, type PgCluster } from './pg-cluster.js';
