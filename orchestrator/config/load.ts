@@ -59,7 +59,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
 function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env: NodeJS.ProcessEnv): ResolvedConfig {
   const where = (at: KeyPath, atKey = false): Pick<ConfigProblem, 'file' | 'path' | 'line' | 'column'> => {
     const origin = merged.locate(at);
-    return { file: origin.source.file, path: formatPath(origin.at), ...locate(origin.source.doc, origin.source.lineCounter, origin.at, atKey) };
+    return { file: origin.source.file, path: formatPath(origin.at), ...locate(origin.source.located(), origin.at, atKey) };
   };
   const data = merged.data;
 
@@ -361,7 +361,7 @@ function editDistance(a: string, b: string): number {
 // ---- Positions and formatting ----------------------------------------------------------------
 
 /** Line and column of the node at a key path, or of its nearest existing ancestor. */
-function locate(doc: Document, lineCounter: LineCounter, at: KeyPath, atKey: boolean): { line?: number; column?: number } {
+function locate({ doc, lineCounter }: { doc: Document; lineCounter: LineCounter }, at: KeyPath, atKey: boolean): { line?: number; column?: number } {
   let node: unknown = doc.contents;
   let found: unknown = node;
   for (let i = 0; i < at.length; i++) {
