@@ -1,9 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parseDocument } from 'yaml';
 import { fastYaml, parseSource } from '../orchestrator/config/config-sources.js';
-import { parseConfigText } from '../orchestrator/config/load.js';
+import { loadConfig, loadStoreSettings, parseConfigText } from '../orchestrator/config/load.js';
 import { ConfigError } from '../orchestrator/errors.js';
 
 /**
@@ -134,4 +136,37 @@ t.test("the README's example config reads alike in both parsers", async (tt) => 
     if (fast) tt.same(fast.data, expected, `README block ${i}`);
     else tt.pass(`README block ${i}: declined (anchors or js-yaml's stricter reading), read by yaml`);
   }
+});
+
+t.test('commands that read evidence read database: and evidence: alone (loadStoreSettings)', async (tt) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'backproof-store-settings-'));
+  tt.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'backproof.yaml');
+  const saved = process.env.DATABASE_URL;
+  delete process.env.DATABASE_URL;
+  tt.teardown(() => {
+    if (saved === undefined) delete process.env.DATABASE_URL;
+    else process.env.DATABASE_URL = saved;
+  });
+  // A policy with a bad schedule and an unknown key: loadConfig refuses the file, reading evidence does not.
+  process.env.BP_TEST_STORE_PW = 'pw';
+  tt.teardown(() => delete process.env.BP_TEST_STORE_PW);
+  writeFileSync(
+    file,
+    `database: { url: "postgres://bp:\${env:BP_TEST_STORE_PW}@127.0.0.1:5432/ev", schema: ev }\nclients:\n  - name: a\n    policies:\n      - { name: p, kind: postgres, source: { driver: local, path: /b }, schedule: "61 * * * *", bogus: 1 }\n`,
+  );
+  await tt.rejects(loadConfig(file), ConfigError, 'the whole config has problems');
+  tt.same(await loadStoreSettings(file), { database: { url: 'postgres://bp:pw@127.0.0.1:5432/ev', schema: 'ev' } }, 'references in database: are resolved, the policies not checked');
+  writeFileSync(file, `database: { url: "postgres://bp:\${env:BP_TEST_STORE_UNSET}@h/d" }\nclients: []\n`);
+  const unset = await loadStoreSettings(file).catch((e: unknown) => e);
+  tt.match((unset as Error).message, /backproof\.yaml:1:\d+: database\.url: .*BP_TEST_STORE_UNSET/, 'an unset reference is located in database.url');
+  writeFileSync(file, `database: { schema: ev }\nclients: [{ name: a, policies: [{ name: p, kind: postgres, source: { driver: local, path: /b }, schedule: "61 * * * *" }] }]\n`);
+  tt.same(await loadStoreSettings(file), { database: { schema: 'ev' } }, 'the policies are not checked');
+  writeFileSync(file, `database: { url: "mysql://x@y/z" }\nclients: []\n`);
+  const err = await loadStoreSettings(file).catch((e: unknown) => e);
+  tt.ok(err instanceof ConfigError, 'a bad database: is a ConfigError');
+  tt.match((err as ConfigError).message, /backproof\.yaml:1:\d+: database\.url: not a postgres:\/\/ URL/, 'file, line, key path and the problem');
+  process.env.DATABASE_URL = 'postgres://u@127.0.0.1:1/d';
+  writeFileSync(file, `clients: []\n`);
+  tt.same(await loadStoreSettings(file), { database: { url: 'postgres://u@127.0.0.1:1/d', schema: 'backproof' } }, 'DATABASE_URL when the file names none');
 });

@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadConfig } from '../config/load.js';
+import { loadStoreSettings } from '../config/load.js';
 import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
 import { DEFAULTS } from '../defaults.js';
 import { BackproofError } from '../errors.js';
@@ -34,13 +35,15 @@ export async function openStore(config: Pick<ResolvedConfig, 'database' | 'evide
   return store;
 }
 
-/** Evidence store settings when no config file is needed (reading runs back). */
-export async function storeSettings(opts: GlobalOptions): Promise<Pick<ResolvedConfig, 'database'>> {
-  try {
-    return await loadConfig(configPath(opts));
-  } catch {
-    return { database: { url: process.env.DATABASE_URL || undefined, schema: DEFAULTS.schema } };
-  }
+/**
+ * Evidence store settings for commands that only read evidence back: the config's `database:`
+ * and `evidence:` (nothing else of it is checked), or, with no config file, DATABASE_URL or
+ * the embedded store. A file named with --config that is missing, or broken there, is an error.
+ */
+export async function storeSettings(opts: GlobalOptions): Promise<Pick<ResolvedConfig, 'database' | 'evidence'>> {
+  const file = configPath(opts);
+  if (!existsSync(file) && !opts.config) return { database: { url: process.env.DATABASE_URL || undefined, schema: DEFAULTS.schema } };
+  return loadStoreSettings(file);
 }
 
 /** The policy named on the command line, or a usage error listing the ones there are. */

@@ -1,13 +1,11 @@
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/types.js';
-import { DEFAULTS } from '../defaults.js';
 import { BackproofError } from '../errors.js';
 import { isoOf, verifyBundle, type ChainVerification, type EvidenceBundle } from '../evidence/chain.js';
 import { existingSigningKey, signerFromPem } from '../evidence/signing-key.js';
-import { configPath, dataDir, openStore, type GlobalOptions } from './context.js';
+import { dataDir, openStore, storeSettings, type GlobalOptions } from './context.js';
 
 /**
  * `backproof evidence verify [--from --to] [--bundle FILE] [--json]` and
@@ -36,7 +34,7 @@ export function registerEvidence(program: Command, setExit: (code: number) => vo
       }
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const range = { ...(opts.from !== undefined ? { from: isoOf(opts.from, 'from') } : {}), ...(opts.to !== undefined ? { to: isoOf(opts.to, 'to') } : {}) };
-      const config = await evidenceSettings(global);
+      const config = await storeSettings(global);
       const store = await openStore(config, global);
       let result: ChainVerification;
       try {
@@ -69,7 +67,7 @@ export function registerEvidence(program: Command, setExit: (code: number) => vo
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const from = isoOf(opts.from, 'from');
       const to = isoOf(opts.to, 'to');
-      const config = await evidenceSettings(global);
+      const config = await storeSettings(global);
       const store = await openStore(config, global);
       let bundle: EvidenceBundle;
       try {
@@ -100,13 +98,6 @@ export function registerEvidence(program: Command, setExit: (code: number) => vo
       }
       setExit(check.ok ? 0 : 1);
     });
-}
-
-/** The config when there is a file; without one, DATABASE_URL or the embedded store. A broken file is an error, not a fallback. */
-async function evidenceSettings(global: GlobalOptions): Promise<Pick<ResolvedConfig, 'database' | 'evidence'>> {
-  const file = configPath(global);
-  if (!existsSync(file) && !global.config) return { database: { url: process.env.DATABASE_URL || undefined, schema: DEFAULTS.schema } };
-  return loadConfig(file);
 }
 
 /** This installation's key fingerprint, without creating a key. */

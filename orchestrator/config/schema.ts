@@ -706,6 +706,9 @@ const evidence = z
   })
   .describe('Evidence signing. Optional.');
 
+/** `database:` and `evidence:` alone (loadStoreSettings: what opening the evidence store takes). */
+export const storeSettingsSchema = z.object({ database: database.prefault({}), evidence: evidence.optional() });
+
 /** Keys a policy inherits from `defaults:` unless it sets them (objects merge key by key; lists and values are replaced). */
 export const DEFAULTABLE_POLICY_KEYS = ['targets', 'sandbox', 'sizeAnomaly', 'alerts', 'requires', 'schedule'] as const;
 
