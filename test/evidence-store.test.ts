@@ -213,6 +213,40 @@ for (const backend of backends) {
       await rejectsCode(t2, store.list({ limit: 0 }), 'list_limit_invalid', 'limit 0 is refused');
     });
 
+    await tt.test('latestPerPolicy: each policy\'s newest run, and newest of a verdict; ties broken by id', async (t2) => {
+      const store = stores[backend.name]!;
+      const prefix = `latest-${backend.name}`;
+      const seeded: RunRecord[] = [];
+      // Three policies; the second has two runs at the same instant (the id decides), the third none that passed.
+      const plan: [string, number, 'pass' | 'fail' | 'error'][] = [
+        [`${prefix}-a`, 1, 'pass'], [`${prefix}-a`, 2, 'fail'], [`${prefix}-a`, 3, 'error'],
+        [`${prefix}-b`, 1, 'pass'], [`${prefix}-b`, 5, 'pass'], [`${prefix}-b`, 5, 'fail'],
+        [`${prefix}-c`, 4, 'fail'], [`${prefix}-c`, 7, 'error'],
+      ];
+      for (const [policy, minute, verdict] of plan) {
+        const run = sampleRun({ policy, startedAt: at(5 * 86_400_000 + minute * 60_000) });
+        await store.recordStart(run);
+        const done = { ...finished(run), verdict, reasons: verdict === 'pass' ? [] : finished(run).reasons };
+        await store.finalize(done);
+        seeded.push(done);
+      }
+      const newest = (runs: RunRecord[]): RunRecord | undefined =>
+        [...runs].sort((x, y) => (x.startedAt === y.startedAt ? (x.id < y.id ? 1 : -1) : x.startedAt < y.startedAt ? 1 : -1))[0];
+      const mine = (m: Map<string, RunRecord>): Record<string, string> =>
+        Object.fromEntries([...m].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k, v.id]));
+      const expect = (verdict?: string): Record<string, string> =>
+        Object.fromEntries(
+          [`${prefix}-a`, `${prefix}-b`, `${prefix}-c`]
+            .map((p) => [p, newest(seeded.filter((r) => r.policy === p && (!verdict || r.verdict === verdict)))?.id] as const)
+            .filter((e): e is [string, string] => e[1] !== undefined),
+        );
+      t2.strictSame(mine(await store.latestPerPolicy()), expect(), 'newest run of each policy');
+      t2.strictSame(mine(await store.latestPerPolicy('pass')), expect('pass'), 'newest passing run; none for a policy that never passed');
+      t2.strictSame(mine(await store.latestPerPolicy('error')), expect('error'), 'newest error');
+      const full = (await store.latestPerPolicy()).get(`${prefix}-c`);
+      t2.strictSame(full, seeded.find((r) => r.id === expect()[`${prefix}-c`]), 'whole records come back');
+    });
+
     await tt.test('passingBackupSizes: the policy\'s passing runs only, newest first, limited', async (t2) => {
       const store = stores[backend.name]!;
       const policy = `sizes-${backend.name}`;

@@ -274,11 +274,27 @@ export class RunStore {
     return rows.map((r) => Number(r.size));
   }
 
-  /** Each policy's newest run (with `verdict`: its newest run of that verdict), by policy name. */
+  /**
+   * Each policy's newest run (with `verdict`: its newest run of that verdict), by policy name.
+   * The policies are found by skipping through the (policy, started_at, id) index from one name
+   * to the next (a recursive CTE: one probe per policy), then each one's newest run is one more
+   * probe: with 100,000 runs of 1,000 policies ~2,000 index probes, where DISTINCT ON sorted
+   * every run.
+   */
   async latestPerPolicy(verdict?: 'pass' | 'fail' | 'error'): Promise<Map<string, RunRecord>> {
     const { rows } = await this.executor.query<Row>(
-      `SELECT DISTINCT ON (policy) ${COLUMNS} FROM ${this.runs}
-        ${verdict ? 'WHERE verdict = $1' : ''} ORDER BY policy, started_at DESC, id DESC`,
+      `WITH RECURSIVE names AS (
+         (SELECT policy FROM ${this.runs} ORDER BY policy LIMIT 1)
+         UNION ALL
+         SELECT (SELECT r.policy FROM ${this.runs} r WHERE r.policy > names.policy ORDER BY r.policy LIMIT 1)
+           FROM names WHERE names.policy IS NOT NULL
+       )
+       SELECT latest.* FROM names CROSS JOIN LATERAL (
+         SELECT ${COLUMNS} FROM ${this.runs} r
+          WHERE r.policy = names.policy ${verdict ? 'AND r.verdict = $1' : ''}
+          ORDER BY r.started_at DESC, r.id DESC LIMIT 1
+       ) latest
+       WHERE names.policy IS NOT NULL`,
       verdict ? [verdict] : [],
     );
     return new Map(rows.map((r) => [String(r.policy), toRecord(r)]));
