@@ -20,14 +20,17 @@ import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { Logger } from '../orchestrator/logger.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
-import { INITDB_ARGS, SERVER_OPTIONS } from '../restore-sandboxes/postgres/postgres-restorer.js';
+import { DATA_DIR, INITDB_ARGS } from '../restore-sandboxes/postgres/cluster.js';
+import { SERVER_OPTIONS } from '../restore-sandboxes/postgres/postgres-restorer.js';
 import { LABEL_RUN } from '../restore-sandboxes/sandbox-runtime.js';
 import { PG_BIN_DIR, startPgCluster } from '../test/helpers/pg-cluster.js';
 
 const IMAGE = 'backproof/postgres:15';
 const BIN = '/usr/lib/postgresql/15/bin';
 const BENCH_LABEL = 'backproof.bench';
-// The same initdb and server options as PostgresRestorer.prepare().
+// The same initdb and server options as PostgresRestorer.prepare(). A hand-written script runs
+// initdb in every container; backproof unpacks the cluster its image carries (made by the same
+// initdb when the image was built) and runs initdb only on images without one.
 
 const PSQL = [`${BIN}/psql`, '-X', '-A', '-t', '-q', '-h', '/tmp', '-U', 'postgres'];
 
@@ -129,7 +132,7 @@ async function byHand(dump: string, name: string): Promise<ManualTimes> {
     const run = await timed(() => docker('run', '-d', '--name', name, '--label', `${BENCH_LABEL}=manual`, '--network', 'none', '--user', 'postgres', '--tmpfs', '/tmp', IMAGE, 'sleep', 'infinity'));
     const initdb = await timed(() => docker('exec', name, `${BIN}/initdb`, ...INITDB_ARGS));
     const start = await timed(() =>
-      docker('exec', name, `${BIN}/pg_ctl`, 'start', '-D', INITDB_ARGS[1]!, '-l', '/tmp/postgres.log', '-w', '-t', '60', '-o', SERVER_OPTIONS),
+      docker('exec', name, `${BIN}/pg_ctl`, 'start', '-D', DATA_DIR, '-l', '/tmp/postgres.log', '-w', '-t', '60', '-o', SERVER_OPTIONS),
     );
     // backproof creates the target database in its restore step too (after reading the format).
     const restore = await timed(async () => {
@@ -150,7 +153,7 @@ async function byHand(dump: string, name: string): Promise<ManualTimes> {
 
 // ---- 3. backproof --------------------------------------------------------------------------
 
-interface BackproofTimes { phases: Record<string, number>; rto: number; wall: number; bytesPerSec: number; rssPeak: number }
+interface BackproofTimes { phases: Record<string, number>; rto: number; wall: number; bytesPerSec: number; rssPeak: number; sandboxDetail: string }
 
 async function withBackproof(dump: string, store: RunStore, runtime: DockerRuntime, logger: Logger): Promise<BackproofTimes> {
   const folder = path.dirname(dump);
@@ -183,6 +186,7 @@ clients:
     wall,
     bytesPerSec: run.metrics.fetchBytesPerSec ?? NaN,
     rssPeak,
+    sandboxDetail: run.phases.find((p) => p.name === 'sandbox')?.detail ?? '',
   };
 }
 
@@ -272,6 +276,7 @@ async function main(): Promise<void> {
     `backproof fetch rate:   ${mb(median(bp.map((t) => t.bytesPerSec)))}/s`,
     `peak RSS (bench proc):  ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (maxRSS; ${(rssBeforeRuns / 1024).toFixed(0)} MB already once the embedded PGlite store was open)`,
     `RSS during backproof:   ${mb(Math.max(...bp.map((t) => t.rssPeak)))} at most (sampled every 50 ms; ${mb(rssBeforeRuns * 1024)} peak before the runs)`,
+    `backproof's cluster:    ${[...new Set(bp.map((t) => t.sandboxDetail))].join('; ')}`,
     'note: the runner sha256-hashes every byte as it streams it into the sandbox; the manual path does not.',
     'note: the manual container has no limits and keeps data in its writable layer; backproof adds CapDrop ALL,',
     '      read-only root, 2g memory, 2 cpus, 512 pids and a data volume (see PostgresRestorer.sandboxSpec).',

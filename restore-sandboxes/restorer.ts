@@ -53,8 +53,12 @@ export interface Restorer {
    * policy pins no image.
    */
   selectImage?(head: Buffer, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice>;
-  /** Brings up the empty target system inside the sandbox; returns its version. */
-  prepare(ctx: RestoreContext): Promise<{ serverVersion: string }>;
+  /**
+   * Brings up the empty target system inside the sandbox; returns its version and, optionally,
+   * how it was brought up (for example from the image's initialised data directory, or by
+   * initdb), which the runner keeps as the sandbox phase's detail.
+   */
+  prepare(ctx: RestoreContext): Promise<{ serverVersion: string; detail?: string }>;
   /** Streams the backup (raw bytes as stored) into the target. */
   restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome>;
   /** Waits until the restored system answers. */

@@ -164,7 +164,7 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
 
     // sandbox
     run.sandbox = { runtime: deps.runtime.name, image: policy.sandbox.image ?? '' };
-    const { serverVersion } = await clock.phase('sandbox', async () => {
+    const { serverVersion } = await clock.phase('sandbox', async (mark) => {
       await deps.runtime.ping(signal);
       raw = await driver.open(entry, signal);
       raw.on('error', (err) => {
@@ -187,7 +187,9 @@ export async function runPolicy(policy: PolicyConfig, deps: RunDeps, opts: { sig
       run.sandbox!.containerId = sandbox.id;
       run.sandbox!.imageId = sandbox.imageId;
       ctx = { runId: run.id, policy, sandbox, logger: log, signal, backupTime, backupSize: entry.size };
-      return restorer.prepare(ctx);
+      const prepared = await restorer.prepare(ctx);
+      if (prepared.detail) mark('ok', prepared.detail);
+      return prepared;
     });
     run.sandbox.serverVersion = serverVersion;
     const rctx = ctx!;

@@ -99,12 +99,15 @@ export class MysqlRestorer implements Restorer {
     };
   }
 
-  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string }> {
+  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string; detail: string }> {
     const { sandbox, signal } = ctx;
     this.probeDatabase = ctx.policy.mysql.database;
-    // backproof/mariadb carries an initialised, empty data directory (the volume is seeded
-    // from it); other images get one made here.
+    // backproof/mariadb carries an initialised, empty data directory (the run's volume is new
+    // and empty, and Docker seeds it with a copy of the image's /var/lib/mysql: every run
+    // starts from the image's pristine copy); other images get one made here.
     const initialised = await sandbox.exec(['test', '-d', `${DATA_DIR}/mysql`], { signal, user: USER });
+    const detail = initialised.exitCode === 0 ? "the image's initialised data directory (no mariadb-install-db)" : 'mariadb-install-db: the image has no initialised data directory';
+    ctx.logger.debug(`sandbox data directory: ${detail}`);
     if (initialised.exitCode !== 0) {
       await run(
         sandbox,
@@ -151,7 +154,7 @@ export class MysqlRestorer implements Restorer {
     const [version = '', ...collations] = r.stdout.split('\n').filter(Boolean);
     this.serverVersion = version.trim();
     this.collations = new Set(collations);
-    return { serverVersion: this.serverVersion };
+    return { serverVersion: this.serverVersion, detail };
   }
 
   async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {

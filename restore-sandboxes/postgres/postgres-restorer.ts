@@ -11,17 +11,14 @@ import { decompress, decompressHeadOnHost, decompressInSandbox, detectCompressio
 import { POSTGRES_IMAGE_MAJORS } from '../images/build-image.js';
 import { emptyDatabaseReasons, sandboxLimits, type ImageChoice, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
+import { DATA_DIR, DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, templateName } from './cluster.js';
 import { detectDumpFormat } from './dump-format.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
 import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
 import { truncate } from '../bytes.js';
 
-const DATA_ROOT = '/var/lib/postgresql';
-const DATA_DIR = `${DATA_ROOT}/backproof-restore`;
 const SOCKET_DIR = '/tmp';
 const LOG_FILE = '/tmp/postgres.log';
-/** initdb arguments of the sandbox's server (exported for the benchmark's by-hand baseline). */
-export const INITDB_ARGS = ['-D', DATA_DIR, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'];
 /**
  * The server's options. The sandbox is disposable: durability settings off make restores
  * faster; nothing listens on TCP.
@@ -46,8 +43,9 @@ export const SERVER_OPTIONS = [
  * added): initdb and the server need none when the data directory is owned by that user. Root
  * filesystem read-only; data in a per-run volume at /var/lib/postgresql (the image's copy of
  * that folder, owned by postgres, seeds it); sockets and logs in a size-limited /tmp tmpfs.
- * Works with the image built by `backproof images build postgres` and with the official
- * `postgres:<major>` images (same binary layout: /usr/lib/postgresql/<major>/bin).
+ * Works with the image built by `backproof images build postgres` (which carries an empty
+ * cluster made at build time: no initdb per run) and with the official `postgres:<major>` images
+ * and other PostgreSQL images (initdb per run; same layout: /usr/lib/postgresql/<major>/bin).
  */
 export class PostgresRestorer implements Restorer {
   readonly kind = 'postgres';
@@ -113,23 +111,39 @@ export class PostgresRestorer implements Restorer {
     };
   }
 
-  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string }> {
+  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string; detail: string }> {
     const { sandbox, signal } = ctx;
-    const majors = await run(sandbox, ['ls', '/usr/lib/postgresql'], signal, 'sandbox_failed', 'find PostgreSQL in the image');
-    const major = majors.stdout.split(/\s+/).filter((m) => /^\d+$/.test(m)).sort((a, b) => Number(b) - Number(a))[0];
+    const listing = await run(sandbox, ['ls', POSTGRES_LIB], signal, 'sandbox_failed', 'find PostgreSQL in the image');
+    const entries = listing.stdout.split(/\s+/);
+    const major = entries.filter((m) => /^\d+$/.test(m)).sort((a, b) => Number(b) - Number(a))[0];
     if (!major) {
-      throw new VerificationError('sandbox_failed', `image ${sandbox.image} has no /usr/lib/postgresql/<major>/bin; use a PostgreSQL image`);
+      throw new VerificationError('sandbox_failed', `image ${sandbox.image} has no ${POSTGRES_LIB}/<major>/bin; use a PostgreSQL image`);
     }
-    this.bin = `/usr/lib/postgresql/${major}/bin`;
+    this.bin = `${POSTGRES_LIB}/${major}/bin`;
     this.major = Number(major);
     this.probeDatabase = ctx.policy.postgres.database;
-    await run(
-      sandbox,
-      [`${this.bin}/initdb`, ...INITDB_ARGS],
-      signal,
-      'sandbox_failed',
-      'initdb',
-    );
+    // The run's data volume at DATA_ROOT is new and empty (DockerRuntime.create makes a named
+    // volume for this run alone and removes it at teardown; Docker seeds it with the image's
+    // /var/lib/postgresql, which holds no cluster), so the cluster made here is this run's own
+    // and nothing of one run reaches another. An image built by `backproof images build
+    // postgres:<major>` carries the empty cluster initdb made at build time, with INITDB_ARGS,
+    // as a tar: unpacking it is faster than initdb. Other images (official postgres:<major>,
+    // backproof images built before the template, a policy's own sandbox.image) get initdb.
+    let detail: string;
+    if (entries.includes(templateName(major))) {
+      await run(
+        sandbox,
+        ['tar', '-x', '-f', `${POSTGRES_LIB}/${templateName(major)}`, '-C', DATA_ROOT],
+        signal,
+        'sandbox_failed',
+        "unpacking the image's cluster template",
+      );
+      detail = `the image's PostgreSQL ${major} cluster template, unpacked (no initdb)`;
+    } else {
+      await run(sandbox, [`${this.bin}/initdb`, ...INITDB_ARGS], signal, 'sandbox_failed', 'initdb');
+      detail = `initdb: the image has no PostgreSQL ${major} cluster template`;
+    }
+    ctx.logger.debug(`sandbox cluster: ${detail}`);
     const options = SERVER_OPTIONS;
     await run(
       sandbox,
@@ -141,7 +155,7 @@ export class PostgresRestorer implements Restorer {
     const locales = await sandbox.exec(['locale', '-a'], { signal, user: 'postgres' }).catch(() => undefined);
     if (locales?.exitCode === 0) this.locales = new Set(locales.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
     const version = await this.sql(sandbox, 'SHOW server_version', 'postgres', signal);
-    return { serverVersion: version.trim() };
+    return { serverVersion: version.trim(), detail };
   }
 
   async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {
