@@ -414,6 +414,37 @@ t.test('pglite: a new data dir starts from the pre-built template, the same stor
   tt.same(leftovers, [], 'no staging folder left behind');
 });
 
+t.test('pglite: a process that changed runs vacuums the store (no autovacuum); finished runs stop costing every open', async (tt) => {
+  const dir = path.join(tmp, 'vacuum');
+  const store = await track(RunStore.open({ dataDir: dir, schema: 'backproof' }));
+  for (let i = 0; i < 400; i++) {
+    const run = sampleRun({ policy: 'vac', startedAt: at(9 * 86_400_000 + i * 1000) });
+    await store.recordStart(run);
+    await store.finalize(finished(run));
+  }
+  // What every open asks (markAbortedRuns): the runs still running on this host.
+  const plan = async (): Promise<string> =>
+    (await store.executor.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) SELECT id FROM backproof.runs WHERE status = 'running' AND host = 'h'`)).rows
+      .map((r) => r['QUERY PLAN'])
+      .join('\n');
+  const heapBlocks = (text: string): number => Number(/Heap Blocks: exact=(\d+)/.exec(text)?.[1] ?? 0);
+  const before = await plan();
+  tt.ok(heapBlocks(before) >= 50, `before: the index still leads to every finalized run's old version (${heapBlocks(before)} heap blocks read)`);
+  tt.equal(await store.maintain(), true, 'maintain vacuums after runs changed');
+  tt.equal(await store.maintain(), false, 'and not again until more change');
+  const after = await plan();
+  tt.ok(heapBlocks(after) <= 1, `after: ${heapBlocks(after)} heap blocks`);
+  const run = sampleRun({ policy: 'vac', startedAt: at(10 * 86_400_000) });
+  await store.recordStart(run);
+  await store.finalize(finished(run));
+  await release(store); // close() maintains too
+  const again = await track(RunStore.open({ dataDir: dir, schema: 'backproof' }));
+  tt.equal(await again.maintain(), false, 'nothing changed in this process yet');
+  await release(again);
+  const pg = stores.postgres!;
+  tt.equal(await pg.maintain(), false, 'a PostgreSQL server vacuums itself');
+});
+
 t.test('postgres: concurrent opens migrate once; errors never show the password', async (tt) => {
   const schema = `evidence_race_${process.pid}`;
   const many = await Promise.all([1, 2, 3, 4].map(() => track(RunStore.open({ url: pgUrl, dataDir: tmp, schema }))));

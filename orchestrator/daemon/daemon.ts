@@ -370,6 +370,8 @@ export class Daemon {
     if (this.state !== 'running') return;
     await this.opts.onCheck?.(this.checkController.signal).catch((err: unknown) => this.logger.error(`check failed: ${(err as Error).message}`));
     await this.engine.check(this.checkController.signal);
+    // The embedded store's VACUUM (RunStore.maintain): after the check, when runs finished since.
+    await this.opts.store.maintain().catch((err: unknown) => this.logger.warn(`evidence store maintenance failed: ${(err as Error).message}`));
     await this.beat();
     await this.snapshot();
   }
