@@ -10,7 +10,7 @@ import { migrate, loadMigrations } from '../orchestrator/evidence/migrate.js';
 import { createPgExecutor } from '../orchestrator/evidence/pg-executor.js';
 import { createPgliteExecutor, isPidAlive } from '../orchestrator/evidence/pglite-executor.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
-import { templateKey } from '../orchestrator/evidence/store-template.js';
+import { seedFromTemplate, templateKey } from '../orchestrator/evidence/store-template.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
 
 /**
@@ -412,6 +412,21 @@ t.test('pglite: a new data dir starts from the pre-built template, the same stor
   tt.equal(modes.mode & 0o077, 0, 'the copy is private like any store');
   const leftovers = (await fs.readdir(fromTemplate)).filter((n) => n.includes('.seed-'));
   tt.same(leftovers, [], 'no staging folder left behind');
+});
+
+t.test('pglite: a damaged template is an error, not a crash, and leaves nothing half-made (the open then runs initdb)', async (tt) => {
+  const from = path.join(tmp, 'damaged-template');
+  await fs.mkdir(from);
+  const whole = await fs.readFile(path.join(repoRoot, 'dist', 'store-template.tar.gz'));
+  await fs.writeFile(path.join(from, 'store-template.tar.gz'), whole.subarray(0, Math.floor(whole.length / 2)));
+  await fs.copyFile(path.join(repoRoot, 'dist', 'store-template.json'), path.join(from, 'store-template.json'));
+  const target = path.join(tmp, 'damaged-seed', 'evidence');
+  await fs.mkdir(path.dirname(target));
+  await tt.rejects(seedFromTemplate(target, from), /unexpected end of file|Z_BUF_ERROR|truncated/i, 'a truncated tarball is an error, not a crash');
+  tt.notOk(existsSync(target), 'no half cluster where the store goes');
+  tt.same((await fs.readdir(path.dirname(target))).filter((n) => n.includes('.seed-')), [], 'no staging folder left');
+  await fs.writeFile(path.join(from, 'store-template.json'), JSON.stringify({ key: 'another' }));
+  tt.equal(await seedFromTemplate(target, from), false, 'a template built from other migrations is not used');
 });
 
 t.test('pglite: a process that changed runs vacuums the store (no autovacuum); finished runs stop costing every open', async (tt) => {

@@ -54,12 +54,12 @@ function templatePaths(outDir?: string): { tarball: string; key: string } | unde
 }
 
 /**
- * Makes `evidenceDir` (absent) a copy of the template, if there is a current one; says whether
- * it did. Unpacked beside it under another name and renamed into place, so a process that dies
+ * Makes `evidenceDir` (absent) a copy of the template (in dist/, or the folder `from`), if there
+ * is a current one; says whether it did. Unpacked beside it under another name and renamed into place, so a process that dies
  * half way leaves no half cluster behind (PGlite would initdb over a missing folder).
  */
-export async function seedFromTemplate(evidenceDir: string): Promise<boolean> {
-  const paths = templatePaths();
+export async function seedFromTemplate(evidenceDir: string, from?: string): Promise<boolean> {
+  const paths = templatePaths(from);
   if (!paths) return false;
   const recorded = await fs.readFile(paths.key, 'utf8').then((t) => (JSON.parse(t) as { key?: string }).key, () => undefined);
   if (!recorded || recorded !== templateKey()) return false;
@@ -109,7 +109,11 @@ export async function buildStoreTemplate(
 /** Packs the files and folders under `dir` (no links, no owners) into a gzip'd tar. */
 async function pack(dir: string, file: string): Promise<void> {
   const tar = tarStream.pack();
-  const done = pipeline(tar, createGzip({ level: 9 }), createWriteStream(file, { mode: 0o644 }));
+  // Written aside and renamed into place: a process seeding a data dir meanwhile reads the old
+  // tarball or the new one, never half of one.
+  const partial = `${file}.${process.pid}.partial`;
+  const done = pipeline(tar, createGzip({ level: 9 }), createWriteStream(partial, { mode: 0o644 }));
+  done.catch(() => undefined); // awaited below; its error must not be unhandled if the walk throws first
   const walk = async (rel: string): Promise<void> => {
     for (const entry of await fs.readdir(path.join(dir, rel), { withFileTypes: true })) {
       const name = rel ? `${rel}/${entry.name}` : entry.name;
@@ -122,15 +126,24 @@ async function pack(dir: string, file: string): Promise<void> {
       }
     }
   };
-  await walk('');
-  tar.finalize();
-  await done;
+  try {
+    await walk('');
+    tar.finalize();
+    await done;
+    await fs.rename(partial, file);
+  } catch (err) {
+    tar.destroy();
+    await fs.rm(partial, { force: true });
+    throw err;
+  }
 }
 
 /** Unpacks a tarball made by `pack` into `dir`: files and folders only, every name inside `dir`. */
 async function unpack(file: string, dir: string): Promise<void> {
   const extract = tarStream.extract();
   const reading = pipeline(createReadStream(file), createGunzip(), extract);
+  // A damaged tarball fails the loop below too; the pipeline's own rejection must not go unhandled.
+  reading.catch(() => undefined);
   for await (const entry of extract) {
     const name = entry.header.name.replace(/\/+$/, '');
     const target = path.resolve(dir, name);
