@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { RunRecord } from '../orchestrator/domain.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
+import { SERVER_OPTIONS } from '../restore-sandboxes/postgres/postgres-restorer.js';
 import { PG_BIN_DIR, startPgCluster } from '../test/helpers/pg-cluster.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -220,7 +221,7 @@ c=$(docker run -d --network none --user postgres --tmpfs /tmp backproof/postgres
 trap 'docker rm -f -v "$c" >/dev/null' EXIT
 B=/usr/lib/postgresql/15/bin
 docker exec "$c" $B/initdb -D /tmp/pg -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-docker exec "$c" $B/pg_ctl start -D /tmp/pg -w -o "-k /tmp -c listen_addresses='' -c fsync=off" >/dev/null
+docker exec "$c" $B/pg_ctl start -D /tmp/pg -l /tmp/pg.log -w -o "$2" >/dev/null
 docker exec "$c" $B/createdb -h /tmp -U postgres restore
 sha256sum "$1" >/dev/null
 docker exec -i "$c" $B/pg_restore -h /tmp -U postgres -d restore --no-owner < "$1"
@@ -230,7 +231,9 @@ docker exec "$c" $B/psql -h /tmp -U postgres -d restore -Atc "SELECT count(*) FR
 async function bareScript(dump: string): Promise<Sample> {
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('bash', ['-c', BARE_SCRIPT, 'bare', dump], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // The server started with the restorer's own options (fsync off, minimal WAL, ...), as someone
+    // who knows PostgreSQL would write it.
+    const child = spawn('bash', ['-c', BARE_SCRIPT, 'bare', dump, SERVER_OPTIONS], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`the bare script exited ${c}: ${err}`))));
