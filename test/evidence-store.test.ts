@@ -10,8 +10,9 @@ import { migrate, loadMigrations } from '../orchestrator/evidence/migrate.js';
 import { createPgExecutor } from '../orchestrator/evidence/pg-executor.js';
 import { createPgliteExecutor, isPidAlive } from '../orchestrator/evidence/pglite-executor.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
-import { seedFromTemplate, templateKey } from '../orchestrator/evidence/store-template.js';
+import { seedFromTemplate } from '../orchestrator/evidence/store-template.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
+import { appliedOnFirstOpen, templateIsCurrent } from './helpers/store-template.js';
 
 /**
  * One conformance suite for the evidence store, run against a real PostgreSQL 15 server (its own
@@ -166,8 +167,7 @@ for (const backend of backends) {
       const first = await backend.open();
       // A new embedded store starts from the template npm run build made (initdb and every
       // migration already applied); the template's own test is below.
-      const expected = backend.name === 'pglite' && (await templateIsCurrent()) ? [] : loadMigrations().map((m) => m.version);
-      t2.same(first.migration, { applied: expected, version: latest }, 'first open leaves the schema current');
+      t2.same(first.migration, { applied: await appliedOnFirstOpen(backend.name), version: latest }, 'first open leaves the schema current');
       t2.equal(first.kind, backend.name);
       await release(first);
       const second = await backend.open();
@@ -379,12 +379,6 @@ t.test('pglite: one process at a time (lock file)', async (tt) => {
   await fs.rm(lockPath);
   stores.pglite = await backends[1]!.open();
 });
-
-/** Is dist/'s store template built from these migrations (npm run build)? */
-async function templateIsCurrent(): Promise<boolean> {
-  const recorded = await fs.readFile(path.join(repoRoot, 'dist', 'store-template.json'), 'utf8').then((t) => (JSON.parse(t) as { key: string }).key, () => '');
-  return recorded === templateKey();
-}
 
 t.test('pglite: a new data dir starts from the pre-built template, the same store initdb and the migrations make', async (tt) => {
   tt.ok(await templateIsCurrent(), 'npm run build made a template from these migrations (dist/store-template.json)');
