@@ -8,8 +8,8 @@
  *   npm run build && node --import tsx bench/process-cost.ts [--runs 100000] [--clients 200]
  *       [--repeat 5] [--validate-policies 10000] [--daemon-policies 1000] [--skip-run]
  *
- * The seeded store (runs recorded and sealed through RunStore, as the runner does) is cached in
- * $TMPDIR/backproof-bench-store-<runs>; delete it to rebuild. Progress to stderr, the table to
+ * The seeded store (bench/seeded-store.ts: runs recorded and sealed through RunStore, as the
+ * runner does) is cached in $TMPDIR/backproof-bench-store-<runs>-<clients>; delete it to rebuild. Progress to stderr, the table to
  * stdout. Peak RSS is getrusage's ru_maxrss of the child (bench/exit-rss.cjs), the daemon's
  * VmHWM from /proc.
  */
@@ -20,10 +20,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { RunRecord } from '../orchestrator/domain.js';
-import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { SERVER_OPTIONS } from '../restore-sandboxes/postgres/postgres-restorer.js';
 import { PG_BIN_DIR, startPgCluster } from '../test/helpers/pg-cluster.js';
+import { POLICIES_PER_CLIENT, seededDataDir } from './seeded-store.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = path.join(ROOT, 'bin', 'backproof.js');
@@ -41,7 +40,6 @@ const { values } = parseArgs({
 const nRuns = Number(values.runs);
 const nClients = Number(values.clients);
 const repeat = Number(values.repeat);
-const POLICIES_PER_CLIENT = 5;
 const progress = (msg: string): boolean => process.stderr.write(`[bench] ${msg}\n`);
 
 interface Sample {
@@ -113,72 +111,6 @@ function configYaml(folder: string, clients: number, perClient: number, extra = 
     }
   }
   return out.join('');
-}
-
-function seededRun(client: string, policy: string, startedAt: number, i: number): RunRecord {
-  const fail = i % 23 === 0;
-  const phaseNames = ['select', 'sandbox', 'fetch_restore', 'readiness', 'probes', 'teardown'] as const;
-  return {
-    id: randomUUID(),
-    client,
-    policy,
-    kind: 'postgres',
-    status: 'finished',
-    verdict: fail ? 'fail' : 'pass',
-    reasons: fail ? [{ code: 'probe_failed', message: 'orders: expected >= 1000 rows, got 12' }] : [],
-    startedAt: new Date(startedAt).toISOString(),
-    finishedAt: new Date(startedAt + 42_000).toISOString(),
-    durationMs: 42_000,
-    host: 'bench',
-    pid: 1,
-    backproofVersion: '0.1.0',
-    backup: { driver: 'local', location: '/backups', key: `shop-${i}.dump`, size: 160_000 + i, modifiedAt: new Date(startedAt - 3_600_000).toISOString(), backupTime: new Date(startedAt - 3_600_000).toISOString(), timestampSource: 'name', ageMs: 3_600_000, sha256: 'ab'.repeat(32) },
-    phases: phaseNames.map((name, k) => ({ name, startedAt: new Date(startedAt + k * 7000).toISOString(), endedAt: new Date(startedAt + (k + 1) * 7000).toISOString(), durationMs: 7000, outcome: 'ok' as const })),
-    probes: [{ name: 'orders', type: 'sql', expected: '>= 1000', actual: fail ? '12' : '25000', pass: !fail, durationMs: 40 }],
-    metrics: { rpoMs: 3_600_000, rtoMs: 21_000 },
-    sandbox: null,
-    restored: null,
-  } as RunRecord;
-}
-
-/** A data dir holding `nRuns` sealed runs over nClients × 5 policies, one a day back from now. */
-async function seededStore(): Promise<{ dataDir: string; someRunId: string }> {
-  const dir = path.join(os.tmpdir(), `backproof-bench-store-${nRuns}-${nClients}`);
-  const marker = path.join(dir, 'seeded.json');
-  // The store is migrated when a command opens it: the seed stays good across migrations.
-  const key = 'seed-v1';
-  const cached = await fs.readFile(marker, 'utf8').then((t) => JSON.parse(t) as { key: string; someRunId: string }, () => undefined);
-  if (cached?.key === key) {
-    progress(`using the seeded store in ${dir}`);
-    return { dataDir: path.join(dir, 'data'), someRunId: cached.someRunId };
-  }
-  await fs.rm(dir, { recursive: true, force: true });
-  await fs.mkdir(dir, { recursive: true });
-  progress(`seeding ${nRuns.toLocaleString('en')} runs through RunStore (recordStart + finalize, each sealed and signed)`);
-  const store = await RunStore.open({ dataDir: path.join(dir, 'data'), schema: 'backproof' });
-  const t0 = performance.now();
-  let someRunId = '';
-  const perPolicy = Math.ceil(nRuns / (nClients * POLICIES_PER_CLIENT));
-  try {
-    let i = 0;
-    for (let day = perPolicy; day > 0 && i < nRuns; day--) {
-      for (let c = 0; c < nClients && i < nRuns; c++) {
-        for (let p = 0; p < POLICIES_PER_CLIENT && i < nRuns; p++, i++) {
-          const client = `c${String(c).padStart(4, '0')}`;
-          const run = seededRun(client, `${client}-db${p}`, Date.now() - day * 86_400_000 + c * 1000 + p, i);
-          await store.recordStart({ ...run, status: 'running', verdict: null, finishedAt: null, durationMs: null });
-          await store.finalize(run);
-          if (i === Math.floor(nRuns / 2)) someRunId = run.id;
-          if (i % 5000 === 0 && i > 0) progress(`  ${i.toLocaleString('en')} runs (${(i / ((performance.now() - t0) / 1000)).toFixed(0)}/s)`);
-        }
-      }
-    }
-  } finally {
-    await store.close();
-  }
-  await fs.writeFile(marker, JSON.stringify({ key, someRunId }));
-  progress(`seeded in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  return { dataDir: path.join(dir, 'data'), someRunId };
 }
 
 // ---- run: backproof against the bare docker script ------------------------------------------
@@ -297,7 +229,7 @@ async function main(): Promise<void> {
   try {
     const backups = path.join(work, 'backups');
     await fs.mkdir(backups);
-    const { dataDir, someRunId } = await seededStore();
+    const { dataDir, someRunId } = await seededDataDir(nRuns, nClients);
     const config = path.join(work, 'backproof.yaml');
     await fs.writeFile(config, configYaml(backups, nClients, POLICIES_PER_CLIENT));
     const big = path.join(work, 'big.yaml');

@@ -111,6 +111,8 @@ export const DEFAULTS = {
     /** A scheduled run not started within this is overdue. */
     overdueGraceMs: 60 * 60_000,
     livenessHost: '127.0.0.1',
+    /** How often the daemon verifies what was sealed since the last evidence checkpoint and signs a new one. */
+    evidenceCheckpointEveryMs: 24 * 60 * 60_000,
   },
   dataDir: '.backproof',
   configFile: 'backproof.yaml',

@@ -6,7 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import type { RunRecord } from '../orchestrator/domain.js';
-import { canonicalJson, EvidenceChain, GENESIS_HASH, linkHash, PROBLEMS, verifyBundle, type ChainVerification, type EvidenceBundle } from '../orchestrator/evidence/chain.js';
+import { canonicalJson, checkpointText, EvidenceChain, GENESIS_HASH, linkHash, PROBLEMS, verifyBundle, type ChainVerification, type EvidenceBundle } from '../orchestrator/evidence/chain.js';
 import { createPgExecutor } from '../orchestrator/evidence/pg-executor.js';
 import { loadMigrations, migrate } from '../orchestrator/evidence/migrate.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
@@ -372,6 +372,136 @@ tamperCase('a period: problems outside it do not count, inside it they do', asyn
   bad(tt, await chain.verify(period), 2, null, 'link missing: seq 3 follows 1 (a record was deleted)', 'the link before the period deleted');
 });
 
+// ---- Checkpoints ----------------------------------------------------------------------------------
+
+/** Rewrites record `fromSeq` and the links through `toSeq` consistently (hashes recomputed, as someone without the key could), keeping old signatures. */
+async function rewriteChain(s: string, runs: RunRecord[], fromSeq: number, toSeq: number, edit: (r: RunRecord) => RunRecord): Promise<void> {
+  let prev = ((await sql(`SELECT hash FROM ${s}.evidence_chain WHERE seq = $1`, [fromSeq - 1])).rows[0] as { hash: string } | undefined)?.hash ?? GENESIS_HASH;
+  for (let seq = fromSeq; seq <= toSeq; seq++) {
+    const record = seq === fromSeq ? edit(runs[seq - 1]!) : runs[seq - 1]!;
+    if (seq === fromSeq) await sql(`UPDATE ${s}.runs SET verdict = $1 WHERE id = $2`, [record.verdict, record.id]);
+    const hash = linkHash(prev, canonicalJson(record));
+    await sql(`UPDATE ${s}.evidence_chain SET prev_hash = $1, hash = $2 WHERE seq = $3`, [prev, hash, seq]);
+    prev = hash;
+  }
+  // The next link now points at the rewritten one (its own hash left as it was), or the head does.
+  await sql(`UPDATE ${s}.evidence_chain SET prev_hash = $1 WHERE seq = $2`, [prev, toSeq + 1]);
+  await sql(`UPDATE ${s}.evidence_chain_head SET hash = $1 WHERE seq = $2`, [prev, toSeq]);
+}
+
+t.test('checkpoint: signed at the head; the next verify walks only newer links; --full and a period walk the old ones again', async (tt) => {
+  const store = await pgStore();
+  const s = store.schema;
+  const runs = await seed(store, 8);
+  const chain = store.evidenceChain();
+  const first = await chain.verify({ writeCheckpoint: true });
+  tt.equal(first.ok, true);
+  tt.equal(first.checked, 8, 'no checkpoint yet: every link walked');
+  tt.equal(first.checkpointWritten?.seq, 8, 'checkpoint signed at the head');
+  const row = (await sql(`SELECT * FROM ${s}.evidence_checkpoints`)).rows;
+  tt.equal(row.length, 1);
+  tt.equal(row[0].key_fingerprint, installationFp, 'signed with the installation key');
+
+  runs.push(...(await seed(store, 3, 8)));
+  const next = await chain.verify({ writeCheckpoint: true });
+  tt.equal(next.ok, true, JSON.stringify(next.firstBad));
+  tt.equal(next.checked, 3, 'only the three links sealed since');
+  tt.same(next.checkpoint, { seq: 8, madeAt: first.checkpointWritten?.madeAt, keyFingerprint: installationFp }, 'says which checkpoint it started from');
+  tt.equal(next.head?.seq, 11);
+  tt.equal(next.checkpointWritten?.seq, 11);
+  const again = await chain.verify({ writeCheckpoint: true });
+  tt.equal(again.checked, 0, 'nothing new: nothing walked');
+  tt.equal(again.head?.seq, 11, 'the head is still reported');
+  tt.notOk(again.checkpointWritten, 'and no second checkpoint at the same head');
+
+  // An old record edited: the incremental verify does not re-read it; --full and a period over it do.
+  await sql(`UPDATE ${s}.runs SET verdict = 'pass' WHERE id = $1`, [runs[1]!.id]);
+  const quick = await chain.verify();
+  tt.equal(quick.ok, true, 'links 1..11 are not walked again');
+  tt.equal(quick.checkpoint?.seq, 11);
+  bad(tt, await chain.verify({ full: true }), 2, runs[1]!.id, PROBLEMS.hashDiffers, '--full');
+  bad(tt, await chain.verify({ from: at(0), to: at(3 * HOUR) }), 2, runs[1]!.id, PROBLEMS.hashDiffers, 'a period re-hashes its records');
+  await release(store);
+});
+
+t.test('checkpoint: forged, stale or orphaned checkpoints are problems, never skipped', async (tt) => {
+  const store = await pgStore();
+  const s = store.schema;
+  await seed(store, 8);
+  const chain = store.evidenceChain();
+  tt.equal((await chain.verify({ writeCheckpoint: true })).checkpointWritten?.seq, 8);
+  const saved = (await sql(`SELECT hash, signature FROM ${s}.evidence_checkpoints WHERE seq = 8`)).rows[0] as { hash: string; signature: string };
+
+  await sql(`UPDATE ${s}.evidence_checkpoints SET hash = $1`, [flipHex(saved.hash)]);
+  bad(tt, await chain.verify(), 8, null, PROBLEMS.checkpointForged(8), 'a checkpoint whose hash was changed');
+  await sql(`UPDATE ${s}.evidence_checkpoints SET hash = $1`, [saved.hash]);
+  tt.equal((await chain.verify()).ok, true, 'intact once undone');
+
+  const forger = signerFromPem(keyPem(), 'forger');
+  const madeAt = new Date().toISOString();
+  const fake = { seq: 9, hash: 'f'.repeat(64), madeAt };
+  await sql(`INSERT INTO ${s}.evidence_checkpoints (seq, hash, made_at, key_fingerprint, signature) VALUES (9, $1, $2, $3, $4)`, [
+    fake.hash,
+    madeAt,
+    forger.fingerprint,
+    forger.sign(checkpointText(fake)),
+  ]);
+  bad(tt, await chain.verify(), 9, null, PROBLEMS.checkpointForged(9), 'a checkpoint by an unknown key, past the head, is not relied on');
+  bad(tt, await chain.verify({ from: at(0), to: at(3 * HOUR) }), 9, null, PROBLEMS.checkpointForged(9), 'nor by a period');
+  await sql(`DELETE FROM ${s}.evidence_checkpoints WHERE seq = 9`);
+
+  await sql(`UPDATE ${s}.evidence_chain SET hash = $1 WHERE seq = 8`, [flipHex(saved.hash)]);
+  bad(tt, await chain.verify(), 8, null, PROBLEMS.checkpointDiffers(8, (await checkpointAt(s, 8)).made_at), 'the checkpoint link rewritten');
+  await sql(`UPDATE ${s}.evidence_chain SET hash = $1 WHERE seq = 8`, [saved.hash]);
+
+  await sql(`UPDATE ${s}.evidence_chain SET seq = 100 WHERE seq = 8`);
+  bad(tt, await chain.verify(), 8, null, PROBLEMS.checkpointLinkGone(8, (await checkpointAt(s, 8)).made_at), 'the checkpoint link gone');
+  await sql(`UPDATE ${s}.evidence_chain SET seq = 8 WHERE seq = 100`);
+  tt.equal((await chain.verify()).ok, true, 'intact again');
+  await sql(`UPDATE ${s}.evidence_checkpoints SET signature = $1`, [saved.signature.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))]);
+  bad(tt, await chain.verify({ full: true }), 8, null, PROBLEMS.checkpointForged(8), '--full checks every checkpoint');
+  await release(store);
+});
+
+t.test('checkpoint: a period re-hashes its records and checks again only the signature of the last link it walks, which is enough', async (tt) => {
+  const store = await pgStore();
+  const s = store.schema;
+  const runs = await seed(store, 8);
+  const chain = store.evidenceChain();
+  await chain.verify({ writeCheckpoint: true });
+  // The period [2h, 5h) holds seq 3..5; the walk covers 2..6.
+  const period = { from: at(2 * HOUR), to: at(5 * HOUR) };
+  await sql(`UPDATE ${s}.evidence_chain SET signature = NULL, key_fingerprint = NULL WHERE seq = 4`);
+  const vouched = await chain.verify(period);
+  tt.equal(vouched.ok, true, 'seq 4 was found signed when the checkpoint was made');
+  tt.equal(vouched.checkpoint?.seq, 8);
+  tt.equal(vouched.head?.seq, 6);
+  bad(tt, await chain.verify({ ...period, full: true }), 4, runs[3]!.id, PROBLEMS.unsigned, '--full checks every signature');
+  await sql(`UPDATE ${s}.evidence_chain SET signature = NULL, key_fingerprint = NULL WHERE seq = 6`);
+  bad(tt, await chain.verify(period), 6, runs[5]!.id, PROBLEMS.unsigned, 'the last link walked is always checked');
+
+  // Records rewritten with every hash recomputed (no key): the last link's old signature no longer fits.
+  const other = await pgStore();
+  const more = await seed(other, 8);
+  const otherChain = other.evidenceChain();
+  await otherChain.verify({ writeCheckpoint: true });
+  const flipVerdict = (r: RunRecord): RunRecord => ({ ...r, verdict: r.verdict === 'pass' ? 'fail' : 'pass' });
+  await rewriteChain(other.schema, more, 4, 6, flipVerdict);
+  bad(tt, await otherChain.verify(period), 6, more[5]!.id, PROBLEMS.badSignature, 'rewritten through the period: its last link\'s signature no longer fits');
+  bad(tt, await otherChain.verify({ full: true }), 4, more[3]!.id, PROBLEMS.badSignature, 'rewritten through the period: --full');
+  await rewriteChain(other.schema, more, 4, 8, (r) => (r.id === more[3]!.id ? flipVerdict(flipVerdict(r)) : r));
+  tt.equal((await otherChain.verify({ full: true })).ok, true, 'undone');
+  await rewriteChain(other.schema, more, 4, 8, flipVerdict);
+  bad(tt, await otherChain.verify(period), 8, null, PROBLEMS.checkpointDiffers(8, (await checkpointAt(other.schema, 8)).made_at), 'rewritten through the checkpoint: the period');
+  bad(tt, await otherChain.verify(), 8, null, PROBLEMS.checkpointDiffers(8, (await checkpointAt(other.schema, 8)).made_at), 'rewritten through the checkpoint: the whole chain');
+  await release(other);
+  await release(store);
+});
+
+async function checkpointAt(s: string, seq: number): Promise<{ made_at: string }> {
+  return (await sql(`SELECT made_at FROM ${s}.evidence_checkpoints WHERE seq = $1`, [seq])).rows[0] as { made_at: string };
+}
+
 // ---- Concurrency -------------------------------------------------------------------------------------
 
 t.test('postgres: 2 stores (2 pools) finalize 20 runs each at once: one contiguous, valid chain', async (tt) => {
@@ -545,7 +675,7 @@ t.test('cli: evidence verify, export, verify --bundle; the README recipe with jq
 
   const ok = await cli(['evidence', 'verify'], dir);
   tt.equal(ok.code, 0, ok.stderr);
-  tt.equal(ok.stdout, `ok: 9 records, chain intact, head seq 9 signed by ${installationFp} (valid)\n`);
+  tt.equal(ok.stdout, `ok: 9 records, chain intact, head seq 9 signed by ${installationFp} (valid)\n  checkpoint signed at seq 9: the next verify starts after it\n`);
   const json = JSON.parse((await cli(['evidence', 'verify', '--json', '--from', '2026-11-01', '--to', at(3 * HOUR)], dir)).stdout) as ChainVerification;
   tt.equal(json.ok, true);
   tt.equal(json.from, '2026-11-01T00:00:00.000Z');
@@ -601,10 +731,13 @@ t.test('cli: evidence verify, export, verify --bundle; the README recipe with jq
   tt.equal((await cli(['evidence', 'verify', '--bundle', tamperedBundle], offline)).code, 1, 'a truncated file is invalid');
   tt.equal((await cli(['evidence', 'verify', '--bundle', 'missing.json'], offline)).code, 2, 'a missing file is an error');
 
-  // Tamper in the database: verify names the record, exit 1.
+  // Tamper in the database: links 1-9 are behind the checkpoint, so only --full (or a period) re-reads them.
   const victim = bundleRuns[4]!;
   await sql(`UPDATE ${bundleSchema}.runs SET reasons = '[]' WHERE id = $1`, [victim.id]);
-  const t1 = await cli(['evidence', 'verify'], dir);
+  const quick = await cli(['evidence', 'verify'], dir);
+  tt.equal(quick.code, 0, quick.stderr);
+  tt.match(quick.stdout, /^ok: 0 records, chain intact, head seq 9 .*\n  seq 1-9 not walked again: found intact at \S+ \(checkpoint signed by \S+\); --full walks every link\n$/);
+  const t1 = await cli(['evidence', 'verify', '--full'], dir);
   tt.equal(t1.code, 1);
   tt.equal(t1.stdout, `TAMPERED: first bad record seq 5 (run ${victim.id}): record changed after it was sealed (hash differs)\n`);
   const t2 = await cli(['evidence', 'export', '--client', 'acme', '--from', '2026-11-01', '--to', '2026-12-01', '--out', 'x.json'], dir);
@@ -624,7 +757,7 @@ t.test('cli: evidence verify, export, verify --bundle; the README recipe with jq
   const liteOk = await cli(['--data-dir', liteData, 'evidence', 'verify'], lite);
   tt.equal(liteOk.code, 0, liteOk.stderr);
   const dataFp = signerFromPem(await fs.readFile(path.join(liteData, SIGNING_KEY_FILE), 'utf8'), 'k').fingerprint;
-  tt.equal(liteOk.stdout, `ok: 3 records, chain intact, head seq 3 signed by ${dataFp} (valid)\n`);
+  tt.equal(liteOk.stdout, `ok: 3 records, chain intact, head seq 3 signed by ${dataFp} (valid)\n  checkpoint signed at seq 3: the next verify starts after it\n`);
 });
 
 function goodBundleHash(text: string, seq: number): string {

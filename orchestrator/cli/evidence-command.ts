@@ -17,15 +17,16 @@ export function registerEvidence(program: Command, setExit: (code: number) => vo
   const evidence = program.command('evidence').description('the hash-chained, signed evidence: verify it, export a client\'s bundle for an auditor');
   evidence
     .command('verify')
-    .description('check that no run record was edited, deleted, inserted or reordered (exit 0 intact, 1 tampered, 2 error); --bundle checks an exported bundle offline')
+    .description('check that no run record was edited, deleted, inserted or reordered (exit 0 intact, 1 tampered, 2 error); walks the links sealed since the last signed checkpoint (--full: all); --bundle checks an exported bundle offline')
     .option('--from <date>', 'only runs started at or after this date or ISO time')
     .option('--to <date>', 'only runs started before this date or ISO time')
     .option('--bundle <file>', 'check an exported bundle instead: offline, no config or database needed')
+    .option('--full', 'walk every link again, not only those sealed since the last signed checkpoint (and check the checkpoints)')
     .option('--json', 'JSON on stdout')
-    .action(async (opts: { from?: string; to?: string; bundle?: string; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { from?: string; to?: string; bundle?: string; full?: boolean; json?: boolean }, cmd: Command) => {
       if (opts.bundle !== undefined) {
-        if (opts.from !== undefined || opts.to !== undefined) {
-          throw new BackproofError('usage', '--from and --to do not apply to --bundle: a bundle holds its own period');
+        if (opts.from !== undefined || opts.to !== undefined || opts.full) {
+          throw new BackproofError('usage', '--from, --to and --full do not apply to --bundle: a bundle holds its own period and is always checked whole');
         }
         const { result, bundle } = await checkBundleFile(opts.bundle);
         process.stdout.write(`${opts.json ? JSON.stringify(result, null, 2) : renderBundleResult(result, bundle)}\n`);
@@ -38,7 +39,8 @@ export function registerEvidence(program: Command, setExit: (code: number) => vo
       const store = await openStore(config, global);
       let result: ChainVerification;
       try {
-        result = await store.evidenceChain().verify(range);
+        // Intact to the head: sign a checkpoint there, so the next verify walks only newer links.
+        result = await store.evidenceChain().verify({ ...range, full: opts.full === true, writeCheckpoint: true });
       } finally {
         await store.close();
       }
@@ -131,7 +133,16 @@ export function renderChainResult(r: ChainVerification): string {
   const period = r.from !== undefined || r.to !== undefined ? ` for runs started ${r.from ?? 'at any time'} to ${r.to ?? 'now'}` : '';
   const count = `${r.checked.toLocaleString('en-US')} record${r.checked === 1 ? '' : 's'}`;
   if (!r.head) return `ok: ${count}${period}, nothing sealed yet`;
-  return `ok: ${count}${period}, chain intact, head seq ${r.head.seq} signed by ${r.head.keyFingerprint ?? 'no key'} (${r.head.signatureValid ? 'valid' : 'INVALID'})`;
+  const lines = [`ok: ${count}${period}, chain intact, head seq ${r.head.seq} signed by ${r.head.keyFingerprint ?? 'no key'} (${r.head.signatureValid ? 'valid' : 'INVALID'})`];
+  const cp = r.checkpoint;
+  if (cp && period === '') {
+    lines.push(`  seq 1-${cp.seq} not walked again: found intact at ${cp.madeAt} (checkpoint signed by ${cp.keyFingerprint}); --full walks every link`);
+  } else if (cp) {
+    lines.push(`  records re-hashed through the checkpoint at seq ${cp.seq} (found intact at ${cp.madeAt}, signed by ${cp.keyFingerprint}): their signatures were checked then`);
+  }
+  if (r.checkpointWritten) lines.push(`  checkpoint signed at seq ${r.checkpointWritten.seq}: the next verify starts after it`);
+  if (r.checkpointNotWritten !== undefined) lines.push(`  no checkpoint written (${r.checkpointNotWritten}): the next verify walks these links again`);
+  return lines.join('\n');
 }
 
 function renderBundleResult(r: ChainVerification, bundle: unknown): string {

@@ -2,14 +2,14 @@ import { createHash, createPublicKey, verify as verifyEd25519, type KeyObject } 
 import type { RunRecord } from '../domain.js';
 import { BackproofError } from '../errors.js';
 import { artifactsNamedBy, attestationText, BUNDLE_FORMAT, type BundleArtifact, type BundleEntry, type EvidenceBundle } from './bundle.js';
-import { canonicalJson, GENESIS_HASH, linkHash, PROBLEMS, type ChainLink, type ChainVerification } from './chain-format.js';
+import { canonicalJson, checkpointText, GENESIS_HASH, linkHash, PROBLEMS, type ChainCheckpoint, type ChainLink, type ChainVerification } from './chain-format.js';
 import type { QueryFn, SqlExecutor } from './executor.js';
 import { quoteSchema } from './migrate.js';
 import { COLUMNS, toRecord, type Row } from './run-row.js';
 import { fingerprintOf, type EvidenceSigner, type SignerSource } from './signing-key.js';
 
 export { BUNDLE_FORMAT, verifyBundle, type BundleArtifact, type BundleEntry, type EvidenceBundle } from './bundle.js';
-export { canonicalJson, GENESIS_HASH, linkHash, PROBLEMS, type ChainLink, type ChainVerification } from './chain-format.js';
+export { canonicalJson, checkpointText, GENESIS_HASH, linkHash, PROBLEMS, type ChainCheckpoint, type ChainLink, type ChainVerification } from './chain-format.js';
 
 /**
  * The evidence chain: every finalized run (finished, cancelled, aborted) is sealed once, in the
@@ -23,8 +23,10 @@ export { canonicalJson, GENESIS_HASH, linkHash, PROBLEMS, type ChainLink, type C
  * key (signing-key.ts). Links live in `evidence_chain`, the newest in `evidence_chain_head`, which
  * appending locks, so concurrent writers on one PostgreSQL append one at a time.
  *
- * `verify` recomputes every link from the runs table and names the first bad one; `exportBundle`
- * writes what `verifyBundle` (bundle.ts) checks offline.
+ * `verify` recomputes links from the runs table and names the first bad one; `exportBundle`
+ * writes what `verifyBundle` (bundle.ts) checks offline. A verification that found the chain
+ * intact to its head may leave a signed checkpoint there (`evidence_checkpoints`), so the next
+ * one walks only the links sealed since (`full` walks them all again).
  */
 /**
  * Seals `record` as the next link, inside the caller's transaction: locks the head row, inserts
@@ -64,14 +66,31 @@ export async function appendLink(q: QueryFn, schema: string, record: RunRecord, 
 /** A link as walked, with the record its run row reads back as (null: the row is gone). */
 interface WalkedLink extends ChainLink {
   record: RunRecord | null;
-  signatureValid: boolean;
 }
 type Bad = NonNullable<ChainVerification['firstBad']>;
 interface WalkResult {
   checked: number;
   firstBad?: Bad;
-  last?: WalkedLink;
+  /** The newest link walked, or the anchor when none was. */
+  last?: ChainLink;
 }
+interface WalkOptions {
+  onLink?: (link: WalkedLink) => void;
+  /** The link before `first`, already trusted: `first`'s prev_hash must be its hash. */
+  anchor?: ChainLink;
+  /**
+   * A checkpoint: links up to it were found signed when it was made, so their signatures are not
+   * checked again, except the walk's last link's; the checkpoint's own link must have its hash.
+   * Sound because the walk recomputes every hash it passes: a change anywhere in the walk changes
+   * the last link's hash, whose signature then fails (or breaks the chain to the checkpoint).
+   */
+  vouched?: ChainCheckpoint;
+  /** Checked between batches: an aborted walk throws. */
+  signal?: AbortSignal;
+}
+const signalOf = (opts: { signal?: AbortSignal }): { signal?: AbortSignal } => (opts.signal ? { signal: opts.signal } : {});
+/** A checkpoint found trustworthy, with its link as stored now; or the problem with it. */
+type CheckpointFound = { checkpoint: ChainCheckpoint; link: ChainLink } | { bad: Bad };
 
 const WALK_BATCH = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -111,19 +130,29 @@ export class EvidenceChain {
   /**
    * Walks the chain in seq order and names the first bad link: a record that no longer hashes to
    * its link, a missing link (gap), a prev_hash that does not chain (reorder, insertion), a
-   * missing or invalid signature, a finalized run with no link. `from`/`to` (ISO; `to`
-   * exclusive) limit it to runs started in that period: the walk then covers their links, every
-   * link between them, the last link sealed before `from` and the next link after them. A
-   * record deleted with its link outside that walk is found by a verify without a period.
+   * missing or invalid signature, a finalized run with no link, a checkpoint that does not verify
+   * or no longer matches its link.
+   *
+   * Without a period it starts after the newest checkpoint (links before it were found intact
+   * when it was made), unless `full`, which walks from seq 1 and checks every checkpoint too.
+   * `from`/`to` (ISO; `to` exclusive) limit it to runs started in that period: the walk then
+   * covers their links, every link between them, the last link sealed before `from` and the next
+   * link after them, every record re-hashed; of the links the newest checkpoint vouches for, only
+   * the last one walked has its signature checked again (see WalkOptions.vouched). A record
+   * deleted with its link outside that walk is found by a verify without a period.
+   * `writeCheckpoint`: when the walk reached the head intact, sign a checkpoint there.
    */
-  async verify(opts: { from?: string; to?: string } = {}): Promise<ChainVerification> {
+  async verify(opts: { from?: string; to?: string; full?: boolean; writeCheckpoint?: boolean; signal?: AbortSignal } = {}): Promise<ChainVerification> {
     const from = opts.from === undefined ? undefined : isoOf(opts.from, 'from');
     const to = opts.to === undefined ? undefined : isoOf(opts.to, 'to');
     const ranged = from !== undefined || to !== undefined;
-    const base: ChainVerification = { ok: true, checked: 0, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) };
+    const full = opts.full === true;
+    const base: ChainVerification = { ok: true, checked: 0, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), ...(full ? { full } : {}) };
+    const keys = await this.keyRing();
 
     let first = 1;
     let last = Number.MAX_SAFE_INTEGER;
+    let found: CheckpointFound | undefined;
     if (ranged) {
       const span = await this.spanOfRuns(undefined, from, to);
       if (span) {
@@ -140,16 +169,37 @@ export class EvidenceChain {
         last = 0; // nothing sealed in the period: only look for unlinked runs
       }
     }
+    if (!full) found = await this.newestCheckpoint(keys);
+    if (found && 'bad' in found) return { ...base, ok: false, firstBad: found.bad };
 
-    const walk = last >= first ? await this.walk(first, last) : { checked: 0 };
-    const result: ChainVerification = { ...base, checked: walk.checked };
-    if (walk.last) {
-      result.head = { seq: walk.last.seq, hash: walk.last.hash, signatureValid: walk.last.signatureValid, keyFingerprint: walk.last.keyFingerprint };
+    let walk: WalkResult;
+    if (found && !ranged) {
+      // Links 1..seq were intact when the checkpoint was made: walk only what was sealed since.
+      walk = await this.walk(found.checkpoint.seq + 1, last, keys, { anchor: found.link, ...signalOf(opts) });
+    } else if (found && last >= first) {
+      walk = await this.walk(first, last, keys, { vouched: found.checkpoint, ...signalOf(opts) });
+    } else {
+      walk = last >= first ? await this.walk(first, last, keys, signalOf(opts)) : { checked: 0 };
     }
-    const bad = walk.firstBad ?? (await this.headProblem(walk.last, ranged)) ?? (await this.unlinkedRun(from, to));
+    const result: ChainVerification = { ...base, checked: walk.checked };
+    if (found) result.checkpoint = { seq: found.checkpoint.seq, madeAt: found.checkpoint.madeAt, keyFingerprint: found.checkpoint.keyFingerprint };
+    if (walk.last) {
+      result.head = { seq: walk.last.seq, hash: walk.last.hash, signatureValid: signatureValid(walk.last, keys), keyFingerprint: walk.last.keyFingerprint };
+    }
+    const bad =
+      walk.firstBad ??
+      (await this.headProblem(walk.last, ranged)) ??
+      (full && walk.last ? await this.checkpointProblem(keys, walk.last.seq) : undefined) ??
+      (await this.unlinkedRun(from, to));
     if (bad) {
       result.ok = false;
       result.firstBad = bad;
+    } else if (opts.writeCheckpoint && !ranged && walk.last && walk.last.seq > (found && 'checkpoint' in found ? found.checkpoint.seq : 0)) {
+      try {
+        result.checkpointWritten = await this.writeCheckpoint(walk.last);
+      } catch (err) {
+        result.checkpointNotWritten = (err as Error).message; // the chain is intact all the same
+      }
     }
     return result;
   }
@@ -174,7 +224,7 @@ export class EvidenceChain {
 
     const entries: BundleEntry[] = [];
     const named: ReturnType<typeof artifactsNamedBy> = [];
-    const walk = await this.walk(Math.max(1, span.min - 1), span.max, (link) => {
+    const walk = await this.walk(Math.max(1, span.min - 1), span.max, await this.keyRing(), { onLink: (link) => {
       if (link.seq < span.min) return;
       if (link.record && link.record.client === opts.client) {
         entries.push({ seq: link.seq, prevHash: link.prevHash, hash: link.hash, runId: link.runId, record: canonicalJson(link.record) });
@@ -182,7 +232,7 @@ export class EvidenceChain {
       } else {
         entries.push({ seq: link.seq, prevHash: link.prevHash, hash: link.hash });
       }
-    });
+    } });
     if (walk.firstBad || !walk.last) {
       const bad = walk.firstBad;
       throw new BackproofError(
@@ -254,19 +304,22 @@ export class EvidenceChain {
   }
 
   /**
-   * Checks links `first..last` in seq order (the link before `first` is not read: `first`'s
-   * prev_hash is checked only when it is 1), stopping at the first problem.
+   * Checks links `first..last` in seq order, stopping at the first problem. The link before
+   * `first` is not read: `first`'s prev_hash is checked against the anchor, or the genesis hash
+   * when `first` is 1.
    */
-  private async walk(first: number, last: number, onLink?: (link: WalkedLink) => void): Promise<WalkResult> {
-    const keys = await this.keyRing();
+  private async walk(first: number, last: number, keys: KeyRing, opts: WalkOptions = {}): Promise<WalkResult> {
+    const { onLink, anchor, vouched, signal } = opts;
     const seenRuns = new Map<string, number>();
     let expected = first;
-    let prev: WalkedLink | undefined;
+    let prev: ChainLink | undefined = anchor;
     let checked = 0;
     const cols = COLUMNS.split(', ')
       .map((c) => `r.${c}`)
       .join(', ');
+    const result = (firstBad?: Bad): WalkResult => ({ checked, ...(firstBad ? { firstBad } : {}), ...(prev ? { last: prev } : {}) });
     for (let after = first - 1; ; ) {
+      signal?.throwIfAborted();
       const { rows } = await this.executor.query<Row>(
         `SELECT c.seq AS link_seq, c.run_id AS link_run_id, c.prev_hash AS link_prev_hash, c.hash AS link_hash, c.signature AS link_signature,
                 c.key_fingerprint AS link_key_fingerprint, (r.id IS NOT NULL) AS link_run_present, ${cols}
@@ -276,23 +329,25 @@ export class EvidenceChain {
       );
       for (const row of rows) {
         const link = linkOf(row, 'link_');
-        const record = row.link_run_present === true ? toRecord(row) : null;
-        const walked: WalkedLink = { ...link, record, signatureValid: signatureValid(link, keys) };
-        const bad = this.checkLink(walked, expected, first, prev, seenRuns, keys);
-        if (bad) return { checked, firstBad: bad, ...(prev ? { last: prev } : {}) };
+        const walked: WalkedLink = { ...link, record: row.link_run_present === true ? toRecord(row) : null };
+        const bad = this.checkLink(walked, expected, first, prev, seenRuns) ?? (vouched && link.seq <= vouched.seq ? checkAgainst(vouched, walked) : signatureProblem(walked, keys));
+        if (bad) return result(bad);
         checked += 1;
         seenRuns.set(link.runId, link.seq);
         onLink?.(walked);
-        prev = walked;
+        prev = link;
         expected = link.seq + 1;
       }
       if (rows.length < WALK_BATCH) break;
       after = prev?.seq ?? after;
     }
-    return { checked, ...(prev ? { last: prev } : {}) };
+    // The last link walked binds every hash recomputed before it: its signature, always.
+    if (vouched && prev && prev !== anchor && prev.seq <= vouched.seq) return result(signatureProblem(prev, keys));
+    return result();
   }
 
-  private checkLink(link: WalkedLink, expected: number, first: number, prev: WalkedLink | undefined, seenRuns: Map<string, number>, keys: KeyRing): Bad | undefined {
+  /** Order, continuity and the record's hash (signatures: `signatureProblem`). */
+  private checkLink(link: WalkedLink, expected: number, first: number, prev: ChainLink | undefined, seenRuns: Map<string, number>): Bad | undefined {
     const at = (problem: string, seq: number | null = link.seq, runId: string | null = link.runId): Bad => ({ seq, runId, problem });
     if (link.seq !== expected) {
       if (!prev && first === 1) return at(PROBLEMS.startsLate(link.seq), 1, null);
@@ -306,14 +361,67 @@ export class EvidenceChain {
     if (twice !== undefined) return at(`run ${link.runId} is sealed twice (seq ${twice} and ${link.seq})`);
     if (!link.record) return at(`record deleted: run ${link.runId} is gone from the runs table`);
     if (link.record.status === 'running' || linkHash(link.prevHash, canonicalJson(link.record)) !== link.hash) return at(PROBLEMS.hashDiffers);
-    if (link.signature === null || link.keyFingerprint === null) return at(PROBLEMS.unsigned);
-    if (!keys.has(link.keyFingerprint)) return at(PROBLEMS.unknownKey(link.keyFingerprint));
-    if (!link.signatureValid) return at(PROBLEMS.badSignature);
     return undefined;
   }
 
+  /**
+   * The newest checkpoint, with its link as stored now. One that does not verify, or whose link is
+   * gone or changed, is a problem, never passed over for an older one: only backproof writes them.
+   */
+  private async newestCheckpoint(keys: KeyRing): Promise<CheckpointFound | undefined> {
+    const { rows } = await this.executor.query<Row>(
+      `SELECT k.seq, k.hash, k.made_at, k.key_fingerprint, k.signature, c.seq AS link_seq, c.run_id AS link_run_id, c.prev_hash AS link_prev_hash,
+              c.hash AS link_hash, c.signature AS link_signature, c.key_fingerprint AS link_key_fingerprint
+         FROM ${this.s}.evidence_checkpoints k LEFT JOIN ${this.s}.evidence_chain c ON c.seq = k.seq
+        ORDER BY k.seq DESC LIMIT 1`,
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    const checkpoint = checkpointOf(row);
+    const bad = (problem: string): CheckpointFound => ({ bad: { seq: checkpoint.seq, runId: null, problem } });
+    if (!checkpointValid(checkpoint, keys)) return bad(PROBLEMS.checkpointForged(checkpoint.seq));
+    if (row.link_seq === null || row.link_seq === undefined) return bad(PROBLEMS.checkpointLinkGone(checkpoint.seq, checkpoint.madeAt));
+    const link = linkOf(row, 'link_');
+    if (link.hash !== checkpoint.hash) return bad(PROBLEMS.checkpointDiffers(checkpoint.seq, checkpoint.madeAt));
+    return { checkpoint, link };
+  }
+
+  /** After a full walk through `last`: every checkpoint up to it must verify and match its link. */
+  private async checkpointProblem(keys: KeyRing, last: number): Promise<Bad | undefined> {
+    const { rows } = await this.executor.query<Row>(
+      `SELECT k.seq, k.hash, k.made_at, k.key_fingerprint, k.signature, c.hash AS link_hash
+         FROM ${this.s}.evidence_checkpoints k LEFT JOIN ${this.s}.evidence_chain c ON c.seq = k.seq WHERE k.seq <= $1::bigint ORDER BY k.seq`,
+      [last],
+    );
+    for (const row of rows) {
+      const checkpoint = checkpointOf(row);
+      const at = (problem: string): Bad => ({ seq: checkpoint.seq, runId: null, problem });
+      if (!checkpointValid(checkpoint, keys)) return at(PROBLEMS.checkpointForged(checkpoint.seq));
+      if (row.link_hash !== checkpoint.hash) return at(PROBLEMS.checkpointDiffers(checkpoint.seq, checkpoint.madeAt));
+    }
+    return undefined;
+  }
+
+  /** Signs "links 1..link.seq verified now" with the installation's key and stores it. */
+  private async writeCheckpoint(link: ChainLink): Promise<{ seq: number; madeAt: string }> {
+    const signer = await this.getSigner();
+    const madeAt = new Date().toISOString();
+    const signature = signer.sign(checkpointText({ seq: link.seq, hash: link.hash, madeAt }));
+    await this.executor.transaction(async (q) => {
+      await q(`INSERT INTO ${this.s}.evidence_keys (fingerprint, public_key_pem, first_used_at) VALUES ($1, $2, clock_timestamp()) ON CONFLICT (fingerprint) DO NOTHING`, [
+        signer.fingerprint,
+        signer.publicKeyPem,
+      ]);
+      await q(
+        `INSERT INTO ${this.s}.evidence_checkpoints (seq, hash, made_at, key_fingerprint, signature) VALUES ($1::bigint, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING`,
+        [link.seq, link.hash, madeAt, signer.fingerprint, signature],
+      );
+    });
+    return { seq: link.seq, madeAt };
+  }
+
   /** When the walk reached the newest link: does the head row agree with it? */
-  private async headProblem(last: WalkedLink | undefined, ranged: boolean): Promise<Bad | undefined> {
+  private async headProblem(last: ChainLink | undefined, ranged: boolean): Promise<Bad | undefined> {
     const { rows } = await this.executor.query<{ seq: string; hash: string; max: string | null }>(
       `SELECT h.seq, h.hash, (SELECT max(seq) FROM ${this.s}.evidence_chain) AS max FROM ${this.s}.evidence_chain_head h WHERE h.id = 1`,
     );
@@ -359,16 +467,43 @@ export class EvidenceChain {
 type KeyRing = Map<string, KeyObject>;
 
 function signatureValid(link: ChainLink, keys: KeyRing): boolean {
-  if (link.signature === null || link.keyFingerprint === null) return false;
-  const key = keys.get(link.keyFingerprint);
+  return link.signature !== null && link.keyFingerprint !== null && ed25519Valid(link.hash, link.signature, link.keyFingerprint, keys);
+}
+
+/** Is `signature` (base64, canonical) a valid Ed25519 signature of the UTF-8 `message` by the key `fingerprint` names? */
+function ed25519Valid(message: string, signature: string, fingerprint: string, keys: KeyRing): boolean {
+  const key = keys.get(fingerprint);
   if (!key) return false;
-  const sig = Buffer.from(link.signature, 'base64');
-  if (sig.length !== 64 || sig.toString('base64') !== link.signature) return false;
+  const sig = Buffer.from(signature, 'base64');
+  if (sig.length !== 64 || sig.toString('base64') !== signature) return false;
   try {
-    return verifyEd25519(null, Buffer.from(link.hash, 'utf8'), key, sig);
+    return verifyEd25519(null, Buffer.from(message, 'utf8'), key, sig);
   } catch {
     return false;
   }
+}
+
+/** A link's signature: present, by a known key, valid. */
+function signatureProblem(link: ChainLink, keys: KeyRing): Bad | undefined {
+  const at = (problem: string): Bad => ({ seq: link.seq, runId: link.runId, problem });
+  if (link.signature === null || link.keyFingerprint === null) return at(PROBLEMS.unsigned);
+  if (!keys.has(link.keyFingerprint)) return at(PROBLEMS.unknownKey(link.keyFingerprint));
+  if (!signatureValid(link, keys)) return at(PROBLEMS.badSignature);
+  return undefined;
+}
+
+/** A link a checkpoint vouches for: its signature was checked when the checkpoint was made; the checkpoint's own link must still have its hash. */
+function checkAgainst(checkpoint: ChainCheckpoint, link: ChainLink): Bad | undefined {
+  if (link.seq !== checkpoint.seq || link.hash === checkpoint.hash) return undefined;
+  return { seq: link.seq, runId: link.runId, problem: PROBLEMS.checkpointDiffers(checkpoint.seq, checkpoint.madeAt) };
+}
+
+function checkpointOf(r: Row): ChainCheckpoint {
+  return { seq: Number(r.seq), hash: String(r.hash), madeAt: String(r.made_at), keyFingerprint: String(r.key_fingerprint), signature: String(r.signature) };
+}
+
+function checkpointValid(c: ChainCheckpoint, keys: KeyRing): boolean {
+  return ed25519Valid(checkpointText(c), c.signature, c.keyFingerprint, keys);
 }
 
 function linkOf(r: Row, prefix = ''): ChainLink {

@@ -75,7 +75,9 @@ function zonedParts(date: Date, timezone: string): Parts {
     f = new Intl.DateTimeFormat('en-US', { timeZone: timezone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
     formatters.set(timezone, f);
   }
-  const get = (type: string): number => Number(f.formatToParts(date).find((p) => p.type === type)?.value ?? NaN);
+  const parts: Record<string, number> = {};
+  for (const p of f.formatToParts(date)) parts[p.type] = Number(p.value);
+  const get = (type: keyof Parts): number => parts[type] ?? NaN;
   return { year: get('year'), month: get('month'), day: get('day'), hour: get('hour'), minute: get('minute'), second: get('second') };
 }
 
