@@ -736,7 +736,7 @@ t.test('cli: evidence verify, export, verify --bundle; the README recipe with jq
   await sql(`UPDATE ${bundleSchema}.runs SET reasons = '[]' WHERE id = $1`, [victim.id]);
   const quick = await cli(['evidence', 'verify'], dir);
   tt.equal(quick.code, 0, quick.stderr);
-  tt.match(quick.stdout, /^ok: 0 records, chain intact, head seq 9 .*\n  seq 1-9 not walked again: found intact at \S+ \(checkpoint signed by \S+\); --full walks every link\n$/);
+  tt.match(quick.stdout, /^ok: 0 records, chain intact, head seq 9 .*\n {2}seq 1-9 not walked again: found intact at \S+ \(checkpoint signed by \S+\); --full walks every link\n$/);
   const t1 = await cli(['evidence', 'verify', '--full'], dir);
   tt.equal(t1.code, 1);
   tt.equal(t1.stdout, `TAMPERED: first bad record seq 5 (run ${victim.id}): record changed after it was sealed (hash differs)\n`);
