@@ -1,0 +1,129 @@
+/**
+ * Benchmark: evidence at scale (issue 15): `--runs` (100,000) sealed runs across `--clients`
+ * (200) clients, on the embedded store and on PostgreSQL (a throwaway server from Debian's
+ * packages, as the tests start it; `--no-pg` skips it). For each store:
+ *
+ * 1. `evidence verify --full` (every hash recomputed, every signature checked) against reading
+ *    the same records back (`list`, the baseline); it signs a checkpoint at the head;
+ * 2. a day's runs sealed after it (one per policy), then `evidence verify` as the CLI runs it: it
+ *    walks only those, and the figure that matters is the chain's length over the time taken;
+ * 3. the month before this one verified as a report does (every record of the month re-hashed,
+ *    only the last link's signature checked again under the checkpoint), and the 50-policy
+ *    client's monthly report built (queries + that verification) and rendered to PDF.
+ *
+ *   node --import tsx bench/evidence-scale.ts [--runs 100000] [--clients 200] [--no-pg]
+ *
+ * The embedded store is seeded once and cached (bench/seeded-store.ts); this script works on a
+ * copy, so the cache keeps no checkpoint. Progress to stderr, results to stdout.
+ */
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseConfigText } from '../orchestrator/config/load.js';
+import { AlertStore } from '../orchestrator/evidence/alert-store.js';
+import { RunStore } from '../orchestrator/evidence/run-store.js';
+import { buildMonthlyReport, renderMonthlyReport } from '../reports/monthly/index.js';
+import { startPgCluster } from '../test/helpers/pg-cluster.js';
+import { BIG_CLIENT, clientName, policiesOf, seededDataDir, seededRun, seedRuns } from './seeded-store.js';
+
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '100000' }, clients: { type: 'string', default: '200' }, 'no-pg': { type: 'boolean', default: false } },
+});
+const nRuns = Number(values.runs);
+const nClients = Number(values.clients);
+const progress = (msg: string): boolean => process.stderr.write(`[bench] ${msg}\n`);
+const out = (line = ''): boolean => process.stdout.write(`${line}\n`);
+const secs = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+const rate = (n: number, ms: number): string => `${Math.round(n / (ms / 1000)).toLocaleString('en')} links/s`;
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - t0, value };
+}
+
+/** The month before the current one, `YYYY-MM`. */
+function lastMonth(): string {
+  const now = new Date();
+  const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+  return d.toISOString().slice(0, 7);
+}
+
+async function measure(name: string, store: RunStore): Promise<void> {
+  const chain = store.evidenceChain();
+  out(`\n== ${name}: ${nRuns.toLocaleString('en')} runs, ${nClients} clients ==`);
+
+  progress(`${name}: reading back, then verify --full`);
+  const list = await timed(() => store.list({ limit: nRuns }));
+  const full = await timed(() => chain.verify({ full: true, writeCheckpoint: true }));
+  if (!full.value.ok) throw new Error(`the seeded chain does not verify: ${JSON.stringify(full.value.firstBad)}`);
+  out(`1. reading ${list.value.length.toLocaleString('en')} records back (baseline)   ${secs(list.ms)}`);
+  out(`   evidence verify --full                     ${secs(full.ms)}   ${rate(full.value.checked, full.ms)}   ratio ${(full.ms / list.ms).toFixed(2)}x   (checkpoint at seq ${full.value.checkpointWritten?.seq})`);
+
+  progress(`${name}: a day of runs, then the incremental verify`);
+  let day = 0;
+  for (let c = 0; c < nClients; c++) {
+    for (let p = 0; p < policiesOf(c); p++, day++) {
+      const run = seededRun(clientName(c), `${clientName(c)}-db${p}`, Date.now() - 3_600_000 + day, day);
+      await store.recordStart({ ...run, status: 'running', verdict: null, finishedAt: null, durationMs: null });
+      await store.finalize(run);
+    }
+  }
+  const incremental = await timed(() => chain.verify({ writeCheckpoint: true }));
+  const length = incremental.value.head?.seq ?? 0;
+  out(`2. evidence verify after a day's ${day.toLocaleString('en')} runs: walked ${incremental.value.checked.toLocaleString('en')} links in ${secs(incremental.ms)}`);
+  out(`   the chain's ${length.toLocaleString('en')} links verified at ${rate(length, incremental.ms)} (${incremental.value.ok ? 'intact' : 'NOT intact'}; ${(full.ms / incremental.ms).toFixed(1)}x faster than --full)`);
+
+  const month = lastMonth();
+  const config = parseConfigText(
+    `reports: { mspName: Bench MSP }\nclients:\n  - name: ${BIG_CLIENT.name}\n    policies:\n${Array.from(
+      { length: BIG_CLIENT.policies },
+      (_, p) =>
+        `      - name: ${BIG_CLIENT.name}-db${p}\n        kind: postgres\n        source: { driver: local, path: /tmp }\n        targets: { rpo: 26h, rto: 30m }\n        schedule: "daily at 02:00"\n`,
+    ).join('')}`,
+    path.join(os.tmpdir(), 'backproof.yaml'),
+    {},
+  );
+  const from = `${month}-01T00:00:00.000Z`;
+  const to = new Date(Date.UTC(Number(month.slice(0, 4)), Number(month.slice(5, 7)), 1)).toISOString();
+  progress(`${name}: ${month} verified as a report does, then ${BIG_CLIENT.name}'s report`);
+  const period = await timed(() => chain.verify({ from, to }));
+  const build = await timed(() => buildMonthlyReport({ runs: store, alerts: new AlertStore(store.executor, store.schema), chain, config }, { client: BIG_CLIENT.name, month }));
+  const pdf = await timed(() => renderMonthlyReport(build.value, 'pdf'));
+  const json = await timed(() => renderMonthlyReport(build.value, 'json'));
+  out(`3. ${month}, every client: ${period.value.checked.toLocaleString('en')} links re-hashed in ${secs(period.ms)} (${rate(period.value.checked, period.ms)}, ${period.value.ok ? 'intact' : 'NOT intact'})`);
+  out(`   ${BIG_CLIENT.name}'s report (${BIG_CLIENT.policies} policies, ${build.value.runs.length.toLocaleString('en')} runs): build ${secs(build.ms)} + PDF ${secs(pdf.ms)} = ${secs(build.ms + pdf.ms)}   (JSON render ${secs(json.ms)}; PDF ${(pdf.ms / json.ms).toFixed(0)}x)`);
+}
+
+const work = await mkdtemp(path.join(os.tmpdir(), 'backproof-bench-evidence-'));
+try {
+  const { dataDir } = await seededDataDir(nRuns, nClients);
+  const copy = path.join(work, 'data');
+  await cp(dataDir, copy, { recursive: true });
+  const lite = await RunStore.open({ dataDir: copy, schema: 'backproof' });
+  try {
+    await measure('embedded store (PGlite)', lite);
+  } finally {
+    await lite.close();
+  }
+  if (!values['no-pg']) {
+    const cluster = await startPgCluster();
+    try {
+      const url = await cluster.createDatabase('bench');
+      const pg = await RunStore.open({ url, dataDir: work, schema: 'backproof' });
+      try {
+        progress(`seeding PostgreSQL with ${nRuns.toLocaleString('en')} runs`);
+        await seedRuns(pg, nRuns, nClients);
+        await pg.executor.exec('VACUUM (ANALYZE)');
+        await measure('PostgreSQL 15', pg);
+      } finally {
+        await pg.close();
+      }
+    } finally {
+      await cluster.stop();
+    }
+  }
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
