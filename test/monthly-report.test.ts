@@ -15,7 +15,7 @@ import { EvidenceChain } from '../orchestrator/evidence/chain.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { Logger } from '../orchestrator/logger.js';
 import { CSV_COLUMNS } from '../reports/monthly/render-csv.js';
-import { buildMonthlyReport, monthPeriod, previousMonth, renderMonthlyReport, reportFileName, type MonthlyReport } from '../reports/monthly/index.js';
+import { buildMonthlyReport, chainForBatch, monthPeriod, previousMonth, renderMonthlyReport, reportFileName, type ChainReader, type MonthlyReport } from '../reports/monthly/index.js';
 import { toWinAnsi } from '../reports/monthly/win-ansi.js';
 import { tempDir } from './helpers/harness.js';
 import { makePng, MONTH, reportConfigYaml, seedMonth, type SeededMonth } from './helpers/report-fixtures.js';
@@ -109,6 +109,21 @@ t.test('the model: only the client and month asked for, every number computed on
   t.ok(report.evidence.publicKeys.includes(report.evidence.signingKeyFingerprint!));
   t.match(report.msp, { name: 'Northwind IT Services', logo: { mediaType: 'image/png' } });
   t.equal(reportFileName(report, 'pdf'), 'backproof-acme-2026-11.pdf');
+});
+
+t.test("a batch of reports for one month verifies the month once (the daemon's mailing)", async (t) => {
+  const chain = new EvidenceChain(store.executor, store.schema);
+  const periods: unknown[] = [];
+  const counted: ChainReader = { links: (ids) => chain.links(ids), publicKeys: () => chain.publicKeys(), verify: (opts) => (periods.push(opts), chain.verify(opts)) };
+  const batch = chainForBatch(counted);
+  const deps = { runs: store, alerts, chain: batch, config };
+  const acme = await buildMonthlyReport(deps, { client: 'acme', month: MONTH, now: NOW });
+  const globex = await buildMonthlyReport({ ...deps, config: configAt(reportConfigYaml()) }, { client: 'globex', month: MONTH, now: NOW });
+  t.equal(periods.length, 1, 'one walk of November for both clients');
+  t.strictSame(acme.evidence.verification, report.evidence.verification, "acme's verification as built alone");
+  t.strictSame(globex.evidence.verification, acme.evidence.verification, 'the same for globex');
+  await buildMonthlyReport(deps, { client: 'acme', month: '2026-10', now: NOW });
+  t.equal(periods.length, 2, 'another month is walked');
 });
 
 t.test('month and client are checked; months follow reports.timezone', async (t) => {

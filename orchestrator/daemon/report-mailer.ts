@@ -1,5 +1,5 @@
 import schedule from 'node-schedule';
-import { buildMonthlyReport, previousMonth, REPORT_CONTENT_TYPES, renderMonthlyReport, reportFileName, type MonthlyReport } from '../../reports/monthly/index.js';
+import { buildMonthlyReport, chainForBatch, previousMonth, REPORT_CONTENT_TYPES, renderMonthlyReport, reportFileName, type MonthlyReport } from '../../reports/monthly/index.js';
 import { rate } from '../../reports/monthly/text.js';
 import type { RoutedChannel } from '../alerts/channels-from-config.js';
 import { EmailChannel } from '../alerts/email-channel.js';
@@ -54,7 +54,7 @@ export async function mailMonthlyReports(deps: ReportMailerDeps, month: string):
     deps.logger.warn(`monthly reports for ${month} not mailed: ${!reports ? 'the config has no reports: block' : `no email channel ${reports.channel ?? '(reports.channel)'} under alerts.channels`}`);
     return out;
   }
-  const chain = new EvidenceChain(deps.runs.executor, deps.runs.schema);
+  const chain = chainForBatch(new EvidenceChain(deps.runs.executor, deps.runs.schema));
   for (const client of deps.config.clients) {
     if (deps.signal?.aborted) break;
     const to = reportRecipients(client);

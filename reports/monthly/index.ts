@@ -10,7 +10,7 @@ import { renderPdf } from './render-pdf.js';
  * `renderMonthlyReport` turns it into a file. The CLI (`backproof report`), the daemon's monthly
  * mailing and the web dashboard's downloads all go through these two.
  */
-export { buildMonthlyReport, findClient, type MonthlyReport, type MonthlyReportDeps, type MonthlyReportOptions, type ChainReader } from './model.js';
+export { buildMonthlyReport, chainForBatch, findClient, type MonthlyReport, type MonthlyReportDeps, type MonthlyReportOptions, type ChainReader } from './model.js';
 export { monthPeriod, parseMonth, previousMonth } from './period.js';
 export type { ReportFormat };
 

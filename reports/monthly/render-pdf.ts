@@ -139,9 +139,24 @@ function bullets(doc: Doc, items: string[], opts: { size?: number; color?: strin
 function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, size = 7.5): void {
   const pad = 3;
   const cellFont = (col: Col, cell: Cell): string => (col.mono ? 'Courier' : cell.bold ? 'Helvetica-Bold' : 'Helvetica');
+  // Most cells fit on one line: measured once, drawn without pdfkit's line wrapper (which lays
+  // the text out word by word, for the height and again for the drawing). A long table (a
+  // month of runs) spent most of its time there.
+  const fitsOneLine = (col: Col, text: string): boolean => !text.includes('\n') && doc.widthOfString(text) <= col.width - 2 * pad - 0.5;
   const heightOf = (col: Col, cell: Cell, fontSize: number): number => {
     doc.font(cellFont(col, cell)).fontSize(fontSize);
-    return doc.heightOfString(cell.text || ' ', { width: col.width - 2 * pad });
+    const text = cell.text || ' ';
+    return fitsOneLine(col, text) ? doc.currentLineHeight(true) : doc.heightOfString(text, { width: col.width - 2 * pad });
+  };
+  const draw = (col: Col, text: string, x: number, y: number): void => {
+    const width = col.width - 2 * pad;
+    if (!fitsOneLine(col, text)) {
+      doc.text(text, x + pad, y + pad, { width, align: col.align ?? 'left' });
+      return;
+    }
+    const slack = width - doc.widthOfString(text);
+    const dx = col.align === 'right' ? slack : 0;
+    doc.text(text, x + pad + dx, y + pad, { lineBreak: false });
   };
   const header = (): void => {
     const cells = cols.map((c) => ({ text: toWinAnsi(c.header), bold: true }));
@@ -150,7 +165,8 @@ function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, size = 
     doc.rect(MARGIN, y, CONTENT_W, h).fill('#eef2f8');
     let x = MARGIN;
     cols.forEach((c, i) => {
-      doc.font('Helvetica-Bold').fontSize(size).fillColor(TEXT).text(cells[i]!.text, x + pad, y + pad, { width: c.width - 2 * pad, align: c.align ?? 'left' });
+      doc.font('Helvetica-Bold').fontSize(size).fillColor(TEXT);
+      draw(c, cells[i]!.text, x, y);
       x += c.width;
     });
     doc.y = y + h;
@@ -169,7 +185,8 @@ function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, size = 
     let x = MARGIN;
     cols.forEach((c, i) => {
       const cell = cells[i] ?? { text: '' };
-      doc.font(cellFont(c, cell)).fontSize(size).fillColor(cell.color ?? TEXT).text(cell.text, x + pad, y + pad, { width: c.width - 2 * pad, align: c.align ?? 'left' });
+      doc.font(cellFont(c, cell)).fontSize(size).fillColor(cell.color ?? TEXT);
+      draw(c, cell.text, x, y);
       x += c.width;
     });
     doc.moveTo(MARGIN, y + h).lineTo(MARGIN + CONTENT_W, y + h).lineWidth(0.4).strokeColor('#d0d0d0').stroke();
