@@ -1,6 +1,7 @@
 import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
 import type { RunRecord } from '../domain.js';
 import type { AlertStore, DeliveryInput, Incident } from '../evidence/alert-store.js';
+
 import type { RunFilter } from '../evidence/run-store.js';
 import { formatAge } from '../format.js';
 import type { Logger } from '../logger.js';
@@ -11,6 +12,12 @@ import type { RoutedChannel } from './channels-from-config.js';
 import { EmailChannel } from './email-channel.js';
 import { pingHeartbeat } from './heartbeat.js';
 import { judgeRun, type FiringCondition, type Observation } from './run-conditions.js';
+
+/** Policies checked at once between runs (overdue, and their storage listed). */
+const CHECK_CONCURRENCY = 8;
+
+/** One policy's storage check, as AlertStore.recordBackupChecks records it. */
+type StorageCheck = Parameters<AlertStore['recordBackupChecks']>[0][number];
 
 /**
  * Decides which alerts to send and sends them. Conditions come from finished runs
@@ -111,10 +118,27 @@ export class AlertEngine {
 
   private async checkPolicies(policies: readonly PolicyConfig[], open: Set<string>, signal?: AbortSignal): Promise<void> {
     const latest = this.deps.runs.latestPerPolicy ? await this.deps.runs.latestPerPolicy() : undefined;
-    for (const policy of policies) {
-      if (signal?.aborted) return;
-      await this.guard(`overdue check of ${policy.name}`, () => this.checkOverdue(policy, signal, latest ? { run: latest.get(policy.name) } : undefined, open));
-      if (this.deps.checkStorage) await this.guard(`storage check of ${policy.name}`, () => this.checkStorage(policy, open, signal));
+    // One statement each for what every policy writes (1,000 policies: 2 round trips, not 2,000).
+    const unseen = policies.filter((p) => p.schedule && !this.firstSeen.has(p.name));
+    await this.guard('first-seen times', async () => {
+      for (const [name, state] of await this.deps.alerts.touchPolicies(unseen.map((p) => ({ policy: p.name, client: p.client })), this.now().toISOString())) {
+        this.firstSeen.set(name, state.firstSeenAt);
+      }
+    });
+    const checked: StorageCheck[] = [];
+    // A few policies at a time: listing storage waits on disks and networks, not on us.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < policies.length && !signal?.aborted) {
+        const policy = policies[next++]!;
+        await this.guard(`overdue check of ${policy.name}`, () => this.checkOverdue(policy, signal, latest ? { run: latest.get(policy.name) } : undefined, open));
+        if (this.deps.checkStorage) await this.guard(`storage check of ${policy.name}`, () => this.checkStorage(policy, open, checked, signal));
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(CHECK_CONCURRENCY, policies.length) }, worker));
+    } finally {
+      await this.guard('recording the storage checks', () => this.deps.alerts.recordBackupChecks(checked));
     }
   }
 
@@ -176,23 +200,22 @@ export class AlertEngine {
     await this.raise(policy, { condition: 'no_worker', summary: problem, reasons: [{ code: 'no_worker', message: problem }] }, undefined, signal);
   }
 
-  private async checkStorage(policy: PolicyConfig, open: Set<string>, signal?: AbortSignal): Promise<void> {
+  /** Lists the policy's backups; what it found goes into `checked` (recorded together at the end of the check). */
+  private async checkStorage(policy: PolicyConfig, open: Set<string>, checked: StorageCheck[], signal?: AbortSignal): Promise<void> {
     const now = this.now();
     let fact: StorageFact;
     try {
       fact = await this.deps.checkStorage!(policy, now, signal);
     } catch (err) {
       const message = (err as Error).message;
-      await this.deps.alerts.recordBackupCheck(policy.name, policy.client, { checkedAt: now.toISOString(), error: message });
+      checked.push({ policy: policy.name, client: policy.client, fact: { checkedAt: now.toISOString(), error: message } });
       this.logger.warn(`could not list the backups of ${policy.name}: ${message}`);
       return;
     }
-    await this.deps.alerts.recordBackupCheck(policy.name, policy.client, {
-      checkedAt: now.toISOString(),
-      newestBackupAt: fact.newest?.backupTime ?? null,
-      newestBackupKey: fact.newest?.key ?? null,
-      newestBackupSize: fact.newest?.size ?? null,
-      error: null,
+    checked.push({
+      policy: policy.name,
+      client: policy.client,
+      fact: { checkedAt: now.toISOString(), newestBackupAt: fact.newest?.backupTime ?? null, newestBackupKey: fact.newest?.key ?? null, newestBackupSize: fact.newest?.size ?? null, error: null },
     });
     const missing = fact.nothing ?? fact.missing;
     if (missing) {

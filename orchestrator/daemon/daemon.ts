@@ -256,13 +256,26 @@ export class Daemon {
 
   private scheduleAll(): void {
     if (this.state === 'stopping' || this.state === 'stopped') return;
+    // One node-schedule job per distinct (cron, time zone), firing every policy that shares it:
+    // each job costs ~0.7 ms of cron arithmetic to schedule and again after every firing, and
+    // 10,000 policies use a few hundred schedules at most.
+    const groups = new Map<string, PolicyConfig[]>();
     for (const policy of this.config.policies) {
       const s = policy.schedule;
       if (!s) continue;
-      const job = schedule.scheduleJob({ rule: s.cron, tz: s.timezone }, (fireDate: Date) => this.due(policy, fireDate));
+      const key = `${s.cron}\u0000${s.timezone}`;
+      const group = groups.get(key);
+      if (group) group.push(policy);
+      else groups.set(key, [policy]);
+    }
+    for (const group of groups.values()) {
+      const s = group[0]!.schedule!;
+      const job = schedule.scheduleJob({ rule: s.cron, tz: s.timezone }, (fireDate: Date) => {
+        for (const policy of group) this.due(policy, fireDate);
+      });
       // node-schedule answers null (not an exception) to a rule it cannot use; the schema checks rules, so this is a bug guard.
       if (!job) {
-        this.logger.error(`cannot schedule ${policy.name}: node-schedule refused ${JSON.stringify(s.cron)} in ${s.timezone}`);
+        this.logger.error(`cannot schedule ${group.map((p) => p.name).join(', ')}: node-schedule refused ${JSON.stringify(s.cron)} in ${s.timezone}`);
         continue;
       }
       this.jobs.push(job);
@@ -304,20 +317,25 @@ export class Daemon {
   }
 
   private async touchPolicies(): Promise<void> {
-    const now = new Date().toISOString();
-    for (const p of this.config.policies) if (p.schedule) await this.alerts.touchPolicy(p.name, p.client, now);
+    await this.alerts.touchPolicies(this.scheduledPolicies(), new Date().toISOString());
+  }
+
+  private scheduledPolicies(): Array<{ policy: string; client: string }> {
+    return this.config.policies.filter((p) => p.schedule).map((p) => ({ policy: p.name, client: p.client }));
   }
 
   /** Policies whose last scheduled time passed without a run since they were first scheduled. */
   private async catchUp(): Promise<void> {
     const now = new Date();
+    const states = await this.alerts.touchPolicies(this.scheduledPolicies(), now.toISOString());
+    const latest = await this.opts.store.latestPerPolicy();
     for (const policy of this.config.policies) {
       const s = policy.schedule;
-      if (!s) continue;
-      const state = await this.alerts.touchPolicy(policy.name, policy.client, now.toISOString());
+      const state = states.get(policy.name);
+      if (!s || !state) continue;
       const due = previousRunTime(s, now);
       if (!due || due.getTime() < Date.parse(state.firstSeenAt)) continue;
-      const last = (await this.opts.store.list({ policy: policy.name, limit: 1 }))[0];
+      const last = latest.get(policy.name);
       if (last && Date.parse(last.startedAt) >= due.getTime()) continue;
       const missed = `${policy.name} missed its run of ${due.toISOString()} (${describeSchedule(s)}) while the daemon was down`;
       if (this.config.daemon.catchUp) {

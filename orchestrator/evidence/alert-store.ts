@@ -381,13 +381,20 @@ export class AlertStore {
 
   /** The policy's state, created with first_seen_at = `at` when absent (never moved after). */
   async touchPolicy(policy: string, client: string, at: string): Promise<PolicyState> {
+    return (await this.touchPolicies([{ policy, client }], at)).get(policy)!;
+  }
+
+  /** touchPolicy for many policies in one statement (a check of 1,000 policies is one round trip, not 1,000). */
+  async touchPolicies(policies: ReadonlyArray<{ policy: string; client: string }>, at: string): Promise<Map<string, PolicyState>> {
+    if (policies.length === 0) return new Map();
     const { rows } = await this.executor.query<Row>(
-      `INSERT INTO ${this.policyTable} (policy, client, first_seen_at) VALUES ($1, $2, $3::timestamptz)
+      `INSERT INTO ${this.policyTable} (policy, client, first_seen_at)
+       SELECT p, c, $3::timestamptz FROM unnest($1::text[], $2::text[]) AS t(p, c)
        ON CONFLICT (policy) DO UPDATE SET client = EXCLUDED.client
        RETURNING ${POLICY_COLUMNS}`,
-      [policy, client, at],
+      [policies.map((p) => p.policy), policies.map((p) => p.client), at],
     );
-    return toPolicyState(rows[0]!);
+    return new Map(rows.map((r) => [String(r.policy), toPolicyState(r)]));
   }
 
   /**
@@ -396,26 +403,34 @@ export class AlertStore {
    * check_error; a failed one (`error` set) records the error and keeps the previous values.
    */
   async recordBackupCheck(policy: string, client: string, fact: BackupCheckFact): Promise<void> {
-    const failed = fact.error !== undefined && fact.error !== null;
+    await this.recordBackupChecks([{ policy, client, fact }]);
+  }
+
+  /** recordBackupCheck for many policies in one statement (each policy once; a failed check is one with check_error). */
+  async recordBackupChecks(checks: ReadonlyArray<{ policy: string; client: string; fact: BackupCheckFact }>): Promise<void> {
+    if (checks.length === 0) return;
+    const failed = (f: BackupCheckFact): boolean => f.error !== undefined && f.error !== null;
+    const column = <T>(pick: (f: BackupCheckFact) => T): T[] => checks.map((c) => pick(c.fact));
     await this.executor.query(
-      `INSERT INTO ${this.policyTable} (${POLICY_COLUMNS})
-       VALUES ($1, $2, $3::timestamptz, $4::timestamptz, $5, $6::bigint, $3::timestamptz, $7)
+      `INSERT INTO ${this.policyTable} AS s (${POLICY_COLUMNS})
+       SELECT p, c, at, nb_at, nb_key, nb_size, at, err
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::bigint[], $7::text[])
+              AS t(p, c, at, nb_at, nb_key, nb_size, err)
        ON CONFLICT (policy) DO UPDATE SET
          client = EXCLUDED.client,
          checked_at = EXCLUDED.checked_at,
          check_error = EXCLUDED.check_error,
-         newest_backup_at = CASE WHEN $8::boolean THEN policy_state.newest_backup_at ELSE EXCLUDED.newest_backup_at END,
-         newest_backup_key = CASE WHEN $8::boolean THEN policy_state.newest_backup_key ELSE EXCLUDED.newest_backup_key END,
-         newest_backup_size = CASE WHEN $8::boolean THEN policy_state.newest_backup_size ELSE EXCLUDED.newest_backup_size END`,
+         newest_backup_at = CASE WHEN EXCLUDED.check_error IS NOT NULL THEN s.newest_backup_at ELSE EXCLUDED.newest_backup_at END,
+         newest_backup_key = CASE WHEN EXCLUDED.check_error IS NOT NULL THEN s.newest_backup_key ELSE EXCLUDED.newest_backup_key END,
+         newest_backup_size = CASE WHEN EXCLUDED.check_error IS NOT NULL THEN s.newest_backup_size ELSE EXCLUDED.newest_backup_size END`,
       [
-        policy,
-        client,
-        fact.checkedAt,
-        failed ? null : (fact.newestBackupAt ?? null),
-        failed ? null : (fact.newestBackupKey ?? null),
-        failed ? null : (fact.newestBackupSize ?? null),
-        failed ? fact.error : null,
-        failed,
+        checks.map((c) => c.policy),
+        checks.map((c) => c.client),
+        column((f) => f.checkedAt),
+        column((f) => (failed(f) ? null : (f.newestBackupAt ?? null))),
+        column((f) => (failed(f) ? null : (f.newestBackupKey ?? null))),
+        column((f) => (failed(f) ? null : (f.newestBackupSize ?? null))),
+        column((f) => (failed(f) ? f.error : null)),
       ],
     );
   }
