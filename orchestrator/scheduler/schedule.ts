@@ -183,15 +183,25 @@ type CronSchedule = Pick<ScheduleConfig, 'cron' | 'timezone'>;
 export function nextRunTimes(s: CronSchedule, after: Date, count: number): Date[] {
   const out: Date[] = [];
   if (count <= 0) return out;
+  const key = `${s.cron}\u0000${s.timezone}`;
   if (count === 1) {
-    const known = slots.get(`${s.cron}\u0000${s.timezone}`);
-    if (known?.prev && known.prev.getTime() <= after.getTime() && after.getTime() < known.next) return [new Date(known.next)];
+    const t = after.getTime();
+    const known = slots.get(key);
+    if (known?.prev && known.prev.getTime() <= t && t < known.next) return [new Date(known.next)];
+    // The next time after `from` is also the next after any instant before it: `status` of 1,000
+    // policies sharing a few schedules asks cron-parser a few times, not 1,000.
+    const ahead = following.get(key);
+    if (ahead && ahead.from <= t && t < ahead.next) return [new Date(ahead.next)];
   }
   const it = cronParser.parseExpression(s.cron, { tz: s.timezone, currentDate: after });
   try {
     while (out.length < count) out.push(it.next().toDate());
   } catch {
     // No further time (cron-parser's search limit); what was found stands.
+  }
+  if (out[0]) {
+    if (following.size >= MAX_REMEMBERED) following.clear();
+    following.set(key, { from: after.getTime(), next: out[0].getTime() });
   }
   return out;
 }
@@ -217,6 +227,8 @@ export function previousRunTime(s: CronSchedule, atOrBefore: Date): Date | undef
 
 /** Per schedule: the last run time found and the one after it (the interval where it stays the answer). */
 const slots = new Map<string, { prev: Date | undefined; next: number }>();
+/** Per schedule: the first run time after `from` (the answer for any instant in [from, next)). */
+const following = new Map<string, { from: number; next: number }>();
 const MAX_REMEMBERED = 10_000;
 
 function searchPrevious(s: CronSchedule, target: number): Date | undefined {
