@@ -457,7 +457,7 @@ t.test('pglite: a process that changed runs vacuums the store (no autovacuum); f
 t.test('postgres: concurrent opens migrate once; errors never show the password', async (tt) => {
   const schema = `evidence_race_${process.pid}`;
   const many = await Promise.all([1, 2, 3, 4].map(() => track(RunStore.open({ url: pgUrl, dataDir: tmp, schema }))));
-  tt.same(many.flatMap((s) => s.migration.applied).sort(), loadMigrations().map((m) => m.version), 'each migration applied by exactly one opener');
+  tt.same(many.flatMap((s) => s.migration.applied).sort((a, b) => a - b), loadMigrations().map((m) => m.version), 'each migration applied by exactly one opener');
   tt.equal((await cluster.psql(`SELECT count(*) FROM ${schema}.schema_migrations`, 'evidence_test')).trim(), String(loadMigrations().length));
   await Promise.all(many.map(release));
 
