@@ -1,7 +1,6 @@
 import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
 import type { RunRecord } from '../domain.js';
 import type { AlertStore, DeliveryInput, Incident } from '../evidence/alert-store.js';
-
 import type { RunFilter } from '../evidence/run-store.js';
 import { formatAge } from '../format.js';
 import type { Logger } from '../logger.js';
