@@ -413,6 +413,9 @@ t.test('checkpoint: signed at the head; the next verify walks only newer links; 
   tt.equal(again.checked, 0, 'nothing new: nothing walked');
   tt.equal(again.head?.seq, 11, 'the head is still reported');
   tt.notOk(again.checkpointWritten, 'and no second checkpoint at the same head');
+  const fullAgain = await chain.verify({ full: true, writeCheckpoint: true });
+  tt.equal(fullAgain.checked, 11, '--full walks every link');
+  tt.notOk(fullAgain.checkpointWritten, 'nor does --full write one where one is');
 
   // An old record edited: the incremental verify does not re-read it; --full and a period over it do.
   await sql(`UPDATE ${s}.runs SET verdict = 'pass' WHERE id = $1`, [runs[1]!.id]);

@@ -196,7 +196,8 @@ export class EvidenceChain {
       result.firstBad = bad;
     } else if (opts.writeCheckpoint && !ranged && walk.last && walk.last.seq > (found && 'checkpoint' in found ? found.checkpoint.seq : 0)) {
       try {
-        result.checkpointWritten = await this.writeCheckpoint(walk.last);
+        const written = await this.writeCheckpoint(walk.last);
+        if (written) result.checkpointWritten = written;
       } catch (err) {
         result.checkpointNotWritten = (err as Error).message; // the chain is intact all the same
       }
@@ -402,22 +403,23 @@ export class EvidenceChain {
     return undefined;
   }
 
-  /** Signs "links 1..link.seq verified now" with the installation's key and stores it. */
-  private async writeCheckpoint(link: ChainLink): Promise<{ seq: number; madeAt: string }> {
+  /** Signs "links 1..link.seq verified now" with the installation's key and stores it; undefined when that seq has one already. */
+  private async writeCheckpoint(link: ChainLink): Promise<{ seq: number; madeAt: string } | undefined> {
     const signer = await this.getSigner();
     const madeAt = new Date().toISOString();
     const signature = signer.sign(checkpointText({ seq: link.seq, hash: link.hash, madeAt }));
-    await this.executor.transaction(async (q) => {
+    const inserted = await this.executor.transaction(async (q) => {
       await q(`INSERT INTO ${this.s}.evidence_keys (fingerprint, public_key_pem, first_used_at) VALUES ($1, $2, clock_timestamp()) ON CONFLICT (fingerprint) DO NOTHING`, [
         signer.fingerprint,
         signer.publicKeyPem,
       ]);
-      await q(
-        `INSERT INTO ${this.s}.evidence_checkpoints (seq, hash, made_at, key_fingerprint, signature) VALUES ($1::bigint, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING`,
+      const { rows } = await q(
+        `INSERT INTO ${this.s}.evidence_checkpoints (seq, hash, made_at, key_fingerprint, signature) VALUES ($1::bigint, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING RETURNING seq`,
         [link.seq, link.hash, madeAt, signer.fingerprint, signature],
       );
+      return rows.length > 0;
     });
-    return { seq: link.seq, madeAt };
+    return inserted ? { seq: link.seq, madeAt } : undefined;
   }
 
   /** When the walk reached the newest link: does the head row agree with it? */
