@@ -225,7 +225,7 @@ export class EvidenceChain {
 
     const entries: BundleEntry[] = [];
     const named: ReturnType<typeof artifactsNamedBy> = [];
-    const walk = await this.walk(Math.max(1, span.min - 1), span.max, await this.keyRing(), { onLink: (link) => {
+    const onLink = (link: WalkedLink): void => {
       if (link.seq < span.min) return;
       if (link.record && link.record.client === opts.client) {
         entries.push({ seq: link.seq, prevHash: link.prevHash, hash: link.hash, runId: link.runId, record: canonicalJson(link.record) });
@@ -233,7 +233,8 @@ export class EvidenceChain {
       } else {
         entries.push({ seq: link.seq, prevHash: link.prevHash, hash: link.hash });
       }
-    } });
+    };
+    const walk = await this.walk(Math.max(1, span.min - 1), span.max, await this.keyRing(), { onLink });
     if (walk.firstBad || !walk.last) {
       const bad = walk.firstBad;
       throw new BackproofError(
