@@ -3,8 +3,14 @@
 // dist/cli/ with esbuild, one chunk per command plus shared chunks. Node then reads a few files
 // instead of resolving and compiling ~1,500 modules (zod alone is ~100 files, yaml ~140), which
 // halves the start-up of every command (bench/process-cost.ts). Packages that read their own files
-// at run time (PGlite's WASM, pdfkit's fonts) or carry optional native code (dockerode's ssh2) stay
-// in node_modules and are imported from there.
+// at run time (PGlite's WASM, pdfkit's fonts) or carry optional native code (ssh2) stay in
+// node_modules and are imported from there.
+//
+// dockerode is bundled, but two of its modules are loaded only when used (see `lazyModules`):
+// BuildKit sessions (@grpc/grpc-js and protobufjs, for `docker build` with BuildKit, which backproof
+// never asks for) and docker-modem's SSH agent (ssh2, only for an engine at ssh://). Loading them
+// up front cost every command that talks to Docker ~150 ms and ~15 MB (bench/process-cost.ts).
+import { createRequire } from 'node:module';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +19,40 @@ import { build } from 'esbuild';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(root, 'dist', 'cli');
 await rm(outdir, { recursive: true, force: true });
+/**
+ * `require('./session')` in dockerode and `require('./ssh')` in docker-modem become a function that
+ * requires the real module (from node_modules, beside the bundle) the first time it is called. Both
+ * modules export a single function, and both are only called, never read at load time. A release
+ * that changes that fails the build here rather than at run time.
+ */
+const lazyModules = [
+  { importer: /[\\/]dockerode[\\/]lib[\\/]docker\.js$/, request: './session', real: 'dockerode/lib/session.js' },
+  { importer: /[\\/]docker-modem[\\/]lib[\\/]modem\.js$/, request: './ssh', real: 'docker-modem/lib/ssh.js' },
+];
+const lazyPlugin = {
+  name: 'lazy-modules',
+  setup(b) {
+    const seen = new Set();
+    b.onResolve({ filter: /^\.\/(session|ssh)$/ }, (args) => {
+      const lazy = lazyModules.find((m) => m.request === args.path && m.importer.test(args.importer));
+      if (!lazy) return undefined;
+      seen.add(lazy.real);
+      return { path: lazy.real, namespace: 'lazy-module' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-module' }, (args) => ({
+      contents: `let real;\nmodule.exports = function lazy(...args) {\n  real ??= require(${JSON.stringify(args.path)});\n  if (typeof real !== 'function') throw new Error(${JSON.stringify(`${args.path} no longer exports a function: update scripts/bundle-cli.mjs`)});\n  return real.apply(this, args);\n};\n`,
+      loader: 'js',
+    }));
+    b.onEnd(() => {
+      const requireHere = createRequire(import.meta.url);
+      for (const m of lazyModules) {
+        if (!seen.has(m.real)) throw new Error(`bundle-cli: ${m.real} was not found behind ${m.request}: the lazy-module list is out of date`);
+        if (typeof requireHere(m.real) !== 'function') throw new Error(`bundle-cli: ${m.real} no longer exports a function: it cannot be loaded lazily`);
+      }
+    });
+  },
+};
+
 const t0 = performance.now();
 const result = await build({
   entryPoints: { backproof: path.join(root, 'dist/orchestrator/cli/entry.js') },
@@ -22,7 +62,8 @@ const result = await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['@electric-sql/pglite', 'pdfkit', 'dockerode', 'ssh2', 'cpu-features', 'pg-native', 'playwright-core'],
+  external: ['@electric-sql/pglite', 'pdfkit', 'ssh2', 'cpu-features', 'pg-native', 'playwright-core', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', ...lazyModules.map((m) => m.real)],
+  plugins: [lazyPlugin],
   // CommonJS packages inside an ES module bundle call require() for Node's own modules.
   banner: { js: "import { createRequire as __backproofRequire } from 'node:module'; const require = __backproofRequire(import.meta.url);" },
   logLevel: 'warning',

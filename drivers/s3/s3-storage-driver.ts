@@ -1,14 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  paginateListObjectsV2,
-  S3Client,
-  type GetObjectCommandInput,
-  type HeadObjectCommandOutput,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import type { GetObjectCommandInput, HeadObjectCommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { DEFAULTS } from '../../orchestrator/defaults.js';
 import { SIDECAR_MAX_BYTES, SidecarChecksums } from '../sidecars.js';
 import type { BackupDetails, BackupEntry, ExpectedChecksum, StorageDriver } from '../storage-driver.js';
@@ -36,6 +29,8 @@ export interface S3DriverOptions {
   onResume?: (key: string, offset: number, attempt: number, cause: unknown) => void;
 }
 
+type Sdk = Pick<typeof S3Sdk, 'GetObjectCommand' | 'HeadObjectCommand' | 'paginateListObjectsV2'> & { client: S3Client };
+
 /**
  * An S3 bucket, on AWS or any S3-compatible store. Lists page by page (1,000 keys a request,
  * never the whole bucket in memory), verifies what the store keeps (x-amz-checksum-sha256 of a
@@ -46,7 +41,13 @@ export interface S3DriverOptions {
 export class S3StorageDriver implements StorageDriver {
   readonly name = 's3';
   readonly location: string;
-  private readonly client: S3Client;
+  private readonly clientConfig: S3ClientConfig;
+  /**
+   * The SDK and its client, loaded at the first request: @aws-sdk/client-s3 is ~1.6 MB of code, and
+   * every command that builds drivers (a run of a folder policy, the daemon) would pay for it.
+   */
+  private sdk: Promise<Sdk> | undefined;
+  private closed = false;
   private readonly endpoint: string;
   private readonly credentialOrigin: string;
   private readonly sse: Pick<GetObjectCommandInput, 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5'>;
@@ -78,7 +79,7 @@ export class S3StorageDriver implements StorageDriver {
       const { accessKeyId, secretAccessKey, sessionToken } = opts.credentials;
       config.credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
     }
-    this.client = new S3Client(config);
+    this.clientConfig = config;
     this.sse = opts.sseCustomerKey
       ? {
           SSECustomerAlgorithm: 'AES256',
@@ -89,8 +90,9 @@ export class S3StorageDriver implements StorageDriver {
   }
 
   async *list(signal?: AbortSignal): AsyncIterable<BackupEntry> {
-    const pages = paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.opts.bucket, Prefix: this.opts.prefix || undefined });
     try {
+      const { client, paginateListObjectsV2 } = await this.client();
+      const pages = paginateListObjectsV2({ client, pageSize: 1000 }, { Bucket: this.opts.bucket, Prefix: this.opts.prefix || undefined });
       for await (const page of pages) {
         signal?.throwIfAborted();
         for (const object of page.Contents ?? []) {
@@ -136,7 +138,8 @@ export class S3StorageDriver implements StorageDriver {
       isRetryable,
       ...(signal ? { signal } : {}),
       fetch: async (start, fetchSignal) => {
-        const out = await this.client.send(
+        const { client, GetObjectCommand } = await this.client();
+        const out = await client.send(
           new GetObjectCommand({
             Bucket: this.opts.bucket,
             Key: entry.key,
@@ -172,14 +175,28 @@ export class S3StorageDriver implements StorageDriver {
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    this.closed = true;
+    (await this.sdk?.catch(() => undefined))?.client.destroy();
+  }
+
+  private client(): Promise<Sdk> {
+    if (this.closed) return Promise.reject(new Error('the S3 driver is closed'));
+    this.sdk ??= import('@aws-sdk/client-s3').then((mod) => ({
+      client: new mod.S3Client(this.clientConfig),
+      GetObjectCommand: mod.GetObjectCommand,
+      HeadObjectCommand: mod.HeadObjectCommand,
+      paginateListObjectsV2: mod.paginateListObjectsV2,
+    }));
+    return this.sdk;
   }
 
   private head(key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput> {
     let head = this.heads.get(key);
     if (!head) {
-      head = this.client
-        .send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key, ChecksumMode: 'ENABLED', ...this.sse }), signal ? { abortSignal: signal } : {})
+      head = this.client()
+        .then(({ client, HeadObjectCommand }) =>
+          client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key, ChecksumMode: 'ENABLED', ...this.sse }), signal ? { abortSignal: signal } : {}),
+        )
         .catch((err: unknown) => {
           this.heads.delete(key);
           throw classifyS3Error(err, this.context(key));
@@ -192,7 +209,8 @@ export class S3StorageDriver implements StorageDriver {
   /** A small object's text (a sidecar), or undefined when there is none. */
   private async readSmall(key: string): Promise<string | undefined> {
     const get = async (sse: boolean): Promise<string | undefined> => {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: key, ...(sse ? this.sse : {}) }));
+      const { client, GetObjectCommand } = await this.client();
+      const out = await client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: key, ...(sse ? this.sse : {}) }));
       if ((out.ContentLength ?? 0) > SIDECAR_MAX_BYTES) {
         (out.Body as { destroy?: () => void } | undefined)?.destroy?.();
         return undefined;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import nodemailer, { type SendMailOptions } from 'nodemailer';
+import type { SendMailOptions, Transporter } from 'nodemailer';
 import { DEFAULTS } from '../defaults.js';
 import type { Alert } from './alert.js';
 import {
@@ -63,7 +63,8 @@ const TRANSIENT_MAILER_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', '
 
 export class EmailChannel implements AlertChannel {
   readonly name: string;
-  private readonly transport: ReturnType<typeof nodemailer.createTransport>;
+  /** Made at the first message: nodemailer costs ~90 ms and ~12 MB to load, and most processes never mail. */
+  private transport: Promise<Transporter> | undefined;
   private readonly redact: Redactor;
   private readonly retry: ResolvedRetryOptions;
   private readonly target: string;
@@ -80,21 +81,28 @@ export class EmailChannel implements AlertChannel {
     }
     this.redact = createRedactor(secrets);
     this.retry = resolveRetry(opts.retry);
+  }
+
+  private transporter(): Promise<Transporter> {
+    const opts = this.opts;
     const startTls = opts.startTls ?? 'required';
-    this.transport = nodemailer.createTransport({
-      host: opts.host,
-      port: opts.port,
-      secure: opts.secure ?? false,
-      requireTLS: !opts.secure && startTls === 'required',
-      ignoreTLS: !opts.secure && startTls === 'never',
-      tls: { rejectUnauthorized: opts.tlsRejectUnauthorized ?? true },
-      ...(opts.auth ? { auth: { user: opts.auth.user, pass: opts.auth.pass } } : {}),
-      connectionTimeout: opts.connectionTimeoutMs ?? DEFAULTS.alert.smtpConnectionTimeoutMs,
-      greetingTimeout: opts.greetingTimeoutMs ?? DEFAULTS.alert.smtpGreetingTimeoutMs,
-      socketTimeout: opts.socketTimeoutMs ?? DEFAULTS.alert.smtpSocketTimeoutMs,
-      logger: false,
-      debug: false,
-    });
+    this.transport ??= import('nodemailer').then(({ default: nodemailer }) =>
+      nodemailer.createTransport({
+        host: opts.host,
+        port: opts.port,
+        secure: opts.secure ?? false,
+        requireTLS: !opts.secure && startTls === 'required',
+        ignoreTLS: !opts.secure && startTls === 'never',
+        tls: { rejectUnauthorized: opts.tlsRejectUnauthorized ?? true },
+        ...(opts.auth ? { auth: { user: opts.auth.user, pass: opts.auth.pass } } : {}),
+        connectionTimeout: opts.connectionTimeoutMs ?? DEFAULTS.alert.smtpConnectionTimeoutMs,
+        greetingTimeout: opts.greetingTimeoutMs ?? DEFAULTS.alert.smtpGreetingTimeoutMs,
+        socketTimeout: opts.socketTimeoutMs ?? DEFAULTS.alert.smtpSocketTimeoutMs,
+        logger: false,
+        debug: false,
+      }),
+    );
+    return this.transport;
   }
 
   /** The channel's recipients plus `extra`, without duplicates (case-insensitive). */
@@ -158,7 +166,8 @@ export class EmailChannel implements AlertChannel {
       logger: this.opts.logger,
       classify: (err) => this.classify(err),
       attempt: async (_n, sig) => {
-        const info = await this.transport.sendMail({
+        const transport = await this.transporter();
+        const info = await transport.sendMail({
           from: this.opts.from,
           to,
           ...(this.opts.cc && this.opts.cc.length > 0 ? { cc: this.opts.cc } : {}),
@@ -174,7 +183,8 @@ export class EmailChannel implements AlertChannel {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.transport.close();
+    // A message being sent holds its own connection (no pool): close() only releases the transport.
+    (await this.transport?.catch(() => undefined))?.close();
   }
 
   private classify(err: unknown): DeliveryError {

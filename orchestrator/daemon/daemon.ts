@@ -19,7 +19,7 @@ import { Liveness, writeFileAtomic, type LivenessStatus } from './liveness.js';
 import { RunQueue, type QueuedRun } from './run-queue.js';
 import { mailMonthlyReports, scheduleReportMailing, type ReportMailing } from './report-mailer.js';
 import { checkStorage } from './storage-check.js';
-import { startWebServer, type WebServer } from '../web/server.js';
+import type { WebServer } from '../web/server.js';
 
 /**
  * `backproof daemon`: verifies each policy on its schedule (node-schedule, with optional jitter),
@@ -129,6 +129,8 @@ export class Daemon {
     this.livenessPort = await this.liveness.start();
     const web = this.config.daemon.web;
     if (web) {
+      // The dashboard's pages, API and report views load only when it is configured.
+      const { startWebServer } = await import('../web/server.js');
       this.web = await startWebServer({ config: () => this.config, runs: this.opts.store, alerts: this.alerts, logger: this.logger, host: web.host, port: web.port });
       this.webPort = this.web.port;
     }

@@ -6,7 +6,6 @@ import { DEFAULTS } from '../defaults.js';
 import { BackproofError } from '../errors.js';
 import { sqlStateOf, type SqlExecutor } from './executor.js';
 import { migrate, quoteSchema, type MigrateResult } from './migrate.js';
-import { createPgExecutor } from './pg-executor.js';
 import { createPgliteExecutor, isPidAlive } from './pglite-executor.js';
 import { jsonOrNull } from './row-values.js';
 import { RunJournal } from './run-journal.js';
@@ -96,7 +95,8 @@ export class RunStore {
     // A config key is checked now; the data dir's key is read or created when first needed.
     const signer: SignerSource =
       opts.signingKey !== undefined ? signerFromPem(opts.signingKey, 'evidence.signingKey in the config') : () => loadOrCreateSigningKey(dataDir);
-    const executor = opts.url ? await createPgExecutor(opts.url) : await createPgliteExecutor(opts.dataDir);
+    // Each engine's driver loads only when it is used: `pg` is not needed on the embedded store.
+    const executor = opts.url ? await (await import('./pg-executor.js')).createPgExecutor(opts.url) : await createPgliteExecutor(opts.dataDir);
     try {
       return await RunStore.over(executor, opts.schema, signer, { journal: new RunJournal(path.join(dataDir, 'journal')), retryDelaysMs: opts.finalizeRetryDelaysMs ?? DEFAULTS.finalizeRetryDelaysMs });
     } catch (err) {

@@ -3,7 +3,6 @@ import type { MonthlyReport } from './model.js';
 import { renderCsv } from './render-csv.js';
 import { renderHtml } from './render-html.js';
 import { renderJson } from './render-json.js';
-import { renderPdf } from './render-pdf.js';
 
 /**
  * Monthly client reports: `buildMonthlyReport` (model.ts) reads the evidence into a model;
@@ -23,8 +22,11 @@ export const REPORT_CONTENT_TYPES: Record<ReportFormat, string> = {
 
 export async function renderMonthlyReport(report: MonthlyReport, format: ReportFormat): Promise<Buffer> {
   switch (format) {
-    case 'pdf':
+    case 'pdf': {
+      // pdfkit (with fontkit and its tables) costs ~200 ms and ~23 MB to load: only when a PDF is made.
+      const { renderPdf } = await import('./render-pdf.js');
       return renderPdf(report);
+    }
     case 'html':
       return Buffer.from(renderHtml(report), 'utf8');
     case 'csv':
