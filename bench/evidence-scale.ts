@@ -9,7 +9,10 @@
  *    walks only those, and the figure that matters is the chain's length over the time taken;
  * 3. the month before this one verified as a report does (every record of the month re-hashed,
  *    only the last link's signature checked again under the checkpoint), and the 50-policy
- *    client's monthly report built (queries + that verification) and rendered to PDF.
+ *    client's monthly report built (queries + that verification) and rendered to PDF;
+ * 4. the dashboard over that store, every client's policies configured (1,045): the board (`/`),
+ *    the runs page and `/api/runs` as an admin's browser asks for them, each request timed from
+ *    sending to the last byte (the first request apart: it warms the server's queries).
  *
  *   node --import tsx bench/evidence-scale.ts [--runs 100000] [--clients 200] [--no-pg]
  *
@@ -23,6 +26,9 @@ import { parseArgs } from 'node:util';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { AlertStore } from '../orchestrator/evidence/alert-store.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
+import { Logger } from '../orchestrator/logger.js';
+import { startWebServer } from '../orchestrator/web/server.js';
+import { TokenStore } from '../orchestrator/web/token-store.js';
 import { buildMonthlyReport, renderMonthlyReport } from '../reports/monthly/index.js';
 import { startPgCluster } from '../test/helpers/pg-cluster.js';
 import { BIG_CLIENT, clientName, policiesOf, seededDataDir, seededRun, seedRuns } from './seeded-store.js';
@@ -94,6 +100,49 @@ async function measure(name: string, store: RunStore): Promise<void> {
   const json = await timed(() => renderMonthlyReport(build.value, 'json'));
   out(`3. ${month}, every client: ${period.value.checked.toLocaleString('en')} links re-hashed in ${secs(period.ms)} (${rate(period.value.checked, period.ms)}, ${period.value.ok ? 'intact' : 'NOT intact'})`);
   out(`   ${BIG_CLIENT.name}'s report (${BIG_CLIENT.policies} policies, ${build.value.runs.length.toLocaleString('en')} runs): build ${secs(build.ms)} + PDF ${secs(pdf.ms)} = ${secs(build.ms + pdf.ms)}   (JSON render ${secs(json.ms)}; PDF ${(pdf.ms / json.ms).toFixed(0)}x)`);
+
+  progress(`${name}: the dashboard`);
+  await dashboard(store);
+}
+
+/** Every seeded client's policies, as the dashboard's config. */
+function allClientsConfig(): ReturnType<typeof parseConfigText> {
+  const clients = Array.from({ length: nClients }, (_, c) => {
+    const policies = Array.from(
+      { length: policiesOf(c) },
+      (_, p) => `      - name: ${clientName(c)}-db${p}\n        kind: postgres\n        source: { driver: local, path: /tmp }\n        targets: { rpo: 26h, rto: 30m }\n        schedule: "daily at 02:00"\n`,
+    ).join('');
+    return `  - name: ${clientName(c)}\n    policies:\n${policies}`;
+  });
+  return parseConfigText(`reports: { mspName: Bench MSP }\nclients:\n${clients.join('')}`, path.join(os.tmpdir(), 'backproof.yaml'), {});
+}
+
+async function dashboard(store: RunStore): Promise<void> {
+  const config = allClientsConfig();
+  const tokens = new TokenStore(store.executor, store.schema);
+  const admin = await tokens.create({ scope: { kind: 'admin' }, name: 'bench' });
+  const logger = new Logger({ json: true, level: 'error', write: () => undefined });
+  const server = await startWebServer({ config, runs: store, alerts: new AlertStore(store.executor, store.schema), logger, host: '127.0.0.1', port: 0 });
+  try {
+    const get = async (p: string): Promise<number> => {
+      const t0 = performance.now();
+      const res = await fetch(`http://127.0.0.1:${server.port}${p}`, { headers: { authorization: `Bearer ${admin.token}` } });
+      const body = await res.text();
+      if (res.status !== 200) throw new Error(`GET ${p}: ${res.status} ${body.slice(0, 200)}`);
+      return performance.now() - t0;
+    };
+    const cells: string[] = [];
+    for (const p of ['/', '/runs', '/api/runs']) {
+      const first = await get(p);
+      const rest: number[] = [];
+      for (let i = 0; i < 5; i++) rest.push(await get(p));
+      rest.sort((a, b) => a - b);
+      cells.push(`${p} ${rest[2]!.toFixed(0)} ms (first ${first.toFixed(0)} ms)`);
+    }
+    out(`4. the dashboard, ${config.policies.length.toLocaleString('en')} policies, median of 5 after the first: ${cells.join('; ')}`);
+  } finally {
+    await server.close();
+  }
 }
 
 const work = await mkdtemp(path.join(os.tmpdir(), 'backproof-bench-evidence-'));

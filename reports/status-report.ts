@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from '../orchestrator/config/types.js';
-import type { RunRecord, Verdict } from '../orchestrator/domain.js';
+import type { Verdict } from '../orchestrator/domain.js';
 import type { AlertStore, DeliveryRow, Incident } from '../orchestrator/evidence/alert-store.js';
-import type { RunStore } from '../orchestrator/evidence/run-store.js';
+import type { RunStore, RunSummary } from '../orchestrator/evidence/run-store.js';
 import { formatAge } from '../orchestrator/format.js';
 import { describeSchedule, nextRunTimes } from '../orchestrator/scheduler/schedule.js';
 
@@ -40,15 +40,15 @@ const FAILED_DELIVERY_WINDOW_MS = 7 * 24 * 3_600_000;
 
 export async function buildStatus(config: Pick<ResolvedConfig, 'policies'>, runs: RunStore, alerts: AlertStore, now = new Date()): Promise<StatusReport> {
   const [latest, latestPass, incidents, states, failed] = await Promise.all([
-    runs.latestPerPolicy(),
-    runs.latestPerPolicy('pass'),
+    runs.latestSummaryPerPolicy(),
+    runs.latestSummaryPerPolicy('pass'),
     alerts.openIncidents(),
     alerts.policyStates(),
     alerts.deliveries({ failedOnly: true, since: new Date(now.getTime() - FAILED_DELIVERY_WINDOW_MS).toISOString(), limit: 50 }),
   ]);
   const stateOf = new Map(states.map((s) => [s.policy, s]));
   const policies = config.policies.map((p): PolicyStatus => {
-    const last: RunRecord | undefined = latest.get(p.name);
+    const last: RunSummary | undefined = latest.get(p.name);
     const state = stateOf.get(p.name);
     const fromRun = last?.backup ? { key: last.backup.key, takenAt: last.backup.backupTime, at: Date.parse(last.startedAt) } : undefined;
     const fromCheck =

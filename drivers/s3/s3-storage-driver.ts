@@ -181,12 +181,16 @@ export class S3StorageDriver implements StorageDriver {
 
   private client(): Promise<Sdk> {
     if (this.closed) return Promise.reject(new Error('the S3 driver is closed'));
-    this.sdk ??= import('@aws-sdk/client-s3').then((mod) => ({
-      client: new mod.S3Client(this.clientConfig),
-      GetObjectCommand: mod.GetObjectCommand,
-      HeadObjectCommand: mod.HeadObjectCommand,
-      paginateListObjectsV2: mod.paginateListObjectsV2,
-    }));
+    this.sdk ??= import('@aws-sdk/client-s3').then((loaded) => {
+      // A CommonJS package: Node's own loader names its exports; the CLI bundle (esbuild) puts them on `default`.
+      const mod = 'S3Client' in loaded ? loaded : (loaded as { default: typeof S3Sdk }).default;
+      return {
+        client: new mod.S3Client(this.clientConfig),
+        GetObjectCommand: mod.GetObjectCommand,
+        HeadObjectCommand: mod.HeadObjectCommand,
+        paginateListObjectsV2: mod.paginateListObjectsV2,
+      };
+    });
     return this.sdk;
   }
 
