@@ -316,7 +316,36 @@ export class RunStore {
     );
   }
 
-  private async latestRows(columns: string, verdict?: 'pass' | 'fail' | 'error'): Promise<Row[]> {
+  private latestRows(columns: string, verdict?: 'pass' | 'fail' | 'error'): Promise<Row[]> {
+    return this.newestPerPolicy(columns, verdict ? { where: 'r.verdict = $1', params: [verdict] } : {});
+  }
+
+  /**
+   * Each policy's newest run (started_at, then id) that matches `where`, as rows of `columns`: one
+   * probe of the (policy, started_at, id) index per policy, whatever the number of runs. The
+   * policies are `policies` when given, else every policy with runs (found by skipping through the
+   * index from one name to the next). `where` and `columns` are SQL over the runs table as `r`,
+   * written by the caller's code (never user input); `params` are `$1`.. of `where`.
+   *
+   * With a `where` most runs fail (boot IS NOT NULL on policies that never boot), name the
+   * policies: a probe walks the policy's runs until one matches.
+   */
+  async newestPerPolicy(columns: string, opts: { policies?: readonly string[]; where?: string; params?: unknown[] } = {}): Promise<Row[]> {
+    const params = [...(opts.params ?? [])];
+    const filter = opts.where ? `AND (${opts.where})` : '';
+    const latest = (names: string): string => `CROSS JOIN LATERAL (
+         SELECT ${columns} FROM ${this.runs} r
+          WHERE r.policy = ${names}.policy ${filter}
+          ORDER BY r.started_at DESC, r.id DESC LIMIT 1
+       ) latest`;
+    if (opts.policies) {
+      if (opts.policies.length === 0) return [];
+      const { rows } = await this.executor.query<Row>(
+        `SELECT latest.* FROM unnest($${params.push([...opts.policies])}::text[]) AS names(policy) ${latest('names')}`,
+        params,
+      );
+      return rows;
+    }
     const { rows } = await this.executor.query<Row>(
       `WITH RECURSIVE names AS (
          (SELECT policy FROM ${this.runs} ORDER BY policy LIMIT 1)
@@ -324,13 +353,9 @@ export class RunStore {
          SELECT (SELECT r.policy FROM ${this.runs} r WHERE r.policy > names.policy ORDER BY r.policy LIMIT 1)
            FROM names WHERE names.policy IS NOT NULL
        )
-       SELECT latest.* FROM names CROSS JOIN LATERAL (
-         SELECT ${columns} FROM ${this.runs} r
-          WHERE r.policy = names.policy ${verdict ? 'AND r.verdict = $1' : ''}
-          ORDER BY r.started_at DESC, r.id DESC LIMIT 1
-       ) latest
+       SELECT latest.* FROM names ${latest('names')}
        WHERE names.policy IS NOT NULL`,
-      verdict ? [verdict] : [],
+      params,
     );
     return rows;
   }

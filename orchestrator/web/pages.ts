@@ -42,7 +42,10 @@ export async function boardPage(ctx: RequestContext): Promise<string> {
   const only = url.searchParams.get('client');
   const shown = (only && clients.includes(only) ? views.filter((v) => v.client === only) : views).sort(boardOrder);
   const since = new Date(now.getTime() - SERIES_DAYS * 86_400_000).toISOString();
-  const [series, boots] = await Promise.all([restoreSeries(deps.runs, { since, perPolicy: SERIES_RUNS, policies: shown.map((v) => v.policy) }), lastBoots(deps.runs)]);
+  const [series, boots] = await Promise.all([
+    restoreSeries(deps.runs, { since, perPolicy: SERIES_RUNS, policies: shown.map((v) => v.policy) }),
+    lastBoots(deps.runs, shown.filter((v) => v.kind === 'vm').map((v) => v.policy)),
+  ]);
 
   const bad = shown.filter((v) => BAD_HEALTH.includes(v.health)).length;
   const ok = shown.filter((v) => v.health === 'ok').length;
@@ -110,7 +113,7 @@ export async function policyPage(ctx: RequestContext): Promise<string> {
   const [runs, series, boots] = await Promise.all([
     deps.runs.list({ policy: name, client: v.client, limit: POLICY_PAGE_RUNS }),
     restoreSeries(deps.runs, { since: new Date(0).toISOString(), perPolicy: POLICY_PAGE_RUNS, policies: [name] }),
-    lastBoots(deps.runs),
+    lastBoots(deps.runs, [name]),
   ]);
   const boot = boots.get(name);
   const incidents = report.openIncidents.filter((i) => i.policy === name);

@@ -35,7 +35,7 @@ export function visiblePolicies(deps: WebDeps, principal: Principal): PolicyConf
 export async function policyViews(deps: WebDeps, principal: Principal): Promise<{ report: StatusReport; views: PolicyView[] }> {
   const config = deps.config();
   const policies = visiblePolicies(deps, principal);
-  const [status, verdicts] = await Promise.all([buildStatus({ policies }, deps.runs, deps.alerts, deps.now()), lastVerdicts(deps.runs)]);
+  const [status, verdicts] = await Promise.all([buildStatus({ policies }, deps.runs, deps.alerts, deps.now()), lastVerdicts(deps.runs, policies.map((p) => p.name))]);
   const report: StatusReport = {
     ...status,
     openIncidents: status.openIncidents.filter((i) => canSee(principal, i.client) && policies.some((p) => p.name === i.policy)),
