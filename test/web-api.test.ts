@@ -2,10 +2,13 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import type { RunRecord } from '../orchestrator/domain.js';
 import { Logger } from '../orchestrator/logger.js';
+import path from 'node:path';
+import { parseConfigText } from '../orchestrator/config/load.js';
 import { escapeLabelValue } from '../orchestrator/web/metrics.js';
+import { BOARD_ROWS_IN_FULL } from '../orchestrator/web/pages.js';
 import { startWebServer, type WebServer } from '../orchestrator/web/server.js';
 import { hashToken, TokenStore } from '../orchestrator/web/token-store.js';
-import { ACME_DISPLAY, buildWebFixture, NOW } from './helpers/web-fixtures.js';
+import { ACME_DISPLAY, buildWebFixture, CONFIG_TEXT, NOW } from './helpers/web-fixtures.js';
 
 /**
  * The JSON API, /metrics and the login over real HTTP on loopback, against evidence recorded in
@@ -286,6 +289,41 @@ t.test('login, cookie, logout; escaping; headers; logs never hold a token', asyn
   t.ok(logLines.some((l) => l.includes('"path":"/api/runs"')), 'requests are logged');
   for (const tok of [admin.token, acme.token, globex.token]) t.notOk(allLogs.includes(tok.slice(4)), 'no token in the log');
   t.notMatch(allLogs, /backproof_session|authorization/i, 'no cookie or header in the log');
+});
+
+t.test(`a board of more than ${BOARD_ROWS_IN_FULL} policies folds the healthy ones into a line per client; a client's board shows them all`, async (t) => {
+  const rowsOf = (html: string): Map<string, string> => new Map([...html.matchAll(/<tr class="[^"]*" data-policy="([^"]+)" data-health="([^"]+)"/g)].map((m) => [m[1]!, m[2]!]));
+  const small = rowsOf(await (await get('/', admin.token)).text());
+  const healthy = [...small].filter(([, h]) => h === 'ok').map(([p]) => p);
+  const needing = [...small].filter(([, h]) => h !== 'ok').map(([p]) => p);
+  t.ok(healthy.length > 0 && needing.length > 0, `the fixture's board has healthy (${healthy.join(', ')}) and other policies (${needing.join(', ')})`);
+
+  // The same evidence under a config with a client of BOARD_ROWS_IN_FULL more policies that never ran.
+  const bulk = Array.from(
+    { length: BOARD_ROWS_IN_FULL },
+    (_, i) => `      - name: bulk-db${i}\n        kind: postgres\n        source: { driver: local, path: ./bulk }\n        targets: { rpo: 26h }\n        schedule: "daily at 04:00"\n`,
+  ).join('');
+  const config = parseConfigText(`${CONFIG_TEXT}  - name: bulk\n    policies:\n${bulk}`, path.join(fx.dir, 'big.yaml'), {});
+  const big = await startWebServer({ config, runs: fx.store, alerts: fx.alerts, logger, host: '127.0.0.1', port: 0, now: () => NOW });
+  t.teardown(() => big.close());
+  const at = (p: string): Promise<Response> => fetch(`http://127.0.0.1:${big.port}${p}`, { headers: { authorization: `Bearer ${admin.token}` } });
+  const board = await (await at('/')).text();
+  const rows = rowsOf(board);
+  for (const p of needing) t.equal(rows.get(p), small.get(p), `${p} (${small.get(p)}) keeps its row`);
+  t.equal([...rows.keys()].filter((p) => p.startsWith('bulk-')).length, BOARD_ROWS_IN_FULL, 'policies that never ran keep their rows');
+  for (const p of healthy) t.notOk(rows.has(p), `healthy ${p} is folded`);
+  const clientOf = new Map(config.policies.map((p) => [p.name, p.client]));
+  for (const client of new Set(healthy.map((p) => clientOf.get(p)!))) {
+    const n = healthy.filter((p) => clientOf.get(p) === client).length;
+    t.match(board, new RegExp(`data-client="${client}" data-folded="${n}"[^]*?href="/\\?client=${client}">${n} polic`), `${client}: one line for its ${n} healthy policies, linking to its board`);
+  }
+  t.match(board, /healthy ones are folded into a line per client/, 'the board says it folded');
+  t.ok(board.indexOf('data-folded') > board.lastIndexOf('data-health="never"'), 'the folded lines come after every policy that needs a look');
+
+  const client = clientOf.get(healthy[0]!)!;
+  const own = rowsOf(await (await at(`/?client=${client}`)).text());
+  t.strictSame([...own.keys()].sort(), config.policies.filter((p) => p.client === client).map((p) => p.name).sort(), `the ${client} board lists every policy of ${client}`);
+  t.equal(own.get(healthy[0]!), 'ok');
 });
 
 t.test('the server closes', async (t) => {
