@@ -232,7 +232,7 @@ for (const backend of backends) {
       }
       const newest = (runs: RunRecord[]): RunRecord | undefined =>
         [...runs].sort((x, y) => (x.startedAt === y.startedAt ? (x.id < y.id ? 1 : -1) : x.startedAt < y.startedAt ? 1 : -1))[0];
-      const mine = (m: Map<string, RunRecord>): Record<string, string> =>
+      const mine = (m: Map<string, { id: string }>): Record<string, string> =>
         Object.fromEntries([...m].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k, v.id]));
       const expect = (verdict?: string): Record<string, string> =>
         Object.fromEntries(
@@ -245,6 +245,22 @@ for (const backend of backends) {
       t2.strictSame(mine(await store.latestPerPolicy('error')), expect('error'), 'newest error');
       const full = (await store.latestPerPolicy()).get(`${prefix}-c`);
       t2.strictSame(full, seeded.find((r) => r.id === expect()[`${prefix}-c`]), 'whole records come back');
+
+      // What status and the board read: the same runs, a few fields of each.
+      t2.strictSame(mine(await store.latestSummaryPerPolicy()), expect(), 'summaries: the same newest runs');
+      t2.strictSame(mine(await store.latestSummaryPerPolicy('pass')), expect('pass'), 'summaries: the same newest passing runs');
+      const summary = (await store.latestSummaryPerPolicy()).get(`${prefix}-c`);
+      const { id, policy, status, verdict, reasons, startedAt, backup } = full!;
+      t2.strictSame(summary, { id, policy, status, verdict, reasons, startedAt, backup }, "a summary is the record's id, policy, status, verdict, reasons, start and backup");
+      // Named policies and a condition: one probe each; a policy without runs is absent.
+      const rows = await store.newestPerPolicy('r.policy, r.id', { policies: [`${prefix}-a`, `${prefix}-c`, `${prefix}-none`], where: "r.verdict <> 'error'" });
+      const notError = (p: string): string | undefined => newest(seeded.filter((r) => r.policy === p && r.verdict !== 'error'))?.id;
+      t2.strictSame(
+        Object.fromEntries(rows.map((r) => [String(r.policy), String(r.id)])),
+        { [`${prefix}-a`]: notError(`${prefix}-a`), [`${prefix}-c`]: notError(`${prefix}-c`) },
+        "named policies' newest run that matches the condition",
+      );
+      t2.strictSame(await store.newestPerPolicy('r.id', { policies: [] }), [], 'no policies named: no rows, no query');
     });
 
     await tt.test('passingBackupSizes: the policy\'s passing runs only, newest first, limited', async (t2) => {

@@ -42,8 +42,8 @@ export interface AlertEngineDeps {
   runs: {
     get(id: string): Promise<RunRecord | null>;
     list(filter: RunFilter): Promise<RunRecord[]>;
-    /** Each policy's newest run; lets a check read them all with one query. */
-    latestPerPolicy?(): Promise<Map<string, RunRecord>>;
+    /** Each policy's newest run (when it started is all a check reads); lets a check read them all with one query. */
+    latestSummaryPerPolicy?(): Promise<Map<string, Pick<RunRecord, 'startedAt'>>>;
   };
   logger: Logger;
   now?: () => Date;
@@ -116,7 +116,7 @@ export class AlertEngine {
   }
 
   private async checkPolicies(policies: readonly PolicyConfig[], open: Set<string>, signal?: AbortSignal): Promise<void> {
-    const latest = this.deps.runs.latestPerPolicy ? await this.deps.runs.latestPerPolicy() : undefined;
+    const latest = this.deps.runs.latestSummaryPerPolicy ? await this.deps.runs.latestSummaryPerPolicy() : undefined;
     // One statement each for what every policy writes (1,000 policies: 2 round trips, not 2,000).
     const unseen = policies.filter((p) => p.schedule && !this.firstSeen.has(p.name));
     await this.guard('first-seen times', async () => {
@@ -152,7 +152,7 @@ export class AlertEngine {
   // ---- conditions between runs ----------------------------------------------------------------
 
   /** The dead man's switch on backproof: a scheduled time passed (plus grace and jitter) and no run started. */
-  async checkOverdue(policy: PolicyConfig, signal?: AbortSignal, known?: { run: RunRecord | undefined }, open?: Set<string>): Promise<void> {
+  async checkOverdue(policy: PolicyConfig, signal?: AbortSignal, known?: { run: Pick<RunRecord, 'startedAt'> | undefined }, open?: Set<string>): Promise<void> {
     const schedule = policy.schedule;
     if (!schedule) return;
     const now = this.now();

@@ -330,7 +330,7 @@ export class Daemon {
   private async catchUp(): Promise<void> {
     const now = new Date();
     const states = await this.alerts.touchPolicies(this.scheduledPolicies(), now.toISOString());
-    const latest = await this.opts.store.latestPerPolicy();
+    const latest = await this.opts.store.latestSummaryPerPolicy();
     for (const policy of this.config.policies) {
       const s = policy.schedule;
       const state = states.get(policy.name);
