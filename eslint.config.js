@@ -20,6 +20,27 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      // The floors of the house (README "Development"): orchestrator/core is the ground floor that
+      // every folder may use; the plug-ins (drivers, restore-sandboxes) stand on it alone; reports
+      // read evidence and never reach up into the CLI, the dashboard, the daemon or the runner.
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            { target: './orchestrator/core', from: './orchestrator', except: ['./core'], message: 'orchestrator/core imports nothing of the project outside core' },
+            { target: './orchestrator/core', from: ['./drivers', './restore-sandboxes', './reports'], message: 'orchestrator/core imports nothing of the project outside core' },
+            { target: './drivers', from: './orchestrator', except: ['./core'], message: 'a storage driver imports only orchestrator/core' },
+            { target: './drivers', from: ['./restore-sandboxes', './reports'], message: 'a storage driver imports only orchestrator/core' },
+            { target: './restore-sandboxes', from: './orchestrator', except: ['./core'], message: 'restore-sandboxes import only orchestrator/core' },
+            { target: './restore-sandboxes', from: ['./drivers', './reports'], message: 'restore-sandboxes import only orchestrator/core' },
+            {
+              target: './reports',
+              from: ['./orchestrator/cli', './orchestrator/web', './orchestrator/daemon', './orchestrator/runner'],
+              message: 'reports read evidence: they never import the CLI, the dashboard, the daemon or the runner',
+            },
+          ],
+        },
+      ],
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],

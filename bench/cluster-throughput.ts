@@ -26,7 +26,7 @@ import { JobQueue } from '../orchestrator/cluster/job-queue.js';
 import { WorkerRegistry } from '../orchestrator/cluster/worker-registry.js';
 import { loadConfig } from '../orchestrator/config/load.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
-import { Logger } from '../orchestrator/logger.js';
+import { Logger } from '../orchestrator/core/logger.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { startPgCluster } from '../test/helpers/pg-cluster.js';

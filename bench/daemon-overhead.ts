@@ -24,12 +24,12 @@ import { parseArgs, promisify } from 'node:util';
 import { AlertEngine } from '../orchestrator/alerts/alert-engine.js';
 import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { loadConfig } from '../orchestrator/config/load.js';
-import type { PolicyConfig } from '../orchestrator/config/types.js';
+import type { PolicyConfig } from '../orchestrator/core/config-types.js';
 import { Daemon } from '../orchestrator/daemon/daemon.js';
 import { checkStorage } from '../orchestrator/daemon/storage-check.js';
 import { AlertStore } from '../orchestrator/evidence/alert-store.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
-import { Logger } from '../orchestrator/logger.js';
+import { Logger } from '../orchestrator/core/logger.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 

@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { LocalStorageDriver } from '../drivers/local/local-storage-driver.js';
 import { S3StorageDriver } from '../drivers/s3/s3-storage-driver.js';
 import type { BackupEntry, StorageDriver } from '../drivers/storage-driver.js';
-import { HashingCounter } from '../orchestrator/runner/integrity.js';
+import { HashingCounter } from '../orchestrator/core/integrity.js';
 import { S3RVER_CREDENTIALS } from '../test/helpers/s3-server.js';
 
 export interface WorkerResult {

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseConfigText } from '../orchestrator/config/load.js';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import { AlertStore } from '../orchestrator/evidence/alert-store.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { buildMonthlyReport, renderMonthlyReport } from '../reports/monthly/index.js';

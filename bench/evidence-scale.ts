@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { AlertStore } from '../orchestrator/evidence/alert-store.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
-import { Logger } from '../orchestrator/logger.js';
+import { Logger } from '../orchestrator/core/logger.js';
 import { startWebServer } from '../orchestrator/web/server.js';
 import { TokenStore } from '../orchestrator/web/token-store.js';
 import { buildMonthlyReport, renderMonthlyReport } from '../reports/monthly/index.js';

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
-import { Logger } from '../orchestrator/logger.js';
+import { Logger } from '../orchestrator/core/logger.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { FilesRestorer, RESTORE_ROOT } from '../restore-sandboxes/files/files-restorer.js';

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
-import type { PolicyConfig } from '../orchestrator/config/types.js';
+import type { PolicyConfig } from '../orchestrator/core/config-types.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';

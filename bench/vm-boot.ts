@@ -15,7 +15,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
-import { DEFAULTS } from '../orchestrator/defaults.js';
+import { DEFAULTS } from '../orchestrator/core/defaults.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';

@@ -1,4 +1,4 @@
-import type { PolicyConfig } from '../orchestrator/config/types.js';
+import type { PolicyConfig } from '../orchestrator/core/config-types.js';
 import { LocalStorageDriver } from './local/local-storage-driver.js';
 import { ResticStorageDriver } from './restic/restic-storage-driver.js';
 import { S3StorageDriver } from './s3/s3-storage-driver.js';

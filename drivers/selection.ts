@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
 import cronParser from 'cron-parser';
-import type { ExpectConfig, SelectorConfig, TimestampFromName, TimestampSource } from '../orchestrator/config/types.js';
+import type { ExpectConfig, SelectorConfig, TimestampFromName, TimestampSource } from '../orchestrator/core/config-types.js';
 import { isAuxiliaryName, type BackupEntry } from './storage-driver.js';
 
 /**

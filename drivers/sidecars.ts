@@ -1,4 +1,5 @@
-import { VerificationError } from '../orchestrator/errors.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
+import { parseChecksumLines } from '../orchestrator/core/checksum-lines.js';
 import type { ExpectedChecksum } from './storage-driver.js';
 
 /**
@@ -50,24 +51,6 @@ const SUMS_NAMES = ['SHA256SUMS', 'sha256sums', 'SHA256SUMS.txt'];
 
 /** Sidecars larger than this are not checksum files; they are not read. */
 export const SIDECAR_MAX_BYTES = 1024 * 1024;
-
-/**
- * Every line of a sha256sum-style file as { hex, file }: GNU (`HEX  name`, `HEX *name`, or a
- * bare `HEX`) and BSD/--tag (`SHA256 (name) = HEX`); lines of neither form are `undefined`.
- */
-export function parseChecksumLines(text: string): Array<{ hex: string; file?: string } | undefined> {
-  return text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .map((line) => {
-      const gnu = /^([0-9a-fA-F]{64})(?:\s+\*?(.+))?$/.exec(line);
-      if (gnu) return { hex: gnu[1]!.toLowerCase(), file: gnu[2]?.trim() };
-      const bsd = /^SHA(?:2-)?256\s*\((.+)\)\s*=\s*([0-9a-fA-F]{64})$/i.exec(line);
-      if (bsd) return { hex: bsd[2]!.toLowerCase(), file: bsd[1]!.trim() };
-      return undefined;
-    });
-}
 
 /**
  * Reads `sha256sum` output (`HEX  name` or `HEX *name`), the BSD/`--tag` form

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { VerificationError } from '../orchestrator/errors.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
 
 /**
  * The storage seam. A driver finds backups where a policy says they are and opens one as a

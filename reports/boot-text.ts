@@ -1,5 +1,5 @@
-import type { BootRecord, BootVerdict } from '../orchestrator/domain.js';
-import { formatBytes, formatSeconds } from '../orchestrator/format.js';
+import type { BootRecord, BootVerdict } from '../orchestrator/core/domain.js';
+import { formatBytes, formatSeconds } from '../orchestrator/core/format.js';
 
 /**
  * The words every view of a boot (kind vm) shares: the terminal (run-summary.ts), the dashboard

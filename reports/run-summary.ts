@@ -1,7 +1,7 @@
-import type { BootRecord, RunRecord } from '../orchestrator/domain.js';
+import type { BootRecord, RunRecord } from '../orchestrator/core/domain.js';
 import { accelText, bootOutcome, diskText, diskUnchangedText, firmwareText, qemuText, screenshotCommand, screenshotText } from './boot-text.js';
 import { renderTable } from './text-table.js';
-import { formatAge as age, formatBytes as bytes, formatSeconds as secs } from '../orchestrator/format.js';
+import { formatAge as age, formatBytes as bytes, formatSeconds as secs } from '../orchestrator/core/format.js';
 
 /** Plain-text views of run evidence for the terminal: one run in detail, or a table of runs. */
 

@@ -1,8 +1,8 @@
-import type { ResolvedConfig } from '../orchestrator/config/types.js';
-import type { Verdict } from '../orchestrator/domain.js';
+import type { ResolvedConfig } from '../orchestrator/core/config-types.js';
+import type { Verdict } from '../orchestrator/core/domain.js';
 import type { AlertStore, DeliveryRow, Incident } from '../orchestrator/evidence/alert-store.js';
 import type { RunStore, RunSummary } from '../orchestrator/evidence/run-store.js';
-import { formatAge } from '../orchestrator/format.js';
+import { formatAge } from '../orchestrator/core/format.js';
 import { describeSchedule, nextRunTimes } from '../orchestrator/scheduler/schedule.js';
 
 /**

@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { VerificationError } from '../orchestrator/errors.js';
-import { peek } from '../orchestrator/runner/integrity.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
+import { peek } from '../orchestrator/core/integrity.js';
 import type { Sandbox } from './sandbox-runtime.js';
 
 /** Compression is read from the bytes (magic numbers), never from the file name. */

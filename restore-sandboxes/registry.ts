@@ -1,4 +1,4 @@
-import type { PolicyConfig, ResolvedConfig } from '../orchestrator/config/types.js';
+import type { PolicyConfig, ResolvedConfig } from '../orchestrator/core/config-types.js';
 import { CustomRestorer } from './custom/custom-restorer.js';
 import { DockerRuntime } from './docker/docker-runtime.js';
 import { FilesRestorer } from './files/files-restorer.js';

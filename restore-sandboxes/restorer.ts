@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
-import type { PolicyConfig } from '../orchestrator/config/types.js';
-import { DEFAULTS } from '../orchestrator/defaults.js';
-import type { BootRecord, ProbeResult, Reason, RunArtifact } from '../orchestrator/domain.js';
-import type { Logger } from '../orchestrator/logger.js';
+import type { PolicyConfig } from '../orchestrator/core/config-types.js';
+import { DEFAULTS } from '../orchestrator/core/defaults.js';
+import type { BootRecord, ProbeResult, Reason, RunArtifact } from '../orchestrator/core/domain.js';
+import type { Logger } from '../orchestrator/core/logger.js';
 import type { Sandbox, SandboxSpec } from './sandbox-runtime.js';
 
 /**

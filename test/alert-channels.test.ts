@@ -5,8 +5,8 @@ import { EmailChannel, type EmailChannelOptions } from '../orchestrator/alerts/e
 import { describeUrl } from '../orchestrator/alerts/redact.js';
 import { renderHtml, renderSubject, renderText, type SlackPayload, type TeamsMessageCard } from '../orchestrator/alerts/render.js';
 import { retryAfterMs, WebhookChannel, type WebhookChannelOptions } from '../orchestrator/alerts/webhook-channel.js';
-import { ERROR_CODES, FAIL_CODES, type RunRecord } from '../orchestrator/domain.js';
-import { Logger } from '../orchestrator/logger.js';
+import { ERROR_CODES, FAIL_CODES, type RunRecord } from '../orchestrator/core/domain.js';
+import { Logger } from '../orchestrator/core/logger.js';
 import { startHttpReceiver, type HttpReceiver } from './helpers/http-receiver.js';
 import { closedPort, startSmtpReceiver, type SmtpReceiver } from './helpers/smtp-receiver.js';
 

@@ -6,11 +6,11 @@ import { AlertEngine, type AlertEngineDeps, type StorageFact } from '../orchestr
 import { channelsFromConfig, closeChannels } from '../orchestrator/alerts/channels-from-config.js';
 import { conditionOfReason, judgeRun } from '../orchestrator/alerts/run-conditions.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
-import type { PolicyConfig, ResolvedConfig } from '../orchestrator/config/types.js';
-import { ERROR_CODES, FAIL_CODES, type ReasonCode, type RunRecord, type Verdict } from '../orchestrator/domain.js';
+import type { PolicyConfig, ResolvedConfig } from '../orchestrator/core/config-types.js';
+import { ERROR_CODES, FAIL_CODES, type ReasonCode, type RunRecord, type Verdict } from '../orchestrator/core/domain.js';
 import { AlertStore } from '../orchestrator/evidence/alert-store.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
-import { Logger } from '../orchestrator/logger.js';
+import { Logger } from '../orchestrator/core/logger.js';
 import { tempDir } from './helpers/harness.js';
 import { startHttpReceiver, type HttpReceiver } from './helpers/http-receiver.js';
 

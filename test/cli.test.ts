@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import Docker from 'dockerode';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import { age, createShopDatabase, dumpDatabase, writeSidecar } from './helpers/fixtures.js';
 import { TEST_IMAGE, tempDir } from './helpers/harness.js';
 import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';

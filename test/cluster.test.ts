@@ -214,7 +214,7 @@ t.test('a worker killed mid-restore: its run aborted, its sandbox removed, the s
   const { JobQueue } = await import('../orchestrator/cluster/job-queue.js');
   const { WorkerRegistry } = await import('../orchestrator/cluster/worker-registry.js');
   const { loadConfig } = await import('../orchestrator/config/load.js');
-  const { Logger } = await import('../orchestrator/logger.js');
+  const { Logger } = await import('../orchestrator/core/logger.js');
   const config = await loadConfig(path.join(c.dir, 'backproof.yaml'));
   const queue = await JobQueue.open({ url: pg.url, schema: c.schema });
   t.teardown(() => queue.stop());

@@ -2,9 +2,9 @@ import path from 'node:path';
 import t from 'tap';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { configJsonSchema } from '../orchestrator/config/schema.js';
-import type { ClientConfig, PolicyConfig, ResolvedConfig } from '../orchestrator/config/types.js';
-import { DEFAULTS } from '../orchestrator/defaults.js';
-import { formatConfigProblem } from '../orchestrator/errors.js';
+import type { ClientConfig, PolicyConfig, ResolvedConfig } from '../orchestrator/core/config-types.js';
+import { DEFAULTS } from '../orchestrator/core/defaults.js';
+import { formatConfigProblem } from '../orchestrator/core/errors.js';
 import { problemAt, problemsOf } from './helpers/config-problems.js';
 
 // daemon:, alerts:, and each client's and policy's alerts, schedule and heartbeat, as users write them.

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { parseConfigText } from '../orchestrator/config/load.js';
-import type { PolicyConfig } from '../orchestrator/config/types.js';
-import { DEFAULTS } from '../orchestrator/defaults.js';
-import { formatConfigProblem } from '../orchestrator/errors.js';
+import type { PolicyConfig } from '../orchestrator/core/config-types.js';
+import { DEFAULTS } from '../orchestrator/core/defaults.js';
+import { formatConfigProblem } from '../orchestrator/core/errors.js';
 import { problemAt, problemsOf } from './helpers/config-problems.js';
 
 // The restore kinds and their probes, as users write them: each kind's block with its defaults,

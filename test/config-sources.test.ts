@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { parseConfigText } from '../orchestrator/config/load.js';
-import type { ResolvedConfig } from '../orchestrator/config/types.js';
-import { DEFAULTS } from '../orchestrator/defaults.js';
+import type { ResolvedConfig } from '../orchestrator/core/config-types.js';
+import { DEFAULTS } from '../orchestrator/core/defaults.js';
 import { problemAt, problemsOf } from './helpers/config-problems.js';
 
 // The source union (local | s3 | restic), timestamp: metadata and expect: cron, as users write them.

@@ -6,7 +6,7 @@ import t from 'tap';
 import { parseDocument } from 'yaml';
 import { fastYaml, parseSource } from '../orchestrator/config/config-sources.js';
 import { loadConfig, loadStoreSettings, parseConfigText } from '../orchestrator/config/load.js';
-import { ConfigError } from '../orchestrator/errors.js';
+import { ConfigError } from '../orchestrator/core/errors.js';
 
 /**
  * The config's data is read by js-yaml (fast) and, when a problem must be located, by `yaml`

@@ -2,13 +2,13 @@ import path from 'node:path';
 import t from 'tap';
 
 type Tap = Pick<typeof t, 'ok' | 'equal' | 'match'>;
-import { DEFAULTS } from '../orchestrator/defaults.js';
-import { ConfigError, formatConfigProblem, type ConfigProblem } from '../orchestrator/errors.js';
+import { DEFAULTS } from '../orchestrator/core/defaults.js';
+import { ConfigError, formatConfigProblem, type ConfigProblem } from '../orchestrator/core/errors.js';
 import { formatDuration, parseDuration } from '../orchestrator/config/duration.js';
 import { loadConfig, parseConfigText } from '../orchestrator/config/load.js';
 import { problemAt, problemsOf } from './helpers/config-problems.js';
 import { configJsonSchema, parseSize } from '../orchestrator/config/schema.js';
-import type { Expectation, PolicyConfig, ProbeConfig, ResolvedConfig } from '../orchestrator/config/types.js';
+import type { Expectation, PolicyConfig, ProbeConfig, ResolvedConfig } from '../orchestrator/core/config-types.js';
 
 const FILE = '/etc/backproof/backproof.yaml';
 

@@ -4,7 +4,7 @@ import { startHttpReceiver } from './helpers/http-receiver.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
 import { startSmtpReceiver } from './helpers/smtp-receiver.js';
 import { CANARY, daemonHeader, filesPolicy, goodArchive, startDaemon, subjectsFor, waitFor, type DaemonUnderTest } from './helpers/daemon-harness.js';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 
 // Scheduling: limits on concurrent runs hold when many runs are due at once (judged from the
 // recorded runs' own start and end times); runs missed while the daemon was down are caught up

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { VerificationError } from '../orchestrator/errors.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
 import { decompress, detectCompression } from '../restore-sandboxes/compression.js';
 import { OutputTail } from '../restore-sandboxes/docker/output-tail.js';
 import { detectDumpFormat, parseCustomHeader } from '../restore-sandboxes/postgres/dump-format.js';

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { recoverAndReap } from '../orchestrator/cli/run-command.js';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';

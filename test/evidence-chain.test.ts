@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import t from 'tap';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import { canonicalJson, checkpointText, EvidenceChain, GENESIS_HASH, linkHash, PROBLEMS, verifyBundle, type ChainVerification, type EvidenceBundle } from '../orchestrator/evidence/chain.js';
 import { createPgExecutor } from '../orchestrator/evidence/pg-executor.js';
 import { loadMigrations, migrate } from '../orchestrator/evidence/migrate.js';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import { age, createShopDatabase, dumpDatabase, truncateFile, writeSidecar } from './helpers/fixtures.js';
 import { leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';

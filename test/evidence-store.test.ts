@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import { migrate, loadMigrations } from '../orchestrator/evidence/migrate.js';
 import { createPgExecutor } from '../orchestrator/evidence/pg-executor.js';
 import { createPgliteExecutor, isPidAlive } from '../orchestrator/evidence/pglite-executor.js';

@@ -2,7 +2,7 @@ import t from 'tap';
 import { lastCompletePeriod, lastCronRun, selectNewest } from '../drivers/selection.js';
 import type { BackupEntry } from '../drivers/storage-driver.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
-import type { SelectorConfig } from '../orchestrator/config/types.js';
+import type { SelectorConfig } from '../orchestrator/core/config-types.js';
 
 // `expect: daily | weekly | cron`: the last complete period (or scheduled run) must hold a backup.
 

@@ -6,7 +6,7 @@ import { archive, craftTar, craftZip, makeShareTree, writeManifest, type Archive
 import { age, corruptFile, truncateFile } from './helpers/fixtures.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 
 // File-share archives: good ones of every format pass with their probes; broken and hostile ones
 // fail with a reason that names the defect (and the entry); nothing is left behind and nothing

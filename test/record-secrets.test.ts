@@ -4,12 +4,12 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { Logger } from '../orchestrator/logger.js';
+import { Logger } from '../orchestrator/core/logger.js';
 import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { cleanRecord, bounded } from '../orchestrator/runner/record-hygiene.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { openEmbeddedStore, policyFromYaml, tempDir } from './helpers/harness.js';
 

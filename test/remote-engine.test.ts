@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { ageFile, goodArchive } from './helpers/daemon-harness.js';

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { ResticStorageDriver, type ResticDriverOptions } from '../drivers/restic/restic-storage-driver.js';
 import type { BackupEntry } from '../drivers/storage-driver.js';
-import { VerificationError } from '../orchestrator/errors.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
 
 /**
  * The restic driver against the real restic binary and real local repositories. One repository

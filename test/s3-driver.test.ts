@@ -4,8 +4,8 @@ import t from 'tap';
 import { selectNewest } from '../drivers/selection.js';
 import { factsOf, providerChecksums, S3StorageDriver, type S3DriverOptions } from '../drivers/s3/s3-storage-driver.js';
 import type { BackupEntry, StorageDriver } from '../drivers/storage-driver.js';
-import type { SelectorConfig } from '../orchestrator/config/types.js';
-import { VerificationError } from '../orchestrator/errors.js';
+import type { SelectorConfig } from '../orchestrator/core/config-types.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
 import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from './helpers/s3-server.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 

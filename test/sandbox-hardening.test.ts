@@ -1,9 +1,9 @@
 import t from 'tap';
 import { restorerFor } from '../orchestrator/cli/plugins.js';
-import type { PolicyConfig } from '../orchestrator/config/types.js';
+import type { PolicyConfig } from '../orchestrator/core/config-types.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { PROBE_HELPER } from '../restore-sandboxes/probes/sandbox-probes.js';
-import { DEFAULTS } from '../orchestrator/defaults.js';
+import { DEFAULTS } from '../orchestrator/core/defaults.js';
 import { FILES_USER } from '../restore-sandboxes/images/build-image.js';
 import { leftoversOf, policyFromYaml, tempDir } from './helpers/harness.js';
 

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { POSTGRES_LIB, templateName } from '../restore-sandboxes/postgres/cluster.js';
 import type { Sandbox, SandboxSpec } from '../restore-sandboxes/sandbox-runtime.js';

@@ -9,8 +9,8 @@ import { LocalStorageDriver } from '../drivers/local/local-storage-driver.js';
 import { parseChecksumFile } from '../drivers/sidecars.js';
 import { nameMatcher, selectNewest, timestampFromName, zonedToUtc } from '../drivers/selection.js';
 import type { BackupEntry, ExpectedChecksum, StorageDriver } from '../drivers/storage-driver.js';
-import type { SelectorConfig, TimestampFromName } from '../orchestrator/config/types.js';
-import { VerificationError } from '../orchestrator/errors.js';
+import type { SelectorConfig, TimestampFromName } from '../orchestrator/core/config-types.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
 
 const run = promisify(execFile);
 type Tap = Pick<typeof t, 'ok' | 'equal' | 'match' | 'teardown'>;

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { LocalStorageDriver } from '../drivers/local/local-storage-driver.js';
 import type { BackupEntry } from '../drivers/storage-driver.js';
-import { VerificationError } from '../orchestrator/errors.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
 import { openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 
 // A backup folder is written by client machines, which may be compromised. Whatever they leave in

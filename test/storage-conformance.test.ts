@@ -10,8 +10,8 @@ import { ResticStorageDriver } from '../drivers/restic/restic-storage-driver.js'
 import { S3StorageDriver } from '../drivers/s3/s3-storage-driver.js';
 import { selectNewest } from '../drivers/selection.js';
 import type { BackupEntry, StorageDriver } from '../drivers/storage-driver.js';
-import type { SelectorConfig, TimestampSource } from '../orchestrator/config/types.js';
-import { VerificationError } from '../orchestrator/errors.js';
+import type { SelectorConfig, TimestampSource } from '../orchestrator/core/config-types.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
 import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from './helpers/s3-server.js';
 
 /**

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from '../orchestrator/evidence/signing-key.js';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import t, { type Test } from 'tap';
-import type { RunRecord } from '../orchestrator/domain.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 import { testVmImages, type TestVmImages } from './helpers/vm-images.js';

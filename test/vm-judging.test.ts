@@ -1,7 +1,7 @@
 import { PNG } from 'pngjs';
 import t from 'tap';
 import { parseConfigText } from '../orchestrator/config/load.js';
-import { VerificationError } from '../orchestrator/errors.js';
+import { VerificationError } from '../orchestrator/core/errors.js';
 import { cleanConsoleText, firstMatch, patternsFor } from '../restore-sandboxes/vm/boot-patterns.js';
 import { chooseFirmware, judgeImageCheck, judgeImageInfo, readLayout } from '../restore-sandboxes/vm/disk-image.js';
 import { planMachine, qemuArgv } from '../restore-sandboxes/vm/qemu-args.js';

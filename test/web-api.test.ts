@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import type { RunRecord } from '../orchestrator/domain.js';
-import { Logger } from '../orchestrator/logger.js';
+import type { RunRecord } from '../orchestrator/core/domain.js';
+import { Logger } from '../orchestrator/core/logger.js';
 import path from 'node:path';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { escapeLabelValue } from '../orchestrator/web/metrics.js';

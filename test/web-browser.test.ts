@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import t from 'tap';
-import { Logger } from '../orchestrator/logger.js';
+import { Logger } from '../orchestrator/core/logger.js';
 import { startWebServer, type WebServer } from '../orchestrator/web/server.js';
 import { TokenStore } from '../orchestrator/web/token-store.js';
 import { buildWebFixture, NOW } from './helpers/web-fixtures.js';

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { VerificationError } from '../../orchestrator/errors.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 
 /**
  * Opening host files on behalf of a backup folder that untrusted machines write. Whoever writes

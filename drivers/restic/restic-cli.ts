@@ -1,5 +1,5 @@
-import type { ReasonCode } from '../../orchestrator/domain.js';
-import { VerificationError } from '../../orchestrator/errors.js';
+import type { ReasonCode } from '../../orchestrator/core/domain.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 
 /**
  * What the restic driver needs from restic's command line (0.14 and later): the environment it

@@ -1,8 +1,8 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
-import { VerificationError } from '../../orchestrator/errors.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 import type { BackupDetails, BackupEntry, StorageCheck, StorageDriver } from '../storage-driver.js';
 import {
   DAMAGED,

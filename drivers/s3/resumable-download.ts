@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VerificationError } from '../../orchestrator/errors.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 
 /** One GET of the object from `start` on (a Range request when start > 0). */
 export interface RangeResponse {

@@ -1,4 +1,4 @@
-import { VerificationError } from '../../orchestrator/errors.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 
 /**
  * SDK and network failures sorted into reason codes, with the bucket and key and where the

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import type { GetObjectCommandInput, HeadObjectCommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import { SIDECAR_MAX_BYTES, SidecarChecksums } from '../sidecars.js';
 import type { BackupDetails, BackupEntry, ExpectedChecksum, StorageDriver } from '../storage-driver.js';
 import { classifyS3Error, isRetryable, statusOf } from './s3-errors.js';

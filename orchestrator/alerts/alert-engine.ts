@@ -1,9 +1,9 @@
-import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
-import type { RunRecord } from '../domain.js';
+import type { PolicyConfig, ResolvedConfig } from '../core/config-types.js';
+import type { RunRecord } from '../core/domain.js';
 import type { AlertStore, DeliveryInput, Incident } from '../evidence/alert-store.js';
 import type { RunFilter } from '../evidence/run-store.js';
-import { formatAge } from '../format.js';
-import type { Logger } from '../logger.js';
+import { formatAge } from '../core/format.js';
+import type { Logger } from '../core/logger.js';
 import { previousRunTime } from '../scheduler/schedule.js';
 import { alertRunOf, createAlert, formatInstant, type Alert, type AlertState } from './alert.js';
 import type { DeliveryResult } from './channel.js';

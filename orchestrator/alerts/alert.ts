@@ -1,5 +1,5 @@
-import { ERROR_CODES, FAIL_CODES, type PhaseName, type PhaseOutcome, type ReasonCode, type RunRecord, type Verdict } from '../domain.js';
-import { formatAge, formatSeconds } from '../format.js';
+import { ERROR_CODES, FAIL_CODES, type PhaseName, type PhaseOutcome, type ReasonCode, type RunRecord, type Verdict } from '../core/domain.js';
+import { formatAge, formatSeconds } from '../core/format.js';
 
 /**
  * What an alert channel is handed: one notification about one policy, already decided on by the

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BackproofError, isAbortError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { DEFAULTS } from '../defaults.js';
+import { BackproofError, isAbortError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { DEFAULTS } from '../core/defaults.js';
 import type { Alert } from './alert.js';
 import { oneLine, type Redactor } from './redact.js';
 
@@ -41,7 +41,7 @@ export interface DeliveryResult {
   permanent?: boolean;
 }
 
-/** Alert delivery defaults; units in the names. (Candidates for orchestrator/defaults.ts.) */
+/** Alert delivery defaults; units in the names. (Candidates for orchestrator/core/defaults.ts.) */
 
 export interface RetryOptions {
   maxAttempts?: number;

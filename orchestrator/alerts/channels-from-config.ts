@@ -1,5 +1,5 @@
-import type { AlertConditionName, AlertsConfig, ChannelConfig } from '../config/types.js';
-import type { Logger } from '../logger.js';
+import type { AlertConditionName, AlertsConfig, ChannelConfig } from '../core/config-types.js';
+import type { Logger } from '../core/logger.js';
 import type { AlertChannel } from './channel.js';
 import { EmailChannel } from './email-channel.js';
 import { WebhookChannel } from './webhook-channel.js';

@@ -1,5 +1,5 @@
 import { BACKPROOF_VERSION } from '../version.js';
-import type { HeartbeatConfig } from '../config/types.js';
+import type { HeartbeatConfig } from '../core/config-types.js';
 import { DeliveryError, deliverWithRetries, resolveRetry, type DeliveryResult } from './channel.js';
 import { createRedactor, describeUrl, oneLine, urlSecrets } from './redact.js';
 

@@ -4,7 +4,7 @@
  * (SMTP password, webhook header values and URL query), and runs every error message and log
  * line through it.
  */
-export { combineRedactors, createRedactor, type Redactor } from '../secrets.js';
+export { combineRedactors, createRedactor, type Redactor } from '../core/secrets.js';
 
 /**
  * A URL fit for messages: scheme, host and path, no user info, query shown as `?…`, fragment

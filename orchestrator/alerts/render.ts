@@ -1,4 +1,4 @@
-import { formatAge, formatBytes, formatSeconds } from '../format.js';
+import { formatAge, formatBytes, formatSeconds } from '../core/format.js';
 import { formatInstant, isResolved, type Alert, type AlertCondition } from './alert.js';
 
 /**

@@ -1,5 +1,5 @@
-import { ERROR_CODES, type ReasonCode, type RunRecord } from '../domain.js';
-import { formatAge, formatSeconds } from '../format.js';
+import { ERROR_CODES, type ReasonCode, type RunRecord } from '../core/domain.js';
+import { formatAge, formatSeconds } from '../core/format.js';
 import type { AlertCondition, AlertReason } from './alert.js';
 
 /**

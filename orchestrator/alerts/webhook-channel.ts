@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { BACKPROOF_VERSION } from '../version.js';
-import { DEFAULTS } from '../defaults.js';
+import { DEFAULTS } from '../core/defaults.js';
 import type { Alert } from './alert.js';
 import {
   closedResult,

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { selectNewest, type JudgedEntry } from '../../drivers/selection.js';
 import { loadConfig } from '../config/load.js';
-import { BackproofError, VerificationError } from '../errors.js';
-import { formatAge, formatBytes } from '../format.js';
+import { BackproofError, VerificationError } from '../core/errors.js';
+import { formatAge, formatBytes } from '../core/format.js';
 import { renderTable } from '../../reports/text-table.js';
 import { configPath, findPolicy, type GlobalOptions } from './context.js';
 import { driverFor } from './plugins.js';

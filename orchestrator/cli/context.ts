@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadStoreSettings } from '../config/load.js';
-import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
-import { DEFAULTS } from '../defaults.js';
-import { BackproofError } from '../errors.js';
+import type { PolicyConfig, ResolvedConfig } from '../core/config-types.js';
+import { DEFAULTS } from '../core/defaults.js';
+import { BackproofError } from '../core/errors.js';
 import { RunStore } from '../evidence/run-store.js';
-import { Logger } from '../logger.js';
+import { Logger } from '../core/logger.js';
 
 export interface GlobalOptions {
   config?: string;

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { Daemon } from '../daemon/daemon.js';
 import { parseDuration } from '../config/duration.js';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 import { configPath, makeLogger, openStore, type GlobalOptions } from './context.js';
 import { driverFor, restorerFor, runtimeFor } from './plugins.js';
 import { recoverAndReap } from './run-command.js';

@@ -7,10 +7,10 @@ import { renderRunSummary, renderRunsTable } from '../../reports/run-summary.js'
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import { PostgresRestorer } from '../../restore-sandboxes/postgres/postgres-restorer.js';
 import { loadConfig } from '../config/load.js';
-import type { PolicyConfig } from '../config/types.js';
-import { VerificationError } from '../errors.js';
-import { formatBytes } from '../format.js';
-import type { Logger } from '../logger.js';
+import type { PolicyConfig } from '../core/config-types.js';
+import { VerificationError } from '../core/errors.js';
+import { formatBytes } from '../core/format.js';
+import type { Logger } from '../core/logger.js';
 import { runPolicy } from '../runner/run-policy.js';
 import { makeLogger, openStore, type GlobalOptions } from './context.js';
 import { runDeps } from './plugins.js';

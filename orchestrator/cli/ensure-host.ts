@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
-import { BackproofError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { BackproofError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 
 /**
  * First-run help: makes sure a Docker engine answers. Where none does and we are root on

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { ResolvedConfig } from '../config/types.js';
-import { BackproofError } from '../errors.js';
+import type { ResolvedConfig } from '../core/config-types.js';
+import { BackproofError } from '../core/errors.js';
 import { isoOf, verifyBundle, type ChainVerification, type EvidenceBundle } from '../evidence/chain.js';
 import { existingSigningKey, signerFromPem } from '../evidence/signing-key.js';
 import { dataDir, openStore, storeSettings, type GlobalOptions } from './context.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { buildImage, IMAGE_RECIPES, LABEL_RECIPE, recipeDigest } from '../../restore-sandboxes/images/build-image.js';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 import { dataDir, makeLogger, type GlobalOptions } from './context.js';
 import { ensureCommand, ensureDockerEngine } from './ensure-host.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';

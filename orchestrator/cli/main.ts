@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError, BackproofError } from '../errors.js';
+import { ConfigError, BackproofError } from '../core/errors.js';
 import { BACKPROOF_VERSION } from '../version.js';
 
 type Register = (program: Command, setExit: (code: number) => void) => void;

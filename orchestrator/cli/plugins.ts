@@ -1,7 +1,7 @@
 import { driverFor } from '../../drivers/registry.js';
 import { restorerFor, runtimeFor } from '../../restore-sandboxes/registry.js';
 import type { RunStore } from '../evidence/run-store.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { RunDeps } from '../runner/run-policy.js';
 import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 

@@ -1,4 +1,4 @@
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../core/format.js';
 
 /**
  * Shows bytes streamed into the sandbox: a line redrawn in place on a terminal, a line every

@@ -4,10 +4,10 @@ import { Option, type Command } from 'commander';
 import { buildMonthlyReport, findClient, parseMonth, previousMonth, renderMonthlyReport, reportFileName, type MonthlyReport } from '../../reports/monthly/index.js';
 import { REPORT_FORMATS } from '../config/reports-schema.js';
 import { loadConfig } from '../config/load.js';
-import type { ReportFormat } from '../config/types.js';
+import type { ReportFormat } from '../core/config-types.js';
 import { AlertStore } from '../evidence/alert-store.js';
 import { EvidenceChain } from '../evidence/chain.js';
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../core/format.js';
 import { configPath, openStore, type GlobalOptions } from './context.js';
 
 interface ReportOptions {

@@ -3,10 +3,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { renderRunSummary, renderRunsTable } from '../../reports/run-summary.js';
-import type { RunRecord } from '../domain.js';
-import { BackproofError } from '../errors.js';
+import type { RunRecord } from '../core/domain.js';
+import { BackproofError } from '../core/errors.js';
 import type { RunStore } from '../evidence/run-store.js';
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../core/format.js';
 import { openStore, storeSettings, type GlobalOptions } from './context.js';
 
 export function registerRuns(program: Command, setExit: (code: number) => void): void {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 import { AlertStore } from '../evidence/alert-store.js';
 import { startWebServer } from '../web/server.js';
 import { TokenStore } from '../web/token-store.js';

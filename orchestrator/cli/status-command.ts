@@ -7,8 +7,8 @@ import type { DaemonSnapshot } from '../daemon/daemon.js';
 import type { LivenessStatus } from '../daemon/liveness.js';
 import { AlertStore } from '../evidence/alert-store.js';
 import { isPidAlive } from '../evidence/pglite-executor.js';
-import { BackproofError } from '../errors.js';
-import { formatAge } from '../format.js';
+import { BackproofError } from '../core/errors.js';
+import { formatAge } from '../core/format.js';
 import { clusterStatus, renderClusterStatus, type ClusterStatus } from '../cluster/cluster-status.js';
 import { configPath, dataDir, openStore, type GlobalOptions } from './context.js';
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 import { renderTable } from '../../reports/text-table.js';
 import { describeScope, TokenStore, type TokenScope } from '../web/token-store.js';
 import { configPath, openStore, storeSettings, type GlobalOptions } from './context.js';

@@ -1,10 +1,10 @@
 import type { StorageDriver } from '../../drivers/storage-driver.js';
 import type { Restorer } from '../../restore-sandboxes/restorer.js';
 import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
-import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
-import type { RunRecord } from '../domain.js';
+import type { PolicyConfig, ResolvedConfig } from '../core/config-types.js';
+import type { RunRecord } from '../core/domain.js';
 import type { RunStore } from '../evidence/run-store.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { JobQueue } from './job-queue.js';
 import type { WorkerRegistry } from './worker-registry.js';
 

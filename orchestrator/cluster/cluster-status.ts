@@ -1,7 +1,7 @@
-import type { ResolvedConfig } from '../config/types.js';
+import type { ResolvedConfig } from '../core/config-types.js';
 import type { SqlExecutor } from '../evidence/executor.js';
 import { quoteSchema } from '../evidence/migrate.js';
-import { formatAge } from '../format.js';
+import { formatAge } from '../core/format.js';
 import { renderTable } from '../../reports/text-table.js';
 import { configHash } from './cluster-worker.js';
 import { WorkerRegistry, type WorkerInfo } from './worker-registry.js';

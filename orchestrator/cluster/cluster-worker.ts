@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { ResolvedConfig } from '../config/types.js';
-import { BackproofError } from '../errors.js';
+import type { ResolvedConfig } from '../core/config-types.js';
+import { BackproofError } from '../core/errors.js';
 import { RunCancelled, runPolicy } from '../runner/run-policy.js';
 import type { ClusterNodeDeps } from './cluster-node.js';
 import { queueFor, satisfies, type RunJob } from './slots.js';

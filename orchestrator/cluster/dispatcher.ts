@@ -1,9 +1,9 @@
-import type { PolicyConfig } from '../config/types.js';
+import type { PolicyConfig } from '../core/config-types.js';
 import type { QueuedRun } from '../daemon/run-queue.js';
-import type { RunRecord } from '../domain.js';
+import type { RunRecord } from '../core/domain.js';
 import { quoteSchema } from '../evidence/migrate.js';
 import type { RunStore } from '../evidence/run-store.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { JobQueue } from './job-queue.js';
 import { queueFor, slotRunId, type RunJob } from './slots.js';
 import type { WorkerRegistry } from './worker-registry.js';

@@ -1,5 +1,5 @@
 import type PgBoss from 'pg-boss';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 import type { RunJob } from './slots.js';
 
 /**

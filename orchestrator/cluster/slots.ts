@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { PolicyConfig } from '../config/types.js';
+import type { PolicyConfig } from '../core/config-types.js';
 import { previousRunTime } from '../scheduler/schedule.js';
 
 /**

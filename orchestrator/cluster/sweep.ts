@@ -1,7 +1,7 @@
-import type { ResolvedConfig } from '../config/types.js';
+import type { ResolvedConfig } from '../core/config-types.js';
 import { quoteSchema } from '../evidence/migrate.js';
 import type { RunStore } from '../evidence/run-store.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 import { configHash } from './cluster-worker.js';
 import { enqueueAttempt, MAX_ATTEMPTS } from './dispatcher.js';

@@ -2,7 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import jsyaml from 'js-yaml';
 import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
-import { ConfigError, type ConfigProblem } from '../errors.js';
+import { ConfigError, type ConfigProblem } from '../core/errors.js';
 import { BoundedReadError, CONFIG_MAX_BYTES, readBoundedFile, type KeyPath } from './references.js';
 import { DEFAULTABLE_POLICY_KEYS } from './schema.js';
 

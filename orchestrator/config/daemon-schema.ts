@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { headerSecrets, urlSecrets } from '../alerts/redact.js';
-import { DEFAULTS } from '../defaults.js';
+import { DEFAULTS } from '../core/defaults.js';
 import { parseScheduleText, shortestGapMs, SHORTHAND_EXAMPLES } from '../scheduler/schedule.js';
 import { DURATION_EXAMPLES } from './duration.js';
 import { addProblem, compactDuration, duration, durationKey, identifier, isRecordPayload, matching, nonEmptyText, quote, say, timezone, typeError, type Ctx } from './schema-helpers.js';
@@ -25,7 +25,7 @@ import type {
   PolicyConfig,
   ScheduleConfig,
   WebhookChannelConfig,
-} from './types.js';
+} from '../core/config-types.js';
 
 // ---- Conditions, addresses, URLs -------------------------------------------------------------
 

@@ -7,14 +7,14 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type LineCounter } from 'yaml';
 import type { z } from 'zod';
-import { DEFAULTS } from '../defaults.js';
-import { ConfigError, type ConfigProblem } from '../errors.js';
+import { DEFAULTS } from '../core/defaults.js';
+import { ConfigError, type ConfigProblem } from '../core/errors.js';
 import { mergeSources, parseSource, readConfigDir, type MergedConfig } from './config-sources.js';
 import { BoundedReadError, CONFIG_MAX_BYTES, readBoundedFile, resolveReferences, type KeyPath } from './references.js';
 import { alertSecrets } from './daemon-schema.js';
 import { checkLogo } from './reports-schema.js';
 import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote, storeSettingsSchema } from './schema.js';
-import type { ResolvedConfig } from './types.js';
+import type { ResolvedConfig } from '../core/config-types.js';
 import { sourceSecrets } from './secret-fields.js';
 
 /** Problems reported at most; past this, one line says how many more there are. */

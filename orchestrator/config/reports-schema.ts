@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { parseScheduleText } from '../scheduler/schedule.js';
 import { emailAddress } from './daemon-schema.js';
 import { addProblem, identifier, nonEmptyText, quote, timezone, typeError, type Ctx } from './schema-helpers.js';
-import type { AlertsConfig, ClientReportsConfig, ReportFormat, ReportsConfig } from './types.js';
+import type { AlertsConfig, ClientReportsConfig, ReportFormat, ReportsConfig } from '../core/config-types.js';
 
 export const REPORT_FORMATS = ['pdf', 'html', 'csv', 'json'] as const satisfies readonly ReportFormat[];
 export const DEFAULT_REPORT_SCHEDULE = 'monthly on 1 at 06:00';

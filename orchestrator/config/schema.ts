@@ -12,14 +12,14 @@
 import { createPrivateKey } from 'node:crypto';
 import cronParser from 'cron-parser';
 import { z } from 'zod';
-import { DEFAULTS } from '../defaults.js';
+import { DEFAULTS } from '../core/defaults.js';
 import { DURATION_EXAMPLES } from './duration.js';
 import { addProblem, compactDuration, duration, durationKey, identifier, isRecordPayload, matching, nonEmptyText, quote, regexString, say, size, sizeText, timezone, typeError } from './schema-helpers.js';
 import { alertRouting, alertsSchema, checkChannelNames, daemonSchema, heartbeatSchema, resolveClient, scheduleSchema, type ClientDraft, type PolicyDraft } from './daemon-schema.js';
 import { checkReportsChannel, clientReportsSchema, reportsSchema, resolveReports } from './reports-schema.js';
 import { vmSchema } from './vm-schema.js';
-import type { CustomKindConfig, Expectation, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, ProbeConfig, RestoreKind, ServiceConfig, SizeAnomalyConfig } from './types.js';
-import type { ClientConfig, ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from './types.js';
+import type { CustomKindConfig, Expectation, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, ProbeConfig, RestoreKind, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
+import type { ClientConfig, ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from '../core/config-types.js';
 
 /** What the schema produces; load.ts adds `file` and `secrets` and absolutises source paths. */
 export type ConfigFromSchema = Omit<ResolvedConfig, 'file' | 'secrets'>;

@@ -1,4 +1,4 @@
-import type { PolicyConfig, SourceConfig } from './types.js';
+import type { PolicyConfig, SourceConfig } from '../core/config-types.js';
 
 /**
  * The secret fields of each storage driver's source, in one table: a new driver with a secret

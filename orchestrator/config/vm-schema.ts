@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { DEFAULTS } from '../defaults.js';
+import { DEFAULTS } from '../core/defaults.js';
 import { durationKey, identifier, regexString, size, sizeText } from './schema-helpers.js';
-import type { VmKindConfig, VmPattern } from './types.js';
+import type { VmKindConfig, VmPattern } from '../core/config-types.js';
 
 const pattern = z
   .strictObject({

@@ -5,13 +5,13 @@ import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js'
 import { AlertEngine } from '../alerts/alert-engine.js';
 import { channelsFromConfig, closeChannels, type RoutedChannel } from '../alerts/channels-from-config.js';
 import { loadConfig } from '../config/load.js';
-import type { PolicyConfig, ResolvedConfig } from '../config/types.js';
-import { DEFAULTS } from '../defaults.js';
-import type { RunRecord } from '../domain.js';
+import type { PolicyConfig, ResolvedConfig } from '../core/config-types.js';
+import { DEFAULTS } from '../core/defaults.js';
+import type { RunRecord } from '../core/domain.js';
 import { AlertStore } from '../evidence/alert-store.js';
 import type { RunStore } from '../evidence/run-store.js';
-import { formatAge } from '../format.js';
-import type { Logger } from '../logger.js';
+import { formatAge } from '../core/format.js';
+import type { Logger } from '../core/logger.js';
 import { RunCancelled, runPolicy } from '../runner/run-policy.js';
 import { describeSchedule, nextRunTimes, previousRunTime } from '../scheduler/schedule.js';
 import { buildStatus, type StatusReport } from '../../reports/status-report.js';

@@ -3,12 +3,12 @@ import { buildMonthlyReport, chainForBatch, previousMonth, REPORT_CONTENT_TYPES,
 import { rate } from '../../reports/monthly/text.js';
 import type { RoutedChannel } from '../alerts/channels-from-config.js';
 import { EmailChannel } from '../alerts/email-channel.js';
-import type { ClientConfig, ResolvedConfig } from '../config/types.js';
+import type { ClientConfig, ResolvedConfig } from '../core/config-types.js';
 import type { AlertStore } from '../evidence/alert-store.js';
 import { EvidenceChain } from '../evidence/chain.js';
 import type { RunStore } from '../evidence/run-store.js';
-import { formatBytes } from '../format.js';
-import type { Logger } from '../logger.js';
+import { formatBytes } from '../core/format.js';
+import type { Logger } from '../core/logger.js';
 
 /**
  * The daemon's monthly mailing: on `reports.schedule` (default the 1st at 06:00 in

@@ -1,4 +1,4 @@
-import type { PolicyConfig } from '../config/types.js';
+import type { PolicyConfig } from '../core/config-types.js';
 
 /**
  * Due runs wait here until a slot is free: at most `concurrency` at once overall and `perClient`

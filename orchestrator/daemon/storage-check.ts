@@ -1,7 +1,7 @@
 import { describeExpect, selectNewest } from '../../drivers/selection.js';
 import type { BackupEntry, StorageDriver } from '../../drivers/storage-driver.js';
 import type { StorageFact } from '../alerts/alert-engine.js';
-import type { PolicyConfig } from '../config/types.js';
+import type { PolicyConfig } from '../core/config-types.js';
 
 /**
  * A look at a policy's storage between runs: the same listing and selection as a run's `select`

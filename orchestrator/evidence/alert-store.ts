@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 import type { SqlExecutor } from './executor.js';
 import { quoteSchema } from './migrate.js';
 import { DEFAULT_LIST_LIMIT } from './run-store.js';

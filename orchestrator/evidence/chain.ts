@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, verify as verifyEd25519, type KeyObject } from 'node:crypto';
-import type { RunRecord } from '../domain.js';
-import { BackproofError } from '../errors.js';
+import type { RunRecord } from '../core/domain.js';
+import { BackproofError } from '../core/errors.js';
 import { artifactsNamedBy, attestationText, BUNDLE_FORMAT, type BundleArtifact, type BundleEntry, type EvidenceBundle } from './bundle.js';
 import { canonicalJson, checkpointText, GENESIS_HASH, linkHash, PROBLEMS, type ChainCheckpoint, type ChainLink, type ChainVerification } from './chain-format.js';
 import type { QueryFn, SqlExecutor } from './executor.js';

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 import { packageInfo } from '../package-root.js';
 import { sqlStateOf, type SqlExecutor } from './executor.js';
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 import { sqlStateOf, type QueryFn, type SqlExecutor } from './executor.js';
 
 /** PostgreSQL 13 brought `gen_random_uuid()` into core; older servers are refused. */

@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { PGlite } from '@electric-sql/pglite';
-import { DEFAULTS } from '../defaults.js';
-import { BackproofError } from '../errors.js';
+import { DEFAULTS } from '../core/defaults.js';
+import { BackproofError } from '../core/errors.js';
 import type { QueryFn, SqlExecutor } from './executor.js';
 import { seedFromTemplate } from './store-template.js';
 

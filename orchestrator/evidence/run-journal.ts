@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { RunArtifact, RunRecord } from '../domain.js';
+import type { RunArtifact, RunRecord } from '../core/domain.js';
 
 /**
  * Where a run's final record waits when the evidence store is down as the run ends: one file per

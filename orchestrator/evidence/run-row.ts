@@ -1,4 +1,4 @@
-import type { RunRecord, RunStatus, Verdict } from '../domain.js';
+import type { RunRecord, RunStatus, Verdict } from '../core/domain.js';
 import { iso, json, num } from './row-values.js';
 
 /**

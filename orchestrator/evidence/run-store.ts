@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import type { Reason, RunArtifact, RunRecord } from '../domain.js';
-import { DEFAULTS } from '../defaults.js';
-import { BackproofError } from '../errors.js';
+import type { Reason, RunArtifact, RunRecord } from '../core/domain.js';
+import { DEFAULTS } from '../core/defaults.js';
+import { BackproofError } from '../core/errors.js';
 import { sqlStateOf, type SqlExecutor } from './executor.js';
 import { migrate, quoteSchema, type MigrateResult } from './migrate.js';
 import { createPgliteExecutor, isPidAlive } from './pglite-executor.js';

@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 
 /**
  * The installation's Ed25519 key that signs the evidence chain (node:crypto, no dependency).

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGunzip, createGzip } from 'node:zlib';
 import tarStream from 'tar-stream';
-import { DEFAULTS } from '../defaults.js';
+import { DEFAULTS } from '../core/defaults.js';
 import { packageInfo } from '../package-root.js';
 import type { SqlExecutor } from './executor.js';
 import { loadMigrations, migrate } from './migrate.js';

@@ -1,6 +1,6 @@
-import type { PhaseName, PhaseOutcome, RunRecord } from '../domain.js';
-import { FAIL_CODES } from '../domain.js';
-import { VerificationError } from '../errors.js';
+import type { PhaseName, PhaseOutcome, RunRecord } from '../core/domain.js';
+import { FAIL_CODES } from '../core/domain.js';
+import { VerificationError } from '../core/errors.js';
 
 const ORDER: PhaseName[] = ['select', 'storage_check', 'sandbox', 'fetch_restore', 'readiness', 'probes', 'teardown'];
 

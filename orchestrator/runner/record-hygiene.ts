@@ -1,8 +1,8 @@
-import type { PolicyConfig } from '../config/types.js';
-import { DEFAULTS } from '../defaults.js';
-import type { RunRecord } from '../domain.js';
+import type { PolicyConfig } from '../core/config-types.js';
+import { DEFAULTS } from '../core/defaults.js';
+import type { RunRecord } from '../core/domain.js';
 import { policySecrets } from '../config/secret-fields.js';
-import { combineRedactors, createRedactor, redactDeep, type Redactor } from '../secrets.js';
+import { combineRedactors, createRedactor, redactDeep, type Redactor } from '../core/secrets.js';
 
 /**
  * What a run record may hold before it is sealed. A backup is untrusted input and a restore tool

@@ -1,6 +1,6 @@
-import type { SizeAnomalyConfig } from '../config/types.js';
-import type { ProbeResult } from '../domain.js';
-import { formatBytes } from '../format.js';
+import type { SizeAnomalyConfig } from '../core/config-types.js';
+import type { ProbeResult } from '../core/domain.js';
+import { formatBytes } from '../core/format.js';
 
 /**
  * The size check against history: a backup much smaller than the policy's recent passing ones

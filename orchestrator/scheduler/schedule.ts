@@ -7,7 +7,7 @@
 import cronParser from 'cron-parser';
 import { formatDuration } from '../config/duration.js';
 import { quote } from '../config/schema-helpers.js';
-import type { ScheduleConfig } from '../config/types.js';
+import type { ScheduleConfig } from '../core/config-types.js';
 
 /** A parsed schedule text: its cron expression, or what is wrong and what to write instead. */
 export type ScheduleParse = { cron: string } | { problem: string; fix: string };

@@ -1,4 +1,4 @@
-import type { RunRecord } from '../domain.js';
+import type { RunRecord } from '../core/domain.js';
 import { isRunId, type RunFilter } from '../evidence/run-store.js';
 import { canSee } from './auth.js';
 import { HttpError, notFound, send, sendJson, type RequestContext } from './context.js';

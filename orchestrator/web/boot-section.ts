@@ -1,6 +1,6 @@
 import { accelText, BOOT_VERDICT_LABEL, bootOutcome, diskText, diskUnchangedText, firmwareText, qemuText, screenshotCommand, screenshotText } from '../../reports/boot-text.js';
-import type { BootMilestone, BootMilestoneName, BootRecord, BootVerdict, RunRecord } from '../domain.js';
-import { formatSeconds } from '../format.js';
+import type { BootMilestone, BootMilestoneName, BootRecord, BootVerdict, RunRecord } from '../core/domain.js';
+import { formatSeconds } from '../core/format.js';
 import { artifactPath } from './artifacts.js';
 import { badge, esc } from './html.js';
 

@@ -1,5 +1,5 @@
 import type { ClusterStatus } from '../cluster/cluster-status.js';
-import { formatAge } from '../format.js';
+import { formatAge } from '../core/format.js';
 import { ago, badge, esc } from './html.js';
 
 /**

@@ -1,9 +1,9 @@
 import type http from 'node:http';
 import type { ChainReader } from '../../reports/monthly/model.js';
-import type { ResolvedConfig } from '../config/types.js';
+import type { ResolvedConfig } from '../core/config-types.js';
 import type { AlertStore } from '../evidence/alert-store.js';
 import type { RunStore } from '../evidence/run-store.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { Principal } from './auth.js';
 import type { TokenStore } from './token-store.js';
 

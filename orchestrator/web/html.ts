@@ -1,4 +1,4 @@
-import { formatAge } from '../format.js';
+import { formatAge } from '../core/format.js';
 
 /**
  * Building blocks of the dashboard's server-rendered HTML: escaping, the page frame with its

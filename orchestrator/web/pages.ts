@@ -1,6 +1,6 @@
 import { bootOutcome } from '../../reports/boot-text.js';
-import type { RunRecord } from '../domain.js';
-import { formatAge, formatSeconds } from '../format.js';
+import type { RunRecord } from '../core/domain.js';
+import { formatAge, formatSeconds } from '../core/format.js';
 import { canSee } from './auth.js';
 import { clusterStatus } from '../cluster/cluster-status.js';
 import { bootBadge } from './boot-section.js';

@@ -1,5 +1,5 @@
 import { buildStatus, type PolicyStatus, type StatusReport } from '../../reports/status-report.js';
-import type { PolicyConfig } from '../config/types.js';
+import type { PolicyConfig } from '../core/config-types.js';
 import { canSee, type Principal } from './auth.js';
 import type { WebDeps } from './context.js';
 import { lastVerdicts, type LastVerdict } from './web-queries.js';

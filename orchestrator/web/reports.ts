@@ -1,5 +1,5 @@
 import { buildMonthlyReport, renderMonthlyReport, reportFileName, REPORT_CONTENT_TYPES, type ChainReader, type ReportFormat } from '../../reports/monthly/index.js';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 import { EvidenceChain } from '../evidence/chain.js';
 import type { RunStore } from '../evidence/run-store.js';
 import { HttpError, type WebDeps } from './context.js';

@@ -1,5 +1,5 @@
-import { ERROR_CODES, type RunRecord } from '../domain.js';
-import { formatAge, formatBytes, formatSeconds } from '../format.js';
+import { ERROR_CODES, type RunRecord } from '../core/domain.js';
+import { formatAge, formatBytes, formatSeconds } from '../core/format.js';
 import { notFound, type RequestContext } from './context.js';
 import { ago, badge, enc, esc, page, when } from './html.js';
 import { who } from './pages.js';

@@ -1,10 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ResolvedConfig } from '../config/types.js';
-import { coerceError } from '../errors.js';
+import type { ResolvedConfig } from '../core/config-types.js';
+import { coerceError } from '../core/errors.js';
 import type { AlertStore } from '../evidence/alert-store.js';
 import type { RunStore } from '../evidence/run-store.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import { apiPolicies, apiReport, apiRun, apiRuns } from './api.js';
 import { artifactHandler } from './artifacts.js';
 import { clearedSessionCookie, isHttps, presentedToken, principalOf, safeNext, sessionCookie, type Principal } from './auth.js';

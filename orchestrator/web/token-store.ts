@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { sqlStateOf, type SqlExecutor } from '../evidence/executor.js';
 import { quoteSchema } from '../evidence/migrate.js';
-import { BackproofError } from '../errors.js';
+import { BackproofError } from '../core/errors.js';
 
 /**
  * Tokens of the dashboard, the JSON API and /metrics (migration 0004). A token is `bpt_` and 32

@@ -1,4 +1,4 @@
-import type { BootVerdict, Verdict } from '../domain.js';
+import type { BootVerdict, Verdict } from '../core/domain.js';
 import { quoteSchema } from '../evidence/migrate.js';
 import type { RunStore } from '../evidence/run-store.js';
 import type { ChartPoint } from './html.js';

@@ -1,4 +1,4 @@
-import type { Verdict } from '../../orchestrator/domain.js';
+import type { Verdict } from '../../orchestrator/core/domain.js';
 import type { MonthlyReport } from './model.js';
 
 /**

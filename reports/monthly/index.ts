@@ -1,4 +1,4 @@
-import type { ReportFormat } from '../../orchestrator/config/types.js';
+import type { ReportFormat } from '../../orchestrator/core/config-types.js';
 import type { MonthlyReport } from './model.js';
 import { renderCsv } from './render-csv.js';
 import { renderHtml } from './render-html.js';

@@ -2,13 +2,13 @@ import { readFileSync } from 'node:fs';
 import { createAlert, alertRunOf, type AlertCondition } from '../../orchestrator/alerts/alert.js';
 import { conditionOfReason } from '../../orchestrator/alerts/run-conditions.js';
 import { logoMediaType } from '../../orchestrator/config/reports-schema.js';
-import type { ClientConfig, ResolvedConfig } from '../../orchestrator/config/types.js';
+import type { ClientConfig, ResolvedConfig } from '../../orchestrator/core/config-types.js';
 import { createHash } from 'node:crypto';
-import type { ArtifactRef, BootVerdict, RunRecord, RunStatus, Verdict } from '../../orchestrator/domain.js';
+import type { ArtifactRef, BootVerdict, RunRecord, RunStatus, Verdict } from '../../orchestrator/core/domain.js';
 import type { AlertStore, DeliveryRow, Incident } from '../../orchestrator/evidence/alert-store.js';
 import type { ChainVerification, EvidenceChain } from '../../orchestrator/evidence/chain.js';
 import type { RunStore } from '../../orchestrator/evidence/run-store.js';
-import { BackproofError } from '../../orchestrator/errors.js';
+import { BackproofError } from '../../orchestrator/core/errors.js';
 import { BACKPROOF_VERSION } from '../../orchestrator/version.js';
 import { monthPeriod, type MonthPeriod } from './period.js';
 

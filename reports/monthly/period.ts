@@ -1,4 +1,4 @@
-import { BackproofError } from '../../orchestrator/errors.js';
+import { BackproofError } from '../../orchestrator/core/errors.js';
 
 /**
  * A report's month: `YYYY-MM` counted in an IANA time zone. Its bounds are the instants the

@@ -1,5 +1,5 @@
-import type { BootVerdict, Verdict } from '../../orchestrator/domain.js';
-import { formatAge, formatBytes, formatSeconds } from '../../orchestrator/format.js';
+import type { BootVerdict, Verdict } from '../../orchestrator/core/domain.js';
+import { formatAge, formatBytes, formatSeconds } from '../../orchestrator/core/format.js';
 import { BOOT_VERDICT_LABEL, bootOutcome, screenshotText } from '../boot-text.js';
 import type { BootFigures, MonthlyReport, PolicySection, ReportIncident, ReportRun, ReportScreenshot, TargetFigures } from './model.js';
 import { formatLocal } from './period.js';

@@ -1,11 +1,11 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CustomKindConfig, PolicyConfig } from '../../orchestrator/config/types.js';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
-import type { ProbeResult } from '../../orchestrator/domain.js';
-import { VerificationError } from '../../orchestrator/errors.js';
-import { formatBytes } from '../../orchestrator/format.js';
-import { peek } from '../../orchestrator/runner/integrity.js';
+import type { CustomKindConfig, PolicyConfig } from '../../orchestrator/core/config-types.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
+import type { ProbeResult } from '../../orchestrator/core/domain.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import { formatBytes } from '../../orchestrator/core/format.js';
+import { peek } from '../../orchestrator/core/integrity.js';
 import { decompress, decompressInSandbox, detectCompression, type Compression } from '../compression.js';
 import { lastLines, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, Sandbox, SandboxSpec } from '../sandbox-runtime.js';

@@ -2,8 +2,8 @@ import os from 'node:os';
 import { PassThrough, Writable, type Duplex } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import Docker from 'dockerode';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
-import { VerificationError } from '../../orchestrator/errors.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 import {
   LABEL_HOST,
   LABEL_PID,

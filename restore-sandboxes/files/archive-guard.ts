@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
-import type { FilesKindConfig } from '../../orchestrator/config/types.js';
-import { VerificationError } from '../../orchestrator/errors.js';
-import { formatBytes } from '../../orchestrator/format.js';
+import type { FilesKindConfig } from '../../orchestrator/core/config-types.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import { formatBytes } from '../../orchestrator/core/format.js';
 import { looksRandom, SNIFF_BYTES } from './content-sniff.js';
 
 /**

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import picomatch from 'picomatch';
-import { parseChecksumLines } from '../../drivers/sidecars.js';
-import type { FileProbeConfig, ProbeConfig } from '../../orchestrator/config/types.js';
-import type { ProbeResult } from '../../orchestrator/domain.js';
-import { formatBytes } from '../../orchestrator/format.js';
+import { parseChecksumLines } from '../../orchestrator/core/checksum-lines.js';
+import type { FileProbeConfig, ProbeConfig } from '../../orchestrator/core/config-types.js';
+import type { ProbeResult } from '../../orchestrator/core/domain.js';
+import { formatBytes } from '../../orchestrator/core/format.js';
 import type { ArchiveEntry, ArchiveIndex } from './archive-guard.js';
 
 /**

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
-import type { Logger } from '../../orchestrator/logger.js';
-import { BackproofError } from '../../orchestrator/errors.js';
+import type { Logger } from '../../orchestrator/core/logger.js';
+import { BackproofError } from '../../orchestrator/core/errors.js';
 import { DATA_DIR_NAME, DATA_ROOT as POSTGRES_DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, templateName } from '../postgres/cluster.js';
 
 /**

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
-import type { PolicyConfig } from '../../orchestrator/config/types.js';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
-import type { ProbeResult } from '../../orchestrator/domain.js';
-import { VerificationError } from '../../orchestrator/errors.js';
-import { peek } from '../../orchestrator/runner/integrity.js';
+import type { PolicyConfig } from '../../orchestrator/core/config-types.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
+import type { ProbeResult } from '../../orchestrator/core/domain.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import { peek } from '../../orchestrator/core/integrity.js';
 import { decompress, decompressInSandbox } from '../compression.js';
 import { runSqlProbes } from '../probes/sql-probes.js';
 import { emptyDatabaseReasons, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';

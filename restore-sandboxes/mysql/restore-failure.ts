@@ -1,5 +1,5 @@
-import { formatBytes } from '../../orchestrator/format.js';
-import { VerificationError } from '../../orchestrator/errors.js';
+import { formatBytes } from '../../orchestrator/core/format.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 import { truncate } from '../bytes.js';
 
 /** What is known when the mariadb client stopped with an error. */

@@ -1,12 +1,12 @@
 import { pipeline, type Readable } from 'node:stream';
 import path from 'node:path';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
-import type { PolicyConfig } from '../../orchestrator/config/types.js';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
-import { formatBytes } from '../../orchestrator/format.js';
-import type { ProbeResult } from '../../orchestrator/domain.js';
-import { VerificationError } from '../../orchestrator/errors.js';
-import { peek } from '../../orchestrator/runner/integrity.js';
+import type { PolicyConfig } from '../../orchestrator/core/config-types.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
+import { formatBytes } from '../../orchestrator/core/format.js';
+import type { ProbeResult } from '../../orchestrator/core/domain.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import { peek } from '../../orchestrator/core/integrity.js';
 import { decompress, decompressHeadOnHost, decompressInSandbox, detectCompression } from '../compression.js';
 import { POSTGRES_IMAGE_MAJORS } from '../images/build-image.js';
 import { emptyDatabaseReasons, sandboxLimits, type ImageChoice, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';

@@ -1,6 +1,6 @@
-import type { ProbeConfig, SandboxProbeConfig } from '../../orchestrator/config/types.js';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
-import type { ProbeResult } from '../../orchestrator/domain.js';
+import type { ProbeConfig, SandboxProbeConfig } from '../../orchestrator/core/config-types.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
+import type { ProbeResult } from '../../orchestrator/core/domain.js';
 import { FILES_USER } from '../images/build-image.js';
 import type { Sandbox } from '../sandbox-runtime.js';
 import { describeExpectation, meets } from './sql-probes.js';

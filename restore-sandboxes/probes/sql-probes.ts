@@ -1,5 +1,5 @@
-import type { Expectation, ProbeConfig, SqlProbeConfig } from '../../orchestrator/config/types.js';
-import type { ProbeResult } from '../../orchestrator/domain.js';
+import type { Expectation, ProbeConfig, SqlProbeConfig } from '../../orchestrator/core/config-types.js';
+import type { ProbeResult } from '../../orchestrator/core/domain.js';
 
 /**
  * SQL probes against the restored database, for every SQL kind (postgres, mysql, sqlite): the

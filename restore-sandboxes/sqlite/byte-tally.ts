@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { VerificationError } from '../../orchestrator/errors.js';
-import { formatBytes } from '../../orchestrator/format.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import { formatBytes } from '../../orchestrator/core/format.js';
 
 /**
  * Passes bytes through unchanged while counting them and keeping the last few: how long the

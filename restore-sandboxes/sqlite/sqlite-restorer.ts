@@ -1,10 +1,10 @@
 import { pipeline, type Readable } from 'node:stream';
-import type { PolicyConfig } from '../../orchestrator/config/types.js';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
-import type { ProbeResult } from '../../orchestrator/domain.js';
-import { VerificationError } from '../../orchestrator/errors.js';
-import { formatBytes } from '../../orchestrator/format.js';
-import { peek } from '../../orchestrator/runner/integrity.js';
+import type { PolicyConfig } from '../../orchestrator/core/config-types.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
+import type { ProbeResult } from '../../orchestrator/core/domain.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import { formatBytes } from '../../orchestrator/core/format.js';
+import { peek } from '../../orchestrator/core/integrity.js';
 import { decompress, decompressInSandbox } from '../compression.js';
 import { FILES_USER } from '../images/build-image.js';
 import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';

@@ -1,5 +1,5 @@
-import type { BootMilestoneName } from '../../orchestrator/domain.js';
-import type { VmKindConfig, VmPattern } from '../../orchestrator/config/types.js';
+import type { BootMilestoneName } from '../../orchestrator/core/domain.js';
+import type { VmKindConfig, VmPattern } from '../../orchestrator/core/config-types.js';
 
 /**
  * What a booting machine's screen and serial port say, as patterns: milestones on the way, the

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { VmKindConfig } from '../../orchestrator/config/types.js';
-import type { BootMilestone, BootVerdict } from '../../orchestrator/domain.js';
-import { formatAge } from '../../orchestrator/format.js';
-import type { Logger } from '../../orchestrator/logger.js';
+import type { VmKindConfig } from '../../orchestrator/core/config-types.js';
+import type { BootMilestone, BootVerdict } from '../../orchestrator/core/domain.js';
+import { formatAge } from '../../orchestrator/core/format.js';
+import type { Logger } from '../../orchestrator/core/logger.js';
 import type { Sandbox } from '../sandbox-runtime.js';
 import { cleanConsoleText, firstMatch, matchedLine, MILESTONES, patternsFor, type BootPatterns, type NamedPattern } from './boot-patterns.js';
 import { VM_PATHS } from './qemu-args.js';

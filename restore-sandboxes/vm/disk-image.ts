@@ -1,5 +1,5 @@
-import type { VmDiskFormat, VmKindConfig } from '../../orchestrator/config/types.js';
-import { VerificationError } from '../../orchestrator/errors.js';
+import type { VmDiskFormat, VmKindConfig } from '../../orchestrator/core/config-types.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 
 /**
  * What a restored disk image is, from `qemu-img info` run inside the sandbox and from its own

@@ -1,4 +1,4 @@
-import type { VmKindConfig } from '../../orchestrator/config/types.js';
+import type { VmKindConfig } from '../../orchestrator/core/config-types.js';
 
 /** Where kind vm keeps its files inside the sandbox (the per-run volume). */
 export const VM_PATHS = {

@@ -1,5 +1,5 @@
 import { PassThrough, Writable } from 'node:stream';
-import { VerificationError } from '../../orchestrator/errors.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 import type { Sandbox } from '../sandbox-runtime.js';
 
 /**

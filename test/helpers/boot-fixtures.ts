@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PNG } from 'pngjs';
-import type { BootMilestone, BootRecord, BootVerdict, PhaseRecord, Reason, RunArtifact, RunRecord } from '../../orchestrator/domain.js';
+import type { BootMilestone, BootRecord, BootVerdict, PhaseRecord, Reason, RunArtifact, RunRecord } from '../../orchestrator/core/domain.js';
 import type { RunStore } from '../../orchestrator/evidence/run-store.js';
 
 /**

@@ -1,5 +1,5 @@
 import { loadConfig, parseConfigText } from '../../orchestrator/config/load.js';
-import { ConfigError, formatConfigProblem, type ConfigProblem } from '../../orchestrator/errors.js';
+import { ConfigError, formatConfigProblem, type ConfigProblem } from '../../orchestrator/core/errors.js';
 
 /** The problems a config text is rejected with; throws if it is accepted. */
 export function problemsOf(text: string, env: NodeJS.ProcessEnv = {}, file = '/etc/backproof/backproof.yaml'): ConfigProblem[] {

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, promises as fs } from 'node:fs';
 import { promisify } from 'node:util';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import type { ExecResult, Sandbox } from '../../restore-sandboxes/sandbox-runtime.js';
 

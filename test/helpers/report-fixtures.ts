@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
-import type { PhaseRecord, Reason, RunRecord, Verdict } from '../../orchestrator/domain.js';
+import type { PhaseRecord, Reason, RunRecord, Verdict } from '../../orchestrator/core/domain.js';
 import type { AlertStore, IncidentCondition } from '../../orchestrator/evidence/alert-store.js';
 import type { RunStore } from '../../orchestrator/evidence/run-store.js';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { DEFAULTS } from '../../orchestrator/defaults.js';
+import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import { FILES_USER } from '../../restore-sandboxes/images/build-image.js';
 import type { Sandbox } from '../../restore-sandboxes/sandbox-runtime.js';

@@ -3,8 +3,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfigText } from '../../orchestrator/config/load.js';
-import type { ResolvedConfig } from '../../orchestrator/config/types.js';
-import type { PhaseRecord, ProbeResult, Reason, RunRecord } from '../../orchestrator/domain.js';
+import type { ResolvedConfig } from '../../orchestrator/core/config-types.js';
+import type { PhaseRecord, ProbeResult, Reason, RunRecord } from '../../orchestrator/core/domain.js';
 import { AlertStore } from '../../orchestrator/evidence/alert-store.js';
 import { RunStore } from '../../orchestrator/evidence/run-store.js';
 
