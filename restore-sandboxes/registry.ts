@@ -1,4 +1,4 @@
-import type { PolicyConfig, ResolvedConfig } from '../orchestrator/core/config-types.js';
+import type { PolicyConfig, ResolvedConfig, RestoreKind } from '../orchestrator/core/config-types.js';
 import { CustomRestorer } from './custom/custom-restorer.js';
 import { DockerRuntime } from './docker/docker-runtime.js';
 import { FilesRestorer } from './files/files-restorer.js';
@@ -9,22 +9,19 @@ import type { SandboxRuntime } from './sandbox-runtime.js';
 import { SqliteRestorer } from './sqlite/sqlite-restorer.js';
 import { VmRestorer } from './vm/vm-restorer.js';
 
+/** One restorer per kind (RESTORE_KINDS); the type makes a kind without one a compile error. */
+export const RESTORERS: Readonly<Record<RestoreKind, () => Restorer>> = {
+  postgres: () => new PostgresRestorer(),
+  mysql: () => new MysqlRestorer(),
+  files: () => new FilesRestorer(),
+  sqlite: () => new SqliteRestorer(),
+  custom: () => new CustomRestorer(),
+  vm: () => new VmRestorer(),
+};
+
 /** The restorer of a policy's kind; a new one per run (restorers keep what prepare() found). */
 export function restorerFor(policy: PolicyConfig): Restorer {
-  switch (policy.kind) {
-    case 'postgres':
-      return new PostgresRestorer();
-    case 'mysql':
-      return new MysqlRestorer();
-    case 'files':
-      return new FilesRestorer();
-    case 'sqlite':
-      return new SqliteRestorer();
-    case 'custom':
-      return new CustomRestorer();
-    case 'vm':
-      return new VmRestorer();
-  }
+  return RESTORERS[policy.kind]();
 }
 
 /** The sandbox runtime of a config: Docker, local or remote. */

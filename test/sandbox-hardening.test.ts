@@ -1,6 +1,6 @@
 import t from 'tap';
 import { restorerFor } from '../orchestrator/cli/plugins.js';
-import type { PolicyConfig } from '../orchestrator/core/config-types.js';
+import { RESTORE_KINDS, type RestoreKind } from '../orchestrator/core/config-types.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { PROBE_HELPER } from '../restore-sandboxes/probes/sandbox-probes.js';
 import { DEFAULTS } from '../orchestrator/core/defaults.js';
@@ -28,16 +28,19 @@ const CUSTOM = `        custom:
               user: "${FILES_USER}"
               cmd: [busybox, httpd, -f, -p, "127.0.0.1:8080", -h, /restore]`;
 
-const KINDS: Array<{ kind: PolicyConfig['kind']; user: RegExp; extra?: string }> = [
-  { kind: 'postgres', user: /^postgres$/ },
-  { kind: 'mysql', user: /^mysql$/ },
-  { kind: 'files', user: /^1000:1000$/ },
-  { kind: 'sqlite', user: /^1000:1000$/ },
-  { kind: 'custom', user: /^1000:1000$/, extra: CUSTOM },
+// One entry per kind of RESTORE_KINDS: the type makes a new kind without one a compile error
+// (tsc runs in the test command), so no kind is skipped silently.
+const EXPECTED: Record<RestoreKind, { user: RegExp; extra?: string }> = {
+  postgres: { user: /^postgres$/ },
+  mysql: { user: /^mysql$/ },
+  files: { user: /^1000:1000$/ },
+  sqlite: { user: /^1000:1000$/ },
+  custom: { user: /^1000:1000$/, extra: CUSTOM },
   // QEMU runs as 1000 (TCG) or as root without capabilities (KVM's device is root-only); the
   // container's own process is nobody's, who owns the disk image QEMU may only read.
-  { kind: 'vm', user: /^65534:65534$/, extra: '        vm: { memory: 256m }' },
-];
+  vm: { user: /^65534:65534$/, extra: '        vm: { memory: 256m }' },
+};
+const KINDS = RESTORE_KINDS.map((kind) => ({ kind, ...EXPECTED[kind] }));
 
 for (const { kind, user, extra } of KINDS) {
   t.test(`kind ${kind}: the created containers are locked down`, async (t) => {

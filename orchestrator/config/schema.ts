@@ -18,7 +18,7 @@ import { addProblem, compactDuration, duration, durationKey, identifier, isRecor
 import { alertRouting, alertsSchema, checkChannelNames, daemonSchema, heartbeatSchema, resolveClient, scheduleSchema, type ClientDraft, type PolicyDraft } from './daemon-schema.js';
 import { checkReportsChannel, clientReportsSchema, reportsSchema, resolveReports } from './reports-schema.js';
 import { vmSchema } from './vm-schema.js';
-import type { CustomKindConfig, Expectation, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, ProbeConfig, RestoreKind, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
+import { RESTORE_KINDS, type CustomKindConfig, type Expectation, type FilesKindConfig, type MysqlKindConfig, type PolicyConfig, type PostgresKindConfig, type ProbeConfig, type RestoreKind, type ServiceConfig, type SizeAnomalyConfig } from '../core/config-types.js';
 import type { ClientConfig, ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from '../core/config-types.js';
 
 /** What the schema produces; load.ts adds `file` and `secrets` and absolutises source paths. */
@@ -549,8 +549,7 @@ export const workerLabels = z.record(
     .transform((v) => String(v)),
 );
 
-const KINDS = ['postgres', 'mysql', 'files', 'sqlite', 'custom', 'vm'] as const satisfies readonly RestoreKind[];
-const KIND_BLOCKS = ['postgres', 'mysql', 'files', 'sqlite', 'custom', 'vm'] as const;
+const KINDS = RESTORE_KINDS;
 
 const policy = z
   .strictObject({
@@ -579,7 +578,8 @@ const policy = z
   .superRefine((value, ctx) => {
     const kind = value.kind as RestoreKind;
     if (!(KINDS as readonly string[]).includes(kind)) return;
-    for (const block of KIND_BLOCKS) {
+    // Each kind's block has the kind's name.
+    for (const block of KINDS) {
       if (block !== kind && (value as Record<string, unknown>)[block] !== undefined) {
         addProblem(ctx, `${block} applies only to kind: ${block}`, `remove it, or set kind: ${block}`, [block]);
       }

@@ -379,7 +379,13 @@ export type SandboxProbeConfig =
 
 export type ProbeConfig = SqlProbeConfig | FileProbeConfig | SandboxProbeConfig;
 
-export type RestoreKind = 'postgres' | 'mysql' | 'files' | 'sqlite' | 'custom' | 'vm';
+/**
+ * Every restore kind. The config schema (its `kind` values and the kind blocks), the restorer
+ * registry (restore-sandboxes/registry.ts) and the tests that loop over kinds derive from this
+ * list; each kind has a config block of its own name.
+ */
+export const RESTORE_KINDS = ['postgres', 'mysql', 'files', 'sqlite', 'custom', 'vm'] as const;
+export type RestoreKind = (typeof RESTORE_KINDS)[number];
 
 export interface PostgresKindConfig {
   /** Database the dump is restored into and probed in. Default `restore`. */
