@@ -99,6 +99,27 @@ t.test('validate: ok for a good file; file:line: key path: problem; fix for a ba
   t.match(missing.stderr, /nope\.yaml.*not found.*--config/i);
 });
 
+t.test('--version names the version and the commit dist/ was built from', async (t) => {
+  const pkg = JSON.parse(await fs.readFile('package.json', 'utf8')) as { version: string };
+  const info = JSON.parse(await fs.readFile('dist/build-info.json', 'utf8')) as { commit?: string; dirty?: boolean };
+  const r = await cli(['--version'], await tempDir('version'));
+  t.equal(r.code, 0);
+  if (info.commit) {
+    // `npm test` builds in this checkout: the commit is HEAD's.
+    const head = await new Promise<string>((resolve, reject) => {
+      const git = spawn('git', ['rev-parse', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      git.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      git.on('error', reject);
+      git.on('close', () => resolve(out.trim()));
+    });
+    t.equal(info.commit, head, 'the build recorded HEAD');
+    t.equal(r.stdout.trim(), `${pkg.version} (commit ${head.slice(0, 12)}${info.dirty ? ', with uncommitted changes' : ''})`);
+  } else {
+    t.equal(r.stdout.trim(), pkg.version, 'built outside a git checkout: the version alone');
+  }
+});
+
 t.test('schema prints a JSON Schema for editors', async (t) => {
   const r = await cli(['schema'], await tempDir('schema'));
   t.equal(r.code, 0);

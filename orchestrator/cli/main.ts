@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, BackproofError } from '../core/errors.js';
-import { BACKPROOF_VERSION } from '../version.js';
+import { versionText } from '../version.js';
 
 type Register = (program: Command, setExit: (code: number) => void) => void;
 
@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   const program = new Command('backproof')
     .description('Proves that backups restore: restores them in network-less Docker sandboxes, probes the data, records evidence.')
-    .version(BACKPROOF_VERSION)
+    .version(versionText())
     .option('-c, --config <file>', 'configuration file (default ./backproof.yaml or $BACKPROOF_CONFIG)')
     .option('-d, --data-dir <dir>', 'data directory of the embedded evidence store (default ./.backproof)')
     .exitOverride()
