@@ -253,7 +253,8 @@ clients:
     ],
     ...DAEMON_AND_ALERT_DEFAULTS,
     policies: [shop, crm],
-    secrets: ['s3cret-pw'],
+    // database.url is declared secret (its password, and the URL itself, as for DATABASE_URL).
+    secrets: ['s3cret-pw', 'postgres://backproof:s3cret-pw@db.internal:5432/evidence'],
   };
   t.strictSame(config, expected);
 });
@@ -471,7 +472,7 @@ ${minimalWith(`        probes:
   t.equal(config.docker.host, 'tcp://tok-123\n:2376', 'one trailing newline removed, not more');
   const probe = config.policies[0]!.probes[0]!;
   t.match(probe, { type: 'sql', sql: "SELECT '${literal}'", expect: { op: 'equals', value: '42' } });
-  t.strictSame([...config.secrets].sort(), ['42', 'pg-pass', 'pw-456', 'tok-123\n'].sort());
+  t.strictSame([...config.secrets].sort(), ['42', 'pg-pass', 'pw-456', 'tok-123\n', 'postgres://app:pg-pass@db/pw-456'].sort());
 });
 
 t.test('a missing environment variable', async (t) => {

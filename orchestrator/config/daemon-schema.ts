@@ -8,7 +8,7 @@
  * Messages follow schema.ts: each issue carries the problem and the fix (see `say`).
  */
 import { z } from 'zod';
-import { headerSecrets, urlSecrets } from '../alerts/redact.js';
+import { defaultFailUrl, secret } from './secret-schema.js';
 import { DEFAULTS } from '../core/defaults.js';
 import { parseScheduleText, shortestGapMs, SHORTHAND_EXAMPLES } from '../scheduler/schedule.js';
 import { DURATION_EXAMPLES } from './duration.js';
@@ -148,7 +148,7 @@ const emailChannel = z
       .describe('Without secure: "required" (default) fails unless the upgrade to TLS works; "opportunistic" upgrades when offered; "never" stays plain.'),
     tlsRejectUnauthorized: z.boolean().default(true).describe('Check the server certificate. Default true; false only for a server with a self-signed certificate you trust.'),
     user: nonEmptyText('user').optional().describe('SMTP login; together with password. Default: no authentication.'),
-    password: nonEmptyText('password').optional().describe('SMTP password, from a reference: ${env:SMTP_PASSWORD} or ${file:secrets/smtp}.'),
+    password: secret(nonEmptyText('password')).optional().describe('SMTP password, from a reference: ${env:SMTP_PASSWORD} or ${file:secrets/smtp}.'),
     from: sender.describe('Sender: alerts@example.com or "backproof <alerts@example.com>".'),
     to: z.array(emailAddress).default([]).describe("Recipients of every alert; clients' and policies' alerts.to are added. Default none."),
     cc: z.array(emailAddress).default([]).describe('Copy recipients of every alert. Default none.'),
@@ -182,13 +182,15 @@ const webhookChannel = z
   .strictObject({
     name: channelName.describe('Channel name, used in alerts.channels of clients and policies; unique.'),
     type: z.literal('webhook').describe('An HTTP POST of the alert as JSON: generic, Slack or Microsoft Teams.'),
-    url: httpUrl('https://hooks.slack.com/services/...').describe('Where to POST; it usually holds a token: use a reference, ${env:SLACK_WEBHOOK_URL}.'),
+    url: secret(httpUrl('https://hooks.slack.com/services/...').describe('Where to POST; it usually holds a token: use a reference, ${env:SLACK_WEBHOOK_URL}.'), 'url'),
     preset: z.enum(['generic', 'slack', 'teams']).default('generic').describe('Body format: "generic" (backproof\'s JSON, default), "slack" (incoming webhook) or "teams" (workflow webhook, adaptive card).'),
-    headers: z
-      .record(
+    headers: secret(
+      z.record(
         matching(HEADER_NAME, 'a header name', 'use letters, digits and "-", e.g. Authorization or X-Api-Key'),
         z.string({ error: typeError('a header value', () => 'write the value as text, e.g. "Bearer ${env:HOOK_TOKEN}"') }),
-      )
+      ),
+      'headers',
+    )
       .default({})
       .describe('Extra request headers, e.g. { Authorization: "Bearer ${env:HOOK_TOKEN}" }; their values are treated as secrets. Default none.'),
     timeout: durationKey('Limit for one request, body included.', A.webhookTimeoutMs),
@@ -317,27 +319,16 @@ export const scheduleSchema = z
   )
   .describe(`When backproof daemon verifies this policy: ${SCHEDULE_FORMS}; or { when, timezone, jitter, grace }. Default: never (the daemon still checks staleness).`);
 
-/** healthchecks.io's convention: the ping URL with /fail appended signals a failure. */
-export function defaultFailUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.pathname = `${u.pathname.replace(/\/+$/, '')}/fail`;
-    return u.href;
-  } catch {
-    return `${url.replace(/\/+$/, '')}/fail`;
-  }
-}
-
 const PING_EXAMPLE = 'https://hc-ping.com/<uuid>';
 
 export const heartbeatSchema = z
   .union(
     [
-      httpUrl(PING_EXAMPLE).transform((url): HeartbeatConfig => ({ url, failUrl: defaultFailUrl(url), timeoutMs: A.heartbeatTimeoutMs })),
+      secret(httpUrl(PING_EXAMPLE), 'heartbeat').transform((url): HeartbeatConfig => ({ url, failUrl: defaultFailUrl(url), timeoutMs: A.heartbeatTimeoutMs })),
       z
         .strictObject({
-          url: httpUrl(PING_EXAMPLE).describe('Pinged (GET) after each passing run.'),
-          failUrl: httpUrl(`${PING_EXAMPLE}/fail`).optional().describe('Pinged after a failing or erroring run. Default: url + "/fail".'),
+          url: secret(httpUrl(PING_EXAMPLE).describe('Pinged (GET) after each passing run.'), 'heartbeat'),
+          failUrl: secret(httpUrl(`${PING_EXAMPLE}/fail`), 'heartbeat').optional().describe('Pinged after a failing or erroring run. Default: url + "/fail".'),
           timeout: durationKey('Limit for one ping.', A.heartbeatTimeoutMs),
         })
         .transform((v): HeartbeatConfig => ({ url: v.url, failUrl: v.failUrl ?? defaultFailUrl(v.url), timeoutMs: v.timeout ?? A.heartbeatTimeoutMs })),
@@ -422,42 +413,3 @@ function listAt(data: unknown, at: Array<string | number>): unknown[] {
   return Array.isArray(node) ? node : [];
 }
 
-// ---- Secrets ---------------------------------------------------------------------------------------
-
-/** Heartbeat URLs: the URL's own secrets, plus path segments long enough to be a check's key. */
-function heartbeatSecrets(url: string): string[] {
-  const out = urlSecrets(url);
-  try {
-    for (const seg of new URL(url).pathname.split('/')) if (seg.length > 16) out.push(seg);
-  } catch {
-    // urlSecrets already took the whole text.
-  }
-  return out;
-}
-
-/**
- * Values the logger must redact, taken from the file as read (references resolved) so that
- * they are known even when the file has problems: SMTP passwords, the secret parts of webhook
- * URLs, webhook header values, heartbeat URLs (and their default fail URLs).
- */
-export function alertSecrets(data: unknown): string[] {
-  const out: string[] = [];
-  for (const c of listAt(data, ['alerts', 'channels'])) {
-    if (c === null || typeof c !== 'object') continue;
-    const { password, url, headers } = c as { password?: unknown; url?: unknown; headers?: unknown };
-    if (typeof password === 'string' && password !== '') out.push(password);
-    if (typeof url === 'string' && url !== '') out.push(...urlSecrets(url));
-    if (headers !== null && typeof headers === 'object') {
-      out.push(...headerSecrets(Object.fromEntries(Object.entries(headers).filter((e): e is [string, string] => typeof e[1] === 'string'))));
-    }
-  }
-  for (const client of listAt(data, ['clients'])) {
-    for (const policy of listAt(client, ['policies'])) {
-      const hb = (policy as { heartbeat?: unknown } | null)?.heartbeat;
-      const { url, failUrl } = typeof hb === 'string' ? { url: hb, failUrl: undefined } : ((hb ?? {}) as { url?: unknown; failUrl?: unknown });
-      if (typeof url === 'string' && url !== '') out.push(...heartbeatSecrets(url), ...(failUrl === undefined ? heartbeatSecrets(defaultFailUrl(url)) : []));
-      if (typeof failUrl === 'string' && failUrl !== '') out.push(...heartbeatSecrets(failUrl));
-    }
-  }
-  return out.filter((s) => s.trim() !== '');
-}

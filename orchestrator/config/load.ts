@@ -11,11 +11,10 @@ import { DEFAULTS } from '../core/defaults.js';
 import { ConfigError, type ConfigProblem } from '../core/errors.js';
 import { mergeSources, parseSource, readConfigDir, type MergedConfig } from './config-sources.js';
 import { BoundedReadError, CONFIG_MAX_BYTES, readBoundedFile, resolveReferences, type KeyPath } from './references.js';
-import { alertSecrets } from './daemon-schema.js';
 import { checkLogo } from './reports-schema.js';
 import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote, storeSettingsSchema } from './schema.js';
 import type { ResolvedConfig } from '../core/config-types.js';
-import { sourceSecrets } from './secret-fields.js';
+import { secretsIn } from './secret-schema.js';
 
 /** Problems reported at most; past this, one line says how many more there are. */
 const MAX_PROBLEMS = 100;
@@ -125,8 +124,9 @@ function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env:
     problems.push({ ...where(draft.path, draft.atKey), problem: draft.problem, fix: draft.fix });
   }
 
-  // Alert and heartbeat secrets are taken from the data as read, so problems never show them either.
-  const secrets = new Set([...refs.secrets, ...alertSecrets(refs.value)]);
+  // Every field the schema declares secret (secret-schema.ts), taken from the data as read: known
+  // whether written in the file or through a reference, and even when the file has problems.
+  const secrets = new Set([...refs.secrets, ...secretsIn(configSchema, refs.value)]);
   let resolved: ResolvedConfig | undefined;
   if (parsed.success) {
     const config = parsed.data;
@@ -138,7 +138,6 @@ function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env:
           return `${what} of policy ${policy.name} in ${merged.locate(['clients', ci, 'policies', pi]).source.file}${written.length > 0 ? ` (${[...new Set(written)].join(', ')})` : ' (written in the file)'}`;
         };
         const src = policy.source;
-        for (const secret of sourceSecrets(src)) secrets.add(secret);
         if (src.driver === 'local') src.path = path.resolve(baseDir, src.path);
         if (src.driver === 's3') {
           if (src.credentials) {

@@ -17,6 +17,7 @@ import { DURATION_EXAMPLES } from './duration.js';
 import { addProblem, compactDuration, duration, durationKey, identifier, isRecordPayload, matching, nonEmptyText, quote, regexString, say, size, sizeText, timezone, typeError } from './schema-helpers.js';
 import { alertRouting, alertsSchema, checkChannelNames, daemonSchema, heartbeatSchema, resolveClient, scheduleSchema, type ClientDraft, type PolicyDraft } from './daemon-schema.js';
 import { checkReportsChannel, clientReportsSchema, reportsSchema, resolveReports } from './reports-schema.js';
+import { secret } from './secret-schema.js';
 import { vmSchema } from './vm-schema.js';
 import { RESTORE_KINDS, type CustomKindConfig, type Expectation, type FilesKindConfig, type MysqlKindConfig, type PolicyConfig, type PostgresKindConfig, type ProbeConfig, type RestoreKind, type ServiceConfig, type SizeAnomalyConfig } from '../core/config-types.js';
 import type { ClientConfig, ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from '../core/config-types.js';
@@ -146,9 +147,10 @@ const localSource = z
 
 const s3Credentials = z
   .strictObject({
-    accessKeyId: nonEmptyText('accessKeyId').describe('Access key id, e.g. ${env:ACME_S3_KEY}.'),
-    secretAccessKey: nonEmptyText('secretAccessKey').describe('Secret key; use a reference: ${env:ACME_S3_SECRET} or ${file:secrets/acme-s3}.'),
-    sessionToken: nonEmptyText('sessionToken').optional().describe('Session token for temporary credentials.'),
+    // A storage server may echo the key id in an error: redacted like the rest.
+    accessKeyId: secret(nonEmptyText('accessKeyId').describe('Access key id, e.g. ${env:ACME_S3_KEY}.')),
+    secretAccessKey: secret(nonEmptyText('secretAccessKey').describe('Secret key; use a reference: ${env:ACME_S3_SECRET} or ${file:secrets/acme-s3}.')),
+    sessionToken: secret(nonEmptyText('sessionToken')).optional().describe('Session token for temporary credentials.'),
   })
   .describe('Explicit credentials. Default: profile, else the AWS chain (AWS_ACCESS_KEY_ID..., shared files, instance role).');
 
@@ -168,7 +170,7 @@ const s3Source = z
       .enum(['when_required', 'when_supported'])
       .default('when_required')
       .describe('SDK request/response checksums. "when_required" (default) works with every S3-compatible store; "when_supported" is the AWS SDK default and corrupts uploads or fails on stores without aws-chunked/CRC support (older MinIO, Ceph, Wasabi).'),
-    sseCustomerKey: matching(/^[A-Za-z0-9+/]{43}=$/, 'a base64 AES-256 key', 'write the 32-byte key as base64 (44 characters), from a reference: ${env:ACME_SSE_KEY}')
+    sseCustomerKey: secret(matching(/^[A-Za-z0-9+/]{43}=$/, 'a base64 AES-256 key', 'write the 32-byte key as base64 (44 characters), from a reference: ${env:ACME_SSE_KEY}'))
       .optional()
       .describe('SSE-C: the customer key the objects were encrypted with (base64, 32 bytes).'),
     maxRetries: retries.default(DEFAULTS.s3MaxRetries).describe(`Retries of a failed request or a dropped transfer (resumed where it stopped). Default ${DEFAULTS.s3MaxRetries}.`),
@@ -199,7 +201,7 @@ const resticSource = z
   .strictObject({
     driver: z.literal('restic').describe('A restic repository: each snapshot holding the file is a backup.'),
     repository: nonEmptyText('repository').describe('Repository: a local path or a restic repository string (sftp:, rest:, s3:, b2:...).'),
-    password: nonEmptyText('password').describe('Repository password, from a reference: ${env:RESTIC_PASSWORD} or ${file:secrets/restic}.'),
+    password: secret(nonEmptyText('password').describe('Repository password, from a reference: ${env:RESTIC_PASSWORD} or ${file:secrets/restic}.')),
     file: matching(/^\/./, 'an absolute path inside the snapshot', 'write the path the file had when it was backed up, e.g. /var/backups/shop.dump').describe('The file inside each snapshot that is the backup.'),
     host: nonEmptyText('host').optional().describe('Only snapshots taken on this host.'),
     tags: z.array(nonEmptyText('tag')).default([]).describe('Only snapshots carrying all these tags.'),
@@ -645,9 +647,10 @@ const client = z
 
 const database = z
   .strictObject({
-    url: z
-      .string()
-      .refine(isPostgresUrl, { error: say('not a postgres:// URL', 'write postgres://user:password@host:5432/dbname, or remove it to use the embedded store') })
+    url: secret(
+      z.string().refine(isPostgresUrl, { error: say('not a postgres:// URL', 'write postgres://user:password@host:5432/dbname, or remove it to use the embedded store') }),
+      'url',
+    )
       .optional()
       .describe('PostgreSQL URL of the evidence store, e.g. ${env:DATABASE_URL}. Default: DATABASE_URL, else an embedded store.'),
     schema: matching(/^[a-z_][a-z0-9_]{0,62}$/, 'a plain schema name', 'use lowercase letters, digits and "_", starting with a letter or "_"')
@@ -677,11 +680,11 @@ const docker = z
       .strictObject({
         ca: pem('CA certificate', '${file:docker-tls/ca.pem}').describe('CA that signed the engine\'s certificate: ${file:docker-tls/ca.pem}.'),
         cert: pem('client certificate', '${file:docker-tls/cert.pem}').describe('Client certificate: ${file:docker-tls/cert.pem}.'),
-        key: pem('private key', '${file:docker-tls/key.pem}').describe('Client key: ${file:docker-tls/key.pem}; never logged.'),
+        key: secret(pem('private key', '${file:docker-tls/key.pem}').describe('Client key: ${file:docker-tls/key.pem}; never logged.')),
       })
       .optional()
       .describe('TLS for a tcp:// engine started with dockerd --tlsverify (the files docker calls ca.pem, cert.pem, key.pem).'),
-    sshKey: pem('private key', '${file:~/.ssh/id_ed25519}').optional().describe('Private key for an ssh:// engine; default: the SSH agent (SSH_AUTH_SOCK).'),
+    sshKey: secret(pem('private key', '${file:~/.ssh/id_ed25519}')).optional().describe('Private key for an ssh:// engine; default: the SSH agent (SSH_AUTH_SOCK).'),
   })
   .describe('Docker daemon the sandboxes run on. Optional.');
 
@@ -696,11 +699,11 @@ function isEd25519PrivateKey(pem: string): boolean {
 
 const evidence = z
   .strictObject({
-    signingKey: z
-      .string()
-      .refine(isEd25519PrivateKey, {
+    signingKey: secret(
+      z.string().refine(isEd25519PrivateKey, {
         error: say('not a PEM Ed25519 private key', 'make one with openssl genpkey -algorithm ed25519 -out evidence-key.pem and write signingKey: ${file:evidence-key.pem}'),
-      })
+      }),
+    )
       .optional()
       .describe('PEM Ed25519 private key that signs the evidence chain, from a reference: ${file:/etc/backproof/evidence-key.pem}. Default: <data dir>/evidence-key.pem, created on first use. Workers sharing one PostgreSQL should share one key.'),
   })
