@@ -20,6 +20,8 @@ export interface SmtpReceiver {
   connections(): number;
   /** The next messages' DATA is answered with these SMTP errors, one per message, in order. */
   rejectData(...replies: { code: number; message: string }[]): void;
+  /** Forgets the messages received and the rejections not used yet. */
+  reset(): void;
   /** Resolves once `n` messages arrived. */
   waitForMessages(n: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -89,6 +91,10 @@ export async function startSmtpReceiver(account: { user: string; pass: string })
     connections: () => connections,
     rejectData(...replies) {
       rejections.push(...replies);
+    },
+    reset() {
+      messages.length = 0;
+      rejections.length = 0;
     },
     async waitForMessages(n, timeoutMs = 5_000) {
       const deadline = Date.now() + timeoutMs;
