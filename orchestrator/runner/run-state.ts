@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Readable } from 'node:stream';
+import type { Candidate } from '../../drivers/selection.js';
+import type { BackupDetails, StorageDriver } from '../../drivers/storage-driver.js';
+import type { Restorer, RestoreContext } from '../../restore-sandboxes/restorer.js';
+import type { Sandbox, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
+import type { PolicyConfig } from '../core/config-types.js';
+import type { PhaseName, Reason, RunArtifact, RunRecord } from '../core/domain.js';
+import type { HashingCounter } from '../core/integrity.js';
+import type { Logger } from '../core/logger.js';
+import { BACKPROOF_VERSION } from '../version.js';
+import { PhaseClock } from './phase-clock.js';
+
+/** What a run needs; the runner owns none of it (the caller opens and closes). */
+export interface RunDeps {
+  store: {
+    recordStart(run: RunRecord): Promise<void>;
+    /** `artifacts`: files kept with the run (a boot screenshot), stored with it. */
+    finalize(run: RunRecord, artifacts?: readonly RunArtifact[]): Promise<void>;
+    /** Backup sizes of the policy's latest passing runs, newest first; without it there is no size check. */
+    passingBackupSizes?(policy: string, limit: number): Promise<number[]>;
+  };
+  runtime: SandboxRuntime;
+  driverFor(policy: PolicyConfig): StorageDriver;
+  restorerFor(policy: PolicyConfig): Restorer;
+  logger: Logger;
+  now?: () => Date;
+  /** Called as bytes stream from storage into the sandbox. */
+  onProgress?: (progress: { runId: string; phase: PhaseName; bytes: number; totalBytes?: number }) => void;
+}
+
+export interface Digests {
+  digest(algorithm: 'sha256' | 'md5'): string | undefined;
+}
+
+/**
+ * One run as its phases see it: the record being written, what the run was given, and what each
+ * phase leaves for the next. A phase reads what earlier phases set; fields are unset until then.
+ */
+export interface RunState {
+  readonly policy: PolicyConfig;
+  readonly deps: RunDeps;
+  readonly run: RunRecord;
+  readonly log: Logger;
+  readonly now: () => Date;
+  readonly started: Date;
+  /** The caller's signal joined with the run's hard timeout. */
+  readonly signal: AbortSignal;
+  readonly timeout: AbortSignal;
+  readonly clock: PhaseClock;
+  /** Why the run is not a pass, in the order found; the verdict follows from them. */
+  readonly reasons: Reason[];
+  readonly driver: StorageDriver;
+  readonly restorer: Restorer;
+  /** select: the backup chosen and what its store says of it. */
+  picked?: Candidate;
+  details?: BackupDetails;
+  /** sandbox: the backup opened once through the hashing tee, its first bytes peeked. */
+  raw?: Readable;
+  hasher?: HashingCounter;
+  backupStream?: { head: Buffer; stream: Readable };
+  /** The storage's own read failure, kept apart from what the restore tool says of it. */
+  readError?: Error;
+  /** Progress is reported only once the restore reads (the peek is not progress). */
+  streaming: boolean;
+  sandbox?: Sandbox;
+  ctx?: RestoreContext;
+  /** fetch_restore: the digests of every byte of the backup. */
+  digests?: Digests;
+  fetchStart?: number;
+}
+
+/** Opens the run's record (every run that starts is recorded before anything else happens). */
+export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: { signal?: AbortSignal; runId?: string }): Promise<RunState> {
+  const now = deps.now ?? (() => new Date());
+  const started = now();
+  const run: RunRecord = {
+    // A queued run comes with its id (one per scheduled slot), so the store records it once.
+    id: opts.runId ?? randomUUID(),
+    client: policy.client,
+    policy: policy.name,
+    kind: policy.kind,
+    status: 'running',
+    verdict: null,
+    reasons: [],
+    startedAt: started.toISOString(),
+    finishedAt: null,
+    durationMs: null,
+    host: os.hostname(),
+    pid: process.pid,
+    backproofVersion: BACKPROOF_VERSION,
+    backup: null,
+    phases: [],
+    probes: [],
+    metrics: { rpoTargetMs: policy.targets.rpoMs, rtoTargetMs: policy.targets.rtoMs },
+    sandbox: null,
+    restored: null,
+  };
+  await deps.store.recordStart(run);
+  const timeout = AbortSignal.timeout(policy.sandbox.timeoutMs);
+  return {
+    policy,
+    deps,
+    run,
+    now,
+    started,
+    log: deps.logger.child({ runId: run.id, client: policy.client, policy: policy.name }),
+    timeout,
+    signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+    clock: new PhaseClock(run, now),
+    reasons: [],
+    driver: deps.driverFor(policy),
+    restorer: deps.restorerFor(policy),
+    streaming: false,
+  };
+}
+
+/**
+ * Only the storage's own failures: a stream destroyed because its reader went away ends with
+ * "premature close", which says nothing about the storage.
+ */
+export function isReadFailure(err: Error | null | undefined): err is Error {
+  return Boolean(err) && !['ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'ERR_STREAM_DESTROYED'].includes((err as { code?: string }).code ?? '');
+}
