@@ -3,7 +3,7 @@ import { createAlert, type Alert } from '../orchestrator/alerts/alert.js';
 import type { AlertChannel } from '../orchestrator/alerts/channel.js';
 import { EmailChannel } from '../orchestrator/alerts/email-channel.js';
 import { WebhookChannel } from '../orchestrator/alerts/webhook-channel.js';
-import type { ChannelConfig } from '../orchestrator/core/config-types.js';
+import { CHANNEL_TYPES, type ChannelType } from '../orchestrator/core/config-types.js';
 import { Logger } from '../orchestrator/core/logger.js';
 import { startHttpReceiver, type HttpReceiver } from './helpers/http-receiver.js';
 import { startSmtpReceiver, type SmtpReceiver } from './helpers/smtp-receiver.js';
@@ -14,7 +14,6 @@ import { startSmtpReceiver, type SmtpReceiver } from './helpers/smtp-receiver.js
 // the logs. FIXTURES is a Record over the config's channel types: a new type does not compile
 // without its fixture here.
 
-type ChannelType = ChannelConfig['type'];
 
 const SMTP_USER = 'alerts@backproof.test';
 const SMTP_PASS = 'canary-conformance-smtp-4e1b';
@@ -118,7 +117,7 @@ function alert(): Alert {
 
 const FAST = { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 };
 
-for (const type of Object.keys(FIXTURES) as ChannelType[]) {
+for (const type of CHANNEL_TYPES) {
   const fx = FIXTURES[type];
   t.test(`${type} channel`, async (t) => {
     t.test('a delivery arrives once; a transient failure is retried', async (t) => {

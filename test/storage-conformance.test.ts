@@ -10,7 +10,7 @@ import { ResticStorageDriver } from '../drivers/restic/restic-storage-driver.js'
 import { S3StorageDriver } from '../drivers/s3/s3-storage-driver.js';
 import { selectNewest } from '../drivers/selection.js';
 import type { BackupEntry, StorageDriver } from '../drivers/storage-driver.js';
-import type { SelectorConfig, TimestampSource } from '../orchestrator/core/config-types.js';
+import { STORAGE_DRIVERS, type SelectorConfig, type StorageDriverName, type TimestampSource } from '../orchestrator/core/config-types.js';
 import { VerificationError } from '../orchestrator/core/errors.js';
 import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from './helpers/s3-server.js';
 
@@ -117,7 +117,11 @@ const TODAY = new Date();
 const day = (n: number): Date => new Date(Date.UTC(TODAY.getUTCFullYear(), TODAY.getUTCMonth(), TODAY.getUTCDate() - n, 2, 0, 0));
 const NOW = new Date(Math.max(TODAY.getTime() + 60_000, Date.UTC(TODAY.getUTCFullYear(), TODAY.getUTCMonth(), TODAY.getUTCDate(), 12, 0, 0)));
 
-for (const fixture of [local, s3Fixture, restic]) {
+// One fixture per name of STORAGE_DRIVERS: a new driver does not compile without its own.
+const FIXTURES: Record<StorageDriverName, Fixture> = { local, s3: s3Fixture, restic };
+
+for (const name of STORAGE_DRIVERS) {
+  const fixture = FIXTURES[name];
   t.test(fixture.name, async (t) => {
     const selector = (store: Store, extra: Partial<SelectorConfig> = {}): SelectorConfig => ({
       glob: 'shop*.dump',

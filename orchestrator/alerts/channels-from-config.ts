@@ -1,4 +1,4 @@
-import type { AlertConditionName, AlertsConfig, ChannelConfig } from '../core/config-types.js';
+import type { AlertConditionName, AlertsConfig, ChannelConfig, ChannelOf, ChannelType } from '../core/config-types.js';
 import type { Logger } from '../core/logger.js';
 import type { AlertChannel } from './channel.js';
 import { EmailChannel } from './email-channel.js';
@@ -19,25 +19,34 @@ export function channelsFromConfig(alerts: AlertsConfig, secrets: readonly strin
   return channels;
 }
 
+interface ChannelCommon {
+  name: string;
+  secrets: readonly string[];
+  logger: Logger;
+  retry: { maxAttempts: number };
+}
+
+/** One channel per name of CHANNEL_TYPES, built from its own config block; a type without one does not compile. */
+export const CHANNEL_FACTORIES: { readonly [T in ChannelType]: (c: ChannelOf<T>, common: ChannelCommon) => AlertChannel } = {
+  email: (c, common) =>
+    new EmailChannel({
+      ...common,
+      host: c.host,
+      port: c.port,
+      secure: c.secure,
+      startTls: c.startTls,
+      tlsRejectUnauthorized: c.tlsRejectUnauthorized,
+      ...(c.auth ? { auth: c.auth } : {}),
+      from: c.from,
+      to: c.to,
+      cc: c.cc,
+    }),
+  webhook: (c, common) => new WebhookChannel({ ...common, url: c.url, preset: c.preset, headers: c.headers, timeoutMs: c.timeoutMs }),
+};
+
 function makeChannel(c: ChannelConfig, alerts: AlertsConfig, secrets: readonly string[], logger: Logger): AlertChannel {
-  const common = { name: c.name, secrets, logger, retry: { maxAttempts: alerts.maxAttempts } };
-  switch (c.type) {
-    case 'email':
-      return new EmailChannel({
-        ...common,
-        host: c.host,
-        port: c.port,
-        secure: c.secure,
-        startTls: c.startTls,
-        tlsRejectUnauthorized: c.tlsRejectUnauthorized,
-        ...(c.auth ? { auth: c.auth } : {}),
-        from: c.from,
-        to: c.to,
-        cc: c.cc,
-      });
-    case 'webhook':
-      return new WebhookChannel({ ...common, url: c.url, preset: c.preset, headers: c.headers, timeoutMs: c.timeoutMs });
-  }
+  const make = CHANNEL_FACTORIES[c.type] as (c: ChannelConfig, common: ChannelCommon) => AlertChannel;
+  return make(c, { name: c.name, secrets, logger, retry: { maxAttempts: alerts.maxAttempts } });
 }
 
 export async function closeChannels(channels: Map<string, RoutedChannel>): Promise<void> {

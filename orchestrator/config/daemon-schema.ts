@@ -20,6 +20,7 @@ import type {
   AlertsConfig,
   ClientConfig,
   DaemonConfig,
+  ChannelType,
   EmailChannelConfig,
   HeartbeatConfig,
   PolicyConfig,
@@ -204,8 +205,10 @@ const webhookChannel = z
     }),
   );
 
+// One block per name of CHANNEL_TYPES: a channel type without one does not compile.
+const CHANNEL_BLOCKS = { email: emailChannel, webhook: webhookChannel } satisfies Record<ChannelType, z.ZodType>;
 const channel = z
-  .discriminatedUnion('type', [emailChannel, webhookChannel], {
+  .discriminatedUnion('type', [CHANNEL_BLOCKS.email, CHANNEL_BLOCKS.webhook], {
     error: (issue) =>
       issue.code === 'invalid_union' && (issue as { note?: string }).note === 'No matching discriminator'
         ? say('unknown or missing channel type', 'set type: email (host, from, to) or type: webhook (url, preset)')
@@ -370,11 +373,15 @@ export function resolveClient(c: ClientDraft, daemon: DaemonConfig, alerts: Aler
     name: c.name,
     displayName: c.displayName,
     alerts: c.alerts,
-    policies: c.policies.map(({ schedule, alerts: routing, ...rest }): PolicyConfig => ({
-      ...rest,
-      ...(schedule !== undefined ? { schedule: resolveSchedule(schedule, daemon) } : {}),
-      alerts: resolveRouting(routing, c.alerts, alerts),
-    })),
+    policies: c.policies.map(
+      ({ schedule, alerts: routing, ...rest }) =>
+        // The policy schema's refinement gives kind custom its custom block and kind vm its vm block.
+        ({
+          ...rest,
+          ...(schedule !== undefined ? { schedule: resolveSchedule(schedule, daemon) } : {}),
+          alerts: resolveRouting(routing, c.alerts, alerts),
+        }) as PolicyConfig,
+    ),
   };
 }
 

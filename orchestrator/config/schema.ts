@@ -19,7 +19,7 @@ import { alertRouting, alertsSchema, checkChannelNames, daemonSchema, heartbeatS
 import { checkReportsChannel, clientReportsSchema, reportsSchema, resolveReports } from './reports-schema.js';
 import { secret } from './secret-schema.js';
 import { vmSchema } from './vm-schema.js';
-import { RESTORE_KINDS, type CustomKindConfig, type Expectation, type FilesKindConfig, type MysqlKindConfig, type PolicyConfig, type PostgresKindConfig, type ProbeConfig, type RestoreKind, type ServiceConfig, type SizeAnomalyConfig } from '../core/config-types.js';
+import { RESTORE_KINDS, type StorageDriverName, type CustomKindConfig, type Expectation, type FilesKindConfig, type MysqlKindConfig, type PolicyConfig, type PostgresKindConfig, type ProbeConfig, type RestoreKind, type ServiceConfig, type SizeAnomalyConfig } from '../core/config-types.js';
 import type { ClientConfig, ExpectConfig, LocalSourceConfig, ResolvedConfig, ResticSourceConfig, S3SourceConfig, SandboxConfig, SelectorConfig, TimestampFromName, TimestampSource } from '../core/config-types.js';
 
 /** What the schema produces; load.ts adds `file` and `secrets` and absolutises source paths. */
@@ -213,8 +213,10 @@ const resticSource = z
   // A snapshot's time is both its mtime and its metadata time; load.ts fills in passwordOrigin.
   .transform(({ check, ...rest }): ResticSourceConfig => ({ ...rest, checkSubset: check, passwordOrigin: 'source.password' }));
 
+// One source block per name of STORAGE_DRIVERS: a driver without one does not compile.
+const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource } satisfies Record<StorageDriverName, z.ZodType>;
 const source = z
-  .discriminatedUnion('driver', [localSource, s3Source, resticSource], {
+  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic], {
     error: (issue) =>
       issue.code === 'invalid_union' && (issue as { note?: string }).note === 'No matching discriminator'
         ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket) or restic (a repository)')

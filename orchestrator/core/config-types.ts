@@ -172,6 +172,13 @@ export interface WebhookChannelConfig extends ChannelBase {
 
 export type ChannelConfig = EmailChannelConfig | WebhookChannelConfig;
 
+/** Every alert channel type: the schema, the channel registry and the conformance suite derive from it. */
+export const CHANNEL_TYPES = ['email', 'webhook'] as const;
+export type ChannelType = (typeof CHANNEL_TYPES)[number];
+export type ChannelOf<T extends ChannelType> = Extract<ChannelConfig, { type: T }>;
+const channelsHaveTypes: ChannelConfig['type'] extends ChannelType ? (ChannelType extends ChannelConfig['type'] ? true : never) : never = true;
+void channelsHaveTypes;
+
 export interface AlertsConfig {
   channels: ChannelConfig[];
   /** Default reminder interval. Default 24h. */
@@ -298,6 +305,15 @@ export interface ResticSourceConfig {
 }
 
 export type SourceConfig = LocalSourceConfig | S3SourceConfig | ResticSourceConfig;
+
+/** Every storage driver's name: the schema's drivers, the registry and every test loop derive from it. */
+export const STORAGE_DRIVERS = ['local', 's3', 'restic'] as const;
+export type StorageDriverName = (typeof STORAGE_DRIVERS)[number];
+/** The source block of one driver. */
+export type SourceOf<D extends StorageDriverName> = Extract<SourceConfig, { driver: D }>;
+// Both ways: a source type without a name in the list, or a name without a source type, does not compile.
+const sourcesHaveNames: SourceConfig['driver'] extends StorageDriverName ? (StorageDriverName extends SourceConfig['driver'] ? true : never) : never = true;
+void sourcesHaveNames;
 
 export interface SandboxConfig {
   /** Image to restore into; default from the restorer (backproof/postgres:15 for postgres). */
@@ -511,10 +527,10 @@ export interface SizeAnomalyConfig {
   minHistory: number;
 }
 
-export interface PolicyConfig {
+/** What every policy has, whatever its kind. */
+export interface PolicyBase {
   name: string;
   client: string;
-  kind: RestoreKind;
   source: SourceConfig;
   targets: { rpoMs?: number; rtoMs?: number };
   sandbox: SandboxConfig;
@@ -533,4 +549,26 @@ export interface PolicyConfig {
   alerts: AlertRouting;
   /** Cluster mode: labels a worker must carry to run this policy (`{ site: 'berlin' }`); empty: any worker. */
   requires: Record<string, string>;
+}
+
+/** The block a kind cannot do without (the database kinds' blocks always resolve to defaults). */
+interface KindBlocks {
+  postgres: { postgres: PostgresKindConfig };
+  mysql: { mysql: MysqlKindConfig };
+  files: { files: FilesKindConfig };
+  sqlite: { sqlite: SqliteKindConfig };
+  custom: { custom: CustomKindConfig };
+  vm: { vm: VmKindConfig };
+}
+
+/** A policy of one kind: its restorer receives this, with its own block required. */
+export type PolicyOf<K extends RestoreKind> = PolicyBase & { kind: K } & KindBlocks[K];
+
+/** A policy: a union discriminated on `kind` (`policy.kind === 'vm'` narrows to one with `vm`). */
+export type PolicyConfig = { [K in RestoreKind]: PolicyOf<K> }[RestoreKind];
+
+/** The policy as one of kind K, or an error naming both kinds (for code that serves one kind only). */
+export function policyOfKind<K extends RestoreKind>(policy: PolicyConfig, kind: K): PolicyOf<K> {
+  if (policy.kind !== kind) throw new Error(`policy ${policy.name} is kind ${policy.kind}, not ${kind}`);
+  return policy as PolicyOf<K>;
 }
