@@ -10,7 +10,7 @@ import { SqliteRestorer } from './sqlite/sqlite-restorer.js';
 import { VmRestorer } from './vm/vm-restorer.js';
 
 /** One restorer per kind (RESTORE_KINDS); the type makes a kind without one a compile error. */
-export const RESTORERS: Readonly<Record<RestoreKind, () => Restorer>> = {
+export const RESTORERS: { readonly [K in RestoreKind]: () => Restorer<K> } = {
   postgres: () => new PostgresRestorer(),
   mysql: () => new MysqlRestorer(),
   files: () => new FilesRestorer(),
@@ -21,7 +21,8 @@ export const RESTORERS: Readonly<Record<RestoreKind, () => Restorer>> = {
 
 /** The restorer of a policy's kind; a new one per run (restorers keep what prepare() found). */
 export function restorerFor(policy: PolicyConfig): Restorer {
-  return RESTORERS[policy.kind]();
+  // The runner hands the restorer only this policy, whose kind is the restorer's own.
+  return RESTORERS[policy.kind]() as Restorer;
 }
 
 /** The sandbox runtime of a config: Docker, local or remote. */

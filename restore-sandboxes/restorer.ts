@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { PolicyConfig } from '../orchestrator/core/config-types.js';
+import type { PolicyConfig, PolicyOf, RestoreKind } from '../orchestrator/core/config-types.js';
 import { DEFAULTS } from '../orchestrator/core/defaults.js';
 import type { BootRecord, ProbeResult, Reason, RunArtifact } from '../orchestrator/core/domain.js';
 import type { Logger } from '../orchestrator/core/logger.js';
@@ -11,9 +11,12 @@ import type { Sandbox, SandboxSpec } from './sandbox-runtime.js';
  * Steps throw VerificationError with a `fail` code when the backup is at fault and an `error`
  * code when the verification could not be done.
  */
-export interface RestoreContext {
+/** A policy of kind K; for the seam in general (K: every kind), any policy. */
+export type PolicyFor<K extends RestoreKind> = RestoreKind extends K ? PolicyConfig : PolicyOf<K>;
+
+export interface RestoreContext<K extends RestoreKind = RestoreKind> {
   runId: string;
-  policy: PolicyConfig;
+  policy: PolicyFor<K>;
   sandbox: Sandbox;
   logger: Logger;
   signal: AbortSignal;
@@ -43,10 +46,11 @@ export interface Inspection {
   reasons: Reason[];
 }
 
-export interface Restorer {
-  readonly kind: string;
+/** A restorer of kind K receives policies of that kind only, with their kind's block required. */
+export interface Restorer<K extends RestoreKind = RestoreKind> {
+  readonly kind: K;
   /** The sandbox this kind needs, within the policy's limits; `image` overrides the default. */
-  sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec;
+  sandboxSpec(policy: PolicyFor<K>, runId: string, image?: string): SandboxSpec;
   /**
    * Optional: the image that suits this backup, from its first bytes (for example the
    * PostgreSQL major that wrote a dump), among the images the engine has. Only asked when the
@@ -58,15 +62,15 @@ export interface Restorer {
    * how it was brought up (for example from the image's initialised data directory, or by
    * initdb), which the runner keeps as the sandbox phase's detail.
    */
-  prepare(ctx: RestoreContext): Promise<{ serverVersion: string; detail?: string }>;
+  prepare(ctx: RestoreContext<K>): Promise<{ serverVersion: string; detail?: string }>;
   /** Streams the backup (raw bytes as stored) into the target. */
-  restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome>;
+  restore(ctx: RestoreContext<K>, input: Readable): Promise<RestoreOutcome>;
   /** Waits until the restored system answers. */
-  ready(ctx: RestoreContext): Promise<void>;
-  inspect(ctx: RestoreContext): Promise<Inspection>;
-  probe(ctx: RestoreContext): Promise<ProbeResult[]>;
+  ready(ctx: RestoreContext<K>): Promise<void>;
+  inspect(ctx: RestoreContext<K>): Promise<Inspection>;
+  probe(ctx: RestoreContext<K>): Promise<ProbeResult[]>;
   /** The target system's log tail, for evidence when something went wrong. */
-  logTail(ctx: RestoreContext): Promise<string>;
+  logTail(ctx: RestoreContext<K>): Promise<string>;
   /**
    * Optional: evidence beyond the summary, asked once at the end of every run, whatever its
    * outcome (kind vm: how the machine booted, and the last screenshot).

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import t from 'tap';
+import { policyOfKind } from '../orchestrator/core/config-types.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
 import { PostgresRestorer } from '../restore-sandboxes/postgres/postgres-restorer.js';
 import { age, createShopDatabase, dumpDatabase } from './helpers/fixtures.js';
@@ -17,7 +18,7 @@ const env = useRestoreEnv(t);
 
 /** pg_dump 17 of a small shop database, made inside a PostgreSQL 17 sandbox. */
 async function dump17(file: string, format: 'c' | 'p'): Promise<void> {
-  const policy = policyFromYaml({ folder: path.dirname(file) });
+  const policy = policyOfKind(policyFromYaml({ folder: path.dirname(file) }), 'postgres');
   const restorer = new PostgresRestorer();
   const runId = `fixture-${path.basename(file)}-${process.pid}`;
   const sandbox = await new DockerRuntime().create(restorer.sandboxSpec(policy, runId, PG17));

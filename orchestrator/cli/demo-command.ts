@@ -7,7 +7,7 @@ import { renderRunSummary, renderRunsTable } from '../../reports/run-summary.js'
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import { PostgresRestorer } from '../../restore-sandboxes/postgres/postgres-restorer.js';
 import { loadConfig } from '../config/load.js';
-import type { PolicyConfig } from '../core/config-types.js';
+import { policyOfKind, type PolicyConfig } from '../core/config-types.js';
 import { VerificationError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import type { Logger } from '../core/logger.js';
@@ -92,7 +92,8 @@ export function registerDemo(program: Command, setExit: (code: number) => void):
 }
 
 /** A real custom-format dump of a small shop database, made by pg_dump inside a sandbox. */
-async function makeDemoDump(runtime: DockerRuntime, policy: PolicyConfig, folder: string, logger: Logger): Promise<string> {
+async function makeDemoDump(runtime: DockerRuntime, config: PolicyConfig, folder: string, logger: Logger): Promise<string> {
+  const policy = policyOfKind(config, 'postgres');
   const restorer = new PostgresRestorer();
   const runId = `demo-${randomUUID()}`;
   const sandbox = await runtime.create(restorer.sandboxSpec(policy, runId));

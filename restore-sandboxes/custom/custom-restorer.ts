@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CustomKindConfig, PolicyConfig } from '../../orchestrator/core/config-types.js';
+import type { PolicyOf } from '../../orchestrator/core/config-types.js';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import type { ProbeResult } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
@@ -35,13 +35,13 @@ const NOBODY = '65534:65534';
  * A restore command that exits non-zero fails the backup; one that cannot be started (exit
  * 126/127) or is killed by a signal is an error of the verification.
  */
-export class CustomRestorer implements Restorer {
-  readonly kind = 'custom';
+export class CustomRestorer implements Restorer<'custom'> {
+  readonly kind = 'custom' as const;
   private readonly output: string[] = [];
   private loader: string | undefined;
 
-  sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
-    const custom = customOf(policy);
+  sandboxSpec(policy: PolicyOf<'custom'>, runId: string, image?: string): SandboxSpec {
+    const custom = policy.custom;
     return {
       runId,
       policy: policy.name,
@@ -64,12 +64,12 @@ export class CustomRestorer implements Restorer {
     };
   }
 
-  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string }> {
+  async prepare(ctx: RestoreContext<'custom'>): Promise<{ serverVersion: string }> {
     return { serverVersion: ctx.sandbox.image };
   }
 
-  async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {
-    const custom = customOf(ctx.policy);
+  async restore(ctx: RestoreContext<'custom'>, input: Readable): Promise<RestoreOutcome> {
+    const custom = ctx.policy.custom;
     const { sandbox, signal } = ctx;
     const peeked = await peek(input, 8);
     let compression: Compression = detectCompression(peeked.head);
@@ -97,8 +97,8 @@ export class CustomRestorer implements Restorer {
     return { format: 'custom', compression, header };
   }
 
-  async ready(ctx: RestoreContext): Promise<void> {
-    const custom = customOf(ctx.policy);
+  async ready(ctx: RestoreContext<'custom'>): Promise<void> {
+    const custom = ctx.policy.custom;
     if (!custom.ready) return;
     const deadline = Date.now() + custom.readinessTimeoutMs;
     let last: ExecResult | undefined;
@@ -129,9 +129,9 @@ export class CustomRestorer implements Restorer {
     throw new VerificationError('sandbox_failed', `the ready command (${describeArgv(custom.ready)}) did not succeed within ${custom.readinessTimeoutMs} ms (${how})`);
   }
 
-  async inspect(ctx: RestoreContext): Promise<Inspection> {
+  async inspect(ctx: RestoreContext<'custom'>): Promise<Inspection> {
     const summary: Record<string, string | number> = { image: ctx.sandbox.image };
-    const services = customOf(ctx.policy).services.map((s) => s.name);
+    const services = ctx.policy.custom.services.map((s) => s.name);
     if (services.length > 0) summary.services = services.join(', ');
     return { summary, reasons: [] };
   }
@@ -146,7 +146,7 @@ export class CustomRestorer implements Restorer {
   }
 
   /** Streams the backup into /restore/backup through the loader, as the volume's owner, mode 0644. */
-  private async writeBackupFile(ctx: RestoreContext, stream: Readable): Promise<void> {
+  private async writeBackupFile(ctx: RestoreContext<'custom'>, stream: Readable): Promise<void> {
     const { sandbox, signal } = ctx;
     const service = await this.addLoader(ctx);
     const owner = await sandbox.exec(['stat', '-c', '%u:%g', '/restore'], { service, signal });
@@ -159,7 +159,7 @@ export class CustomRestorer implements Restorer {
   }
 
   /** Starts the loader service once; returns its name. */
-  private async addLoader(ctx: RestoreContext): Promise<string> {
+  private async addLoader(ctx: RestoreContext<'custom'>): Promise<string> {
     if (this.loader) return this.loader;
     let name = LOADER;
     for (let i = 2; ctx.sandbox.services.includes(name); i++) name = `${LOADER}-${i}`;
@@ -182,16 +182,12 @@ export class CustomRestorer implements Restorer {
   }
 }
 
-function customOf(policy: PolicyConfig): CustomKindConfig {
-  if (!policy.custom) throw new VerificationError('sandbox_failed', `policy ${policy.name} is kind: custom but has no custom block (custom: { image, restore })`);
-  return policy.custom;
-}
 
 /**
  * A failed command: exit 126/127 (it could not be started: not in the image, not executable)
  * and death by a signal are errors of the verification; any other exit is `code`.
  */
-function commandFailure(what: string, argv: string[], r: ExecResult, ctx: RestoreContext, code: 'restore_failed' | 'sandbox_failed'): VerificationError {
+function commandFailure(what: string, argv: string[], r: ExecResult, ctx: RestoreContext<'custom'>, code: 'restore_failed' | 'sandbox_failed'): VerificationError {
   const words = lastLines(`${r.stderr}\n${r.stdout}`, 3);
   if (r.exitCode === 126 || r.exitCode === 127) {
     return new VerificationError('sandbox_failed', `${what} (${describeArgv(argv)}) could not be started in image ${ctx.sandbox.image} (exit ${r.exitCode}): ${words}`);

@@ -29,22 +29,22 @@ const INCOMING = '/restore/incoming';
  * Sandbox: backproof/files, uid 1000, no capabilities, read-only root, a volume at /restore,
  * /tmp as a size-limited tmpfs.
  */
-export class FilesRestorer implements Restorer {
-  readonly kind = 'files';
+export class FilesRestorer implements Restorer<'files'> {
+  readonly kind = 'files' as const;
   private index: ArchiveIndex | undefined;
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
     return filesSandboxSpec(policy, runId, image);
   }
 
-  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string }> {
+  async prepare(ctx: RestoreContext<'files'>): Promise<{ serverVersion: string }> {
     const r = await ctx.sandbox.exec(['mkdir', '-p', RESTORE_ROOT, INCOMING], { signal: ctx.signal });
     if (r.exitCode !== 0) throw new VerificationError('sandbox_failed', `could not prepare ${RESTORE_ROOT} in the sandbox: ${r.stderr.trim()}`);
     const version = await ctx.sandbox.exec(['tar', '--version'], { signal: ctx.signal });
     return { serverVersion: version.stdout.split('\n')[0]?.trim() || 'tar' };
   }
 
-  async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {
+  async restore(ctx: RestoreContext<'files'>, input: Readable): Promise<RestoreOutcome> {
     const { sandbox, signal } = ctx;
     const storedBytes = ctx.backupSize;
     const { compression, stream } = await decompress(input, (c, s) => decompressInSandbox(sandbox, c, s, { signal }));
@@ -100,12 +100,12 @@ export class FilesRestorer implements Restorer {
     };
   }
 
-  async ready(ctx: RestoreContext): Promise<void> {
+  async ready(ctx: RestoreContext<'files'>): Promise<void> {
     const r = await ctx.sandbox.exec(['test', '-d', RESTORE_ROOT], { signal: ctx.signal });
     if (r.exitCode !== 0) throw new VerificationError('sandbox_failed', `${RESTORE_ROOT} is missing after the extraction`);
   }
 
-  async inspect(ctx: RestoreContext): Promise<Inspection> {
+  async inspect(ctx: RestoreContext<'files'>): Promise<Inspection> {
     const index = this.required();
     let newest: Date | undefined;
     let zeroByte = 0;
@@ -133,7 +133,7 @@ export class FilesRestorer implements Restorer {
     return { summary, reasons };
   }
 
-  async probe(ctx: RestoreContext): Promise<ProbeResult[]> {
+  async probe(ctx: RestoreContext<'files'>): Promise<ProbeResult[]> {
     return runFileProbes(ctx.policy.probes, this.required());
   }
 

@@ -66,8 +66,8 @@ export function serverOptions(memoryBytes: number): string[] {
  * size-limited /tmp tmpfs. The server listens on no TCP port. Works with the image built by
  * `backproof images build mariadb` and any image with the same Debian MariaDB layout.
  */
-export class MysqlRestorer implements Restorer {
-  readonly kind = 'mysql';
+export class MysqlRestorer implements Restorer<'mysql'> {
+  readonly kind = 'mysql' as const;
   private probeDatabase = '';
   private serverVersion = '';
   private collations = new Set<string>();
@@ -99,7 +99,7 @@ export class MysqlRestorer implements Restorer {
     };
   }
 
-  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string; detail: string }> {
+  async prepare(ctx: RestoreContext<'mysql'>): Promise<{ serverVersion: string; detail: string }> {
     const { sandbox, signal } = ctx;
     this.probeDatabase = ctx.policy.mysql.database;
     // backproof/mariadb carries an initialised, empty data directory (the run's volume is new
@@ -157,7 +157,7 @@ export class MysqlRestorer implements Restorer {
     return { serverVersion: this.serverVersion, detail };
   }
 
-  async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {
+  async restore(ctx: RestoreContext<'mysql'>, input: Readable): Promise<RestoreOutcome> {
     const { sandbox, signal } = ctx;
     const { compression, stream: plainBytes } = await decompress(input, (c, compressed) => decompressInSandbox(sandbox, c, compressed, { signal, user: USER }));
     const { head, stream } = await peek(plainBytes, 64 * 1024);
@@ -213,7 +213,7 @@ export class MysqlRestorer implements Restorer {
     return { format: found.format, compression, header };
   }
 
-  async ready(ctx: RestoreContext): Promise<void> {
+  async ready(ctx: RestoreContext<'mysql'>): Promise<void> {
     const deadline = Date.now() + ctx.policy.mysql.readinessTimeoutMs;
     let last = '';
     while (Date.now() < deadline) {
@@ -226,7 +226,7 @@ export class MysqlRestorer implements Restorer {
     throw new VerificationError('sandbox_failed', `the restored database did not answer within ${ctx.policy.mysql.readinessTimeoutMs} ms: ${last}`);
   }
 
-  async inspect(ctx: RestoreContext): Promise<Inspection> {
+  async inspect(ctx: RestoreContext<'mysql'>): Promise<Inspection> {
     const { sandbox, signal } = ctx;
     const db = this.probeDatabase;
     const tables = (await this.sql(sandbox, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${literal(db)} AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME`, signal))
@@ -255,7 +255,7 @@ export class MysqlRestorer implements Restorer {
     return { summary, reasons: emptyDatabaseReasons('the dump', `database "${db}"`, tables.length, rows, ctx.policy.mysql.allowEmpty) };
   }
 
-  async probe(ctx: RestoreContext): Promise<ProbeResult[]> {
+  async probe(ctx: RestoreContext<'mysql'>): Promise<ProbeResult[]> {
     return runSqlProbes(ctx.policy.probes, {
       dialect: MYSQL_DIALECT,
       backupTime: ctx.backupTime,
@@ -272,7 +272,7 @@ export class MysqlRestorer implements Restorer {
     });
   }
 
-  async logTail(ctx: RestoreContext): Promise<string> {
+  async logTail(ctx: RestoreContext<'mysql'>): Promise<string> {
     const r = await ctx.sandbox.exec(['tail', '-c', '4000', LOG_FILE], { user: USER });
     return r.exitCode === 0 ? r.stdout : '';
   }

@@ -47,8 +47,8 @@ export const SERVER_OPTIONS = [
  * cluster made at build time: no initdb per run) and with the official `postgres:<major>` images
  * and other PostgreSQL images (initdb per run; same layout: /usr/lib/postgresql/<major>/bin).
  */
-export class PostgresRestorer implements Restorer {
-  readonly kind = 'postgres';
+export class PostgresRestorer implements Restorer<'postgres'> {
+  readonly kind = 'postgres' as const;
   private bin = '';
   private major = 0;
   private probeDatabase = '';
@@ -111,7 +111,7 @@ export class PostgresRestorer implements Restorer {
     };
   }
 
-  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string; detail: string }> {
+  async prepare(ctx: RestoreContext<'postgres'>): Promise<{ serverVersion: string; detail: string }> {
     const { sandbox, signal } = ctx;
     const listing = await run(sandbox, ['ls', POSTGRES_LIB], signal, 'sandbox_failed', 'find PostgreSQL in the image');
     const entries = listing.stdout.split(/\s+/);
@@ -158,7 +158,7 @@ export class PostgresRestorer implements Restorer {
     return { serverVersion: version.trim(), detail };
   }
 
-  async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {
+  async restore(ctx: RestoreContext<'postgres'>, input: Readable): Promise<RestoreOutcome> {
     const { sandbox, signal } = ctx;
     const { compression, stream: plainBytes } = await decompress(input, (c, compressed) => decompressInSandbox(sandbox, c, compressed, { signal, user: 'postgres' }));
     const { head, stream } = await peek(plainBytes, 64 * 1024);
@@ -247,7 +247,7 @@ export class PostgresRestorer implements Restorer {
     return { format: info.format, compression, header: info.header };
   }
 
-  async ready(ctx: RestoreContext): Promise<void> {
+  async ready(ctx: RestoreContext<'postgres'>): Promise<void> {
     const deadline = Date.now() + ctx.policy.postgres.readinessTimeoutMs;
     let last = '';
     while (Date.now() < deadline) {
@@ -263,7 +263,7 @@ export class PostgresRestorer implements Restorer {
     throw new VerificationError('sandbox_failed', `the restored database did not answer within ${ctx.policy.postgres.readinessTimeoutMs} ms: ${last}`);
   }
 
-  async inspect(ctx: RestoreContext): Promise<Inspection> {
+  async inspect(ctx: RestoreContext<'postgres'>): Promise<Inspection> {
     const { sandbox, signal } = ctx;
     const db = this.probeDatabase;
     await this.sql(sandbox, 'ANALYZE', db, signal);
@@ -280,7 +280,7 @@ export class PostgresRestorer implements Restorer {
     return { summary, reasons: emptyDatabaseReasons('the dump', `database "${db}"`, tables, rows, ctx.policy.postgres.allowEmpty) };
   }
 
-  async probe(ctx: RestoreContext): Promise<ProbeResult[]> {
+  async probe(ctx: RestoreContext<'postgres'>): Promise<ProbeResult[]> {
     return runSqlProbes(ctx.policy.probes, {
       dialect: POSTGRES_DIALECT,
       backupTime: ctx.backupTime,
@@ -296,7 +296,7 @@ export class PostgresRestorer implements Restorer {
     });
   }
 
-  async logTail(ctx: RestoreContext): Promise<string> {
+  async logTail(ctx: RestoreContext<'postgres'>): Promise<string> {
     const r = await ctx.sandbox.exec(['tail', '-c', '4000', LOG_FILE], { user: 'postgres' });
     return r.exitCode === 0 ? r.stdout : '';
   }

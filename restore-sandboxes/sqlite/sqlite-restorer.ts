@@ -43,15 +43,15 @@ const MAX_BYTES = DEFAULTS.filesMaxBytes;
  * per-run volume at /restore (owned by that user in the image), scratch in a /tmp tmpfs. Nothing
  * listens anywhere: every step is a sqlite3 process over the file.
  */
-export class SqliteRestorer implements Restorer {
-  readonly kind = 'sqlite';
+export class SqliteRestorer implements Restorer<'sqlite'> {
+  readonly kind = 'sqlite' as const;
   private readonly output: string[] = [];
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
     return filesSandboxSpec(policy, runId, image);
   }
 
-  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string }> {
+  async prepare(ctx: RestoreContext<'sqlite'>): Promise<{ serverVersion: string }> {
     const r = await ctx.sandbox.exec(['sqlite3', '-version'], { signal: ctx.signal, user: FILES_USER });
     if (r.exitCode !== 0) {
       throw new VerificationError('sandbox_failed', `image ${ctx.sandbox.image} has no working sqlite3 (exit ${r.exitCode}: ${lastLine(r.stderr)}); use ${DEFAULTS.filesImage} or an image with the sqlite3 shell`);
@@ -59,7 +59,7 @@ export class SqliteRestorer implements Restorer {
     return { serverVersion: `SQLite ${r.stdout.trim().split(/\s+/)[0] ?? 'unknown'}` };
   }
 
-  async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {
+  async restore(ctx: RestoreContext<'sqlite'>, input: Readable): Promise<RestoreOutcome> {
     const { sandbox, signal } = ctx;
     const { compression, stream: plainBytes } = await decompress(input, (c, compressed) => decompressInSandbox(sandbox, c, compressed, { signal, user: FILES_USER }));
     const { head, stream } = await peek(plainBytes, 64 * 1024);
@@ -81,12 +81,12 @@ export class SqliteRestorer implements Restorer {
     }
   }
 
-  async ready(ctx: RestoreContext): Promise<void> {
+  async ready(ctx: RestoreContext<'sqlite'>): Promise<void> {
     const r = await this.sqlite(ctx, ['-readonly', DB_READ_ONLY, 'SELECT 1']);
     if (r.exitCode !== 0 || r.stdout.trim() !== '1') throw sqliteFailure('opening the restored database', r, ctx.policy.sandbox.memoryBytes);
   }
 
-  async inspect(ctx: RestoreContext): Promise<Inspection> {
+  async inspect(ctx: RestoreContext<'sqlite'>): Promise<Inspection> {
     // One row of JSON, so that no table name (with | or a newline in it) can confuse the parsing.
     const listed = await this.sqlite(ctx, [
       '-list',
@@ -114,7 +114,7 @@ export class SqliteRestorer implements Restorer {
     return { summary, reasons: emptyDatabaseReasons('the database', 'the file', tables.length, total, ctx.policy.sqlite.allowEmpty) };
   }
 
-  async probe(ctx: RestoreContext): Promise<ProbeResult[]> {
+  async probe(ctx: RestoreContext<'sqlite'>): Promise<ProbeResult[]> {
     return runSqlProbes(ctx.policy.probes, {
       dialect: SQLITE_DIALECT,
       backupTime: ctx.backupTime,
@@ -138,7 +138,7 @@ export class SqliteRestorer implements Restorer {
   }
 
   /** Streams a database file into the volume, checks its length against its header, then its integrity. */
-  private async copyDatabase(ctx: RestoreContext, stream: Readable, header: DbHeader): Promise<Record<string, string>> {
+  private async copyDatabase(ctx: RestoreContext<'sqlite'>, stream: Readable, header: DbHeader): Promise<Record<string, string>> {
     const facts = { ...header.facts };
     if (!validPageSize(header.pageSize)) {
       stream.destroy();
@@ -186,7 +186,7 @@ export class SqliteRestorer implements Restorer {
   }
 
   /** Loads a `sqlite3 .dump` into a new database; its closing COMMIT must be there. */
-  private async loadDump(ctx: RestoreContext, stream: Readable): Promise<Record<string, string>> {
+  private async loadDump(ctx: RestoreContext<'sqlite'>, stream: Readable): Promise<Record<string, string>> {
     const tally = new ByteTally({ tailBytes: 4096, maxBytes: MAX_BYTES });
     const load = await ctx.sandbox.exec([...SQLITE3, DB_FILE], { stdin: pipeline(stream, tally, () => undefined), signal: ctx.signal, user: FILES_USER });
     this.keep('sqlite3 (loading the dump)', load.stderr);
@@ -205,7 +205,7 @@ export class SqliteRestorer implements Restorer {
     return facts;
   }
 
-  private async sqlite(ctx: RestoreContext, args: string[]): Promise<ExecResult> {
+  private async sqlite(ctx: RestoreContext<'sqlite'>, args: string[]): Promise<ExecResult> {
     const r = await ctx.sandbox.exec([...SQLITE3, '-cmd', `.timeout ${BUSY_TIMEOUT_MS}`, ...args], { signal: ctx.signal, user: FILES_USER });
     this.keep('sqlite3', r.stderr);
     return r;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PolicyConfig, VmKindConfig } from '../../orchestrator/core/config-types.js';
+import type { PolicyOf } from '../../orchestrator/core/config-types.js';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import type { BootRecord, ProbeResult, RunArtifact } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
@@ -44,8 +44,8 @@ const QEMU_START_TIMEOUT_MS = 20_000;
  *   and the image's sha256 is read again: the guest never wrote to the backup.
  * probe: vm.expect's screen and serial patterns.
  */
-export class VmRestorer implements Restorer {
-  readonly kind = 'vm';
+export class VmRestorer implements Restorer<'vm'> {
+  readonly kind = 'vm' as const;
   private accel: 'kvm' | 'tcg' = 'tcg';
   private accelWhy = '';
   private disk: DiskInfo | undefined;
@@ -58,8 +58,8 @@ export class VmRestorer implements Restorer {
   private judgement: BootJudgement | undefined;
   private readonly notes: string[] = [];
 
-  sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
-    const vm = vmOf(policy);
+  sandboxSpec(policy: PolicyOf<'vm'>, runId: string, image?: string): SandboxSpec {
+    const vm = policy.vm;
     this.accel = vm.accel === 'auto' ? (existsSync('/dev/kvm') ? 'kvm' : 'tcg') : vm.accel;
     this.accelWhy = vm.accel !== 'auto' ? `the policy sets vm.accel: ${vm.accel}` : this.accel === 'kvm' ? '/dev/kvm exists' : 'no /dev/kvm on this host: software emulation';
     return {
@@ -80,7 +80,7 @@ export class VmRestorer implements Restorer {
     return this.accel === 'kvm' ? QEMU_KVM_USER : QEMU_USER;
   }
 
-  async prepare(ctx: RestoreContext): Promise<{ serverVersion: string }> {
+  async prepare(ctx: RestoreContext<'vm'>): Promise<{ serverVersion: string }> {
     const { sandbox, signal } = ctx;
     const version = await sandbox.exec(['qemu-system-x86_64', '--version'], { user: this.qemuUser, signal });
     if (version.exitCode !== 0) throw failure('sandbox_failed', `QEMU does not run in image ${sandbox.image}`, version);
@@ -88,7 +88,7 @@ export class VmRestorer implements Restorer {
     if (this.accel === 'kvm') {
       const kvm = await sandbox.exec(['test', '-r', '/dev/kvm', '-a', '-w', '/dev/kvm'], { user: this.qemuUser, signal });
       if (kvm.exitCode !== 0) throw new VerificationError('sandbox_failed', '/dev/kvm is not usable in the sandbox; set vm.accel: tcg to boot without KVM');
-      if (vmOf(ctx.policy).accel === 'auto') {
+      if (ctx.policy.vm.accel === 'auto') {
         // A /dev/kvm can exist and still be slower than emulation (nested virtualization
         // without hardware help): the firmware alone tells, in a second or two.
         const probe = await probeKvm(sandbox, this.qemuUser, signal);
@@ -102,8 +102,8 @@ export class VmRestorer implements Restorer {
     return { serverVersion: `${this.qemuVersion} (${this.accel.toUpperCase()})` };
   }
 
-  async restore(ctx: RestoreContext, input: Readable): Promise<RestoreOutcome> {
-    const vm = vmOf(ctx.policy);
+  async restore(ctx: RestoreContext<'vm'>, input: Readable): Promise<RestoreOutcome> {
+    const vm = ctx.policy.vm;
     const { sandbox, signal } = ctx;
     const peeked = await peek(input, 8);
     const compressed = detectCompression(peeked.head);
@@ -158,8 +158,8 @@ export class VmRestorer implements Restorer {
     return { format: disk.format, compression: plain.compression, header };
   }
 
-  async ready(ctx: RestoreContext): Promise<void> {
-    const vm = vmOf(ctx.policy);
+  async ready(ctx: RestoreContext<'vm'>): Promise<void> {
+    const vm = ctx.policy.vm;
     const { sandbox, signal } = ctx;
     const plan = this.plan;
     if (!plan) throw new VerificationError('internal', 'the vm restorer was asked to boot before the disk was restored');
@@ -202,8 +202,8 @@ export class VmRestorer implements Restorer {
     return { summary, reasons: [] };
   }
 
-  async probe(ctx: RestoreContext): Promise<ProbeResult[]> {
-    const { expect } = vmOf(ctx.policy);
+  async probe(ctx: RestoreContext<'vm'>): Promise<ProbeResult[]> {
+    const { expect } = ctx.policy.vm;
     const j = this.judgement;
     const results: ProbeResult[] = [];
     const check = (name: string, type: string, pattern: string, text: string): void => {
@@ -336,10 +336,6 @@ async function probeKvm(sandbox: Sandbox, user: string, signal: AbortSignal): Pr
   return { fast: false, why: `/dev/kvm exists but is slower than emulation here (the firmware alone took over ${KVM_PROBE_LIMIT_MS / 1000} s, as under nested virtualization without hardware help): software emulation` };
 }
 
-function vmOf(policy: PolicyConfig): VmKindConfig {
-  if (!policy.vm) throw new VerificationError('internal', `policy ${policy.name} is kind: vm but has no resolved vm options`);
-  return policy.vm;
-}
 
 function failure(code: 'sandbox_failed' | 'unrecognized_format', what: string, r: ExecResult): VerificationError {
   const words = lastLines(`${r.stderr}\n${r.stdout}`, 2);
