@@ -20,7 +20,7 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
-      // The floors of the house (README "Development"): orchestrator/core is the ground floor that
+      // The floors of the house (docs/development.md, CONTRIBUTING.md): orchestrator/core is the ground floor that
       // every folder may use; the plug-ins (drivers, restore-sandboxes) stand on it alone; reports
       // read evidence and never reach up into the CLI, the dashboard, the daemon or the runner.
       'import-x/no-restricted-paths': [

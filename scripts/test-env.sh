@@ -6,7 +6,7 @@
 #     real counterpart: tests make local repositories), zip and tar (file-share archive fixtures),
 #     poppler-utils (pdftoppm/pdftotext: report PDFs rendered to PNG pages and read back),
 #     chromium (the dashboard's browser tests, driven by playwright-core), jq and openssl (the
-#     evidence bundle checked with standard tools, as the README shows), qemu-utils (test images
+#     evidence bundle checked with standard tools, as docs/evidence.md shows), qemu-utils (test images
 #     converted between disk formats), openssh-server (a worker driving an engine over ssh://: the
 #     tests start their own sshd on loopback), faketime (date tests run a year ahead);
 #   - starts dockerd when no engine answers (no bridge, no iptables: sandboxes have no network)

@@ -402,7 +402,7 @@ t.test("an evidence bundle carries the client's screenshots, each checked agains
   }
   t.ok(changed > 250, `${changed} changes that still parse, each caught`);
 
-  // The README's step 6 of the bundle recipe (jq, base64, sha256sum): the same checks by hand.
+  // Step 5 of the bundle recipe in docs/evidence.md (jq, base64, sha256sum): the same checks by hand.
   const script = path.join(dir, 'check-files.sh');
   await fs.writeFile(script, `set -euo pipefail\nB=$(realpath "$1")\n${await readmeScreenshotStep()}`);
   const good = await run('bash', [script, bundleFile]);
@@ -419,12 +419,12 @@ t.test("an evidence bundle carries the client's screenshots, each checked agains
   }
 });
 
-/** README's bundle recipe, whose step 5 checks the screenshots. */
+/** The bundle recipe of docs/evidence.md, whose step 5 checks the screenshots. */
 async function readmeScreenshotStep(): Promise<string> {
-  const text = await fs.readFile('README.md', 'utf8');
+  const text = await fs.readFile('docs/evidence.md', 'utf8');
   const block = [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('# 5. Each file the records name'));
   if (block) return block;
-  throw new Error('no screenshot step in the bundle recipe of README.md');
+  throw new Error('no screenshot step in the bundle recipe of docs/evidence.md');
 }
 
 t.test('a screenshot altered in the store is never shown as the evidence', async (t) => {

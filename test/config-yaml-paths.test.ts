@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,21 +120,26 @@ clients:
   tt.match((err as ConfigError).message, /backproof\.yaml:8:\d+: clients\[0\]\.policies\[0\]\.schedule/, 'file:line:column and key path');
 });
 
-t.test("the README's example config reads alike in both parsers", async (tt) => {
-  const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
-  const blocks = [...readme.matchAll(/```ya?ml\n([\s\S]*?)```/g)].map((m) => m[1]!);
-  tt.ok(blocks.length > 0, `${blocks.length} YAML blocks in README.md`);
-  for (const [i, text] of blocks.entries()) {
+t.test("the documentation's example configs read alike in both parsers", async (tt) => {
+  // README.md and every page of docs/: each YAML block, named by its file and number.
+  const docs = fileURLToPath(new URL('../docs/', import.meta.url));
+  const files = ['README.md', ...readdirSync(docs).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+  const blocks = files.flatMap((file) => {
+    const text = readFileSync(fileURLToPath(new URL(`../${file}`, import.meta.url)), 'utf8');
+    return [...text.matchAll(/```ya?ml\n([\s\S]*?)```/g)].map((m, n) => ({ where: `${file} block ${n}`, text: m[1]! }));
+  });
+  tt.ok(blocks.length > 10, `${blocks.length} YAML blocks in README.md and docs/`);
+  for (const { where: i, text } of blocks) {
     const fast = fastYaml(text);
     let expected: unknown;
     try {
       expected = slow(text);
     } catch {
-      tt.equal(fast, undefined, `block ${i}: yaml cannot read it, js-yaml declines it too`);
+      tt.equal(fast, undefined, `${i}: yaml cannot read it, js-yaml declines it too`);
       continue;
     }
-    if (fast) tt.same(fast.data, expected, `README block ${i}`);
-    else tt.pass(`README block ${i}: declined (anchors or js-yaml's stricter reading), read by yaml`);
+    if (fast) tt.same(fast.data, expected, i);
+    else tt.pass(`${i}: declined (anchors or js-yaml's stricter reading), read by yaml`);
   }
 });
 

@@ -18,7 +18,7 @@ import { startPgCluster } from './helpers/pg-cluster.js';
  * The evidence chain: every finalized run hash-chained and signed; tampering in PostgreSQL
  * directly (edit, delete, insert, reorder) is named by verify; a client's bundle checks offline,
  * by `verifyBundle`, by the CLI (`bin/backproof.js`, built by `npm run build`), and by the
- * README's recipe with the real jq, sha256sum, base64 and openssl.
+ * bundle recipe of docs/evidence.md with the real jq, sha256sum, base64 and openssl.
  */
 const BIN = path.resolve('bin/backproof.js');
 const base = Date.UTC(2026, 10, 1, 3, 0, 0, 123);
@@ -637,7 +637,7 @@ t.test('a bundle with one changed byte fails offline verification, naming the en
   tt.ok(changed > 1000, `${changed} single-byte changes that still parse, each one caught`);
 });
 
-// ---- The command line and the README's recipe ------------------------------------------------------
+// ---- The command line and the recipe of docs/evidence.md -------------------------------------------
 
 interface Result {
   code: number | null;
@@ -655,19 +655,17 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
 }
 const cli = (args: string[], cwd: string): Promise<Result> => run(process.execPath, [BIN, ...args], cwd);
 
-/** The README's shell blocks for checking a bundle (README.md once merged, else the draft). */
+/** The shell blocks for checking a bundle, in docs/evidence.md. */
 async function readmeRecipes(): Promise<{ script: string; node: string }> {
-  for (const file of ['README.md', '.scratch/readme-evidence.md']) {
-    const text = await fs.readFile(file, 'utf8').catch(() => '');
-    const blocks = [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
-    const script = blocks.find((b) => b.includes('# Checks a backproof evidence bundle'));
-    const node = blocks.find((b) => b.startsWith('node -e'));
-    if (script && node) return { script, node };
-  }
-  throw new Error('no bundle-checking recipe in README.md or .scratch/readme-evidence.md');
+  const text = await fs.readFile('docs/evidence.md', 'utf8');
+  const blocks = [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const script = blocks.find((b) => b.includes('# Checks a backproof evidence bundle'));
+  const node = blocks.find((b) => b.startsWith('node -e'));
+  if (script && node) return { script, node };
+  throw new Error('no bundle-checking recipe in docs/evidence.md');
 }
 
-t.test('cli: evidence verify, export, verify --bundle; the README recipe with jq, sha256sum, openssl', async (tt) => {
+t.test('cli: evidence verify, export, verify --bundle; the docs/evidence.md recipe with jq, sha256sum, openssl', async (tt) => {
   tt.ok(existsSync('dist/orchestrator/cli/evidence-command.js'), 'built (npm run build)');
   const dir = await fs.mkdtemp(path.join(tmp, 'cli-'));
   await fs.writeFile(path.join(dir, 'key.pem'), installationKey, { mode: 0o600 });

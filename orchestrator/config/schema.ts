@@ -428,7 +428,7 @@ const probe = z
       .optional()
       .describe('kind files: a sha256sum-style manifest inside the archive (path or glob, e.g. SHA256SUMS): every file it lists must be there with that sha256.'),
     encryptedLooking: z
-      .union([z.literal(true).transform(() => ({ maxShare: DEFAULTS.encryptedMaxShare })), z.strictObject({ maxShare: share.default(DEFAULTS.encryptedMaxShare) })])
+      .union([z.literal(true).transform(() => ({ maxShare: DEFAULTS.encryptedMaxShare })), z.strictObject({ maxShare: share.default(DEFAULTS.encryptedMaxShare).describe(`At most this share of the documents may look random: a fraction (0.1) or a percentage ("10%"). Default ${DEFAULTS.encryptedMaxShare * 100}%.`) })])
       .optional()
       .describe(`kind files: the share of documents (text, CSV, office, PDF by name) whose bytes look random, as ransomware leaves them, must stay at or below maxShare. Default ${DEFAULTS.encryptedMaxShare}.`),
     command: argv.optional().describe('A command run inside the sandbox (argv, never through a shell); its exit code and stdout are checked.'),
@@ -723,7 +723,7 @@ const policyDefaults = z
     sandbox: sandbox.optional(),
     sizeAnomaly: sizeAnomaly.optional(),
     alerts: alertRouting('policy').optional(),
-    requires: workerLabels.optional(),
+    requires: workerLabels.optional().describe('Labels a worker must carry to run a policy in cluster mode, for every policy that sets no requires of its own.'),
     schedule: scheduleSchema.optional(),
   })
   .describe(`What every policy inherits unless it sets it: ${DEFAULTABLE_POLICY_KEYS.join(', ')}. Mappings merge key by key (a policy's sandbox: { memory: 4g } keeps the default timeout); lists and single values are replaced.`);
