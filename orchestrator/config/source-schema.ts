@@ -1,0 +1,203 @@
+/** The config schema's `source:` block: the storage drivers' blocks and the selector (timestamps, expect, cron). Messages follow schema.ts. */
+import cronParser from 'cron-parser';
+import { z } from 'zod';
+import { DEFAULTS } from '../core/defaults.js';
+import { addProblem, durationKey, isRecordPayload, matching, nonEmptyText, quote, regexString, say, timezone, typeError } from './schema-helpers.js';
+import { secret } from './secret-schema.js';
+import type { ExpectConfig, LocalSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
+
+// ---- Source and selector ---------------------------------------------------------------------
+
+const timestampObject = z
+  .strictObject({
+    from: z
+      .enum(['name', 'mtime', 'metadata'])
+      .describe('"name": read the time from the file name; "mtime": the modification time; "metadata": the time the store records (restic snapshot time, S3 user metadata).'),
+    pattern: regexString.optional().describe('Regex applied to the file name; the named group "ts" (or the whole match) holds the timestamp.'),
+    format: nonEmptyText('format').optional().describe('Format with tokens YYYY MM DD HH mm ss, e.g. YYYYMMDD-HHmmss; default: ISO-like forms, epoch seconds.'),
+    timezone: timezone.optional().describe('IANA zone for timestamps without an offset, e.g. Europe/Berlin. Default UTC.'),
+    key: matching(/^[A-Za-z0-9_-]+$/, 'a metadata key', 'use letters, digits, "-" and "_", without the x-amz-meta- prefix, e.g. backup-time')
+      .optional()
+      .describe('from: metadata on S3: the user-metadata key (x-amz-meta-<key>) holding an ISO 8601 time or epoch seconds. Default backup-time.'),
+  })
+  .superRefine((value, ctx) => {
+    const onlyName = value.from === 'name' ? [] : (['pattern', 'format', 'timezone'] as const);
+    for (const key of onlyName) {
+      if (value[key] !== undefined) addProblem(ctx, `${key} applies only to timestamps read from the name`, `set from: name, or remove ${key}`, [key]);
+    }
+    if (value.from !== 'metadata' && value.key !== undefined) addProblem(ctx, 'key applies only to from: metadata', 'set from: metadata, or remove key', ['key']);
+  })
+  .transform((value): TimestampSource => {
+    if (value.from === 'mtime') return { from: 'mtime' };
+    if (value.from === 'metadata') return { from: 'metadata', key: (value.key ?? 'backup-time').toLowerCase() };
+    const fromName: TimestampFromName = { from: 'name', timezone: value.timezone ?? 'UTC' };
+    if (value.pattern !== undefined) fromName.pattern = value.pattern;
+    if (value.format !== undefined) fromName.format = value.format;
+    return fromName;
+  });
+
+const timestamp = z
+  .union([z.enum(['mtime', 'name', 'metadata']).transform((from) => timestampObject.parse({ from })), timestampObject], {
+    error: typeError('a timestamp source', () => 'use mtime, name, metadata, or { from: name, pattern, format, timezone }'),
+  })
+  .describe('Where a backup\'s time comes from: "mtime" (default; "metadata" for restic), "name", "metadata", or { from: name, pattern, format, timezone }.');
+
+/** A five-field cron expression (minute hour day-of-month month day-of-week). */
+export function cronProblem(expression: string): string | undefined {
+  const fields = expression.trim().split(/\s+/);
+  if (fields.length !== 5) return `has ${fields.length} field${fields.length === 1 ? '' : 's'}, not 5`;
+  try {
+    cronParser.parseExpression(expression, { tz: 'UTC' });
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.replace(/^Error: /, '');
+  }
+}
+
+const cronExpression = z.string().superRefine((value, ctx) => {
+  const problem = cronProblem(value);
+  if (problem) {
+    addProblem(ctx, `${quote(value)} is not a cron expression (${problem})`, 'write five fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *" for 02:00 daily; minutes run 0-59, hours 0-23');
+  }
+});
+
+const expectEvery = z.enum(['daily', 'weekly']);
+const expect = z
+  .union(
+    [
+      expectEvery.transform((every) => ({ every, timezone: undefined })),
+      z.strictObject({
+        every: expectEvery.describe('daily: yesterday must hold a backup; weekly: last ISO week (Monday to Sunday).'),
+        timezone: timezone.optional().describe('IANA zone the periods are counted in. Default: the timestamp timezone, else UTC.'),
+      }),
+      z.strictObject({
+        cron: cronExpression.describe('The backup job\'s schedule, e.g. "0 2 * * *": the last scheduled time must have produced a backup.'),
+        timezone: timezone.optional().describe('IANA zone the cron expression runs in. Default: the timestamp timezone, else UTC.'),
+        grace: durationKey('How long a scheduled backup may take before it counts as missing.', DEFAULTS.expectGraceMs),
+      }),
+    ],
+    { error: typeError('a backup frequency', () => 'use daily, weekly, { every: daily, timezone: Europe/Berlin } or { cron: "0 2 * * *", timezone: Europe/Berlin }') },
+  )
+  .describe('How often backups are made: a missing period is a fail naming it ("no backup for 2026-11-27").');
+
+const select = z
+  .strictObject({
+    glob: nonEmptyText('glob').optional().describe('Glob on the file name (picomatch), e.g. "shop-*.dump". Default "*". Not with regex.'),
+    regex: regexString.optional().describe('Regular expression on the file name, e.g. "^shop-.*\\.dump$". Not with glob.'),
+    timestamp: timestamp.optional(),
+    settle: durationKey('Files younger than this may still be being written and are skipped; "0s" to take every file.', DEFAULTS.settleMs),
+    expect: expect.optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (value.glob === undefined || value.regex === undefined) return;
+    addProblem(ctx, 'glob and regex are both set', 'keep one: glob for shell-style patterns (shop-*.dump), regex for regular expressions', ['regex']);
+  }, { when: isRecordPayload })
+  .transform((value): SelectorConfig => ({
+    ...(value.regex !== undefined ? { regex: value.regex } : { glob: value.glob ?? '*' }),
+    timestamp: value.timestamp ?? { from: 'mtime' },
+    settleMs: value.settle ?? DEFAULTS.settleMs,
+    ...(value.expect ? { expect: resolveExpect(value.expect, value.timestamp?.from === 'name' ? value.timestamp.timezone : 'UTC') } : {}),
+  }))
+  .describe('Which files are backups and how old each is. All keys optional.');
+
+type ExpectInput = { every: 'daily' | 'weekly'; timezone?: string | undefined } | { cron: string; timezone?: string | undefined; grace?: number | undefined };
+
+function resolveExpect(value: ExpectInput, fallbackZone: string): ExpectConfig {
+  const timezone = value.timezone ?? fallbackZone;
+  if ('cron' in value) return { every: 'cron', cron: value.cron.trim(), timezone, graceMs: value.grace ?? DEFAULTS.expectGraceMs };
+  return { every: value.every, timezone };
+}
+
+const retries = z.number().int().min(0).max(20);
+
+const localSource = z
+  .strictObject({
+    driver: z.literal('local').describe('A folder on this machine (a NAS mount, a backup disk).'),
+    path: nonEmptyText('path').describe("Folder holding the backups; relative paths start at the config file's folder."),
+    recursive: z.boolean().default(false).describe('Also look in sub-folders. Default false.'),
+    select: select.prefault({}),
+  })
+  .superRefine((value, ctx) => {
+    if (value.select?.timestamp?.from !== 'metadata') return;
+    addProblem(ctx, 'a folder keeps no backup time besides the name and the modification time', 'use timestamp: name or timestamp: mtime', ['select', 'timestamp']);
+  })
+  .transform((value): LocalSourceConfig => value);
+
+const s3Credentials = z
+  .strictObject({
+    // A storage server may echo the key id in an error: redacted like the rest.
+    accessKeyId: secret(nonEmptyText('accessKeyId').describe('Access key id, e.g. ${env:ACME_S3_KEY}.')),
+    secretAccessKey: secret(nonEmptyText('secretAccessKey').describe('Secret key; use a reference: ${env:ACME_S3_SECRET} or ${file:secrets/acme-s3}.')),
+    sessionToken: secret(nonEmptyText('sessionToken')).optional().describe('Session token for temporary credentials.'),
+  })
+  .describe('Explicit credentials. Default: profile, else the AWS chain (AWS_ACCESS_KEY_ID..., shared files, instance role).');
+
+const s3Source = z
+  .strictObject({
+    driver: z.literal('s3').describe('An S3 bucket: AWS or S3-compatible (MinIO, Wasabi, Backblaze B2, Cloudflare R2, Ceph).'),
+    bucket: matching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a bucket name', 'use 3-63 lowercase letters, digits, "." and "-"; put folders in prefix:').describe('Bucket name.'),
+    prefix: z.string().default('').describe('Only keys under this prefix, e.g. "acme/shop/". Default: the whole bucket.'),
+    region: nonEmptyText('region').optional().describe('Region, e.g. eu-central-1. Default AWS_REGION, else us-east-1.'),
+    endpoint: matching(/^https?:\/\/[^/\s]+\/?$/, 'an endpoint URL', 'write https://host[:port], e.g. https://s3.eu-central-003.backblazeb2.com')
+      .optional()
+      .describe('Endpoint of an S3-compatible store. Default: AWS.'),
+    forcePathStyle: z.boolean().optional().describe('Path-style URLs (endpoint/bucket/key). Default true when endpoint is set, else false.'),
+    credentials: s3Credentials.optional(),
+    profile: nonEmptyText('profile').optional().describe('Shared config profile (~/.aws/credentials) instead of explicit credentials.'),
+    sdkChecksums: z
+      .enum(['when_required', 'when_supported'])
+      .default('when_required')
+      .describe('SDK request/response checksums. "when_required" (default) works with every S3-compatible store; "when_supported" is the AWS SDK default and corrupts uploads or fails on stores without aws-chunked/CRC support (older MinIO, Ceph, Wasabi).'),
+    sseCustomerKey: secret(matching(/^[A-Za-z0-9+/]{43}=$/, 'a base64 AES-256 key', 'write the 32-byte key as base64 (44 characters), from a reference: ${env:ACME_SSE_KEY}'))
+      .optional()
+      .describe('SSE-C: the customer key the objects were encrypted with (base64, 32 bytes).'),
+    maxRetries: retries.default(DEFAULTS.s3MaxRetries).describe(`Retries of a failed request or a dropped transfer (resumed where it stopped). Default ${DEFAULTS.s3MaxRetries}.`),
+    requestTimeout: durationKey('Limit for one request to answer (and for a transfer to stall).', DEFAULTS.s3RequestTimeoutMs),
+    select: select.prefault({}),
+  })
+  .superRefine((value, ctx) => {
+    if (value.credentials !== undefined && value.profile !== undefined) {
+      addProblem(ctx, 'credentials and profile are both set', 'keep one: credentials for keys from references, profile for ~/.aws/credentials', ['profile']);
+    }
+  })
+  .transform(({ requestTimeout, forcePathStyle, credentials, ...rest }): S3SourceConfig => ({
+    ...rest,
+    forcePathStyle: forcePathStyle ?? rest.endpoint !== undefined,
+    requestTimeoutMs: requestTimeout ?? DEFAULTS.s3RequestTimeoutMs,
+    // load.ts fills in where the credentials came from (the references as written).
+    ...(credentials ? { credentials: { ...credentials, origin: 'source.credentials' } } : {}),
+  }));
+
+const checkSubset = z
+  .union([
+    z.literal(false),
+    matching(/^(\d+(\.\d+)?%|\d+\/\d+|\d+[KMGT])$/, 'a subset', 'write a percentage ("5%"), a fraction ("1/10") or a size ("500M"), or false to skip the check'),
+  ], { error: typeError('a subset', () => 'write a percentage ("5%"), a fraction ("1/10") or a size ("500M"), or false') })
+  .default(DEFAULTS.resticCheckSubset);
+
+const resticSource = z
+  .strictObject({
+    driver: z.literal('restic').describe('A restic repository: each snapshot holding the file is a backup.'),
+    repository: nonEmptyText('repository').describe('Repository: a local path or a restic repository string (sftp:, rest:, s3:, b2:...).'),
+    password: secret(nonEmptyText('password').describe('Repository password, from a reference: ${env:RESTIC_PASSWORD} or ${file:secrets/restic}.')),
+    file: matching(/^\/./, 'an absolute path inside the snapshot', 'write the path the file had when it was backed up, e.g. /var/backups/shop.dump').describe('The file inside each snapshot that is the backup.'),
+    host: nonEmptyText('host').optional().describe('Only snapshots taken on this host.'),
+    tags: z.array(nonEmptyText('tag')).default([]).describe('Only snapshots carrying all these tags.'),
+    paths: z.array(nonEmptyText('path')).default([]).describe('Only snapshots of these paths.'),
+    check: checkSubset.describe(`restic check --read-data-subset before each restore: "5%", "1/10", "500M", or false. Default "${DEFAULTS.resticCheckSubset}".`),
+    binary: nonEmptyText('binary').default('restic').describe('The restic program. Default restic on PATH.'),
+    select: select.prefault({}),
+  })
+  // A snapshot's time is both its mtime and its metadata time; load.ts fills in passwordOrigin.
+  .transform(({ check, ...rest }): ResticSourceConfig => ({ ...rest, checkSubset: check, passwordOrigin: 'source.password' }));
+
+// One source block per name of STORAGE_DRIVERS: a driver without one does not compile.
+const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource } satisfies Record<StorageDriverName, z.ZodType>;
+export const source = z
+  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic], {
+    error: (issue) =>
+      issue.code === 'invalid_union' && (issue as { note?: string }).note === 'No matching discriminator'
+        ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket) or restic (a repository)')
+        : undefined,
+  })
+  .describe('Where the backups are: driver local, s3 or restic, with that driver\'s keys.');
