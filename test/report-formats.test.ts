@@ -44,8 +44,10 @@ const READERS: Record<ReportFormat, Reader> = {
     const text = collapse(unescape(page.replace(/<[^>]+>/g, ' ')));
     const columns = new Set<string>();
     const rows = new Map<string, Map<string, string>>();
-    for (const table of page.matchAll(/<thead><tr>((?:<th[^>]*data-column[^>]*>[^<]*<\/th>)+)<\/tr><\/thead>\n<tbody>\n([\s\S]*?)\n<\/tbody>/g)) {
-      const ids = [...table[1]!.matchAll(/data-column="([^"]+)"/g)].map((m) => m[1]!);
+    // The run tables: those whose header starts with the first column's.
+    for (const table of page.matchAll(/<thead><tr>(<th>Started<\/th>(?:<th[^>]*>[^<]*<\/th>)+)<\/tr><\/thead>\n<tbody>\n([\s\S]*?)\n<\/tbody>/g)) {
+      const ids = [...table[1]!.matchAll(/<th[^>]*>([^<]*)<\/th>/g)].map((m) => RUN_COLUMNS.find((c) => c.header === unescape(m[1]!))?.id ?? `unknown: ${m[1]}`);
+      if (ids.some((id) => id.startsWith('unknown'))) continue; // the appendix's table of hashes
       ids.forEach((id) => columns.add(id));
       for (const tr of table[2]!.split('\n')) {
         const cells = [...tr.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((m) => unescape(m[1]!.replace(/<[^>]+>/g, '')));

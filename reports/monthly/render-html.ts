@@ -179,7 +179,7 @@ ${runs.length === 0 ? html`<p>No run in this period.</p>` : runTable(report, run
 /** A policy's runs: the columns of columns.ts, as the PDF and CSV have them. */
 function runTable(report: MonthlyReport, runs: ReportRun[], withBoot: boolean): SafeHtml {
   const columns = runColumns(withBoot);
-  const head = columns.map((c) => html`<th${c.numeric && html` class="num"`} data-column="${c.id}">${c.header}</th>`);
+  const head = columns.map((c) => html`<th${c.numeric && html` class="num"`}>${c.header}</th>`);
   const rows = runs.map(
     (r) =>
       html`<tr>${columns.map((c) => {
