@@ -3,6 +3,10 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 
+// An opening HTML or SVG tag (an esquery regex: no "/" inside).
+const MARKUP_TAG =
+  '/<(a|b|i|p|br|hr|h[1-6]|div|span|table|thead|tbody|tr|td|th|ul|ol|li|dl|dt|dd|code|pre|form|input|button|label|select|option|section|article|header|nav|main|figure|figcaption|img|svg|g|line|rect|circle|polyline|path|text|tspan|title|time|strong|em|small|details|summary|style|script|link|iframe|html|head|body|meta)[\\s>]/i';
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.scratch/', '.tap/', 'backproof-demo/'] },
   js.configs.recommended,
@@ -46,6 +50,22 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    // Markup is built only through orchestrator/core/html.ts's html`...` template, which escapes
+    // every value: an HTML or SVG tag in a plain string or an untagged template literal is markup
+    // assembled by hand, where one forgotten escape is an XSS in an auditor's browser.
+    files: ['orchestrator/web/**/*.ts', 'orchestrator/alerts/**/*.ts', 'reports/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: `:not(TaggedTemplateExpression) > TemplateLiteral > TemplateElement[value.raw=${MARKUP_TAG}]`,
+          message: "markup in a plain template literal: write it as html`...` (orchestrator/core/html.ts), which escapes every value",
+        },
+        { selector: `Literal[value=${MARKUP_TAG}]`, message: "markup in a string: write it as html`...` (orchestrator/core/html.ts), which escapes every value" },
+      ],
     },
   },
   {

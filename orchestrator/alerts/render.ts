@@ -1,4 +1,5 @@
 import { formatAge, formatBytes, formatSeconds } from '../core/format.js';
+import { html, type SafeHtml } from '../core/html.js';
 import { formatInstant, isResolved, type Alert, type AlertCondition } from './alert.js';
 
 /**
@@ -119,13 +120,7 @@ export function renderText(alert: Alert): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTML (inline styles only, no links, no images)
-
-const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
-}
+// HTML (inline styles only, no links, no images), through core/html.ts's template
 
 /** The colour of a notice: red for a bad backup, amber for our own trouble, green when resolved. */
 export function colorOf(alert: Alert): string {
@@ -144,40 +139,31 @@ export function colorOf(alert: Alert): string {
 const OUTCOME_COLORS: Record<string, string> = { ok: '#067647', fail: '#b42318', error: '#b54708', skipped: '#667085' };
 
 export function renderHtml(alert: Alert): string {
-  const e = escapeHtml;
   const color = colorOf(alert);
   const cell = 'padding:4px 8px;border-bottom:1px solid #eaecf0;vertical-align:top;';
-  const section = (title: string, body: string): string =>
-    `<h3 style="margin:20px 0 6px;font-size:15px;color:#101828;">${e(title)}</h3>${body}`;
-  const parts: string[] = [];
+  const section = (title: string, body: SafeHtml): SafeHtml => html`<h3 style="margin:20px 0 6px;font-size:15px;color:#101828;">${title}</h3>${body}`;
+  const parts: SafeHtml[] = [];
   parts.push(
-    `<div style="border-left:6px solid ${color};padding:8px 14px;background:#f9fafb;">` +
-      `<div style="font-size:18px;font-weight:bold;color:${color};">${e(heading(alert))}</div>` +
-      `<div style="margin-top:4px;color:#344054;">${e(headline(alert))}</div>` +
-      `<div style="margin-top:4px;color:#101828;">${e(alert.summary)}</div></div>`,
+    html`<div style="border-left:6px solid ${color};padding:8px 14px;background:#f9fafb;"><div style="font-size:18px;font-weight:bold;color:${color};">${heading(alert)}</div><div style="margin-top:4px;color:#344054;">${headline(alert)}</div><div style="margin-top:4px;color:#101828;">${alert.summary}</div></div>`,
   );
   if (alert.reasons.length > 0) {
-    const items = alert.reasons.map((r) => `<li style="margin:3px 0;"><code style="font-family:monospace;background:#f2f4f7;padding:0 3px;">${e(r.code)}</code> ${e(r.message)}</li>`);
-    parts.push(section('Reasons', `<ul style="margin:0;padding-left:20px;">${items.join('')}</ul>`));
+    const items = alert.reasons.map((r) => html`<li style="margin:3px 0;"><code style="font-family:monospace;background:#f2f4f7;padding:0 3px;">${r.code}</code> ${r.message}</li>`);
+    parts.push(section('Reasons', html`<ul style="margin:0;padding-left:20px;">${items}</ul>`));
   }
-  const steps = alert.nextSteps.map((s) => `<li style="margin:3px 0;">${e(s)}</li>`);
-  parts.push(section('Next steps', `<ol style="margin:0;padding-left:20px;">${steps.join('')}</ol>`));
-  const facts = runFacts(alert).map(([k, v]) => `<tr><td style="${cell}color:#667085;white-space:nowrap;">${e(k)}</td><td style="${cell}">${e(v)}</td></tr>`);
-  parts.push(section('Details', `<table style="border-collapse:collapse;font-size:13px;">${facts.join('')}</table>`));
+  const steps = alert.nextSteps.map((s) => html`<li style="margin:3px 0;">${s}</li>`);
+  parts.push(section('Next steps', html`<ol style="margin:0;padding-left:20px;">${steps}</ol>`));
+  const facts = runFacts(alert).map(([k, v]) => html`<tr><td style="${cell}color:#667085;white-space:nowrap;">${k}</td><td style="${cell}">${v}</td></tr>`);
+  parts.push(section('Details', html`<table style="border-collapse:collapse;font-size:13px;">${facts}</table>`));
   if (alert.run && alert.run.phases.length > 0) {
-    const head = ['Phase', 'Duration', 'Outcome'].map((h) => `<th style="${cell}text-align:left;color:#667085;">${h}</th>`).join('');
+    const head = ['Phase', 'Duration', 'Outcome'].map((h) => html`<th style="${cell}text-align:left;color:#667085;">${h}</th>`);
     const rows = alert.run.phases.map(
       (p) =>
-        `<tr><td style="${cell}">${e(p.name)}</td><td style="${cell}text-align:right;font-family:monospace;">${e(formatSeconds(p.durationMs))}</td>` +
-        `<td style="${cell}color:${OUTCOME_COLORS[p.outcome] ?? '#101828'};">${e(p.outcome)}</td></tr>`,
+        html`<tr><td style="${cell}">${p.name}</td><td style="${cell}text-align:right;font-family:monospace;">${formatSeconds(p.durationMs)}</td><td style="${cell}color:${OUTCOME_COLORS[p.outcome] ?? '#101828'};">${p.outcome}</td></tr>`,
     );
-    parts.push(section('Phases', `<table style="border-collapse:collapse;font-size:13px;"><tr>${head}</tr>${rows.join('')}</table>`));
+    parts.push(section('Phases', html`<table style="border-collapse:collapse;font-size:13px;"><tr>${head}</tr>${rows}</table>`));
   }
-  parts.push(`<p style="margin-top:20px;font-size:12px;color:#667085;">Alert ${e(alert.id)} &middot; backproof</p>`);
-  return (
-    '<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"></head>' +
-    `<body style="margin:0;padding:16px;font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#101828;">${parts.join('')}</body></html>`
-  );
+  parts.push(html`<p style="margin-top:20px;font-size:12px;color:#667085;">Alert ${alert.id} &middot; backproof</p>`);
+  return html`<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"></head><body style="margin:0;padding:16px;font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#101828;">${parts}</body></html>`.toString();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import type { RunStore } from '../evidence/run-store.js';
 import type { Logger } from '../core/logger.js';
 import type { Principal } from './auth.js';
 import type { TokenStore } from './token-store.js';
+import type { SafeHtml } from '../core/html.js';
 
 /** What every handler of the web server reads: the stores, the config, the clock. */
 export interface WebDeps {
@@ -55,8 +56,9 @@ export function sendJson(res: http.ServerResponse, status: number, value: unknow
   send(res, status, 'application/json; charset=utf-8', JSON.stringify(value, null, 2) + '\n', headers);
 }
 
-export function sendHtml(res: http.ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
-  send(res, status, 'text/html; charset=utf-8', html, headers);
+/** A page: only markup made through core/html.ts's template (every value escaped) is sent. */
+export function sendHtml(res: http.ServerResponse, status: number, html: SafeHtml, headers: Record<string, string> = {}): void {
+  send(res, status, 'text/html; charset=utf-8', html.toString(), headers);
 }
 
 export function redirect(res: http.ServerResponse, location: string, headers: Record<string, string> = {}): void {

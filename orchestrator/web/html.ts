@@ -1,16 +1,12 @@
 import { formatAge } from '../core/format.js';
+import { html, raw, type SafeHtml } from '../core/html.js';
 
 /**
- * Building blocks of the dashboard's server-rendered HTML: escaping, the page frame with its
- * inline style sheet, times, badges and small inline-SVG charts. No external resource, no script:
- * the Content-Security-Policy the server sends forbids both.
+ * Building blocks of the dashboard's server-rendered HTML (all through core/html.ts's `html`
+ * template, which escapes every value): the page frame with its inline style sheet, times,
+ * badges and small inline-SVG charts. No external resource, no script: the
+ * Content-Security-Policy the server sends forbids both.
  */
-
-/** Escapes text for HTML element content and quoted attribute values. */
-export function esc(value: unknown): string {
-  return String(value ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c]!);
-}
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 /** A path segment or query value. */
 export const enc = encodeURIComponent;
@@ -21,25 +17,25 @@ export interface Frame {
   who?: { name: string; scope: string };
   /** Which nav entry is current. */
   nav?: 'board' | 'runs' | 'reports';
-  body: string;
+  body: SafeHtml;
 }
 
-export function page(f: Frame): string {
-  const link = (href: string, label: string, key: Frame['nav']): string =>
-    `<a href="${href}"${f.nav === key ? ' aria-current="page"' : ''}>${label}</a>`;
-  const header = f.who
-    ? `<nav>${link('/', 'Board', 'board')}${link('/runs', 'Runs', 'runs')}${link('/reports', 'Reports', 'reports')}</nav>
-<div class="who"><span title="token name">${esc(f.who.name)}</span> <span class="scope">${esc(f.who.scope)}</span>
-<form method="post" action="/logout"><button type="submit">Log out</button></form></div>`
-    : '';
-  return `<!doctype html>
+export function page(f: Frame): SafeHtml {
+  const link = (href: string, label: string, key: Frame['nav']): SafeHtml => html`<a href="${href}"${f.nav === key && html` aria-current="page"`}>${label}</a>`;
+  const header =
+    f.who &&
+    html`<nav>${link('/', 'Board', 'board')}${link('/runs', 'Runs', 'runs')}${link('/reports', 'Reports', 'reports')}</nav>
+<div class="who"><span title="token name">${f.who.name}</span> <span class="scope">${f.who.scope}</span>
+<form method="post" action="/logout"><button type="submit">Log out</button></form></div>`;
+  return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(f.title)} · backproof</title><style>${CSS}</style></head>
+<title>${f.title} · backproof</title><style>${CSS}</style></head>
 <body><header><a class="brand" href="/">backproof</a>${header}</header>
 <main>${f.body}</main></body></html>`;
 }
 
-const CSS = `
+// raw: a constant of this file (the text of a <style> element is not entity-decoded, so it cannot be escaped).
+const CSS = raw(`
 :root{--ok:#1a7f37;--fail:#cf222e;--error:#bc4c00;--muted:#656d76;--line:#d0d7de;--bg:#f6f8fa;--run:#0969da}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1f2328;background:#fff}
@@ -85,22 +81,22 @@ svg.timeline{max-width:100%;height:auto;display:block;margin:4px 0 8px}
 pre.screen{white-space:pre;max-height:420px}
 .downloads .month{display:inline-block;margin:0 18px 4px 0;white-space:nowrap}.downloads .month b{font-weight:600;margin-right:4px}.downloads a{margin-right:4px}
 table.reports td:first-child{width:280px}
-`;
+`);
 
 /** "2026-11-05 03:00 UTC" with the full ISO time as a tooltip. */
-export function when(iso: string | null | undefined): string {
-  if (!iso) return '<span class="muted">-</span>';
-  return `<time datetime="${esc(iso)}" title="${esc(iso)}">${esc(iso.slice(0, 16).replace('T', ' '))} UTC</time>`;
+export function when(iso: string | null | undefined): SafeHtml {
+  if (!iso) return html`<span class="muted">-</span>`;
+  return html`<time datetime="${iso}" title="${iso}">${iso.slice(0, 16).replace('T', ' ')} UTC</time>`;
 }
 
 /** "3.2h ago" with the time as a tooltip. */
-export function ago(iso: string | null | undefined, now: Date): string {
-  if (!iso) return '<span class="muted">never</span>';
-  return `<time datetime="${esc(iso)}" title="${esc(iso)}">${esc(formatAge(Math.max(0, now.getTime() - Date.parse(iso))))} ago</time>`;
+export function ago(iso: string | null | undefined, now: Date): SafeHtml {
+  if (!iso) return html`<span class="muted">never</span>`;
+  return html`<time datetime="${iso}" title="${iso}">${formatAge(Math.max(0, now.getTime() - Date.parse(iso)))} ago</time>`;
 }
 
-export function badge(kind: string, label: string = kind): string {
-  return `<span class="badge ${esc(kind)}">${esc(label.toUpperCase())}</span>`;
+export function badge(kind: string, label: string = kind): SafeHtml {
+  return html`<span class="badge ${kind}">${label.toUpperCase()}</span>`;
 }
 
 export interface ChartPoint {
@@ -126,36 +122,36 @@ function scaleMax(points: ChartPoint[], targetMs: number | undefined, headroom: 
  * A small line of restore times, oldest to newest, from 0, with a dashed target line when the
  * target is within reach; runs without a measured time are red/orange ticks on the baseline.
  */
-export function sparkline(points: ChartPoint[], opts: { width?: number; height?: number; targetMs?: number; label: string }): string {
+export function sparkline(points: ChartPoint[], opts: { width?: number; height?: number; targetMs?: number; label: string }): SafeHtml {
   const w = opts.width ?? 120;
   const h = opts.height ?? 28;
-  if (points.length === 0) return '<span class="muted small">no runs</span>';
+  if (points.length === 0) return html`<span class="muted small">no runs</span>`;
   const { max, showTarget } = scaleMax(points, opts.targetMs, 1.1);
   const pad = 3;
   const x = (i: number): number => (points.length === 1 ? w / 2 : pad + (i * (w - 2 * pad)) / (points.length - 1));
   const y = (v: number): number => h - pad - (v / max) * (h - 2 * pad);
   const measured = points.map((p, i) => (p.value !== null ? `${x(i).toFixed(1)},${y(p.value).toFixed(1)}` : null)).filter((s): s is string => s !== null);
-  const parts: string[] = [];
+  const parts: SafeHtml[] = [];
   if (showTarget) {
     const ty = y(opts.targetMs!).toFixed(1);
-    parts.push(`<line x1="0" x2="${w}" y1="${ty}" y2="${ty}" stroke="#cf222e" stroke-width="1" stroke-dasharray="3 2" opacity=".6"/>`);
+    parts.push(html`<line x1="0" x2="${w}" y1="${ty}" y2="${ty}" stroke="#cf222e" stroke-width="1" stroke-dasharray="3 2" opacity=".6"/>`);
   }
-  if (measured.length > 1) parts.push(`<polyline fill="none" stroke="#0969da" stroke-width="1.5" points="${measured.join(' ')}"/>`);
+  if (measured.length > 1) parts.push(html`<polyline fill="none" stroke="#0969da" stroke-width="1.5" points="${measured.join(' ')}"/>`);
   points.forEach((p, i) => {
     if (p.value === null) {
-      parts.push(`<rect x="${(x(i) - 1.5).toFixed(1)}" y="${h - 8}" width="3" height="8" fill="${COLOR[p.verdict ?? ''] ?? '#8c959f'}"/>`);
+      parts.push(html`<rect x="${(x(i) - 1.5).toFixed(1)}" y="${h - 8}" width="3" height="8" fill="${COLOR[p.verdict ?? ''] ?? '#8c959f'}"/>`);
     } else if (p.verdict !== 'pass' || i === points.length - 1 || measured.length === 1) {
-      parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2.5" fill="${COLOR[p.verdict ?? ''] ?? '#0969da'}"/>`);
+      parts.push(html`<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2.5" fill="${COLOR[p.verdict ?? ''] ?? '#0969da'}"/>`);
     }
   });
-  return `<svg class="spark" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img" aria-label="${esc(opts.label)}"><title>${esc(opts.label)}</title>${parts.join('')}</svg>`;
+  return html`<svg class="spark" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img" aria-label="${opts.label}"><title>${opts.label}</title>${parts}</svg>`;
 }
 
 const ROUND_STEPS_MS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].map((s) => s * 1000);
 
 /** A larger chart of restore times with axis labels, a target line and a tooltip per point. */
-export function restoreChart(points: ChartPoint[], opts: { targetMs?: number; formatMs: (ms: number) => string }): string {
-  if (points.length === 0) return '<p class="muted">No runs yet.</p>';
+export function restoreChart(points: ChartPoint[], opts: { targetMs?: number; formatMs: (ms: number) => string }): SafeHtml {
+  if (points.length === 0) return html`<p class="muted">No runs yet.</p>`;
   const w = 640;
   const h = 180;
   const left = 56;
@@ -169,32 +165,32 @@ export function restoreChart(points: ChartPoint[], opts: { targetMs?: number; fo
   const max = step * 2 * 1.05;
   const x = (i: number): number => (points.length === 1 ? (left + w - right) / 2 : left + (i * (w - left - right)) / (points.length - 1));
   const y = (v: number): number => h - bottom - (v / max) * (h - bottom - top);
-  const parts: string[] = [];
+  const parts: SafeHtml[] = [];
   for (const v of [0, step, 2 * step]) {
-    parts.push(`<line x1="${left}" x2="${w - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#d0d7de"/>`);
-    parts.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" font-size="11" fill="#656d76">${esc(opts.formatMs(v))}</text>`);
+    parts.push(html`<line x1="${left}" x2="${w - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#d0d7de"/>`);
+    parts.push(html`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" font-size="11" fill="#656d76">${opts.formatMs(v)}</text>`);
   }
   if (showTarget) {
     const ty = y(opts.targetMs!).toFixed(1);
-    parts.push(`<line x1="${left}" x2="${w - right}" y1="${ty}" y2="${ty}" stroke="#cf222e" stroke-dasharray="5 3"/>`);
-    parts.push(`<text x="${w - right}" y="${(Number(ty) - 4).toFixed(1)}" text-anchor="end" font-size="11" fill="#cf222e">RTO target ${esc(opts.formatMs(opts.targetMs!))}</text>`);
+    parts.push(html`<line x1="${left}" x2="${w - right}" y1="${ty}" y2="${ty}" stroke="#cf222e" stroke-dasharray="5 3"/>`);
+    parts.push(html`<text x="${w - right}" y="${(Number(ty) - 4).toFixed(1)}" text-anchor="end" font-size="11" fill="#cf222e">RTO target ${opts.formatMs(opts.targetMs!)}</text>`);
   } else if (opts.targetMs !== undefined) {
-    parts.push(`<text x="${w - right}" y="${top + 4}" text-anchor="end" font-size="11" fill="#1a7f37">RTO target ${esc(opts.formatMs(opts.targetMs))}: far above</text>`);
+    parts.push(html`<text x="${w - right}" y="${top + 4}" text-anchor="end" font-size="11" fill="#1a7f37">RTO target ${opts.formatMs(opts.targetMs)}: far above</text>`);
   }
   const line = points.map((p, i) => (p.value !== null ? `${x(i).toFixed(1)},${y(p.value).toFixed(1)}` : null)).filter((s): s is string => s !== null);
-  if (line.length > 1) parts.push(`<polyline fill="none" stroke="#0969da" stroke-width="2" points="${line.join(' ')}"/>`);
+  if (line.length > 1) parts.push(html`<polyline fill="none" stroke="#0969da" stroke-width="2" points="${line.join(' ')}"/>`);
   points.forEach((p, i) => {
     const tip = `${p.at.slice(0, 16).replace('T', ' ')} UTC: ${p.verdict ?? 'running'}${p.value !== null ? `, restore ${opts.formatMs(p.value)}` : ', no restore time'}`;
     const color = COLOR[p.verdict ?? ''] ?? '#8c959f';
     parts.push(
       p.value === null
-        ? `<rect x="${(x(i) - 2).toFixed(1)}" y="${h - bottom - 12}" width="4" height="12" fill="${color}"><title>${esc(tip)}</title></rect>`
-        : `<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="3.5" fill="${color}"><title>${esc(tip)}</title></circle>`,
+        ? html`<rect x="${(x(i) - 2).toFixed(1)}" y="${h - bottom - 12}" width="4" height="12" fill="${color}"><title>${tip}</title></rect>`
+        : html`<circle cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="3.5" fill="${color}"><title>${tip}</title></circle>`,
     );
   });
   const first = points[0]!.at.slice(0, 10);
   const last = points.at(-1)!.at.slice(0, 10);
-  parts.push(`<text x="${left}" y="${h - 6}" font-size="11" fill="#656d76">${esc(first)}</text>`);
-  parts.push(`<text x="${w - right}" y="${h - 6}" text-anchor="end" font-size="11" fill="#656d76">${esc(last)}</text>`);
-  return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img" aria-label="restore times of the last ${points.length} runs">${parts.join('')}</svg>`;
+  parts.push(html`<text x="${left}" y="${h - 6}" font-size="11" fill="#656d76">${first}</text>`);
+  parts.push(html`<text x="${w - right}" y="${h - 6}" text-anchor="end" font-size="11" fill="#656d76">${last}</text>`);
+  return html`<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img" aria-label="restore times of the last ${points.length} runs">${parts}</svg>`;
 }

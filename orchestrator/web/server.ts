@@ -9,7 +9,8 @@ import { apiPolicies, apiReport, apiRun, apiRuns } from './api.js';
 import { artifactHandler } from './artifacts.js';
 import { clearedSessionCookie, isHttps, presentedToken, principalOf, safeNext, sessionCookie, type Principal } from './auth.js';
 import { HttpError, redirect, send, sendHtml, sendJson, SECURITY_HEADERS, type RequestContext, type WebDeps } from './context.js';
-import { esc, page } from './html.js';
+import { html, type SafeHtml } from '../core/html.js';
+import { page } from './html.js';
 import { loginPage } from './login-page.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
 import { boardPage, policyPage, reportsPage, runsPage, who } from './pages.js';
@@ -56,15 +57,15 @@ interface Route {
   handler: (ctx: RequestContext) => Promise<void>;
 }
 
-const html = (render: (ctx: RequestContext) => Promise<string>) => async (ctx: RequestContext) => sendHtml(ctx.res, 200, await render(ctx));
+const htmlPage = (render: (ctx: RequestContext) => Promise<SafeHtml>) => async (ctx: RequestContext) => sendHtml(ctx.res, 200, await render(ctx));
 
 const ROUTES: Route[] = [
-  { method: 'GET', pattern: /^\/$/, kind: 'page', handler: html(boardPage) },
-  { method: 'GET', pattern: /^\/policies\/([^/]+)$/, kind: 'page', handler: html(policyPage) },
-  { method: 'GET', pattern: /^\/runs$/, kind: 'page', handler: html(runsPage) },
-  { method: 'GET', pattern: /^\/runs\/([^/]+)$/, kind: 'page', handler: html(runPage) },
+  { method: 'GET', pattern: /^\/$/, kind: 'page', handler: htmlPage(boardPage) },
+  { method: 'GET', pattern: /^\/policies\/([^/]+)$/, kind: 'page', handler: htmlPage(policyPage) },
+  { method: 'GET', pattern: /^\/runs$/, kind: 'page', handler: htmlPage(runsPage) },
+  { method: 'GET', pattern: /^\/runs\/([^/]+)$/, kind: 'page', handler: htmlPage(runPage) },
   { method: 'GET', pattern: /^\/runs\/([^/]+)\/artifacts\/([^/]+)$/, kind: 'page', handler: artifactHandler },
-  { method: 'GET', pattern: /^\/reports$/, kind: 'page', handler: html(reportsPage) },
+  { method: 'GET', pattern: /^\/reports$/, kind: 'page', handler: htmlPage(reportsPage) },
   { method: 'GET', pattern: /^\/api\/policies$/, kind: 'api', handler: apiPolicies },
   { method: 'GET', pattern: /^\/api\/runs$/, kind: 'api', handler: apiRuns },
   { method: 'GET', pattern: /^\/api\/runs\/([^/]+)$/, kind: 'api', handler: apiRun },
@@ -175,7 +176,7 @@ async function handle(deps: WebDeps, req: http.IncomingMessage, res: http.Server
   } catch (err) {
     if (!(err instanceof HttpError)) throw err;
     if (route.kind === 'page') {
-      sendHtml(res, err.status, page({ title: String(err.status), who: who(ctx), body: `<h1>${err.status === 404 ? 'Not found' : 'Cannot show this'}</h1><p>${esc(err.message)}</p><p><a href="/">Back to the board</a></p>` }));
+      sendHtml(res, err.status, page({ title: String(err.status), who: who(ctx), body: html`<h1>${err.status === 404 ? 'Not found' : 'Cannot show this'}</h1><p>${err.message}</p><p><a href="/">Back to the board</a></p>` }));
     } else {
       sendJson(res, err.status, { error: { code: err.code, message: err.message } });
     }
@@ -207,7 +208,7 @@ function unauthenticated(req: http.IncomingMessage, res: http.ServerResponse, ki
 }
 
 function notFoundResponse(res: http.ServerResponse, kind: Kind): void {
-  if (kind === 'page') return sendHtml(res, 404, page({ title: 'Not found', body: '<h1>Not found</h1><p><a href="/">Back to the board</a></p>' }));
+  if (kind === 'page') return sendHtml(res, 404, page({ title: 'Not found', body: html`<h1>Not found</h1><p><a href="/">Back to the board</a></p>` }));
   sendJson(res, 404, { error: { code: 'not_found', message: 'not found' } });
 }
 

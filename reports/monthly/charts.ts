@@ -1,11 +1,12 @@
 import type { Verdict } from '../../orchestrator/core/domain.js';
+import { html, joinHtml, type SafeHtml } from '../../orchestrator/core/html.js';
 import type { MonthlyReport } from './model.js';
 
 /**
  * The report's trend charts as SVG strings: restore time (measured RTO) and backup size of every
  * run over the month, one line per policy, each run marked by its verdict (a dot passed, a red
  * cross failed, an orange diamond could not be verified), dashed lines for RTO targets. Pure
- * string building, every text escaped; the same SVG goes inline into HTML and through
+ * markup through core/html.ts's template (every text escaped); the same SVG goes inline into HTML and through
  * svg-to-pdfkit into the PDF. Drawn 520 units wide: about 1:1 at A4 width in the PDF.
  */
 
@@ -50,12 +51,12 @@ export interface ChartSpec {
 }
 
 /** Restore time of every run, per policy, with each policy's RTO target. */
-export function restoreTimeChart(report: MonthlyReport): string {
+export function restoreTimeChart(report: MonthlyReport): SafeHtml {
   return periodChart(report, 'Restore time', 'duration', (r) => r.rtoMeasuredMs, (p) => p.rto.targetMs);
 }
 
 /** Size of the backup each run verified, per policy. */
-export function backupSizeChart(report: MonthlyReport): string {
+export function backupSizeChart(report: MonthlyReport): SafeHtml {
   return periodChart(report, 'Backup size', 'bytes', (r) => r.backupSizeBytes);
 }
 
@@ -69,7 +70,7 @@ function periodChart(
   unit: Parameters<typeof lineChart>[0]['unit'],
   value: (r: ReportRun) => ChartSeries['points'][number]['value'],
   target?: (p: ReportPolicy) => ChartSeries['target'],
-): string {
+): SafeHtml {
   return lineChart({
     title: `${quantity} per run, ${report.period.label}`,
     quantity,
@@ -87,12 +88,8 @@ function periodChart(
   });
 }
 
-export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
-
 /** A line chart over the period: x is time, y the values (null values sit on the x axis as markers only). */
-export function lineChart(spec: ChartSpec): string {
+export function lineChart(spec: ChartSpec): SafeHtml {
   const from = Date.parse(spec.from);
   const to = Date.parse(spec.to);
   const legend = legendLayout(spec.series);
@@ -103,32 +100,31 @@ export function lineChart(spec: ChartSpec): string {
   const scale = yScale(Math.max(0, ...values), spec.unit);
   const x = (iso: string): number => LEFT + (plotW * Math.min(Math.max(Date.parse(iso) - from, 0), to - from)) / Math.max(1, to - from);
   const y = (v: number): number => top + plotH - (plotH * v) / scale.max;
-  const out: string[] = [];
+  const out: SafeHtml[] = [];
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${CHART_WIDTH} ${HEIGHT}" width="${CHART_WIDTH}" height="${HEIGHT}" role="img" aria-label="${escapeXml(spec.title)}" font-family="${FONT}">`,
-    `<title>${escapeXml(spec.title)}</title>`,
-    `<rect x="0" y="0" width="${CHART_WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
+    html`<title>${spec.title}</title>`,
+    html`<rect x="0" y="0" width="${CHART_WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
   );
   // Grid and y axis labels.
   for (const tick of scale.ticks) {
     const ty = fmt(y(tick));
-    out.push(`<line x1="${LEFT}" y1="${ty}" x2="${LEFT + plotW}" y2="${ty}" stroke="${GRID}" stroke-width="1"/>`);
-    out.push(`<text x="${LEFT - 6}" y="${fmt(y(tick) + 3.5)}" font-size="10" fill="${AXIS}" text-anchor="end">${escapeXml(scale.label(tick))}</text>`);
+    out.push(html`<line x1="${LEFT}" y1="${ty}" x2="${LEFT + plotW}" y2="${ty}" stroke="${GRID}" stroke-width="1"/>`);
+    out.push(html`<text x="${LEFT - 6}" y="${fmt(y(tick) + 3.5)}" font-size="10" fill="${AXIS}" text-anchor="end">${scale.label(tick)}</text>`);
   }
   // x axis: a tick per week from the 1st, labelled with the day of the month.
   for (const day of dayTicks(spec.from, spec.to)) {
     const tx = fmt(x(day.at));
-    out.push(`<line x1="${tx}" y1="${top + plotH}" x2="${tx}" y2="${top + plotH + 4}" stroke="${AXIS}" stroke-width="1"/>`);
-    out.push(`<text x="${tx}" y="${top + plotH + 15}" font-size="10" fill="${AXIS}" text-anchor="middle">${escapeXml(day.label)}</text>`);
+    out.push(html`<line x1="${tx}" y1="${top + plotH}" x2="${tx}" y2="${top + plotH + 4}" stroke="${AXIS}" stroke-width="1"/>`);
+    out.push(html`<text x="${tx}" y="${top + plotH + 15}" font-size="10" fill="${AXIS}" text-anchor="middle">${day.label}</text>`);
   }
-  out.push(`<line x1="${LEFT}" y1="${top}" x2="${LEFT}" y2="${top + plotH}" stroke="${AXIS}" stroke-width="1"/>`);
-  out.push(`<line x1="${LEFT}" y1="${top + plotH}" x2="${LEFT + plotW}" y2="${top + plotH}" stroke="${AXIS}" stroke-width="1"/>`);
-  out.push(`<text x="${LEFT + plotW / 2}" y="${HEIGHT - 12}" font-size="10" fill="${AXIS}" text-anchor="middle">Day of the month (${escapeXml(spec.timezone)})</text>`);
+  out.push(html`<line x1="${LEFT}" y1="${top}" x2="${LEFT}" y2="${top + plotH}" stroke="${AXIS}" stroke-width="1"/>`);
+  out.push(html`<line x1="${LEFT}" y1="${top + plotH}" x2="${LEFT + plotW}" y2="${top + plotH}" stroke="${AXIS}" stroke-width="1"/>`);
+  out.push(html`<text x="${LEFT + plotW / 2}" y="${HEIGHT - 12}" font-size="10" fill="${AXIS}" text-anchor="middle">Day of the month (${spec.timezone})</text>`);
   const yTitle = `${spec.quantity} (${scale.unitName})`;
-  out.push(`<text x="0" y="0" font-size="10" fill="${AXIS}" text-anchor="middle" transform="translate(13 ${fmt(top + plotH / 2)}) rotate(-90)">${escapeXml(yTitle)}</text>`);
+  out.push(html`<text x="0" y="0" font-size="10" fill="${AXIS}" text-anchor="middle" transform="translate(13 ${fmt(top + plotH / 2)}) rotate(-90)">${yTitle}</text>`);
 
   if (spec.series.every((s) => s.points.length === 0)) {
-    out.push(`<text x="${LEFT + plotW / 2}" y="${fmt(top + plotH / 2)}" font-size="12" fill="${AXIS}" text-anchor="middle">No runs in this period</text>`);
+    out.push(html`<text x="${LEFT + plotW / 2}" y="${fmt(top + plotH / 2)}" font-size="12" fill="${AXIS}" text-anchor="middle">No runs in this period</text>`);
   }
 
   spec.series.forEach((s, i) => {
@@ -136,53 +132,54 @@ export function lineChart(spec: ChartSpec): string {
     const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
     if (s.target !== undefined && s.target !== null && s.target <= scale.max) {
       const ty = fmt(y(s.target));
-      out.push(`<line x1="${LEFT}" y1="${ty}" x2="${LEFT + plotW}" y2="${ty}" stroke="${color}" stroke-width="1" stroke-dasharray="5 4" opacity="0.8"/>`);
-      out.push(`<text x="${LEFT + plotW - 2}" y="${fmt(y(s.target) - 3)}" font-size="9" fill="${color}" text-anchor="end">${escapeXml(`target ${s.name}`)}</text>`);
+      out.push(html`<line x1="${LEFT}" y1="${ty}" x2="${LEFT + plotW}" y2="${ty}" stroke="${color}" stroke-width="1" stroke-dasharray="5 4" opacity="0.8"/>`);
+      out.push(html`<text x="${LEFT + plotW - 2}" y="${fmt(y(s.target) - 3)}" font-size="9" fill="${color}" text-anchor="end">${`target ${s.name}`}</text>`);
     }
     const measured = s.points.filter((p) => p.value !== null);
     if (measured.length > 1) {
       const pts = measured.map((p) => `${fmt(x(p.at))},${fmt(y(p.value!))}`).join(' ');
-      out.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="1.6"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
+      out.push(html`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="1.6"${dash && html` stroke-dasharray="${dash}"`}/>`);
     }
     for (const p of s.points) out.push(marker(x(p.at), p.value === null ? top + plotH : y(p.value), p.verdict, color));
   });
 
   out.push(...legend.items);
-  out.push('</svg>');
-  return out.join('\n');
+  return html`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${CHART_WIDTH} ${HEIGHT}" width="${CHART_WIDTH}" height="${HEIGHT}" role="img" aria-label="${spec.title}" font-family="${FONT}">
+${joinHtml(out, '\n')}
+</svg>`;
 }
 
-function marker(cx: number, cy: number, verdict: Verdict | null, color: string): string {
+function marker(cx: number, cy: number, verdict: Verdict | null, color: string): SafeHtml {
   const X = fmt(cx);
   const Y = fmt(cy);
   if (verdict === 'fail') {
     const d = 3.6;
-    return `<path d="M ${fmt(cx - d)} ${fmt(cy - d)} L ${fmt(cx + d)} ${fmt(cy + d)} M ${fmt(cx - d)} ${fmt(cy + d)} L ${fmt(cx + d)} ${fmt(cy - d)}" stroke="${FAIL}" stroke-width="2" fill="none"/>`;
+    return html`<path d="M ${fmt(cx - d)} ${fmt(cy - d)} L ${fmt(cx + d)} ${fmt(cy + d)} M ${fmt(cx - d)} ${fmt(cy + d)} L ${fmt(cx + d)} ${fmt(cy - d)}" stroke="${FAIL}" stroke-width="2" fill="none"/>`;
   }
   if (verdict === 'error') {
     const d = 4;
-    return `<path d="M ${X} ${fmt(cy - d)} L ${fmt(cx + d)} ${Y} L ${X} ${fmt(cy + d)} L ${fmt(cx - d)} ${Y} Z" stroke="${ERROR}" stroke-width="1.6" fill="#ffffff"/>`;
+    return html`<path d="M ${X} ${fmt(cy - d)} L ${fmt(cx + d)} ${Y} L ${X} ${fmt(cy + d)} L ${fmt(cx - d)} ${Y} Z" stroke="${ERROR}" stroke-width="1.6" fill="#ffffff"/>`;
   }
-  return `<circle cx="${X}" cy="${Y}" r="3" fill="${color}" stroke="#ffffff" stroke-width="0.8"/>`;
+  return html`<circle cx="${X}" cy="${Y}" r="3" fill="${color}" stroke="#ffffff" stroke-width="0.8"/>`;
 }
 
 /** The legend: the verdict markers, then one entry per policy; wrapped into rows. */
-function legendLayout(series: ChartSeries[]): { height: number; items: string[] } {
-  const entries: Array<{ width: number; draw: (x: number, y: number) => string }> = [
-    { width: 44, draw: (x, y) => `${marker(x + 4, y - 3.5, 'pass', AXIS)}<text x="${x + 11}" y="${y}" font-size="10" fill="${AXIS}">pass</text>` },
-    { width: 40, draw: (x, y) => `${marker(x + 4, y - 3.5, 'fail', AXIS)}<text x="${x + 11}" y="${y}" font-size="10" fill="${AXIS}">fail</text>` },
-    { width: 128, draw: (x, y) => `${marker(x + 4, y - 3.5, 'error', AXIS)}<text x="${x + 11}" y="${y}" font-size="10" fill="${AXIS}">error (not verified)</text>` },
+function legendLayout(series: ChartSeries[]): { height: number; items: SafeHtml[] } {
+  const entries: Array<{ width: number; draw: (x: number, y: number) => SafeHtml }> = [
+    { width: 44, draw: (x, y) => html`${marker(x + 4, y - 3.5, 'pass', AXIS)}<text x="${x + 11}" y="${y}" font-size="10" fill="${AXIS}">pass</text>` },
+    { width: 40, draw: (x, y) => html`${marker(x + 4, y - 3.5, 'fail', AXIS)}<text x="${x + 11}" y="${y}" font-size="10" fill="${AXIS}">fail</text>` },
+    { width: 128, draw: (x, y) => html`${marker(x + 4, y - 3.5, 'error', AXIS)}<text x="${x + 11}" y="${y}" font-size="10" fill="${AXIS}">error (not verified)</text>` },
     ...series.map((s, i) => {
       const color = PALETTE[i % PALETTE.length]!;
       const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
       return {
         width: 30 + textWidth(s.name, 10),
         draw: (x: number, y: number) =>
-          `<line x1="${x}" y1="${y - 3.5}" x2="${x + 18}" y2="${y - 3.5}" stroke="${color}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/><text x="${x + 23}" y="${y}" font-size="10" fill="#222">${escapeXml(s.name)}</text>`,
+          html`<line x1="${x}" y1="${y - 3.5}" x2="${x + 18}" y2="${y - 3.5}" stroke="${color}" stroke-width="2"${dash && html` stroke-dasharray="${dash}"`}/><text x="${x + 23}" y="${y}" font-size="10" fill="#222">${s.name}</text>`,
       };
     }),
   ];
-  const items: string[] = [];
+  const items: SafeHtml[] = [];
   let x = LEFT;
   let row = 0;
   for (const e of entries) {

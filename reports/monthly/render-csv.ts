@@ -1,14 +1,16 @@
+import { csvName, csvValue, RUN_COLUMNS } from './columns.js';
 import type { MonthlyReport, PolicySection, ReportRun, TargetFigures } from './model.js';
 
 /**
  * The report as one CSV file (RFC 4180, UTF-8, CRLF), one row per record with a `section` column
  * telling the kinds of rows apart:
- * - `run`: one per run of the period, oldest first (date, policy, verdict, reasons, backup size,
- *   RPO and RTO measured and target, run id, evidence hash);
+ * - `run`: one per run of the period, oldest first: the fields of the run table's columns
+ *   (columns.ts: date, kind, verdict and status, backup key and size, RPO and RTO measured,
+ *   target and met, boot, run id, reasons), plus duration, evidence hash and screenshot sha256;
  * - `policy`: one per policy (counts, pass rate, last successful restore, RTO/RPO figures;
  *   `verdict` is the policy's last verdict of the month);
  * - `summary`: one for the whole client and month.
- * Kind vm adds, at the end: `boot_verdict`, `boot_ms` and `screenshot_sha256` (the sealed one) on
+ * Kind vm fills, at the end: `boot_verdict`, `boot_ms` and `screenshot_sha256` (the sealed one) on
  * run rows; `boot_median_ms` and `boot_worst_ms` (over the runs that booted) on policy rows.
  * Columns a section does not use are empty. Times are ISO 8601 UTC, durations in ms, sizes in
  * bytes, rates in percent; the same numbers as the JSON, HTML and PDF. Text cells that a
@@ -19,6 +21,7 @@ export const CSV_COLUMNS = [
   'client',
   'month',
   'policy',
+  'kind',
   'started_at',
   'run_id',
   'status',
@@ -80,28 +83,9 @@ export function renderCsv(report: MonthlyReport): string {
 }
 
 function runRow(r: ReportRun): Row {
-  return {
-    section: 'run',
-    policy: r.policy,
-    started_at: r.startedAt,
-    run_id: r.runId,
-    status: r.status,
-    verdict: r.verdict,
-    reasons: r.reasons.map((x) => `${x.code}: ${x.message}`).join('; '),
-    backup_key: r.backupKey,
-    backup_size_bytes: r.backupSizeBytes,
-    rpo_measured_ms: r.rpoMeasuredMs,
-    rpo_target_ms: r.rpoTargetMs,
-    rpo_met: r.rpoMet,
-    rto_measured_ms: r.rtoMeasuredMs,
-    rto_target_ms: r.rtoTargetMs,
-    rto_met: r.rtoMet,
-    duration_ms: r.durationMs,
-    hash: r.hash,
-    boot_verdict: r.bootVerdict,
-    boot_ms: r.bootMs,
-    screenshot_sha256: r.screenshotSha256,
-  };
+  const row: Record<string, string | number | boolean | null> = { section: 'run', policy: r.policy };
+  for (const column of RUN_COLUMNS) for (const field of column.fields) row[csvName(field)] = csvValue(r, field);
+  return { ...(row as Row), duration_ms: r.durationMs, hash: r.hash, screenshot_sha256: r.screenshotSha256 };
 }
 
 function policyRow(p: PolicySection): Row {

@@ -1,15 +1,14 @@
-import { backupSizeChart, escapeXml, restoreTimeChart } from './charts.js';
+import { html, joinHtml, raw, type SafeHtml } from '../../orchestrator/core/html.js';
+import { backupSizeChart, restoreTimeChart } from './charts.js';
+import { runColumns } from './columns.js';
 import type { MonthlyReport, PolicySection, ReportRun, ReportScreenshot } from './model.js';
 import {
-  bootCell,
   bootSummary,
   bytes,
   chainText,
   incidentOutcome,
   lastSuccess,
-  measuredVsTarget,
   rate,
-  reasonsText,
   REPORT_TITLE,
   screenshotCaption,
   screenshotTitle,
@@ -19,35 +18,36 @@ import {
   when,
 } from './text.js';
 
+const BR = html`<br>`;
+
 /**
  * The report as one self-contained HTML page: inline CSS, inline SVG charts, the logo and vm
- * policies' boot screenshots as data URIs; no script, no external resource. Every value from the
- * evidence or the config is escaped.
+ * policies' boot screenshots as data URIs; no script, no external resource. Built through
+ * core/html.ts's template: every value from the evidence or the config is escaped.
  */
 export function renderHtml(report: MonthlyReport): string {
-  const e = escapeXml;
   const title = `${report.client.displayName}: ${REPORT_TITLE}, ${report.period.label}`;
   const s = report.summary;
   const chain = chainText(report);
-  const logo = report.msp.logo ? `<img class="logo" alt="${e(report.msp.name)}" src="data:${report.msp.logo.mediaType};base64,${report.msp.logo.base64}">` : '';
-  const out: string[] = [];
-  out.push(`<!doctype html>
+  const logo = report.msp.logo && html`<img class="logo" alt="${report.msp.name}" src="data:${report.msp.logo.mediaType};base64,${report.msp.logo.base64}">`;
+  const out: SafeHtml[] = [];
+  out.push(html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<title>${e(title)}</title>
+<title>${title}</title>
 <style>${CSS}</style>
 </head>
 <body>
 <header class="cover">
   ${logo}
-  <p class="msp">${e(report.msp.name)}</p>
-  <h1>${e(REPORT_TITLE)}</h1>
-  <p class="client">${e(report.client.displayName)}</p>
-  <p class="period">${e(report.period.label)} <span class="muted">(${e(when(report, report.period.from, false))} to ${e(when(report, new Date(Date.parse(report.period.to) - 1).toISOString(), false))}, ${e(report.period.timezone)})</span></p>
-  <p class="muted">Generated ${e(when(report, report.generatedAt))} by ${e(report.generator)}</p>
+  <p class="msp">${report.msp.name}</p>
+  <h1>${REPORT_TITLE}</h1>
+  <p class="client">${report.client.displayName}</p>
+  <p class="period">${report.period.label} <span class="muted">(${when(report, report.period.from, false)} to ${when(report, new Date(Date.parse(report.period.to) - 1).toISOString(), false)}, ${report.period.timezone})</span></p>
+  <p class="muted">Generated ${when(report, report.generatedAt)} by ${report.generator}</p>
 </header>
 
 <section>
@@ -61,11 +61,14 @@ export function renderHtml(report: MonthlyReport): string {
   ${tile('RPO within target', s.rpo.met + s.rpo.missed > 0 ? `${s.rpo.met} of ${s.rpo.met + s.rpo.missed}` : '-')}
   ${tile('Alert incidents', `${s.incidents}${s.openAtEnd > 0 ? ` (${s.openAtEnd} open)` : ''}`, s.openAtEnd > 0 ? 'warn' : 'ok')}
 </div>
-${s.cancelled + s.inProgress > 0 ? `<p class="muted">Not counted: ${s.cancelled} cancelled run(s), ${s.inProgress} still running.</p>` : ''}
+${s.cancelled + s.inProgress > 0 && html`<p class="muted">Not counted: ${s.cancelled} cancelled run(s), ${s.inProgress} still running.</p>`}
 <table>
 <thead><tr><th>Policy</th><th>Kind</th><th class="num">Runs</th><th class="num">Pass rate</th><th>Last successful restore</th><th>Measured RTO</th><th>RPO (backup age)</th><th>Last verdict</th></tr></thead>
 <tbody>
-${report.policies.map((p) => policyRow(report, p)).join('\n')}
+${joinHtml(
+  report.policies.map((p) => policyRow(report, p)),
+  '\n',
+)}
 </tbody>
 </table>
 </section>
@@ -79,119 +82,138 @@ ${report.policies.map((p) => policyRow(report, p)).join('\n')}
 
   for (const p of report.policies) out.push(policySection(report, p));
 
-  out.push(`<section>
+  out.push(html`<section>
 <h2>Failures and what was done</h2>
-${report.failures.length === 0 ? '<p>No verification failed in this period.</p>' : ''}
-${report.failures
-  .map(
-    (f) => `<article class="failure ${f.verdict}">
-<h3>${e(when(report, f.at))} &middot; ${e(f.policy)} &middot; <span class="v-${f.verdict}">${e(verdictText(f.verdict))}</span> <span class="muted">run ${e(f.runId)}</span></h3>
-<ul class="reasons">${f.reasons.map((r) => `<li><code>${e(r.code)}</code> ${e(r.message)}</li>`).join('')}</ul>
+${report.failures.length === 0 && html`<p>No verification failed in this period.</p>`}
+${joinHtml(
+  report.failures.map(
+    (f) => html`<article class="failure ${f.verdict}">
+<h3>${when(report, f.at)} &middot; ${f.policy} &middot; <span class="v-${f.verdict}">${verdictText(f.verdict)}</span> <span class="muted">run ${f.runId}</span></h3>
+<ul class="reasons">${f.reasons.map((r) => html`<li><code>${r.code}</code> ${r.message}</li>`)}</ul>
 <p><strong>Next steps:</strong></p>
-<ul>${f.nextSteps.map((step) => `<li>${e(step)}</li>`).join('')}</ul>
+<ul>${f.nextSteps.map((step) => html`<li>${step}</li>`)}</ul>
 <p><strong>What was done:</strong> ${
       f.incidents.length > 0
-        ? f.incidents.map((ref) => e(incidentOutcome(report, report.incidents.find((i) => i.id === ref.id)!))).join('<br>')
+        ? joinHtml(
+            f.incidents.map((ref) => incidentOutcome(report, report.incidents.find((i) => i.id === ref.id)!)),
+            BR,
+          )
         : 'no alert incident was recorded for this run'
-    }${f.recoveredAt ? `<br>Recovered: the next verification passed on ${e(when(report, f.recoveredAt))} (run ${e(short(f.recoveredByRunId!))}).` : '<br>Not recovered by the time of this report.'}</p>
+    }${f.recoveredAt ? html`<br>Recovered: the next verification passed on ${when(report, f.recoveredAt)} (run ${short(f.recoveredByRunId!)}).` : html`<br>Not recovered by the time of this report.`}</p>
 </article>`,
-  )
-  .join('\n')}
+  ),
+  '\n',
+)}
 </section>
 
 <section>
 <h2>Alert incidents</h2>
-${report.incidents.length === 0 ? '<p>No alert incident in this period.</p>' : ''}
+${report.incidents.length === 0 && html`<p>No alert incident in this period.</p>`}
 ${
-  report.incidents.length > 0
-    ? `<table>
+  report.incidents.length > 0 &&
+  html`<table>
 <thead><tr><th>Opened</th><th>Policy</th><th>Condition</th><th>Summary</th><th>What was done</th></tr></thead>
 <tbody>
-${report.incidents
-  .map((i) => `<tr><td>${e(when(report, i.openedAt))}</td><td>${e(i.policy)}</td><td>${e(i.condition)}</td><td>${e(i.summary)}<div class="muted">${i.nextSteps.map(e).join('<br>')}</div></td><td>${e(incidentOutcome(report, i))}</td></tr>`)
-  .join('\n')}
+${joinHtml(
+  report.incidents.map(
+    (i) =>
+      html`<tr><td>${when(report, i.openedAt)}</td><td>${i.policy}</td><td>${i.condition}</td><td>${i.summary}<div class="muted">${joinHtml(i.nextSteps, BR)}</div></td><td>${incidentOutcome(report, i)}</td></tr>`,
+  ),
+  '\n',
+)}
 </tbody>
 </table>`
-    : ''
 }
 </section>
 
 <section class="appendix">
 <h2>Evidence appendix</h2>
-<p class="${chain.ok ? 'ok' : 'bad'}"><strong>${e(chain.headline)}</strong></p>
-<ul>${chain.lines.map((l) => `<li>${e(l)}</li>`).join('')}</ul>
-<p>Signing key fingerprint: <code>${e(report.evidence.signingKeyFingerprint ?? 'none')}</code>${
-    report.evidence.publicKeys.length > 0 ? `<br>Installation public keys: ${report.evidence.publicKeys.map((k) => `<code>${e(k)}</code>`).join(', ')}` : ''
+<p class="${chain.ok ? 'ok' : 'bad'}"><strong>${chain.headline}</strong></p>
+<ul>${chain.lines.map((l) => html`<li>${l}</li>`)}</ul>
+<p>Signing key fingerprint: <code>${report.evidence.signingKeyFingerprint ?? 'none'}</code>${
+    report.evidence.publicKeys.length > 0 &&
+    html`<br>Installation public keys: ${joinHtml(
+      report.evidence.publicKeys.map((k) => html`<code>${k}</code>`),
+      ', ',
+    )}`
   }</p>
 <p class="muted">Each run's record is hashed with the hash of the record before it; changing, removing, inserting or reordering any record breaks every hash after it. Check them with <code>backproof evidence verify</code>.</p>
 <table class="hashes">
 <thead><tr><th>Started</th><th>Policy</th><th>Run id</th><th>Seq</th><th>Hash (SHA-256)</th></tr></thead>
 <tbody>
-${report.runs.map((r) => `<tr><td>${e(when(report, r.startedAt))}</td><td>${e(r.policy)}</td><td><code>${e(r.runId)}</code></td><td class="num">${r.chainSeq ?? '-'}</td><td><code>${e(r.hash ?? 'not chained')}</code></td></tr>`).join('\n')}
+${joinHtml(
+  report.runs.map(
+    (r) =>
+      html`<tr><td>${when(report, r.startedAt)}</td><td>${r.policy}</td><td><code>${r.runId}</code></td><td class="num">${r.chainSeq ?? '-'}</td><td><code>${r.hash ?? 'not chained'}</code></td></tr>`,
+  ),
+  '\n',
+)}
 </tbody>
 </table>
 </section>
 </body>
 </html>
 `);
-  return out.join('\n');
+  return joinHtml(out, '\n').toString();
 }
 
-function tile(label: string, value: string, tone: 'ok' | 'warn' | 'bad' | '' = ''): string {
-  return `<div class="tile ${tone}"><div class="value">${escapeXml(value)}</div><div class="label">${escapeXml(label)}</div></div>`;
+function tile(label: string, value: string, tone: 'ok' | 'warn' | 'bad' | '' = ''): SafeHtml {
+  return html`<div class="tile ${tone}"><div class="value">${value}</div><div class="label">${label}</div></div>`;
 }
 
-function policyRow(report: MonthlyReport, p: PolicySection): string {
-  const e = escapeXml;
-  return `<tr><td>${e(p.policy)}${p.configured ? '' : ' <span class="muted">(no longer configured)</span>'}</td><td>${e(p.kind)}</td><td class="num">${p.runs}</td><td class="num">${e(rate(p.passRatePercent))}</td><td>${e(lastSuccess(report, p))}</td><td>${e(targetSummary(p.rto, 'rto'))}${p.boot ? `<br><span class="muted">Boot: ${e(bootSummary(p.boot))}</span>` : ''}</td><td>${e(targetSummary(p.rpo, 'rpo'))}</td><td class="v-${p.lastVerdict ?? 'none'}">${e(verdictText(p.lastVerdict))}</td></tr>`;
+function policyRow(report: MonthlyReport, p: PolicySection): SafeHtml {
+  return html`<tr><td>${p.policy}${!p.configured && html` <span class="muted">(no longer configured)</span>`}</td><td>${p.kind}</td><td class="num">${p.runs}</td><td class="num">${rate(p.passRatePercent)}</td><td>${lastSuccess(report, p)}</td><td>${targetSummary(p.rto, 'rto')}${p.boot && html`<br><span class="muted">Boot: ${bootSummary(p.boot)}</span>`}</td><td>${targetSummary(p.rpo, 'rpo')}</td><td class="v-${p.lastVerdict ?? 'none'}">${verdictText(p.lastVerdict)}</td></tr>`;
 }
 
-function policySection(report: MonthlyReport, p: PolicySection): string {
-  const e = escapeXml;
+function policySection(report: MonthlyReport, p: PolicySection): SafeHtml {
   const runs = report.runs.filter((r) => r.policy === p.policy);
-  return `<section class="policy">
-<h2>Policy ${e(p.policy)} <span class="muted">(${e(p.kind)}${p.schedule ? `, ${e(p.schedule)}` : ''})</span></h2>
-<p>${p.runs} runs: ${p.passed} passed, ${p.failed} failed, ${p.errored} errors; pass rate ${e(rate(p.passRatePercent))}. Last successful restore: ${e(lastSuccess(report, p))}.
-RTO: ${e(targetSummary(p.rto, 'rto'))}. RPO: ${e(targetSummary(p.rpo, 'rpo'))}.${p.backupSize ? ` Backup size ${e(bytes(p.backupSize.firstBytes))} to ${e(bytes(p.backupSize.lastBytes))}.` : ''}${p.boot ? ` Boot: ${e(bootSummary(p.boot))}.` : ''}</p>
-${p.screenshots.length > 0 ? `<div class="screens">\n${p.screenshots.map((shot) => screenshotFigure(report, shot)).join('\n')}\n</div>` : ''}
-${
-  runs.length === 0
-    ? '<p>No run in this period.</p>'
-    : `<table>
-<thead><tr><th>Started</th><th>Verdict</th><th>Backup</th><th class="num">Size</th><th>RPO / target</th><th>RTO / target</th>${p.boot ? '<th>Boot</th>' : ''}<th>Run</th><th>Reasons</th></tr></thead>
-<tbody>
-${runs.map((r) => runRow(report, r, p.boot !== null)).join('\n')}
-</tbody>
-</table>`
-}
+  return html`<section class="policy">
+<h2>Policy ${p.policy} <span class="muted">(${p.kind}${p.schedule && `, ${p.schedule}`})</span></h2>
+<p>${p.runs} runs: ${p.passed} passed, ${p.failed} failed, ${p.errored} errors; pass rate ${rate(p.passRatePercent)}. Last successful restore: ${lastSuccess(report, p)}.
+RTO: ${targetSummary(p.rto, 'rto')}. RPO: ${targetSummary(p.rpo, 'rpo')}.${p.backupSize && ` Backup size ${bytes(p.backupSize.firstBytes)} to ${bytes(p.backupSize.lastBytes)}.`}${p.boot && ` Boot: ${bootSummary(p.boot)}.`}</p>
+${p.screenshots.length > 0 && html`<div class="screens">\n${joinHtml(p.screenshots.map((shot) => screenshotFigure(report, shot)), '\n')}\n</div>`}
+${runs.length === 0 ? html`<p>No run in this period.</p>` : runTable(report, runs, p.boot !== null)}
 </section>`;
 }
 
-function screenshotFigure(report: MonthlyReport, shot: ReportScreenshot): string {
-  const e = escapeXml;
+/** A policy's runs: the columns of columns.ts, as the PDF and CSV have them. */
+function runTable(report: MonthlyReport, runs: ReportRun[], withBoot: boolean): SafeHtml {
+  const columns = runColumns(withBoot);
+  const head = columns.map((c) => html`<th${c.numeric && html` class="num"`}>${c.header}</th>`);
+  const rows = runs.map(
+    (r) =>
+      html`<tr>${columns.map((c) => {
+        const tone = c.tone?.(r);
+        const cls = [c.htmlClass, c.numeric && 'num', tone && `v-${tone}`].filter(Boolean).join(' ');
+        const text = c.text(r, report);
+        return html`<td${cls && html` class="${cls}"`}>${c.mono ? html`<code>${text}</code>` : text}</td>`;
+      })}</tr>`,
+  );
+  return html`<table>
+<thead><tr>${head}</tr></thead>
+<tbody>
+${joinHtml(rows, '\n')}
+</tbody>
+</table>`;
+}
+
+function screenshotFigure(report: MonthlyReport, shot: ReportScreenshot): SafeHtml {
   const img =
-    shot.base64 && shot.image
-      ? `<img class="screen" alt="${e(`The screen of run ${short(shot.runId)} at its boot verdict`)}" src="data:${e(shot.image.mediaType)};base64,${shot.base64}"${
-          shot.image.width !== undefined && shot.image.height !== undefined ? ` width="${shot.image.width}" height="${shot.image.height}"` : ''
-        }>`
-      : '';
-  return `<figure class="screen ${shot.role}" data-run="${e(shot.runId)}">
-<figcaption class="v-${shot.bootVerdict === 'booted' ? 'pass' : 'fail'}">${e(screenshotTitle(shot))}</figcaption>
+    shot.base64 &&
+    shot.image &&
+    html`<img class="screen" alt="${`The screen of run ${short(shot.runId)} at its boot verdict`}" src="data:${shot.image.mediaType};base64,${shot.base64}"${
+      shot.image.width !== undefined && shot.image.height !== undefined && html` width="${shot.image.width}" height="${shot.image.height}"`
+    }>`;
+  return html`<figure class="screen ${shot.role}" data-run="${shot.runId}">
+<figcaption class="v-${shot.bootVerdict === 'booted' ? 'pass' : 'fail'}">${screenshotTitle(shot)}</figcaption>
 ${img}
-<p class="caption">${screenshotCaption(report, shot).map(e).join('<br>')}</p>
+<p class="caption">${joinHtml(screenshotCaption(report, shot), BR)}</p>
 </figure>`;
 }
 
-function runRow(report: MonthlyReport, r: ReportRun, withBoot = false): string {
-  const e = escapeXml;
-  const v = r.status === 'running' || r.status === 'cancelled' ? r.status : (r.verdict ?? 'none');
-  return `<tr><td class="when">${e(when(report, r.startedAt))}</td><td class="v-${v}">${e(verdictText(r.verdict, r.status))}</td><td class="key">${e(r.backupKey ?? '-')}</td><td class="num">${e(bytes(r.backupSizeBytes))}</td><td class="${r.rpoMet === false ? 'v-fail' : ''}">${e(measuredVsTarget(r.rpoMeasuredMs, r.rpoTargetMs, 'rpo'))}</td><td class="${r.rtoMet === false ? 'v-fail' : ''}">${e(measuredVsTarget(r.rtoMeasuredMs, r.rtoTargetMs, 'rto'))}</td>${
-    withBoot ? `<td class="${r.bootVerdict !== null && r.bootVerdict !== 'booted' ? 'v-fail' : ''}">${e(bootCell(r.bootVerdict, r.bootMs))}</td>` : ''
-  }<td><code>${e(short(r.runId))}</code></td><td>${e(reasonsText(r))}</td></tr>`;
-}
-
-// Kept here so that the page needs nothing else; tuned to print on A4 too.
-const CSS = `
+// Kept here so that the page needs nothing else; tuned to print on A4 too. raw: a constant of this
+// file (the text of a <style> element is not entity-decoded, so it cannot be escaped).
+const CSS = raw(`
 :root { color-scheme: light; }
 body { font-family: Helvetica, Arial, sans-serif; color: #222; margin: 0 auto; max-width: 60rem; padding: 1.5rem; line-height: 1.4; font-size: 14px; }
 h1 { font-size: 1.6rem; margin: .3rem 0; }
@@ -228,4 +250,4 @@ figure.screen { flex: 1 1 24rem; margin: 0; break-inside: avoid; }
 figure.screen img { display: block; width: auto; max-width: 100%; height: auto; max-height: 28rem; border: 1px solid #999; background: #000; }
 figure.screen .caption { font-size: .8rem; color: #444; margin: .3rem 0 0; overflow-wrap: anywhere; }
 @media print { body { max-width: none; padding: 0; } section { break-inside: auto; } h2 { break-after: avoid; } .failure, tr { break-inside: avoid; } }
-`;
+`);

@@ -1,17 +1,15 @@
 import PDFDocument from 'pdfkit';
 import SVGtoPDF from 'svg-to-pdfkit';
 import { backupSizeChart, CHART_HEIGHT, CHART_WIDTH, restoreTimeChart } from './charts.js';
+import { runColumns, type Tone } from './columns.js';
 import type { MonthlyReport, PolicySection, ReportRun, ReportScreenshot } from './model.js';
 import {
-  bootCell,
   bootSummary,
   bytes,
   chainText,
   incidentOutcome,
   lastSuccess,
-  measuredVsTarget,
   rate,
-  reasonsText,
   REPORT_TITLE,
   screenshotCaption,
   screenshotTitle,
@@ -288,11 +286,12 @@ function summary(doc: Doc, report: MonthlyReport): void {
   if (s.cancelled + s.inProgress > 0) para(doc, `Not counted: ${s.cancelled} cancelled run(s), ${s.inProgress} still running.`, { size: 8, color: MUTED });
   para(doc, 'Pass rate: passed runs of all runs that finished with a verdict; a run that could not verify (error) counts against it. RTO: measured from the start of the fetch until the restored system answered. RPO: the age of the newest backup when the run started.', { size: 7.5, color: MUTED, gap: 6 });
 
-  const [c0, c1, c2, c3, c4, c5, c6] = widths(84, 30, 38, 74, 112, 112, 38);
+  const [c0, ck, c1, c2, c3, c4, c5, c6] = widths(84, 34, 30, 38, 74, 112, 112, 38);
   table(
     doc,
     [
       { header: 'Policy', width: c0! },
+      { header: 'Kind', width: ck! },
       { header: 'Runs', width: c1!, align: 'right' },
       { header: 'Pass rate', width: c2!, align: 'right' },
       { header: 'Last successful restore', width: c3! },
@@ -302,6 +301,7 @@ function summary(doc: Doc, report: MonthlyReport): void {
     ],
     report.policies.map((p) => [
       `${p.policy}${p.configured ? '' : ' (no longer configured)'}`,
+      p.kind,
       String(p.runs),
       rate(p.passRatePercent),
       lastSuccess(report, p),
@@ -315,8 +315,8 @@ function summary(doc: Doc, report: MonthlyReport): void {
 function trends(doc: Doc, report: MonthlyReport): void {
   doc.addPage();
   heading(doc, 'Trends');
-  svg(doc, restoreTimeChart(report), 'Restore time per run (measured RTO; dashed: RTO target)');
-  svg(doc, backupSizeChart(report), 'Backup size per run');
+  svg(doc, restoreTimeChart(report).toString(), 'Restore time per run (measured RTO; dashed: RTO target)');
+  svg(doc, backupSizeChart(report).toString(), 'Backup size per run');
 }
 
 function policySection(doc: Doc, report: MonthlyReport, p: PolicySection): void {
@@ -331,34 +331,25 @@ function policySection(doc: Doc, report: MonthlyReport, p: PolicySection): void 
   for (const shot of p.screenshots) screenshot(doc, report, shot);
   const runs = report.runs.filter((r) => r.policy === p.policy);
   if (runs.length === 0) return para(doc, 'No run in this period.', { color: MUTED });
-  const withBoot = p.boot !== null;
-  const [c0, c1, c2, c3, c4, c5, c6, c7, c8] = withBoot ? widths(70, 32, 78, 40, 48, 50, 52, 46, 79) : widths(70, 32, 100, 42, 50, 54, 0, 46, 101);
-  const bootCol: Col[] = withBoot ? [{ header: 'Boot', width: c6! }] : [];
+  // The columns of columns.ts, as the HTML and CSV have them.
+  const columns = runColumns(p.boot !== null);
+  const colWidths = widths(...columns.map((c) => c.pdfWidth));
   table(
     doc,
-    [
-      { header: 'Started', width: c0! },
-      { header: 'Verdict', width: c1! },
-      { header: 'Backup', width: c2! },
-      { header: 'Size', width: c3!, align: 'right' },
-      { header: 'RPO / target', width: c4! },
-      { header: 'RTO / target', width: c5! },
-      ...bootCol,
-      { header: 'Run', width: c7!, mono: true },
-      { header: 'Reasons', width: c8! },
-    ],
-    runs.map((r) => [
-      when(report, r.startedAt),
-      verdictCell(r.verdict, r.status),
-      r.backupKey ?? '-',
-      bytes(r.backupSizeBytes),
-      { text: measuredVsTarget(r.rpoMeasuredMs, r.rpoTargetMs, 'rpo'), ...(r.rpoMet === false ? { color: COLORS.fail, bold: true } : {}) },
-      { text: measuredVsTarget(r.rtoMeasuredMs, r.rtoTargetMs, 'rto'), ...(r.rtoMet === false ? { color: COLORS.fail, bold: true } : {}) },
-      ...(withBoot ? [{ text: bootCell(r.bootVerdict, r.bootMs), ...(r.bootVerdict !== null && r.bootVerdict !== 'booted' ? { color: COLORS.fail, bold: true } : {}) }] : []),
-      short(r.runId),
-      clip(reasonsText(r), REASONS_MAX),
-    ]),
+    columns.map((c, i) => ({ header: c.header, width: colWidths[i]!, ...(c.numeric ? { align: 'right' as const } : {}), ...(c.mono ? { mono: true } : {}) })),
+    runs.map((r) =>
+      columns.map((c): Cell => {
+        const text = c.text(r, report);
+        return { text: c.id === 'reasons' ? clip(text, REASONS_MAX) : text, ...toneStyle(c.tone?.(r) ?? null) };
+      }),
+    ),
   );
+}
+
+function toneStyle(tone: Tone | null): Omit<Cell, 'text'> {
+  if (tone === null) return {};
+  if (tone === 'muted') return { color: MUTED };
+  return { color: COLORS[tone], bold: tone !== 'pass' };
 }
 
 /** A boot screenshot, scaled to fit, framed, with its title above and its run and sealed sha256 below. */
