@@ -16,7 +16,10 @@ export interface PolicyStatus {
   client: string;
   policy: string;
   kind: string;
+  /** The newest run that has a verdict: a run in progress does not hide the last one's. */
   lastRun?: { id: string; verdict: Verdict | null; status: string; startedAt: string; reasons: string[] };
+  /** A run of this policy in progress now. */
+  inProgress?: { id: string; startedAt: string };
   lastSuccessAt?: string;
   newestBackup?: { key?: string; takenAt: string; ageMs: number; from: 'run' | 'storage check' };
   rpoMs?: number;
@@ -46,9 +49,14 @@ export async function buildStatus(config: Pick<ResolvedConfig, 'policies'>, runs
     alerts.policyStates(),
     alerts.deliveries({ failedOnly: true, since: new Date(now.getTime() - FAILED_DELIVERY_WINDOW_MS).toISOString(), limit: 50 }),
   ]);
+  // Policies with a run in progress: their last verdict is the newest finished run's.
+  const inProgress = [...latest.values()].filter((r) => r.status === 'running');
+  const finished = inProgress.length > 0 ? await runs.latestSummaryPerPolicy('finished', inProgress.map((r) => r.policy)) : new Map<string, RunSummary>();
   const stateOf = new Map(states.map((s) => [s.policy, s]));
   const policies = config.policies.map((p): PolicyStatus => {
-    const last: RunSummary | undefined = latest.get(p.name);
+    const newestRun: RunSummary | undefined = latest.get(p.name);
+    const running = newestRun?.status === 'running' ? newestRun : undefined;
+    const last: RunSummary | undefined = running ? finished.get(p.name) : newestRun;
     const state = stateOf.get(p.name);
     const fromRun = last?.backup ? { key: last.backup.key, takenAt: last.backup.backupTime, at: Date.parse(last.startedAt) } : undefined;
     const fromCheck =
@@ -63,6 +71,7 @@ export async function buildStatus(config: Pick<ResolvedConfig, 'policies'>, runs
       ...(last
         ? { lastRun: { id: last.id, verdict: last.verdict, status: last.status, startedAt: last.startedAt, reasons: [...new Set(last.reasons.map((r) => r.code))] } }
         : {}),
+      ...(running ? { inProgress: { id: running.id, startedAt: running.startedAt } } : {}),
       ...(latestPass.get(p.name) ? { lastSuccessAt: latestPass.get(p.name)!.startedAt } : {}),
       ...(newest && ageMs !== undefined
         ? { newestBackup: { ...(newest.key !== undefined ? { key: newest.key } : {}), takenAt: newest.takenAt, ageMs, from: newest.from } }
@@ -88,13 +97,14 @@ export function renderStatus(report: StatusReport, header: string[] = []): strin
     const last = p.lastRun
       ? `${p.lastRun.status === 'finished' ? (p.lastRun.verdict ?? '?') : p.lastRun.status} ${ago(p.lastRun.startedAt)}${p.lastRun.reasons.length ? ` (${p.lastRun.reasons.slice(0, 2).join(', ')})` : ''}`
       : 'never';
+    const lastCell = p.inProgress ? `${last === 'never' ? '' : `${last}; `}running for ${formatAge(Math.max(0, now - Date.parse(p.inProgress.startedAt)))}` : last;
     const backup = p.newestBackup
       ? `${formatAge(p.newestBackup.ageMs)} old${p.rpoMs !== undefined ? ` / ${formatAge(p.rpoMs)} ${p.rpoMet ? 'ok' : 'STALE'}` : ''}`
       : p.storageCheckError ? 'unknown (storage check failed)' : 'unknown';
     rows.push([
       p.policy,
       p.client,
-      last,
+      lastCell,
       p.lastSuccessAt ? ago(p.lastSuccessAt) : 'never',
       backup,
       p.nextRunAt ? when(p.nextRunAt) : p.schedule ? '-' : 'not scheduled',

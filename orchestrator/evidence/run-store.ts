@@ -298,8 +298,8 @@ export class RunStore {
    * As latestPerPolicy, only what `status` and the board show of each run: no phases, probes or
    * restore details, which are most of a record (with 1,000 policies, ~10x less to read and parse).
    */
-  async latestSummaryPerPolicy(verdict?: 'pass' | 'fail' | 'error'): Promise<Map<string, RunSummary>> {
-    const rows = await this.latestRows(SUMMARY_COLUMNS, verdict);
+  async latestSummaryPerPolicy(verdict?: 'pass' | 'fail' | 'error' | 'finished', policies?: readonly string[]): Promise<Map<string, RunSummary>> {
+    const rows = await this.latestRows(SUMMARY_COLUMNS, verdict, policies);
     return new Map(
       rows.map((r) => [
         String(r.policy),
@@ -316,8 +316,11 @@ export class RunStore {
     );
   }
 
-  private latestRows(columns: string, verdict?: 'pass' | 'fail' | 'error'): Promise<Row[]> {
-    return this.newestPerPolicy(columns, verdict ? { where: 'r.verdict = $1', params: [verdict] } : {});
+  /** `finished`: the newest run with a verdict (one still running has none). */
+  private latestRows(columns: string, verdict?: 'pass' | 'fail' | 'error' | 'finished', policies?: readonly string[]): Promise<Row[]> {
+    const only = policies ? { policies } : {};
+    if (verdict === 'finished') return this.newestPerPolicy(columns, { ...only, where: 'r.verdict IS NOT NULL' });
+    return this.newestPerPolicy(columns, verdict ? { ...only, where: 'r.verdict = $1', params: [verdict] } : only);
   }
 
   /**

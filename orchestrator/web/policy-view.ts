@@ -44,7 +44,7 @@ export async function policyViews(deps: WebDeps, principal: Principal): Promise<
   const names = new Map(config.clients.map((c) => [c.name, c.displayName]));
   const views = status.policies.map((p, i): PolicyView => {
     const last = verdicts.get(p.policy);
-    const running = p.lastRun?.status === 'running';
+    const running = p.inProgress !== undefined;
     const rto = policies[i]!.targets.rtoMs;
     return {
       ...p,
