@@ -9,6 +9,7 @@ import { isPidAlive } from '../orchestrator/evidence/pglite-executor.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
 import { appliedOnFirstOpen } from './helpers/store-template.js';
+import { OpenStores, backproofConnections, bothBackends, type Backend } from './helpers/store-backends.js';
 
 /**
  * One conformance suite for the alert store (incidents, deliveries, policy_state), run against a
@@ -28,26 +29,11 @@ const pgUrl = await cluster.createDatabase('alert_store_test');
 const pgSchema = `alerts_${process.pid}`;
 const liteDir = path.join(tmp, 'lite');
 
-/** Every store the tests open, so the leak check can tell none was left open. */
-const openStores = new Set<RunStore>();
-async function track(p: Promise<RunStore>): Promise<RunStore> {
-  const store = await p;
-  openStores.add(store);
-  return store;
-}
-async function release(store: RunStore): Promise<void> {
-  await store.close();
-  openStores.delete(store);
-}
+const storeRegister = new OpenStores();
+const track = (p: Promise<RunStore>): Promise<RunStore> => storeRegister.track(p);
+const release = (store: RunStore): Promise<void> => storeRegister.release(store);
 
-interface Backend {
-  name: 'postgres' | 'pglite';
-  open(): Promise<RunStore>;
-}
-const backends: Backend[] = [
-  { name: 'postgres', open: () => track(RunStore.open({ url: pgUrl, dataDir: tmp, schema: pgSchema })) },
-  { name: 'pglite', open: () => track(RunStore.open({ dataDir: liteDir, schema: 'backproof' })) },
-];
+const backends = bothBackends(storeRegister, { pgUrl, pgSchema, dataDir: tmp, liteDir });
 
 function incidentInput(over: Partial<IncidentInput> = {}): IncidentInput {
   return {
@@ -434,13 +420,8 @@ t.test('postgres and pglite give deep-equal records for the same input', async (
 
 t.test('leak check: every store closed, no connection left, cluster stopped', async (tt) => {
   for (const s of Object.values(stores)) if (s) await release(s);
-  tt.equal(openStores.size, 0, 'no store left open');
-  let left = -1;
-  for (let i = 0; i < 50 && left !== 0; i++) {
-    left = Number((await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backproof'`)).trim());
-    if (left) await new Promise((r) => setTimeout(r, 100));
-  }
-  tt.equal(left, 0, 'no backproof connection left on the server');
+  tt.equal(storeRegister.open.size, 0, 'no store left open');
+  tt.equal(await backproofConnections(cluster), 0, 'no backproof connection left on the server');
   tt.notOk(existsSync(path.join(liteDir, 'evidence.lock')), 'no PGlite lock left');
   await cluster.stop();
   tt.notOk(isPidAlive(cluster.pid), 'postgres server process gone');

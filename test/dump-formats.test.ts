@@ -11,6 +11,7 @@ import { OutputTail } from '../restore-sandboxes/docker/output-tail.js';
 import { detectDumpFormat, parseCustomHeader } from '../restore-sandboxes/postgres/dump-format.js';
 import { PlainSqlFilter } from '../restore-sandboxes/postgres/plain-sql-filter.js';
 import { PG_BIN_DIR, startPgCluster } from './helpers/pg-cluster.js';
+import { readAll } from './helpers/bytes.js';
 
 const run = promisify(execFile);
 const HEAD_BYTES = 64 * 1024; // what the restorer peeks at
@@ -79,11 +80,6 @@ function chunked(buf: Buffer, seed: number): Buffer[] {
   return out;
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(c as Buffer);
-  return Buffer.concat(parts);
-}
 
 async function filtered(chunks: Buffer[]): Promise<{ out: string; filter: PlainSqlFilter }> {
   const filter = new PlainSqlFilter();

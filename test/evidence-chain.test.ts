@@ -13,6 +13,7 @@ import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { fingerprintOf, loadOrCreateSigningKey, signerFromPem, SIGNING_KEY_FILE } from '../orchestrator/evidence/signing-key.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
+import { OpenStores, backproofConnections, sampleRun as runAt } from './helpers/store-backends.js';
 
 /**
  * The evidence chain: every finalized run hash-chained and signed; tampering in PostgreSQL
@@ -34,16 +35,9 @@ const keyPem = (): string => generateKeyPairSync('ed25519').privateKey.export({ 
 const installationKey = keyPem();
 const installationFp = signerFromPem(installationKey, 'test').fingerprint;
 
-const openStores = new Set<RunStore>();
-async function track(p: Promise<RunStore>): Promise<RunStore> {
-  const store = await p;
-  openStores.add(store);
-  return store;
-}
-async function release(store: RunStore): Promise<void> {
-  await store.close();
-  openStores.delete(store);
-}
+const storeRegister = new OpenStores();
+const track = (p: Promise<RunStore>): Promise<RunStore> => storeRegister.track(p);
+const release = (store: RunStore): Promise<void> => storeRegister.release(store);
 let schemas = 0;
 /** A PostgreSQL store on a fresh schema, signing with the installation's config key. */
 const pgStore = (schema = `chain_${++schemas}_${process.pid}`): Promise<RunStore> =>
@@ -61,28 +55,7 @@ async function sql(text: string, values: unknown[] = []): Promise<pg.QueryResult
 }
 
 function sampleRun(over: Partial<RunRecord> = {}): RunRecord {
-  return {
-    id: randomUUID(),
-    client: 'acme',
-    policy: 'acme-db',
-    kind: 'postgres',
-    status: 'running',
-    verdict: null,
-    reasons: [],
-    startedAt: at(0),
-    finishedAt: null,
-    durationMs: null,
-    host: 'test-host',
-    pid: 4242,
-    backproofVersion: '0.1.0',
-    backup: null,
-    phases: [],
-    probes: [],
-    metrics: {},
-    sandbox: null,
-    restored: null,
-    ...over,
-  };
+  return runAt(at(0), { policy: 'acme-db', ...over });
 }
 
 function finished(run: RunRecord, i = 0): RunRecord {
@@ -770,11 +743,6 @@ function flipHex(hex: string): string {
 }
 
 t.test('leak check: every store closed, no connection left', async (tt) => {
-  tt.equal(openStores.size, 0, 'no store left open');
-  let left = -1;
-  for (let i = 0; i < 50 && left !== 0; i++) {
-    left = Number((await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backproof'`)).trim());
-    if (left) await new Promise((r) => setTimeout(r, 100));
-  }
-  tt.equal(left, 0, 'no backproof connection left on the server');
+  tt.equal(storeRegister.open.size, 0, 'no store left open');
+  tt.equal(await backproofConnections(cluster), 0, 'no backproof connection left on the server');
 });

@@ -13,6 +13,7 @@ import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { seedFromTemplate } from '../orchestrator/evidence/store-template.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
 import { appliedOnFirstOpen, templateIsCurrent } from './helpers/store-template.js';
+import { OpenStores, backproofConnections, bothBackends, sampleRun as runAt, type Backend } from './helpers/store-backends.js';
 
 /**
  * One conformance suite for the evidence store, run against a real PostgreSQL 15 server (its own
@@ -31,50 +32,14 @@ const pgUrl = await cluster.createDatabase('evidence_test');
 const pgSchema = `evidence_${process.pid}`;
 const liteDir = path.join(tmp, 'lite');
 
-/** Every store the tests open, so the leak check can tell none was left open. */
-const openStores = new Set<RunStore>();
-async function track(p: Promise<RunStore>): Promise<RunStore> {
-  const store = await p;
-  openStores.add(store);
-  return store;
-}
-async function release(store: RunStore): Promise<void> {
-  await store.close();
-  openStores.delete(store);
-}
+const storeRegister = new OpenStores();
+const track = (p: Promise<RunStore>): Promise<RunStore> => storeRegister.track(p);
+const release = (store: RunStore): Promise<void> => storeRegister.release(store);
 
-interface Backend {
-  name: 'postgres' | 'pglite';
-  open(): Promise<RunStore>;
-}
-const backends: Backend[] = [
-  { name: 'postgres', open: () => track(RunStore.open({ url: pgUrl, dataDir: tmp, schema: pgSchema })) },
-  { name: 'pglite', open: () => track(RunStore.open({ dataDir: liteDir, schema: 'backproof' })) },
-];
+const backends = bothBackends(storeRegister, { pgUrl, pgSchema, dataDir: tmp, liteDir });
 
 function sampleRun(over: Partial<RunRecord> = {}): RunRecord {
-  return {
-    id: randomUUID(),
-    client: 'acme',
-    policy: 'acme-nightly-pg',
-    kind: 'postgres',
-    status: 'running',
-    verdict: null,
-    reasons: [],
-    startedAt: at(0),
-    finishedAt: null,
-    durationMs: null,
-    host: 'test-host',
-    pid: 4242,
-    backproofVersion: '0.1.0',
-    backup: null,
-    phases: [],
-    probes: [],
-    metrics: {},
-    sandbox: null,
-    restored: null,
-    ...over,
-  };
+  return runAt(at(0), over);
 }
 
 /** A run as the runner finalizes it: every field filled in, numbers past 2^32, odd text. */
@@ -503,13 +468,8 @@ t.test('postgres and pglite give deep-equal records for the same input', async (
 
 t.test('leak check: every store closed, no connection left, cluster stopped', async (tt) => {
   for (const s of Object.values(stores)) if (s) await release(s);
-  tt.equal(openStores.size, 0, 'no store left open');
-  let left = -1;
-  for (let i = 0; i < 50 && left !== 0; i++) {
-    left = Number((await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backproof'`)).trim());
-    if (left) await new Promise((r) => setTimeout(r, 100));
-  }
-  tt.equal(left, 0, 'no backproof connection left on the server');
+  tt.equal(storeRegister.open.size, 0, 'no store left open');
+  tt.equal(await backproofConnections(cluster), 0, 'no backproof connection left on the server');
   tt.notOk(existsSync(path.join(liteDir, 'evidence.lock')), 'no PGlite lock left');
   await cluster.stop();
   tt.notOk(isPidAlive(cluster.pid), 'postgres server process gone');

@@ -1,15 +1,16 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { ResticStorageDriver, type ResticDriverOptions } from '../drivers/restic/restic-storage-driver.js';
 import type { BackupEntry } from '../drivers/storage-driver.js';
 import { VerificationError } from '../orchestrator/core/errors.js';
+import { readAll } from './helpers/bytes.js';
+import { sha256 } from './helpers/bytes.js';
 
 /**
  * The restic driver against the real restic binary and real local repositories. One repository
@@ -49,7 +50,6 @@ async function backup(time: string, host: string, tags: string[]): Promise<void>
   await restic(repo, ['backup', '--quiet', '--time', time, '--host', host, ...tags.flatMap((tag) => ['--tag', tag]), src]);
 }
 
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 await restic(repo, ['init']);
 await fs.mkdir(path.dirname(file), { recursive: true });
@@ -86,11 +86,6 @@ async function collect(d: ResticStorageDriver, signal?: AbortSignal): Promise<Ba
   return out;
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   return p.then(

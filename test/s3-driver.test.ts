@@ -8,13 +8,14 @@ import type { SelectorConfig } from '../orchestrator/core/config-types.js';
 import { VerificationError } from '../orchestrator/core/errors.js';
 import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from './helpers/s3-server.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
+import { readAll } from './helpers/bytes.js';
+import { sha256 as sha } from './helpers/bytes.js';
 
 // A real S3-compatible server (s3rver) on 127.0.0.1, reached through a TCP relay the tests can cut.
 let s3: S3Server;
 let proxy: TcpProxy;
 const BUCKET = 'acme-backups';
 const big = randomBytes(48 * 1024 * 1024);
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 t.before(async () => {
   s3 = await startS3Server();
@@ -48,11 +49,6 @@ async function entryOf(d: StorageDriver, key: string): Promise<BackupEntry> {
   throw new Error(`${key} not listed`);
 }
 
-async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c);
-  return Buffer.concat(chunks);
-}
 
 /**
  * Reads a stream to the end, running `actions[n]` once the n-th mark (a byte count) is passed;

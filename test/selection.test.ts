@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { nameMatcher, selectNewest, timestampFromName, zonedToUtc } from '../dri
 import type { BackupEntry, ExpectedChecksum, StorageDriver } from '../drivers/storage-driver.js';
 import type { SelectorConfig, TimestampFromName } from '../orchestrator/core/config-types.js';
 import { VerificationError } from '../orchestrator/core/errors.js';
+import { sha256 as sha } from './helpers/bytes.js';
 
 const run = promisify(execFile);
 type Tap = Pick<typeof t, 'ok' | 'equal' | 'match' | 'teardown'>;
@@ -290,7 +290,6 @@ t.test('a missing folder or a file instead of a folder is source_unreachable', a
 t.test('expectedChecksum reads the sidecars that real tools write', async (t) => {
   const dir = await tempDir(t);
   const driver = new LocalStorageDriver({ path: dir, recursive: true });
-  const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
   const sum = async (args: string[], stdinFile?: string): Promise<string> => {
     if (!stdinFile) return (await run('sha256sum', args, { cwd: dir })).stdout;
     return (await run('sh', ['-c', 'sha256sum < "$1"', 'sh', stdinFile], { cwd: dir })).stdout;
@@ -335,7 +334,6 @@ t.test('SHA256SUMS beside the files covers several of them', async (t) => {
   await put(dir, 'weekly/z.dump', '2026-11-27T00:00:00Z');
   const sums = (await run('sha256sum', ['x.dump', 'y.dump'], { cwd: path.join(dir, 'weekly') })).stdout;
   await fs.writeFile(path.join(dir, 'weekly', 'SHA256SUMS'), sums);
-  const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
   const x = await checksumOf(driver, entry('weekly/x.dump', '2026-11-27T00:00:00Z'));
   t.same(x, { algorithm: 'sha256', hex: sha('content x.dump'), source: 'SHA256SUMS' });
   t.equal((await checksumOf(driver, entry('weekly/y.dump', '2026-11-27T00:00:00Z')))?.hex, sha('content y.dump'));

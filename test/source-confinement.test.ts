@@ -7,6 +7,7 @@ import { LocalStorageDriver } from '../drivers/local/local-storage-driver.js';
 import type { BackupEntry } from '../drivers/storage-driver.js';
 import { VerificationError } from '../orchestrator/core/errors.js';
 import { openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
+import { readAll } from './helpers/bytes.js';
 
 // A backup folder is written by client machines, which may be compromised. Whatever they leave in
 // it (links out of it, links swapped in between listing and reading, FIFOs), backproof reads no
@@ -34,11 +35,6 @@ async function collect(it: AsyncIterable<BackupEntry>): Promise<BackupEntry[]> {
   return out;
 }
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString();
-}
 
 async function reasonOf(p: Promise<unknown>): Promise<VerificationError> {
   try {
@@ -62,7 +58,7 @@ t.test('a link out of the folder is listed as unsafe, by its own size, and never
   t.match(link?.unsafe, /a link to .*evidence-key\.pem, outside the source folder/);
   t.equal(link?.size, secret.length, "the link's own size: nothing about the target is learnt");
   t.equal(entries.find((e) => e.key === 'latest.sql')?.unsafe, undefined, 'a link inside the folder is a backup like any other');
-  t.equal(await readAll(await driver.open(entries.find((e) => e.key === 'latest.sql')!)), 'SELECT 1;\n');
+  t.equal((await readAll(await driver.open(entries.find((e) => e.key === 'latest.sql')!))).toString(), 'SELECT 1;\n');
 
   const opened = await reasonOf(driver.open(link!));
   t.equal(opened.reason, 'unsafe_source');

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import type { BackupEntry, StorageDriver } from '../drivers/storage-driver.js';
 import { STORAGE_DRIVERS, type SelectorConfig, type StorageDriverName, type TimestampSource } from '../orchestrator/core/config-types.js';
 import { VerificationError } from '../orchestrator/core/errors.js';
 import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from './helpers/s3-server.js';
+import { digestHex as sha } from './helpers/bytes.js';
 
 /**
  * One conformance suite for the storage seam, run against every driver with its real
@@ -35,7 +36,6 @@ interface Fixture {
 }
 
 const stamp = (d: Date): string => d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-const sha = (b: Buffer, algorithm = 'sha256'): string => createHash(algorithm).update(b).digest('hex');
 
 async function tempDir(t: Test, prefix: string): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `backproof-conf-${prefix}-`));

@@ -1,4 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { sha256 } from './bytes.js';
 import { PNG } from 'pngjs';
 import type { BootMilestone, BootRecord, BootVerdict, PhaseRecord, Reason, RunArtifact, RunRecord } from '../../orchestrator/core/domain.js';
 import type { RunStore } from '../../orchestrator/evidence/run-store.js';
@@ -35,9 +36,7 @@ export function makeScreen(seed: number, bar: [number, number, number] = [26, 12
   return PNG.sync.write(png, { colorType: 2 });
 }
 
-export function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+export { sha256 };
 
 export interface VmRunSpec {
   client: string;

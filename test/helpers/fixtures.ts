@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { sha256 } from './bytes.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -85,9 +85,7 @@ export async function dumpCluster(cluster: PgCluster, file: string): Promise<voi
   await run(path.join(PG_BIN_DIR, 'pg_dumpall'), ['-f', file, '-d', cluster.url], { maxBuffer: 64 * 1024 * 1024 });
 }
 
-export function sha256(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+export { sha256 };
 
 export async function writeSidecar(file: string, hex: string): Promise<void> {
   await fs.writeFile(`${file}.sha256`, `${hex}  ${path.basename(file)}\n`);
