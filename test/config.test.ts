@@ -384,6 +384,14 @@ t.test('glob and regex together', async (t) => {
   });
 });
 
+t.test('a glob that can never match: an absolute path or a "." / ".." part', async (t) => {
+  const absolute = problemAt(problemsOf(minimalWith('          select:\n            glob: "/mnt/nas/shop-*.dump"\n')), 'clients[0].policies[0].source.select.glob');
+  expectProblem(t, absolute, { line: 10, problem: /starts with "\/", but names are relative to the source/, fix: /^put the folder in source\.path/ });
+  const climbing = problemAt(problemsOf(minimalWith('          select:\n            glob: "../other/shop-*.dump"\n')), 'clients[0].policies[0].source.select.glob');
+  expectProblem(t, climbing, { line: 10, problem: /has a "\." or "\.\." part/, fix: /^point source\.path at the folder/ });
+  t.doesNotThrow(() => parseConfigText(minimalWith('          select:\n            glob: "daily/shop-*.dump"\n'), '/etc/backproof/backproof.yaml', {}), 'a folder inside the source is fine');
+});
+
 t.test('probe shape problems', async (t) => {
   const text = minimalWith(`        probes:
           - sql: SELECT count(*) FROM orders

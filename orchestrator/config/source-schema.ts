@@ -89,6 +89,14 @@ const select = z
     expect: expect.optional(),
   })
   .superRefine((value, ctx) => {
+    const glob = value.glob;
+    // Names are relative to the source (its folder, bucket prefix or repository path) with no
+    // "." or ".." parts: such a glob can never match, and the run would say only "no backup".
+    if (glob?.startsWith('/')) {
+      addProblem(ctx, `the glob "${glob}" starts with "/", but names are relative to the source and never do`, 'put the folder in source.path (or the bucket\'s prefix) and keep only the name pattern in glob, e.g. glob: "shop-*.dump"', ['glob']);
+    } else if (glob !== undefined && glob.split('/').some((part) => part === '..' || part === '.')) {
+      addProblem(ctx, `the glob "${glob}" has a "." or ".." part, but names inside the source never do`, 'point source.path at the folder that holds the backups and match names inside it, e.g. glob: "shop-*.dump"', ['glob']);
+    }
     if (value.glob === undefined || value.regex === undefined) return;
     addProblem(ctx, 'glob and regex are both set', 'keep one: glob for shell-style patterns (shop-*.dump), regex for regular expressions', ['regex']);
   }, { when: isRecordPayload })
