@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.scratch/', '.tap/', 'backproof-demo/'] },
+  { ignores: ['dist/', 'node_modules/', '.scratch/', '.tap/', 'backproof-demo/', '.docker-context/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
