@@ -41,7 +41,8 @@ RUN set -eu; missing=''; \
     groupadd --gid 10001 backproof; \
     useradd --uid 10001 --gid backproof --home-dir /var/lib/backproof --no-create-home --shell /usr/sbin/nologin backproof; \
     mkdir -p /var/lib/backproof /etc/backproof; \
-    chown backproof:backproof /var/lib/backproof
+    chown backproof:backproof /var/lib/backproof; \
+    chmod 0700 /var/lib/backproof
 ENV NODE_ENV=production \
     BACKPROOF_CONFIG=/etc/backproof/backproof.yaml \
     BACKPROOF_DATA_DIR=/var/lib/backproof \
