@@ -19,8 +19,26 @@ tar -xzf "$out/pack/$tgz" -C "$out"
 mv "$out/package" "$out/app"
 rm -rf "$out/pack"
 cp package-lock.json "$out/app/"
-# --ignore-scripts: no dependency needs its install script (ssh2's optional native speed-up is skipped).
-(cd "$out/app" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >&2)
+# With BACKPROOF_DEPS_CACHE set (the tests set it), the production node_modules of a given
+# package-lock.json is kept there and copied (about 120 MB, plain JavaScript: nothing is built).
+cache="${BACKPROOF_DEPS_CACHE:-}"
+key="$(sha256sum package-lock.json | cut -c1-16)"
+[ -z "$cache" ] || { mkdir -p "$cache"; exec 9>"$cache/.lock"; flock 9; }
+if [ -n "$cache" ] && [ -d "$cache/$key/node_modules" ]; then
+  cp -a "$cache/$key/node_modules" "$out/app/"
+else
+  # --ignore-scripts: no dependency needs its install script (ssh2's optional native speed-up is skipped).
+  (cd "$out/app" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >&2)
+  if [ -n "$cache" ]; then
+    tmp="$(mktemp -d "$cache/.new.XXXXXX")"
+    cp -a "$out/app/node_modules" "$tmp/"
+    # Only the current lock file's: older ones go.
+    find "$cache" -mindepth 1 -maxdepth 1 ! -name "$(basename "$tmp")" ! -name .lock -exec rm -rf {} +
+    mv "$tmp" "$cache/$key" 2>/dev/null || rm -rf "$tmp"
+  fi
+fi
 cp scripts/docker-healthcheck.mjs "$out/app/"
+# The image runs as an unprivileged user: whatever this host's umask, everything is readable.
+chmod -R a+rX "$out/app"
 cp Dockerfile "$out/"
 echo "$out"
