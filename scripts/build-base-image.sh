@@ -10,13 +10,14 @@
 # Tagged backproof-base:node<major>-<recipe hash> (the hash covers this script, the packages and the
 # Node.js version): reused while it exists, so a second CI run costs nothing. Needs root and dockerd.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+self="$(realpath "$0")"
+cd "$(dirname "$self")/.."
 version="${1:-24}"
 node_bin="$(scripts/node-runtime.sh "$version")"
 node_version="$("$node_bin" --version)"
 packages=ca-certificates,restic,zstd,xz-utils,bzip2,libstdc++6
 suite=bookworm
-recipe_hash="$( (cat "$0"; echo "$packages $suite $node_version") | sha256sum | cut -c1-12)"
+recipe_hash="$( (cat "$self"; echo "$packages $suite $node_version") | sha256sum | cut -c1-12)"
 major="${node_version#v}"
 tag="backproof-base:node${major%%.*}-$recipe_hash"
 
