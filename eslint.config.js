@@ -8,7 +8,7 @@ const MARKUP_TAG =
   '/<(a|b|i|p|br|hr|h[1-6]|div|span|table|thead|tbody|tr|td|th|ul|ol|li|dl|dt|dd|code|pre|form|input|button|label|select|option|section|article|header|nav|main|figure|figcaption|img|svg|g|line|rect|circle|polyline|path|text|tspan|title|time|strong|em|small|details|summary|style|script|link|iframe|html|head|body|meta)[\\s>]/i';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.scratch/', '.tap/', 'backproof-demo/'] },
+  { ignores: ['dist/', 'node_modules/', '.scratch/', '.tap/', 'backproof-demo/', '.docker-context/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -14,7 +14,11 @@
 #   - npm ci, build, and the sandbox images (PostgreSQL 15 and 17, MariaDB, files, QEMU) when
 #     their tags are absent or were built from another recipe;
 #   - the small bootable Debian disk images kind vm's tests boot (scripts/build-test-vm-images.sh,
-#     cached in /var/cache/backproof-test/vm while the script is unchanged).
+#     cached in /var/cache/backproof-test/vm while the script is unchanged);
+#   - Node.js 22, 24 and 26 from the npm registry's node package (scripts/node-runtime.sh, cached in
+#     /var/cache/backproof-test/node-N), which test/node-runtimes.test.ts runs on, and the Docker
+#     image's base from Debian packages plus Node.js 24 (scripts/build-base-image.sh, there is no
+#     image registry; reused while its recipe is unchanged) for test/docker-image.test.ts.
 # Idempotent: what is there already is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,4 +56,6 @@ node bin/backproof.js images build mariadb --if-missing --yes
 node bin/backproof.js images build files --if-missing --yes
 node bin/backproof.js images build qemu --if-missing --yes
 bash scripts/build-test-vm-images.sh
+for v in 22 24 26; do bash scripts/node-runtime.sh "$v" >/dev/null; done
+bash scripts/build-base-image.sh 24 >/dev/null
 echo "test-env: ready"
