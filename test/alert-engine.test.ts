@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -13,6 +12,7 @@ import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { Logger } from '../orchestrator/core/logger.js';
 import { tempDir } from './helpers/harness.js';
 import { startHttpReceiver, type HttpReceiver } from './helpers/http-receiver.js';
+import { sampleRun } from './helpers/store-backends.js';
 
 // The alert engine without Docker: hand-made run records in a real embedded evidence store
 // (PGlite), real webhook channels posting to real HTTP receivers, and an injected clock. Each
@@ -93,28 +93,18 @@ const reason = (code: ReasonCode, message = `${code}: what went wrong`): { code:
 
 function runOf(policy: string, startedAt: number, verdict: Verdict | null, reasons: RunRecord['reasons'] = [], over: Partial<RunRecord> = {}): RunRecord {
   const backupTime = iso(startedAt - 10 * MIN);
-  return {
-    id: randomUUID(),
-    client: 'acme',
+  return sampleRun(iso(startedAt), {
     policy,
     kind: 'files',
     status: 'finished',
     verdict,
     reasons,
-    startedAt: iso(startedAt),
     finishedAt: iso(startedAt + MIN),
     durationMs: MIN,
-    host: 'test-host',
     pid: process.pid,
-    backproofVersion: '0.1.0',
     backup: verdict === 'error' ? null : { driver: 'local', location: folder, key: 'share.tar.gz', size: 4096, modifiedAt: backupTime, backupTime, timestampSource: 'mtime', ageMs: 10 * MIN },
-    phases: [],
-    probes: [],
-    metrics: {},
-    sandbox: null,
-    restored: null,
     ...over,
-  };
+  });
 }
 
 /** Records the run as the runner would (start, then finalize) and returns it. */

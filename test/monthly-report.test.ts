@@ -20,6 +20,7 @@ import { toWinAnsi } from '../reports/monthly/win-ansi.js';
 import { tempDir } from './helpers/harness.js';
 import { makePng, MONTH, reportConfigYaml, seedMonth, type SeededMonth } from './helpers/report-fixtures.js';
 import { startSmtpReceiver } from './helpers/smtp-receiver.js';
+import { parseCsv } from './helpers/csv.js';
 
 // Monthly client reports from a month of evidence recorded without Docker (runs through a real
 // RunStore on PGlite, sealed into the evidence chain; incidents through a real AlertStore):
@@ -444,36 +445,6 @@ function collect(args: string[], cwd: string): Promise<{ code: number | null; st
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
-
-/** RFC 4180: quoted cells, doubled quotes, CRLF rows. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      row.push(cell);
-      cell = '';
-    } else if (c === '\r' && text[i + 1] === '\n') {
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = '';
-      i++;
-    } else cell += c;
-  }
-  if (cell !== '' || row.length > 0) rows.push([...row, cell]);
-  return rows;
 }
 
 /** Share of pixels that are not near-white in an 8-bit RGB PNG (what pdftoppm writes). */

@@ -15,6 +15,7 @@ import { CSV_COLUMNS } from '../reports/monthly/render-csv.js';
 import { age, rate, rto, short } from '../reports/monthly/text.js';
 import { tempDir } from './helpers/harness.js';
 import { MONTH, reportConfigYaml, seedMonth } from './helpers/report-fixtures.js';
+import { parseCsv } from './helpers/csv.js';
 
 // Report-format conformance: one model (a month of evidence in a real RunStore on PGlite) in every
 // format; each shows the same numbers (the summary's and each policy's run, pass, fail and error
@@ -204,36 +205,4 @@ function fromCsv(field: keyof ReportRun, cell: string | undefined): unknown {
   if (field === 'reasons') return cell.split(/; (?=[a-z_]+: )/).map((x) => ({ code: x.slice(0, x.indexOf(': ')), message: x.slice(x.indexOf(': ') + 2) }));
   if (cell === 'true' || cell === 'false') return cell === 'true';
   return /^-?\d+(\.\d+)?$/.test(cell) ? Number(cell) : cell;
-}
-
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted && c === '"' && text[i + 1] === '"') {
-      cell += '"';
-      i++;
-    } else if (quoted && c === '"') {
-      quoted = false;
-    } else if (quoted) {
-      cell += c;
-    } else if (c === '"') {
-      quoted = true;
-    } else if (c === ',') {
-      row.push(cell);
-      cell = '';
-    } else if (c === '\r' && text[i + 1] === '\n') {
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = '';
-      i++;
-    } else {
-      cell += c;
-    }
-  }
-  return rows;
 }

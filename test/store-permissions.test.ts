@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +5,7 @@ import t from 'tap';
 import type { RunRecord } from '../orchestrator/core/domain.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { loadOrCreateSigningKey, SIGNING_KEY_FILE } from '../orchestrator/evidence/signing-key.js';
+import { sampleRun } from './helpers/store-backends.js';
 
 // The embedded evidence store's data dir is private to its owner: PGlite writes most of its files
 // 0666 whatever the umask (pg_control and WAL included), so without care any local user could
@@ -50,27 +50,7 @@ async function warningsDuring<T>(fn: () => Promise<T>): Promise<{ result: T; war
 
 function finishedRun(): RunRecord {
   const started = new Date(Date.now() - 5_000).toISOString();
-  return {
-    id: randomUUID(),
-    client: 'acme',
-    policy: 'acme-nightly-pg',
-    kind: 'postgres',
-    status: 'finished',
-    verdict: 'pass',
-    reasons: [],
-    startedAt: started,
-    finishedAt: new Date().toISOString(),
-    durationMs: 5_000,
-    host: os.hostname(),
-    pid: process.pid,
-    backproofVersion: '0.1.0',
-    backup: null,
-    phases: [],
-    probes: [],
-    metrics: {},
-    sandbox: null,
-    restored: null,
-  };
+  return sampleRun(started, { status: 'finished', verdict: 'pass', finishedAt: new Date().toISOString(), durationMs: 5_000, host: os.hostname(), pid: process.pid });
 }
 
 let runId = '';

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +6,7 @@ import type { ResolvedConfig } from '../../orchestrator/core/config-types.js';
 import type { PhaseRecord, ProbeResult, Reason, RunRecord } from '../../orchestrator/core/domain.js';
 import { AlertStore } from '../../orchestrator/evidence/alert-store.js';
 import { RunStore } from '../../orchestrator/evidence/run-store.js';
+import { sampleRun } from './store-backends.js';
 
 /**
  * Evidence for the dashboard and API tests, without Docker: runs recorded through a real
@@ -175,27 +175,7 @@ export async function buildWebFixture(): Promise<WebFixture> {
 }
 
 function base(over: Pick<RunRecord, 'client' | 'policy' | 'kind'> & { start: number }): RunRecord {
-  return {
-    id: randomUUID(),
-    client: over.client,
-    policy: over.policy,
-    kind: over.kind,
-    status: 'finished',
-    verdict: 'pass',
-    reasons: [],
-    startedAt: new Date(over.start).toISOString(),
-    finishedAt: null,
-    durationMs: null,
-    host: 'backproof-1',
-    pid: 4242,
-    backproofVersion: '0.1.0',
-    backup: null,
-    phases: [],
-    probes: [],
-    metrics: {},
-    sandbox: null,
-    restored: null,
-  };
+  return sampleRun(new Date(over.start).toISOString(), { client: over.client, policy: over.policy, kind: over.kind, status: 'finished', verdict: 'pass', host: 'backproof-1' });
 }
 
 /** Phases laid end to end from `start`: [name, ms, outcome, detail?]. */
