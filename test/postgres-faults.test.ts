@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
+import { seededBytes } from './helpers/bytes.js';
 import { age, corruptFile, createShopDatabase, dumpDatabase, truncateFile, writeSidecar } from './helpers/fixtures.js';
 import { codes, leftoversOf, policyFromYaml, tempDir, useRestoreEnv, verify } from './helpers/harness.js';
 
@@ -95,12 +95,28 @@ t.test('a SHA256SUMS file beside the backups is honoured too', async (t) => {
 t.test('random bytes are not a dump', async (t) => {
   const folder = await tempDir('garbage');
   const file = path.join(folder, 'shop.dump');
-  await fs.writeFile(file, randomBytes(200_000));
+  await fs.writeFile(file, seededBytes(200_000, 'not-a-dump'));
   await age(file, 60_000);
   const run = await verify(policyFromYaml({ folder }), env.store);
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['unrecognized_format']);
   t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a custom dump whose header version bytes are damaged fails as corrupt, not as a newer pg_dump', async (t) => {
+  // pg_restore reads "unsupported version (9.7) in file header"; no pg_dump writes a 9.x archive,
+  // so no sandbox image would help: the backup is bad (a `fail`), not our configuration (an `error`).
+  for (const version of [[9, 7], [0, 3], [255, 255]] as const) {
+    const { folder } = await folderWith('custom', async (f) => {
+      const fd = await fs.open(f, 'r+');
+      await fd.write(Buffer.from(version), 0, 2, 5);
+      await fd.close();
+    });
+    const run = await verify(policyFromYaml({ folder }), env.store);
+    t.equal(run.verdict, 'fail', `${version.join('.')}: ${JSON.stringify(run.reasons)}`);
+    t.notOk(codes(run).includes('unsupported_format'), 'not blamed on the sandbox image');
+    t.equal(await leftoversOf(run.id), 0);
+  }
 });
 
 t.test('a zero-byte backup fails as empty, without a sandbox', async (t) => {

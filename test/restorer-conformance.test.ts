@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -14,6 +13,7 @@ import type { SandboxRuntime } from '../restore-sandboxes/sandbox-runtime.js';
 import { craftTar } from './helpers/archive-fixtures.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, quietLogger, tempDir } from './helpers/harness.js';
 import { age } from './helpers/fixtures.js';
+import { seededBytes } from './helpers/bytes.js';
 import { testVmImages } from './helpers/vm-images.js';
 
 // One conformance suite for the restorer seam, over RESTORE_KINDS: for every kind a tiny good
@@ -38,14 +38,15 @@ const tarOf = (file: string) =>
   craftTar(file, [
     { name: 'share/', type: 'directory' },
     { name: 'share/readme.txt', data: 'backproof conformance\n'.repeat(20) },
-    { name: 'share/data.bin', data: randomBytes(4096) },
+    { name: 'share/data.bin', data: seededBytes(4096, 'files-good') },
   ]);
 
 const FIXTURES: Record<RestoreKind, KindFixture> = {
   postgres: {
     good: text(`CREATE TABLE items (id int PRIMARY KEY, name text);\nINSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g;\n`),
-    // A custom-format dump's signature followed by garbage: pg_restore refuses it.
-    broken: (file) => fs.writeFile(file, Buffer.concat([Buffer.from('PGDMP'), randomBytes(4096)])),
+    // A custom-format dump's signature and a valid archive header (1.14, custom format) over
+    // garbage: pg_restore refuses it. The garbage is fixed so that every run judges the same bytes.
+    broken: (file) => fs.writeFile(file, Buffer.concat([Buffer.from('PGDMP'), Buffer.from([1, 14, 0, 4, 8, 1]), seededBytes(4096, 'postgres-broken')])),
     failCodes: ['truncated_dump', 'restore_failed', 'unrecognized_format'],
     tailOnFailure: true,
   },
@@ -65,7 +66,7 @@ const FIXTURES: Record<RestoreKind, KindFixture> = {
   sqlite: {
     good: text(`PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO items VALUES(1,'one');\nINSERT INTO items VALUES(2,'two');\nCOMMIT;\n`),
     // A database file's header over garbage pages.
-    broken: (file) => fs.writeFile(file, Buffer.concat([Buffer.from('SQLite format 3\0'), Buffer.from([0x10, 0x00, 0x01, 0x01]), randomBytes(8192 - 20)])),
+    broken: (file) => fs.writeFile(file, Buffer.concat([Buffer.from('SQLite format 3\0'), Buffer.from([0x10, 0x00, 0x01, 0x01]), seededBytes(8192 - 20, 'sqlite-broken')])),
     failCodes: ['restore_failed', 'unrecognized_format', 'truncated_dump'],
     tailOnFailure: false,
   },
@@ -75,7 +76,7 @@ const FIXTURES: Record<RestoreKind, KindFixture> = {
           user: "${FILES_USER}"
           restore: [tar, -x, -f, "-", -C, /restore]`,
     good: tarOf,
-    broken: (file) => fs.writeFile(file, randomBytes(4096)),
+    broken: (file) => fs.writeFile(file, seededBytes(4096, 'custom-broken')),
     failCodes: ['restore_failed'],
     tailOnFailure: true,
   },

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
+import { seededBytes } from './helpers/bytes.js';
 import { age } from './helpers/fixtures.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 import { shopSql, SqliteFixtures } from './helpers/sqlite-fixtures.js';
@@ -195,7 +195,7 @@ t.test('a probe on a missing table fails the run with probe_failed', async (t) =
 });
 
 t.test('random bytes are not a database: unrecognized format, saying what they look like', async (t) => {
-  const r = await verifySqlite(await backup('shop.db', randomBytes(200_000)));
+  const r = await verifySqlite(await backup('shop.db', seededBytes(200_000, 'not-a-database')));
   t.equal(r.verdict, 'fail', JSON.stringify(r.reasons));
   t.same(codes(r), ['unrecognized_format']);
   t.match(r.reasons[0]?.message, /not a SQLite database or sqlite3 \.dump: the backup is random-looking bytes/);

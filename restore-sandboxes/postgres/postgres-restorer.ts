@@ -404,7 +404,13 @@ function restoreFailure(
       `the PostgreSQL server in the sandbox failed during the restore (${line}); the sandbox's memory limit is ${formatBytes(memoryBytes)}: raise sandbox.memory if it is too small`,
     );
   }
-  if (/unsupported version \(\d+\.\d+\) in file header/.test(stderr)) {
+  const unsupported = /unsupported version \((\d+)\.(\d+)\) in file header/.exec(stderr);
+  if (unsupported && !plausibleArchiveVersion(Number(unsupported[1]), Number(unsupported[2]))) {
+    // Every pg_dump so far writes archive version 1.x (1.16 in PostgreSQL 17): another major is
+    // a damaged header, not a newer pg_dump.
+    return new VerificationError('restore_failed', `the dump's header is corrupt: it claims archive version ${unsupported[1]}.${unsupported[2]}, which no pg_dump writes (${tool}: ${line})`);
+  }
+  if (unsupported) {
     return new VerificationError(
       'unsupported_format',
       `${tool} in the sandbox is older than the pg_dump that wrote this backup (${line}); set sandbox.image to the matching postgres:<major> image`,
@@ -417,6 +423,11 @@ function restoreFailure(
     return new VerificationError('restore_failed', `the dump is corrupt: ${tool}: ${line}`);
   }
   return new VerificationError('restore_failed', `${tool} failed (exit ${exitCode}): ${line}`);
+}
+
+/** An archive version some pg_dump could have written: 1.x, with room for versions not yet released. */
+export function plausibleArchiveVersion(major: number, minor: number): boolean {
+  return major === 1 && minor < 64;
 }
 
 function firstErrorLine(stderr: string): string {

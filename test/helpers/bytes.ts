@@ -16,3 +16,10 @@ export async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
   for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
   return Buffer.concat(chunks);
 }
+
+/** `length` bytes that look random but are the same on every run: sha256 in counter mode over `seed`. */
+export function seededBytes(length: number, seed: string): Buffer {
+  const blocks: Buffer[] = [];
+  for (let i = 0; blocks.length * 32 < length; i++) blocks.push(createHash('sha256').update(`${seed}:${i}`).digest());
+  return Buffer.concat(blocks).subarray(0, length);
+}
