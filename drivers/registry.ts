@@ -1,4 +1,5 @@
 import type { PolicyConfig, SourceConfig, SourceOf, StorageDriverName } from '../orchestrator/core/config-types.js';
+import { BorgStorageDriver } from './borg/borg-storage-driver.js';
 import { LocalStorageDriver } from './local/local-storage-driver.js';
 import { ResticStorageDriver } from './restic/restic-storage-driver.js';
 import { S3StorageDriver } from './s3/s3-storage-driver.js';
@@ -17,6 +18,7 @@ export const STORAGE_DRIVER_FACTORIES: { readonly [D in StorageDriverName]: (sou
       ...(source.select.timestamp.from === 'metadata' ? { metadataKey: source.select.timestamp.key } : {}),
     }),
   restic: (source) => new ResticStorageDriver(source),
+  borg: ({ lockWaitMs, ...source }) => new BorgStorageDriver({ ...source, lockWaitSeconds: Math.max(1, Math.ceil(lockWaitMs / 1000)) }),
 };
 
 /** The storage driver for a policy's source. */

@@ -24,7 +24,7 @@ import { VerificationError } from '../orchestrator/core/errors.js';
  *   evidence: e.g. a transfer resumed twice, at which bytes and why.
  * - `check()` (optional) runs the store's own integrity check of what the backup depends on
  *   (`restic check --read-data-subset`); problems found are a `fail`.
- * - A driver owns its connections, child processes and SDK clients and releases them in
+ * - A driver owns its connections, child processes (drivers/cli/child-processes.ts) and SDK clients and releases them in
  *   `close()`; the runner never holds one.
  *
  * Errors are VerificationErrors with a reason code:
@@ -37,11 +37,8 @@ import { VerificationError } from '../orchestrator/core/errors.js';
  *   selection, a zero-byte backup into `empty_backup` by the runner, a checksum that does not
  *   match into `checksum_mismatch`, a damaged repository into `repository_damaged`.
  *
- * How other backup tools plug in (each as a `drivers/<tool>/` folder beside restic's):
- * - borg: `borg list --json REPO` lists archives (name, time, id) as entries;
- *   `borg extract --stdout REPO::ARCHIVE PATH` streams one file; `borg check --verify-data
- *   REPO::ARCHIVE` (or `--repository-only` for speed) is `check()`; passphrase via
- *   `BORG_PASSPHRASE` in the child's environment, never argv.
+ * How other backup tools plug in (each as a `drivers/<tool>/` folder beside restic's and borg's):
+ * - borg: drivers/borg/ (archives as backups, `borg extract --stdout`, `borg check`).
  * - kopia: `kopia snapshot list --json PATH` for entries, `kopia show OBJECT_ID` (or
  *   `kopia snapshot restore` into a pipe) to stream, `kopia snapshot verify
  *   --verify-files-percent=N` for `check()`; repository password via `KOPIA_PASSWORD`.

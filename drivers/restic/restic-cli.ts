@@ -1,5 +1,6 @@
 import type { ReasonCode } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
+import { excerpt as sharedExcerpt } from '../cli/child-processes.js';
 
 /**
  * What the restic driver needs from restic's command line (0.14 and later): the environment it
@@ -61,44 +62,12 @@ export function exactPattern(file: string): string {
   return file.replace(/[\\*?[\]]/g, (c) => `\\${c}`);
 }
 
-/** Keeps the first and the last bytes of a stream's output, so a chatty child cannot fill memory. */
-export class OutputTail {
-  private head = '';
-  private tail = '';
-  private skipped = 0;
-  constructor(
-    private readonly headChars = 8 * 1024,
-    private readonly tailChars = 16 * 1024,
-  ) {}
-
-  push(chunk: Buffer | string): void {
-    let text = chunk.toString();
-    if (this.head.length < this.headChars) {
-      const room = this.headChars - this.head.length;
-      this.head += text.slice(0, room);
-      text = text.slice(room);
-    }
-    this.tail += text;
-    if (this.tail.length > this.tailChars) {
-      this.skipped += this.tail.length - this.tailChars;
-      this.tail = this.tail.slice(-this.tailChars);
-    }
-  }
-
-  text(): string {
-    return this.skipped > 0 ? `${this.head}\n[... ${this.skipped} characters left out ...]\n${this.tail}` : this.head + this.tail;
-  }
-}
-
 /** Lines restic prints while retrying a backend request: noise in an excerpt. */
 const RETRY_LINE = /returned error, retrying after/;
 
 /** The last ~300 characters of stderr, without retry noise and without any secret. */
 export function excerpt(stderr: string, redact: (s: string) => string, max = 300): string {
-  const lines = stderr.split(/\r?\n/).map((l) => l.trimEnd()).filter((l) => l.trim() && !RETRY_LINE.test(l));
-  let text = redact(lines.map((l) => l.trim()).join(' | '));
-  if (!text) text = redact(stderr.trim().replace(/\s*\n\s*/g, ' | '));
-  return text.length > max ? `…${text.slice(-max).trimStart()}` : text;
+  return sharedExcerpt(stderr, redact, RETRY_LINE, max);
 }
 
 /*

@@ -1,13 +1,11 @@
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import { DEFAULTS } from '../../orchestrator/core/defaults.js';
+import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
+import { ChildProcesses, redactAll } from '../cli/child-processes.js';
 import type { BackupDetails, BackupEntry, StorageCheck, StorageDriver } from '../storage-driver.js';
 import {
   DAMAGED,
   GLOBAL_FLAGS,
-  OutputTail,
   type ResticFindMatch,
   type ResticSnapshot,
   classifyFailure,
@@ -43,16 +41,6 @@ export interface ResticDriverOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-type Child = ChildProcessByStdio<null, Readable, Readable>;
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const KILL_GRACE_MS = 2000;
-const STDOUT_GRACE_MS = 10_000;
-const STDERR_GRACE_MS = 1000;
 const MAX_PROBLEMS = 20;
 
 /**
@@ -82,23 +70,25 @@ export class ResticStorageDriver implements StorageDriver {
 
   private readonly opts: ResticDriverOptions;
   private readonly file: string;
-  private readonly binary: string;
-  private readonly env: NodeJS.ProcessEnv;
   private readonly secrets: string[];
-  private readonly children = new Set<Child>();
-  private readonly killed = new WeakSet<Child>();
+  private readonly children: ChildProcesses;
   private readonly listed = new Map<string, { snapshot: ResticSnapshot; match?: ResticFindMatch }>();
   private version?: Promise<string | undefined>;
-  private closing?: Promise<void>;
 
   constructor(opts: ResticDriverOptions) {
     this.opts = opts;
     this.file = path.posix.normalize(opts.file.startsWith('/') ? opts.file : `/${opts.file}`);
-    this.binary = opts.binary ?? 'restic';
-    this.env = resticEnv(opts.env ?? process.env, opts.repository, opts.password);
+    const binary = opts.binary ?? 'restic';
     const inRepo = userinfoPassword(opts.repository);
     this.secrets = [opts.password, ...(inRepo ? [inRepo, decodeSafe(inRepo)] : [])].filter((s) => s.length > 0);
     this.location = `restic repository ${this.redact(stripUserinfoPassword(opts.repository))}, file ${this.file}`;
+    this.children = new ChildProcesses({
+      tool: 'restic',
+      binary,
+      env: resticEnv(opts.env ?? process.env, opts.repository, opts.password),
+      location: this.location,
+      spawnFailure: (err) => spawnFailure(binary, err),
+    });
     const subset = opts.checkSubset;
     if (subset !== undefined && subset !== false) {
       this.check = (_entry, signal) => this.runCheck(subset, signal);
@@ -107,7 +97,7 @@ export class ResticStorageDriver implements StorageDriver {
 
   /** Pids of the restic processes still running (diagnostics and tests). */
   get childPids(): number[] {
-    return [...this.children].map((c) => c.pid).filter((p): p is number => p !== undefined);
+    return this.children.pids;
   }
 
   async *list(signal?: AbortSignal): AsyncIterable<BackupEntry> {
@@ -173,53 +163,12 @@ export class ResticStorageDriver implements StorageDriver {
     signal?.throwIfAborted();
     const id = snapshotId(entry);
     const command = `restic dump ${id.slice(0, 8)} ${this.file}`;
-    const { child, ready } = this.start(['dump', ...GLOBAL_FLAGS, id, this.file]);
-    const stderr = new OutputTail();
-    child.stderr.on('data', (c: Buffer) => stderr.push(c));
-    await ready;
-    // The stream ends only once restic has exited 0: a dump that fails halfway must not look
-    // like a short but complete file. pipe() keeps backpressure: restic blocks while we do not read.
-    const out = new PassThrough({ highWaterMark: DEFAULTS.readChunkBytes });
-    child.stdout.pipe(out, { end: false });
-    const onAbort = (): void => {
-      out.destroy(signal?.reason as Error);
-      void this.kill(child);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    if (signal?.aborted) onAbort();
-    out.once('close', () => {
-      // The reader gave up (or we ended): stop restic if it is still running.
-      signal?.removeEventListener('abort', onAbort);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.stdout.destroy();
-        void this.kill(child);
-      }
-    });
-    // 'exit', not 'close': a killed restic's stdout may hold unread bytes behind backpressure
-    // and would never emit 'close' while nobody reads it.
-    child.once('exit', (code, sig) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (code === 0) {
-        // Every byte is in `out` once restic's stdout has ended.
-        if (child.stdout.readableEnded) endUnlessDestroyed(out);
-        else child.stdout.once('end', () => endUnlessDestroyed(out));
-        return;
-      }
-      void settled(child.stderr, STDERR_GRACE_MS).then(() => {
-        child.stdout.unpipe(out);
-        child.stdout.destroy();
-        if (out.destroyed) return;
-        if (signal?.aborted) out.destroy(signal.reason as Error);
-        else if (sig || this.killed.has(child)) out.destroy(this.stopped(command, child, sig));
-        else out.destroy(this.failure(command, stderr.text(), code));
-      });
-    });
-    return out;
+    return this.children.stream(['dump', ...GLOBAL_FLAGS, id, this.file], command, (stderr, code) => this.failure(command, stderr, code), signal);
   }
 
   private async runCheck(subset: string, signal?: AbortSignal): Promise<StorageCheck> {
     const what = `restic check --read-data-subset=${subset}`;
-    const result = await this.run(['check', ...GLOBAL_FLAGS, `--read-data-subset=${subset}`], signal);
+    const result = await this.children.run(['check', ...GLOBAL_FLAGS, `--read-data-subset=${subset}`], signal);
     const lastLine = (text: string): string => text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).pop() ?? '';
     if (result.code === 0) return { what, problems: [], summary: lastLine(result.stdout) || 'no errors were found' };
     // Errors in the repository are the check's findings; anything else (wrong password, no
@@ -233,9 +182,8 @@ export class ResticStorageDriver implements StorageDriver {
     return { what, problems: shown, summary: this.redact(summary.replace(/^Fatal:\s*/, '')) };
   }
 
-  async close(): Promise<void> {
-    this.closing ??= Promise.all([...this.children].map((c) => this.kill(c))).then(() => undefined);
-    return this.closing;
+  close(): Promise<void> {
+    return this.children.close();
   }
 
   // ---- child processes ----
@@ -248,52 +196,10 @@ export class ResticStorageDriver implements StorageDriver {
     return args;
   }
 
-  /** Spawns restic; `ready` resolves once it runs (a missing binary rejects there). */
-  private start(args: string[]): { child: Child; ready: Promise<void> } {
-    if (this.closing) throw new VerificationError('cancelled', `the restic driver for ${this.location} is closed`);
-    const child = spawn(this.binary, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
-    const ready = new Promise<void>((resolve, reject) => {
-      child.on('error', (err) => {
-        this.children.delete(child);
-        reject(spawnFailure(this.binary, err));
-      });
-      child.once('spawn', () => resolve());
-    });
-    return { child, ready };
-  }
-
-  /** Runs a command to the end, keeping stdout (bounded by restic's output) and a stderr excerpt. */
-  private async run(args: string[], signal?: AbortSignal): Promise<RunResult> {
-    signal?.throwIfAborted();
-    const { child, ready } = this.start(args);
-    const out: Buffer[] = [];
-    const err = new OutputTail(64 * 1024, 64 * 1024);
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    await ready;
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => void this.kill(child);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (signal?.aborted) onAbort();
-      child.once('exit', (code, sig) => {
-        signal?.removeEventListener('abort', onAbort);
-        // Output may still be in the pipes when restic exits; a grandchild (ssh for sftp:) may
-        // keep stderr open, so that one gets a grace period only.
-        void Promise.all([settled(child.stdout, STDOUT_GRACE_MS), settled(child.stderr, STDERR_GRACE_MS)]).then(() => {
-          if (signal?.aborted) reject(signal.reason);
-          else if (sig || this.killed.has(child)) reject(this.stopped(`restic ${args[0]}`, child, sig));
-          else resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: err.text() });
-        });
-      });
-    });
-  }
-
   /** A read-only command with JSON output; warnings that mean unreadable data are errors too. */
   private async runJson(args: string[], signal?: AbortSignal): Promise<unknown> {
     const command = `restic ${args[0]}`;
-    const result = await this.run(args, signal);
+    const result = await this.children.run(args, signal);
     if (result.code !== 0) throw this.failure(command, result.stderr, result.code);
     // restic 0.14 exits 0 and leaves the snapshot out when it cannot read a snapshot file
     // (`could not load snapshot ...` on stderr) or a tree (find prints `Unable to load tree
@@ -307,34 +213,12 @@ export class ResticStorageDriver implements StorageDriver {
     return parseJsonOutput(result.stdout, command);
   }
 
-  /** SIGTERM, then SIGKILL after 2 s; resolves once the process has exited. */
-  private kill(child: Child): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
-    this.killed.add(child);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
-  }
-
   private resticVersion(signal?: AbortSignal): Promise<string | undefined> {
-    this.version ??= this.run(['version'], signal).then(
+    this.version ??= this.children.run(['version'], signal).then(
       (r) => (r.code === 0 ? r.stdout.trim().split(/\r?\n/)[0] : undefined),
       () => undefined,
     );
     return this.version;
-  }
-
-  /** A restic killed by a signal: by us (close, abort, a reader that gave up) or by someone else. */
-  private stopped(command: string, child: Child, sig: NodeJS.Signals | null): VerificationError {
-    if (this.killed.has(child)) {
-      return new VerificationError('cancelled', `${command} was stopped (${this.closing ? 'the driver was closed' : 'cancelled'})`);
-    }
-    return new VerificationError('source_unreachable', `${command} was killed by ${sig ?? 'a signal'} (out of memory?) while reading ${this.location}`);
   }
 
   private failure(command: string, stderr: string, code: number | null, exit = `exit ${code ?? '?'}`): VerificationError {
@@ -343,26 +227,8 @@ export class ResticStorageDriver implements StorageDriver {
   }
 
   private redact(text: string): string {
-    let out = text;
-    for (const s of this.secrets) out = out.split(s).join('***');
-    return out;
+    return redactAll(text, this.secrets);
   }
-}
-
-/** Resolves once a child's output stream has closed, or `graceMs` after now. */
-function settled(stream: Readable, graceMs: number): Promise<void> {
-  if (stream.closed || stream.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, graceMs);
-    stream.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-function endUnlessDestroyed(stream: PassThrough): void {
-  if (!stream.destroyed) stream.end();
 }
 
 /** The full snapshot id of an entry: its version, else the short id the key starts with. */

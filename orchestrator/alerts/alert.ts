@@ -116,7 +116,8 @@ const REASON_STEPS: Record<ReasonCode, (c: StepContext) => string> = {
   missing_backup: () => 'an expected backup is missing: check whether the backup job ran at its scheduled time and finished',
   checksum_mismatch: () => 'the backup\'s bytes differ from its checksum: check the backup job and storage; run the backup again',
   sidecar_invalid: () => 'the .sha256 sidecar holds no checksum for the file: check how the backup job writes its sidecar',
-  repository_damaged: () => 'the restic repository is damaged: run restic check --read-data, repair it (restic repair index / snapshots) and take a fresh backup',
+  repository_damaged: () =>
+    'the backup repository is damaged: run its full check (restic check --read-data; borg check --verify-data), repair it (restic repair index / snapshots; borg check --repair on a copy) and take a fresh backup',
   corrupt_compression: () => 'the compressed backup is damaged or cut short: check that the backup job and the upload finished; run the backup again',
   truncated_dump: () => 'the dump ends early: the backup job was probably interrupted or ran out of space; check its log and run the backup again',
   unrecognized_format: () => 'the file is not what the policy\'s kind restores: check the policy\'s kind and the backup job\'s output format',

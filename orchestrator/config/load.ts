@@ -144,6 +144,11 @@ function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env:
             src.credentials.origin = origin('source.credentials', ['credentials.accessKeyId', 'credentials.secretAccessKey', 'credentials.sessionToken']);
           }
         }
+        if (src.driver === 'borg') {
+          src.passphraseOrigin = origin('source.passphrase', ['passphrase']);
+          // A local repository path is relative to the config file; ssh:// names a remote one.
+          if (!/^[a-z0-9]+:\/\//i.test(src.repository)) src.repository = path.resolve(baseDir, src.repository);
+        }
         if (src.driver === 'restic') {
           src.passwordOrigin = origin('source.password', ['password']);
           // A local repository path is relative to the config file; other restic locations name a backend.

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { addProblem, durationKey, isRecordPayload, matching, nonEmptyText, quote, regexString, say, timezone, typeError } from './schema-helpers.js';
 import { secret } from './secret-schema.js';
-import type { ExpectConfig, LocalSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
+import type { BorgSourceConfig, ExpectConfig, LocalSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
 
 // ---- Source and selector ---------------------------------------------------------------------
 
@@ -199,13 +199,31 @@ const resticSource = z
   // A snapshot's time is both its mtime and its metadata time; load.ts fills in passwordOrigin.
   .transform(({ check, ...rest }): ResticSourceConfig => ({ ...rest, checkSubset: check, passwordOrigin: 'source.password' }));
 
+const borgSource = z
+  .strictObject({
+    driver: z.literal('borg').describe('A borg repository (borg 1.2): each archive holding the file is a backup.'),
+    repository: nonEmptyText('repository').describe('Repository: a local path or an ssh:// URL.'),
+    passphrase: secret(nonEmptyText('passphrase').describe('Repository passphrase, from a reference: ${env:BORG_PASSPHRASE} or ${file:secrets/borg}. Leave out for an unencrypted repository.')).optional(),
+    file: matching(/^\/?[^/]/, 'a path inside the archive', 'write the path the file has in the archive, e.g. var/backups/shop.dump (borg stores paths without the leading "/")').describe('The file inside each archive that is the backup, e.g. var/backups/shop.dump.'),
+    archives: nonEmptyText('archives').optional().describe('Only archives whose names match this glob (borg --glob-archives), e.g. "db1-*".'),
+    check: z
+      .union([z.literal(false), z.enum(['repository', 'archive', 'verify-data'])], { error: typeError('a check', () => 'write repository, archive, verify-data, or false') })
+      .default(DEFAULTS.borgCheck)
+      .describe(`borg check before each restore: "repository" (borg check --repository-only: every segment), "archive" (the chosen archive's metadata and chunk list), "verify-data" (reads and authenticates all of its data), or false. Default "${DEFAULTS.borgCheck}".`),
+    lockWait: durationKey('How long to wait for a lock held by a running backup, prune or check before giving up.', DEFAULTS.borgLockWaitMs),
+    binary: nonEmptyText('binary').default('borg').describe('The borg program. Default borg on PATH.'),
+    select: select.prefault({}),
+  })
+  // load.ts fills in passphraseOrigin.
+  .transform(({ lockWait, ...rest }): BorgSourceConfig => ({ ...rest, file: rest.file.replace(/^\/+/, ''), lockWaitMs: lockWait ?? DEFAULTS.borgLockWaitMs, passphraseOrigin: 'source.passphrase' }));
+
 // One source block per name of STORAGE_DRIVERS: a driver without one does not compile.
-const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource } satisfies Record<StorageDriverName, z.ZodType>;
+const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource, borg: borgSource } satisfies Record<StorageDriverName, z.ZodType>;
 export const source = z
-  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic], {
+  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic, SOURCE_BLOCKS.borg], {
     error: (issue) =>
       issue.code === 'invalid_union' && (issue as { note?: string }).note === 'No matching discriminator'
-        ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket) or restic (a repository)')
+        ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket), restic or borg (a repository)')
         : undefined,
   })
-  .describe('Where the backups are: driver local, s3 or restic, with that driver\'s keys.');
+  .describe('Where the backups are: driver local, s3, restic or borg, with that driver\'s keys.');

@@ -304,10 +304,31 @@ export interface ResticSourceConfig {
   select: SelectorConfig;
 }
 
-export type SourceConfig = LocalSourceConfig | S3SourceConfig | ResticSourceConfig;
+export interface BorgSourceConfig {
+  driver: 'borg';
+  /** A local path or an ssh:// repository URL. */
+  repository: string;
+  /** Repository passphrase, from a reference; absent for an unencrypted repository. */
+  passphrase?: string;
+  /** Where the passphrase came from, for error messages. */
+  passphraseOrigin: string;
+  /** The file inside each archive that is the backup, as borg stores it, e.g. var/backups/shop.dump. */
+  file: string;
+  /** Only archives whose names match this glob (borg --glob-archives). */
+  archives?: string;
+  /** `borg check` in the storage_check phase: the repository, the chosen archive, or its data; false to skip. */
+  check: 'repository' | 'archive' | 'verify-data' | false;
+  /** How long to wait for a lock held by a running backup. */
+  lockWaitMs: number;
+  /** borg binary. Default `borg` on PATH. */
+  binary: string;
+  select: SelectorConfig;
+}
+
+export type SourceConfig = LocalSourceConfig | S3SourceConfig | ResticSourceConfig | BorgSourceConfig;
 
 /** Every storage driver's name: the schema's drivers, the registry and every test loop derive from it. */
-export const STORAGE_DRIVERS = ['local', 's3', 'restic'] as const;
+export const STORAGE_DRIVERS = ['local', 's3', 'restic', 'borg'] as const;
 export type StorageDriverName = (typeof STORAGE_DRIVERS)[number];
 /** The source block of one driver. */
 export type SourceOf<D extends StorageDriverName> = Extract<SourceConfig, { driver: D }>;

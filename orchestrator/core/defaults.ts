@@ -31,6 +31,10 @@ export const DEFAULTS = {
   retryBaseDelayMs: 250,
   /** restic check --read-data-subset before each restore. */
   resticCheckSubset: '5%',
+  /** borg check before each restore: the chosen archive's metadata and chunk list. */
+  borgCheck: 'archive' as const,
+  /** How long borg waits for a lock held by a running backup. */
+  borgLockWaitMs: 10_000,
   sandboxMemoryBytes: 2 * 1024 ** 3,
   sandboxCpus: 2,
   sandboxPids: 512,
