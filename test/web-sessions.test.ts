@@ -10,6 +10,7 @@ import { startWebServer, type WebServer } from '../orchestrator/web/server.js';
 import { hashSessionId, SessionStore } from '../orchestrator/web/session-store.js';
 import { TokenStore } from '../orchestrator/web/token-store.js';
 import { seededBytes } from './helpers/bytes.js';
+import { REPO, runCommand } from './helpers/command.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
 import { CONFIG_TEXT, NOW } from './helpers/web-fixtures.js';
 
@@ -160,6 +161,20 @@ for (const backend of backends) {
       await t.rejects(sessions.create({ tokenId: temp.info.id, lifetimeMs: LIFETIME_MS, now: clock }), { code: 'token_not_found' }, 'a revoked token gets no new session');
       await sessions.end(bystander);
     });
+
+    if (backend.name === 'postgres') {
+      await t.test('`backproof tokens revoke` (the CLI, another process on the same PostgreSQL) ends the sessions too', async (t) => {
+        const cliTok = await tokens.create({ scope: { kind: 'admin' }, name: 'cli-temp', now: NOW });
+        allTokens.push(cliTok.token);
+        const id = await login(t, cliTok.token);
+        const file = path.join(dir, 'cli.yaml');
+        await fs.writeFile(file, CONFIG_TEXT.replace('version: 1\n', `version: 1\ndatabase: { url: "${cluster.url}", schema: ${store.schema} }\n`));
+        const res = await runCommand(process.execPath, [path.join(REPO, 'bin/backproof.js'), 'tokens', 'revoke', 'cli-temp', '--config', file, '--data-dir', path.join(dir, 'pg-key')], { timeoutMs: 60_000 });
+        t.equal(res.code, 0, `the CLI revokes it: ${res.stderr.trim()}`);
+        t.equal((await withCookie(id)).status, 401, 'its session is refused at once');
+        t.equal((await sessions.listOf(cliTok.info.id, clock)).length, 0, 'and gone from the store');
+      });
+    }
 
     await t.test('a session expires after its lifetime, and expired rows are pruned at the next login', async (t) => {
       const id = await login(t, acme.token);
