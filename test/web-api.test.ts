@@ -201,11 +201,15 @@ t.test('/metrics is Prometheus text with the numbers of the evidence', async (t)
 t.test('a revoked token stops working at once', async (t) => {
   const temp = await tokens.create({ scope: { kind: 'client', client: 'acme' }, name: 'temp' });
   t.equal((await get('/api/runs', temp.token)).status, 200);
+  const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: temp.token }).toString(), redirect: 'manual' });
+  const session = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+  t.equal((await get('/', undefined, { cookie: session })).status, 200, 'a browser session logged in with it works');
   await tokens.revoke('temp');
   t.equal((await get('/api/runs', temp.token)).status, 401, 'the API refuses it');
   t.equal((await get('/metrics', temp.token)).status, 401, '/metrics too');
-  const page = await get('/', undefined, { cookie: `backproof_session=${temp.token}` });
+  const page = await get('/', undefined, { cookie: session });
   t.equal(page.status, 303, 'a browser session with it goes back to the login');
+  t.equal((await get('/', undefined, { cookie: `backproof_session=${temp.token}` })).status, 303, 'a cookie holding the token itself (the old format) is no session');
   t.match(page.headers.get('set-cookie') ?? '', /backproof_session=;.*Max-Age=0/, 'and its cookie is cleared');
   const listed = await tokens.list({ includeRevoked: true });
   t.ok(listed.find((x) => x.name === 'temp')?.revokedAt, 'listed as revoked');
@@ -256,7 +260,8 @@ t.test('login, cookie, logout; escaping; headers; logs never hold a token', asyn
   t.equal(ok.status, 303);
   t.equal(ok.headers.get('location'), '/runs', 'back where the user was going');
   const cookie = ok.headers.get('set-cookie') ?? '';
-  t.match(cookie, /^backproof_session=bpt_[^;]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/, 'HttpOnly, SameSite=Strict, not Secure over plain http');
+  t.match(cookie, /^backproof_session=bps_[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200$/, 'a session id, HttpOnly, SameSite=Strict, 12 hours, not Secure over plain http');
+  t.notOk(cookie.includes(acme.token.slice(4)), 'the cookie does not hold the token');
   const session = cookie.split(';')[0]!;
   t.equal((await get('/', undefined, { cookie: session })).status, 200, 'the cookie opens the board');
   t.equal((await get('/api/runs', undefined, { cookie: session })).status, 200, 'and the API');
@@ -271,6 +276,7 @@ t.test('login, cookie, logout; escaping; headers; logs never hold a token', asyn
   const out = await fetch(`${base}/logout`, { method: 'POST', headers: { cookie: session, origin: base }, redirect: 'manual' });
   t.equal(out.status, 303);
   t.match(out.headers.get('set-cookie') ?? '', /backproof_session=;.*Max-Age=0/, 'logout clears the cookie');
+  t.equal((await get('/api/runs', undefined, { cookie: session })).status, 401, 'and ends the session: the old cookie is refused');
 
   const reports = await (await get('/reports', admin.token)).text();
   t.ok(reports.includes('ACME &quot;Shop&quot; &lt;b&gt;&amp;&lt;/b&gt; \\ GmbH'), 'the display name is escaped');

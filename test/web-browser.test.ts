@@ -10,8 +10,9 @@ import { buildWebFixture, NOW } from './helpers/web-fixtures.js';
 
 /**
  * The dashboard in a real browser: Debian's chromium driven by playwright-core. Logs in with a
- * pasted token, reads the board, opens a failed run, downloads the month's PDF, and checks that a
- * client token's session shows nothing of the other client. Screenshots go to .scratch/web-shots/.
+ * pasted token (the cookie then holds a session id, never the token), reads the board, opens a
+ * failed run, downloads the month's PDF, logs out (a kept copy of the cookie then opens nothing),
+ * and checks that a client token's session shows nothing of the other client. Screenshots go to .scratch/web-shots/.
  */
 const CHROMIUM = '/usr/bin/chromium';
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -54,7 +55,11 @@ if (!haveChromium) {
     await login(t, page, admin.token);
 
     const cookies = await context.cookies();
-    t.match(cookies.find((c) => c.name === 'backproof_session'), { httpOnly: true, sameSite: 'Strict', secure: false }, 'the session cookie is HttpOnly and SameSite=Strict');
+    const session = cookies.find((c) => c.name === 'backproof_session');
+    t.match(session, { httpOnly: true, sameSite: 'Strict', secure: false }, 'the session cookie is HttpOnly and SameSite=Strict');
+    t.match(session?.value, /^bps_[A-Za-z0-9_-]{43}$/, 'it holds a session id');
+    t.notOk(JSON.stringify(cookies).includes(admin.token.slice(4)), 'no cookie holds the token');
+    t.notOk((await page.content()).includes(admin.token.slice(4)), 'nor does the page');
     t.equal(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie), '', 'scripts cannot read it');
 
     // The board: green and red policies.
@@ -100,6 +105,9 @@ if (!haveChromium) {
     t.notOk((await context.cookies()).some((c) => c.name === 'backproof_session'), 'logging out drops the cookie');
     await page.goto(`${base}/runs`);
     t.match(new URL(page.url()).pathname, '/login', 'and the pages ask for a token again');
+    await context.addCookies([{ ...session!, expires: -1 }]);
+    await page.goto(`${base}/runs`);
+    t.match(new URL(page.url()).pathname, '/login', 'a kept copy of the old cookie opens nothing: the session ended');
   });
 
   t.test("a client token's session shows only its client", async (t) => {

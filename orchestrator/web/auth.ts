@@ -1,11 +1,13 @@
 import type http from 'node:http';
+import type { SessionInfo } from './session-store.js';
 import type { TokenInfo, TokenScope } from './token-store.js';
 
 /**
- * Who is asking, and what they may see. A request carries its token either as
- * `Authorization: Bearer <token>` (API, metrics, scripts) or in the HttpOnly cookie the login page
- * sets (browsers). An admin token sees every client; a client token only its own client, and
- * everything else answers as if it did not exist (404, absent from lists and metrics).
+ * Who is asking, and what they may see. A request carries either its token as
+ * `Authorization: Bearer <token>` (API, metrics, scripts) or the id of a browser session in the
+ * HttpOnly cookie the login sets (session-store.ts): the cookie never holds the token. An admin
+ * token (or a session logged in with one) sees every client; a client token only its own client,
+ * and everything else answers as if it did not exist (404, absent from lists and metrics).
  */
 export interface Principal {
   tokenId: string;
@@ -14,11 +16,15 @@ export interface Principal {
 }
 
 export const SESSION_COOKIE = 'backproof_session';
-/** Browser sessions end after this long even if the token lives on (the cookie's Max-Age). */
+/** Browser sessions end after this long even if the token lives on (the session's expiry and the cookie's Max-Age). */
 export const SESSION_MAX_AGE_S = 12 * 3600;
 
 export function principalOf(info: TokenInfo): Principal {
   return { tokenId: info.id, tokenName: info.name, scope: info.scope };
+}
+
+export function principalOfSession(info: SessionInfo): Principal {
+  return { tokenId: info.tokenId, tokenName: info.tokenName, scope: info.scope };
 }
 
 /** Whether `principal` may see `client`'s policies, runs, reports and metrics. */
@@ -26,15 +32,15 @@ export function canSee(principal: Principal, client: string): boolean {
   return principal.scope.kind === 'admin' || principal.scope.client === client;
 }
 
-/** The token a request presents: the bearer header first, then the session cookie. */
-export function presentedToken(req: http.IncomingMessage): { token: string; via: 'bearer' | 'cookie' } | undefined {
+/** What a request presents: the bearer header first, then the session cookie (a session id). */
+export function presentedCredential(req: http.IncomingMessage): { via: 'bearer'; token: string } | { via: 'cookie'; sessionId: string } | undefined {
   const header = req.headers.authorization;
   if (header) {
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-    return m?.[1] ? { token: m[1], via: 'bearer' } : undefined;
+    return m?.[1] ? { via: 'bearer', token: m[1] } : undefined;
   }
   const cookie = parseCookies(req.headers.cookie)[SESSION_COOKIE];
-  return cookie ? { token: cookie, via: 'cookie' } : undefined;
+  return cookie ? { via: 'cookie', sessionId: cookie } : undefined;
 }
 
 export function parseCookies(header: string | undefined): Record<string, string> {
@@ -59,9 +65,9 @@ export function isHttps(req: http.IncomingMessage): boolean {
   return Boolean((req.socket as { encrypted?: boolean }).encrypted) || req.headers['x-forwarded-proto'] === 'https';
 }
 
-/** Set-Cookie for a browser session holding `token`: HttpOnly, SameSite=Strict, Secure over https. */
-export function sessionCookie(token: string, secure: boolean): string {
-  return [`${SESSION_COOKIE}=${encodeURIComponent(token)}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${SESSION_MAX_AGE_S}`, ...(secure ? ['Secure'] : [])].join('; ');
+/** Set-Cookie holding a browser session's id (never the token): HttpOnly, SameSite=Strict, Secure over https. */
+export function sessionCookie(sessionId: string, secure: boolean, maxAgeS: number = SESSION_MAX_AGE_S): string {
+  return [`${SESSION_COOKIE}=${encodeURIComponent(sessionId)}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${maxAgeS}`, ...(secure ? ['Secure'] : [])].join('; ');
 }
 
 /** Set-Cookie that ends the browser session. */

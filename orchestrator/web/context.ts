@@ -5,6 +5,7 @@ import type { AlertStore } from '../evidence/alert-store.js';
 import type { RunStore } from '../evidence/run-store.js';
 import type { Logger } from '../core/logger.js';
 import type { Principal } from './auth.js';
+import type { SessionStore } from './session-store.js';
 import type { TokenStore } from './token-store.js';
 import type { SafeHtml } from '../core/html.js';
 
@@ -15,6 +16,10 @@ export interface WebDeps {
   runs: RunStore;
   alerts: AlertStore;
   tokens: TokenStore;
+  /** Browser sessions: the login cookie holds a session's id, never a token. */
+  sessions: SessionStore;
+  /** How long a browser session lasts after login. */
+  sessionLifetimeMs: number;
   /** The evidence chain the monthly reports read. */
   chain: ChainReader;
   logger: Logger;

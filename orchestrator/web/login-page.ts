@@ -1,7 +1,7 @@
 import { html, type SafeHtml } from '../core/html.js';
 import { page } from './html.js';
 
-/** GET /login: the form a token is pasted into; POST /login sets the session cookie. */
+/** GET /login: the form a token is pasted into; POST /login starts a session and sets its cookie. */
 export function loginPage(opts: { next: string; error?: string }): SafeHtml {
   const body = html`<form class="login" method="post" action="/login">
 <h1>Sign in</h1>
@@ -11,7 +11,7 @@ ${opts.error && html`<p class="err" role="alert">${opts.error}</p>`}
 <input id="token" name="token" type="password" autocomplete="off" spellcheck="false" placeholder="bpt_..." required autofocus>
 <input type="hidden" name="next" value="${opts.next}">
 <button type="submit">Sign in</button>
-<p class="muted small">The token is kept in an HttpOnly cookie of this site for 12 hours, or until you log out.</p>
+<p class="muted small">This starts a session of 12 hours, or until you log out; the browser keeps only the session's id, never the token.</p>
 </form>`;
   return page({ title: 'Sign in', body });
 }

@@ -7,7 +7,7 @@ import type { RunStore } from '../evidence/run-store.js';
 import type { Logger } from '../core/logger.js';
 import { apiPolicies, apiReport, apiRun, apiRuns } from './api.js';
 import { artifactHandler } from './artifacts.js';
-import { clearedSessionCookie, isHttps, presentedToken, principalOf, safeNext, sessionCookie, type Principal } from './auth.js';
+import { clearedSessionCookie, isHttps, parseCookies, presentedCredential, principalOf, principalOfSession, safeNext, SESSION_COOKIE, SESSION_MAX_AGE_S, sessionCookie, type Principal } from './auth.js';
 import { HttpError, redirect, send, sendHtml, sendJson, SECURITY_HEADERS, type RequestContext, type WebDeps } from './context.js';
 import { html, type SafeHtml } from '../core/html.js';
 import { page } from './html.js';
@@ -16,6 +16,7 @@ import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
 import { boardPage, policyPage, reportsPage, runsPage, who } from './pages.js';
 import { chainFor, type ReportChain } from './reports.js';
 import { runPage } from './run-page.js';
+import { SessionStore } from './session-store.js';
 import { TokenStore } from './token-store.js';
 
 /**
@@ -39,6 +40,10 @@ export interface WebServerDeps {
   chain?: ReportChain;
   /** Default: the `tokens` table of the runs' store. */
   tokens?: TokenStore;
+  /** Default: the `sessions` table of the runs' store. */
+  sessions?: SessionStore;
+  /** How long a browser session lasts after login; default SESSION_MAX_AGE_S (12 h). At least 1000. */
+  sessionLifetimeMs?: number;
   /** The clock (tests). */
   now?: () => Date;
 }
@@ -84,6 +89,8 @@ export async function startWebServer(opts: WebServerDeps): Promise<WebServer> {
     runs: opts.runs,
     alerts: opts.alerts,
     tokens: opts.tokens ?? new TokenStore(opts.runs.executor, opts.runs.schema),
+    sessions: opts.sessions ?? new SessionStore(opts.runs.executor, opts.runs.schema),
+    sessionLifetimeMs: opts.sessionLifetimeMs ?? SESSION_MAX_AGE_S * 1000,
     chain: opts.chain ?? chainFor(opts.runs),
     logger: opts.logger,
     now: opts.now ?? (() => new Date()),
@@ -149,6 +156,8 @@ async function handle(deps: WebDeps, req: http.IncomingMessage, res: http.Server
   if (path === '/logout') {
     if (method !== 'POST') return methodNotAllowed(res, 'POST');
     if (!sameOrigin(req)) return send(res, 403, 'text/plain; charset=utf-8', 'cross-site request refused\n');
+    const sessionId = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+    if (sessionId && (await deps.sessions.end(sessionId))) deps.logger.info('web logout');
     return redirect(res, '/login', { 'set-cookie': clearedSessionCookie(isHttps(req)) });
   }
 
@@ -158,10 +167,16 @@ async function handle(deps: WebDeps, req: http.IncomingMessage, res: http.Server
   if (!match) return methodNotAllowed(res, [...new Set(matches.map((x) => x.r.method))].join(', '));
   const { r: route, m } = match;
 
-  const presented = presentedToken(req);
-  const info = presented ? await deps.tokens.authenticate(presented.token, deps.now()) : null;
-  if (!info) return unauthenticated(req, res, route.kind, url, presented?.via === 'cookie');
-  const principal = principalOf(info);
+  const presented = presentedCredential(req);
+  let principal: Principal | undefined;
+  if (presented?.via === 'bearer') {
+    const info = await deps.tokens.authenticate(presented.token, deps.now());
+    principal = info ? principalOf(info) : undefined;
+  } else if (presented?.via === 'cookie') {
+    const info = await deps.sessions.authenticate(presented.sessionId, deps.now());
+    principal = info ? principalOfSession(info) : undefined;
+  }
+  if (!principal) return unauthenticated(req, res, route.kind, url, presented?.via === 'cookie');
   seen(principal);
 
   let params: string[];
@@ -197,8 +212,10 @@ async function login(deps: WebDeps, req: http.IncomingMessage, res: http.ServerR
   if (!info) {
     return sendHtml(res, 401, loginPage({ next, error: 'That token is not valid: it is mistyped, unknown or revoked.' }));
   }
-  deps.logger.info('web login', { token: info.name });
-  redirect(res, next, { 'set-cookie': sessionCookie(token, isHttps(req)) });
+  // The cookie holds a new session's random id, never the token (session-store.ts).
+  const session = await deps.sessions.create({ tokenId: info.id, lifetimeMs: deps.sessionLifetimeMs, now: deps.now() });
+  deps.logger.info('web login', { token: info.name, expires: session.info.expiresAt });
+  redirect(res, next, { 'set-cookie': sessionCookie(session.id, isHttps(req), Math.ceil(deps.sessionLifetimeMs / 1000)) });
 }
 
 function unauthenticated(req: http.IncomingMessage, res: http.ServerResponse, kind: Kind, url: URL, hadCookie: boolean): void {

@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { sqlStateOf, type SqlExecutor } from '../evidence/executor.js';
 import { quoteSchema } from '../evidence/migrate.js';
 import { BackproofError } from '../core/errors.js';
+import { SessionStore } from './session-store.js';
 
 /**
  * Tokens of the dashboard, the JSON API and /metrics (migration 0004). A token is `bpt_` and 32
@@ -82,8 +83,8 @@ export class TokenStore {
   }
 
   /**
-   * Revokes the live token with this id (or unique id prefix of 8+ characters) or name; returns
-   * it, or throws `token_not_found`.
+   * Revokes the live token with this id (or unique id prefix of 8+ characters) or name, and ends
+   * every dashboard session logged in with it; returns it, or throws `token_not_found`.
    */
   async revoke(idOrName: string, now: Date = new Date()): Promise<TokenInfo> {
     const key = idOrName.trim();
@@ -96,12 +97,18 @@ export class TokenStore {
     }
     const target = matches[0];
     if (!target) throw new BackproofError('token_not_found', `no live token with the id or name ${JSON.stringify(key)}; see backproof tokens list`);
-    const { rows } = await this.executor.query<Row>(
-      `UPDATE ${this.table} SET revoked_at = $2::timestamptz WHERE id = $1::uuid AND revoked_at IS NULL RETURNING ${COLUMNS}`,
-      [target.id, now.toISOString()],
-    );
-    if (!rows[0]) throw new BackproofError('token_not_found', `token ${target.id} was revoked meanwhile`);
-    return toInfo(rows[0]);
+    // The token and every browser session logged in with it end together, in one transaction.
+    const sessions = new SessionStore(this.executor, this.schema);
+    const row = await this.executor.transaction(async (q) => {
+      const { rows } = await q<Row>(`UPDATE ${this.table} SET revoked_at = $2::timestamptz WHERE id = $1::uuid AND revoked_at IS NULL RETURNING ${COLUMNS}`, [
+        target.id,
+        now.toISOString(),
+      ]);
+      if (rows[0]) await sessions.endAllOf(target.id, q);
+      return rows[0];
+    });
+    if (!row) throw new BackproofError('token_not_found', `token ${target.id} was revoked meanwhile`);
+    return toInfo(row);
   }
 
   /**
