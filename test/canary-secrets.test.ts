@@ -113,6 +113,8 @@ const skeleton = {
         },
         // A restic repository that is not there: the password reaches restic, the error comes back.
         { name: 'vault', kind: 'files', source: { driver: 'restic', repository: path.join(root, 'no-repo'), file: '/data/share.tar.gz', check: false }, schedule: 'every 2s' },
+        // Likewise a borg repository that is not there: the passphrase reaches borg, the error comes back.
+        { name: 'attic', kind: 'files', source: { driver: 'borg', repository: path.join(root, 'no-borg-repo'), file: 'data/share.tar.gz', check: false }, schedule: 'every 2s' },
       ],
     },
   ],
@@ -223,7 +225,7 @@ t.test('the daemon with its dashboard, /metrics, alerts and heartbeats: no canar
   const ids = (Array.isArray(runs) ? runs : (runs.runs ?? [])).map((r) => r.id).slice(0, 6);
   t.ok(ids.length > 0, 'the API lists runs');
   const month = new Date().toISOString().slice(0, 7);
-  const pages = ['/', '/runs', '/reports', '/policies/share', '/policies/shop', '/policies/vault', '/api/policies', '/api/runs', '/metrics', `/api/reports/acme/${month}.json`, `/api/reports/acme/${month}.csv`, `/api/reports/acme/${month}.html`];
+  const pages = ['/', '/runs', '/reports', '/policies/share', '/policies/shop', '/policies/vault', '/policies/attic', '/api/policies', '/api/runs', '/metrics', `/api/reports/acme/${month}.json`, `/api/reports/acme/${month}.csv`, `/api/reports/acme/${month}.html`];
   for (const id of ids) pages.push(`/runs/${id}`, `/api/runs/${id}`);
   for (const p of pages) {
     const res = await fetch(`http://127.0.0.1:${port}${p}`, { headers: auth });
