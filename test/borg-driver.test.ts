@@ -3,9 +3,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { collect, verificationErrorOf } from './helpers/outcomes.js';
 import { BorgStorageDriver, type BorgDriverOptions } from '../drivers/borg/borg-storage-driver.js';
 import type { BackupEntry } from '../drivers/storage-driver.js';
-import { VerificationError } from '../orchestrator/core/errors.js';
 import { craftTar } from './helpers/archive-fixtures.js';
 import { readAll, seededBytes, sha256 } from './helpers/bytes.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
@@ -56,21 +56,8 @@ async function makeRepo(encryption = 'repokey-blake2'): Promise<Repo> {
   };
 }
 
-async function listAll(d: BorgStorageDriver): Promise<BackupEntry[]> {
-  const out: BackupEntry[] = [];
-  for await (const e of d.list()) out.push(e);
-  return out;
-}
-
-async function failureOf(p: Promise<unknown>): Promise<VerificationError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof VerificationError) return err;
-    throw err;
-  }
-  throw new Error('expected a VerificationError');
-}
+const listAll = (d: BorgStorageDriver): Promise<BackupEntry[]> => collect(d.list());
+const failureOf = verificationErrorOf;
 
 const day = (n: number): Date => new Date(Date.UTC(2026, 10, 20 + n, 2, 0, 0));
 

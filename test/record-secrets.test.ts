@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { promises as fs } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
+import { startEchoingStore } from './helpers/echoing-store.js';
 import { Logger } from '../orchestrator/core/logger.js';
 import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
 import { parseConfigText } from '../orchestrator/config/load.js';
@@ -25,47 +23,6 @@ const CANARY = {
   sseCustomerKey: randomBytes(32).toString('base64'),
 };
 
-/** Lists one object and answers HEAD, then answers GET with `status` and every request header in the message. */
-async function echoingStore(status: number): Promise<{ endpoint: string; close: () => Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      if (req.method === 'GET' && /[?&]list-type=2/.test(req.url ?? '')) {
-        const modified = new Date(Date.now() - 3_600_000).toISOString();
-        res.writeHead(200, { 'content-type': 'application/xml' }).end(
-          `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>acme</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>` +
-            `<Contents><Key>shop.dump</Key><LastModified>${modified}</LastModified><ETag>"d41d8cd98f00b204e9800998ecf8427e"</ETag><Size>2048</Size><StorageClass>STANDARD</StorageClass></Contents></ListBucketResult>`,
-        );
-        return;
-      }
-      if (req.method === 'HEAD') {
-        res.writeHead(200, { 'content-length': '2048', etag: '"d41d8cd98f00b204e9800998ecf8427e"', 'last-modified': new Date(Date.now() - 3_600_000).toUTCString() }).end();
-        return;
-      }
-      if (!(req.url ?? '').includes('/shop.dump?') && !(req.url ?? '').endsWith('/shop.dump')) {
-        res.writeHead(404, { 'content-type': 'application/xml' }).end('<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>');
-        return; // no sidecar
-      }
-      const echoed = Object.entries(req.headers)
-        .map(([k, v]) => `${k}: ${String(v)}`)
-        .join('; ');
-      const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${status === 403 ? 'AccessDenied' : 'InternalError'}</Code><Message>request was: ${echoed}</Message><RequestId>1</RequestId></Error>`;
-      res.writeHead(status, { 'content-type': 'application/xml' }).end(body);
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 function leaks(text: string): string[] {
   const forms = Object.values(CANARY).flatMap((v) => [v, encodeURIComponent(v)]);
   return forms.filter((f) => text.includes(f));
@@ -73,7 +30,7 @@ function leaks(text: string): string[] {
 
 for (const status of [403, 500]) {
   t.test(`a store answering ${status} with the request's headers: no secret in the record`, async (t) => {
-    const store = await echoingStore(status);
+    const store = await startEchoingStore(status);
     t.teardown(store.close);
     const folder = await tempDir('echo');
     const policy = policyFromYaml({

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { LocalStorageDriver } from '../drivers/local/local-storage-driver.js';
 import type { BackupEntry } from '../drivers/storage-driver.js';
-import { VerificationError } from '../orchestrator/core/errors.js';
+import { collect, verificationErrorOf } from './helpers/outcomes.js';
 import { openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 import { readAll } from './helpers/bytes.js';
 
@@ -29,22 +29,6 @@ async function backupFolder(t: Test): Promise<string> {
   return dir;
 }
 
-async function collect(it: AsyncIterable<BackupEntry>): Promise<BackupEntry[]> {
-  const out: BackupEntry[] = [];
-  for await (const e of it) out.push(e);
-  return out;
-}
-
-
-async function reasonOf(p: Promise<unknown>): Promise<VerificationError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof VerificationError) return err;
-    throw err;
-  }
-  throw new Error('expected a VerificationError');
-}
 
 t.test('a link out of the folder is listed as unsafe, by its own size, and never opened', async (t) => {
   const secret = await hostSecret(t);
@@ -60,10 +44,10 @@ t.test('a link out of the folder is listed as unsafe, by its own size, and never
   t.equal(entries.find((e) => e.key === 'latest.sql')?.unsafe, undefined, 'a link inside the folder is a backup like any other');
   t.equal((await readAll(await driver.open(entries.find((e) => e.key === 'latest.sql')!))).toString(), 'SELECT 1;\n');
 
-  const opened = await reasonOf(driver.open(link!));
+  const opened = await verificationErrorOf(driver.open(link!));
   t.equal(opened.reason, 'unsafe_source');
   t.notMatch(opened.message, SECRET);
-  t.equal((await reasonOf(driver.details(link!))).reason, 'unsafe_source');
+  t.equal((await verificationErrorOf(driver.details(link!))).reason, 'unsafe_source');
 });
 
 t.test('a file swapped for a link between listing and reading is refused at open', async (t) => {
@@ -76,7 +60,7 @@ t.test('a file swapped for a link between listing and reading is refused at open
   t.equal(entry?.unsafe, undefined);
   await fs.rm(file);
   await fs.symlink(secret, file);
-  const err = await reasonOf(driver.open(entry!));
+  const err = await verificationErrorOf(driver.open(entry!));
   t.equal(err.reason, 'unsafe_source');
   t.match(err.message, /outside the source folder/);
 });
@@ -92,7 +76,7 @@ t.test('a sub-folder swapped for a link out of the folder is refused (recursive 
   await fs.rm(path.join(dir, 'daily'), { recursive: true });
   await fs.symlink(path.dirname(secret), path.join(dir, 'daily'));
   t.same(await collect(driver.list()), [], 'a linked folder is not walked');
-  t.equal((await reasonOf(driver.open(entry!))).reason, 'unsafe_source', 'and not read through either');
+  t.equal((await verificationErrorOf(driver.open(entry!))).reason, 'unsafe_source', 'and not read through either');
 });
 
 t.test('a sidecar or SHA256SUMS that leads out of the folder fails the run instead of being read', async (t) => {
@@ -102,7 +86,7 @@ t.test('a sidecar or SHA256SUMS that leads out of the folder fails the run inste
   await fs.symlink(secret, path.join(dir, 'shop.sql.sha256'));
   const driver = new LocalStorageDriver({ path: dir });
   const entry = (await collect(driver.list())).find((e) => e.key === 'shop.sql')!;
-  const err = await reasonOf(driver.details(entry));
+  const err = await verificationErrorOf(driver.details(entry));
   t.equal(err.reason, 'unsafe_source');
   t.notMatch(err.message, SECRET);
 
@@ -110,7 +94,7 @@ t.test('a sidecar or SHA256SUMS that leads out of the folder fails the run inste
   await fs.writeFile(path.join(other, 'shop.sql'), 'SELECT 1;\n');
   await fs.symlink(secret, path.join(other, 'SHA256SUMS'));
   const sums = new LocalStorageDriver({ path: other });
-  t.equal((await reasonOf(sums.details((await collect(sums.list())).find((e) => e.key === 'shop.sql')!))).reason, 'unsafe_source');
+  t.equal((await verificationErrorOf(sums.details((await collect(sums.list())).find((e) => e.key === 'shop.sql')!))).reason, 'unsafe_source');
 });
 
 t.test('a FIFO never hangs the listing or the read', async (t) => {
@@ -120,7 +104,7 @@ t.test('a FIFO never hangs the listing or the read', async (t) => {
   const driver = new LocalStorageDriver({ path: dir });
   t.same(await collect(driver.list()), [], 'a FIFO is not a backup, nor a link to one');
   const forged: BackupEntry = { key: 'shop.sql', size: 10, modifiedAt: new Date() };
-  const err = await reasonOf(driver.open(forged));
+  const err = await verificationErrorOf(driver.open(forged));
   t.equal(err.reason, 'unsafe_source');
   t.match(err.message, /not a regular file/);
 });
