@@ -59,8 +59,8 @@ function extract(shape: SecretShape, value: unknown): string[] {
   }
 }
 
-/** The zod 4 definition fields the walk follows. */
-interface Def {
+/** The zod 4 definition fields the walk follows (and test/helpers/canary-config.ts's). */
+export interface Def {
   type: string;
   shape?: Record<string, z.ZodType>;
   element?: z.ZodType;
@@ -72,8 +72,10 @@ interface Def {
   right?: z.ZodType;
   items?: z.ZodType[];
   getter?: () => z.ZodType;
+  /** An enum's or literal's values. */
+  values?: unknown[];
 }
-const defOf = (schema: z.ZodType): Def => (schema as unknown as { _zod: { def: Def } })._zod.def;
+export const defOf = (schema: z.ZodType): Def => (schema as unknown as { _zod: { def: Def } })._zod.def;
 
 /**
  * Every secret in `data` (a config as written, references resolved) that `schema` declares,

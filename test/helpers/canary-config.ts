@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
-import { SECRET_FIELDS, type SecretShape } from '../../orchestrator/config/secret-schema.js';
+import { defOf, SECRET_FIELDS, type Def, type SecretShape } from '../../orchestrator/config/secret-schema.js';
 
 /**
  * Canary secrets derived from the config schema: `fillSecrets` walks a schema together with a
@@ -12,20 +12,6 @@ import { SECRET_FIELDS, type SecretShape } from '../../orchestrator/config/secre
  * `needlesOf` gives the forms a leak could take (raw, base64 at every alignment, URL-encoded, hex).
  */
 
-interface Def {
-  type: string;
-  shape?: Record<string, z.ZodType>;
-  element?: z.ZodType;
-  innerType?: z.ZodType;
-  options?: z.ZodType[];
-  in?: z.ZodType;
-  valueType?: z.ZodType;
-  left?: z.ZodType;
-  right?: z.ZodType;
-  getter?: () => z.ZodType;
-  values?: unknown[];
-}
-const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
 
 /** The object schema under wrappers (optional, default, pipe...), or undefined. */
 function objectOf(s: z.ZodType, depth = 0): Def | undefined {
