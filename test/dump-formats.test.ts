@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { VerificationError } from '../orchestrator/core/errors.js';
 import { decompress, detectCompression } from '../restore-sandboxes/compression.js';
-import { OutputTail } from '../restore-sandboxes/docker/output-tail.js';
+import { OutputTail } from '../orchestrator/core/output-tail.js';
 import { detectDumpFormat, parseCustomHeader } from '../restore-sandboxes/postgres/dump-format.js';
 import { PlainSqlFilter } from '../restore-sandboxes/postgres/plain-sql-filter.js';
 import { PG_BIN_DIR, startPgCluster } from './helpers/pg-cluster.js';
@@ -318,20 +318,24 @@ t.test('PlainSqlFilter: CRLF dumps, pg_dumpall, and long COPY rows', async (t) =
 // ---- OutputTail ------------------------------------------------------------------------------
 
 t.test('OutputTail keeps the head and the tail of long output', async (t) => {
-  const small = new OutputTail(20);
+  const small = new OutputTail(10);
   small.push(Buffer.from('hello '));
   small.push(Buffer.from('world'));
   t.equal(small.text(), 'hello world', 'short output whole');
-  const exact = new OutputTail(10);
+  const exact = new OutputTail(5);
   exact.push(Buffer.from('0123456789'));
   t.equal(exact.text(), '0123456789', 'exactly max: nothing omitted');
-  const long = new OutputTail(20);
+  const long = new OutputTail(10);
   long.push(Buffer.from('abcdefghij'));
   long.push(Buffer.from('klmnopqrstuvwxyz0123'));
   t.equal(long.text(), 'abcdefghij\n[... 10 bytes omitted ...]\nuvwxyz0123');
-  const drip = new OutputTail(8);
+  const drip = new OutputTail(4);
   for (const ch of 'pg_restore: error: could not execute query') drip.push(Buffer.from(ch));
   t.equal(drip.text(), 'pg_r\n[... 34 bytes omitted ...]\nuery', 'byte by byte');
+  const uneven = new OutputTail(3, 6);
+  uneven.push('borg: Repository ');
+  uneven.push('does not exist.');
+  t.equal(uneven.text(), 'bor\n[... 23 bytes omitted ...]\nexist.', 'head and tail of their own sizes; strings too');
 });
 
 t.test('a directory-format dump in a tar is told from its members; toc.dat gives the versions when it comes early', async (t) => {

@@ -2,6 +2,7 @@ import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { PassThrough, type Readable } from 'node:stream';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
+import { OutputTail } from '../../orchestrator/core/output-tail.js';
 
 /**
  * The child processes of a driver that talks to its store through a command-line tool (restic,
@@ -65,7 +66,7 @@ export class ChildProcesses {
     signal?.throwIfAborted();
     const { child, ready } = this.start(args);
     const out: Buffer[] = [];
-    const err = new OutputTail(64 * 1024, 64 * 1024);
+    const err = new OutputTail(64 * 1024);
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     await ready;
@@ -94,7 +95,7 @@ export class ChildProcesses {
   async stream(args: string[], command: string, failure: (stderr: string, code: number | null) => VerificationError, signal?: AbortSignal): Promise<Readable> {
     signal?.throwIfAborted();
     const { child, ready } = this.start(args);
-    const stderr = new OutputTail();
+    const stderr = new OutputTail(8 * 1024, 16 * 1024);
     child.stderr.on('data', (c: Buffer) => stderr.push(c));
     await ready;
     const out = new PassThrough({ highWaterMark: DEFAULTS.readChunkBytes });
@@ -161,35 +162,6 @@ export class ChildProcesses {
       return new VerificationError('cancelled', `${command} was stopped (${this.closing ? 'the driver was closed' : 'cancelled'})`);
     }
     return new VerificationError('source_unreachable', `${command} was killed by ${sig ?? 'a signal'} (out of memory?) while reading ${this.opts.location}`);
-  }
-}
-
-/** Keeps the first and the last bytes of a stream's output, so a chatty child cannot fill memory. */
-export class OutputTail {
-  private head = '';
-  private tail = '';
-  private skipped = 0;
-  constructor(
-    private readonly headChars = 8 * 1024,
-    private readonly tailChars = 16 * 1024,
-  ) {}
-
-  push(chunk: Buffer | string): void {
-    let text = chunk.toString();
-    if (this.head.length < this.headChars) {
-      const room = this.headChars - this.head.length;
-      this.head += text.slice(0, room);
-      text = text.slice(room);
-    }
-    this.tail += text;
-    if (this.tail.length > this.tailChars) {
-      this.skipped += this.tail.length - this.tailChars;
-      this.tail = this.tail.slice(-this.tailChars);
-    }
-  }
-
-  text(): string {
-    return this.skipped > 0 ? `${this.head}\n[... ${this.skipped} characters left out ...]\n${this.tail}` : this.head + this.tail;
   }
 }
 

@@ -18,7 +18,7 @@ import {
   type SandboxSpec,
   type ServiceSpec,
 } from '../sandbox-runtime.js';
-import { OutputTail } from './output-tail.js';
+import { OutputTail } from '../../orchestrator/core/output-tail.js';
 
 export interface DockerRuntimeOptions {
   /**
@@ -324,8 +324,8 @@ class DockerSandbox implements Sandbox {
       onLate: (late) => late.destroy(),
     });
     const max = opts.maxOutputBytes ?? DEFAULTS.outputTailBytes;
-    const stdout = new OutputTail(max);
-    const stderr = new OutputTail(max);
+    const stdout = new OutputTail(Math.floor(max / 2));
+    const stderr = new OutputTail(Math.floor(max / 2));
     const outOut = new PassThrough({ highWaterMark: 1024 * 1024 });
     const errOut = new PassThrough();
     if (opts.stdout) {
