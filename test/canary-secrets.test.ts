@@ -60,7 +60,11 @@ const signingBody = signingPem.split('\n').filter((l) => !l.startsWith('-----'))
 
 const skeleton = {
   database: { url: await placeCanary(sink, 'database.url', 'url', dbToken, `postgres://postgres:${dbToken}@127.0.0.1:${pg.port}/postgres`), schema: 'canary' },
-  evidence: { signingKey: await placeCanary(sink, 'evidence.signingKey', 'value', signingBody, signingPem) },
+  evidence: {
+    signingKey: await placeCanary(sink, 'evidence.signingKey', 'value', signingBody, signingPem),
+    // The witness is the echoing store too: publishing fails with the request's headers in the answer.
+    witness: { s3: { bucket: 'witness', endpoint: echo.endpoint, objectLock: 'none', maxRetries: 0, credentials: {} } },
+  },
   daemon: { checkEvery: '1s', shutdownGrace: '2s', web: { port: 0 } },
   reports: { mspName: 'Canary MSP', timezone: 'UTC', schedule: false },
   alerts: {
@@ -186,8 +190,14 @@ t.test('validate, run, runs, status, evidence, reports: no canary in any output'
     cli(fullFile, 'status'),
     cli(fullFile, 'status', '--json'),
     cli(fullFile, 'evidence', 'verify', '--json'),
+    cli(fullFile, 'evidence', 'publish'),
+    cli(fullFile, 'evidence', 'verify', '--witness', '--json'),
   ]);
   t.equal(verified.code, 0, 'the chain verifies', { out: verified.stdout + verified.stderr });
+  const [published, witnessed] = rest.slice(-2);
+  t.equal(published!.code, 2, 'publishing to the echoing witness fails', { out: published!.stdout + published!.stderr, w: witnessed!.stdout + witnessed!.stderr });
+  t.match(published!.stderr, /writing s3:\/\/witness\/.* failed: AccessDenied 403/, 'and says what the store answered', { err: published!.stderr });
+  t.equal(witnessed!.code, 2, 'verify --witness cannot read the echoing witness');
   t.equal(exported.code, 0, 'a bundle is exported', { out: exported.stderr });
   for (const [i, format] of formats.entries()) {
     t.ok(rest[i]!.code === 0 || rest[i]!.code === 2, `the ${format} report is written (exit ${rest[i]!.code})`);

@@ -7,20 +7,12 @@ import { SIDECAR_MAX_BYTES, SidecarChecksums } from '../sidecars.js';
 import type { BackupDetails, BackupEntry, ExpectedChecksum, StorageDriver } from '../storage-driver.js';
 import { classifyS3Error, isRetryable, statusOf } from './s3-errors.js';
 import { resumableDownload } from './resumable-download.js';
+import { loadS3Sdk, s3ClientConfig, s3EndpointText, type S3Connection } from './s3-client.js';
 
-export interface S3DriverOptions {
+export interface S3DriverOptions extends S3Connection {
   bucket: string;
   prefix?: string;
-  region?: string;
-  endpoint?: string;
-  forcePathStyle?: boolean;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string; origin: string };
-  profile?: string;
-  /** See S3SourceConfig.sdkChecksums; `when_required` unless the store is AWS itself. */
-  sdkChecksums?: 'when_required' | 'when_supported';
   sseCustomerKey?: string;
-  maxRetries?: number;
-  requestTimeoutMs?: number;
   /** First retry delay; doubles per retry. */
   retryBaseDelayMs?: number;
   /** `timestamp: metadata`: the user-metadata key holding the backup time. */
@@ -42,10 +34,7 @@ export class S3StorageDriver implements StorageDriver {
   readonly name = 's3';
   readonly location: string;
   private readonly clientConfig: S3ClientConfig;
-  /**
-   * The SDK and its client, loaded at the first request: @aws-sdk/client-s3 is ~1.6 MB of code, and
-   * every command that builds drivers (a run of a folder policy, the daemon) would pay for it.
-   */
+  /** The SDK and its client, loaded at the first request (loadS3Sdk). */
   private sdk: Promise<Sdk> | undefined;
   private closed = false;
   private readonly endpoint: string;
@@ -60,26 +49,10 @@ export class S3StorageDriver implements StorageDriver {
 
   constructor(private readonly opts: S3DriverOptions) {
     const prefix = opts.prefix ?? '';
-    this.endpoint = opts.endpoint ?? `AWS S3 (${opts.region ?? process.env.AWS_REGION ?? 'us-east-1'})`;
+    this.endpoint = s3EndpointText(opts);
     this.location = `s3://${opts.bucket}/${prefix}${opts.endpoint ? ` at ${opts.endpoint}` : ''}`;
     this.credentialOrigin = describeCredentialOrigin(opts);
-    const checksums = opts.sdkChecksums === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
-    const config: S3ClientConfig = {
-      region: opts.region ?? process.env.AWS_REGION ?? 'us-east-1',
-      forcePathStyle: opts.forcePathStyle ?? opts.endpoint !== undefined,
-      requestChecksumCalculation: checksums,
-      responseChecksumValidation: checksums,
-      maxAttempts: (opts.maxRetries ?? DEFAULTS.s3MaxRetries) + 1,
-      retryMode: 'standard',
-      requestHandler: { requestTimeout: opts.requestTimeoutMs ?? DEFAULTS.s3RequestTimeoutMs, connectionTimeout: 10_000 },
-      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-      ...(opts.profile ? { profile: opts.profile } : {}),
-    };
-    if (opts.credentials) {
-      const { accessKeyId, secretAccessKey, sessionToken } = opts.credentials;
-      config.credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
-    }
-    this.clientConfig = config;
+    this.clientConfig = s3ClientConfig(opts);
     this.sse = opts.sseCustomerKey
       ? {
           SSECustomerAlgorithm: 'AES256',
@@ -181,9 +154,7 @@ export class S3StorageDriver implements StorageDriver {
 
   private client(): Promise<Sdk> {
     if (this.closed) return Promise.reject(new Error('the S3 driver is closed'));
-    this.sdk ??= import('@aws-sdk/client-s3').then((loaded) => {
-      // A CommonJS package: Node's own loader names its exports; the CLI bundle (esbuild) puts them on `default`.
-      const mod = 'S3Client' in loaded ? loaded : (loaded as { default: typeof S3Sdk }).default;
+    this.sdk ??= loadS3Sdk().then((mod) => {
       return {
         client: new mod.S3Client(this.clientConfig),
         GetObjectCommand: mod.GetObjectCommand,

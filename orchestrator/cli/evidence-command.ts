@@ -1,14 +1,17 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { ResolvedConfig } from '../core/config-types.js';
+import type { ResolvedConfig, WitnessConfig } from '../core/config-types.js';
 import { BackproofError } from '../core/errors.js';
 import { isoOf, verifyBundle, type ChainVerification, type EvidenceBundle } from '../evidence/chain.js';
 import { existingSigningKey, signerFromPem } from '../evidence/signing-key.js';
+import { witnessTarget } from '../evidence/s3-witness.js';
+import { checkWitness, publishHead, type PublishOutcome, type WitnessCheck } from '../evidence/witness.js';
 import { dataDir, openStore, storeSettings, type GlobalOptions } from './context.js';
 
 /**
  * `backproof evidence verify [--from --to] [--bundle FILE] [--json]` and
+ * `backproof evidence publish` (the chain head to evidence.witness), and
  * `backproof evidence export --client C --from --to [--out FILE]`; a bundle carries the files the
  * client's records name (vm screenshots), and --bundle checks each against its sealed sha256.
  * Exit codes: 0 intact, 1 tampered or invalid, 2 could not check (config, store, usage).
@@ -22,11 +25,12 @@ export function registerEvidence(program: Command, setExit: (code: number) => vo
     .option('--to <date>', 'only runs started before this date or ISO time')
     .option('--bundle <file>', 'check an exported bundle instead: offline, no config or database needed')
     .option('--full', 'walk every link again, not only those sealed since the last signed checkpoint (and check the checkpoints)')
+    .option('--witness', 'also compare the stored chain with every head published to evidence.witness (deleted or rewritten records)')
     .option('--json', 'JSON on stdout')
-    .action(async (opts: { from?: string; to?: string; bundle?: string; full?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { from?: string; to?: string; bundle?: string; full?: boolean; witness?: boolean; json?: boolean }, cmd: Command) => {
       if (opts.bundle !== undefined) {
-        if (opts.from !== undefined || opts.to !== undefined || opts.full) {
-          throw new BackproofError('usage', '--from, --to and --full do not apply to --bundle: a bundle holds its own period and is always checked whole');
+        if (opts.from !== undefined || opts.to !== undefined || opts.full || opts.witness) {
+          throw new BackproofError('usage', '--from, --to, --full and --witness do not apply to --bundle: a bundle holds its own period and is always checked whole');
         }
         const { result, bundle } = await checkBundleFile(opts.bundle);
         process.stdout.write(`${opts.json ? JSON.stringify(result, null, 2) : renderBundleResult(result, bundle)}\n`);
@@ -36,25 +40,57 @@ export function registerEvidence(program: Command, setExit: (code: number) => vo
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const range = { ...(opts.from !== undefined ? { from: isoOf(opts.from, 'from') } : {}), ...(opts.to !== undefined ? { to: isoOf(opts.to, 'to') } : {}) };
       const config = await storeSettings(global);
+      const witnessConfig = opts.witness ? requireWitness(config, global) : undefined;
       const store = await openStore(config, global);
       let result: ChainVerification;
+      let witness: WitnessCheck | undefined;
       try {
         // Intact to the head: sign a checkpoint there, so the next verify walks only newer links.
         result = await store.evidenceChain().verify({ ...range, full: opts.full === true, writeCheckpoint: true });
+        if (witnessConfig) {
+          const target = witnessTarget(witnessConfig);
+          try {
+            witness = await checkWitness(store.evidenceChain(), target);
+          } finally {
+            await target.close();
+          }
+        }
       } finally {
         await store.close();
       }
+      const ok = result.ok && (witness?.ok ?? true);
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(witness ? { ...result, ok, chainOk: result.ok, witness } : result, null, 2)}\n`);
       } else {
         const lines = [renderChainResult(result)];
         const own = await ownFingerprint(config, global);
         if (result.ok && result.head && own !== undefined && own !== result.head.keyFingerprint) {
           lines.push(`note: this installation signs with ${own}, not with the key that signed the head; check that ${result.head.keyFingerprint ?? 'it'} is one of yours`);
         }
+        if (witness) lines.push(renderWitnessCheck(witness));
         process.stdout.write(`${lines.join('\n')}\n`);
       }
-      setExit(result.ok ? 0 : 1);
+      setExit(ok ? 0 : 1);
+    });
+
+  evidence
+    .command('publish')
+    .description('verify the chain and publish its signed head to evidence.witness (an S3 bucket with Object Lock), where the store\'s administrator cannot change it; the daemon does this every evidence.witness.every (exit 0 published or already there, 1 the chain does not verify, 2 error)')
+    .option('--json', 'JSON on stdout')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const config = await storeSettings(global);
+      const target = witnessTarget(requireWitness(config, global));
+      const store = await openStore(config, global);
+      let outcome: PublishOutcome;
+      try {
+        outcome = await publishHead(store.evidenceChain(), target);
+      } finally {
+        await target.close();
+        await store.close();
+      }
+      process.stdout.write(`${opts.json ? JSON.stringify(outcome, null, 2) : renderPublishOutcome(outcome)}\n`);
+      setExit(outcome.published || outcome.why === 'nothing sealed yet' ? 0 : 1);
     });
 
   evidence
@@ -100,6 +136,35 @@ export function registerEvidence(program: Command, setExit: (code: number) => vo
       }
       setExit(check.ok ? 0 : 1);
     });
+}
+
+/** The config's evidence.witness, or a usage error saying how to set one. */
+function requireWitness(config: Pick<ResolvedConfig, 'evidence'>, global: GlobalOptions): WitnessConfig {
+  const w = config.evidence?.witness;
+  if (!w) {
+    throw new BackproofError(
+      'usage',
+      `no evidence.witness in ${global.config ?? 'the config'}: add evidence: { witness: { s3: { bucket: ..., endpoint: ..., credentials: ... } } } (docs/evidence.md, "Witness")`,
+    );
+  }
+  return w;
+}
+
+export function renderPublishOutcome(o: PublishOutcome): string {
+  if (!o.published) return `not published to ${o.location}: ${o.why}`;
+  const lock = o.lockedUntil ? `, locked until ${o.lockedUntil}` : '';
+  return o.created ? `published: head seq ${o.seq} (${o.hash.slice(0, 16)}...) to ${o.key}${lock}` : `already published: head seq ${o.seq} is ${o.key}`;
+}
+
+export function renderWitnessCheck(w: WitnessCheck): string {
+  const heads = `${w.heads.toLocaleString('en-US')} published head${w.heads === 1 ? '' : 's'}`;
+  if (w.ok) {
+    if (!w.newest) return `witness ${w.location}: nothing published yet (backproof evidence publish)`;
+    return `witness ${w.location}: ok, ${heads} agree with the stored chain (newest: seq ${w.newest.seq}, published ${w.newest.madeAt}; the store ends at seq ${w.storeHeadSeq})`;
+  }
+  const shown = w.problems.slice(0, 10).map((p) => `  ${p.key}: ${p.problem}`);
+  const more = w.problems.length > shown.length ? [`  ... and ${w.problems.length - shown.length} more (--json lists all)`] : [];
+  return [`TAMPERED: the witness ${w.location} disagrees with the stored chain (${w.problems.length} problem${w.problems.length === 1 ? '' : 's'}, ${heads} read):`, ...shown, ...more].join('\n');
 }
 
 /** This installation's key fingerprint, without creating a key. */

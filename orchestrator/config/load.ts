@@ -63,7 +63,7 @@ export async function loadStoreSettings(file: string): Promise<Pick<ResolvedConf
   const { database, evidence } = parsed.data;
   return {
     database: url !== undefined ? { url, schema: database.schema } : { schema: database.schema },
-    ...(evidence !== undefined ? { evidence: evidence.signingKey !== undefined ? { signingKey: evidence.signingKey } : {} } : {}),
+    ...(evidence !== undefined ? { evidence } : {}),
   };
 }
 

@@ -9,7 +9,6 @@
  * Messages: every issue raised here carries both what is wrong and what to do, joined by
  * `FIX_SEPARATOR` (see `say`); load.ts splits them into a ConfigProblem's `problem` and `fix`.
  */
-import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { addProblem, identifier, isRecordPayload, matching, nonEmptyText, say, sizeText, typeError } from './schema-helpers.js';
@@ -22,6 +21,7 @@ import type { ClientConfig, ResolvedConfig } from '../core/config-types.js';
 import { custom, files, mysql, postgres, sandbox, sizeAnomaly, sqlite, targets } from './kind-schema.js';
 import { probe, PROBES_OF_KIND, type ProbeKey } from './probe-schema.js';
 import { source } from './source-schema.js';
+import { evidence } from './evidence-schema.js';
 
 // The file's parts by topic: source-schema.ts (sources, selectors), kind-schema.ts (targets,
 // sandbox, kinds' blocks), probe-schema.ts (probes), daemon-schema.ts and alerts-schema.ts,
@@ -183,27 +183,6 @@ const docker = z
   })
   .describe('Docker daemon the sandboxes run on. Optional.');
 
-/** Whether `pem` is an Ed25519 private key node:crypto can read. */
-function isEd25519PrivateKey(pem: string): boolean {
-  try {
-    return createPrivateKey(pem).asymmetricKeyType === 'ed25519';
-  } catch {
-    return false;
-  }
-}
-
-const evidence = z
-  .strictObject({
-    signingKey: secret(
-      z.string().refine(isEd25519PrivateKey, {
-        error: say('not a PEM Ed25519 private key', 'make one with openssl genpkey -algorithm ed25519 -out evidence-key.pem and write signingKey: ${file:evidence-key.pem}'),
-      }),
-    )
-      .optional()
-      .describe('PEM Ed25519 private key that signs the evidence chain, from a reference: ${file:/etc/backproof/evidence-key.pem}. Default: <data dir>/evidence-key.pem, created on first use. Workers sharing one PostgreSQL should share one key.'),
-  })
-  .describe('Evidence signing. Optional.');
-
 /** `database:` and `evidence:` alone (loadStoreSettings: what opening the evidence store takes). */
 export const storeSettingsSchema = z.object({ database: database.prefault({}), evidence: evidence.optional() });
 
@@ -251,7 +230,7 @@ export const configSchema = z
         ...(value.docker.tls !== undefined ? { tls: value.docker.tls } : {}),
         ...(value.docker.sshKey !== undefined ? { sshKey: value.docker.sshKey } : {}),
       },
-      ...(value.evidence !== undefined ? { evidence: value.evidence.signingKey !== undefined ? { signingKey: value.evidence.signingKey } : {} } : {}),
+      ...(value.evidence !== undefined ? { evidence: value.evidence } : {}),
       daemon: value.daemon,
       alerts: value.alerts,
       clients,

@@ -116,7 +116,7 @@ function resolveExpect(value: ExpectInput, fallbackZone: string): ExpectConfig {
   return { every: value.every, timezone };
 }
 
-const retries = z.number().int().min(0).max(20);
+export const retries = z.number().int().min(0).max(20);
 
 const localSource = z
   .strictObject({
@@ -140,22 +140,34 @@ const s3Credentials = z
   })
   .describe('Explicit credentials. Default: profile, else the AWS chain (AWS_ACCESS_KEY_ID..., shared files, instance role).');
 
+/** How to reach a bucket: the keys an S3 source and the evidence witness (evidence-schema.ts) share. */
+export const S3_CONNECTION_KEYS = {
+  bucket: matching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a bucket name', 'use 3-63 lowercase letters, digits, "." and "-"; put folders in prefix:').describe('Bucket name.'),
+  region: nonEmptyText('region').optional().describe('Region, e.g. eu-central-1. Default AWS_REGION, else us-east-1.'),
+  endpoint: matching(/^https?:\/\/[^/\s]+\/?$/, 'an endpoint URL', 'write https://host[:port], e.g. https://s3.eu-central-003.backblazeb2.com')
+    .optional()
+    .describe('Endpoint of an S3-compatible store. Default: AWS.'),
+  forcePathStyle: z.boolean().optional().describe('Path-style URLs (endpoint/bucket/key). Default true when endpoint is set, else false.'),
+  credentials: s3Credentials.optional(),
+  profile: nonEmptyText('profile').optional().describe('Shared config profile (~/.aws/credentials) instead of explicit credentials.'),
+  sdkChecksums: z
+    .enum(['when_required', 'when_supported'])
+    .default('when_required')
+    .describe('SDK request/response checksums. "when_required" (default) works with every S3-compatible store; "when_supported" is the AWS SDK default and corrupts uploads or fails on stores without aws-chunked/CRC support (older MinIO, Ceph, Wasabi).'),
+};
+
+/** Explicit credentials and a profile exclude each other. */
+export function credentialsOrProfile(value: { credentials?: unknown; profile?: unknown }, ctx: z.RefinementCtx): void {
+  if (value.credentials !== undefined && value.profile !== undefined) {
+    addProblem(ctx, 'credentials and profile are both set', 'keep one: credentials for keys from references, profile for ~/.aws/credentials', ['profile']);
+  }
+}
+
 const s3Source = z
   .strictObject({
     driver: z.literal('s3').describe('An S3 bucket: AWS or S3-compatible (MinIO, Wasabi, Backblaze B2, Cloudflare R2, Ceph).'),
-    bucket: matching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a bucket name', 'use 3-63 lowercase letters, digits, "." and "-"; put folders in prefix:').describe('Bucket name.'),
+    ...S3_CONNECTION_KEYS,
     prefix: z.string().default('').describe('Only keys under this prefix, e.g. "acme/shop/". Default: the whole bucket.'),
-    region: nonEmptyText('region').optional().describe('Region, e.g. eu-central-1. Default AWS_REGION, else us-east-1.'),
-    endpoint: matching(/^https?:\/\/[^/\s]+\/?$/, 'an endpoint URL', 'write https://host[:port], e.g. https://s3.eu-central-003.backblazeb2.com')
-      .optional()
-      .describe('Endpoint of an S3-compatible store. Default: AWS.'),
-    forcePathStyle: z.boolean().optional().describe('Path-style URLs (endpoint/bucket/key). Default true when endpoint is set, else false.'),
-    credentials: s3Credentials.optional(),
-    profile: nonEmptyText('profile').optional().describe('Shared config profile (~/.aws/credentials) instead of explicit credentials.'),
-    sdkChecksums: z
-      .enum(['when_required', 'when_supported'])
-      .default('when_required')
-      .describe('SDK request/response checksums. "when_required" (default) works with every S3-compatible store; "when_supported" is the AWS SDK default and corrupts uploads or fails on stores without aws-chunked/CRC support (older MinIO, Ceph, Wasabi).'),
     sseCustomerKey: secret(matching(/^[A-Za-z0-9+/]{43}=$/, 'a base64 AES-256 key', 'write the 32-byte key as base64 (44 characters), from a reference: ${env:ACME_SSE_KEY}'))
       .optional()
       .describe('SSE-C: the customer key the objects were encrypted with (base64, 32 bytes).'),
@@ -163,11 +175,7 @@ const s3Source = z
     requestTimeout: durationKey('Limit for one request to answer (and for a transfer to stall).', DEFAULTS.s3RequestTimeoutMs),
     select: select.prefault({}),
   })
-  .superRefine((value, ctx) => {
-    if (value.credentials !== undefined && value.profile !== undefined) {
-      addProblem(ctx, 'credentials and profile are both set', 'keep one: credentials for keys from references, profile for ~/.aws/credentials', ['profile']);
-    }
-  })
+  .superRefine(credentialsOrProfile)
   .transform(({ requestTimeout, forcePathStyle, credentials, ...rest }): S3SourceConfig => ({
     ...rest,
     forcePathStyle: forcePathStyle ?? rest.endpoint !== undefined,

@@ -4,14 +4,43 @@
  * applied, durations turned into milliseconds and `${env:..}`/`${file:..}` references resolved.
  */
 
+export interface EvidenceConfig {
+  /** PEM Ed25519 private key; absent: the data dir's key. */
+  signingKey?: string;
+  witness?: WitnessConfig;
+}
+
+/** evidence.witness: the signed chain head published outside the store (evidence publish, the daemon, verify --witness). */
+export interface WitnessConfig {
+  s3: {
+    bucket: string;
+    /** Keys of published heads start with this. */
+    prefix: string;
+    region?: string;
+    endpoint?: string;
+    forcePathStyle: boolean;
+    credentials?: S3Credentials;
+    profile?: string;
+    sdkChecksums: 'when_required' | 'when_supported';
+    /** Object Lock mode of each head; `none` for a bucket without Object Lock. */
+    objectLock: 'compliance' | 'governance' | 'none';
+    /** Retention of each head. */
+    retainMs: number;
+    maxRetries: number;
+    requestTimeoutMs: number;
+  };
+  /** How often the daemon publishes the head (when it moved). */
+  everyMs: number;
+}
+
 export interface ResolvedConfig {
   /** Absolute path of the file this came from. */
   file: string;
   /** Evidence store: PostgreSQL when `url` is set (config `database.url` or DATABASE_URL), else embedded PGlite. */
   database: { url?: string; schema: string };
   docker: DockerConfig;
-  /** Evidence signing; absent when the file has no `evidence:` (then the data dir's key signs). */
-  evidence?: { signingKey?: string };
+  /** Evidence signing and witness; absent when the file has no `evidence:` (then the data dir's key signs). */
+  evidence?: EvidenceConfig;
   clients: ClientConfig[];
   /** `backproof daemon`: limits, catch-up, shutdown, liveness. All defaults when the file has no `daemon:`. */
   daemon: DaemonConfig;

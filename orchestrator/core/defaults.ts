@@ -118,6 +118,13 @@ export const DEFAULTS = {
     /** How often the daemon verifies what was sealed since the last evidence checkpoint and signs a new one. */
     evidenceCheckpointEveryMs: 24 * 60 * 60_000,
   },
+  /** evidence.witness: where and how long published chain heads are kept, and how often the daemon publishes. */
+  witness: {
+    prefix: 'backproof-witness/',
+    /** About 13 months: a year of evidence and its audit. */
+    retainMs: 400 * 24 * 60 * 60_000,
+    everyMs: 60 * 60_000,
+  },
   dataDir: '.backproof',
   configFile: 'backproof.yaml',
   schema: 'backproof',

@@ -6,7 +6,6 @@ import { AlertEngine } from '../alerts/alert-engine.js';
 import { channelsFromConfig, closeChannels, type RoutedChannel } from '../alerts/channels-from-config.js';
 import { loadConfig } from '../config/load.js';
 import type { PolicyConfig, ResolvedConfig } from '../core/config-types.js';
-import { DEFAULTS } from '../core/defaults.js';
 import type { RunRecord } from '../core/domain.js';
 import { AlertStore } from '../evidence/alert-store.js';
 import type { RunStore } from '../evidence/run-store.js';
@@ -19,6 +18,7 @@ import { Liveness, writeFileAtomic, type LivenessStatus } from './liveness.js';
 import { RunQueue, type QueuedRun } from './run-queue.js';
 import { mailMonthlyReports, scheduleReportMailing, type ReportMailing } from './report-mailer.js';
 import { checkStorage } from './storage-check.js';
+import { EvidenceUpkeep } from './evidence-upkeep.js';
 import type { WebServer } from '../web/server.js';
 
 /**
@@ -81,9 +81,8 @@ export class Daemon {
   private jobs: schedule.Job[] = [];
   private readonly jitterTimers = new Set<NodeJS.Timeout>();
   private checkTimer: NodeJS.Timeout | undefined;
-  /** The background evidence verification (checkpointIfDue), while one runs. */
-  private checkpointing: Promise<void> | undefined;
-  private nextCheckpointAt = 0;
+  /** Checkpoints and witness publishing, in the background at the checks. */
+  private readonly evidenceUpkeep: EvidenceUpkeep;
   private beatTimer: NodeJS.Timeout | undefined;
   private readonly pendingAlerts = new Set<Promise<void>>();
   private readonly alertController = new AbortController();
@@ -114,6 +113,7 @@ export class Daemon {
     this.queue = new RunQueue(this.limits(), (item, signal) => this.execute(item, signal));
     const d = this.config.daemon;
     this.liveness = new Liveness({ ...d.liveness, staleAfterMs: 3 * this.beatEveryMs() });
+    this.evidenceUpkeep = new EvidenceUpkeep(opts.store, () => this.logger);
   }
 
   get runningPolicies(): string[] {
@@ -396,39 +396,10 @@ export class Daemon {
     await this.engine.check(this.checkController.signal);
     // The embedded store's VACUUM (RunStore.maintain): after the check, when runs finished since.
     await this.opts.store.maintain().catch((err: unknown) => this.logger.warn(`evidence store maintenance failed: ${(err as Error).message}`));
-    this.checkpointIfDue();
+    const upkeep = this.evidenceUpkeep.due(this.config.evidence, this.checkController.signal);
+    if (upkeep) this.track(upkeep);
     await this.beat();
     await this.snapshot();
-  }
-
-  /**
-   * Once a day, in the background: verify the links sealed since the last evidence checkpoint and
-   * sign a new one at the head, so `evidence verify` and the month's reports stay quick; a chain
-   * that does not verify is logged as an error naming the first bad link.
-   */
-  private checkpointIfDue(): void {
-    if (this.checkpointing || Date.now() < this.nextCheckpointAt) return;
-    this.nextCheckpointAt = Date.now() + DEFAULTS.daemon.evidenceCheckpointEveryMs;
-    const signal = this.checkController.signal;
-    const work = this.opts.store
-      .evidenceChain()
-      .verify({ writeCheckpoint: true, signal })
-      .then((r) => {
-        if (!r.ok) {
-          const bad = r.firstBad;
-          this.logger.error(`the evidence chain does not verify${bad ? ` at ${bad.seq !== null ? `seq ${bad.seq}` : `run ${bad.runId ?? '?'}`}: ${bad.problem}` : ''}; run backproof evidence verify --full`);
-        } else if (r.checkpointWritten) {
-          this.logger.info(`evidence chain intact through seq ${r.checkpointWritten.seq} (${r.checked} new link${r.checked === 1 ? '' : 's'} checked); checkpoint signed`);
-        } else if (r.checkpointNotWritten !== undefined) {
-          this.logger.warn(`evidence chain intact; no checkpoint written: ${r.checkpointNotWritten}`);
-        }
-      })
-      .catch((err: unknown) => {
-        if (!signal.aborted) this.logger.warn(`evidence verification failed: ${(err as Error).message}`);
-      })
-      .finally(() => (this.checkpointing = undefined));
-    this.checkpointing = work;
-    this.track(work);
   }
 
   /** Rewrites the status snapshot; a failure is logged, never fatal. */

@@ -119,6 +119,23 @@ export class EvidenceChain {
     return new Map(rows.map((r) => [String(r.run_id), linkOf(r)]));
   }
 
+  /** The hash of the link at each of these seqs (absent: no such link), and the newest seq (0: none). */
+  async hashesAt(seqs: number[]): Promise<{ hashes: Map<number, string>; headSeq: number }> {
+    const wanted = [...new Set(seqs.filter((n) => Number.isSafeInteger(n) && n > 0))];
+    const { rows } = wanted.length
+      ? await this.executor.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.s}.evidence_chain WHERE seq = ANY($1::bigint[])`, [wanted])
+      : { rows: [] };
+    const head = await this.executor.query<{ seq: string | null }>(`SELECT max(seq) AS seq FROM ${this.s}.evidence_chain`);
+    return { hashes: new Map(rows.map((r) => [Number(r.seq), String(r.hash)])), headSeq: Number(head.rows[0]?.seq ?? 0) };
+  }
+
+  /** A signed statement that links 1..seq were found intact now and link seq's hash is `hash` (checkpointText). */
+  async signStatement(link: { seq: number; hash: string }): Promise<ChainCheckpoint & { publicKeyPem: string }> {
+    const signer = await this.getSigner();
+    const madeAt = new Date().toISOString();
+    return { seq: link.seq, hash: link.hash, madeAt, keyFingerprint: signer.fingerprint, publicKeyPem: signer.publicKeyPem, signature: signer.sign(checkpointText({ seq: link.seq, hash: link.hash, madeAt })) };
+  }
+
   /** Every public key that has signed links: fingerprint and SPKI PEM. */
   async publicKeys(): Promise<Array<{ fingerprint: string; pem: string }>> {
     const { rows } = await this.executor.query<{ fingerprint: string; public_key_pem: string }>(
