@@ -18,7 +18,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -48,13 +48,32 @@ interface Sample {
   run: number;
   fds: number;
   rssKb: number;
+  /** Open fds by what they are: socket, pipe, anon_inode:[eventfd], a file's folder. */
+  kinds: Map<string, number>;
+}
+
+function fdKind(link: string): string {
+  const m = /^(socket|pipe|anon_inode):/.exec(link);
+  if (m) return link.startsWith('anon_inode:') ? link : m[1]!;
+  return link.startsWith('/') ? path.dirname(link) : link;
 }
 
 function sample(pid: number, run: number): Sample | undefined {
   try {
-    const fds = readdirSync(`/proc/${pid}/fd`).length;
+    const kinds = new Map<string, number>();
+    const fds = readdirSync(`/proc/${pid}/fd`);
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      const kind = fdKind(link);
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    }
     const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { run, fds, rssKb: Number(rss?.[1] ?? 0) };
+    return { run, fds: fds.length, rssKb: Number(rss?.[1] ?? 0), kinds };
   } catch {
     return undefined; // the daemon is gone
   }
@@ -89,6 +108,14 @@ function configYaml(folder: string): string {
     clients.push(`  - name: client-${c}\n    displayName: Client ${c}\n    policies:\n${policies.join('\n')}`);
   }
   return `daemon: { concurrency: ${concurrency}, perClient: ${concurrency}, catchUp: false, checkEvery: 1m }\nclients:\n${clients.join('\n')}\n`;
+}
+
+function fdKinds(a: Sample | undefined, b: Sample | undefined): string {
+  const names = new Set([...(a?.kinds.keys() ?? []), ...(b?.kinds.keys() ?? [])]);
+  return [...names]
+    .sort()
+    .map((k) => `${k} ${a?.kinds.get(k) ?? 0}/${b?.kinds.get(k) ?? 0}`)
+    .join(', ');
 }
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -189,6 +216,7 @@ async function main(): Promise<number> {
     row('open fds', mean(first.map((s) => s.fds)), mean(last.map((s) => s.fds)), ''),
     row('VmRSS', mean(first.map((s) => s.rssKb)) / 1024, mean(last.map((s) => s.rssKb)) / 1024, 'MB'),
     `fds min/max over all runs: ${Math.min(...samples.map((s) => s.fds))}/${Math.max(...samples.map((s) => s.fds))}; VmRSS min/max: ${(Math.min(...samples.map((s) => s.rssKb)) / 1024).toFixed(0)}/${(Math.max(...samples.map((s) => s.rssKb)) / 1024).toFixed(0)} MB`,
+    `open fds by kind, first sample / last sample: ${fdKinds(samples[0], samples.at(-1))}`,
     problems.length ? `checks FAILED:\n  ${problems.join('\n  ')}` : `checks: every run recorded exactly once, none left running, chain intact (${recorded} links), no container or volume left`,
   ];
   process.stdout.write(out.join('\n') + '\n');
