@@ -159,10 +159,15 @@ export class ProgressWriter {
   /** Snapshots the run now; `current`: the phase under way, listed last as `unfinished`. */
   push: ProgressSink = (current?: PhaseRecord) => {
     if (!this.write || this.stopped) return;
-    const phases = current ? [...this.run.phases, current] : this.run.phases;
-    const snapshot: RunProgress = structuredClone({ at: this.now().toISOString(), phases, backup: this.run.backup, metrics: this.run.metrics });
-    this.hooks.clean(snapshot);
-    this.pending = snapshot;
+    try {
+      const phases = current ? [...this.run.phases, current] : this.run.phases;
+      const snapshot: RunProgress = structuredClone({ at: this.now().toISOString(), phases, backup: this.run.backup, metrics: this.run.metrics });
+      this.hooks.clean(snapshot);
+      this.pending = snapshot;
+    } catch (err) {
+      this.hooks.warn(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
     this.inflight ??= this.drain();
   };
 
