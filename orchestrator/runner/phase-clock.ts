@@ -8,7 +8,7 @@ const ORDER = PHASE_ORDER;
  * Where a run is, told to the store as it goes (run-state.ts): `current` is the phase under way
  * (none between phases). Never throws and never waits on the store.
  */
-export type ProgressSink = (current?: PhaseRecord) => void;
+export type ProgressSink = (current?: PhaseRecord, at?: string) => void;
 
 /** Times each phase of a run and records its outcome; phases never reached are `skipped`. */
 export class PhaseClock {
@@ -26,15 +26,16 @@ export class PhaseClock {
     let outcome: PhaseOutcome = 'ok';
     let detail: string | undefined;
     const record = (): void => {
+      const endedAt = new Date(startedAt.getTime() + (performance.now() - t0)).toISOString();
       this.run.phases.push({
         name,
         startedAt: startedAt.toISOString(),
-        endedAt: new Date(startedAt.getTime() + (performance.now() - t0)).toISOString(),
+        endedAt,
         durationMs: Math.round(performance.now() - t0),
         outcome,
         ...(detail ? { detail } : {}),
       });
-      this.progress();
+      this.progress(undefined, endedAt);
     };
     try {
       const value = await fn((o, d) => {

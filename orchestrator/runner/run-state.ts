@@ -156,12 +156,15 @@ export class ProgressWriter {
     private readonly hooks: { clean: (progress: RunProgress) => void; warn: (err: Error) => void },
   ) {}
 
-  /** Snapshots the run now; `current`: the phase under way, listed last as `unfinished`. */
-  push: ProgressSink = (current?: PhaseRecord) => {
+  /**
+   * Snapshots the run; `current`: the phase under way, listed last as `unfinished`. The progress
+   * time is `at` (a phase's end), else the start of `current`, else now.
+   */
+  push: ProgressSink = (current?: PhaseRecord, at?: string) => {
     if (!this.write || this.stopped) return;
     try {
       const phases = current ? [...this.run.phases, current] : this.run.phases;
-      const snapshot: RunProgress = structuredClone({ at: this.now().toISOString(), phases, backup: this.run.backup, metrics: this.run.metrics });
+      const snapshot: RunProgress = structuredClone({ at: at ?? current?.startedAt ?? this.now().toISOString(), phases, backup: this.run.backup, metrics: this.run.metrics });
       this.hooks.clean(snapshot);
       this.pending = snapshot;
     } catch (err) {
