@@ -11,7 +11,7 @@
  * one link per run) and that no container or volume of the daemon's (label backproof.pid) is left.
  *
  *   npm run build && npm run bench:soak
- *   node --import tsx bench/soak.ts [--policies 50] [--concurrency 4] [--runs 200] [--window 50]
+ *   node --import tsx bench/soak.ts [--policies 50] [--concurrency 4] [--runs 200] [--window 50] [--every 10s] [--check-every 1m]
  *
  * Progress to stderr, results to stdout; exit 1 when a check fails (not when a ratio is off: it
  * is a benchmark, the numbers are for a person to read). Needs `npm run build`, dockerd and the
@@ -38,6 +38,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '200' },
     window: { type: 'string', default: '50' },
     every: { type: 'string', default: '10s' },
+    'check-every': { type: 'string', default: '1m' },
   },
 });
 const nPolicies = Number(values.policies);
@@ -108,7 +109,7 @@ function configYaml(folder: string): string {
     }
     clients.push(`  - name: client-${c}\n    displayName: Client ${c}\n    policies:\n${policies.join('\n')}`);
   }
-  return `daemon: { concurrency: ${concurrency}, perClient: ${concurrency}, catchUp: false, checkEvery: 1m }\nclients:\n${clients.join('\n')}\n`;
+  return `daemon: { concurrency: ${concurrency}, perClient: ${concurrency}, catchUp: false, checkEvery: ${values['check-every']} }\nclients:\n${clients.join('\n')}\n`;
 }
 
 function fdKinds(a: Sample | undefined, b: Sample | undefined): string {
