@@ -229,7 +229,11 @@ t.test('a worker killed mid-restore: its run aborted, its sandbox removed, the s
   await waitFor('the killed run to be aborted', async () => (await c.store.get(runId))?.status === 'aborted', 60_000);
   t.ok(Date.now() - killedAt < 20_000, `aborted ${Date.now() - killedAt} ms after the kill`);
   const aborted = await c.store.get(runId);
-  t.match(aborted?.reasons[0]?.message, /stopped sending heartbeats for over 3 s during this run; its sandbox is removed and the slot is run once more/);
+  t.match(aborted?.reasons[0]?.message, /stopped sending heartbeats for over 3 s during this run; its sandbox is removed and the slot is run once more \(found at \S+; last progress at \S+\)/);
+  // The record keeps what the worker had stored as it went: finishedAt is its last progress.
+  t.ok(aborted?.backup?.key, 'the backup it had picked');
+  t.equal(aborted?.phases.filter((p) => p.outcome === 'unfinished').length, 1, 'the phase under way is unfinished');
+  t.ok(Date.parse(aborted!.finishedAt!) <= killedAt, 'finishedAt: its last progress, before the kill, not when the sweep found it');
   await waitFor('its sandbox to be removed', async () => {
     const l = await runtime.leftovers(runId);
     return l.containers.length + l.volumes.length === 0;

@@ -284,15 +284,53 @@ for (const backend of backends) {
       const live = sampleRun({ host, pid: liveChild.pid! });
       const elsewhere = sampleRun({ host: 'another-host', pid: dead.pid });
       for (const r of [dead, live, elsewhere]) await store.recordStart(r);
+      // The dead run had stored its progress: select done, the backup picked, sandbox under way.
+      const after = (ms: number): string => new Date(Date.parse(dead.startedAt) + ms).toISOString();
+      const backup = { driver: 'local', location: '/backups', key: 'shop.dump', size: 10, modifiedAt: after(-5000), backupTime: after(-5000), timestampSource: 'mtime', ageMs: 5000 } as const;
+      await store.recordProgress(dead.id, {
+        at: after(2000),
+        phases: [
+          { name: 'select', startedAt: after(0), endedAt: after(1000), durationMs: 1000, outcome: 'ok' },
+          { name: 'sandbox', startedAt: after(2000), endedAt: after(2000), durationMs: 0, outcome: 'unfinished' },
+        ],
+        backup,
+        metrics: { rpoMeasuredMs: 5000 },
+      });
+      const progressed = await store.get(dead.id);
+      t2.equal(progressed?.status, 'running', 'progress keeps it running');
+      t2.same(progressed?.backup, backup, 'progress stores the backup');
+      const foundAfter = Date.now();
       const marked = await store.markAbortedRuns();
       t2.same(marked.map((r) => r.id), [dead.id], 'only the dead-pid run on this host');
       const got = await store.get(dead.id);
       t2.equal(got?.status, 'aborted');
       t2.equal(got?.verdict, 'error');
-      t2.strictSame(got?.reasons, [
-        { code: 'aborted', message: `the backproof process (pid ${dead.pid}) ended without finishing this run; its sandbox is reaped at the next run` },
+      t2.match(got?.reasons, [
+        {
+          code: 'aborted',
+          message: new RegExp(`^the backproof process \\(pid ${dead.pid}\\) ended without finishing this run; its sandbox is reaped at the next run \\(found at \\S+; last progress at ${after(2000).replace(/\./g, '\\.')}\\)$`),
+        },
       ]);
-      t2.ok(got?.finishedAt && Date.parse(got.finishedAt) > Date.now() - 60_000, 'finishedAt is now');
+      t2.equal(got?.reasons.length, 1);
+      const found = Date.parse(/found at (\S+);/.exec(got!.reasons[0]!.message)![1]!);
+      t2.ok(found >= foundAfter - 1000, 'the reason says when it was found');
+      t2.equal(got?.finishedAt, after(2000), 'finishedAt is the last progress, not when it was found');
+      t2.equal(got?.durationMs, 2000);
+      t2.same(got?.backup, backup, 'the backup it had picked');
+      t2.same(got?.metrics, { rpoMeasuredMs: 5000 });
+      t2.same(
+        got?.phases.map((p) => [p.name, p.outcome]),
+        [
+          ['select', 'ok'],
+          ['storage_check', 'skipped'],
+          ['sandbox', 'unfinished'],
+          ['fetch_restore', 'skipped'],
+          ['readiness', 'skipped'],
+          ['probes', 'skipped'],
+          ['teardown', 'skipped'],
+        ],
+        'its phases: the one under way unfinished, those never reached skipped',
+      );
       t2.strictSame(marked[0], got, 'returns the records as stored');
       t2.equal((await store.get(live.id))?.status, 'running', 'live pid untouched');
       t2.equal((await store.get(elsewhere.id))?.status, 'running', 'other host untouched');

@@ -47,7 +47,7 @@ export function registerCluster(program: Command, setExit: (code: number) => voi
         logger,
         takeoverMs: durationOption('--takeover', opts.takeover),
         staleWorkerS: durationOption('--stale-worker', opts.staleWorker) / 1000,
-        snapshotFile: snapshotPath(global),
+        snapshotFile: snapshotPath(global, config.database),
       });
       await untilSignal(logger, 'scheduler', () => scheduler.start(), async () => scheduler.stop(), () => undefined);
       await queue.stop();

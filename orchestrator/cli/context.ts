@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { loadStoreSettings } from '../config/load.js';
 import type { PolicyConfig, ResolvedConfig } from '../core/config-types.js';
@@ -16,13 +17,29 @@ export function configPath(opts: GlobalOptions): string {
   return path.resolve(opts.config || process.env.BACKPROOF_CONFIG || DEFAULTS.configFile);
 }
 
-export function dataDir(opts: GlobalOptions): string {
-  return path.resolve(opts.dataDir || process.env.BACKPROOF_DATA_DIR || DEFAULTS.dataDir);
+/**
+ * The data directory (signing key, journal, daemon status, the embedded store): --data-dir, else
+ * BACKPROOF_DATA_DIR; else, with a PostgreSQL store (`database.url`), the user's data directory
+ * (`$XDG_DATA_HOME/backproof`, or `~/.local/share/backproof`), never wherever the command happens
+ * to run; else (the embedded store) `./.backproof`, beside the config, as the demo and README use.
+ */
+export function dataDir(opts: GlobalOptions, database?: { url?: string | undefined }): string {
+  const explicit = opts.dataDir || process.env.BACKPROOF_DATA_DIR;
+  if (explicit) return path.resolve(explicit);
+  if (database?.url) return userDataDir();
+  return path.resolve(DEFAULTS.dataDir);
+}
+
+/** `$XDG_DATA_HOME/backproof` (an absolute XDG_DATA_HOME only, as the XDG spec says), else `~/.local/share/backproof`. */
+export function userDataDir(): string {
+  const xdg = process.env.XDG_DATA_HOME;
+  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'backproof');
+  return path.join(os.homedir(), '.local', 'share', 'backproof');
 }
 
 /** Opens the evidence store; runs it found interrupted (their process died) are reported. */
 export async function openStore(config: Pick<ResolvedConfig, 'database' | 'evidence'>, opts: GlobalOptions, logger: Logger = makeLogger()): Promise<RunStore> {
-  const store = await RunStore.open({ url: config.database.url, dataDir: dataDir(opts), schema: config.database.schema, signingKey: config.evidence?.signingKey });
+  const store = await RunStore.open({ url: config.database.url, dataDir: dataDir(opts, config.database), schema: config.database.schema, signingKey: config.evidence?.signingKey });
   for (const run of store.journalReplay.replayed) {
     logger.info(`run ${run.id} of ${run.policy}, kept in the journal while the evidence store was down, is now recorded: ${run.verdict}`);
   }

@@ -29,7 +29,7 @@ export function registerDaemon(program: Command, setExit: (code: number) => void
       const store = await openStore(config, global, logger);
       const runtime = runtimeFor(config);
       const aborted = [...store.abortedAtOpen, ...(await recoverAndReap(store, runtime, logger))];
-      const daemon = new Daemon({ configFile: file, config, store, runtime, driverFor, restorerFor, logger, snapshotFile: snapshotPath(global), abortedRuns: aborted });
+      const daemon = new Daemon({ configFile: file, config, store, runtime, driverFor, restorerFor, logger, snapshotFile: snapshotPath(global, config.database), abortedRuns: aborted });
 
       let signals = 0;
       let markStopped: () => void = () => undefined;

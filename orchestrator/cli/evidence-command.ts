@@ -168,10 +168,10 @@ export function renderWitnessCheck(w: WitnessCheck): string {
 }
 
 /** This installation's key fingerprint, without creating a key. */
-async function ownFingerprint(config: Pick<ResolvedConfig, 'evidence'>, global: GlobalOptions): Promise<string | undefined> {
+async function ownFingerprint(config: Pick<ResolvedConfig, 'evidence' | 'database'>, global: GlobalOptions): Promise<string | undefined> {
   try {
     if (config.evidence?.signingKey !== undefined) return signerFromPem(config.evidence.signingKey, 'evidence.signingKey').fingerprint;
-    return (await existingSigningKey(dataDir(global)))?.fingerprint;
+    return (await existingSigningKey(dataDir(global, config.database)))?.fingerprint;
   } catch {
     return undefined;
   }

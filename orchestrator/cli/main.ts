@@ -64,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('Proves that backups restore: restores them in network-less Docker sandboxes, probes the data, records evidence.')
     .version(versionText())
     .option('-c, --config <file>', 'configuration file (default ./backproof.yaml or $BACKPROOF_CONFIG)')
-    .option('-d, --data-dir <dir>', 'data directory of the embedded evidence store (default ./.backproof)')
+    .option('-d, --data-dir <dir>', 'data directory: signing key, journal, daemon status, the embedded store (default ./.backproof; with database.url, $XDG_DATA_HOME/backproof or ~/.local/share/backproof)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 

@@ -13,8 +13,8 @@ import { clusterStatus, renderClusterStatus, type ClusterStatus } from '../clust
 import { configPath, dataDir, openStore, type GlobalOptions } from './context.js';
 
 /** The daemon's status snapshot in the data directory (see Daemon's `snapshotFile`). */
-export function snapshotPath(opts: GlobalOptions): string {
-  return path.join(dataDir(opts), 'daemon-status.json');
+export function snapshotPath(opts: GlobalOptions, database?: { url?: string | undefined }): string {
+  return path.join(dataDir(opts, database), 'daemon-status.json');
 }
 
 export function registerStatus(program: Command, setExit: (code: number) => void): void {
@@ -25,7 +25,7 @@ export function registerStatus(program: Command, setExit: (code: number) => void
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = await loadConfig(configPath(global));
-      const snapshot = await readSnapshot(snapshotPath(global));
+      const snapshot = await readSnapshot(snapshotPath(global, config.database));
       const daemon = snapshot && isPidAlive(snapshot.daemon.pid) ? snapshot.daemon : undefined;
       let report: StatusReport;
       let cluster: ClusterStatus | undefined;

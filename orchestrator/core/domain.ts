@@ -69,7 +69,13 @@ export interface Reason {
 }
 
 export type PhaseName = 'select' | 'storage_check' | 'sandbox' | 'fetch_restore' | 'readiness' | 'probes' | 'teardown';
-export type PhaseOutcome = 'ok' | 'fail' | 'error' | 'skipped';
+/** The phases of a run in the order they run; a record lists each once, in this order. */
+export const PHASE_ORDER: readonly PhaseName[] = ['select', 'storage_check', 'sandbox', 'fetch_restore', 'readiness', 'probes', 'teardown'];
+/**
+ * `unfinished`: the phase had started when the run was last heard of (a running run's progress, or
+ * a run recorded `aborted` because its process or worker died during that phase).
+ */
+export type PhaseOutcome = 'ok' | 'fail' | 'error' | 'skipped' | 'unfinished';
 
 export interface PhaseRecord {
   name: PhaseName;
@@ -168,6 +174,17 @@ export interface RunRecord {
   restored: Record<string, string | number> | null;
   /** kind vm: how the restored machine booted. Absent for other kinds. */
   boot?: BootRecord;
+}
+
+/**
+ * How far a running run got, stored as it goes (RunStore.recordProgress): its phases so far (the
+ * one under way last, `unfinished`), the backup once picked, its metrics, and when this was.
+ */
+export interface RunProgress {
+  at: string;
+  phases: PhaseRecord[];
+  backup: BackupRecord | null;
+  metrics: RunMetrics;
 }
 
 /** A file kept with a run's evidence (a screenshot); the record holds its sha256, so the chain seals it. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import type { Reason, RunArtifact, RunRecord } from '../core/domain.js';
+import { PHASE_ORDER, type PhaseRecord, type Reason, type RunArtifact, type RunProgress, type RunRecord } from '../core/domain.js';
 import { DEFAULTS } from '../core/defaults.js';
 import { BackproofError } from '../core/errors.js';
 import { sqlStateOf, type SqlExecutor } from './executor.js';
@@ -152,6 +152,20 @@ export class RunStore {
       }
       throw err;
     }
+  }
+
+  /**
+   * Stores how far a running run got: its phases so far (the one under way last, `unfinished`), the
+   * backup once picked, its metrics, and `progress.at` as its last progress (migration 0012). Only
+   * while the stored run is `running`; once finalized or aborted this does nothing. If the run's
+   * process dies, abortRun seals the record with these.
+   */
+  async recordProgress(id: string, progress: RunProgress): Promise<void> {
+    await this.executor.query(
+      `UPDATE ${this.runs} SET phases = $2::jsonb, backup = $3::jsonb, metrics = $4::jsonb, progress_at = $5::timestamptz
+        WHERE id = $1::uuid AND status = 'running'`,
+      [id, JSON.stringify(progress.phases), jsonOrNull(progress.backup), JSON.stringify(progress.metrics), progress.at],
+    );
   }
 
   /**
@@ -393,16 +407,26 @@ export class RunStore {
 
   /**
    * Marks a `running` run `aborted` (verdict error) with `message` and seals it; undefined when
-   * it is not running any more (finished meanwhile, or marked by another node).
+   * it is not running any more (finished meanwhile, or marked by another node). The record keeps
+   * what the run had stored as it went (recordProgress): its phases (the one under way stays
+   * `unfinished`, those never reached are `skipped`), the backup and metrics; `finishedAt` is its
+   * last progress (its start when it stored none), and the reason says when it was found.
    */
   async abortRun(id: string, message: string): Promise<RunRecord | undefined> {
-    const reasons: Reason[] = [{ code: 'aborted', message }];
     const signer = await this.signer();
+    const found = new Date().toISOString();
     return this.executor.transaction(async (q) => {
+      const { rows: current } = await q<Row>(`SELECT ${COLUMNS}, progress_at FROM ${this.runs} WHERE id = $1::uuid AND status = 'running' FOR UPDATE`, [id]);
+      if (!current[0]) return undefined;
+      const run = toRecord(current[0]);
+      const lastSeen = iso(current[0].progress_at) ?? run.startedAt;
+      const reasons: Reason[] = [{ code: 'aborted', message: `${message} (found at ${found}; last progress at ${lastSeen})` }];
+      const durationMs = Math.max(0, Date.parse(lastSeen) - Date.parse(run.startedAt));
       const { rows: updated } = await q<Row>(
-        `UPDATE ${this.runs} SET status = 'aborted', verdict = 'error', reasons = $2::jsonb, finished_at = $3::timestamptz
+        `UPDATE ${this.runs} SET status = 'aborted', verdict = 'error', reasons = $2::jsonb, finished_at = $3::timestamptz,
+           duration_ms = $4::bigint, phases = $5::jsonb
          WHERE id = $1::uuid AND status = 'running' RETURNING ${COLUMNS}`,
-        [id, JSON.stringify(reasons), new Date().toISOString()],
+        [id, JSON.stringify(reasons), lastSeen, durationMs, JSON.stringify(abortedPhases(run.phases, lastSeen))],
       );
       if (!updated[0]) return undefined;
       this.changedRuns++;
@@ -525,6 +549,27 @@ function values(run: RunRecord): unknown[] {
     jsonOrNull(run.restored),
     jsonOrNull(run.boot),
   ];
+}
+
+/**
+ * An aborted run's phases: those it finished as they were, the one under way `unfinished` until
+ * its last progress, the others `skipped` (never reached), in the usual order.
+ */
+function abortedPhases(phases: readonly PhaseRecord[], lastSeen: string): PhaseRecord[] {
+  const out = phases.map((p): PhaseRecord => {
+    if (p.outcome !== 'unfinished') return p;
+    return {
+      ...p,
+      endedAt: lastSeen,
+      durationMs: Math.max(0, Date.parse(lastSeen) - Date.parse(p.startedAt)),
+      detail: 'did not finish: the run was aborted during this phase',
+    };
+  });
+  const seen = new Set(out.map((p) => p.name));
+  for (const name of PHASE_ORDER) {
+    if (!seen.has(name)) out.push({ name, startedAt: lastSeen, endedAt: lastSeen, durationMs: 0, outcome: 'skipped', detail: 'not reached: the run was aborted' });
+  }
+  return out.sort((a, b) => PHASE_ORDER.indexOf(a.name) - PHASE_ORDER.indexOf(b.name));
 }
 
 function sha256Hex(bytes: Uint8Array): string {

@@ -1,30 +1,41 @@
-import type { PhaseName, PhaseOutcome, RunRecord } from '../core/domain.js';
-import { FAIL_CODES } from '../core/domain.js';
+import type { PhaseName, PhaseOutcome, PhaseRecord, RunRecord } from '../core/domain.js';
+import { FAIL_CODES, PHASE_ORDER } from '../core/domain.js';
 import { VerificationError } from '../core/errors.js';
 
-const ORDER: PhaseName[] = ['select', 'storage_check', 'sandbox', 'fetch_restore', 'readiness', 'probes', 'teardown'];
+const ORDER = PHASE_ORDER;
+
+/**
+ * Where a run is, told to the store as it goes (run-state.ts): `current` is the phase under way
+ * (none between phases). Never throws and never waits on the store.
+ */
+export type ProgressSink = (current?: PhaseRecord, at?: string) => void;
 
 /** Times each phase of a run and records its outcome; phases never reached are `skipped`. */
 export class PhaseClock {
   constructor(
     private readonly run: RunRecord,
     private readonly now: () => Date,
+    private readonly progress: ProgressSink = () => undefined,
   ) {}
 
   async phase<T>(name: PhaseName, fn: (mark: (outcome: PhaseOutcome, detail?: string) => void) => Promise<T>): Promise<T> {
     const startedAt = this.now();
     const t0 = performance.now();
+    const at = startedAt.toISOString();
+    this.progress({ name, startedAt: at, endedAt: at, durationMs: 0, outcome: 'unfinished' });
     let outcome: PhaseOutcome = 'ok';
     let detail: string | undefined;
     const record = (): void => {
+      const endedAt = new Date(startedAt.getTime() + (performance.now() - t0)).toISOString();
       this.run.phases.push({
         name,
         startedAt: startedAt.toISOString(),
-        endedAt: new Date(startedAt.getTime() + (performance.now() - t0)).toISOString(),
+        endedAt,
         durationMs: Math.round(performance.now() - t0),
         outcome,
         ...(detail ? { detail } : {}),
       });
+      this.progress(undefined, endedAt);
     };
     try {
       const value = await fn((o, d) => {

@@ -1,6 +1,6 @@
 import type { PolicyConfig } from '../core/config-types.js';
 import { DEFAULTS } from '../core/defaults.js';
-import type { RunRecord } from '../core/domain.js';
+import type { RunProgress, RunRecord } from '../core/domain.js';
 import { policySecrets } from '../config/secret-fields.js';
 import { combineRedactors, createRedactor, redactDeep, type Redactor } from '../core/secrets.js';
 
@@ -16,6 +16,11 @@ export function cleanRecord(run: RunRecord, policy: PolicyConfig, also: Redactor
   redactDeep(run, combineRedactors(createRedactor(policySecrets(policy)), also));
   for (const r of run.reasons) r.message = bounded(r.message, DEFAULTS.reasonMaxChars);
   if (run.sandbox?.logTail) run.sandbox.logTail = bounded(run.sandbox.logTail, DEFAULTS.logTailMaxChars);
+}
+
+/** The same for a running run's progress (RunStore.recordProgress): an aborted run is sealed with it. */
+export function cleanProgress(progress: RunProgress, policy: PolicyConfig, also: Redactor): void {
+  redactDeep(progress, combineRedactors(createRedactor(policySecrets(policy)), also));
 }
 
 /** `text` cut to at most about `max` characters: its first and last halves around a marker. */

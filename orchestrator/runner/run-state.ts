@@ -6,11 +6,12 @@ import type { BackupDetails, StorageDriver } from '../../drivers/storage-driver.
 import type { Restorer, RestoreContext } from '../../restore-sandboxes/restorer.js';
 import type { Sandbox, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 import type { PolicyConfig } from '../core/config-types.js';
-import type { PhaseName, Reason, RunArtifact, RunRecord } from '../core/domain.js';
+import type { PhaseName, PhaseRecord, Reason, RunArtifact, RunProgress, RunRecord } from '../core/domain.js';
 import type { HashingCounter } from '../core/integrity.js';
 import type { Logger } from '../core/logger.js';
 import { BACKPROOF_VERSION } from '../version.js';
-import { PhaseClock } from './phase-clock.js';
+import { PhaseClock, type ProgressSink } from './phase-clock.js';
+import { cleanProgress } from './record-hygiene.js';
 
 /** What a run needs; the runner owns none of it (the caller opens and closes). */
 export interface RunDeps {
@@ -18,6 +19,11 @@ export interface RunDeps {
     recordStart(run: RunRecord): Promise<void>;
     /** `artifacts`: files kept with the run (a boot screenshot), stored with it. */
     finalize(run: RunRecord, artifacts?: readonly RunArtifact[]): Promise<void>;
+    /**
+     * Stores how far the running run got (RunStore.recordProgress), so a run whose process dies is
+     * recorded with what it had done. Optional; a failure only costs a warning.
+     */
+    recordProgress?(id: string, progress: RunProgress): Promise<void>;
     /** Backup sizes of the policy's latest passing runs, newest first; without it there is no size check. */
     passingBackupSizes?(policy: string, limit: number): Promise<number[]>;
   };
@@ -69,6 +75,8 @@ export interface RunState {
   /** fetch_restore: the digests of every byte of the backup. */
   digests?: Digests;
   fetchStart?: number;
+  /** Tells the store how far the run got (phases so far, the backup); see ProgressWriter. */
+  readonly progress: ProgressWriter;
 }
 
 /** Opens the run's record (every run that starts is recorded before anything else happens). */
@@ -99,16 +107,23 @@ export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: { sign
   };
   await deps.store.recordStart(run);
   const timeout = AbortSignal.timeout(policy.sandbox.timeoutMs);
+  const log = deps.logger.child({ runId: run.id, client: policy.client, policy: policy.name });
+  const progress = new ProgressWriter(run, now, deps.store.recordProgress?.bind(deps.store), {
+    // What is stored may be sealed as it is (an aborted run): no secret enters it either.
+    clean: (p) => cleanProgress(p, policy, (text) => deps.logger.redact(text)),
+    warn: (err) => log.warn(`could not store the run's progress (${err.message}); the run goes on, but if its process dies its record keeps less`),
+  });
   return {
     policy,
     deps,
     run,
     now,
     started,
-    log: deps.logger.child({ runId: run.id, client: policy.client, policy: policy.name }),
+    log,
     timeout,
     signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
-    clock: new PhaseClock(run, now),
+    clock: new PhaseClock(run, now, progress.push),
+    progress,
     reasons: [],
     driver: deps.driverFor(policy),
     restorer: deps.restorerFor(policy),
@@ -122,4 +137,60 @@ export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: { sign
  */
 export function isReadFailure(err: Error | null | undefined): err is Error {
   return Boolean(err) && !['ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'ERR_STREAM_DESTROYED'].includes((err as { code?: string }).code ?? '');
+}
+
+/**
+ * Writes a running run's progress to the store without holding the run up: one write at a time,
+ * in order; a snapshot taken while one is in flight replaces any older one still waiting (each
+ * carries everything so far). A failed write logs a warning (once per failure) and the run goes on.
+ */
+export class ProgressWriter {
+  private pending: RunProgress | undefined;
+  private inflight: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly run: RunRecord,
+    private readonly now: () => Date,
+    private readonly write: ((id: string, progress: RunProgress) => Promise<void>) | undefined,
+    private readonly hooks: { clean: (progress: RunProgress) => void; warn: (err: Error) => void },
+  ) {}
+
+  /**
+   * Snapshots the run; `current`: the phase under way, listed last as `unfinished`. The progress
+   * time is `at` (a phase's end), else the start of `current`, else now.
+   */
+  push: ProgressSink = (current?: PhaseRecord, at?: string) => {
+    if (!this.write || this.stopped) return;
+    try {
+      const phases = current ? [...this.run.phases, current] : this.run.phases;
+      const snapshot: RunProgress = structuredClone({ at: at ?? current?.startedAt ?? this.now().toISOString(), phases, backup: this.run.backup, metrics: this.run.metrics });
+      this.hooks.clean(snapshot);
+      this.pending = snapshot;
+    } catch (err) {
+      this.hooks.warn(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.inflight ??= this.drain();
+  };
+
+  /** Drops what has not been sent and waits for the write in flight (before the run is finalized). */
+  async settle(): Promise<void> {
+    this.stopped = true;
+    this.pending = undefined;
+    await this.inflight;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending && this.write) {
+      const next = this.pending;
+      this.pending = undefined;
+      try {
+        await this.write(this.run.id, next);
+      } catch (err) {
+        this.hooks.warn(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    this.inflight = undefined;
+  }
 }

@@ -40,6 +40,7 @@ export async function selectBackup(s: RunState): Promise<void> {
   };
   run.metrics.rpoMeasuredMs = ageMs;
   s.log.info(`picked ${entry.key} (${formatBytes(entry.size)}, taken ${backupTime.toISOString()})`);
+  s.progress.push();
   if (policy.targets.rpoMs !== undefined) {
     run.metrics.rpoMet = ageMs <= policy.targets.rpoMs;
     if (!run.metrics.rpoMet) {
@@ -61,6 +62,7 @@ export async function selectBackup(s: RunState): Promise<void> {
   run.backup.checksums = details.checksums.map((c) => ({ algorithm: c.algorithm, expected: c.hex, source: c.source, verified: false }));
   if (details.unverifiable.length > 0) run.backup.unverifiableChecksums = details.unverifiable;
   if (Object.keys(details.facts).length > 0) run.backup.provider = details.facts;
+  s.progress.push();
 }
 
 /**
