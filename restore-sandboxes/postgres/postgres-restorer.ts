@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import path from 'node:path';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
@@ -14,6 +15,7 @@ import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { DATA_DIR, DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, templateName } from './cluster.js';
 import { detectDumpFormat } from './dump-format.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
+import { SqlActionGuard } from './sql-action-guard.js';
 import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
 import { truncate } from '../bytes.js';
 
@@ -198,15 +200,17 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     const failure = (tool: string, r: { exitCode: number; stderr: string }): VerificationError =>
       restoreFailure(tool, r.exitCode, r.stderr, ctx.policy.sandbox.memoryBytes, dumpMajor(info.header), this.major);
     if (info.format === 'plain') {
-      const filter = new PlainSqlFilter({ locales: this.locales });
+      // psql runs restricted (`\restrict` with a key the dump cannot know): no meta-command of
+      // the dump runs, wherever it stands; the guard refuses server-side actions it can see.
+      const filter = new PlainSqlFilter({ locales: this.locales, restrictKey: randomBytes(16).toString('hex') });
       const result = await sandbox.exec(
         [`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', cluster ? 'postgres' : db, '-f', '-'],
-        { stdin: pipeline(stream, filter, () => undefined), signal, user: 'postgres' },
+        { stdin: pipeline(stream, new SqlActionGuard(), filter, () => undefined), signal, user: 'postgres' },
       );
       if (filter.rolesCreated.length > 0) info.header.rolesCreated = filter.rolesCreated.join(', ');
       if (filter.localesReplaced.length > 0) info.header.localesReplaced = `${filter.localesReplaced.join(', ')} (not in the sandbox image; C.UTF-8 used)`;
       if (filter.databasesCreated.length > 0) info.header.databases = filter.databasesCreated.join(', ');
-      if (result.exitCode !== 0) throw failure('psql', result);
+      if (result.exitCode !== 0) throw restrictedMetaCommand(result.stderr, filter) ?? failure('psql', result);
       if (cluster) this.probeDatabase = chooseClusterDatabase(db, filter.databasesCreated);
       else if (filter.connectedDatabase) this.probeDatabase = filter.connectedDatabase;
       if (this.probeDatabase !== db) info.header.probedDatabase = this.probeDatabase;
@@ -319,6 +323,16 @@ async function run(sandbox: Sandbox, argv: string[], signal: AbortSignal, code: 
     throw new VerificationError(code, `${what} failed in the sandbox (exit ${r.exitCode}): ${lastLine(r.stderr || r.stdout)}`);
   }
   return r;
+}
+
+/** psql refused a meta-command of the dump that the filter did not see at a line's start (`SELECT 1; \! id`). */
+function restrictedMetaCommand(stderr: string, filter: PlainSqlFilter): VerificationError | undefined {
+  const m = /^psql:[^\n]*?:(\d+): error: (backslash commands are restricted[^\n]*|\\unrestrict: wrong key)/m.exec(stderr);
+  if (!m) return undefined;
+  return new VerificationError(
+    'unsafe_archive',
+    `the dump runs a psql meta-command (a backslash command after other text) at line ${filter.dumpLine(Number(m[1]))}; psql ran restricted and refused it (${truncate(m[2] ?? '', 80)})`,
+  );
 }
 
 /** The database probes run in after a cluster dump: the configured one, else the only one it made. */
