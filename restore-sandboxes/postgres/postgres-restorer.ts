@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import path from 'node:path';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import type { PolicyConfig } from '../../orchestrator/core/config-types.js';
@@ -55,6 +55,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   private major = 0;
   private probeDatabase = '';
   private locales: Set<string> | undefined;
+  private psqlRestricts = false;
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
     return {
@@ -157,7 +158,15 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     const locales = await sandbox.exec(['locale', '-a'], { signal, user: 'postgres' }).catch(() => undefined);
     if (locales?.exitCode === 0) this.locales = new Set(locales.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
     const version = await this.sql(sandbox, 'SHOW server_version', 'postgres', signal);
-    return { serverVersion: version.trim(), detail };
+    // psql 17.6, 16.10, 15.14 and later know \restrict; an older psql (a sandbox.image of
+    // an older release) restores without it: the filter still refuses meta-commands that start a line.
+    const restrict = await sandbox.exec([`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', 'postgres', '-f', '-'], {
+      stdin: Readable.from(['\\restrict backproof\n\\unrestrict backproof\n']),
+      signal,
+      user: 'postgres',
+    });
+    this.psqlRestricts = restrict.exitCode === 0;
+    return { serverVersion: version.trim(), detail: this.psqlRestricts ? detail : `${detail}; this psql has no \\restrict: meta-commands are refused only at the start of a line` };
   }
 
   async restore(ctx: RestoreContext<'postgres'>, input: Readable): Promise<RestoreOutcome> {
@@ -202,7 +211,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     if (info.format === 'plain') {
       // psql runs restricted (`\restrict` with a key the dump cannot know): no meta-command of
       // the dump runs, wherever it stands; the guard refuses server-side actions it can see.
-      const filter = new PlainSqlFilter({ locales: this.locales, restrictKey: randomBytes(16).toString('hex') });
+      const filter = new PlainSqlFilter({ locales: this.locales, restrictKey: this.psqlRestricts ? randomBytes(16).toString('hex') : undefined });
       const result = await sandbox.exec(
         [`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', cluster ? 'postgres' : db, '-f', '-'],
         { stdin: pipeline(stream, new SqlActionGuard(), filter, () => undefined), signal, user: 'postgres' },
