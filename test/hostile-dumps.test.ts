@@ -126,3 +126,17 @@ t.test('mariadb: files and shell commands in a dump are refused; LOAD_FILE() rea
   t.equal(await leftoversOf(read.id), 0);
   t.notOk(existsSync(host), 'nothing written on the host');
 });
+
+t.test('postgres: a dump that allocates without bound ends at the sandbox memory limit, as an error naming it', async (t) => {
+  // A hash of 100 million distinct values with work_mem raised: several GB, in a 512 MB sandbox.
+  // The kernel kills the server process; the run cannot tell a hostile dump from a big one that
+  // needs more memory, so this is `error` (ours to look at), with the limit named.
+  const folder = await dumpFolder('shop.sql', `${PG_HEAD}SET work_mem = '2000MB';\nSELECT count(*) FROM (SELECT DISTINCT g FROM generate_series(1, 100000000) g) s;\n`);
+  const started = Date.now();
+  const run = await verify(policyFromYaml({ folder, probes: PG_PROBES, sandbox: 'memory: 512m, timeout: 3m' }), env.store);
+  t.equal(run.verdict, 'error', JSON.stringify(run.reasons));
+  t.same(codes(run), ['sandbox_failed']);
+  t.match(run.reasons[0]?.message, /memory limit (of|is) 512(\.0)? MiB/);
+  t.ok(Date.now() - started < 150_000, 'ended before the hard timeout');
+  t.equal(await leftoversOf(run.id), 0);
+});

@@ -99,6 +99,8 @@ t.test('server-side actions a dump has no business doing are refused, naming the
     ["SELECT pg_catalog.lo_import('/etc/passwd');", /lo_import \(reads a server file\)/],
     ["SELECT \"lo_export\"(1, '/tmp/x');", /lo_export/],
     ["SELECT pg_read_file('/etc/passwd');", /pg_read_file/],
+    // with standard_conforming_strings off, psql reads 'a\'' as one string and runs the COPY
+    ["SET standard_conforming_strings = 'off';\nSELECT 'a\\'' ; COPY t TO PROGRAM 'id'; --';", /COPY \.\.\. TO PROGRAM at line 4/],
   ];
   for (const [sql, message] of cases) {
     const err = await refusal(`SET x = 1;\nCREATE TABLE t (a int);\n${sql}\n`, new SqlActionGuard());

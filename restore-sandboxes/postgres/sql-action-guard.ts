@@ -14,6 +14,10 @@ import { truncate } from '../bytes.js';
  * A refusal is an `unsafe_archive` error naming the line and the action; the bytes of the chunk
  * holding it are not passed on, and psql, whose input then fails, never sees the statement's end.
  *
+ * It follows `SET standard_conforming_strings` as written in the dump; a dump that changes it
+ * another way (set_config(), a role's settings) can make it read strings unlike psql: then what
+ * it misses is contained like the rest (below). It is a first line, not the boundary.
+ *
  * What it cannot see: SQL that a function builds at run time (`EXECUTE 'CO' || 'PY ...'`) or a
  * custom-format archive's entries, which pg_restore sends to the server itself. Those run as
  * the sandbox's server, inside the sandbox: no network, no capabilities, read-only root.
@@ -52,6 +56,10 @@ export class SqlActionGuard extends Transform {
   /** The previous byte in code state was `-` or `/` (a comment may start), or `*`/`/` in a comment. */
   private pendingChar = 0;
   private estringEscape = false;
+  /** standard_conforming_strings as a `SET` in the dump leaves it: off makes '...' take backslash escapes (pg_dump before 9.1). */
+  private standardStrings = true;
+  /** The last word or quoted value of a SET statement. */
+  private setValue = '';
 
   constructor() {
     super({ highWaterMark: 1024 * 1024 });
@@ -95,6 +103,7 @@ export class SqlActionGuard extends Transform {
           break;
         case 'squote':
           if (c === 0x27) this.state = 'code';
+          else if (this.first[0] === 'SET' && this.setValue.length < 8) this.setValue += String.fromCharCode(c).toUpperCase();
           break;
         case 'estring':
           if (this.estringEscape) this.estringEscape = false;
@@ -178,7 +187,8 @@ export class SqlActionGuard extends Transform {
     if (this.copyTarget && !isSpace(c)) this.refuse(`COPY ... ${this.copyTarget} '<server file>'`);
     switch (c) {
       case 0x27: // '
-        this.state = wasWord === 'E' ? 'estring' : 'squote';
+        this.state = wasWord === 'E' || !this.standardStrings ? 'estring' : 'squote';
+        this.setValue = '';
         break;
       case 0x22:
         this.state = 'dquote';
@@ -212,6 +222,7 @@ export class SqlActionGuard extends Transform {
 
   private endWord(w: string): void {
     if (this.first.length < MAX_STATEMENT_WORDS) this.first.push(w);
+    this.setValue = w;
     const [a, b] = this.first;
     if (a === 'ALTER' && b === 'SYSTEM' && this.first.length === 2) this.refuse('ALTER SYSTEM');
     const fn = REFUSED_FUNCTIONS.get(w);
@@ -234,6 +245,10 @@ export class SqlActionGuard extends Transform {
   }
 
   private endStatement(): void {
+    const [a, b, c] = this.first;
+    if ((a === 'SET' || a === 'RESET') && (b === 'STANDARD_CONFORMING_STRINGS' || c === 'STANDARD_CONFORMING_STRINGS')) {
+      this.standardStrings = a === 'RESET' || !['OFF', 'FALSE', 'NO', '0'].includes(this.setValue);
+    }
     if (this.first[0] === 'COPY' && this.copyFromStdin) this.copyPending = true;
     this.first = [];
     this.copyFromStdin = false;
