@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { age } from './helpers/fixtures.js';
+import { age, dumpDatabase } from './helpers/fixtures.js';
 import { codes, leftoversOf, policyFromYaml, tempDir, useRestoreEnv, verify } from './helpers/harness.js';
 
 // Dumps that try to act, restored in real sandboxes (PostgreSQL 15 and MariaDB images): psql
@@ -74,6 +74,40 @@ t.test('postgres: a program started by SQL built at run time runs inside the san
             equals: lo,postgres,wrote`;
   const run = await verify(policyFromYaml({ folder, probes }), env.store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(await leftoversOf(run.id), 0);
+  t.notOk(existsSync(host), 'the file it wrote stayed in the sandbox, which is gone');
+});
+
+t.test('postgres custom format: a program a CHECK constraint starts while pg_restore loads the data runs inside the sandbox only', async (t) => {
+  // A real pg_dump -Fc archive. The table's CHECK calls a function that starts a program when
+  // it runs anywhere but in the source database: for each row pg_restore loads.
+  const host = canary();
+  const source = `hostile_src_${process.pid}`;
+  await env.cluster.createDatabase(source);
+  await env.cluster.psql(
+    `CREATE TABLE public.seen (line text);
+     CREATE FUNCTION public.act(int) RETURNS int LANGUAGE plpgsql AS $f$
+       BEGIN
+         IF current_database() <> '${source}' THEN
+           EXECUTE 'COPY public.seen FROM PROGRAM ''id -un; touch ${host} && echo wrote''';
+         END IF;
+         RETURN $1;
+       END $f$;
+     CREATE TABLE public.orders (id int PRIMARY KEY CHECK (public.act(id) > 0));
+     INSERT INTO public.orders VALUES (1), (2);`,
+    source,
+  );
+  const folder = await tempDir('hostile-dump');
+  const file = path.join(folder, 'shop.dump');
+  await dumpDatabase(env.cluster, source, file, 'custom');
+  await age(file, 60_000);
+  t.notOk(existsSync(host), 'nothing ran while making the dump');
+  const probes = `${PG_PROBES}
+          - sql: SELECT string_agg(DISTINCT line, ',' ORDER BY line) FROM seen
+            equals: postgres,wrote`;
+  const run = await verify(policyFromYaml({ folder, probes }), env.store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.format, 'custom');
   t.equal(await leftoversOf(run.id), 0);
   t.notOk(existsSync(host), 'the file it wrote stayed in the sandbox, which is gone');
 });
