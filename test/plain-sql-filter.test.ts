@@ -99,6 +99,8 @@ t.test('server-side actions a dump has no business doing are refused, naming the
     ["SELECT pg_catalog.lo_import('/etc/passwd');", /lo_import \(reads a server file\)/],
     ["SELECT \"lo_export\"(1, '/tmp/x');", /lo_export/],
     ["SELECT pg_read_file('/etc/passwd');", /pg_read_file/],
+    ["COPY public.t (a, b, c, d, e, f, g) TO PROGRAM 'id';", /COPY \.\.\. TO PROGRAM at line 3/],
+    ["INSERT INTO t VALUES (1, 2, 3, 4, 5, 6, 7, pg_catalog.lo_import('/etc/passwd'));", /lo_import/],
     // with standard_conforming_strings off, psql reads 'a\'' as one string and runs the COPY
     ["SET standard_conforming_strings = 'off';\nSELECT 'a\\'' ; COPY t TO PROGRAM 'id'; --';", /COPY \.\.\. TO PROGRAM at line 4/],
   ];
@@ -116,7 +118,8 @@ t.test('what only looks like those actions passes: strings, comments, dollar quo
     "/* ALTER SYSTEM /* nested */ lo_import('x') */ SELECT 1;",
     "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $fn$ BEGIN PERFORM lo_import('x'); END $fn$;",
     'CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;',
-    'COPY public.t (a, b) FROM stdin;',
+    'COPY public.t (a, b, c, d, e, f, g) FROM stdin;',
+    "1\t\\N\tCOPY x TO PROGRAM 'id'",
     "1\tCOPY x TO PROGRAM 'id'",
     '\\N\tALTER SYSTEM',
     '\\.',
@@ -134,6 +137,6 @@ t.test('what only looks like those actions passes: strings, comments, dollar quo
       () => undefined,
       (e: Error) => e,
     );
-    if (!/COPY \.\.\. TO PROGRAM at line 13/.test(err?.message ?? '')) t.fail(`cut at ${cut}: ${err?.message}`);
+    if (!/COPY \.\.\. TO PROGRAM at line 14/.test(err?.message ?? '')) t.fail(`cut at ${cut}: ${err?.message}`);
   }
 });

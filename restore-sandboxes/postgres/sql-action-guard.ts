@@ -30,13 +30,19 @@ const REFUSED_FUNCTIONS = new Map([
   ['PG_READ_BINARY_FILE', 'pg_read_binary_file (reads a server file)'],
 ]);
 const MAX_WORD = 64;
+/** Bytes that only separate words in code: spaces, commas, operators but `-` and `/` (comments). */
+const BORING = new Uint8Array(256);
+for (const ch of ' \t\r\f,.:=<>+*!|%^&~?@#[]{}') BORING[ch.charCodeAt(0)] = 1;
 const MAX_STATEMENT_WORDS = 6;
 
 type State = 'code' | 'squote' | 'estring' | 'dquote' | 'dollar-tag' | 'dollar' | 'line-comment' | 'block-comment' | 'meta' | 'copy-data';
 
 export class SqlActionGuard extends Transform {
   private state: State = 'code';
+  /** The line the current chunk starts on; `pos` is where in it the scan is. */
   private line = 1;
+  private chunk: Buffer = Buffer.alloc(0);
+  private pos = 0;
   /** The current word (code state) or quoted identifier, uppercased, capped. */
   private word = '';
   private quotedIdent = '';
@@ -71,32 +77,117 @@ export class SqlActionGuard extends Transform {
     } catch (err) {
       return cb(err as Error);
     }
+    this.line += countNewlines(chunk, chunk.length);
+    this.chunk = Buffer.alloc(0);
     cb(null, chunk);
   }
 
   private refuse(what: string): never {
-    throw new VerificationError('unsafe_archive', `the dump tries to act on the server: ${truncate(what, 160)} at line ${this.line}; refused before it ran (pg_dump never writes this)`);
+    const line = this.line + countNewlines(this.chunk, this.pos);
+    throw new VerificationError('unsafe_archive', `the dump tries to act on the server: ${truncate(what, 160)} at line ${line}; refused before it ran (pg_dump never writes this)`);
   }
 
   private scan(b: Buffer): void {
+    this.chunk = b;
     let i = 0;
     const n = b.length;
     while (i < n) {
-      if (this.state === 'copy-data') {
-        // Data rows are not SQL: only a line `\.` ends them.
-        const nl = b.indexOf(0x0a, i);
-        const end = nl < 0 ? n : nl;
-        if (this.copyLine.length < 4) this.copyLine += b.toString('latin1', i, Math.min(end, i + 4 - this.copyLine.length));
-        if (nl < 0) return;
-        if (this.copyLine === '\\.' || this.copyLine === '\\.\r') this.state = 'code';
-        this.copyLine = '';
-        this.line++;
-        i = nl + 1;
-        continue;
+      this.pos = i;
+      // Fast paths: whole runs of a word, a string, a comment, COPY data at once.
+      switch (this.state) {
+        case 'copy-data': {
+          // Data rows are not SQL: only a line `\.` ends them.
+          const nl = b.indexOf(0x0a, i);
+          const end = nl < 0 ? n : nl;
+          if (this.copyLine.length < 4) this.copyLine += b.toString('latin1', i, Math.min(end, i + 4 - this.copyLine.length));
+          if (nl < 0) {
+            i = n;
+            continue;
+          }
+          if (this.copyLine === '\\.' || this.copyLine === '\\.\r') this.state = 'code';
+          this.copyLine = '';
+          i = nl + 1;
+          continue;
+        }
+        case 'code': {
+          if (this.pendingChar !== 0) break;
+          let j = i;
+          while (j < n && (isWordByte(b[j]!) || b[j]! >= 0x80 || (b[j] === 0x24 && (j > i || this.word !== '')))) j++;
+          if (j > i) {
+            if (this.word.length < MAX_WORD) this.word += b.toString('latin1', i, Math.min(j, i + MAX_WORD - this.word.length)).toUpperCase();
+            i = j;
+            continue;
+          }
+          if (this.word !== '' || this.copyTarget) break;
+          // Between words: bytes that neither start a token that matters nor end a statement.
+          while (j < n && (BORING[b[j]!] === 1 || (b[j] === 0x0a && !this.copyPending))) j++;
+          if (j === i) break;
+          i = j;
+          continue;
+        }
+        case 'squote': {
+          if (this.first[0] === 'SET') break;
+          const q = b.indexOf(0x27, i);
+          if (q < 0) {
+            i = n;
+            continue;
+          }
+          this.state = 'code';
+          i = q + 1;
+          continue;
+        }
+        case 'line-comment':
+        case 'meta': {
+          const nl = b.indexOf(0x0a, i);
+          if (nl < 0) {
+            i = n;
+            continue;
+          }
+          this.newline();
+          i = nl + 1;
+          continue;
+        }
+        case 'dquote': {
+          const q = b.indexOf(0x22, i);
+          const end = q < 0 ? n : q;
+          if (this.quotedIdent.length < MAX_WORD) this.quotedIdent += b.toString('latin1', i, Math.min(end, i + MAX_WORD - this.quotedIdent.length));
+          if (q < 0) {
+            i = n;
+            continue;
+          }
+          this.state = 'code';
+          this.endWord(this.quotedIdent.toUpperCase());
+          this.quotedIdent = '';
+          i = q + 1;
+          continue;
+        }
+        case 'dollar': {
+          const close = `$${this.dollarTag}$`;
+          // The closing tag may straddle two chunks: the last bytes of the one before are kept.
+          const joined = this.dollarTail + b.toString('latin1', i, Math.min(n, i + close.length - 1));
+          const across = this.dollarTail ? joined.indexOf(close) : -1;
+          if (across >= 0) {
+            i += across + close.length - this.dollarTail.length;
+            this.state = 'code';
+            this.dollarTail = '';
+            continue;
+          }
+          const at = b.indexOf(close, i, 'latin1');
+          if (at >= 0) {
+            this.state = 'code';
+            this.dollarTail = '';
+            i = at + close.length;
+            continue;
+          }
+          this.dollarTail = b.toString('latin1', Math.max(i, n - (close.length - 1)), n);
+          i = n;
+          continue;
+        }
+        default:
+          break;
       }
       const c = b[i]!;
       i++;
-      if (c === 0x0a) this.line++;
       switch (this.state) {
         case 'code':
           this.code(c);
@@ -110,13 +201,6 @@ export class SqlActionGuard extends Transform {
           else if (c === 0x5c) this.estringEscape = true;
           else if (c === 0x27) this.state = 'code';
           break;
-        case 'dquote':
-          if (c === 0x22) {
-            this.state = 'code';
-            this.endWord(this.quotedIdent.toUpperCase());
-            this.quotedIdent = '';
-          } else if (this.quotedIdent.length < MAX_WORD) this.quotedIdent += String.fromCharCode(c);
-          break;
         case 'dollar-tag':
           if (c === 0x24) {
             this.state = 'dollar';
@@ -128,16 +212,6 @@ export class SqlActionGuard extends Transform {
             this.state = 'code';
             this.code(c);
           }
-          break;
-        case 'dollar': {
-          const close = `$${this.dollarTag}$`;
-          this.dollarTail = (this.dollarTail + String.fromCharCode(c)).slice(-close.length);
-          if (this.dollarTail === close) this.state = 'code';
-          break;
-        }
-        case 'line-comment':
-        case 'meta':
-          if (c === 0x0a) this.newline();
           break;
         case 'block-comment':
           if (this.pendingChar === 0x2a && c === 0x2f) {
@@ -222,6 +296,9 @@ export class SqlActionGuard extends Transform {
 
   private endWord(w: string): void {
     if (this.first.length < MAX_STATEMENT_WORDS) this.first.push(w);
+    else if (this.first[0] !== 'COPY' && this.first[0] !== 'SET' && this.beginDepth === 0 && (w.length < 9 || w.length > 19) && w !== 'BEGIN' && w !== 'CASE') {
+      return; // most words of a long statement (INSERT values): nothing below can apply
+    }
     this.setValue = w;
     const [a, b] = this.first;
     if (a === 'ALTER' && b === 'SYSTEM' && this.first.length === 2) this.refuse('ALTER SYSTEM');
@@ -254,6 +331,12 @@ export class SqlActionGuard extends Transform {
     this.copyFromStdin = false;
     this.copyTarget = '';
   }
+}
+
+function countNewlines(b: Buffer, end: number): number {
+  let count = 0;
+  for (let at = b.indexOf(0x0a); at >= 0 && at < end; at = b.indexOf(0x0a, at + 1)) count++;
+  return count;
 }
 
 function isSpace(c: number): boolean {
