@@ -163,7 +163,7 @@ t.test('SQL without a mysqldump header is restored; a shell escape in it is refu
   const evil = await backup('shop.sql', (file) => fs.writeFile(file, 'CREATE TABLE orders (id int PRIMARY KEY);\n\\! touch /tmp/pwned\nINSERT INTO orders VALUES (1);\n'));
   const run = await verify(policyFromYaml({ folder: evil, kind: 'mysql', probes: '          []' }), env.store);
   t.equal(run.verdict, 'fail');
-  t.same(codes(run), ['restore_failed']);
+  t.same(codes(run), ['unsafe_archive']);
   t.match(run.reasons[0]?.message, /ERROR at line 2: Not allowed in the sandbox mode/);
   for (const r of [ok, run]) t.equal(await leftoversOf(r.id), 0);
 });

@@ -123,7 +123,7 @@ const REASON_STEPS: Record<ReasonCode, (c: StepContext) => string> = {
   unrecognized_format: () => 'the file is not what the policy\'s kind restores: check the policy\'s kind and the backup job\'s output format',
   restore_failed: (c) => `the restore tool stopped on an error: read the error and the log tail (${show(c)}), then fix the backup job or the sandbox image`,
   empty_restore: () => 'the backup restored without data: check that the backup job dumps the right database or folder',
-  unsafe_archive: () => 'the archive holds an unsafe entry (traversal, absolute path, device): find out what wrote it; do not extract it on a real system',
+  unsafe_archive: () => 'the backup tries to act beyond restoring its data (an unsafe archive entry: traversal, absolute path, device; or a dump running shell or psql commands, COPY ... PROGRAM, server files, ALTER SYSTEM): find out what wrote it; treat that machine as compromised; do not restore it on a real system',
   unsafe_source: () => 'the newest backup is a link (or a special file) that leads outside the backup folder: find out which machine wrote it and what it points to; treat that machine as compromised',
   archive_limit: () => 'the archive expands beyond the configured limits: inspect it; if it is legitimate raise files.maxBytes, maxEntries or maxRatio',
   size_anomaly: () => 'the backup is much smaller than usual: check that the backup job did not skip data; compare it with earlier backups',

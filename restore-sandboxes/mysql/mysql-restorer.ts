@@ -31,7 +31,10 @@ const COUNT_TIMEOUT_S = 120;
 /**
  * The server's options (exported for the benchmark's by-hand baseline). The sandbox is
  * disposable: durability off (no doublewrite, log flushed once a second, no binary log) makes
- * restores faster; no TCP, only the socket in /tmp; no LOAD DATA LOCAL.
+ * restores faster; no TCP, only the socket in /tmp; no LOAD DATA LOCAL; server files out of
+ * reach: `--secure-file-priv=/mnt` (empty in Debian images, and on the sandbox's read-only root)
+ * makes SELECT ... INTO OUTFILE/DUMPFILE and LOAD DATA INFILE of any other path fail (ERROR
+ * 1290), writing there fail, and LOAD_FILE() return NULL.
  */
 export function serverOptions(memoryBytes: number): string[] {
   const pool = Math.min(4096, Math.max(128, Math.floor(memoryBytes / 4 / 1024 ** 2)));
@@ -45,6 +48,7 @@ export function serverOptions(memoryBytes: number): string[] {
     `--log-error=${LOG_FILE}`,
     '--skip-name-resolve',
     '--local-infile=0',
+    '--secure-file-priv=/mnt',
     '--character-set-server=utf8mb4',
     '--skip-log-bin',
     '--innodb-flush-log-at-trx-commit=0',

@@ -46,6 +46,12 @@ export function restoreFailure(f: FailedRestore): VerificationError {
       `the MariaDB server in the sandbox stopped during the restore (${line}${f.serverError ? `; server log: ${truncate(f.serverError, 200)}` : ''}); ${memory}`,
     );
   }
+  if (/Not allowed in the sandbox mode/.test(f.stderr)) {
+    return new VerificationError('unsafe_archive', `the dump runs a mariadb client command (\\! or system: a shell command), refused by the client's --sandbox mode: ${line}`);
+  }
+  if (/^ERROR 1290 .*--secure-file-priv/m.test(f.stderr)) {
+    return new VerificationError('unsafe_archive', `the dump reads or writes server files (SELECT ... INTO OUTFILE, LOAD DATA INFILE), refused by the server's --secure-file-priv: ${line}`);
+  }
   if (f.expectsCompletionLine && f.readAll && !f.completed) {
     return new VerificationError('truncated_dump', `the dump ends early: mysqldump's closing line "-- Dump completed" is missing, and the restore stopped at the end: ${line}`);
   }

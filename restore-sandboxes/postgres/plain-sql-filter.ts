@@ -1,4 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import { truncate } from '../bytes.js';
 
 const IDENT = String.raw`"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*`;
 const OWNER_TO = new RegExp(String.raw`\sOWNER TO (${IDENT});\s*$`);
@@ -8,6 +10,11 @@ const FOR_ROLE = new RegExp(String.raw`^ALTER DEFAULT PRIVILEGES FOR ROLE (${IDE
 const SET_ROLE = new RegExp(String.raw`^SET ROLE (${IDENT});`);
 const SESSION_AUTH = /^SET SESSION AUTHORIZATION '((?:[^']|'')+)';/;
 const CONNECT = /^\\c(?:onnect)?\s+(?:-reuse-previous=\S+\s+)?("(?:[^"]|"")+"|\S+)/;
+/** pg_dump's own `\\connect`: one database name, bare or quoted (pg_dump quotes odd names as `"dbname='...'"`). */
+const CONNECT_LINE = /^\\c(?:onnect)?(?:\s+-reuse-previous=(?:on|off))?\s+(?:[A-Za-z0-9_]+|"(?:[^"`]|"")+")\s*$/;
+const ENCODING_LINE = /^\\encoding\s+[A-Za-z0-9_-]+\s*$/;
+/** pg_dump 17.6/15.14 and later fence their output with these; the restore's own key replaces them. */
+const RESTRICT_LINE = /^\\(?:un)?restrict(?:\s+[A-Za-z0-9]+)?\s*$/;
 const BUILTIN = new Set(['public', 'current_user', 'session_user', 'current_role', 'postgres']);
 const CREATE_ROLE = new RegExp(String.raw`^CREATE ROLE (${IDENT});\s*$`);
 const CREATE_DATABASE = new RegExp(String.raw`^CREATE DATABASE (${IDENT})\s`);
@@ -28,11 +35,22 @@ const WATCHED_FIRST = new Set([0x41, 0x47, 0x52, 0x53, 0x43, 0x5c]);
  * - for `CREATE DATABASE` (pg_dumpall, pg_dump -C): noting the database, and when the dump asks
  *   for a locale the sandbox image does not have, using C.UTF-8 instead and saying so
  *   (`localesReplaced`), rather than failing a good backup on the sandbox's shortcoming.
+ * - refusing (`unsafe_archive`, naming the line) every psql meta-command at the start of a line
+ *   but pg_dump's own (`\\connect`/`\\c` with one database name, `\\encoding`, `\\restrict`,
+ *   `\\unrestrict`): `\\!`, `\\o |cmd`, `\\copy ... program`, `\\setenv`, `\\i`, `\\w`, `\\g |cmd`...
+ *   With `restrictKey`, psql itself also refuses any meta-command elsewhere on a line.
  * COPY data blocks pass untouched: their lines are data, not statements.
  */
 export interface PlainSqlFilterOptions {
   /** Locales the sandbox has (`locale -a`); when absent, locales are left as they are. */
   locales?: ReadonlySet<string>;
+  /**
+   * psql's `\\restrict` key: the output starts with `\\restrict KEY`, so psql runs no
+   * meta-command the dump holds (anywhere on a line); the dump's own `\\restrict` lines are
+   * dropped and each `\\connect`/`\\encoding` line is let through between `\\unrestrict KEY`
+   * and `\\restrict KEY`. Without a key, those lines pass as they are.
+   */
+  restrictKey?: string;
 }
 
 /** `en_US.UTF-8` and `en_US.utf8` name the same locale. */
@@ -57,12 +75,35 @@ export class PlainSqlFilter extends Transform {
   /** The current line was judged before its end (COPY data, or no statement of interest): pass its bytes on. */
   private passLine = false;
   private tail = '';
+  /** The dump's line number of the line being read. */
+  private lineNo = 0;
+  /** Lines added to the output: [dump line before which they were added, how many]. */
+  private readonly added: Array<[number, number]> = [];
+  private readonly restrictKey: string | undefined;
 
   private readonly locales: ReadonlySet<string> | undefined;
 
   constructor(opts: PlainSqlFilterOptions = {}) {
     super({ highWaterMark: 1024 * 1024 });
     this.locales = opts.locales ? new Set([...opts.locales].map(normalizeLocale)) : undefined;
+    this.restrictKey = opts.restrictKey;
+    if (opts.restrictKey !== undefined) {
+      if (!/^[A-Za-z0-9]+$/.test(opts.restrictKey)) throw new Error('the restrict key is letters and digits');
+      this.push(Buffer.from(`\\restrict ${opts.restrictKey}\n`));
+      this.added.push([1, 1]);
+    }
+  }
+
+  /** The dump's line number of a line of the output (psql's "psql:<stdin>:N:"); an added line counts as the dump line it precedes. */
+  dumpLine(outputLine: number): number {
+    let extra = 0;
+    for (const [line, count] of this.added) {
+      const at = line + extra;
+      if (outputLine < at) break;
+      if (outputLine < at + count) return line;
+      extra += count;
+    }
+    return Math.max(1, outputLine - extra);
   }
 
   /** The last non-empty lines of the dump, for the completeness check. */
@@ -80,6 +121,7 @@ export class PlainSqlFilter extends Transform {
       const nl = chunk.indexOf(0x0a);
       this.emit_(nl < 0 ? chunk : chunk.subarray(0, nl + 1));
       if (nl < 0) return cb();
+      this.lineNo++;
       this.passLine = false;
       rest = chunk.subarray(nl + 1);
     }
@@ -89,7 +131,12 @@ export class PlainSqlFilter extends Transform {
     for (;;) {
       const nl = buf.indexOf(0x0a, start);
       if (nl < 0) break;
-      const action = this.line(buf, start, nl);
+      let action: LineAction | undefined;
+      try {
+        action = this.line(buf, start, nl);
+      } catch (err) {
+        return cb(err as Error);
+      }
       if (action) {
         this.emit_(buf.subarray(passFrom, start));
         if (action.before) this.emit_(Buffer.from(action.before, 'utf8'));
@@ -124,7 +171,12 @@ export class PlainSqlFilter extends Transform {
 
   override _flush(cb: TransformCallback): void {
     if (this.partial.length > 0) {
-      const action = this.line(this.partial, 0, this.partial.length);
+      let action: LineAction | undefined;
+      try {
+        action = this.line(this.partial, 0, this.partial.length);
+      } catch (err) {
+        return cb(err as Error);
+      }
       if (action?.before) this.emit_(Buffer.from(action.before, 'utf8'));
       this.emit_(action?.replace !== undefined ? Buffer.from(action.replace, 'utf8') : this.partial);
     }
@@ -139,6 +191,14 @@ export class PlainSqlFilter extends Transform {
 
   /** Looks at one line; returns SQL to run before it or instead of it, if any. */
   private line(buf: Buffer, start: number, end: number): LineAction | undefined {
+    this.lineNo++;
+    const action = this.judge(buf, start, end);
+    const added = (action?.before?.split('\n').length ?? 1) - 1 + (action?.replace?.split('\n').length ?? 1) - 1;
+    if (added > 0) this.added.push([this.lineNo, added]);
+    return action;
+  }
+
+  private judge(buf: Buffer, start: number, end: number): LineAction | undefined {
     let e = end;
     if (e > start && buf[e - 1] === 0x0d) e--;
     if (this.inCopy) {
@@ -166,11 +226,7 @@ export class PlainSqlFilter extends Transform {
       if (!policy?.[1]) return undefined;
       roles.push(...splitIdents(policy[1]));
     }
-    if (first === 0x5c) {
-      const m = CONNECT.exec(text);
-      if (m?.[1]) this.connectedDatabase = unquote(m[1]);
-      return undefined;
-    }
+    if (first === 0x5c) return this.metaCommand(text);
     const owner = OWNER_TO.exec(text);
     if (owner?.[1]) roles.push(owner[1]);
     const grant = GRANT_TO.exec(text);
@@ -188,6 +244,23 @@ export class PlainSqlFilter extends Transform {
       sql += `DO $backproof$ BEGIN CREATE ROLE ${quoteIdent(name)}; EXCEPTION WHEN duplicate_object THEN NULL; END $backproof$;\n`;
     }
     return sql ? { before: sql } : undefined;
+  }
+
+  /** A line starting with a backslash, outside COPY data: only pg_dump's own meta-commands pass. */
+  private metaCommand(text: string): LineAction | undefined {
+    const key = this.restrictKey;
+    if (RESTRICT_LINE.test(text)) return key === undefined ? undefined : { replace: '' };
+    const connect = CONNECT_LINE.test(text);
+    if (connect || ENCODING_LINE.test(text)) {
+      const m = connect ? CONNECT.exec(text) : undefined;
+      if (m?.[1]) this.connectedDatabase = unquote(m[1]);
+      return key === undefined ? undefined : { replace: `\\unrestrict ${key}\n${text.trim()}\n\\restrict ${key}` };
+    }
+    const command = /^\\[^\s\\]*/.exec(text)?.[0] ?? '\\';
+    throw new VerificationError(
+      'unsafe_archive',
+      `the dump runs the psql meta-command "${truncate(command, 20)}" at line ${this.lineNo} ("${truncate(text, 80)}"); a dump may hold only pg_dump's own (\\connect, \\encoding, \\restrict): refused before psql read it`,
+    );
   }
 
   private fitLocales(text: string): LineAction | undefined {

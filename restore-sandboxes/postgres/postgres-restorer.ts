@@ -1,4 +1,5 @@
-import { pipeline, type Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { pipeline, Readable } from 'node:stream';
 import path from 'node:path';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import type { PolicyConfig } from '../../orchestrator/core/config-types.js';
@@ -14,6 +15,7 @@ import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { DATA_DIR, DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, templateName } from './cluster.js';
 import { detectDumpFormat } from './dump-format.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
+import { SqlActionGuard } from './sql-action-guard.js';
 import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
 import { truncate } from '../bytes.js';
 
@@ -53,6 +55,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   private major = 0;
   private probeDatabase = '';
   private locales: Set<string> | undefined;
+  private psqlRestricts = false;
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
     return {
@@ -155,7 +158,15 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     const locales = await sandbox.exec(['locale', '-a'], { signal, user: 'postgres' }).catch(() => undefined);
     if (locales?.exitCode === 0) this.locales = new Set(locales.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
     const version = await this.sql(sandbox, 'SHOW server_version', 'postgres', signal);
-    return { serverVersion: version.trim(), detail };
+    // psql 17.6, 16.10, 15.14 and later know \restrict; an older psql (a sandbox.image of
+    // an older release) restores without it: the filter still refuses meta-commands that start a line.
+    const restrict = await sandbox.exec([`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', 'postgres', '-f', '-'], {
+      stdin: Readable.from(['\\restrict backproof\n\\unrestrict backproof\n']),
+      signal,
+      user: 'postgres',
+    });
+    this.psqlRestricts = restrict.exitCode === 0;
+    return { serverVersion: version.trim(), detail: this.psqlRestricts ? detail : `${detail}; this psql has no \\restrict: meta-commands are refused only at the start of a line` };
   }
 
   async restore(ctx: RestoreContext<'postgres'>, input: Readable): Promise<RestoreOutcome> {
@@ -198,15 +209,17 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     const failure = (tool: string, r: { exitCode: number; stderr: string }): VerificationError =>
       restoreFailure(tool, r.exitCode, r.stderr, ctx.policy.sandbox.memoryBytes, dumpMajor(info.header), this.major);
     if (info.format === 'plain') {
-      const filter = new PlainSqlFilter({ locales: this.locales });
+      // psql runs restricted (`\restrict` with a key the dump cannot know): no meta-command of
+      // the dump runs, wherever it stands; the guard refuses server-side actions it can see.
+      const filter = new PlainSqlFilter({ locales: this.locales, restrictKey: this.psqlRestricts ? randomBytes(16).toString('hex') : undefined });
       const result = await sandbox.exec(
         [`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', cluster ? 'postgres' : db, '-f', '-'],
-        { stdin: pipeline(stream, filter, () => undefined), signal, user: 'postgres' },
+        { stdin: pipeline(stream, new SqlActionGuard(), filter, () => undefined), signal, user: 'postgres' },
       );
       if (filter.rolesCreated.length > 0) info.header.rolesCreated = filter.rolesCreated.join(', ');
       if (filter.localesReplaced.length > 0) info.header.localesReplaced = `${filter.localesReplaced.join(', ')} (not in the sandbox image; C.UTF-8 used)`;
       if (filter.databasesCreated.length > 0) info.header.databases = filter.databasesCreated.join(', ');
-      if (result.exitCode !== 0) throw failure('psql', result);
+      if (result.exitCode !== 0) throw restrictedMetaCommand(result.stderr, filter) ?? failure('psql', result);
       if (cluster) this.probeDatabase = chooseClusterDatabase(db, filter.databasesCreated);
       else if (filter.connectedDatabase) this.probeDatabase = filter.connectedDatabase;
       if (this.probeDatabase !== db) info.header.probedDatabase = this.probeDatabase;
@@ -319,6 +332,16 @@ async function run(sandbox: Sandbox, argv: string[], signal: AbortSignal, code: 
     throw new VerificationError(code, `${what} failed in the sandbox (exit ${r.exitCode}): ${lastLine(r.stderr || r.stdout)}`);
   }
   return r;
+}
+
+/** psql refused a meta-command of the dump that the filter did not see at a line's start (`SELECT 1; \! id`). */
+function restrictedMetaCommand(stderr: string, filter: PlainSqlFilter): VerificationError | undefined {
+  const m = /^psql:[^\n]*?:(\d+): error: (backslash commands are restricted[^\n]*|\\unrestrict: wrong key)/m.exec(stderr);
+  if (!m) return undefined;
+  return new VerificationError(
+    'unsafe_archive',
+    `the dump runs a psql meta-command (a backslash command after other text) at line ${filter.dumpLine(Number(m[1]))}; psql ran restricted and refused it (${truncate(m[2] ?? '', 80)})`,
+  );
 }
 
 /** The database probes run in after a cluster dump: the configured one, else the only one it made. */
