@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { PolicyOf } from '../orchestrator/core/config-types.js';
 import type { RunRecord } from '../orchestrator/core/domain.js';
 import type { Restorer } from '../restore-sandboxes/restorer.js';
@@ -140,7 +140,7 @@ t.test('the probe: the boot sector reaches every stage under TCG; a fake /dev/kv
 });
 
 /** One run of good.vmdk (the smallest good image) through the runner, with the restorer's test seam. */
-async function bootWith(accel: string, options: VmRestorerOptions): Promise<RunRecord> {
+async function bootWith(t: Test, accel: string, options: VmRestorerOptions): Promise<RunRecord> {
   const file = images.files['good.vmdk']!;
   const folder = await tempDir('vm-accel');
   const target = path.join(folder, path.basename(file));
@@ -153,7 +153,7 @@ async function bootWith(accel: string, options: VmRestorerOptions): Promise<RunR
 }
 
 t.test('accel: kvm with a fake /dev/kvm that fails: error sandbox_failed in QEMU\'s words, never fail, no retry', async (t) => {
-  const run = await bootWith('kvm', { kvmDevice: FAKE_KVM });
+  const run = await bootWith(t, 'kvm', { kvmDevice: FAKE_KVM });
   t.equal(run.verdict, 'error', JSON.stringify(run.reasons));
   t.same(codes(run), ['sandbox_failed']);
   t.match(run.reasons[0]!.message, /KVM accelerator failed, not the guest/);
@@ -163,7 +163,7 @@ t.test('accel: kvm with a fake /dev/kvm that fails: error sandbox_failed in QEMU
 });
 
 t.test('accel: auto with a fake /dev/kvm that fails during the boot (probe skipped by the seam): the TCG retry boots, both attempts recorded', async (t) => {
-  const run = await bootWith('auto', { kvmDevice: FAKE_KVM, skipKvmProbe: true });
+  const run = await bootWith(t, 'auto', { kvmDevice: FAKE_KVM, skipKvmProbe: true });
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   const b = run.boot!;
   t.ok(b);

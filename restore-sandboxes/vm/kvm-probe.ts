@@ -6,7 +6,6 @@ import { PROBE_MARKERS, probeBootSector } from './probe-sector.js';
 /** KVM must bring the probe's boot sector to long mode within this; emulation takes about a second. */
 export const KVM_PROBE_LIMIT_MS = 4_000;
 
-const DIR = '/tmp/bp-probe';
 
 export interface AccelProbe {
   /** The last marker (long mode) appeared within the limit. */
@@ -28,12 +27,14 @@ export interface AccelProbe {
  * second, instead of in the restored machine's boot. Run as the user QEMU runs as.
  */
 export async function probeAccel(sandbox: Sandbox, user: string, signal: AbortSignal, accel: 'kvm' | 'tcg' = 'kvm', limitMs = KVM_PROBE_LIMIT_MS): Promise<AccelProbe> {
+  // One folder per accelerator and user: another user's folder would not be writable.
+  const DIR = `/tmp/bp-probe-${accel}-${user.replace(/[^0-9]/g, '-')}`;
   const write = await sandbox.exec(['sh', '-c', `mkdir -p ${DIR} && cat > ${DIR}/disk.img && truncate -s 64K ${DIR}/disk.img && printf '\\370\\003' > ${DIR}/sercon`], {
     user,
     signal,
     stdin: Readable.from([probeBootSector()]),
   });
-  if (write.exitCode !== 0) return { ok: false, fault: `could not write the probe disk: ${write.stderr.trim().slice(0, 200)}`, markers: [], durationMs: 0, why: 'the accelerator probe could not run: software emulation' };
+  if (write.exitCode !== 0) return { ok: false, markers: [], durationMs: 0, why: `the accelerator probe could not run (writing its disk: ${write.stderr.trim().slice(0, 200)}): software emulation` };
   const last = PROBE_MARKERS.at(-1)!;
   const cpu = accel === 'kvm' ? '-accel kvm -cpu host,-arch-capabilities' : '-accel tcg -cpu qemu64';
   const script = [

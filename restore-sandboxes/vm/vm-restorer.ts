@@ -236,17 +236,21 @@ export class VmRestorer implements Restorer<'vm'> {
       },
       () => undefined,
     );
+    let qmp: QmpClient;
     try {
       await this.waitForSocket(sandbox, signal, () => exit);
+      qmp = await QmpClient.connect(sandbox, VM_PATHS.qmp, this.qemuUser, signal);
     } catch (err) {
+      // QEMU opens its QMP socket before it sets up the accelerator: a KVM that will not
+      // initialize ends QEMU before or just after the socket appears. Its stderr tells.
+      await Promise.race([exited, sleep(5_000, undefined, { signal })]);
       const said = exit ? accelFaultInStderr(exit.stderr) : undefined;
       if (said && plan.accel === 'kvm') {
         record('accel_fault', said);
-        return { fault: said, exit, shutdown: false };
+        return { fault: said, ...(exit ? { exit } : {}), shutdown: false };
       }
       throw err;
     }
-    const qmp = await QmpClient.connect(sandbox, VM_PATHS.qmp, this.qemuUser, signal);
     try {
       ctx.logger.info(`booting the ${this.disk?.format} image (${plan.firmware}, ${plan.machine}, ${plan.bus}, ${plan.accel}); judging within ${formatAge(vm.bootTimeoutMs)}`);
       this.judgement = await new BootWatcher({ qmp, sandbox, user: this.qemuUser, vm, signal, logger: ctx.logger, startedAt }).watch();
