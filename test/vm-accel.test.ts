@@ -12,6 +12,8 @@ import { accelFaultInStderr, classifyRunState } from '../restore-sandboxes/vm/ac
 import { probeAccel } from '../restore-sandboxes/vm/kvm-probe.js';
 import { PROBE_MARKERS, probeBootSector } from '../restore-sandboxes/vm/probe-sector.js';
 import { VmRestorer, type VmRestorerOptions } from '../restore-sandboxes/vm/vm-restorer.js';
+import { bootSection } from '../orchestrator/web/boot-section.js';
+import { renderRunSummary } from '../reports/run-summary.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, quietLogger, tempDir } from './helpers/harness.js';
 import { testVmImages, type TestVmImages } from './helpers/vm-images.js';
 
@@ -139,14 +141,17 @@ t.test('the probe: the boot sector reaches every stage under TCG; a fake /dev/kv
   }
 });
 
-/** One run of good.vmdk (the smallest good image) through the runner, with the restorer's test seam. */
-async function bootWith(t: Test, accel: string, options: VmRestorerOptions): Promise<RunRecord> {
-  const file = images.files['good.vmdk']!;
+/**
+ * One run through the runner with the restorer's test seam: of good.vmdk (the smallest good
+ * image), or of `blank`, a 1 MiB raw disk of zeros (the firmware finds nothing to boot, in seconds).
+ */
+async function bootWith(t: Test, accel: string, options: VmRestorerOptions, image: 'good.vmdk' | 'blank' = 'good.vmdk'): Promise<RunRecord> {
   const folder = await tempDir('vm-accel');
-  const target = path.join(folder, path.basename(file));
-  await fs.link(file, target).catch(() => fs.copyFile(file, target));
+  const target = path.join(folder, image === 'blank' ? 'blank.raw' : image);
+  if (image === 'blank') await fs.writeFile(target, Buffer.alloc(1024 * 1024));
+  else await fs.link(images.files[image]!, target).catch(() => fs.copyFile(images.files[image]!, target));
   await fs.utimes(target, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
-  const policy = vmPolicy(folder, accel, `expect: { serial: "${images.manifest.hostname} login|Linux version" }`);
+  const policy = vmPolicy(folder, accel, image === 'blank' ? '' : `expect: { serial: "${images.manifest.hostname} login|Linux version" }`);
   const run = await runPolicy(policy, { store, runtime, driverFor, restorerFor: () => new VmRestorer(options) as unknown as Restorer, logger: quietLogger() });
   t.equal(await leftoversOf(run.id), 0, 'no container or volume left');
   return run;
@@ -183,4 +188,31 @@ t.test('accel: auto with a fake /dev/kvm that fails during the boot (probe skipp
   t.ok(Date.parse(b.attempts![0]!.startedAt) <= Date.parse(b.attempts![1]!.startedAt), 'in order');
   t.equal(b.diskUnchanged, true);
   t.same(run.probes.map((p) => p.pass), [true]);
+  // Where the boot evidence is shown: `runs show` and the run page list both attempts.
+  const summary = renderRunSummary(run);
+  t.match(summary, /attempt: kvm boot: accelerator fault after [\d.]+s: QEMU said: .*failed to initialize kvm/);
+  t.match(summary, /attempt: tcg boot: booted in [\dm.]+s: a login prompt/);
+  t.match(run.sandbox?.serverVersion, /\(KVM; TCG if KVM fails\)$/, 'the sandbox line says so before the boot');
+  const page = String(bootSection(run));
+  t.match(page, /<dt>Attempts<\/dt><dd><ol class="attempts"><li>kvm boot: accelerator fault/);
+});
+
+t.test('accel: auto with a fake /dev/kvm that fails the probe: the probe is the KVM attempt, the boot runs under TCG', async (t) => {
+  // A blank disk: the TCG boot's own verdict (nothing to boot) is quick, and is the run's.
+  const run = await bootWith(t, 'auto', { kvmDevice: FAKE_KVM }, 'blank');
+  const b = run.boot!;
+  t.ok(b, JSON.stringify(run.reasons));
+  t.equal(b.accel, 'tcg');
+  t.match(b.accelWhy, /\/dev\/kvm exists but QEMU could not use it \(.*failed to initialize kvm.*\): software emulation/);
+  t.same(
+    b.attempts?.map((a) => [a.accel, a.stage, a.outcome]),
+    [
+      ['kvm', 'probe', 'accel_fault'],
+      ['tcg', 'boot', 'not_booted'],
+    ],
+  );
+  t.match(b.attempts?.[0]?.said, /failed to initialize kvm: Inappropriate ioctl for device/);
+  t.equal(b.failure, 'no_bootable_device', 'the verdict is the TCG boot\'s, about the disk');
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['not_booted']);
 });

@@ -127,7 +127,9 @@ export class VmRestorer implements Restorer<'vm'> {
     const dir = await sandbox.exec(['mkdir', '-m', '0700', VM_PATHS.run], { user: this.qemuUser, signal });
     if (dir.exitCode !== 0) throw failure('sandbox_failed', `could not make ${VM_PATHS.run}`, dir);
     this.runUser = this.qemuUser;
-    return { serverVersion: `${this.qemuVersion} (${this.accel.toUpperCase()})` };
+    // Said before the boot: with accel: auto, a KVM fault during the boot still means a TCG boot.
+    const accel = this.accel === 'kvm' && ctx.policy.vm.accel === 'auto' ? 'KVM; TCG if KVM fails' : this.accel.toUpperCase();
+    return { serverVersion: `${this.qemuVersion} (${accel})` };
   }
 
   async restore(ctx: RestoreContext<'vm'>, input: Readable): Promise<RestoreOutcome> {
