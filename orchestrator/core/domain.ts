@@ -207,7 +207,7 @@ export interface BootRecord {
   verdict: BootVerdict;
   /** What decided the verdict, one line. */
   reason: string;
-  /** not_booted: which failure (no_bootable_device, uefi_shell, grub_rescue, kernel_panic, root_not_found, emergency_shell, windows_stop, qemu_exited, stalled, or a policy pattern's name). */
+  /** not_booted: which failure (no_bootable_device, uefi_shell, grub_rescue, kernel_panic, root_not_found, emergency_shell, windows_stop, qemu_exited, stalled, or a policy pattern's name); with `inconclusive`, `accel_fault`: the accelerator stopped the guest (the run is an error). */
   failure?: string;
   /** QEMU start until the verdict. */
   bootMs: number;
