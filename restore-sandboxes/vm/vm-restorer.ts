@@ -33,19 +33,6 @@ const SCREENSHOT = 'screenshot.png';
 const GPT_HEAD_SECTORS = 34;
 const QEMU_START_TIMEOUT_MS = 20_000;
 
-/**
- * kind: vm: a whole machine's disk image (raw, qcow2, vmdk, vhdx, vhd; optionally gz/zst/xz),
- * booted in QEMU inside the sandbox and judged from its screen and serial port.
- *
- * restore: the image streams into the sandbox's volume (decompressed there, within vm.maxDisk),
- *   owned by another user and read-only to QEMU; `qemu-img info` names its format (never QEMU's
- *   guess), images pointing to other files are refused, `qemu-img check` looks for corruption,
- *   the partition table picks the firmware, and a qcow2 overlay takes every guest write.
- * ready: QEMU starts (KVM when the host has it, else TCG) and the boot watcher judges it:
- *   booted, not_booted (a named failure, QEMU exited, stalled) or inconclusive. Then QEMU quits
- *   and the image's sha256 is read again: the guest never wrote to the backup.
- * probe: vm.expect's screen and serial patterns.
- */
 export interface VmRestorerOptions {
   /**
    * Test seam: this host path is passed as the sandbox's /dev/kvm (and stands for the host's
@@ -57,6 +44,21 @@ export interface VmRestorerOptions {
   skipKvmProbe?: boolean;
 }
 
+/**
+ * kind: vm: a whole machine's disk image (raw, qcow2, vmdk, vhdx, vhd; optionally gz/zst/xz),
+ * booted in QEMU inside the sandbox and judged from its screen and serial port.
+ *
+ * restore: the image streams into the sandbox's volume (decompressed there, within vm.maxDisk),
+ *   owned by another user and read-only to QEMU; `qemu-img info` names its format (never QEMU's
+ *   guess), images pointing to other files are refused, `qemu-img check` looks for corruption,
+ *   the partition table picks the firmware, and a qcow2 overlay takes every guest write.
+ * ready: QEMU starts (KVM when the host has it and, under accel: auto, KVM passed the probe;
+ *   else TCG) and the boot watcher judges it: booted, not_booted (a named failure, QEMU exited,
+ *   stalled) or inconclusive. An accelerator fault (accel-faults.ts) is no verdict: an error,
+ *   or under accel: auto one more boot under TCG from a fresh overlay. Then QEMU quits and the
+ *   image's sha256 is read again: the guest never wrote to the backup.
+ * probe: vm.expect's screen and serial patterns.
+ */
 export class VmRestorer implements Restorer<'vm'> {
   readonly kind = 'vm' as const;
   private readonly kvmDevice: string;
