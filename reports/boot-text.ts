@@ -1,4 +1,4 @@
-import type { BootRecord, BootVerdict } from '../orchestrator/core/domain.js';
+import type { BootAttempt, BootRecord, BootVerdict } from '../orchestrator/core/domain.js';
 import { formatBytes, formatSeconds } from '../orchestrator/core/format.js';
 
 /**
@@ -20,6 +20,15 @@ export function bootOutcome(verdict: BootVerdict, bootMs: number): string {
 export function accelText(boot: Pick<BootRecord, 'accel' | 'accelWhy'>): string {
   if (boot.accelWhy) return `${boot.accel} (${boot.accelWhy})`;
   return boot.accel === 'kvm' ? 'kvm (hardware virtualization)' : 'tcg (software emulation, no KVM: slower)';
+}
+
+/**
+ * One accelerator attempt (BootRecord.attempts): "kvm probe: accelerator fault after 0.4s: QEMU
+ * said ...", "tcg boot: booted in 61.0s: a login prompt ...".
+ */
+export function attemptText(a: BootAttempt): string {
+  const outcome = a.outcome === 'accel_fault' ? `accelerator fault after ${formatSeconds(a.durationMs)}: QEMU said: ${a.said}` : `${bootOutcome(a.outcome, a.durationMs)}: ${a.said}`;
+  return `${a.accel} ${a.stage}: ${outcome}`;
 }
 
 /** "uefi (the disk has a GPT with an EFI system partition)". */

@@ -1,5 +1,5 @@
 import type { BootRecord, RunRecord } from '../orchestrator/core/domain.js';
-import { accelText, bootOutcome, diskText, diskUnchangedText, firmwareText, qemuText, screenshotCommand, screenshotText } from './boot-text.js';
+import { accelText, attemptText, bootOutcome, diskText, diskUnchangedText, firmwareText, qemuText, screenshotCommand, screenshotText } from './boot-text.js';
 import { renderTable } from './text-table.js';
 import { formatAge as age, formatBytes as bytes, formatSeconds as secs } from '../orchestrator/core/format.js';
 
@@ -77,6 +77,7 @@ function bootLines(runId: string, boot: BootRecord): string[] {
   const lines = [`  boot     ${bootOutcome(boot.verdict, boot.bootMs)}: ${boot.reason}`];
   if (boot.failure) lines.push(`           failure: ${boot.failure}`);
   lines.push(`           ${accelText(boot)}; firmware ${firmwareText(boot)}`);
+  for (const a of boot.attempts ?? []) lines.push(`           attempt: ${attemptText(a)}`);
   lines.push(`           machine ${boot.machine}, ${boot.bus} disk: ${diskText(boot)}; ${qemuText(boot.qemuVersion)}`);
   lines.push(`           disk image unchanged after boot: ${diskUnchangedText(boot.diskUnchanged)}`);
   if (boot.milestones.length > 0) {

@@ -29,9 +29,10 @@ export interface SandboxSpec {
   readOnlyRoot: boolean;
   /**
    * Host devices passed to the main container (kind vm: /dev/kvm, for hardware acceleration);
-   * nothing else about the isolation changes.
+   * nothing else about the isolation changes. A device is a host path, seen at the same path in
+   * the container, or `{ host, container }` to show a host path under another name.
    */
-  devices?: string[];
+  devices?: Array<string | { host: string; container: string }>;
   /** Environment of the main process and of every exec. */
   env?: Record<string, string>;
   /**

@@ -205,7 +205,7 @@ t.test('accel auto: KVM when /dev/kvm exists and is faster than emulation, else 
   t.ok(b, JSON.stringify(run.reasons));
   // This machine's /dev/kvm is nested virtualization without hardware help: SeaBIOS alone takes
   // ~18 s under KVM and ~1 s under TCG, so auto must fall back; a working KVM keeps KVM.
-  if (b.accel === 'kvm') t.match(b.accelWhy, /works: the firmware ran in \d+ ms/);
+  if (b.accel === 'kvm') t.match(b.accelWhy, /works: the probe's boot sector reached long mode in \d+ ms/);
   else t.match(b.accelWhy, /\/dev\/kvm exists but .*software emulation/);
   t.match(run.sandbox?.serverVersion, b.accel.toUpperCase());
   t.equal(b.failure, 'no_bootable_device');

@@ -30,7 +30,7 @@ export const vmSchema = z
       .enum(['auto', 'ide', 'sata', 'virtio', 'scsi'])
       .default('auto')
       .describe('Disk bus. Default auto: IDE on pc, SATA on q35 (restored VMware and Hyper-V guests may lack virtio drivers).'),
-    accel: z.enum(['auto', 'kvm', 'tcg']).default('auto').describe('Default auto: KVM when the Docker host has /dev/kvm, else TCG (software emulation, slower).'),
+    accel: z.enum(['auto', 'kvm', 'tcg']).default('auto').describe('Default auto: KVM when the Docker host has /dev/kvm and it brings a probe boot sector to long mode, else TCG (software emulation, slower); a KVM fault during the boot boots once more under TCG. kvm: a KVM fault is an error, no retry.'),
     memory: size.optional().describe(`Guest memory. Default ${sizeText(DEFAULTS.vm.memoryBytes)}; sandbox.memory must exceed it by ${sizeText(DEFAULTS.vm.overheadBytes)}.`),
     cpus: z.number().int().min(1).max(16).default(DEFAULTS.vm.cpus).describe(`Guest CPUs. Default ${DEFAULTS.vm.cpus}.`),
     maxDisk: size.optional().describe(`A compressed image (.gz, .zst, .xz) is expanded into the sandbox up to this size. Default ${sizeText(DEFAULTS.vm.maxDiskBytes)}.`),

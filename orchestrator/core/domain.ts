@@ -224,7 +224,7 @@ export interface BootRecord {
   verdict: BootVerdict;
   /** What decided the verdict, one line. */
   reason: string;
-  /** not_booted: which failure (no_bootable_device, uefi_shell, grub_rescue, kernel_panic, root_not_found, emergency_shell, windows_stop, qemu_exited, stalled, or a policy pattern's name). */
+  /** not_booted: which failure (no_bootable_device, uefi_shell, grub_rescue, kernel_panic, root_not_found, emergency_shell, windows_stop, qemu_exited, stalled, or a policy pattern's name); with `inconclusive`, `accel_fault`: the accelerator stopped the guest (the run is an error). */
   failure?: string;
   /** QEMU start until the verdict. */
   bootMs: number;
@@ -250,6 +250,25 @@ export interface BootRecord {
   serialTail?: string;
   /** The disk image's sha256 read again after the boot equals the one streamed from storage. */
   diskUnchanged?: boolean;
+  /**
+   * Every accelerator tried, in order, when there was more than the one that decided: with
+   * `accel: auto`, a KVM that failed (in the probe or during the boot) and the TCG retry whose
+   * outcome is the verdict. Absent when one accelerator ran and did not fail.
+   */
+  attempts?: BootAttempt[];
+}
+
+/** One accelerator's try at a boot (BootRecord.attempts). */
+export interface BootAttempt {
+  accel: 'kvm' | 'tcg';
+  /** `probe`: the accelerator probe's boot sector; `boot`: the restored image. */
+  stage: 'probe' | 'boot';
+  /** `accel_fault`: the accelerator failed (not the guest); else the boot's verdict. */
+  outcome: 'accel_fault' | BootVerdict;
+  /** QEMU's own words for a fault (its stderr lines, or its QMP run state), or the verdict's reason. */
+  said: string;
+  startedAt: string;
+  durationMs: number;
 }
 
 /** Verdict from a set of reasons: any error reason makes an `error`, else any fail a `fail`. */

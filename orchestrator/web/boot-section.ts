@@ -1,4 +1,4 @@
-import { accelText, BOOT_VERDICT_LABEL, bootOutcome, diskText, diskUnchangedText, firmwareText, qemuText, screenshotCommand, screenshotText } from '../../reports/boot-text.js';
+import { accelText, attemptText, BOOT_VERDICT_LABEL, bootOutcome, diskText, diskUnchangedText, firmwareText, qemuText, screenshotCommand, screenshotText } from '../../reports/boot-text.js';
 import type { BootMilestone, BootMilestoneName, BootRecord, BootVerdict, RunRecord } from '../core/domain.js';
 import { formatSeconds } from '../core/format.js';
 import { artifactPath } from './artifacts.js';
@@ -35,6 +35,7 @@ function bootFacts(boot: BootRecord): SafeHtml {
     ['Reason', html`${boot.reason}${boot.failure && html` <span class="muted">(failure <code>${boot.failure}</code>)</span>`}`],
     ['Boot time', html`${formatSeconds(boot.bootMs)} <span class="muted">from QEMU's start to the verdict</span>`],
     ['Acceleration', accelText(boot)],
+    ...(boot.attempts?.length ? [['Attempts', html`<ol class="attempts">${boot.attempts.map((a) => html`<li>${attemptText(a)}</li>`)}</ol>`] as [string, SafeHtml]] : []),
     ['Firmware', firmwareText(boot)],
     ['Machine', boot.machine],
     ['Disk bus', boot.bus],

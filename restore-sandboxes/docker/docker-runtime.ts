@@ -244,7 +244,7 @@ function containerOptions(
       Mounts: mounts,
       Init: true,
       Privileged: false,
-      ...(networkMode === 'none' && spec.devices?.length ? { Devices: spec.devices.map((d) => ({ PathOnHost: d, PathInContainer: d, CgroupPermissions: 'rw' })) } : {}),
+      ...(networkMode === 'none' && spec.devices?.length ? { Devices: spec.devices.map((d) => (typeof d === 'string' ? { PathOnHost: d, PathInContainer: d, CgroupPermissions: 'rw' } : { PathOnHost: d.host, PathInContainer: d.container, CgroupPermissions: 'rw' })) } : {}),
     },
   };
 }

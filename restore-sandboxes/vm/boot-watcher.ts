@@ -4,6 +4,7 @@ import type { BootMilestone, BootVerdict } from '../../orchestrator/core/domain.
 import { formatAge } from '../../orchestrator/core/format.js';
 import type { Logger } from '../../orchestrator/core/logger.js';
 import type { Sandbox } from '../sandbox-runtime.js';
+import { classifyRunState, runStateWords } from './accel-faults.js';
 import { cleanConsoleText, firstMatch, matchedLine, MILESTONES, patternsFor, type BootPatterns, type NamedPattern } from './boot-patterns.js';
 import { VM_PATHS } from './qemu-args.js';
 import type { QmpClient, QmpEvent } from './qmp-client.js';
@@ -29,6 +30,11 @@ export interface BootJudgement {
   screenText?: string;
   screenTextSource?: 'vga-text' | 'ocr';
   serial: string;
+  /**
+   * The accelerator (KVM) stopped the guest: QEMU's own words (its run state over QMP). The
+   * verdict is then `inconclusive`: a frozen screen says nothing about the backup.
+   */
+  accelFault?: string;
 }
 
 export interface WatchOptions {
@@ -49,7 +55,8 @@ export interface WatchOptions {
  * serial port, QEMU's events. The first login prompt or logon screen is `booted`; a named
  * failure seen twice in a row, a guest panic, QEMU exiting, or a screen and serial port that stay
  * still for `vm.stallTimeout` is `not_booted`; still changing at `vm.bootTimeout` is
- * `inconclusive`.
+ * `inconclusive`. QEMU's run state is asked every tick: `internal-error` (the accelerator stopped
+ * the vCPU) ends the watch at once with `accelFault`, before any stall can be judged.
  */
 export class BootWatcher {
   private readonly patterns: BootPatterns;
@@ -93,6 +100,8 @@ export class BootWatcher {
       if (running) await this.look();
       this.readSerial();
       this.markMilestones();
+      const fault = running ? await this.accelFault() : undefined;
+      if (fault) return { ...this.judge('inconclusive', `the accelerator stopped the guest, which says nothing about the backup: ${fault}`, 'accel_fault'), accelFault: fault };
 
       const panicked = qmp.events.find((e) => e.event === 'GUEST_PANICKED');
       const booted = firstMatch(this.patterns.booted, this.texts());
@@ -191,6 +200,17 @@ export class BootWatcher {
       if (i > 0) await sleep(this.o.vm.screenshotEveryMs, undefined, { signal: this.o.signal });
       await this.look(true);
       if (!waitForScreenPrompt || firstMatch(this.patterns.booted, [this.screenText])) return;
+    }
+  }
+
+  /** QEMU's run state: `internal-error` is the accelerator's fault (accel-faults.ts). */
+  private async accelFault(): Promise<string | undefined> {
+    try {
+      const state = classifyRunState(await this.o.qmp.execute('query-status', undefined, 10_000));
+      return state.class === 'accelerator' ? runStateWords(state) : undefined;
+    } catch (err) {
+      if (this.o.signal.aborted) throw err;
+      return undefined; // QEMU went away: the loop sees it next
     }
   }
 

@@ -4,16 +4,18 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PolicyOf } from '../../orchestrator/core/config-types.js';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
-import type { BootRecord, ProbeResult, RunArtifact } from '../../orchestrator/core/domain.js';
+import type { BootAttempt, BootRecord, ProbeResult, RunArtifact } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import { formatAge, formatBytes } from '../../orchestrator/core/format.js';
 import { peek } from '../../orchestrator/core/integrity.js';
 import { decompress, decompressInSandbox, detectCompression } from '../compression.js';
 import { lastLines, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, Sandbox, SandboxSpec } from '../sandbox-runtime.js';
+import { accelFaultInStderr } from './accel-faults.js';
 import { BootWatcher, type BootJudgement } from './boot-watcher.js';
 import { chooseFirmware, judgeImageCheck, judgeImageInfo, readLayout, type DiskInfo, type DiskLayout } from './disk-image.js';
 import { OVMF_CODE, OVMF_VARS, planMachine, qemuArgv, VM_PATHS, type MachinePlan } from './qemu-args.js';
+import { probeAccel } from './kvm-probe.js';
 import { QmpClient } from './qmp-client.js';
 import { readFile } from './sandbox-streams.js';
 
@@ -31,6 +33,17 @@ const SCREENSHOT = 'screenshot.png';
 const GPT_HEAD_SECTORS = 34;
 const QEMU_START_TIMEOUT_MS = 20_000;
 
+export interface VmRestorerOptions {
+  /**
+   * Test seam: this host path is passed as the sandbox's /dev/kvm (and stands for the host's
+   * /dev/kvm when `accel: auto` looks for one), e.g. /dev/null, which fails KVM's ioctls as a
+   * broken KVM does. Default /dev/kvm.
+   */
+  kvmDevice?: string;
+  /** Test seam: skip the KVM probe under `accel: auto`, so the boot itself meets the KVM. Default false. */
+  skipKvmProbe?: boolean;
+}
+
 /**
  * kind: vm: a whole machine's disk image (raw, qcow2, vmdk, vhdx, vhd; optionally gz/zst/xz),
  * booted in QEMU inside the sandbox and judged from its screen and serial port.
@@ -39,14 +52,21 @@ const QEMU_START_TIMEOUT_MS = 20_000;
  *   owned by another user and read-only to QEMU; `qemu-img info` names its format (never QEMU's
  *   guess), images pointing to other files are refused, `qemu-img check` looks for corruption,
  *   the partition table picks the firmware, and a qcow2 overlay takes every guest write.
- * ready: QEMU starts (KVM when the host has it, else TCG) and the boot watcher judges it:
- *   booted, not_booted (a named failure, QEMU exited, stalled) or inconclusive. Then QEMU quits
- *   and the image's sha256 is read again: the guest never wrote to the backup.
+ * ready: QEMU starts (KVM when the host has it and, under accel: auto, KVM passed the probe;
+ *   else TCG) and the boot watcher judges it: booted, not_booted (a named failure, QEMU exited,
+ *   stalled) or inconclusive. An accelerator fault (accel-faults.ts) is no verdict: an error,
+ *   or under accel: auto one more boot under TCG from a fresh overlay. Then QEMU quits and the
+ *   image's sha256 is read again: the guest never wrote to the backup.
  * probe: vm.expect's screen and serial patterns.
  */
 export class VmRestorer implements Restorer<'vm'> {
   readonly kind = 'vm' as const;
+  private readonly kvmDevice: string;
+  private readonly skipKvmProbe: boolean;
   private accel: 'kvm' | 'tcg' = 'tcg';
+  /** The user QEMU runs as, fixed once the run directory exists (a TCG retry keeps it). */
+  private runUser: string | undefined;
+  private readonly attempts: BootAttempt[] = [];
   private accelWhy = '';
   private disk: DiskInfo | undefined;
   private layout: DiskLayout | undefined;
@@ -58,9 +78,14 @@ export class VmRestorer implements Restorer<'vm'> {
   private judgement: BootJudgement | undefined;
   private readonly notes: string[] = [];
 
+  constructor(options: VmRestorerOptions = {}) {
+    this.kvmDevice = options.kvmDevice ?? '/dev/kvm';
+    this.skipKvmProbe = options.skipKvmProbe ?? false;
+  }
+
   sandboxSpec(policy: PolicyOf<'vm'>, runId: string, image?: string): SandboxSpec {
     const vm = policy.vm;
-    this.accel = vm.accel === 'auto' ? (existsSync('/dev/kvm') ? 'kvm' : 'tcg') : vm.accel;
+    this.accel = vm.accel === 'auto' ? (existsSync(this.kvmDevice) ? 'kvm' : 'tcg') : vm.accel;
     this.accelWhy = vm.accel !== 'auto' ? `the policy sets vm.accel: ${vm.accel}` : this.accel === 'kvm' ? '/dev/kvm exists' : 'no /dev/kvm on this host: software emulation';
     return {
       runId,
@@ -72,12 +97,12 @@ export class VmRestorer implements Restorer<'vm'> {
       ...sandboxLimits(policy),
       volumes: ['/restore'],
       readOnlyRoot: true,
-      ...(this.accel === 'kvm' ? { devices: ['/dev/kvm'] } : {}),
+      ...(this.accel === 'kvm' ? { devices: [this.kvmDevice === '/dev/kvm' ? '/dev/kvm' : { host: this.kvmDevice, container: '/dev/kvm' }] } : {}),
     };
   }
 
   private get qemuUser(): string {
-    return this.accel === 'kvm' ? QEMU_KVM_USER : QEMU_USER;
+    return this.runUser ?? (this.accel === 'kvm' ? QEMU_KVM_USER : QEMU_USER);
   }
 
   async prepare(ctx: RestoreContext<'vm'>): Promise<{ serverVersion: string }> {
@@ -88,18 +113,25 @@ export class VmRestorer implements Restorer<'vm'> {
     if (this.accel === 'kvm') {
       const kvm = await sandbox.exec(['test', '-r', '/dev/kvm', '-a', '-w', '/dev/kvm'], { user: this.qemuUser, signal });
       if (kvm.exitCode !== 0) throw new VerificationError('sandbox_failed', '/dev/kvm is not usable in the sandbox; set vm.accel: tcg to boot without KVM');
-      if (ctx.policy.vm.accel === 'auto') {
-        // A /dev/kvm can exist and still be slower than emulation (nested virtualization
-        // without hardware help): the firmware alone tells, in a second or two.
-        const probe = await probeKvm(sandbox, this.qemuUser, signal);
+      if (ctx.policy.vm.accel === 'auto' && !this.skipKvmProbe) {
+        // A /dev/kvm can exist and still fail a boot loader (nested KVM's "emulation failure" in
+        // a mode switch) or be slower than emulation: our own boot sector tells, in a second.
+        const startedAt = new Date();
+        const probe = await probeAccel(sandbox, this.qemuUser, signal);
         this.accelWhy = probe.why;
-        if (!probe.fast) this.accel = 'tcg';
+        if (!probe.ok) {
+          this.accel = 'tcg';
+          this.attempts.push({ accel: 'kvm', stage: 'probe', outcome: probe.fault ? 'accel_fault' : 'inconclusive', said: probe.fault ?? probe.why, startedAt: startedAt.toISOString(), durationMs: probe.durationMs });
+        }
         ctx.logger.info(`accelerator: ${this.accel} (${probe.why})`);
       }
     }
     const dir = await sandbox.exec(['mkdir', '-m', '0700', VM_PATHS.run], { user: this.qemuUser, signal });
     if (dir.exitCode !== 0) throw failure('sandbox_failed', `could not make ${VM_PATHS.run}`, dir);
-    return { serverVersion: `${this.qemuVersion} (${this.accel.toUpperCase()})` };
+    this.runUser = this.qemuUser;
+    // Said before the boot: with accel: auto, a KVM fault during the boot still means a TCG boot.
+    const accel = this.accel === 'kvm' && ctx.policy.vm.accel === 'auto' ? 'KVM; TCG if KVM fails' : this.accel.toUpperCase();
+    return { serverVersion: `${this.qemuVersion} (${accel})` };
   }
 
   async restore(ctx: RestoreContext<'vm'>, input: Readable): Promise<RestoreOutcome> {
@@ -146,11 +178,9 @@ export class VmRestorer implements Restorer<'vm'> {
     header.firmware = `${this.firmware.firmware} (${this.firmware.why})`;
 
     this.plan = planMachine(vm, this.firmware.firmware, this.accel, disk.qemuFormat);
-    await this.run(sandbox, ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', disk.qemuFormat, '-b', VM_PATHS.disk, VM_PATHS.overlay], this.qemuUser, signal, 'could not create the overlay for guest writes');
+    await this.freshMachineFiles(sandbox, signal);
     if (this.plan.firmware === 'uefi') {
-      const pair = await this.ovmf(sandbox, signal);
-      this.plan.ovmfCode = pair.code;
-      await this.run(sandbox, ['cp', pair.vars, VM_PATHS.vars], this.qemuUser, signal, 'could not copy the UEFI variable store');
+      this.plan.ovmfCode = (await this.ovmf(sandbox, signal)).code;
     } else {
       // SeaBIOS writes its messages to the serial port when told which port (0x3f8, little-endian).
       await this.run(sandbox, ['sh', '-c', `printf '\\370\\003' > ${VM_PATHS.sercon}`], this.qemuUser, signal, 'could not write the SeaBIOS console setting');
@@ -163,7 +193,44 @@ export class VmRestorer implements Restorer<'vm'> {
     const { sandbox, signal } = ctx;
     const plan = this.plan;
     if (!plan) throw new VerificationError('internal', 'the vm restorer was asked to boot before the disk was restored');
+    let boot = await this.boot(ctx, plan);
+    if (boot.fault && plan.accel === 'kvm' && vm.accel === 'auto') {
+      // KVM failed, not the guest: once more under emulation, from a fresh overlay and a fresh QEMU.
+      ctx.logger.warn(`KVM failed during the boot (${boot.fault}); booting again under software emulation`);
+      this.accel = 'tcg';
+      this.accelWhy = `KVM failed during the boot (${boot.fault}): booted again under software emulation`;
+      this.plan = { ...plan, accel: 'tcg' };
+      this.judgement = undefined;
+      await this.freshMachineFiles(sandbox, signal);
+      boot = await this.boot(ctx, this.plan);
+    }
+    if (boot.fault) {
+      const hint = this.plan!.accel === 'kvm' ? '; set vm.accel: tcg (or auto) to boot without KVM' : '';
+      throw new VerificationError('sandbox_failed', `the ${this.plan!.accel.toUpperCase()} accelerator failed, not the guest (the backup was not judged): QEMU said: ${boot.fault}${hint}`);
+    }
+    const { exit, shutdown } = boot;
+    const j = this.judgement!;
+    const qemuCrashed = j.failure === 'qemu_exited' && !shutdown && exit !== undefined && exit.exitCode !== 0;
+    if (qemuCrashed) throw new VerificationError('sandbox_failed', `QEMU stopped (exit ${exit!.exitCode}) during the boot: ${lastLines(exit!.stderr, 3)}`);
+    ctx.logger.info(`boot ${j.verdict} after ${formatAge(j.bootMs)}: ${j.reason}`);
+    if (this.diskUnchanged === false) throw new VerificationError('sandbox_failed', 'the disk image changed during the boot: the overlay did not keep the guest\'s writes away from the backup');
+    if (j.verdict === 'not_booted') throw new VerificationError('not_booted', `the machine did not boot (${j.failure}): ${j.reason}`);
+    if (j.verdict === 'inconclusive') throw new VerificationError(vm.inconclusive === 'error' ? 'timeout' : 'boot_inconclusive', `the boot is inconclusive: ${j.reason}`);
+  }
+
+  /**
+   * One boot of the restored image under `plan.accel`, recorded in `attempts`. `fault`: the
+   * accelerator failed (QEMU's words: from its stderr when it would not start or stopped, from its
+   * run state when it paused the vCPU); the judgement is then no verdict on the backup.
+   */
+  private async boot(ctx: RestoreContext<'vm'>, plan: MachinePlan): Promise<{ fault?: string; exit?: ExecResult; shutdown: boolean }> {
+    const vm = ctx.policy.vm;
+    const { sandbox, signal } = ctx;
     const startedAt = performance.now();
+    const startedIso = new Date().toISOString();
+    const record = (outcome: BootAttempt['outcome'], said: string): void => {
+      this.attempts.push({ accel: plan.accel, stage: 'boot', outcome, said: said.slice(0, 400), startedAt: startedIso, durationMs: Math.round(performance.now() - startedAt) });
+    };
     // QEMU runs in an exec of its own, for as long as the boot lasts: its exit code and stderr
     // tell a crash of QEMU (an error of the verification) from a guest that reset or powered off.
     let exit: ExecResult | undefined;
@@ -173,8 +240,21 @@ export class VmRestorer implements Restorer<'vm'> {
       },
       () => undefined,
     );
-    await this.waitForSocket(sandbox, signal, () => exit);
-    const qmp = await QmpClient.connect(sandbox, VM_PATHS.qmp, this.qemuUser, signal);
+    let qmp: QmpClient;
+    try {
+      await this.waitForSocket(sandbox, signal, () => exit);
+      qmp = await QmpClient.connect(sandbox, VM_PATHS.qmp, this.qemuUser, signal);
+    } catch (err) {
+      // QEMU opens its QMP socket before it sets up the accelerator: a KVM that will not
+      // initialize ends QEMU before or just after the socket appears. Its stderr tells.
+      await Promise.race([exited, sleep(5_000, undefined, { signal })]);
+      const said = exit ? accelFaultInStderr(exit.stderr) : undefined;
+      if (said && plan.accel === 'kvm') {
+        record('accel_fault', said);
+        return { fault: said, ...(exit ? { exit } : {}), shutdown: false };
+      }
+      throw err;
+    }
     try {
       ctx.logger.info(`booting the ${this.disk?.format} image (${plan.firmware}, ${plan.machine}, ${plan.bus}, ${plan.accel}); judging within ${formatAge(vm.bootTimeoutMs)}`);
       this.judgement = await new BootWatcher({ qmp, sandbox, user: this.qemuUser, vm, signal, logger: ctx.logger, startedAt }).watch();
@@ -185,12 +265,28 @@ export class VmRestorer implements Restorer<'vm'> {
     }
     await this.checkDiskUnchanged(sandbox, signal);
     const j = this.judgement;
-    const qemuCrashed = j.failure === 'qemu_exited' && !qmp.events.some((e) => e.event === 'SHUTDOWN') && exit !== undefined && exit.exitCode !== 0;
-    if (qemuCrashed) throw new VerificationError('sandbox_failed', `QEMU stopped (exit ${exit!.exitCode}) during the boot: ${lastLines(exit!.stderr, 3)}`);
-    ctx.logger.info(`boot ${j.verdict} after ${formatAge(j.bootMs)}: ${j.reason}`);
-    if (this.diskUnchanged === false) throw new VerificationError('sandbox_failed', 'the disk image changed during the boot: the overlay did not keep the guest\'s writes away from the backup');
-    if (j.verdict === 'not_booted') throw new VerificationError('not_booted', `the machine did not boot (${j.failure}): ${j.reason}`);
-    if (j.verdict === 'inconclusive') throw new VerificationError(vm.inconclusive === 'error' ? 'timeout' : 'boot_inconclusive', `the boot is inconclusive: ${j.reason}`);
+    const shutdown = qmp.events.some((e) => e.event === 'SHUTDOWN');
+    // QEMU's stderr names a KVM fault whether it paused the vCPU (the watcher saw internal-error)
+    // or exited: either way the screen and serial port say nothing about the backup.
+    const stderrSaid = exit ? accelFaultInStderr(exit.stderr) : undefined;
+    const fault = j.accelFault ? (stderrSaid ? `${stderrSaid}; ${j.accelFault}` : j.accelFault) : stderrSaid && j.verdict !== 'booted' && !shutdown ? stderrSaid : undefined;
+    if (fault) {
+      record('accel_fault', fault);
+      return { fault, ...(exit ? { exit } : {}), shutdown };
+    }
+    record(j.verdict, j.reason);
+    return { ...(exit ? { exit } : {}), shutdown };
+  }
+
+  /** A fresh qcow2 overlay over the restored image (and a fresh UEFI variable store): no write of an earlier boot remains. */
+  private async freshMachineFiles(sandbox: Sandbox, signal: AbortSignal): Promise<void> {
+    const plan = this.plan!;
+    await this.run(sandbox, ['rm', '-f', VM_PATHS.overlay, VM_PATHS.vars, VM_PATHS.serial, VM_PATHS.screenshot, VM_PATHS.qmp], this.qemuUser, signal, 'could not remove the files of the earlier boot');
+    await this.run(sandbox, ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', plan.qemuFormat, '-b', VM_PATHS.disk, VM_PATHS.overlay], this.qemuUser, signal, 'could not create the overlay for guest writes');
+    if (plan.firmware === 'uefi') {
+      const pair = await this.ovmf(sandbox, signal);
+      await this.run(sandbox, ['cp', pair.vars, VM_PATHS.vars], this.qemuUser, signal, 'could not copy the UEFI variable store');
+    }
   }
 
   async inspect(): Promise<Inspection> {
@@ -253,6 +349,7 @@ export class VmRestorer implements Restorer<'vm'> {
       ...(j.screenTextSource ? { screenTextSource: j.screenTextSource } : {}),
       ...(j.serial ? { serialTail: j.serial.slice(-4000) } : {}),
       ...(this.diskUnchanged !== undefined ? { diskUnchanged: this.diskUnchanged } : {}),
+      ...(this.attempts.some((a) => a.outcome === 'accel_fault' || a.stage === 'probe') ? { attempts: this.attempts } : {}),
     };
     if (j.lastFrame) {
       const png = j.lastFrame.png;
@@ -307,35 +404,6 @@ export class VmRestorer implements Restorer<'vm'> {
     return r;
   }
 }
-
-/** KVM's firmware-only boot must reach SeaBIOS's last words within this; emulation takes about a second. */
-const KVM_PROBE_LIMIT_MS = 4_000;
-
-/**
- * SeaBIOS alone under KVM, no disk, until it says "No bootable device" on the serial port: a
- * working KVM takes well under a second. Run once per sandbox, in the sandbox's /tmp.
- */
-async function probeKvm(sandbox: Sandbox, user: string, signal: AbortSignal): Promise<{ fast: boolean; why: string }> {
-  const script = [
-    "printf '\\370\\003' > /tmp/kvm-sercon",
-    'start=$(date +%s%N)',
-    'qemu-system-x86_64 -nodefaults -no-user-config -machine pc -accel kvm -cpu host,-arch-capabilities -m 64 -display none -nic none -no-reboot -serial file:/tmp/kvm-probe.log -fw_cfg name=etc/sercon-port,file=/tmp/kvm-sercon -boot strict=on 2>/tmp/kvm-probe.err & q=$!',
-    `end=$(( start + ${KVM_PROBE_LIMIT_MS} * 1000000 ))`,
-    'while [ "$(date +%s%N)" -lt "$end" ]; do',
-    '  if grep -q "No bootable device" /tmp/kvm-probe.log 2>/dev/null; then kill $q; echo "ok $(( ($(date +%s%N) - start) / 1000000 ))"; exit 0; fi',
-    '  kill -0 $q 2>/dev/null || { echo "exited $(tail -c 300 /tmp/kvm-probe.err | tr "\n" " ")"; exit 0; }',
-    '  sleep 0.05',
-    'done',
-    'kill $q; echo slow',
-  ].join('\n');
-  const r = await sandbox.exec(['sh', '-c', script], { user, signal });
-  const said = r.stdout.trim();
-  const ok = /^ok (\d+)/.exec(said);
-  if (ok) return { fast: true, why: `/dev/kvm exists and works: the firmware ran in ${ok[1]} ms` };
-  if (said.startsWith('exited')) return { fast: false, why: `/dev/kvm exists but QEMU could not use it (${said.slice(7, 200).trim()}): software emulation` };
-  return { fast: false, why: `/dev/kvm exists but is slower than emulation here (the firmware alone took over ${KVM_PROBE_LIMIT_MS / 1000} s, as under nested virtualization without hardware help): software emulation` };
-}
-
 
 function failure(code: 'sandbox_failed' | 'unrecognized_format', what: string, r: ExecResult): VerificationError {
   const words = lastLines(`${r.stderr}\n${r.stdout}`, 2);
