@@ -165,3 +165,38 @@ t.test('a restorer whose log tail execs in the sandbox without a signal (as post
   await recoverAndReap(store, runtime, quietLogger());
   t.same(await runtime.leftovers(run.id), { containers: [], volumes: [] });
 });
+
+t.test('a frozen engine while the sandbox is created: the run is recorded error within one engine-call deadline, nothing is left', async (t) => {
+  // The engine freezes right after the run has pinged it, as the sandbox is about to be created.
+  class FreezingRuntime extends DockerRuntime {
+    override async create(...args: Parameters<DockerRuntime['create']>): ReturnType<DockerRuntime['create']> {
+      const dir = path.dirname(engine.host.slice('unix://'.length));
+      frozenPid = Number((await fs.readFile(path.join(dir, 'dockerd.pid'), 'utf8')).trim());
+      process.kill(frozenPid, 'SIGSTOP');
+      return super.create(...args);
+    }
+  }
+  const runtime = new FreezingRuntime({ host: engine.host, engineCallTimeoutMs: ENGINE_CALL_TIMEOUT_MS });
+  // Creation waits one deadline; the removal of what may have been made, one more.
+  const budgetMs = 2 * ENGINE_CALL_TIMEOUT_MS + MARGIN_MS;
+  const started = Date.now();
+  const running = runPolicy(slowPolicy(), { store, runtime, driverFor, restorerFor, logger: quietLogger() });
+  pendingRuns.add(running.catch(() => undefined));
+  let run: RunRecord | undefined;
+  try {
+    run = await Promise.race([running, sleep(budgetMs, undefined, { ref: false })]);
+  } finally {
+    thaw();
+  }
+  if (!run) {
+    await Promise.race([running.catch(() => undefined), sleep(60_000, undefined, { ref: false })]);
+    t.fail(`the run did not end within ${budgetMs} ms of an engine frozen at sandbox creation`);
+    return;
+  }
+  t.ok(Date.now() - started < budgetMs, `ended in ${Date.now() - started} ms`);
+  t.equal(run.verdict, 'error', JSON.stringify(run.reasons));
+  t.match(run.reasons[0]?.message, `the Docker engine at ${engine.host} did not answer within ${ENGINE_CALL_TIMEOUT_MS / 1000} s`);
+  t.equal((await store.get(run.id))?.status, 'finished', 'recorded, not left running');
+  await recoverAndReap(store, runtime, quietLogger());
+  t.same(await runtime.leftovers(run.id), { containers: [], volumes: [] }, 'nothing left once the engine answers');
+});

@@ -86,9 +86,9 @@ export class DockerRuntime implements SandboxRuntime {
     }
   }
 
-  async imageId(ref: string): Promise<string | undefined> {
+  async imageId(ref: string, signal?: AbortSignal): Promise<string | undefined> {
     try {
-      const info = await this.docker.getImage(ref).inspect();
+      const info = await this.engineCall(`inspect image ${ref}`, () => this.docker.getImage(ref).inspect(), signal ? { signal } : {});
       return info.Id;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return undefined;
@@ -97,8 +97,8 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   async create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
-    for (const image of new Set([spec.image, ...(spec.services ?? []).map((s) => s.image)])) await this.requireImage(image);
-    const imageId = (await this.imageId(spec.image))!;
+    for (const image of new Set([spec.image, ...(spec.services ?? []).map((s) => s.image)])) await this.requireImage(image, signal);
+    const imageId = (await this.imageId(spec.image, signal))!;
     const labels = {
       [LABEL_RUN]: spec.runId,
       [LABEL_POLICY]: spec.policy,
@@ -107,18 +107,30 @@ export class DockerRuntime implements SandboxRuntime {
     };
     const sandbox = new DockerSandbox(this, spec, imageId, labels);
     try {
+      // Each engine call within the deadline: a frozen engine fails the creation instead of holding
+      // the run; what the engine makes after the deadline is removed when it answers (and is
+      // labelled for the reaper anyway).
       for (const [i, target] of spec.volumes.entries()) {
-        const volume = await this.docker.createVolume({ Name: `backproof-${spec.runId}-${i}`, Labels: labels });
+        const name = `backproof-${spec.runId}-${i}`;
+        const volume = await this.engineCall(`create volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: labels }), {
+          ...(signal ? { signal } : {}),
+          onLate: (late) => void this.docker.getVolume(late.name).remove().catch(() => undefined),
+        });
         sandbox.volumes.push(volume.name);
         sandbox.mounts.push({ Type: 'volume', Source: volume.name, Target: target });
       }
       signal?.throwIfAborted();
-      const container = await this.docker.createContainer(
-        containerOptions({ name: `backproof-${spec.runId}`, image: imageId, cmd: spec.cmd, user: spec.user, capAdd: spec.capAdd, env: spec.env }, spec, labels, sandbox.mounts, 'none'),
+      const container = await this.engineCall(
+        'create container',
+        () =>
+          this.docker.createContainer(
+            containerOptions({ name: `backproof-${spec.runId}`, image: imageId, cmd: spec.cmd, user: spec.user, capAdd: spec.capAdd, env: spec.env }, spec, labels, sandbox.mounts, 'none'),
+          ),
+        { ...(signal ? { signal } : {}), onLate: (late) => void late.remove({ force: true, v: true }).catch(() => undefined) },
       );
       sandbox.container = container;
       signal?.throwIfAborted();
-      await container.start();
+      await this.engineCall(`start container ${container.id.slice(0, 12)}`, () => container.start(), signal ? { signal } : {});
       for (const service of spec.services ?? []) await sandbox.addService(service, signal);
       return sandbox;
     } catch (err) {
@@ -131,8 +143,8 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   /** Throws `image_missing` with what to do when the engine lacks the image. */
-  async requireImage(ref: string): Promise<string> {
-    const id = await this.imageId(ref);
+  async requireImage(ref: string, signal?: AbortSignal): Promise<string> {
+    const id = await this.imageId(ref, signal);
     if (id) return id;
     const hint = ref.startsWith('backproof/')
       ? `build it: backproof images build ${ref.slice('backproof/'.length).split(':')[0]}`
@@ -285,19 +297,25 @@ class DockerSandbox implements Sandbox {
   async addService(service: ServiceSpec, signal?: AbortSignal): Promise<void> {
     if (!this.container) throw new Error('sandbox is not started');
     if (this.members.has(service.name)) throw new Error(`the sandbox already has a service "${service.name}"`);
-    const image = await this.runtime.requireImage(service.image);
+    const image = await this.runtime.requireImage(service.image, signal);
     signal?.throwIfAborted();
-    const container = await this.runtime.docker.createContainer(
-      containerOptions(
-        { name: `backproof-${this.spec.runId}-${service.name}`, image, cmd: service.cmd, user: service.user, capAdd: service.capAdd, env: service.env },
-        this.spec,
-        this.labels,
-        this.mounts,
-        `container:${this.container.id}`,
-      ),
+    const main = this.container.id;
+    const container = await this.runtime.engineCall(
+      `create service ${service.name}`,
+      () =>
+        this.runtime.docker.createContainer(
+          containerOptions(
+            { name: `backproof-${this.spec.runId}-${service.name}`, image, cmd: service.cmd, user: service.user, capAdd: service.capAdd, env: service.env },
+            this.spec,
+            this.labels,
+            this.mounts,
+            `container:${main}`,
+          ),
+        ),
+      { ...(signal ? { signal } : {}), onLate: (late) => void late.remove({ force: true, v: true }).catch(() => undefined) },
     );
     this.members.set(service.name, container);
-    await container.start();
+    await this.runtime.engineCall(`start service ${service.name}`, () => container.start(), signal ? { signal } : {});
   }
 
   async exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
