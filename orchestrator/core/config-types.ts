@@ -12,22 +12,13 @@ export interface EvidenceConfig {
 
 /** evidence.witness: the signed chain head published outside the store (evidence publish, the daemon, verify --witness). */
 export interface WitnessConfig {
-  s3: {
-    bucket: string;
+  s3: S3ConnectionConfig & {
     /** Keys of published heads start with this. */
     prefix: string;
-    region?: string;
-    endpoint?: string;
-    forcePathStyle: boolean;
-    credentials?: S3Credentials;
-    profile?: string;
-    sdkChecksums: 'when_required' | 'when_supported';
     /** Object Lock mode of each head; `none` for a bucket without Object Lock. */
     objectLock: 'compliance' | 'governance' | 'none';
     /** Retention of each head. */
     retainMs: number;
-    maxRetries: number;
-    requestTimeoutMs: number;
   };
   /** How often the daemon publishes the head (when it moved). */
   everyMs: number;
@@ -283,11 +274,9 @@ export interface S3Credentials {
   origin: string;
 }
 
-export interface S3SourceConfig {
-  driver: 's3';
+/** How to reach a bucket: what an S3 source and the evidence witness share. */
+export interface S3ConnectionConfig {
   bucket: string;
-  /** Only keys under this prefix are listed (server-side). Default none. */
-  prefix: string;
   /** Default: AWS_REGION, else us-east-1. */
   region?: string;
   /** For S3-compatible stores (MinIO, Wasabi, B2, R2, Ceph): https://host[:port]. */
@@ -303,12 +292,18 @@ export interface S3SourceConfig {
    * not understand aws-chunked uploads or CRC trailers.
    */
   sdkChecksums: 'when_required' | 'when_supported';
-  /** SSE-C: the base64 AES-256 key the objects were written with. */
-  sseCustomerKey?: string;
-  /** Retries of one request or a dropped transfer (resumed with a Range request). Default 4. */
+  /** Retries of one request (or, for a source, a dropped transfer, resumed with a Range request). Default 4. */
   maxRetries: number;
   /** Per-request timeout. */
   requestTimeoutMs: number;
+}
+
+export interface S3SourceConfig extends S3ConnectionConfig {
+  driver: 's3';
+  /** Only keys under this prefix are listed (server-side). Default none. */
+  prefix: string;
+  /** SSE-C: the base64 AES-256 key the objects were written with. */
+  sseCustomerKey?: string;
   select: SelectorConfig;
 }
 
