@@ -16,6 +16,8 @@ export class PhaseClock {
     private readonly run: RunRecord,
     private readonly now: () => Date,
     private readonly progress: ProgressSink = () => undefined,
+    /** Awaited once a phase has started, before its work (the fault-injection seam, fault-gate.ts). */
+    private readonly gate?: (name: PhaseName) => Promise<void>,
   ) {}
 
   async phase<T>(name: PhaseName, fn: (mark: (outcome: PhaseOutcome, detail?: string) => void) => Promise<T>): Promise<T> {
@@ -23,6 +25,7 @@ export class PhaseClock {
     const t0 = performance.now();
     const at = startedAt.toISOString();
     this.progress({ name, startedAt: at, endedAt: at, durationMs: 0, outcome: 'unfinished' });
+    if (this.gate) await this.gate(name);
     let outcome: PhaseOutcome = 'ok';
     let detail: string | undefined;
     const record = (): void => {

@@ -10,6 +10,7 @@ import type { PhaseName, PhaseRecord, Reason, RunArtifact, RunProgress, RunRecor
 import type { HashingCounter } from '../core/integrity.js';
 import type { Logger } from '../core/logger.js';
 import { BACKPROOF_VERSION } from '../version.js';
+import { phaseGateFromEnv, type GatePoint } from './fault-gate.js';
 import { PhaseClock, type ProgressSink } from './phase-clock.js';
 import { cleanProgress } from './record-hygiene.js';
 
@@ -77,6 +78,8 @@ export interface RunState {
   fetchStart?: number;
   /** Tells the store how far the run got (phases so far, the backup); see ProgressWriter. */
   readonly progress: ProgressWriter;
+  /** The fault-injection seam (fault-gate.ts): holds the run at a point while a test injects a fault; a no-op outside tests. */
+  readonly gate: (point: GatePoint) => Promise<void>;
 }
 
 /** Opens the run's record (every run that starts is recorded before anything else happens). */
@@ -113,16 +116,24 @@ export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: { sign
     clean: (p) => cleanProgress(p, policy, (text) => deps.logger.redact(text)),
     warn: (err) => log.warn(`could not store the run's progress (${err.message}); the run goes on, but if its process dies its record keeps less`),
   });
+  const phaseGate = phaseGateFromEnv();
+  // Held only once what the store knows of the run is written (a run killed there is sealed with it).
+  const gate = async (point: GatePoint): Promise<void> => {
+    if (!phaseGate) return;
+    await progress.flushed();
+    await phaseGate(point, run.id);
+  };
   return {
     policy,
     deps,
     run,
+    gate,
     now,
     started,
     log,
     timeout,
     signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
-    clock: new PhaseClock(run, now, progress.push),
+    clock: new PhaseClock(run, now, progress.push, phaseGate ? gate : undefined),
     progress,
     reasons: [],
     driver: deps.driverFor(policy),
@@ -173,6 +184,11 @@ export class ProgressWriter {
     }
     this.inflight ??= this.drain();
   };
+
+  /** Waits until every snapshot pushed so far is written (or its write failed). */
+  async flushed(): Promise<void> {
+    while (this.inflight) await this.inflight;
+  }
 
   /** Drops what has not been sent and waits for the write in flight (before the run is finalized). */
   async settle(): Promise<void> {

@@ -62,6 +62,7 @@ export async function finishRun(s: RunState): Promise<void> {
   // A store may echo a request's headers in its errors and a restore tool may quote what it
   // read: no secret of the policy or the config enters the record, wherever it appears.
   cleanRecord(run, s.policy, (text) => deps.logger.redact(text));
+  await s.gate('record');
   await s.progress.settle();
   await deps.store.finalize(run, kept?.artifacts ?? []);
   s.log.info(`run ${run.status}: ${run.verdict}${run.reasons[0] ? ` (${run.reasons[0].code})` : ''}`);

@@ -1,0 +1,129 @@
+import type { PhaseName, ReasonCode } from '../../orchestrator/core/domain.js';
+
+// The fault matrix (README "Fault matrix"): for each point of a run x each fault, what the run
+// must come to. test/faults/*.test.ts inject each fault for real and check these; the README's
+// table is checked against this file (test/faults/readme-table.test.ts), so the two never differ.
+
+export const POINTS = ['select', 'storage_check', 'sandbox', 'fetch_restore', 'readiness', 'probes', 'teardown', 'record'] as const;
+export type Point = (typeof POINTS)[number];
+
+export const FAULTS = {
+  kill: 'backproof SIGKILLed',
+  engine: 'Docker engine killed (restarted after the run)',
+  s3: 'S3 server killed',
+  folder: 'backup folder unmounted',
+  store: 'evidence PostgreSQL restarted',
+  hang: 'probe hangs past its timeout',
+  oom: 'sandbox out of memory',
+  disk: 'sandbox out of disk',
+} as const;
+export type FaultName = keyof typeof FAULTS;
+
+/**
+ * A cell: the verdict (`aborted`: recorded so at the next start), a reason code the record must
+ * hold, and the phase whose outcome is that verdict (`unfinished` for aborted). `na`: why the
+ * fault cannot happen at that point.
+ */
+export type Expected = { verdict: 'pass' | 'fail' | 'error' | 'aborted'; reason?: ReasonCode; phase?: PhaseName } | { na: string };
+
+const pass: Expected = { verdict: 'pass' };
+const aborted = (phase?: PhaseName): Expected => ({ verdict: 'aborted', reason: 'aborted', ...(phase ? { phase } : {}) });
+const error = (reason: ReasonCode, phase: PhaseName): Expected => ({ verdict: 'error', reason, phase });
+const na = (why: string): Expected => ({ na: why });
+const noSandbox = na('no sandbox exists yet');
+const noSandboxAnyMore = na('the sandbox is gone');
+
+export const CELLS: Record<FaultName, Record<Point, Expected>> = {
+  kill: {
+    select: aborted('select'),
+    storage_check: aborted('storage_check'),
+    sandbox: aborted('sandbox'),
+    fetch_restore: aborted('fetch_restore'),
+    readiness: aborted('readiness'),
+    probes: aborted('probes'),
+    teardown: aborted('teardown'),
+    record: aborted(),
+  },
+  engine: {
+    select: error('docker_unreachable', 'sandbox'),
+    storage_check: error('docker_unreachable', 'sandbox'),
+    sandbox: error('docker_unreachable', 'sandbox'),
+    fetch_restore: error('docker_unreachable', 'fetch_restore'),
+    readiness: error('docker_unreachable', 'readiness'),
+    probes: error('docker_unreachable', 'probes'),
+    teardown: error('sandbox_failed', 'teardown'),
+    record: pass,
+  },
+  s3: {
+    select: error('source_unreachable', 'select'),
+    storage_check: na('the S3 driver has no storage check of its own'),
+    sandbox: error('source_unreachable', 'sandbox'),
+    fetch_restore: error('source_unreachable', 'fetch_restore'),
+    readiness: pass,
+    probes: pass,
+    teardown: pass,
+    record: pass,
+  },
+  folder: {
+    select: { verdict: 'fail', reason: 'no_backup', phase: 'select' },
+    storage_check: na('the folder driver has no storage check of its own'),
+    sandbox: error('source_unreachable', 'sandbox'),
+    fetch_restore: pass,
+    readiness: pass,
+    probes: pass,
+    teardown: pass,
+    record: pass,
+  },
+  store: {
+    select: pass,
+    storage_check: pass,
+    sandbox: pass,
+    fetch_restore: pass,
+    readiness: pass,
+    probes: pass,
+    teardown: pass,
+    record: pass,
+  },
+  hang: {
+    select: na('no probe or command runs'),
+    storage_check: na('restic check has its own deadline: the run timeout'),
+    sandbox: noSandbox,
+    fetch_restore: na('a restore that hangs is the run timeout (test/engine-hang)'),
+    readiness: { verdict: 'fail', reason: 'restore_failed', phase: 'readiness' },
+    probes: { verdict: 'fail', reason: 'probe_failed', phase: 'probes' },
+    teardown: noSandboxAnyMore,
+    record: noSandboxAnyMore,
+  },
+  oom: {
+    select: noSandbox,
+    storage_check: noSandbox,
+    sandbox: error('sandbox_failed', 'fetch_restore'),
+    fetch_restore: error('sandbox_failed', 'fetch_restore'),
+    readiness: error('sandbox_failed', 'readiness'),
+    probes: error('sandbox_failed', 'probes'),
+    teardown: noSandboxAnyMore,
+    record: noSandboxAnyMore,
+  },
+  disk: {
+    select: noSandbox,
+    storage_check: noSandbox,
+    sandbox: error('sandbox_failed', 'fetch_restore'),
+    fetch_restore: error('sandbox_failed', 'fetch_restore'),
+    readiness: error('sandbox_failed', 'readiness'),
+    probes: error('sandbox_failed', 'probes'),
+    teardown: noSandboxAnyMore,
+    record: noSandboxAnyMore,
+  },
+};
+
+export function cellOf(fault: FaultName, point: Point): Expected {
+  return CELLS[fault][point];
+}
+
+/** A cell as the README's table shows it. */
+export function cellText(e: Expected): string {
+  if ('na' in e) return `n/a: ${e.na}`;
+  if (e.verdict === 'aborted') return `aborted${e.phase ? ` (${e.phase} unfinished)` : ''}`;
+  if (e.verdict === 'pass') return 'pass';
+  return `${e.verdict} \`${e.reason}\` in ${e.phase}`;
+}
