@@ -1,6 +1,7 @@
 import type { ProbeConfig, SandboxProbeConfig } from '../../orchestrator/core/config-types.js';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import type { ProbeResult } from '../../orchestrator/core/domain.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 import { FILES_USER } from '../images/build-image.js';
 import type { Sandbox } from '../sandbox-runtime.js';
 import { describeExpectation, meets } from './sql-probes.js';
@@ -28,14 +29,16 @@ export async function runSandboxProbes(probes: readonly ProbeConfig[], sandbox: 
       result = probe.type === 'command' ? await command(probe, sandbox, AbortSignal.any([signal, limit])) : await http(probe, sandbox, AbortSignal.any([signal, limit]));
     } catch (err) {
       signal.throwIfAborted();
-      const timedOut = limit.aborted;
+      // A probe that could not be run at all (the engine or the sandbox went away) says nothing
+      // about the restored data: the verification failed, not the backup.
+      if (!limit.aborted) throw new VerificationError('sandbox_failed', `probe "${probe.name}" could not be run in the sandbox: ${(err as Error).message}`);
       result = {
         name: probe.name,
         type: probe.type,
         expected: describe(probe),
-        actual: timedOut ? 'no answer' : 'could not run',
+        actual: 'no answer',
         pass: false,
-        error: timedOut ? `timed out after ${probe.timeoutMs} ms` : (err as Error).message,
+        error: `timed out after ${probe.timeoutMs} ms`,
       };
     }
     results.push({ ...result, durationMs: Math.round(performance.now() - started) });

@@ -14,6 +14,8 @@ export interface PrivateDockerd {
   docker: Docker;
   /** Stops the engine like `systemctl stop docker` (SIGTERM, waits for exit). */
   stop(): Promise<void>;
+  /** Kills the engine (SIGKILL to dockerd, as a crash): its containerd and containers are left as they are. */
+  kill(): Promise<void>;
   /** Starts it again on the same state. */
   start(): Promise<void>;
   /** Copies an image from the shared engine. */
@@ -30,6 +32,9 @@ export async function startPrivateDockerd(opts: { extraArgs?: string[] } = {}): 
   let child: ChildProcess | undefined;
 
   async function start(): Promise<void> {
+    // After a kill, dockerd's containerd died with it (a zombie, or gone) but left its pid file:
+    // a new dockerd would wait for that containerd to answer. Start it afresh.
+    await fs.rm(path.join(dir, 'exec', 'containerd', 'containerd.pid'), { force: true });
     const log = await fs.open(path.join(dir, 'dockerd.log'), 'a');
     child = spawn(
       'dockerd',
@@ -61,11 +66,20 @@ export async function startPrivateDockerd(opts: { extraArgs?: string[] } = {}): 
     }
   }
 
+  async function kill(): Promise<void> {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await exited;
+  }
+
   await start();
   return {
     host,
     docker,
     stop,
+    kill,
     start,
     async loadImage(ref: string) {
       const source = await new Docker().getImage(ref).get();
