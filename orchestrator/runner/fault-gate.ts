@@ -25,7 +25,10 @@ export function phaseGateFromEnv(env: NodeJS.ProcessEnv = process.env): PhaseGat
   return async (point, runId) => {
     const hold = path.join(dir, `hold-${point}`);
     if (!existsSync(hold)) return;
-    await fs.writeFile(path.join(dir, `reached-${point}`), JSON.stringify({ pid: process.pid, runId }));
+    // Written whole, then named: whoever waits for the file never reads half of it.
+    const reached = path.join(dir, `reached-${point}`);
+    await fs.writeFile(`${reached}.${process.pid}.tmp`, JSON.stringify({ pid: process.pid, runId }));
+    await fs.rename(`${reached}.${process.pid}.tmp`, reached);
     const deadline = Date.now() + MAX_HOLD_MS;
     while (existsSync(hold) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   };
