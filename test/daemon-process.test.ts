@@ -98,9 +98,13 @@ t.test('liveness, SIGHUP with a broken config, status from the snapshot, SIGTERM
   const port = Number(/liveness on http:\/\/127\.0\.0\.1:(\d+)\/healthz/.exec(d.stderr())![1]);
   const health = await fetch(`http://127.0.0.1:${port}/healthz`);
   t.equal(health.status, 200, '/healthz answers 200');
-  const live = JSON.parse(await fs.readFile(livenessFile, 'utf8')) as { pid: number; status: string };
+  const live = JSON.parse(await fs.readFile(livenessFile, 'utf8')) as { pid: number; status: string; memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; embeddedStoreBytes?: number } };
   t.equal(live.pid, d.child.pid, 'the liveness file names the daemon');
   t.equal(live.status, 'ok');
+  const vmRssBytes = Number(/VmRSS:\s+(\d+) kB/.exec(await fs.readFile(`/proc/${d.child.pid}/status`, 'utf8'))![1]) * 1024;
+  t.ok(live.memory.rssBytes > 0 && live.memory.rssBytes < 4 * vmRssBytes, `its memory: rss ${live.memory.rssBytes} bytes (the OS counts ${vmRssBytes} now)`);
+  t.ok(live.memory.heapUsedBytes > 0 && live.memory.heapUsedBytes <= live.memory.heapTotalBytes, 'V8 heap used within its total');
+  t.ok(live.memory.embeddedStoreBytes! >= 16 * 2 ** 20, `the embedded store's WASM memory (${live.memory.embeddedStoreBytes} bytes)`);
 
   await waitFor('two passing runs', () => (d.stderr().match(/delta-files: pass/g) ?? []).length >= 2, 60_000);
   const webPort = Number(/dashboard on http:\/\/127\.0\.0\.1:(\d+)\//.exec(d.stderr())![1]);

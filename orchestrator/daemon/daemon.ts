@@ -14,7 +14,7 @@ import type { Logger } from '../core/logger.js';
 import { RunCancelled, runPolicy } from '../runner/run-policy.js';
 import { describeSchedule, nextRunTimes, previousRunTime } from '../scheduler/schedule.js';
 import { buildStatus, type StatusReport } from '../../reports/status-report.js';
-import { Liveness, writeFileAtomic, type LivenessStatus } from './liveness.js';
+import { Liveness, processMemory, writeFileAtomic, type LivenessStatus } from './liveness.js';
 import { RunQueue, type QueuedRun } from './run-queue.js';
 import { mailMonthlyReports, scheduleReportMailing, type ReportMailing } from './report-mailer.js';
 import { checkStorage } from './storage-check.js';
@@ -430,6 +430,7 @@ export class Daemon {
         .filter((p) => p.schedule)
         .map((p) => ({ policy: p.name, at: nextRunTimes(p.schedule!, now, 1)[0]?.toISOString() ?? '' }))
         .filter((n) => n.at !== ''),
+      memory: processMemory(this.opts.store.executor),
     };
   }
 

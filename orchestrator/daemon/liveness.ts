@@ -18,6 +18,42 @@ export interface LivenessStatus {
   queued: number;
   nextRuns: { policy: string; at: string }[];
   openIncidents?: number;
+  /** The daemon's memory at the beat (processMemory): for operators watching it over weeks. */
+  memory?: ProcessMemory;
+}
+
+/**
+ * Where the daemon's memory is, in bytes: `rssBytes` is what the OS counts (VmRSS); of it,
+ * `heapUsedBytes`/`heapTotalBytes` are V8's JavaScript heap, `externalBytes` memory V8 objects
+ * hold outside it (`arrayBuffersBytes` of it for ArrayBuffers and Buffers), and
+ * `embeddedStoreBytes` the embedded store's WebAssembly memory (PostgreSQL in PGlite: it only
+ * grows; absent with a PostgreSQL server).
+ */
+export interface ProcessMemory {
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
+  embeddedStoreBytes?: number;
+}
+
+export function processMemory(store?: { memoryBytes?(): number }): ProcessMemory {
+  const m = process.memoryUsage();
+  let embeddedStoreBytes: number | undefined;
+  try {
+    embeddedStoreBytes = store?.memoryBytes?.();
+  } catch {
+    // A store being closed has no memory to report.
+  }
+  return {
+    rssBytes: m.rss,
+    heapUsedBytes: m.heapUsed,
+    heapTotalBytes: m.heapTotal,
+    externalBytes: m.external,
+    arrayBuffersBytes: m.arrayBuffers,
+    ...(embeddedStoreBytes !== undefined ? { embeddedStoreBytes } : {}),
+  };
 }
 
 export class Liveness {

@@ -25,6 +25,12 @@ export interface SqlExecutor {
   exec(sqlText: string): Promise<void>;
   close(): Promise<void>;
   readonly kind: 'postgres' | 'pglite';
+  /**
+   * Bytes of the embedded store's WebAssembly linear memory (PostgreSQL's heap, buffer pool and
+   * caches inside this process; it only grows). Absent for a PostgreSQL server, which runs in
+   * its own processes.
+   */
+  memoryBytes?(): number;
 }
 
 /** One parameterised statement inside a transaction (see `SqlExecutor.transaction`). */

@@ -101,6 +101,10 @@ class PgliteExecutor implements SqlExecutor {
     private readonly lockText: string,
   ) {}
 
+  memoryBytes(): number {
+    return this.db.Module.wasmMemory.buffer.byteLength;
+  }
+
   async query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }> {
     const result = await this.db.query<R>(text, values ?? []);
     return { rows: result.rows };
