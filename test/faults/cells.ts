@@ -13,9 +13,6 @@ export const FAULTS = {
   s3: 'S3 server killed',
   folder: 'backup folder unmounted',
   store: 'evidence PostgreSQL restarted',
-  hang: 'probe hangs past its timeout',
-  oom: 'sandbox out of memory',
-  disk: 'sandbox out of disk',
 } as const;
 export type FaultName = keyof typeof FAULTS;
 
@@ -30,8 +27,6 @@ const pass: Expected = { verdict: 'pass' };
 const aborted = (phase?: PhaseName): Expected => ({ verdict: 'aborted', reason: 'aborted', ...(phase ? { phase } : {}) });
 const error = (reason: ReasonCode, phase: PhaseName): Expected => ({ verdict: 'error', reason, phase });
 const na = (why: string): Expected => ({ na: why });
-const noSandbox = na('no sandbox exists yet');
-const noSandboxAnyMore = na('the sandbox is gone');
 
 export const CELLS: Record<FaultName, Record<Point, Expected>> = {
   kill: {
@@ -84,36 +79,6 @@ export const CELLS: Record<FaultName, Record<Point, Expected>> = {
     teardown: pass,
     record: pass,
   },
-  hang: {
-    select: na('no probe or command runs'),
-    storage_check: na('restic check has its own deadline: the run timeout'),
-    sandbox: noSandbox,
-    fetch_restore: na('a restore that hangs is the run timeout (test/engine-hang)'),
-    readiness: { verdict: 'fail', reason: 'restore_failed', phase: 'readiness' },
-    probes: { verdict: 'fail', reason: 'probe_failed', phase: 'probes' },
-    teardown: noSandboxAnyMore,
-    record: noSandboxAnyMore,
-  },
-  oom: {
-    select: noSandbox,
-    storage_check: noSandbox,
-    sandbox: error('sandbox_failed', 'fetch_restore'),
-    fetch_restore: error('sandbox_failed', 'fetch_restore'),
-    readiness: error('sandbox_failed', 'readiness'),
-    probes: error('sandbox_failed', 'probes'),
-    teardown: noSandboxAnyMore,
-    record: noSandboxAnyMore,
-  },
-  disk: {
-    select: noSandbox,
-    storage_check: noSandbox,
-    sandbox: error('sandbox_failed', 'fetch_restore'),
-    fetch_restore: error('sandbox_failed', 'fetch_restore'),
-    readiness: error('sandbox_failed', 'readiness'),
-    probes: error('sandbox_failed', 'probes'),
-    teardown: noSandboxAnyMore,
-    record: noSandboxAnyMore,
-  },
 };
 
 export function cellOf(fault: FaultName, point: Point): Expected {
@@ -126,4 +91,12 @@ export function cellText(e: Expected): string {
   if (e.verdict === 'aborted') return `aborted${e.phase ? ` (${e.phase} unfinished)` : ''}`;
   if (e.verdict === 'pass') return 'pass';
   return `${e.verdict} \`${e.reason}\` in ${e.phase}`;
+}
+
+/** The README's table: a row per point, a column per fault. */
+export function matrixTable(): string {
+  const faults = Object.keys(FAULTS) as FaultName[];
+  const lines = [`| point | ${faults.map((f) => FAULTS[f]).join(' | ')} |`, `|---|${faults.map(() => '---').join('|')}|`];
+  for (const point of POINTS) lines.push(`| ${point} | ${faults.map((f) => cellText(CELLS[f][point])).join(' | ')} |`);
+  return lines.join('\n');
 }

@@ -26,6 +26,8 @@ export interface PgCluster {
   pid: number;
   dataDir: string;
   urlFor(db: string): string;
+  /** Stops the server (fast shutdown: every connection is cut), waits `downMs`, starts it again on the same data and port. */
+  restart(downMs?: number): Promise<void>;
 }
 
 export const PG_BIN_DIR = '/usr/lib/postgresql/15/bin';
@@ -51,7 +53,7 @@ export async function startPgCluster(): Promise<PgCluster> {
       const port = await freePort();
       try {
         const server = await startServer(owner, dataDir, socketDir, port, base);
-        return makeCluster(server, base, dataDir, socketDir, port);
+        return makeCluster(server, base, dataDir, socketDir, port, owner);
       } catch (err) {
         lastError = err as Error;
         if (!/could not bind|Address already in use/i.test(lastError.message)) break; // only a lost port race is retried
@@ -168,7 +170,8 @@ async function stopServer(server: Server): Promise<void> {
   await server.exited;
 }
 
-function makeCluster(server: Server, base: string, dataDir: string, socketDir: string, port: number): PgCluster {
+function makeCluster(first: Server, base: string, dataDir: string, socketDir: string, port: number, owner: Owner | undefined): PgCluster {
+  let server = first;
   const urlFor = (db: string): string => `postgres://postgres@127.0.0.1:${port}/${encodeURIComponent(db)}`;
   // If the test process exits without stop(), do not leave a server running.
   const onExit = (): void => {
@@ -205,6 +208,11 @@ function makeCluster(server: Server, base: string, dataDir: string, socketDir: s
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`createDatabase: ${JSON.stringify(name)} is not a plain identifier`);
       await psql(`CREATE DATABASE "${name}";`);
       return urlFor(name);
+    },
+    async restart(downMs = 0): Promise<void> {
+      await stopServer(server);
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      server = await startServer(owner, dataDir, socketDir, port, base);
     },
     stop(): Promise<void> {
       stopping ??= (async () => {
