@@ -32,6 +32,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
+import type { ProcessMemory } from '../orchestrator/daemon/liveness.js';
 
 const exec = promisify(execFile);
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -76,14 +77,7 @@ interface Sample {
 }
 
 /** What the daemon reports of its memory (LivenessStatus.memory), in bytes. */
-interface DaemonMemory {
-  rssBytes: number;
-  heapUsedBytes: number;
-  heapTotalBytes: number;
-  externalBytes: number;
-  arrayBuffersBytes: number;
-  embeddedStoreBytes?: number;
-}
+type DaemonMemory = ProcessMemory;
 
 function daemonMemory(dataDir: string): DaemonMemory | undefined {
   try {
