@@ -108,9 +108,13 @@ export class Liveness {
   }
 }
 
+let atomicWrites = 0;
+
 /** Writes a temporary file beside `file` and renames it over `file`: readers never see half a file. */
 export async function writeFileAtomic(file: string, text: string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  // A name of its own per write: two writes at once (a run's snapshot and the check's) must not
+  // write into one temporary file, or the one renamed first can hold a mix of both.
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++atomicWrites}.tmp`);
   await fs.mkdir(path.dirname(file), { recursive: true });
   await fs.writeFile(tmp, text);
   await fs.rename(tmp, file);
