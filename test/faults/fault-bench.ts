@@ -8,6 +8,7 @@ import type { PhaseName, RunRecord } from '../../orchestrator/core/domain.js';
 import { RunStore } from '../../orchestrator/evidence/run-store.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import { cleanEnv, REPO, runCommand } from '../helpers/command.js';
+import { seededBytes } from '../helpers/bytes.js';
 import { tempDir } from '../helpers/harness.js';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js';
 import type { FaultName, Point } from './cells.js';
@@ -101,11 +102,9 @@ export function resticSource(repo: string): string {
   return `{ driver: restic, repository: ${JSON.stringify(repo)}, password: ${JSON.stringify(RESTIC_PASSWORD)}, file: ${JSON.stringify(`${repo}-src/data/shop.bin`)}, check: 5%, select: { settle: 0s } }`;
 }
 
-/** Bytes that are the same on every run (sha256 in counter mode), incompressible. */
+/** The matrix's backup bytes: the same on every run, incompressible (seededBytes). */
 export function fixedBytes(n: number): Buffer {
-  const out = Buffer.alloc(n);
-  for (let i = 0, off = 0; off < n; i++, off += 32) createHash('sha256').update(`fault-matrix-${i}`).digest().copy(out, off);
-  return out;
+  return seededBytes(n, 'fault-matrix');
 }
 
 export interface HeldRun {
