@@ -1,9 +1,7 @@
-import path from 'node:path';
 import t from 'tap';
 import { startPrivateDockerd } from '../helpers/private-dockerd.js';
-import { tempDir } from '../helpers/harness.js';
 import { POINTS } from './cells.js';
-import { checkCell, customPolicy, nextStart, openBench, resticRepo, resticSource, runHeld, snapshotOf } from './fault-bench.js';
+import { checkCell, nextStart, openResticBench, runHeld } from './fault-bench.js';
 
 // Fault matrix, column "Docker engine killed": a private engine of the test's own (so the shared
 // one keeps serving other tests), SIGKILLed while the run is held at each point; the run goes on
@@ -13,10 +11,7 @@ import { checkCell, customPolicy, nextStart, openBench, resticRepo, resticSource
 const engine = await startPrivateDockerd();
 t.teardown(() => engine.destroy());
 await engine.loadImage('backproof/files');
-const repo = path.join(await tempDir('faults-engine-repo'), 'repo');
-await resticRepo(repo);
-const bench = await openBench(t, { name: 'engine', policies: customPolicy({ name: 'shop', source: resticSource(repo) }), sources: [repo], dockerHost: engine.host });
-const before = await snapshotOf(bench.sources);
+const { bench, before } = await openResticBench(t, 'engine', engine.host);
 
 for (const point of POINTS) {
   t.test(`engine killed at ${point}`, async (t) => {

@@ -4,12 +4,10 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Test } from 'tap';
-import type { PhaseName, RunRecord } from '../../orchestrator/core/domain.js';
 import { RunStore } from '../../orchestrator/evidence/run-store.js';
-import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import { cleanEnv, REPO, runCommand } from '../helpers/command.js';
 import { seededBytes } from '../helpers/bytes.js';
-import { tempDir } from '../helpers/harness.js';
+import { leftoversOf, tempDir } from '../helpers/harness.js';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js';
 import type { FaultName, Point } from './cells.js';
 import { cellOf } from './cells.js';
@@ -98,6 +96,17 @@ export async function resticRepo(repo: string): Promise<void> {
   await exec('restic', ['--no-cache', 'backup', '--quiet', '--host', 'db1', path.join(src, 'data')], { env, cwd: src });
 }
 
+/**
+ * The bench most columns use: one policy `shop` over a restic repository (so storage_check is a
+ * real phase), and the digest of the repository before any cell.
+ */
+export async function openResticBench(t: Test, name: string, dockerHost?: string): Promise<{ bench: Bench; before: string }> {
+  const repo = path.join(await tempDir(`faults-${name}-repo`), 'repo');
+  await resticRepo(repo);
+  const bench = await openBench(t, { name, policies: customPolicy({ name: 'shop', source: resticSource(repo) }), sources: [repo], ...(dockerHost ? { dockerHost } : {}) });
+  return { bench, before: await snapshotOf(bench.sources) };
+}
+
 export function resticSource(repo: string): string {
   return `{ driver: restic, repository: ${JSON.stringify(repo)}, password: ${JSON.stringify(RESTIC_PASSWORD)}, file: ${JSON.stringify(`${repo}-src/data/shop.bin`)}, check: 5%, select: { settle: 0s } }`;
 }
@@ -113,10 +122,6 @@ export interface HeldRun {
   stderr: string;
   /** The run's id, from the gate (written when the run reached the point). */
   runId: string;
-  /** The CLI's pid. */
-  pid: number;
-  /** When the fault was injected (ms since the epoch). */
-  injectedAt: number;
 }
 
 /**
@@ -147,11 +152,10 @@ export async function runHeld(bench: Bench, policy: string, point: Point, inject
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     const { runId } = JSON.parse(await fs.readFile(reached, 'utf8')) as { runId: string };
-    const injectedAt = Date.now();
     await inject(child);
     await fs.rm(hold, { force: true });
     const code = await exited;
-    return { code, stdout, stderr, runId, pid: child.pid!, injectedAt };
+    return { code, stdout, stderr, runId };
   } catch (err) {
     child.kill('SIGKILL');
     await exited;
@@ -186,18 +190,11 @@ export async function snapshotOf(folders: string[]): Promise<string> {
   return h.digest('hex');
 }
 
-/** What a cell's run left: containers and volumes labelled with its id, in the engine it used. */
-export async function leftovers(bench: Bench, runId: string): Promise<number> {
-  const runtime = new DockerRuntime(bench.dockerHost ? { host: bench.dockerHost } : {});
-  const l = await runtime.leftovers(runId);
-  return l.containers.length + l.volumes.length;
-}
-
 /**
  * Checks a cell against cells.ts: recorded once, its verdict, reason and the phase it names, no
- * leftovers, the chain intact. `run` is the record after the next start where the cell needs one.
+ * leftovers, the chain intact, the backups unchanged (`before`: snapshotOf them before the cell).
  */
-export async function checkCell(t: Test, bench: Bench, fault: FaultName, point: Point, held: HeldRun, before: string): Promise<RunRecord | undefined> {
+export async function checkCell(t: Test, bench: Bench, fault: FaultName, point: Point, held: HeldRun, before: string): Promise<void> {
   const expected = cellOf(fault, point);
   if ('na' in expected) throw new Error(`${fault} at ${point} is not a cell that runs (${expected.na})`);
   const rows = await bench.pg.psql(`SELECT count(*) FROM ${bench.schema}.runs WHERE id = '${held.runId}'`);
@@ -205,7 +202,7 @@ export async function checkCell(t: Test, bench: Bench, fault: FaultName, point: 
   const run = await bench.store.get(held.runId);
   if (!run) {
     t.fail(`run ${held.runId} is not in the store`);
-    return undefined;
+    return;
   }
   const summary = `${run.status} ${run.verdict} [${run.reasons.map((r) => `${r.code}: ${r.message}`).join(' | ')}] phases ${run.phases.map((p) => `${p.name}=${p.outcome}`).join(' ')}`;
   if (expected.verdict === 'aborted') {
@@ -222,14 +219,8 @@ export async function checkCell(t: Test, bench: Bench, fault: FaultName, point: 
     const phase = run.phases.find((p) => p.name === expected.phase);
     t.equal(phase?.outcome, outcome, `phase ${expected.phase} is ${outcome}: ${summary}`);
   }
-  t.equal(await leftovers(bench, run.id), 0, 'nothing of the run left in the engine');
+  t.equal(await leftoversOf(run.id, bench.dockerHost), 0, 'nothing of the run left in the engine');
   const chain = await bench.store.evidenceChain().verify();
   t.equal(chain.ok, true, `the evidence chain verifies: ${JSON.stringify(chain.firstBad)}`);
   t.equal(await snapshotOf(bench.sources), before, 'the backups are unchanged');
-  return run;
-}
-
-/** The phase a point is in (the record point is after the last phase). */
-export function phaseOf(point: Point): PhaseName | undefined {
-  return point === 'record' ? undefined : point;
 }

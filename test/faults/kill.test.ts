@@ -1,18 +1,13 @@
-import path from 'node:path';
 import t from 'tap';
 import { POINTS } from './cells.js';
-import { checkCell, customPolicy, nextStart, openBench, resticRepo, resticSource, runHeld, snapshotOf } from './fault-bench.js';
-import { tempDir } from '../helpers/harness.js';
+import { checkCell, nextStart, openResticBench, runHeld } from './fault-bench.js';
 
 // Fault matrix, column "backproof SIGKILLed": the CLI killed while its run is held at each point
 // (the restic source gives storage_check a real phase); the next start records it aborted with
 // the point's phase unfinished, reaps its sandbox, and the chain still verifies. Needs the built
 // CLI (npm run build), restic, dockerd and the backproof/files image.
 
-const repo = path.join(await tempDir('faults-kill-repo'), 'repo');
-await resticRepo(repo);
-const bench = await openBench(t, { name: 'kill', policies: customPolicy({ name: 'shop', source: resticSource(repo) }), sources: [repo] });
-const before = await snapshotOf(bench.sources);
+const { bench, before } = await openResticBench(t, 'kill');
 
 for (const point of POINTS) {
   t.test(`SIGKILL at ${point}`, async (t) => {

@@ -1,18 +1,13 @@
-import path from 'node:path';
 import t from 'tap';
-import { tempDir } from '../helpers/harness.js';
 import { POINTS } from './cells.js';
-import { checkCell, customPolicy, openBench, resticRepo, resticSource, runHeld, snapshotOf } from './fault-bench.js';
+import { checkCell, openResticBench, runHeld } from './fault-bench.js';
 
 // Fault matrix, column "evidence PostgreSQL restarted": the store's server is shut down (every
 // connection cut) while the run is held at each point, the run let go while it is down, and the
 // server started again 3 s later. Progress writes that fail only warn; the final record waits for
 // the server (retry with backoff, else the local journal): every run is recorded once, as a pass.
 
-const repo = path.join(await tempDir('faults-store-repo'), 'repo');
-await resticRepo(repo);
-const bench = await openBench(t, { name: 'store', policies: customPolicy({ name: 'shop', source: resticSource(repo) }), sources: [repo] });
-const before = await snapshotOf(bench.sources);
+const { bench, before } = await openResticBench(t, 'store');
 
 for (const point of POINTS) {
   t.test(`evidence PostgreSQL restarted at ${point}`, async (t) => {

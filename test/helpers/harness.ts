@@ -84,9 +84,9 @@ export async function openEmbeddedStore(): Promise<{ store: RunStore; dataDir: s
   return { store: await RunStore.open({ dataDir, schema: 'backproof' }), dataDir };
 }
 
-/** Leak check: nothing of this run may remain in the engine. */
-export async function leftoversOf(runId: string): Promise<number> {
-  const l = await new DockerRuntime().leftovers(runId);
+/** Leak check: nothing of this run may remain in the engine (`host`: another engine than the default). */
+export async function leftoversOf(runId: string, host?: string): Promise<number> {
+  const l = await new DockerRuntime(host ? { host } : {}).leftovers(runId);
   return l.containers.length + l.volumes.length;
 }
 
