@@ -164,7 +164,7 @@ t.test('SIGTERM during a restore: after the grace the run is cancelled, recorded
   const d = spawnDaemon(dir);
   await waitFor('a restore in progress', () => d.stderr().includes('verifying delta-files'), 30_000);
   const runtime = new DockerRuntime();
-  await waitFor('its sandbox', async () => (await run('docker', ['ps', '-q', '--filter', 'label=backproof.run'])).stdout.trim() !== '', 30_000);
+  await waitFor('its sandbox', async () => (await run('docker', ['ps', '-q', '--filter', `label=backproof.pid=${d.child.pid}`])).stdout.trim() !== '', 30_000);
   await new Promise((r) => setTimeout(r, 1_500));
   d.child.kill('SIGTERM');
   t.equal(await d.exited, 0, 'exits 0');
@@ -223,7 +223,7 @@ t.test('a daemon killed during a restore: the next start records the run aborted
   await fs.writeFile(path.join(dir, 'backproof.yaml'), yaml);
   const first = spawnDaemon(dir);
   await waitFor('a restore in progress', () => first.stderr().includes('verifying delta-files'), 30_000);
-  await waitFor('its sandbox', async () => (await run('docker', ['ps', '-q', '--filter', 'label=backproof.run'])).stdout.trim() !== '', 30_000);
+  await waitFor('its sandbox', async () => (await run('docker', ['ps', '-q', '--filter', `label=backproof.pid=${first.child.pid}`])).stdout.trim() !== '', 30_000);
   first.child.kill('SIGKILL');
   await first.exited;
 
