@@ -89,6 +89,11 @@ export interface Sandbox {
   addService(service: ServiceSpec, signal?: AbortSignal): Promise<void>;
   /** Names of the service containers started so far. */
   readonly services: readonly string[];
+  /**
+   * Why the sandbox ran out of memory or disk, in one line naming the limit, when it did
+   * (sandbox-exhaustion.ts); undefined when it did not or cannot tell. Asked after a step failed.
+   */
+  exhaustion?(signal?: AbortSignal): Promise<string | undefined>;
   /** Safe to call more than once and after a failed start. */
   remove(): Promise<void>;
 }

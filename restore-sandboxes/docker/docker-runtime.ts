@@ -19,6 +19,7 @@ import {
   type ServiceSpec,
 } from '../sandbox-runtime.js';
 import { OutputTail } from '../../orchestrator/core/output-tail.js';
+import { exhaustionOf } from '../sandbox-exhaustion.js';
 
 export interface DockerRuntimeOptions {
   /**
@@ -416,6 +417,10 @@ class DockerSandbox implements Sandbox {
       info = await inspect();
     }
     return { exitCode: info.ExitCode ?? -1, stdout: stdout.text(), stderr: stderr.text(), stdinComplete };
+  }
+
+  exhaustion(signal?: AbortSignal): Promise<string | undefined> {
+    return exhaustionOf(this.spec, this.services, (argv, service) => this.exec(argv, { ...(service ? { service } : {}), ...(signal ? { signal } : {}), maxOutputBytes: 16 * 1024 }));
   }
 
   /**

@@ -13,20 +13,28 @@ export const FAULTS = {
   s3: 'S3 server killed',
   folder: 'backup folder unmounted',
   store: 'evidence PostgreSQL restarted',
+  hang: 'a command in the sandbox hangs',
+  oom: 'sandbox out of memory',
+  disk: 'sandbox out of disk',
 } as const;
 export type FaultName = keyof typeof FAULTS;
 
 /**
  * A cell: the verdict (`aborted`: recorded so at the next start), a reason code the record must
- * hold, and the phase whose outcome is that verdict (`unfinished` for aborted). `na`: why the
- * fault cannot happen at that point.
+ * hold (and words its message must contain), and the phase whose outcome is that verdict
+ * (`unfinished` for aborted). `na`: why the fault cannot happen at that point.
  */
-export type Expected = { verdict: 'pass' | 'fail' | 'error' | 'aborted'; reason?: ReasonCode; phase?: PhaseName } | { na: string };
+export type Expected = { verdict: 'pass' | 'fail' | 'error' | 'aborted'; reason?: ReasonCode; says?: string; phase?: PhaseName } | { na: string };
 
 const pass: Expected = { verdict: 'pass' };
 const aborted = (phase?: PhaseName): Expected => ({ verdict: 'aborted', reason: 'aborted', ...(phase ? { phase } : {}) });
-const error = (reason: ReasonCode, phase: PhaseName): Expected => ({ verdict: 'error', reason, phase });
+const error = (reason: ReasonCode, phase: PhaseName, says?: string): Expected => ({ verdict: 'error', reason, phase, ...(says ? { says } : {}) });
 const na = (why: string): Expected => ({ na: why });
+
+// A fault inside the sandbox needs a sandbox: none exists before the sandbox phase has run, and
+// none after teardown.
+const noSandboxYet = na('no sandbox exists yet');
+const sandboxGone = na('the sandbox is gone');
 
 export const CELLS: Record<FaultName, Record<Point, Expected>> = {
   kill: {
@@ -78,6 +86,36 @@ export const CELLS: Record<FaultName, Record<Point, Expected>> = {
     probes: pass,
     teardown: pass,
     record: pass,
+  },
+  hang: {
+    select: noSandboxYet,
+    storage_check: noSandboxYet,
+    sandbox: noSandboxYet,
+    fetch_restore: error('timeout', 'fetch_restore', 'hard timeout'),
+    readiness: error('sandbox_failed', 'readiness', 'still running when the time was up'),
+    probes: { verdict: 'fail', reason: 'probe_failed', says: 'timed out', phase: 'probes' },
+    teardown: pass,
+    record: sandboxGone,
+  },
+  oom: {
+    select: noSandboxYet,
+    storage_check: noSandboxYet,
+    sandbox: noSandboxYet,
+    fetch_restore: error('sandbox_failed', 'fetch_restore', 'ran out of memory'),
+    readiness: error('sandbox_failed', 'readiness', 'ran out of memory'),
+    probes: error('sandbox_failed', 'probes', 'ran out of memory'),
+    teardown: pass,
+    record: sandboxGone,
+  },
+  disk: {
+    select: noSandboxYet,
+    storage_check: noSandboxYet,
+    sandbox: noSandboxYet,
+    fetch_restore: error('sandbox_failed', 'fetch_restore', 'ran out of disk space'),
+    readiness: error('sandbox_failed', 'readiness', 'ran out of disk space'),
+    probes: error('sandbox_failed', 'probes', 'ran out of disk space'),
+    teardown: pass,
+    record: sandboxGone,
   },
 };
 

@@ -55,20 +55,20 @@ export async function openBench(t: Test, o: { name: string; policies: string; do
 }
 
 /** One policy of kind custom in the `backproof/files` image; `restore`, `ready` and `probe` are shell lines. */
-export function customPolicy(o: { name: string; source: string; restore?: string; ready?: string; probe?: string; cmd?: string; sandbox?: string; probeTimeout?: string }): string {
+export function customPolicy(o: { name: string; source: string; restore?: string; ready?: string; probe?: string; cmd?: string; sandbox?: string; probeTimeout?: string; readinessTimeout?: string }): string {
   const sh = (line: string): string => `[sh, -c, ${JSON.stringify(line)}]`;
   return `      - name: ${o.name}
         kind: custom
         source: ${o.source}
         targets: { rpo: 30d, rto: 10m }
         sizeAnomaly: false
-        sandbox: { memory: 256m, timeout: 3m${o.sandbox ? `, ${o.sandbox}` : ''} }
+        sandbox: { memory: 256m${o.sandbox?.includes('timeout:') ? '' : ', timeout: 3m'}${o.sandbox ? `, ${o.sandbox}` : ''} }
         custom:
           image: backproof/files
           user: "1000:1000"${o.cmd ? `\n          cmd: ${sh(o.cmd)}` : ''}
           restore: ${sh(o.restore ?? 'cat > /restore/backup.bin && test -s /restore/backup.bin')}
           ready: ${sh(o.ready ?? 'test -s /restore/backup.bin')}
-          readinessTimeout: 20s
+          readinessTimeout: ${o.readinessTimeout ?? '20s'}
         probes:
           - name: restored bytes
             command: ${sh(o.probe ?? 'wc -c < /restore/backup.bin')}
@@ -126,9 +126,9 @@ export interface HeldRun {
 
 /**
  * Runs `backproof run --policy P --json`, holds it at `point`, calls `inject` (the fault), lets it
- * go and waits for its end. `inject` gets the CLI process (to kill it).
+ * go and waits for its end. `inject` gets the CLI process (to kill it) and the run's id.
  */
-export async function runHeld(bench: Bench, policy: string, point: Point, inject: (child: ChildProcess) => Promise<void>, timeoutMs = 240_000): Promise<HeldRun> {
+export async function runHeld(bench: Bench, policy: string, point: Point, inject: (child: ChildProcess, runId: string) => Promise<void>, timeoutMs = 240_000): Promise<HeldRun> {
   const gate = await fs.mkdtemp(path.join(bench.dir, 'gate-'));
   const hold = path.join(gate, `hold-${point}`);
   await fs.writeFile(hold, '');
@@ -152,7 +152,7 @@ export async function runHeld(bench: Bench, policy: string, point: Point, inject
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     const { runId } = JSON.parse(await fs.readFile(reached, 'utf8')) as { runId: string };
-    await inject(child);
+    await inject(child, runId);
     await fs.rm(hold, { force: true });
     const code = await exited;
     return { code, stdout, stderr, runId };
@@ -212,7 +212,7 @@ export async function checkCell(t: Test, bench: Bench, fault: FaultName, point: 
     t.equal(run.status, 'finished', summary);
     t.equal(run.verdict, expected.verdict, summary);
   }
-  if (expected.reason) t.ok(run.reasons.some((r) => r.code === expected.reason), `reason ${expected.reason}: ${summary}`);
+  if (expected.reason) t.ok(run.reasons.some((r) => r.code === expected.reason && (!expected.says || r.message.includes(expected.says))), `reason ${expected.reason}${expected.says ? ` saying "${expected.says}"` : ''}: ${summary}`);
   if (expected.verdict === 'pass') t.same(run.reasons, [], summary);
   if (expected.phase) {
     const outcome = expected.verdict === 'aborted' ? 'unfinished' : expected.verdict;

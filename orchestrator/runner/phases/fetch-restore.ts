@@ -2,6 +2,7 @@ import type { BackupEntry, StorageDriver } from '../../../drivers/storage-driver
 import type { Reason, RunRecord } from '../../core/domain.js';
 import { VerificationError } from '../../core/errors.js';
 import { HashingCounter } from '../../core/integrity.js';
+import { unlessExhausted } from '../exhaustion.js';
 import { isReadFailure, type Digests, type RunState } from '../run-state.js';
 
 /**
@@ -29,7 +30,7 @@ export async function streamRestore(s: RunState): Promise<void> {
         if (s.readError && !signal.aborted) {
           throw new VerificationError('source_unreachable', `reading ${entry.key} from ${driver.location} failed after ${hasher.bytes} bytes: ${s.readError.message}`, { cause: s.readError });
         }
-        throw err;
+        throw await unlessExhausted(s, err);
       }
     });
     backup.format = outcome.format;

@@ -1,12 +1,19 @@
 import { isSandboxProbe, runSandboxProbes } from '../../../restore-sandboxes/probes/sandbox-probes.js';
 import type { ProbeConfig } from '../../core/config-types.js';
 import type { ProbeResult } from '../../core/domain.js';
+import { askExhaustion, unlessExhausted } from '../exhaustion.js';
 import type { RunState } from '../run-state.js';
 
 /** readiness: the restored system answers; the time since fetch began is the measured RTO. */
 export async function awaitReadiness(s: RunState): Promise<void> {
   const { run, policy } = s;
-  await s.clock.phase('readiness', () => s.restorer.ready(s.ctx!));
+  await s.clock.phase('readiness', async () => {
+    try {
+      await s.restorer.ready(s.ctx!);
+    } catch (err) {
+      throw await unlessExhausted(s, err);
+    }
+  });
   run.metrics.rtoMeasuredMs = Math.round(performance.now() - s.fetchStart!);
   if (policy.targets.rtoMs !== undefined) run.metrics.rtoMet = run.metrics.rtoMeasuredMs <= policy.targets.rtoMs;
 }
@@ -19,18 +26,30 @@ export async function runProbes(s: RunState): Promise<void> {
   const { run, policy, restorer, reasons } = s;
   const rctx = s.ctx!;
   await s.clock.phase('probes', async (mark) => {
-    const inspection = await restorer.inspect(rctx);
-    run.restored = inspection.summary;
-    reasons.push(...inspection.reasons);
-    const own = await restorer.probe(rctx);
-    const inSandbox = await runSandboxProbes(policy.probes, rctx.sandbox, s.signal);
-    const results = inConfigOrder(policy.probes, own, inSandbox);
+    let inspection: Awaited<ReturnType<typeof restorer.inspect>>;
+    let results: ProbeResult[];
+    try {
+      inspection = await restorer.inspect(rctx);
+      run.restored = inspection.summary;
+      reasons.push(...inspection.reasons);
+      const own = await restorer.probe(rctx);
+      const inSandbox = await runSandboxProbes(policy.probes, rctx.sandbox, s.signal);
+      results = inConfigOrder(policy.probes, own, inSandbox);
+    } catch (err) {
+      throw await unlessExhausted(s, err);
+    }
     run.probes.push(...results);
     for (const p of results.filter((r) => !r.pass)) {
       reasons.push({ code: 'probe_failed', message: `probe "${p.name}": expected ${p.expected}, got ${p.error ? `error: ${p.error}` : p.actual}` });
     }
     const failed = inspection.reasons.length + results.filter((r) => !r.pass).length;
-    if (failed > 0) mark('fail', `${failed} check(s) failed`);
+    if (failed === 0) return;
+    // Checks that failed because the sandbox ran out of memory or disk say nothing of the data.
+    const why = s.signal.aborted ? undefined : await askExhaustion(s);
+    if (why) {
+      reasons.unshift({ code: 'sandbox_failed', message: `${why} (${failed} check(s) failed)` });
+      mark('error', why);
+    } else mark('fail', `${failed} check(s) failed`);
   });
 }
 
