@@ -35,7 +35,7 @@ let base: string;
 let buildMs = 0;
 
 // The build first; then the four checks at once (most of their time is waiting on containers, and
-// the suite runs one file at a time).
+// the suite runs at most two files at a time).
 t.before(async () => {
   dir = await tempDir('docker-image');
   base = (await check('bash', ['scripts/build-base-image.sh', '24'], { timeoutMs: 600_000 })).split('\n').at(-1)!;

@@ -21,7 +21,7 @@ const UNIT_TESTS = ['test/config.test.ts', 'test/schedule.test.ts', 'test/select
 const tapBin = path.join(path.dirname(createRequire(import.meta.url).resolve('tap/package.json')), 'dist/esm/run.mjs');
 const BIN = path.resolve('bin/backproof.js');
 
-// The three at once (much of each waits on sandboxes, and the suite runs one file at a time), but
+// The three at once (much of each waits on sandboxes, and the suite runs at most two files at a time), but
 // one unit-test run at a time: the same test files share their fixture folders (.tap/fixtures).
 t.jobs = RUNTIMES.length;
 let unitsTurn: Promise<unknown> = Promise.resolve();
