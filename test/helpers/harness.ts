@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfigText } from '../../orchestrator/config/load.js';
@@ -18,8 +18,25 @@ import type { SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js'
  */
 export const TEST_IMAGE = process.env.BACKPROOF_TEST_IMAGE ?? 'backproof/postgres:15';
 
+/** Temp folders this process made; removed when it exits (BACKPROOF_TEST_KEEP_TMP=1 keeps them). */
+const made: string[] = [];
+
+/** A new temp folder, removed with everything in it when the test process exits. */
 export async function tempDir(prefix: string): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), `backproof-${prefix}-`));
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `backproof-${prefix}-`));
+  if (made.length === 0 && !process.env.BACKPROOF_TEST_KEEP_TMP) process.once('exit', removeTempDirs);
+  made.push(dir);
+  return dir;
+}
+
+function removeTempDirs(): void {
+  for (const dir of made) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // A mount a test left behind, or a file still held: the rest are still removed.
+    }
+  }
 }
 
 export interface PolicyOptions {
