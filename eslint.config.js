@@ -50,6 +50,14 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'AbortSignal',
+          property: 'timeout',
+          message: 'use timeoutSignal (orchestrator/core/timeout-signal.ts): inside AbortSignal.any, Node 20 can garbage-collect AbortSignal.timeout and lose the deadline',
+        },
+      ],
     },
   },
   {
@@ -71,7 +79,7 @@ export default tseslint.config(
   {
     // tap tracks the promises of t.test() itself.
     files: ['test/**/*.ts'],
-    rules: { '@typescript-eslint/no-floating-promises': 'off' },
+    rules: { '@typescript-eslint/no-floating-promises': 'off', 'no-restricted-properties': 'off' },
   },
   {
     files: ['**/*.cjs'],

@@ -2,6 +2,7 @@ import { BACKPROOF_VERSION } from '../version.js';
 import type { HeartbeatConfig } from '../core/config-types.js';
 import { DeliveryError, deliverWithRetries, resolveRetry, type DeliveryResult } from './channel.js';
 import { createRedactor, describeUrl, oneLine, urlSecrets } from './redact.js';
+import { timeoutSignal } from '../core/timeout-signal.js';
 
 /**
  * Outbound heartbeat pings in the style of healthchecks.io: a GET of `url` when a run passes, of
@@ -33,7 +34,7 @@ export async function pingHeartbeat(
       return new DeliveryError(redact(oneLine(String(what), 200)), { transient: true, cause: err });
     },
     attempt: async (_n, signal) => {
-      const timeout = AbortSignal.timeout(heartbeat.timeoutMs);
+      const timeout = timeoutSignal(heartbeat.timeoutMs);
       const res = await doFetch(url, {
         method: 'GET',
         redirect: 'manual',

@@ -14,6 +14,7 @@ import {
 } from './channel.js';
 import { createRedactor, describeUrl, headerSecrets, oneLine, urlSecrets, type Redactor } from './redact.js';
 import { webhookPayload, type WebhookPreset } from './render.js';
+import { timeoutSignal } from '../core/timeout-signal.js';
 
 /**
  * Alerts as an HTTP POST of JSON (Node's global fetch): `generic` sends `{ version: 1, alert }`,
@@ -98,7 +99,7 @@ export class WebhookChannel implements AlertChannel {
       logger: this.opts.logger,
       classify: (err) => this.classify(err),
       attempt: async (_n, sig) => {
-        const timeout = AbortSignal.timeout(this.timeoutMs);
+        const timeout = timeoutSignal(this.timeoutMs);
         const res = await this.fetch(this.url, {
           method: 'POST',
           headers,

@@ -17,6 +17,7 @@ import { runDeps } from './plugins.js';
 import { ensureImage } from './images-command.js';
 import { ProgressLine } from './progress.js';
 import { recoverAndReap } from './run-command.js';
+import { timeoutSignal } from '../core/timeout-signal.js';
 
 const DEMO_CONFIG = `# backproof demo: one client, one policy, nightly pg_dump files in ./backups
 # Run it again with: backproof --config backproof.yaml --data-dir .backproof run
@@ -98,7 +99,7 @@ async function makeDemoDump(runtime: DockerRuntime, config: PolicyConfig, folder
   const runId = `demo-${randomUUID()}`;
   const sandbox = await runtime.create(restorer.sandboxSpec(policy, runId));
   try {
-    const signal = AbortSignal.timeout(300_000);
+    const signal = timeoutSignal(300_000);
     const ctx = { runId, policy, sandbox, logger, signal, backupTime: new Date(), backupSize: 0 };
     await restorer.prepare(ctx);
     const bin = restorer.binDir;

@@ -1,6 +1,7 @@
 import { FAIL_CODES } from '../core/domain.js';
 import { VerificationError } from '../core/errors.js';
 import type { RunState } from './run-state.js';
+import { timeoutSignal } from '../core/timeout-signal.js';
 
 /** How long the sandbox is given to say whether it ran out (two or three short execs). */
 const ASK_TIMEOUT_MS = 15_000;
@@ -22,7 +23,7 @@ export async function unlessExhausted(s: RunState, err: unknown): Promise<unknow
 export async function askExhaustion(s: RunState): Promise<string | undefined> {
   const sandbox = s.sandbox;
   if (!sandbox?.exhaustion) return undefined;
-  return sandbox.exhaustion(AbortSignal.any([s.signal, AbortSignal.timeout(ASK_TIMEOUT_MS)])).catch(() => undefined);
+  return sandbox.exhaustion(AbortSignal.any([s.signal, timeoutSignal(ASK_TIMEOUT_MS)])).catch(() => undefined);
 }
 
 function worthAsking(err: unknown): boolean {

@@ -13,6 +13,7 @@ import { BACKPROOF_VERSION } from '../version.js';
 import { phaseGateFromEnv, type GatePoint } from './fault-gate.js';
 import { PhaseClock, type ProgressSink } from './phase-clock.js';
 import { cleanProgress } from './record-hygiene.js';
+import { timeoutSignal } from '../core/timeout-signal.js';
 
 /** What a run needs; the runner owns none of it (the caller opens and closes). */
 export interface RunDeps {
@@ -109,7 +110,7 @@ export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: { sign
     restored: null,
   };
   await deps.store.recordStart(run);
-  const timeout = AbortSignal.timeout(policy.sandbox.timeoutMs);
+  const timeout = timeoutSignal(policy.sandbox.timeoutMs);
   const log = deps.logger.child({ runId: run.id, client: policy.client, policy: policy.name });
   const progress = new ProgressWriter(run, now, deps.store.recordProgress?.bind(deps.store), {
     // What is stored may be sealed as it is (an aborted run): no secret enters it either.

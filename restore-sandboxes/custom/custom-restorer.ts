@@ -9,6 +9,7 @@ import { peek } from '../../orchestrator/core/integrity.js';
 import { decompress, decompressInSandbox, detectCompression, type Compression } from '../compression.js';
 import { lastLines, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, Sandbox, SandboxSpec } from '../sandbox-runtime.js';
+import { timeoutSignal } from '../../orchestrator/core/timeout-signal.js';
 
 /** Where `input: file` puts the backup. */
 export const BACKUP_FILE = '/restore/backup';
@@ -108,7 +109,7 @@ export class CustomRestorer implements Restorer<'custom'> {
       ctx.signal.throwIfAborted();
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
-      const attempt = AbortSignal.any([ctx.signal, AbortSignal.timeout(remaining)]);
+      const attempt = AbortSignal.any([ctx.signal, timeoutSignal(remaining)]);
       let result: ExecResult;
       try {
         result = await ctx.sandbox.exec(custom.ready, { signal: attempt });

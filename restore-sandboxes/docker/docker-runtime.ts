@@ -20,6 +20,7 @@ import {
 } from '../sandbox-runtime.js';
 import { OutputTail } from '../../orchestrator/core/output-tail.js';
 import { exhaustionOf } from '../sandbox-exhaustion.js';
+import { timeoutSignal } from '../../orchestrator/core/timeout-signal.js';
 
 export interface DockerRuntimeOptions {
   /**
@@ -196,7 +197,7 @@ export class DockerRuntime implements SandboxRuntime {
    */
   async engineCall<T>(what: string, call: (abortSignal: AbortSignal) => Promise<T>, opts: { signal?: AbortSignal; onLate?: (value: T) => void } = {}): Promise<T> {
     const { signal, onLate } = opts;
-    const deadline = AbortSignal.timeout(this.engineCallTimeoutMs);
+    const deadline = timeoutSignal(this.engineCallTimeoutMs);
     const abortSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
     abortSignal.throwIfAborted();
     const pending = call(abortSignal);

@@ -14,6 +14,7 @@ import { detectMysqlDump } from './dump-format.js';
 import { MysqlDumpFilter } from './dump-filter.js';
 import { literal, MYSQL_DIALECT, quoteIdent } from './mysql-sql.js';
 import { firstErrorLine, restoreFailure } from './restore-failure.js';
+import { timeoutSignal } from '../../orchestrator/core/timeout-signal.js';
 
 const USER = 'mysql';
 const DATA_DIR = '/var/lib/mysql';
@@ -303,7 +304,7 @@ export class MysqlRestorer implements Restorer<'mysql'> {
 
   /** The server log's first [ERROR] line, if any. */
   private async serverError(sandbox: Sandbox): Promise<string | undefined> {
-    const r = await sandbox.exec(['grep', '-m', '1', '-F', '[ERROR]', LOG_FILE], { user: USER, signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
+    const r = await sandbox.exec(['grep', '-m', '1', '-F', '[ERROR]', LOG_FILE], { user: USER, signal: timeoutSignal(10_000) }).catch(() => undefined);
     return r?.exitCode === 0 ? truncate(r.stdout.trim(), 300) : undefined;
   }
 

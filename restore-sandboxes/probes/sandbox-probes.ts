@@ -5,6 +5,7 @@ import { VerificationError } from '../../orchestrator/core/errors.js';
 import { FILES_USER } from '../images/build-image.js';
 import type { Sandbox } from '../sandbox-runtime.js';
 import { describeExpectation, meets } from './sql-probes.js';
+import { timeoutSignal } from '../../orchestrator/core/timeout-signal.js';
 
 /**
  * Probes every kind can run, inside the sandbox: a command (argv, in the main container or a
@@ -23,7 +24,7 @@ export async function runSandboxProbes(probes: readonly ProbeConfig[], sandbox: 
   for (const probe of probes.filter(isSandboxProbe)) {
     signal.throwIfAborted();
     const started = performance.now();
-    const limit = AbortSignal.timeout(probe.timeoutMs);
+    const limit = timeoutSignal(probe.timeoutMs);
     let result: Omit<ProbeResult, 'durationMs'>;
     try {
       result = probe.type === 'command' ? await command(probe, sandbox, AbortSignal.any([signal, limit])) : await http(probe, sandbox, AbortSignal.any([signal, limit]));

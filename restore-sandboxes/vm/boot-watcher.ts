@@ -10,6 +10,7 @@ import { VM_PATHS } from './qemu-args.js';
 import type { QmpClient, QmpEvent } from './qmp-client.js';
 import { FileReader, FollowedFile } from './sandbox-streams.js';
 import { decodeFrame, isBlank, screenChanged, textModeGeometry, textFromXp, trimBlankLines, VGA_TEXT_BASE, type Frame } from './screen.js';
+import { timeoutSignal } from '../../orchestrator/core/timeout-signal.js';
 
 /** Serial output kept for matching and evidence. */
 const SERIAL_KEPT_CHARS = 256 * 1024;
@@ -298,7 +299,7 @@ async function ocr(sandbox: Sandbox, user: string, signal: AbortSignal): Promise
   const r = await sandbox.exec(['tesseract', VM_PATHS.screenshot, 'stdout', '--psm', '6', '-l', 'eng'], {
     user,
     env: { OMP_THREAD_LIMIT: '1' },
-    signal: AbortSignal.any([signal, AbortSignal.timeout(OCR_TIMEOUT_MS)]),
+    signal: AbortSignal.any([signal, timeoutSignal(OCR_TIMEOUT_MS)]),
     maxOutputBytes: 64 * 1024,
   });
   return r.exitCode === 0 ? trimBlankLines(r.stdout.replace(/\f/g, '')) : '';

@@ -6,6 +6,7 @@ import { formatAge } from '../../core/format.js';
 import { cleanRecord } from '../record-hygiene.js';
 import type { RunState } from '../run-state.js';
 import { checkIntegrity } from './fetch-restore.js';
+import { timeoutSignal } from '../../core/timeout-signal.js';
 
 /**
  * Why a phase threw, as the run's reason: a deadline or a cancel, the backup's fault (`fail`),
@@ -39,7 +40,7 @@ export async function finishRun(s: RunState): Promise<void> {
       if (!sandbox) return;
       if (reasons.length > 0 && s.ctx && run.sandbox) {
         // Given up at the deadline even when the restorer ignores the signal: a hung engine must not hold the run.
-        const tailSignal = AbortSignal.timeout(DEFAULTS.logTailTimeoutMs);
+        const tailSignal = timeoutSignal(DEFAULTS.logTailTimeoutMs);
         const givenUp = new Promise<string>((resolve) => tailSignal.addEventListener('abort', () => resolve(''), { once: true }));
         run.sandbox.logTail = await Promise.race([restorer.logTail({ ...s.ctx, signal: tailSignal }).catch(() => ''), givenUp]);
       }
@@ -76,7 +77,7 @@ export async function finishRun(s: RunState): Promise<void> {
 async function engineWentAway(runtime: SandboxRuntime): Promise<boolean> {
   const deadline = Date.now() + ENGINE_GONE_WINDOW_MS;
   for (;;) {
-    const down = await runtime.ping(AbortSignal.timeout(5_000)).then(
+    const down = await runtime.ping(timeoutSignal(5_000)).then(
       () => false,
       () => true,
     );
