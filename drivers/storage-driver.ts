@@ -42,10 +42,9 @@ import { VerificationError } from '../orchestrator/core/errors.js';
  * - kopia: `kopia snapshot list --json PATH` for entries, `kopia show OBJECT_ID` (or
  *   `kopia snapshot restore` into a pipe) to stream, `kopia snapshot verify
  *   --verify-files-percent=N` for `check()`; repository password via `KOPIA_PASSWORD`.
- * - pgBackRest: `pgbackrest info --output=json --stanza=S` lists backups (label, timestamps,
- *   sizes); it restores a data directory rather than streaming a file, so it pairs with a
- *   restorer that runs `pgbackrest restore` inside the sandbox against a read-only copy of the
- *   repository; `pgbackrest verify` is `check()`. The entry's key is the backup label.
+ * - pgBackRest: drivers/pgbackrest/ (sets from backup.info as backups, keyed by label; `open()`
+ *   streams a tar of what restoring the set needs, which the postgres restorer unpacks and hands
+ *   to `pgbackrest restore` in the sandbox; `pgbackrest verify` is `check()`).
  */
 export interface BackupEntry {
   /** Name relative to the source location (object key for S3), using `/` separators. */

@@ -37,6 +37,11 @@ export interface RestoreOutcome {
   compression: string;
   /** Facts read from the backup's own header. */
   header: Record<string, string>;
+  /**
+   * The newest data the restore holds when that is later than the backup's own time (a
+   * point-in-time restore replays WAL archived after its base backup): RPO is measured from it.
+   */
+  dataAsOf?: Date;
 }
 
 export interface Inspection {

@@ -139,3 +139,17 @@ t.test('expect: cron is validated; metadata timestamps are not for folders', asy
   const key = problems(withSource('          driver: local\n          path: /b\n          select: { timestamp: { from: name, key: x } }\n'));
   t.match(at(key, `${SRC}.select.timestamp.key`), { problem: 'key applies only to from: metadata' });
 });
+
+t.test('a pgbackrest source: relative repository, verify by default, only with kind postgres', async (t) => {
+  const config = parse(withSource('          driver: pgbackrest\n          repository: ../pgbackrest\n          stanza: shop\n') + '        postgres: { recovery: { time: "2026-12-05T10:30:00+01:00" } }\n');
+  t.match(config.policies[0]!.source, { driver: 'pgbackrest', repository: '/etc/pgbackrest', stanza: 'shop', check: 'verify', binary: 'pgbackrest' });
+  t.same(config.policies[0]!.postgres?.recovery, { time: '2026-12-05T09:30:00.000Z' }, 'the time is kept as UTC');
+  const bad = problems(withSource('          driver: pgbackrest\n          repository: /r\n          stanza: "shop main"\n          check: full\n') + '        postgres: { recovery: { time: "2026-12-05 10:30" } }\n');
+  t.match(at(bad, `${SRC}.stanza`), { fix: /as pgbackrest info lists it/ });
+  t.match(at(bad, `${SRC}.check`), { fix: /verify or false/ });
+  t.match(at(bad, 'clients[0].policies[0].postgres.recovery.time'), { problem: 'not a time with its zone', fix: /Z or an offset/ });
+  const files = problems(withSource('          driver: pgbackrest\n          repository: /r\n          stanza: shop\n').replace('kind: postgres', 'kind: files'));
+  t.match(at(files, `${SRC}.driver`), { problem: /holds PostgreSQL clusters/, fix: /kind: postgres/ });
+  const dump = problems(withSource('          driver: local\n          path: /srv/backups\n') + '        postgres: { recovery: immediate }\n');
+  t.match(at(dump, 'clients[0].policies[0].postgres.recovery'), { fix: /source driver pgbackrest/ });
+});

@@ -118,6 +118,8 @@ const REASON_STEPS: Record<ReasonCode, (c: StepContext) => string> = {
   sidecar_invalid: () => 'the .sha256 sidecar holds no checksum for the file: check how the backup job writes its sidecar',
   repository_damaged: () =>
     'the backup repository is damaged: run its full check (restic check --read-data; borg check --verify-data), repair it (restic repair index / snapshots; borg check --repair on a copy) and take a fresh backup',
+  wal_gap: () =>
+    'a WAL segment is missing from the archive, so the database cannot be recovered past it: check archive_command and the archiver (pg_stat_archiver), push the segment if the server still has it (pgbackrest archive-push), and take a new full backup',
   corrupt_compression: () => 'the compressed backup is damaged or cut short: check that the backup job and the upload finished; run the backup again',
   truncated_dump: () => 'the dump ends early: the backup job was probably interrupted or ran out of space; check its log and run the backup again',
   unrecognized_format: () => 'the file is not what the policy\'s kind restores: check the policy\'s kind and the backup job\'s output format',

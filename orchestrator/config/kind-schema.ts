@@ -43,8 +43,31 @@ export const postgres = z
     database: databaseName.default('restore').describe('Database the dump is restored into and probed in. Default "restore".'),
     allowEmpty: z.boolean().default(false).describe('Accept a restore with no tables or no rows. Default false: an empty restore fails.'),
     readinessTimeout: durationKey('Wait this long for the restored server to accept connections.', DEFAULTS.readinessTimeoutMs),
+    recovery: z
+      .union(
+        [
+          z.enum(['latest', 'immediate']),
+          z.strictObject({
+            time: z
+              .string()
+              .refine((t) => /(Z|[+-]\d\d:?\d\d)$/i.test(t.trim()) && Number.isFinite(Date.parse(t)), { error: say('not a time with its zone', 'write an ISO time with Z or an offset, e.g. "2026-12-05T09:30:00Z"') })
+              .describe('Replay stops just before the first transaction that committed after this time (ISO, with Z or an offset).'),
+          }),
+        ],
+        { error: typeError('a recovery target', () => 'write latest, immediate, or { time: "2026-12-05T09:30:00Z" }') },
+      )
+      .default('latest')
+      .describe(
+        'Physical backups (source driver pgbackrest): how far the restored cluster replays the archived WAL. "latest" (default): to the end of the archive, and the RPO is measured from the last replayed commit; "immediate": only until the backup is consistent; { time }: to that time, from the newest backup set that ended before it.',
+      ),
+    recoveryTimeout: durationKey('Physical backups: how long WAL replay may take before the run is an error.', DEFAULTS.recoveryTimeoutMs),
   })
-  .transform(({ readinessTimeout, ...rest }): PostgresKindConfig => ({ ...rest, readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs }))
+  .transform(({ readinessTimeout, recoveryTimeout, recovery, ...rest }): PostgresKindConfig => ({
+    ...rest,
+    readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs,
+    recovery: typeof recovery === 'string' ? recovery : { time: new Date(recovery.time).toISOString() },
+    recoveryTimeoutMs: recoveryTimeout ?? DEFAULTS.recoveryTimeoutMs,
+  }))
   .describe('Options for kind: postgres. All keys optional.');
 
 export const mysql = z

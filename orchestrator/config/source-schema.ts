@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { addProblem, durationKey, isRecordPayload, matching, nonEmptyText, quote, regexString, say, timezone, typeError } from './schema-helpers.js';
 import { secret } from './secret-schema.js';
-import type { BorgSourceConfig, ExpectConfig, LocalSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
+import type { BorgSourceConfig, ExpectConfig, LocalSourceConfig, PgbackrestSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
 
 // ---- Source and selector ---------------------------------------------------------------------
 
@@ -225,13 +225,27 @@ const borgSource = z
   // load.ts fills in passphraseOrigin.
   .transform(({ lockWait, ...rest }): BorgSourceConfig => ({ ...rest, file: rest.file.replace(/^\/+/, ''), lockWaitMs: lockWait ?? DEFAULTS.borgLockWaitMs, passphraseOrigin: 'source.passphrase' }));
 
+const pgbackrestSource = z
+  .strictObject({
+    driver: z.literal('pgbackrest').describe('A pgBackRest repository on this machine: each backup set of the stanza is a backup, restored with the WAL archived after it (kind postgres).'),
+    repository: nonEmptyText('repository').describe("The repository's path on this machine (pgBackRest's repo1-path), e.g. /var/lib/pgbackrest."),
+    stanza: matching(/^[A-Za-z0-9_.-]+$/, 'a stanza name', 'write the stanza as pgbackrest info lists it, e.g. main').describe('The stanza whose backups are verified.'),
+    check: z
+      .union([z.literal(false), z.literal('verify')], { error: typeError('a check', () => 'write verify or false') })
+      .default('verify')
+      .describe('pgbackrest verify (every file of every backup set and WAL segment against its checksum) before each restore, or false. Needs pgBackRest 2.33+ on this host; listing and restoring do not. Default "verify".'),
+    binary: nonEmptyText('binary').default('pgbackrest').describe('The pgbackrest program for the check. Default pgbackrest on PATH.'),
+    select: select.prefault({}),
+  })
+  .transform((value): PgbackrestSourceConfig => value);
+
 // One source block per name of STORAGE_DRIVERS: a driver without one does not compile.
-const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource, borg: borgSource } satisfies Record<StorageDriverName, z.ZodType>;
+const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource, borg: borgSource, pgbackrest: pgbackrestSource } satisfies Record<StorageDriverName, z.ZodType>;
 export const source = z
-  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic, SOURCE_BLOCKS.borg], {
+  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic, SOURCE_BLOCKS.borg, SOURCE_BLOCKS.pgbackrest], {
     error: (issue) =>
       issue.code === 'invalid_union' && (issue as { note?: string }).note === 'No matching discriminator'
-        ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket), restic or borg (a repository)')
+        ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket), restic, borg or pgbackrest (a repository)')
         : undefined,
   })
-  .describe('Where the backups are: driver local, s3, restic or borg, with that driver\'s keys.');
+  .describe('Where the backups are: driver local, s3, restic, borg or pgbackrest, with that driver\'s keys.');

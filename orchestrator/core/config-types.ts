@@ -349,10 +349,22 @@ export interface BorgSourceConfig {
   select: SelectorConfig;
 }
 
-export type SourceConfig = LocalSourceConfig | S3SourceConfig | ResticSourceConfig | BorgSourceConfig;
+export interface PgbackrestSourceConfig {
+  driver: 'pgbackrest';
+  /** The repository's path on this machine (repo1-path). */
+  repository: string;
+  stanza: string;
+  /** `pgbackrest verify` in the storage_check phase; false to skip. */
+  check: 'verify' | false;
+  /** pgbackrest binary for the check. Default `pgbackrest` on PATH. */
+  binary: string;
+  select: SelectorConfig;
+}
+
+export type SourceConfig = LocalSourceConfig | S3SourceConfig | ResticSourceConfig | BorgSourceConfig | PgbackrestSourceConfig;
 
 /** Every storage driver's name: the schema's drivers, the registry and every test loop derive from it. */
-export const STORAGE_DRIVERS = ['local', 's3', 'restic', 'borg'] as const;
+export const STORAGE_DRIVERS = ['local', 's3', 'restic', 'borg', 'pgbackrest'] as const;
 export type StorageDriverName = (typeof STORAGE_DRIVERS)[number];
 /** The source block of one driver. */
 export type SourceOf<D extends StorageDriverName> = Extract<SourceConfig, { driver: D }>;
@@ -454,7 +466,12 @@ export interface PostgresKindConfig {
   /** Accept a restore with no tables or no rows. Default false: an empty restore is a fail. */
   allowEmpty: boolean;
   readinessTimeoutMs: number;
+  /** Physical backups (pgBackRest): replay the WAL archive to its end, only to consistency, or to a time (ISO). */
+  recovery: PostgresRecovery;
+  recoveryTimeoutMs: number;
 }
+
+export type PostgresRecovery = 'latest' | 'immediate' | { time: string };
 
 /** kind: mysql (MySQL and MariaDB, mysqldump / mariadb-dump output). */
 export interface MysqlKindConfig {

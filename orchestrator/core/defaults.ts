@@ -17,6 +17,8 @@ export const DEFAULTS = {
   engineCallTimeoutMs: 60_000,
   /** Waiting for the sandboxed server to accept connections. */
   readinessTimeoutMs: 120_000,
+  /** Physical PostgreSQL backups: how long WAL replay may take. */
+  recoveryTimeoutMs: 30 * 60_000,
   /** One probe. */
   probeTimeoutMs: 5 * 60_000,
   /** Files younger than this may still be written and are skipped. */

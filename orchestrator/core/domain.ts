@@ -31,6 +31,7 @@ export const FAIL_CODES = [
   'checksum_mismatch',
   'sidecar_invalid',
   'repository_damaged',
+  'wal_gap',
   'corrupt_compression',
   'truncated_dump',
   'unrecognized_format',

@@ -33,8 +33,10 @@ function postgresRecipe(major: number, suite: string, mirror?: string): ImageRec
     mirror,
     // locales-all: dumps create databases with the production server's locale (en_US.UTF-8,
     // de_DE.UTF-8, ...); restoring with the same collation is restoring what production had.
-    // zstd, xz and bzip2 let later restorers decompress inside the sandbox.
-    packages: [`postgresql-${major}`, 'locales-all', 'zstd', 'xz-utils', 'bzip2'],
+    // zstd, xz and bzip2 let later restorers decompress inside the sandbox. pgbackrest restores
+    // physical backups (source driver pgbackrest) inside the sandbox, from the repository copy
+    // the driver streams in.
+    packages: [`postgresql-${major}`, 'locales-all', 'zstd', 'xz-utils', 'bzip2', 'pgbackrest'],
     customize: [
       // The package's default cluster is not used and would be copied into every run's data volume.
       `rm -rf "$1"/var/lib/postgresql/${major} "$1"/etc/postgresql/${major}`,
@@ -53,7 +55,7 @@ function postgresRecipe(major: number, suite: string, mirror?: string): ImageRec
       `rm -rf "$1"${POSTGRES_DATA_ROOT}/${DATA_DIR_NAME}`,
       'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man',
     ],
-    description: `PostgreSQL ${major} and all locales from Debian ${suite}'s packages`,
+    description: `PostgreSQL ${major}, pgBackRest and all locales from Debian ${suite}'s packages`,
   };
 }
 

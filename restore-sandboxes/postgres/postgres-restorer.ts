@@ -14,6 +14,7 @@ import { emptyDatabaseReasons, sandboxLimits, type ImageChoice, type Inspection,
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { DATA_DIR, DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, templateName } from './cluster.js';
 import { detectDumpFormat } from './dump-format.js';
+import { detectPgbackrestStream, restorePgbackrest, type PhysicalRestore } from './pgbackrest-restore.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
 import { SqlActionGuard } from './sql-action-guard.js';
 import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
@@ -56,6 +57,8 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   private probeDatabase = '';
   private locales: Set<string> | undefined;
   private psqlRestricts = false;
+  /** Set when the backup was a physical one (pgBackRest) and came up. */
+  private physical?: PhysicalRestore;
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
     return {
@@ -77,6 +80,8 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   }
 
   async selectImage(head: Buffer, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice> {
+    const physical = detectPgbackrestStream(head);
+    if (physical) return physicalImage(physical.major, hasImage);
     let bytes = head;
     const compression = detectCompression(head);
     if (compression === 'gzip') {
@@ -175,6 +180,15 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     const { head, stream } = await peek(plainBytes, 64 * 1024);
     if (head.length === 0) {
       throw new VerificationError('empty_backup', compression === 'none' ? 'the backup is empty (0 bytes)' : `the ${compression} backup decompresses to nothing`);
+    }
+    const physical = detectPgbackrestStream(head);
+    if (physical) {
+      const restored = await restorePgbackrest(ctx, stream, physical, { bin: this.bin, major: this.major, socketDir: SOCKET_DIR, logFile: LOG_FILE, serverOptions: SERVER_OPTIONS });
+      this.physical = restored;
+      this.probeDatabase = chooseClusterDatabase(ctx.policy.postgres.database, restored.databases);
+      const header: Record<string, string> = { ...restored.header, databases: restored.databases.join(', ') };
+      if (this.probeDatabase !== ctx.policy.postgres.database) header.probedDatabase = this.probeDatabase;
+      return { format: 'pgbackrest', compression, header, ...(restored.dataAsOf ? { dataAsOf: restored.dataAsOf } : {}) };
     }
     const info = detectDumpFormat(head);
     if (!info) {
@@ -289,8 +303,9 @@ export class PostgresRestorer implements Restorer<'postgres'> {
       signal,
     );
     const [tables, rows, bytes] = row.trim().split('|').map(Number) as [number, number, number];
-    const summary = { database: db, tables, estimatedRows: rows, sizeBytes: bytes };
-    return { summary, reasons: emptyDatabaseReasons('the dump', `database "${db}"`, tables, rows, ctx.policy.postgres.allowEmpty) };
+    const summary = { database: db, tables, estimatedRows: rows, sizeBytes: bytes, ...this.physical?.summary };
+    const empty = emptyDatabaseReasons(this.physical ? 'the backup' : 'the dump', `database "${db}"`, tables, rows, ctx.policy.postgres.allowEmpty);
+    return { summary, reasons: [...(this.physical?.reasons ?? []), ...empty] };
   }
 
   async probe(ctx: RestoreContext<'postgres'>): Promise<ProbeResult[]> {
@@ -342,6 +357,17 @@ function restrictedMetaCommand(stderr: string, filter: PlainSqlFilter): Verifica
     'unsafe_archive',
     `the dump runs a psql meta-command (a backslash command after other text) at line ${filter.dumpLine(Number(m[1]))}; psql ran restricted and refused it (${truncate(m[2] ?? '', 80)})`,
   );
+}
+
+/** A physical backup restores only into its own PostgreSQL major. */
+async function physicalImage(major: number | undefined, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice> {
+  if (major === undefined) return { image: DEFAULTS.postgresImage, why: "the pgBackRest repository's archive.info names no PostgreSQL version: the default image" };
+  if (await hasImage(`backproof/postgres:${major}`)) return { image: `backproof/postgres:${major}`, why: `a physical backup of PostgreSQL ${major}: the image of that major` };
+  const buildable = POSTGRES_IMAGE_MAJORS.includes(major);
+  return {
+    image: DEFAULTS.postgresImage,
+    why: `a physical backup of PostgreSQL ${major}, and no backproof/postgres:${major} image is present${buildable ? ` (build it: backproof images build postgres:${major})` : ''}`,
+  };
 }
 
 /** The database probes run in after a cluster dump: the configured one, else the only one it made. */

@@ -1,6 +1,7 @@
 import type { BackupEntry, StorageDriver } from '../../../drivers/storage-driver.js';
 import type { Reason, RunRecord } from '../../core/domain.js';
 import { VerificationError } from '../../core/errors.js';
+import { formatAge } from '../../core/format.js';
 import { HashingCounter } from '../../core/integrity.js';
 import { unlessExhausted } from '../exhaustion.js';
 import { isReadFailure, type Digests, type RunState } from '../run-state.js';
@@ -36,6 +37,7 @@ export async function streamRestore(s: RunState): Promise<void> {
     backup.format = outcome.format;
     backup.compression = outcome.compression;
     backup.header = outcome.header;
+    if (outcome.dataAsOf) measureRpoFromData(s, outcome.dataAsOf);
   } finally {
     backup.bytesRead = hasher.bytes;
     const transfer = driver.transferFacts?.(entry) ?? {};
@@ -47,6 +49,27 @@ export async function streamRestore(s: RunState): Promise<void> {
   // The restore tool finished without reading to the end: hash the rest in a second pass.
   s.digests ??= await hashWhole(driver, entry, signal, s.details!.checksums.some((c) => c.algorithm === 'md5'));
   checkIntegrity(run, s.digests, s.reasons);
+}
+
+/**
+ * A restore that replayed past its backup (WAL archived after a base backup) holds data newer than
+ * the backup's own time: the RPO is the age of that data when the run started, and the select
+ * phase's judgement on the backup's age is replaced by one on it.
+ */
+function measureRpoFromData(s: RunState, dataAsOf: Date): void {
+  const { run, policy, reasons } = s;
+  const ageMs = Math.max(0, s.started.getTime() - dataAsOf.getTime());
+  run.metrics.rpoMeasuredMs = ageMs;
+  if (policy.targets.rpoMs === undefined) return;
+  run.metrics.rpoMet = ageMs <= policy.targets.rpoMs;
+  const stale = reasons.findIndex((r) => r.code === 'stale_backup');
+  if (stale >= 0) reasons.splice(stale, 1);
+  if (!run.metrics.rpoMet) {
+    reasons.push({
+      code: 'stale_backup',
+      message: `the newest data restored (last replayed commit ${dataAsOf.toISOString()}) is ${formatAge(ageMs)} old, older than the rpo target of ${formatAge(policy.targets.rpoMs)}`,
+    });
+  }
 }
 
 /** Every expected checksum against the bytes' digests; a mismatch is the first reason given. */

@@ -1,0 +1,106 @@
+/**
+ * pgBackRest's info files (`backup.info`, `archive.info`, and their `.copy` twins): INI sections
+ * whose values are JSON. Read here without pgBackRest, so a host needs no pgBackRest to list a
+ * repository, and so the restorer can read the copy it receives before anything runs.
+ */
+export type InfoFile = Map<string, Map<string, unknown>>;
+
+/** Sections and their keys; a value that is not JSON is kept as its text. */
+export function parseInfoFile(text: string): InfoFile {
+  const sections: InfoFile = new Map();
+  let current: Map<string, unknown> | undefined;
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const section = /^\[([^\]]+)\]$/.exec(line);
+    if (section) {
+      const name = section[1]!;
+      current = sections.get(name) ?? new Map<string, unknown>();
+      sections.set(name, current);
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (!current || eq <= 0) continue;
+    const value = line.slice(eq + 1);
+    let parsed: unknown = value;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      // a bare word: keep the text
+    }
+    current.set(line.slice(0, eq), parsed);
+  }
+  return sections;
+}
+
+/** One backup set as backup.info describes it. */
+export interface BackupSet {
+  label: string;
+  type: 'full' | 'diff' | 'incr';
+  /** Older sets this one takes unchanged files from (diff and incr). */
+  references: string[];
+  prior?: string;
+  /** First and last WAL segment the backup needs to be consistent. */
+  archiveStart: string;
+  archiveStop: string;
+  lsnStart?: string;
+  lsnStop?: string;
+  startedAt: Date;
+  stoppedAt: Date;
+  /** The database's size, and this set's size in the repository (with what it references). */
+  databaseBytes: number;
+  repoBytes: number;
+  dbId: number;
+  backrestVersion: string;
+  /** true: pgBackRest recorded an error in the backup (page checksums). */
+  error: boolean;
+}
+
+/** The backup sets of a backup.info, oldest first; sets it cannot read are skipped. */
+export function backupSets(info: InfoFile): BackupSet[] {
+  const sets: BackupSet[] = [];
+  for (const [label, value] of info.get('backup:current') ?? []) {
+    if (typeof value !== 'object' || value === null) continue;
+    const v = value as Record<string, unknown>;
+    const type = v['backup-type'];
+    const start = Number(v['backup-timestamp-start']);
+    const stop = Number(v['backup-timestamp-stop']);
+    if ((type !== 'full' && type !== 'diff' && type !== 'incr') || !Number.isFinite(start) || !Number.isFinite(stop)) continue;
+    sets.push({
+      label,
+      type,
+      references: Array.isArray(v['backup-reference']) ? v['backup-reference'].filter((r): r is string => typeof r === 'string') : [],
+      ...(typeof v['backup-prior'] === 'string' ? { prior: v['backup-prior'] } : {}),
+      archiveStart: String(v['backup-archive-start'] ?? ''),
+      archiveStop: String(v['backup-archive-stop'] ?? ''),
+      ...(typeof v['backup-lsn-start'] === 'string' ? { lsnStart: v['backup-lsn-start'] } : {}),
+      ...(typeof v['backup-lsn-stop'] === 'string' ? { lsnStop: v['backup-lsn-stop'] } : {}),
+      startedAt: new Date(start * 1000),
+      stoppedAt: new Date(stop * 1000),
+      databaseBytes: Number(v['backup-info-size'] ?? 0),
+      repoBytes: Number(v['backup-info-repo-size'] ?? 0),
+      dbId: Number(v['db-id'] ?? 0),
+      backrestVersion: String(v['backrest-version'] ?? ''),
+      error: v['backup-error'] === true,
+    });
+  }
+  return sets.sort((a, b) => a.label.localeCompare(b.label));
+}
+
+/** The PostgreSQL major and system id of every db-id in an info file's history. */
+export function databaseHistory(info: InfoFile): Map<number, { version: string; systemId: string }> {
+  const out = new Map<number, { version: string; systemId: string }>();
+  for (const [id, value] of info.get('db:history') ?? []) {
+    if (typeof value !== 'object' || value === null) continue;
+    const v = value as Record<string, unknown>;
+    // backup.info names the system id db-system-id; archive.info (historically) db-id.
+    const systemId = v['db-system-id'] ?? v['db-id'];
+    out.set(Number(id), { version: String(v['db-version'] ?? ''), systemId: String(systemId ?? '') });
+  }
+  return out;
+}
+
+/** The archive folder of a db-id: `<major>-<db-id>`, e.g. `15-1`. */
+export function archiveIdOf(version: string, dbId: number): string {
+  return `${version}-${dbId}`;
+}
