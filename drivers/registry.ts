@@ -2,6 +2,7 @@ import type { PolicyConfig, SourceConfig, SourceOf, StorageDriverName } from '..
 import { BorgStorageDriver } from './borg/borg-storage-driver.js';
 import { PgbackrestStorageDriver } from './pgbackrest/pgbackrest-storage-driver.js';
 import { LocalStorageDriver } from './local/local-storage-driver.js';
+import { MariabackupStorageDriver } from './mariabackup/mariabackup-storage-driver.js';
 import { ResticStorageDriver } from './restic/restic-storage-driver.js';
 import { S3StorageDriver } from './s3/s3-storage-driver.js';
 import type { StorageDriver } from './storage-driver.js';
@@ -30,6 +31,7 @@ export const STORAGE_DRIVER_FACTORIES: { readonly [D in StorageDriverName]: (sou
       ...(typeof recovery === 'object' ? { endedBefore: new Date(recovery.time) } : {}),
     });
   },
+  mariabackup: (source) => new MariabackupStorageDriver({ path: source.path }),
   borg: ({ lockWaitMs, ...source }) => new BorgStorageDriver({ ...source, lockWaitSeconds: Math.max(1, Math.ceil(lockWaitMs / 1000)) }),
 };
 

@@ -153,3 +153,10 @@ t.test('a pgbackrest source: relative repository, verify by default, only with k
   const dump = problems(withSource('          driver: local\n          path: /srv/backups\n') + '        postgres: { recovery: immediate }\n');
   t.match(at(dump, 'clients[0].policies[0].postgres.recovery'), { fix: /source driver pgbackrest/ });
 });
+
+t.test('a mariabackup source: relative path, only with kind mysql', async (t) => {
+  const text = withSource('          driver: mariabackup\n          path: ../mariabackup/shop\n').replace('kind: postgres', 'kind: mysql');
+  t.match(parse(text).policies[0]!.source, { driver: 'mariabackup', path: '/etc/mariabackup/shop' });
+  const wrong = problems(withSource('          driver: mariabackup\n          path: /srv/mb\n'));
+  t.match(at(wrong, `${SRC}.driver`), { problem: /MariaDB data directories/, fix: /kind: mysql/ });
+});

@@ -177,10 +177,13 @@ t.test('recovery to a time: rows committed after it are absent, before it presen
   t.equal(before.verdict, 'pass', JSON.stringify(before.reasons));
   t.match(String(before.restored?.recoveryStopped ?? ''), /recovery stopping before commit/);
   t.ok(Date.parse(String(before.restored?.lastReplayedCommit)) < Date.parse(fixture.betweenBatches));
-  const after = await verify(await policyFor(fixture.repo, { recovery: `{ time: "${new Date(Date.now() + 0).toISOString()}" }`, lateRows: 100 }), store);
+  const after = await verify(await policyFor(fixture.repo, { recovery: `{ time: "${fixture.afterLate}" }`, lateRows: 100 }), store);
+  t.equal(after.verdict, 'pass', `a target after the late rows has them: ${JSON.stringify(after.reasons)}`);
+  t.ok(Date.parse(String(after.restored?.lastReplayedCommit)) < Date.parse(fixture.afterLate));
+  const beyond = await verify(await policyFor(fixture.repo, { recovery: `{ time: "${new Date().toISOString()}" }`, lateRows: 100 }), store);
   // A target after the end of the archive is not reached: PostgreSQL 15 refuses to promote.
-  t.equal(after.verdict, 'fail', JSON.stringify(after.reasons));
-  t.match(JSON.stringify(after.reasons), /ends before the recovery target/);
+  t.equal(beyond.verdict, 'fail', JSON.stringify(beyond.reasons));
+  t.match(JSON.stringify(beyond.reasons), /ends before the recovery target/);
 });
 
 t.test('an incremental set whose full set is gone: fail, naming it', async (t) => {

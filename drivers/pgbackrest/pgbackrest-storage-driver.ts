@@ -2,12 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tarStream from 'tar-stream';
+import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import { ChildProcesses } from '../cli/child-processes.js';
 import { ConfinedFolder } from '../local/confined-file.js';
+import { regularFilesUnder, tarOfFiles } from '../local/folder-tar.js';
 import type { BackupDetails, BackupEntry, StorageCheck, StorageDriver } from '../storage-driver.js';
 import { archiveIdOf, backupSets, databaseHistory, parseInfoFile, type BackupSet, type InfoFile } from '../../orchestrator/core/pgbackrest-info.js';
 
@@ -102,28 +101,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
 
   async open(entry: BackupEntry, signal?: AbortSignal): Promise<Readable> {
     const set = await this.setOf(entry, signal);
-    const files = await this.filesOf(set, signal);
-    const pack = tarStream.pack();
-    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-    const fail = (err: unknown): void => {
-      out.destroy(err instanceof Error ? err : new Error(String(err)));
-    };
-    pack.on('error', fail);
-    pack.pipe(out);
-    void (async () => {
-      for (const rel of files) {
-        signal?.throwIfAborted();
-        const { handle, size, modifiedAt } = await this.folder.open(path.join(this.repository, rel), rel);
-        try {
-          const sink = pack.entry({ name: rel, size, mode: 0o600, mtime: modifiedAt, type: 'file' });
-          await pipeline(handle.createReadStream({ autoClose: false }), sink);
-        } finally {
-          await handle.close().catch(() => undefined);
-        }
-      }
-      pack.finalize();
-    })().catch(fail);
-    return out;
+    return tarOfFiles(this.folder, this.repository, await this.filesOf(set, signal), signal);
   }
 
   async close(): Promise<void> {
@@ -161,22 +139,11 @@ export class PgbackrestStorageDriver implements StorageDriver {
 
   /** Regular files under `rel`, sorted; links and other kinds are left out. */
   private async walk(rel: string, signal?: AbortSignal): Promise<string[]> {
-    const out: string[] = [];
-    let entries;
     try {
-      entries = await readdir(path.join(this.repository, rel), { withFileTypes: true });
+      return await regularFilesUnder(this.repository, rel, signal);
     } catch (err) {
-      if ((err as { code?: string }).code === 'ENOENT') return out;
       throw this.unreachable(err);
     }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      signal?.throwIfAborted();
-      const child = `${rel}/${e.name}`;
-      if (e.isDirectory()) out.push(...(await this.walk(child, signal)));
-      else if (e.isFile()) out.push(child);
-    }
-    return out;
   }
 
   private async isFile(rel: string): Promise<boolean> {

@@ -85,6 +85,9 @@ const policy = z
     if (driver === 'pgbackrest' && kind !== 'postgres') {
       addProblem(ctx, `a pgBackRest repository holds PostgreSQL clusters, not kind: ${kind} backups`, 'set kind: postgres, or use another source driver', ['source', 'driver']);
     }
+    if (driver === 'mariabackup' && kind !== 'mysql') {
+      addProblem(ctx, `mariadb-backup folders hold MariaDB data directories, not kind: ${kind} backups`, 'set kind: mysql, or use another source driver', ['source', 'driver']);
+    }
     const recovery = (value.postgres as { recovery?: unknown } | undefined)?.recovery;
     if (recovery !== undefined && recovery !== 'latest' && driver !== 'pgbackrest') {
       addProblem(ctx, 'postgres.recovery applies to physical backups (source driver pgbackrest); a dump restores as it was taken', 'remove postgres.recovery, or use source driver pgbackrest', ['postgres', 'recovery']);

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { addProblem, durationKey, isRecordPayload, matching, nonEmptyText, quote, regexString, say, timezone, typeError } from './schema-helpers.js';
 import { secret } from './secret-schema.js';
-import type { BorgSourceConfig, ExpectConfig, LocalSourceConfig, PgbackrestSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
+import type { BorgSourceConfig, ExpectConfig, LocalSourceConfig, MariabackupSourceConfig, PgbackrestSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
 
 // ---- Source and selector ---------------------------------------------------------------------
 
@@ -239,13 +239,21 @@ const pgbackrestSource = z
   })
   .transform((value): PgbackrestSourceConfig => value);
 
+const mariabackupSource = z
+  .strictObject({
+    driver: z.literal('mariabackup').describe('Physical MariaDB backups made by mariadb-backup: each sub-folder of path holding xtrabackup_checkpoints is a backup; an incremental restores on top of its chain (kind mysql).'),
+    path: nonEmptyText('path').describe('The folder whose sub-folders are mariadb-backup target directories (--target-dir), full and incremental, e.g. /srv/mariabackup/shop.'),
+    select: select.prefault({}),
+  })
+  .transform((value): MariabackupSourceConfig => value);
+
 // One source block per name of STORAGE_DRIVERS: a driver without one does not compile.
-const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource, borg: borgSource, pgbackrest: pgbackrestSource } satisfies Record<StorageDriverName, z.ZodType>;
+const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource, borg: borgSource, pgbackrest: pgbackrestSource, mariabackup: mariabackupSource } satisfies Record<StorageDriverName, z.ZodType>;
 export const source = z
-  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic, SOURCE_BLOCKS.borg, SOURCE_BLOCKS.pgbackrest], {
+  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic, SOURCE_BLOCKS.borg, SOURCE_BLOCKS.pgbackrest, SOURCE_BLOCKS.mariabackup], {
     error: (issue) =>
       issue.code === 'invalid_union' && (issue as { note?: string }).note === 'No matching discriminator'
-        ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket), restic, borg or pgbackrest (a repository)')
+        ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket), restic, borg or pgbackrest (a repository), mariabackup (a folder of mariadb-backup directories)')
         : undefined,
   })
-  .describe('Where the backups are: driver local, s3, restic, borg or pgbackrest, with that driver\'s keys.');
+  .describe('Where the backups are: driver local, s3, restic, borg, pgbackrest or mariabackup, with that driver\'s keys.');

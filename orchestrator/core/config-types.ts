@@ -361,10 +361,17 @@ export interface PgbackrestSourceConfig {
   select: SelectorConfig;
 }
 
-export type SourceConfig = LocalSourceConfig | S3SourceConfig | ResticSourceConfig | BorgSourceConfig | PgbackrestSourceConfig;
+export interface MariabackupSourceConfig {
+  driver: 'mariabackup';
+  /** The folder whose sub-folders are mariadb-backup target directories. */
+  path: string;
+  select: SelectorConfig;
+}
+
+export type SourceConfig = LocalSourceConfig | S3SourceConfig | ResticSourceConfig | BorgSourceConfig | PgbackrestSourceConfig | MariabackupSourceConfig;
 
 /** Every storage driver's name: the schema's drivers, the registry and every test loop derive from it. */
-export const STORAGE_DRIVERS = ['local', 's3', 'restic', 'borg', 'pgbackrest'] as const;
+export const STORAGE_DRIVERS = ['local', 's3', 'restic', 'borg', 'pgbackrest', 'mariabackup'] as const;
 export type StorageDriverName = (typeof STORAGE_DRIVERS)[number];
 /** The source block of one driver. */
 export type SourceOf<D extends StorageDriverName> = Extract<SourceConfig, { driver: D }>;

@@ -77,8 +77,9 @@ export const IMAGE_RECIPES: Record<string, ImageRecipe> = {
     name: 'mariadb',
     tag: 'backproof/mariadb',
     suite: 'bookworm',
-    // mariadb-server's client tools include mariadb-dump (mysqldump) and mariadb-admin.
-    packages: ['mariadb-server', 'mariadb-client', 'zstd', 'xz-utils', 'bzip2'],
+    // mariadb-server's client tools include mariadb-dump (mysqldump) and mariadb-admin;
+    // mariadb-backup prepares physical backups (the mariabackup source) in the sandbox.
+    packages: ['mariadb-server', 'mariadb-client', 'mariadb-backup', 'zstd', 'xz-utils', 'bzip2'],
     customize: [
       // The package's install makes a data directory with its own settings: replaced.
       'rm -rf "$1"/var/lib/mysql/* "$1"/var/log/mysql/*',
@@ -91,7 +92,7 @@ export const IMAGE_RECIPES: Record<string, ImageRecipe> = {
       'rm -f "$1"/var/lib/mysql/ib_buffer_pool',
       SLIM,
     ],
-    description: "MariaDB server and client from Debian bookworm's packages",
+    description: "MariaDB server, client and mariadb-backup from Debian bookworm's packages",
   },
   files: {
     name: 'files',

@@ -11,6 +11,7 @@ import { emptyDatabaseReasons, sandboxLimits, type Inspection, type RestoreConte
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { truncate } from '../bytes.js';
 import { detectMysqlDump } from './dump-format.js';
+import { detectMariabackupStream, restoreMariabackup } from './mariabackup-restore.js';
 import { MysqlDumpFilter } from './dump-filter.js';
 import { literal, MYSQL_DIALECT, quoteIdent } from './mysql-sql.js';
 import { firstErrorLine, restoreFailure } from './restore-failure.js';
@@ -169,6 +170,7 @@ export class MysqlRestorer implements Restorer<'mysql'> {
     if (head.length === 0) {
       throw new VerificationError('empty_backup', compression === 'none' ? 'the backup is empty (0 bytes)' : `the ${compression} backup decompresses to nothing`);
     }
+    if (detectMariabackupStream(head)) return this.restorePhysical(ctx, stream, compression);
     const found = detectMysqlDump(head);
     if (found.kind === 'foreign') {
       stream.destroy();
@@ -216,6 +218,30 @@ export class MysqlRestorer implements Restorer<'mysql'> {
     this.probeDatabase = chooseDatabase(db, filter.databases);
     if (this.probeDatabase !== db) header.probedDatabase = this.probeDatabase;
     return { format: found.format, compression, header };
+  }
+
+  /** A mariadb-backup chain (the mariabackup source): prepared and served in place of the empty server. */
+  private async restorePhysical(ctx: RestoreContext<'mysql'>, stream: Readable, compression: string): Promise<RestoreOutcome> {
+    const memory = ctx.policy.sandbox.memoryBytes;
+    const restored = await restoreMariabackup(stream, {
+      sandbox: ctx.sandbox,
+      signal: ctx.signal,
+      user: USER,
+      dataDir: DATA_DIR,
+      socket: SOCKET,
+      logFile: LOG_FILE,
+      serverVersion: this.serverVersion,
+      options: (dataDir) => serverOptions(memory).map((o) => (o.startsWith('--datadir=') ? `--datadir=${dataDir}` : o)),
+      prepareMemoryMb: Math.max(64, Math.floor(memory / 4 / 1024 ** 2)),
+      account: this.account,
+      connection: this.client().slice(1),
+      readinessTimeoutMs: ctx.policy.mysql.readinessTimeoutMs,
+    });
+    const header = { ...restored.header };
+    if (restored.databases.length === 0) throw new VerificationError('empty_restore', `backup ${header.backup} holds no database besides MariaDB's own (mysql, sys, ...)`);
+    this.probeDatabase = chooseDatabase(ctx.policy.mysql.database, restored.databases);
+    if (this.probeDatabase !== ctx.policy.mysql.database) header.probedDatabase = this.probeDatabase;
+    return { format: 'mariabackup', compression, header };
   }
 
   async ready(ctx: RestoreContext<'mysql'>): Promise<void> {

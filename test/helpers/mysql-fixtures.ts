@@ -18,18 +18,26 @@ export interface MysqlFixtureServer {
   sql(text: string, db?: string): Promise<string>;
   /** mariadb-dump with `args` (a database name, or --databases a b ...) into `file`. */
   dump(file: string, args: string[]): Promise<void>;
+  /** A clean shutdown and start (InnoDB checkpoints at shutdown). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
+  /** The container the server runs in (mariadb-backup runs beside it). */
+  readonly sandbox: Sandbox;
 }
+
+/** The MariaDB image fixtures run in and tests restore into. */
+export const MARIADB_TEST_IMAGE = process.env.BACKPROOF_TEST_MARIADB_IMAGE ?? DEFAULTS.mysqlImage;
 
 const SOCKET = '/tmp/fixture.sock';
 const CLIENT = ['--no-defaults', '--user=root', `--socket=${SOCKET}`];
 
-export async function startMysqlFixtureServer(): Promise<MysqlFixtureServer> {
+/** `image`: default the sandbox image (BACKPROOF_TEST_MARIADB_IMAGE pins another). */
+export async function startMysqlFixtureServer(opts: { image?: string } = {}): Promise<MysqlFixtureServer> {
   const runtime = new DockerRuntime();
   const sandbox = await runtime.create({
     runId: `fixture-mysql-${randomUUID().slice(0, 8)}`,
     policy: 'test-fixtures',
-    image: DEFAULTS.mysqlImage,
+    image: opts.image ?? MARIADB_TEST_IMAGE,
     cmd: ['sleep', 'infinity'],
     user: 'mysql',
     memoryBytes: 1024 ** 3,
@@ -43,22 +51,13 @@ export async function startMysqlFixtureServer(): Promise<MysqlFixtureServer> {
   try {
     const initialised = await sandbox.exec(['test', '-d', '/var/lib/mysql/mysql'], { user: 'mysql' });
     if (initialised.exitCode !== 0) await must(sandbox, ['mariadb-install-db', '--no-defaults', '--datadir=/var/lib/mysql', '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-name-resolve', '--force']);
-    await must(sandbox, [
-      'start-stop-daemon', '--start', '--background', '--exec', '/usr/sbin/mariadbd', '--',
-      '--no-defaults', '--datadir=/var/lib/mysql', `--socket=${SOCKET}`, '--skip-networking', '--log-error=/tmp/fixture.log',
-      '--innodb-flush-log-at-trx-commit=0', '--innodb-doublewrite=0', '--character-set-server=utf8mb4',
-    ]);
-    for (let i = 0; ; i++) {
-      const r = await sandbox.exec(['mariadb-admin', ...CLIENT, 'ping'], { user: 'mysql' });
-      if (r.exitCode === 0) break;
-      if (i > 150) throw new Error(`the fixture MariaDB did not start: ${r.stderr}`);
-      await new Promise((res) => setTimeout(res, 200));
-    }
+    await startServer(sandbox);
   } catch (err) {
     await sandbox.remove();
     throw err;
   }
   return {
+    sandbox,
     async sql(text, db) {
       return (await must(sandbox, ['mariadb', ...CLIENT, '-N', '-B', ...(db ? [`--database=${db}`] : []), '-e', text])).stdout;
     },
@@ -67,8 +66,26 @@ export async function startMysqlFixtureServer(): Promise<MysqlFixtureServer> {
       const r = await sandbox.exec(['mariadb-dump', ...CLIENT, '--single-transaction', ...args], { user: 'mysql', stdout: out });
       if (r.exitCode !== 0) throw new Error(`mariadb-dump ${args.join(' ')} failed: ${r.stderr}`);
     },
+    async restart() {
+      await must(sandbox, ['mariadb-admin', ...CLIENT, 'shutdown']);
+      await startServer(sandbox);
+    },
     stop: () => sandbox.remove(),
   };
+}
+
+async function startServer(sandbox: Sandbox): Promise<void> {
+  await must(sandbox, [
+    'start-stop-daemon', '--start', '--background', '--exec', '/usr/sbin/mariadbd', '--',
+    '--no-defaults', '--datadir=/var/lib/mysql', `--socket=${SOCKET}`, '--skip-networking', '--log-error=/tmp/fixture.log', '--pid-file=/tmp/fixture.pid',
+    '--innodb-flush-log-at-trx-commit=0', '--innodb-doublewrite=0', '--character-set-server=utf8mb4',
+  ]);
+  for (let i = 0; ; i++) {
+    const r = await sandbox.exec(['mariadb-admin', ...CLIENT, 'ping'], { user: 'mysql' });
+    if (r.exitCode === 0) break;
+    if (i > 150) throw new Error(`the fixture MariaDB did not start: ${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
 }
 
 async function must(sandbox: Sandbox, argv: string[]): Promise<ExecResult> {

@@ -23,6 +23,8 @@ export interface PgbackrestRepo {
   sets: BackupSet[];
   /** A time after the first batch written after the incremental backup and before the second ("late") one. */
   betweenBatches: string;
+  /** A time after the late rows and before the last commit of the archive (table tail_marker). */
+  afterLate: string;
   /** Rows of table orders: after the incr backup (1,000), after the first later batch (1,500), in all (1,600). */
   rows: { atIncr: number; beforeLate: number; all: number };
   /** The archive's segment files (paths relative to repo), in order. */
@@ -67,6 +69,7 @@ export async function makePgbackrestRepo(): Promise<PgbackrestRepo> {
   const psql = (sql: string, db = 'postgres') => as(path.join(PG_BIN_DIR, 'psql'), ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', sock, '-p', String(port), '-U', 'postgres', '-d', db, '-c', sql]);
   await as(path.join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, '-l', path.join(base, 'postgres.log'), '-w', 'start']);
   let betweenBatches: string;
+  let afterLate: string;
   try {
     await pgbackrest('stanza-create');
     await psql('CREATE DATABASE shop');
@@ -82,6 +85,9 @@ export async function makePgbackrestRepo(): Promise<PgbackrestRepo> {
     await new Promise((r) => setTimeout(r, 1100));
     await psql("INSERT INTO orders (id, note) SELECT g, 'late' FROM generate_series(1501, 1600) g", 'shop');
     await switchAndArchive(psql);
+    await new Promise((r) => setTimeout(r, 1100));
+    afterLate = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 1100));
     // Segments after the late rows' one, so that a gap there has archived WAL beyond it.
     await psql('CREATE TABLE tail_marker (x int)', 'shop');
     await switchAndArchive(psql);
@@ -103,6 +109,7 @@ export async function makePgbackrestRepo(): Promise<PgbackrestRepo> {
     database: 'shop',
     sets,
     betweenBatches,
+    afterLate,
     rows: { atIncr: 1000, beforeLate: 1500, all: 1600 },
     segments,
     async copy() {

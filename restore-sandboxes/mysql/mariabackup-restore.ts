@@ -1,0 +1,167 @@
+import type { Readable } from 'node:stream';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import { chainOf, parseBackupInfo, parseCheckpoints, seriesOf, type BackupInfo, type Checkpoints } from '../../orchestrator/core/mariabackup-info.js';
+import { truncate } from '../bytes.js';
+import type { Sandbox } from '../sandbox-runtime.js';
+
+/**
+ * Physical MariaDB backups (the mariabackup source): the stream is a tar of mariadb-backup target
+ * directories, a full backup and the incrementals on top of it, each beginning with its
+ * `xtrabackup_checkpoints`. In the sandbox they are unpacked into the run's volume, the chain is
+ * worked out again from the LSNs in the bytes (never from names), prepared in order with the
+ * image's mariadb-backup (`--prepare`, then `--prepare --incremental-dir` for each incremental),
+ * and a server is started on the prepared directory, with backproof's own options.
+ */
+
+/** Recognises the stream by its first tar member: `<dir>/xtrabackup_checkpoints`, starting `backup_type`. */
+export function detectMariabackupStream(head: Buffer): { first: string } | undefined {
+  if (head.length < 512 + 16) return undefined;
+  if (head.subarray(257, 262).toString('latin1') !== 'ustar') return undefined;
+  const nul = head.indexOf(0, 0);
+  const name = head.subarray(0, nul >= 0 && nul < 100 ? nul : 100).toString('utf8');
+  if (!/^[^/]+\/xtrabackup_checkpoints$/.test(name)) return undefined;
+  if (!/^\s*backup_type\s*=/.test(head.subarray(512, 512 + 64).toString('latin1'))) return undefined;
+  return { first: name.split('/')[0]! };
+}
+
+export interface MariabackupServer {
+  sandbox: Sandbox;
+  signal: AbortSignal;
+  user: string;
+  /** The run's volume (the empty server's data directory, stopped before the backup is unpacked). */
+  dataDir: string;
+  socket: string;
+  logFile: string;
+  /** The sandbox server's own version: the backup must be of the same MariaDB series. */
+  serverVersion: string;
+  /** mariadbd's options for a data directory. */
+  options: (dataDir: string) => string[];
+  /** Memory for mariadb-backup --prepare. */
+  prepareMemoryMb: number;
+  /** The account later connections use; made again in the restored server. */
+  account: string;
+  /** The client's options for the empty server (to stop it): --no-defaults first, the account, the socket. */
+  connection: string[];
+  readinessTimeoutMs: number;
+}
+
+export interface PhysicalMysqlRestore {
+  header: Record<string, string>;
+  /** Databases of the restored server (system ones left out). */
+  databases: string[];
+}
+
+const SYSTEM = new Set(['mysql', 'sys', 'information_schema', 'performance_schema']);
+
+export async function restoreMariabackup(stream: Readable, s: MariabackupServer): Promise<PhysicalMysqlRestore> {
+  const { sandbox, signal, user } = s;
+  const exec = (argv: string[], opts: { stdin?: Readable } = {}) => sandbox.exec(argv, { signal, user, maxOutputBytes: 256 * 1024, ...opts });
+  const stage = `${s.dataDir}/.backproof-mariabackup`;
+
+  // The empty server made by prepare() gives way to the backup's.
+  const down = await exec(['mariadb-admin', ...s.connection, 'shutdown']);
+  if (down.exitCode !== 0) {
+    stream.destroy();
+    throw new VerificationError('sandbox_failed', `stopping the sandbox's empty MariaDB failed: ${lastLine(down.stderr)}`);
+  }
+  const made = await exec(['mkdir', '-p', stage]);
+  if (made.exitCode !== 0) throw new VerificationError('sandbox_failed', `making ${stage} failed: ${lastLine(made.stderr)}`);
+  const untar = await exec(['tar', '-x', '-f', '-', '-C', stage, '--no-same-owner', '--no-same-permissions'], { stdin: stream });
+  if (untar.exitCode !== 0) throw new VerificationError('restore_failed', `unpacking the backup failed: ${lastLine(untar.stderr)}`);
+
+  // Each directory's checkpoints and info, as the bytes say.
+  const listing = await exec([
+    'sh',
+    '-c',
+    'cd "$1" && for d in */; do d=${d%/}; printf "@@dir %s\\n" "$d"; cat "$d/xtrabackup_checkpoints" 2>/dev/null; printf "@@info\\n"; head -c 65536 "$d/xtrabackup_info" 2>/dev/null; done',
+    'sh',
+    stage,
+  ]);
+  const backups = new Map<string, Checkpoints>();
+  const infos = new Map<string, BackupInfo>();
+  for (const part of listing.stdout.split(/^@@dir /m).slice(1)) {
+    const [first, ...rest] = part.split('\n');
+    const [checkpoints = '', info = ''] = rest.join('\n').split(/^@@info$/m);
+    const c = parseCheckpoints(checkpoints);
+    if (!first || !c) continue;
+    backups.set(first, c);
+    infos.set(first, parseBackupInfo(info));
+  }
+  if (backups.size === 0) throw new VerificationError('restore_failed', 'the stream holds no mariadb-backup directory with a readable xtrabackup_checkpoints');
+  // The backup asked for is the one the chain ends at: the highest LSN reached.
+  const chosen = [...backups].sort(([an, a], [bn, b]) => (a.toLsn === b.toLsn ? (an < bn ? 1 : -1) : a.toLsn < b.toLsn ? 1 : -1))[0]![0];
+  const { chain, missing } = chainOf(backups, chosen);
+  if (missing) {
+    const others = [...backups].filter(([n]) => n !== missing.needs).map(([n, c]) => `${n} ends at ${c.toLsn}`);
+    throw new VerificationError(
+      'restore_failed',
+      `incremental backup ${missing.needs} starts at LSN ${missing.fromLsn}, and no backup ends there (${others.length > 0 ? others.join(', ') : 'there is no other backup'}): its base is missing, so the chain is broken`,
+    );
+  }
+  const full = chain[0]!;
+  const fullInfo = infos.get(full) ?? {};
+  const compressed = chain.map((n) => [n, infos.get(n)?.compressed] as const).find(([, c]) => c !== undefined && c !== 'N');
+  if (compressed) {
+    throw new VerificationError('unsupported_format', `backup ${compressed[0]} was made with mariadb-backup --compress (qpress), which backproof does not unpack; back up without --compress (compress the stream instead)`);
+  }
+  const wanted = seriesOf(fullInfo.serverVersion ?? '');
+  const have = seriesOf(s.serverVersion);
+  if (wanted && have && wanted !== have) {
+    throw new VerificationError(
+      'unsupported_format',
+      `the backup is of MariaDB ${fullInfo.serverVersion}; mariadb-backup prepares only backups of its own series, and this sandbox runs ${s.serverVersion}: set sandbox.image to a MariaDB ${wanted} image with mariadb-backup`,
+    );
+  }
+
+  const target = `${stage}/${full}`;
+  const prepare = async (extra: string[], what: string): Promise<void> => {
+    const r = await exec(['mariadb-backup', '--no-defaults', '--prepare', `--target-dir=${target}`, `--use-memory=${s.prepareMemoryMb}M`, ...extra]);
+    if (r.exitCode !== 0) {
+      const said = `${r.stderr}\n${r.stdout}`.split('\n').filter((l) => /error|fail|corrupt|mismatch/i.test(l)).at(-1) ?? lastLine(r.stderr);
+      throw new VerificationError('restore_failed', `mariadb-backup --prepare of ${what} failed (exit ${r.exitCode}): ${truncate(said.trim(), 300)}`);
+    }
+  };
+  await prepare([], full);
+  for (const inc of chain.slice(1)) await prepare([`--incremental-dir=${stage}/${inc}`], `incremental ${inc}`);
+
+  // The restored server, without its grant tables at first: its accounts are the client's, so
+  // backproof's own account is made in it (after FLUSH PRIVILEGES turns the grants back on).
+  const start = await exec(['start-stop-daemon', '--start', '--background', '--exec', '/usr/sbin/mariadbd', '--', ...s.options(target), '--skip-grant-tables']);
+  if (start.exitCode !== 0) throw new VerificationError('sandbox_failed', `starting MariaDB on the prepared backup failed: ${lastLine(start.stderr)}`);
+  const root = ['mariadb', '--no-defaults', '--user=root', `--socket=${s.socket}`, '-N', '-B'];
+  const deadline = Date.now() + s.readinessTimeoutMs;
+  for (;;) {
+    const r = await exec([...root, '-e', 'SELECT 1']);
+    if (r.exitCode === 0) break;
+    const log = (await exec(['tail', '-c', '8000', s.logFile])).stdout;
+    if (/\[ERROR\] Aborting/.test(log) || Date.now() > deadline) {
+      const why = log.split('\n').find((l) => l.includes('[ERROR]')) ?? lastLine(log);
+      throw new VerificationError('restore_failed', `MariaDB did not start on the prepared backup ${chosen}: ${truncate(why.trim(), 300) || 'no log'}`);
+    }
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  const grant = await exec([
+    ...root,
+    '-e',
+    `FLUSH PRIVILEGES; CREATE USER IF NOT EXISTS '${s.account}'@'localhost'; GRANT ALL PRIVILEGES ON *.* TO '${s.account}'@'localhost' WITH GRANT OPTION; SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1`,
+  ]);
+  if (grant.exitCode !== 0) throw new VerificationError('restore_failed', `the restored server's grant tables could not be used: ${lastLine(grant.stderr)}`);
+  const databases = grant.stdout.split('\n').map((l) => l.trim()).filter((d) => d && !SYSTEM.has(d.toLowerCase()));
+
+  const top = backups.get(chosen)!;
+  const header: Record<string, string> = {
+    tool: `mariadb-backup ${fullInfo.toolVersion ?? ''}`.trim(),
+    backup: chosen,
+    backupType: top.backupType,
+    chain: chain.join(' -> '),
+    lsn: `${backups.get(full)!.fromLsn} to ${top.toLsn}`,
+  };
+  if (fullInfo.serverVersion) header.backupServerVersion = fullInfo.serverVersion;
+  const endTime = infos.get(chosen)?.endTime;
+  if (endTime) header.backupEndTimeServerLocal = endTime;
+  return { header, databases };
+}
+
+function lastLine(text: string): string {
+  return truncate(text.trim().split('\n').filter(Boolean).at(-1) ?? '', 300);
+}

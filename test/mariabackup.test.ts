@@ -1,0 +1,126 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import tarStream from 'tar-stream';
+import t from 'tap';
+import { MariabackupStorageDriver } from '../drivers/mariabackup/mariabackup-storage-driver.js';
+import type { PolicyConfig } from '../orchestrator/core/config-types.js';
+import type { RunStore } from '../orchestrator/evidence/run-store.js';
+import { collect, verificationErrorOf } from './helpers/outcomes.js';
+import { makeMariabackupChain, type MariabackupChain } from './helpers/mariabackup-fixtures.js';
+import { MARIADB_TEST_IMAGE } from './helpers/mysql-fixtures.js';
+import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
+
+// Physical MariaDB backups made by the real mariadb-backup (Debian's 10.11, in the sandbox image)
+// from a real server: a full backup and two incrementals. The mariabackup source lists them and
+// streams a backup's chain; kind mysql prepares the chain in the sandbox and serves it.
+
+let fixture: MariabackupChain;
+let store: RunStore;
+t.before(async () => {
+  fixture = await makeMariabackupChain();
+  store = (await openEmbeddedStore()).store;
+});
+t.teardown(() => store?.close());
+
+async function policyFor(folder: string, rows: number): Promise<PolicyConfig> {
+  return policyFromYaml({
+    folder: await tempDir('mariabackup-policy'),
+    kind: 'mysql',
+    source: `          driver: mariabackup
+          path: ${JSON.stringify(folder)}
+          select: { settle: 0s }`,
+    sandbox: `${process.env.BACKPROOF_TEST_MARIADB_IMAGE ? `image: ${JSON.stringify(MARIADB_TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m`,
+    probes: `          - rowCount: { table: orders, atLeast: ${rows} }
+          - sql: "SELECT count(*) FROM orders"
+            equals: ${rows}`,
+  });
+}
+
+async function tarNames(driver: MariabackupStorageDriver, key: string): Promise<string[]> {
+  const entry = (await collect(driver.list())).find((e) => e.key === key)!;
+  const extract = tarStream.extract();
+  const names: string[] = [];
+  extract.on('entry', (header, body, next) => {
+    names.push(header.name);
+    body.on('end', next);
+    body.resume();
+  });
+  const done = new Promise((resolve, reject) => {
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+  });
+  (await driver.open(entry)).pipe(extract);
+  await done;
+  return names;
+}
+
+t.test('the driver lists each target directory, newest first, and streams its chain oldest first', async (t) => {
+  const [full, inc1, inc2] = fixture.names;
+  const driver = new MariabackupStorageDriver({ path: fixture.folder });
+  t.teardown(() => driver.close());
+  const entries = await collect(driver.list());
+  t.same(entries.map((e) => e.key), [inc2, inc1, full]);
+  t.ok(entries.every((e) => e.size > 0 && e.takenAt instanceof Date));
+  const details = await driver.details(entries[0]!);
+  t.equal(details.facts?.chain, `${full} -> ${inc1} -> ${inc2}`);
+  t.equal(details.facts?.backupType, 'incremental');
+  const names = await tarNames(driver, inc2);
+  t.equal(names[0], `${full}/xtrabackup_checkpoints`, 'the stream begins with the full backup\'s checkpoints');
+  const firstOf = (dir: string) => names.findIndex((n) => n.startsWith(`${dir}/`));
+  t.ok(firstOf(full) < firstOf(inc1) && firstOf(inc1) < firstOf(inc2), 'full, then inc1, then inc2');
+  t.equal(names[firstOf(inc2)], `${inc2}/xtrabackup_checkpoints`);
+  const fullOnly = await tarNames(driver, full);
+  t.ok(fullOnly.every((n) => n.startsWith(`${full}/`)), 'a full backup streams alone');
+  const missing = new MariabackupStorageDriver({ path: path.join(fixture.folder, 'nope') });
+  t.equal((await verificationErrorOf(collect(missing.list())))?.reason, 'source_unreachable');
+});
+
+t.test('the newest incremental restores on its chain and passes', async (t) => {
+  const run = await verify(await policyFor(fixture.folder, fixture.rows[2]), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.format, 'mariabackup');
+  t.equal(run.backup?.header?.backup, fixture.names[2]);
+  t.equal(run.backup?.header?.chain, fixture.names.join(' -> '));
+  t.equal(run.backup?.header?.probedDatabase, 'shop', 'the only database of the server is probed');
+  t.equal(run.restored?.tables, 1);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('an incremental whose base is gone: fail, naming the missing link', async (t) => {
+  const folder = await fixture.copy();
+  await fs.rm(path.join(folder, fixture.names[1]), { recursive: true });
+  const run = await verify(await policyFor(folder, fixture.rows[2]), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['restore_failed'], JSON.stringify(run.reasons));
+  t.match(run.reasons[0]!.message, new RegExp(`incremental backup ${fixture.names[2]} starts at LSN \\d+, and no backup ends there`));
+  t.match(run.reasons[0]!.message, /chain is broken/);
+});
+
+t.test('a link out of the folder is never read', async (t) => {
+  const folder = await fixture.copy();
+  const outside = path.join(await tempDir('mariabackup-outside'), 'secret');
+  await fs.writeFile(outside, 'backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 99999999\n');
+  const newest = path.join(folder, fixture.names[2], 'xtrabackup_checkpoints');
+  await fs.rm(newest);
+  await fs.symlink(outside, newest);
+  // A data file swapped for a link is left out of the stream, never followed.
+  await fs.symlink(outside, path.join(folder, fixture.names[0], 'stolen.ibd'));
+  const driver = new MariabackupStorageDriver({ path: folder });
+  t.teardown(() => driver.close());
+  const entries = await collect(driver.list());
+  t.match(entries.find((e) => e.key === fixture.names[2])?.unsafe, /outside/);
+  t.notOk((await tarNames(driver, fixture.names[0])).some((n) => n.endsWith('stolen.ibd')));
+  const run = await verify(await policyFor(folder, fixture.rows[2]), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['unsafe_source'], JSON.stringify(run.reasons));
+});
+
+t.test('a backup of another MariaDB series is refused, naming it', async (t) => {
+  const folder = await fixture.copy();
+  const info = path.join(folder, fixture.names[0], 'xtrabackup_info');
+  await fs.writeFile(info, (await fs.readFile(info, 'utf8')).replace(/^server_version = .*$/m, 'server_version = 10.6.16-MariaDB-log'));
+  const run = await verify(await policyFor(folder, fixture.rows[2]), store);
+  t.equal(run.verdict, 'error', 'the sandbox cannot judge it: an error, not a verdict on the backup');
+  t.same(codes(run), ['unsupported_format'], JSON.stringify(run.reasons));
+  t.match(run.reasons[0]!.message, /10\.6\.16/);
+});
