@@ -1,4 +1,5 @@
 import type { PolicyConfig, SourceConfig, SourceOf, StorageDriverName } from '../orchestrator/core/config-types.js';
+import { BarmanStorageDriver } from './barman/barman-storage-driver.js';
 import { BorgStorageDriver } from './borg/borg-storage-driver.js';
 import { PgbackrestStorageDriver } from './pgbackrest/pgbackrest-storage-driver.js';
 import { LocalStorageDriver } from './local/local-storage-driver.js';
@@ -30,6 +31,10 @@ export const STORAGE_DRIVER_FACTORIES: { readonly [D in StorageDriverName]: (sou
       binary: source.binary,
       ...(typeof recovery === 'object' ? { endedBefore: new Date(recovery.time) } : {}),
     });
+  },
+  barman: (source, policy) => {
+    const recovery = policy.kind === 'postgres' ? policy.postgres.recovery : 'latest';
+    return new BarmanStorageDriver({ path: source.path, check: source.check, ...(typeof recovery === 'object' ? { endedBefore: new Date(recovery.time) } : {}) });
   },
   mariabackup: (source) => new MariabackupStorageDriver({ path: source.path }),
   borg: ({ lockWaitMs, ...source }) => new BorgStorageDriver({ ...source, lockWaitSeconds: Math.max(1, Math.ceil(lockWaitMs / 1000)) }),

@@ -2,8 +2,8 @@
 # Prepares a fresh Debian/Ubuntu machine for backproof's tests, as root:
 #   - Debian packages: docker.io (engine), mmdebstrap (sandbox images without a registry),
 #     postgresql (server binaries: tests start throwaway clusters with initdb on loopback),
-#     gzip/zstd/xz-utils/bzip2 (real compressors for format tests), restic, borgbackup and pgbackrest (the restic, borg and
-#     pgbackrest drivers' real counterpart: tests make local repositories), zip and tar (file-share archive fixtures),
+#     gzip/zstd/xz-utils/bzip2 (real compressors for format tests), restic, borgbackup, pgbackrest and barman (the restic,
+#     borg, pgbackrest and barman drivers' real counterpart: tests make local repositories), zip and tar (file-share archive fixtures),
 #     poppler-utils (pdftoppm/pdftotext: report PDFs rendered to PNG pages and read back),
 #     chromium (the dashboard's browser tests, driven by playwright-core), jq and openssl (the
 #     evidence bundle checked with standard tools, as docs/evidence.md shows), qemu-utils (test images
@@ -29,7 +29,7 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
-for tool in faketime:faketime gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic borg:borgbackup pgbackrest:pgbackrest zip:zip tar:tar pdftoppm:poppler-utils chromium:chromium jq:jq openssl:openssl qemu-img:qemu-utils; do
+for tool in faketime:faketime gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic borg:borgbackup pgbackrest:pgbackrest barman:barman zip:zip tar:tar pdftoppm:poppler-utils chromium:chromium jq:jq openssl:openssl qemu-img:qemu-utils; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

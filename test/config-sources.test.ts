@@ -160,3 +160,11 @@ t.test('a mariabackup source: relative path, only with kind mysql', async (t) =>
   const wrong = problems(withSource('          driver: mariabackup\n          path: /srv/mb\n'));
   t.match(at(wrong, `${SRC}.driver`), { problem: /MariaDB data directories/, fix: /kind: mysql/ });
 });
+
+t.test('a barman source: relative path, wals check by default, only with kind postgres', async (t) => {
+  const config = parse(withSource('          driver: barman\n          path: ../barman/pg\n') + '        postgres: { recovery: immediate }\n');
+  t.match(config.policies[0]!.source, { driver: 'barman', path: '/etc/barman/pg', check: 'wals' });
+  const bad = problems(withSource('          driver: barman\n          path: /b\n          check: all\n').replace('kind: postgres', 'kind: mysql'));
+  t.match(at(bad, `${SRC}.check`), { fix: /wals or false/ });
+  t.match(at(bad, `${SRC}.driver`), { problem: /barman server holds PostgreSQL clusters/ });
+});

@@ -142,14 +142,14 @@ const day = (n: number): Date => new Date(Date.UTC(TODAY.getUTCFullYear(), TODAY
 const NOW = new Date(Math.max(TODAY.getTime() + 60_000, Date.UTC(TODAY.getUTCFullYear(), TODAY.getUTCMonth(), TODAY.getUTCDate(), 12, 0, 0)));
 
 // One fixture per name of STORAGE_DRIVERS that stores a backup as a file: a new driver does not
-// compile without its own. A pgBackRest set and a mariadb-backup directory are folders of files
-// the driver streams as one tar (no bytes "put" to read back); test/pgbackrest.test.ts and
-// test/mariabackup.test.ts hold those drivers to the same listing, newest, unreachable and close
+// compile without its own. A pgBackRest set, a barman backup and a mariadb-backup directory are
+// folders of files the driver streams as one tar (no bytes "put" to read back);
+// test/pgbackrest.test.ts, test/barman.test.ts and test/mariabackup.test.ts hold those drivers to the same listing, newest, unreachable and close
 // contract against real backups.
-type FileDriverName = Exclude<StorageDriverName, 'pgbackrest' | 'mariabackup'>;
+type FileDriverName = Exclude<StorageDriverName, 'pgbackrest' | 'barman' | 'mariabackup'>;
 const FIXTURES: Record<FileDriverName, Fixture> = { local, s3: s3Fixture, restic, borg };
 
-for (const name of STORAGE_DRIVERS.filter((d): d is FileDriverName => d !== 'pgbackrest' && d !== 'mariabackup')) {
+for (const name of STORAGE_DRIVERS.filter((d): d is FileDriverName => d !== 'pgbackrest' && d !== 'barman' && d !== 'mariabackup')) {
   const fixture = FIXTURES[name];
   t.test(fixture.name, async (t) => {
     const selector = (store: Store, extra: Partial<SelectorConfig> = {}): SelectorConfig => ({

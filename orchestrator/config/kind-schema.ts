@@ -58,7 +58,7 @@ export const postgres = z
       )
       .default('latest')
       .describe(
-        'Physical backups (source driver pgbackrest): how far the restored cluster replays the archived WAL. "latest" (default): to the end of the archive, and the RPO is measured from the last replayed commit; "immediate": only until the backup is consistent; { time }: to that time, from the newest backup set that ended before it.',
+        'Physical backups (source driver pgbackrest or barman): how far the restored cluster replays the archived WAL. "latest" (default): to the end of the archive, and the RPO is measured from the last replayed commit; "immediate": only until the backup is consistent; { time }: to that time, from the newest backup set that ended before it.',
       ),
     recoveryTimeout: durationKey('Physical backups: how long WAL replay may take before the run is an error.', DEFAULTS.recoveryTimeoutMs),
   })

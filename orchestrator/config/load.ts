@@ -150,7 +150,7 @@ function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env:
           if (!/^[a-z0-9]+:\/\//i.test(src.repository)) src.repository = path.resolve(baseDir, src.repository);
         }
         if (src.driver === 'pgbackrest') src.repository = path.resolve(baseDir, src.repository);
-        if (src.driver === 'mariabackup') src.path = path.resolve(baseDir, src.path);
+        if (src.driver === 'mariabackup' || src.driver === 'barman') src.path = path.resolve(baseDir, src.path);
         if (src.driver === 'restic') {
           src.passwordOrigin = origin('source.password', ['password']);
           // A local repository path is relative to the config file; other restic locations name a backend.

@@ -82,15 +82,15 @@ const policy = z
       }
     }
     const driver = (value.source as { driver?: unknown } | undefined)?.driver;
-    if (driver === 'pgbackrest' && kind !== 'postgres') {
-      addProblem(ctx, `a pgBackRest repository holds PostgreSQL clusters, not kind: ${kind} backups`, 'set kind: postgres, or use another source driver', ['source', 'driver']);
+    if ((driver === 'pgbackrest' || driver === 'barman') && kind !== 'postgres') {
+      addProblem(ctx, `a ${driver === 'barman' ? 'barman server' : 'pgBackRest repository'} holds PostgreSQL clusters, not kind: ${kind} backups`, 'set kind: postgres, or use another source driver', ['source', 'driver']);
     }
     if (driver === 'mariabackup' && kind !== 'mysql') {
       addProblem(ctx, `mariadb-backup folders hold MariaDB data directories, not kind: ${kind} backups`, 'set kind: mysql, or use another source driver', ['source', 'driver']);
     }
     const recovery = (value.postgres as { recovery?: unknown } | undefined)?.recovery;
-    if (recovery !== undefined && recovery !== 'latest' && driver !== 'pgbackrest') {
-      addProblem(ctx, 'postgres.recovery applies to physical backups (source driver pgbackrest); a dump restores as it was taken', 'remove postgres.recovery, or use source driver pgbackrest', ['postgres', 'recovery']);
+    if (recovery !== undefined && recovery !== 'latest' && driver !== 'pgbackrest' && driver !== 'barman') {
+      addProblem(ctx, 'postgres.recovery applies to physical backups (source driver pgbackrest or barman); a dump restores as it was taken', 'remove postgres.recovery, or use source driver pgbackrest or barman', ['postgres', 'recovery']);
     }
     if (kind === 'custom' && value.custom === undefined) {
       addProblem(ctx, 'kind: custom needs a custom block', 'add custom: { image, restore: [command...] } (and ready:, services: as needed)', ['custom']);

@@ -11,6 +11,7 @@ const SOURCE_SECRETS: { [D in SourceConfig['driver']]: (source: Extract<SourceCo
   restic: (s) => [s.password],
   borg: (s) => [s.passphrase],
   pgbackrest: () => [],
+  barman: () => [],
   mariabackup: () => [],
 };
 

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { addProblem, durationKey, isRecordPayload, matching, nonEmptyText, quote, regexString, say, timezone, typeError } from './schema-helpers.js';
 import { secret } from './secret-schema.js';
-import type { BorgSourceConfig, ExpectConfig, LocalSourceConfig, MariabackupSourceConfig, PgbackrestSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
+import type { BarmanSourceConfig, BorgSourceConfig, ExpectConfig, LocalSourceConfig, MariabackupSourceConfig, PgbackrestSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
 
 // ---- Source and selector ---------------------------------------------------------------------
 
@@ -239,6 +239,18 @@ const pgbackrestSource = z
   })
   .transform((value): PgbackrestSourceConfig => value);
 
+const barmanSource = z
+  .strictObject({
+    driver: z.literal('barman').describe('A barman server on this machine: each backup barman would restore (DONE) is a backup, restored with the WAL barman archived after it (kind postgres).'),
+    path: nonEmptyText('path').describe("One server's folder under barman_home, holding base/ and wals/, e.g. /var/lib/barman/pg."),
+    check: z
+      .union([z.literal(false), z.literal('wals')], { error: typeError('a check', () => 'write wals or false') })
+      .default('wals')
+      .describe('Before each restore, check that every WAL segment the backup needs is archived (what barman check-backup checks, done without writing). Default "wals".'),
+    select: select.prefault({}),
+  })
+  .transform((value): BarmanSourceConfig => value);
+
 const mariabackupSource = z
   .strictObject({
     driver: z.literal('mariabackup').describe('Physical MariaDB backups made by mariadb-backup: each sub-folder of path holding xtrabackup_checkpoints is a backup; an incremental restores on top of its chain (kind mysql).'),
@@ -248,12 +260,12 @@ const mariabackupSource = z
   .transform((value): MariabackupSourceConfig => value);
 
 // One source block per name of STORAGE_DRIVERS: a driver without one does not compile.
-const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource, borg: borgSource, pgbackrest: pgbackrestSource, mariabackup: mariabackupSource } satisfies Record<StorageDriverName, z.ZodType>;
+const SOURCE_BLOCKS = { local: localSource, s3: s3Source, restic: resticSource, borg: borgSource, pgbackrest: pgbackrestSource, barman: barmanSource, mariabackup: mariabackupSource } satisfies Record<StorageDriverName, z.ZodType>;
 export const source = z
-  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic, SOURCE_BLOCKS.borg, SOURCE_BLOCKS.pgbackrest, SOURCE_BLOCKS.mariabackup], {
+  .discriminatedUnion('driver', [SOURCE_BLOCKS.local, SOURCE_BLOCKS.s3, SOURCE_BLOCKS.restic, SOURCE_BLOCKS.borg, SOURCE_BLOCKS.pgbackrest, SOURCE_BLOCKS.barman, SOURCE_BLOCKS.mariabackup], {
     error: (issue) =>
       issue.code === 'invalid_union' && (issue as { note?: string }).note === 'No matching discriminator'
-        ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket), restic, borg or pgbackrest (a repository), mariabackup (a folder of mariadb-backup directories)')
+        ? say('unknown or missing storage driver', 'set driver: local (a folder), s3 (a bucket), restic, borg or pgbackrest (a repository), barman (a barman server folder), mariabackup (a folder of mariadb-backup directories)')
         : undefined,
   })
-  .describe('Where the backups are: driver local, s3, restic, borg, pgbackrest or mariabackup, with that driver\'s keys.');
+  .describe('Where the backups are: driver local, s3, restic, borg, pgbackrest, barman or mariabackup, with that driver\'s keys.');

@@ -368,10 +368,19 @@ export interface MariabackupSourceConfig {
   select: SelectorConfig;
 }
 
-export type SourceConfig = LocalSourceConfig | S3SourceConfig | ResticSourceConfig | BorgSourceConfig | PgbackrestSourceConfig | MariabackupSourceConfig;
+export interface BarmanSourceConfig {
+  driver: 'barman';
+  /** One barman server's folder: `<barman_home>/<server>`. */
+  path: string;
+  /** The WAL each backup needs checked in the storage_check phase; false to skip. */
+  check: 'wals' | false;
+  select: SelectorConfig;
+}
+
+export type SourceConfig = LocalSourceConfig | S3SourceConfig | ResticSourceConfig | BorgSourceConfig | PgbackrestSourceConfig | BarmanSourceConfig | MariabackupSourceConfig;
 
 /** Every storage driver's name: the schema's drivers, the registry and every test loop derive from it. */
-export const STORAGE_DRIVERS = ['local', 's3', 'restic', 'borg', 'pgbackrest', 'mariabackup'] as const;
+export const STORAGE_DRIVERS = ['local', 's3', 'restic', 'borg', 'pgbackrest', 'barman', 'mariabackup'] as const;
 export type StorageDriverName = (typeof STORAGE_DRIVERS)[number];
 /** The source block of one driver. */
 export type SourceOf<D extends StorageDriverName> = Extract<SourceConfig, { driver: D }>;

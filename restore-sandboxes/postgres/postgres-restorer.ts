@@ -14,6 +14,7 @@ import { emptyDatabaseReasons, sandboxLimits, type ImageChoice, type Inspection,
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { DATA_DIR, DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, templateName } from './cluster.js';
 import { detectDumpFormat } from './dump-format.js';
+import { detectBarmanStream, restoreBarman } from './barman-restore.js';
 import { detectPgbackrestStream, restorePgbackrest, type PhysicalRestore } from './pgbackrest-restore.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
 import { SqlActionGuard } from './sql-action-guard.js';
@@ -57,7 +58,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   private probeDatabase = '';
   private locales: Set<string> | undefined;
   private psqlRestricts = false;
-  /** Set when the backup was a physical one (pgBackRest) and came up. */
+  /** Set when the backup was a physical one (pgBackRest, barman) and came up. */
   private physical?: PhysicalRestore;
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
@@ -80,7 +81,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   }
 
   async selectImage(head: Buffer, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice> {
-    const physical = detectPgbackrestStream(head);
+    const physical = detectPgbackrestStream(head) ?? detectBarmanStream(head);
     if (physical) return physicalImage(physical.major, hasImage);
     let bytes = head;
     const compression = detectCompression(head);
@@ -189,6 +190,15 @@ export class PostgresRestorer implements Restorer<'postgres'> {
       const header: Record<string, string> = { ...restored.header, databases: restored.databases.join(', ') };
       if (this.probeDatabase !== ctx.policy.postgres.database) header.probedDatabase = this.probeDatabase;
       return { format: 'pgbackrest', compression, header, ...(restored.dataAsOf ? { dataAsOf: restored.dataAsOf } : {}) };
+    }
+    const barman = detectBarmanStream(head);
+    if (barman) {
+      const restored = await restoreBarman(ctx, stream, barman, { bin: this.bin, major: this.major, socketDir: SOCKET_DIR, logFile: LOG_FILE, serverOptions: SERVER_OPTIONS });
+      this.physical = restored;
+      this.probeDatabase = chooseClusterDatabase(ctx.policy.postgres.database, restored.databases);
+      const header: Record<string, string> = { ...restored.header, databases: restored.databases.join(', ') };
+      if (this.probeDatabase !== ctx.policy.postgres.database) header.probedDatabase = this.probeDatabase;
+      return { format: 'barman', compression, header, ...(restored.dataAsOf ? { dataAsOf: restored.dataAsOf } : {}) };
     }
     const info = detectDumpFormat(head);
     if (!info) {

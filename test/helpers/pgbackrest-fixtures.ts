@@ -121,7 +121,7 @@ export async function makePgbackrestRepo(): Promise<PgbackrestRepo> {
 }
 
 /** pg_switch_wal, then waits until the archiver has pushed the segment it closed. */
-async function switchAndArchive(psql: (sql: string) => Promise<string>): Promise<void> {
+export async function switchAndArchive(psql: (sql: string) => Promise<string>): Promise<void> {
   const segment = (await psql('SELECT pg_walfile_name(pg_switch_wal())')).trim();
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
@@ -132,19 +132,19 @@ async function switchAndArchive(psql: (sql: string) => Promise<string>): Promise
   throw new Error(`segment ${segment} was not archived within 30 s`);
 }
 
-interface Owner {
+export interface Owner {
   uid: number;
   gid: number;
 }
 
-async function postgresOwner(): Promise<Owner | undefined> {
+export async function postgresOwner(): Promise<Owner | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
   const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
   return { uid, gid };
 }
 
-function runAs(owner: Owner | undefined, cmd: string, args: string[], cwd: string): Promise<string> {
+export function runAs(owner: Owner | undefined, cmd: string, args: string[], cwd: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8', TZ: 'UTC', ...(owner ? { HOME: cwd, USER: 'postgres', LOGNAME: 'postgres' } : {}) };
     // pg_ctl start leaves the server running with our pipes: read until the command exits, not until they close.
@@ -157,7 +157,7 @@ function runAs(owner: Owner | undefined, cmd: string, args: string[], cwd: strin
   });
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

@@ -1,0 +1,106 @@
+import type { Readable } from 'node:stream';
+import { majorOf, parseBarmanInfo } from '../../orchestrator/core/barman-info.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import type { RestoreContext } from '../restorer.js';
+import { DATA_DIR, DATA_ROOT } from './cluster.js';
+import { archivedSegments, lastLines, postgresTime, replayToTarget, type PhysicalRestore, type PhysicalServer } from './physical-replay.js';
+
+/**
+ * Physical PostgreSQL backups kept by barman (the barman source): the stream is a tar of the
+ * backup's folder (`base/<id>/backup.info` first, then its `data/`) and the archived WAL from the
+ * backup's first segment on (`wals/...`, each file compressed as barman keeps it). In the sandbox
+ * the data folder becomes the cluster's data directory, a restore_command of backproof's own
+ * fetches (and decompresses) segments from the unpacked archive, and PostgreSQL replays to the
+ * policy's target (physical-replay.ts); barman itself is not needed in the image.
+ */
+
+const STAGE = `${DATA_ROOT}/backproof-barman`;
+const RESTORE_WAL = '/tmp/backproof-restore-wal.sh';
+/** The folders of a PostgreSQL data directory that may be empty (so not in a stream of files). */
+const PG_FOLDERS = [
+  'pg_wal/archive_status', 'pg_commit_ts', 'pg_dynshmem', 'pg_logical/mappings', 'pg_logical/snapshots', 'pg_multixact/members',
+  'pg_multixact/offsets', 'pg_notify', 'pg_replslot', 'pg_serial', 'pg_snapshots', 'pg_stat', 'pg_stat_tmp', 'pg_subtrans', 'pg_tblspc', 'pg_twophase', 'pg_xact',
+];
+
+export interface BarmanStream {
+  id: string;
+  major?: number;
+}
+
+/** Recognises the stream by its first tar member: `base/<id>/backup.info` with barman's keys. */
+export function detectBarmanStream(head: Buffer): BarmanStream | undefined {
+  if (head.length < 512 || head.subarray(257, 262).toString('latin1') !== 'ustar') return undefined;
+  const nul = head.indexOf(0);
+  const name = head.subarray(0, nul >= 0 && nul < 100 ? nul : 100).toString('utf8');
+  const m = /^base\/([^/]+)\/backup\.info$/.exec(name);
+  if (!m) return undefined;
+  const size = parseInt(head.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
+  if (!Number.isFinite(size)) return undefined;
+  const info = parseBarmanInfo(m[1]!, head.subarray(512, 512 + Math.min(size, head.length - 512)).toString('utf8'));
+  if (!info) return undefined;
+  const major = majorOf(info.version);
+  return { id: m[1]!, ...(major ? { major } : {}) };
+}
+
+export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Readable, found: BarmanStream, server: PhysicalServer): Promise<PhysicalRestore> {
+  const { sandbox, signal } = ctx;
+  const recovery = ctx.policy.postgres.recovery;
+  const exec = async (argv: string[], what: string, opts: { stdin?: Readable; ok?: boolean } = {}) => {
+    const r = await sandbox.exec(argv, { signal, user: 'postgres', ...(opts.stdin ? { stdin: opts.stdin } : {}) });
+    if (r.exitCode !== 0 && !opts.ok) throw new VerificationError('sandbox_failed', `${what} failed in the sandbox (exit ${r.exitCode}): ${lastLines(r.stderr || r.stdout, 2)}`);
+    return r;
+  };
+  if (found.major !== undefined && found.major !== server.major) {
+    stream.destroy();
+    throw new VerificationError(
+      'unsupported_format',
+      `the backup is of PostgreSQL ${found.major}; a physical backup restores only into the same major, and this sandbox runs ${server.major}: build backproof/postgres:${found.major} (backproof images build postgres:${found.major}) and leave sandbox.image unset, or set sandbox.image to a PostgreSQL ${found.major} image`,
+    );
+  }
+  // The empty cluster prepare() started is replaced by the backup's.
+  await exec([`${server.bin}/pg_ctl`, 'stop', '-D', DATA_DIR, '-m', 'immediate', '-w'], 'stopping the empty cluster', { ok: true });
+  await exec(['rm', '-rf', DATA_DIR], 'removing the empty cluster');
+  await exec(['mkdir', '-p', STAGE], 'making the backup folder');
+  const untar = await exec(['tar', '-x', '-f', '-', '-C', STAGE, '--no-same-owner', '--no-same-permissions'], 'unpacking', { stdin: stream, ok: true });
+  if (untar.exitCode !== 0) {
+    const words = lastLines(untar.stderr, 2);
+    if (/unexpected EOF|unexpected end/i.test(words)) throw new VerificationError('truncated_dump', `the backup stream ends early: ${words}`);
+    throw new VerificationError('restore_failed', `unpacking the backup stream failed: ${words}`);
+  }
+  const base = `${STAGE}/base/${found.id}`;
+  const info = parseBarmanInfo(found.id, (await exec(['cat', `${base}/backup.info`], 'reading backup.info')).stdout);
+  if (!info) throw new VerificationError('restore_failed', `backup.info of barman backup ${found.id} names no WAL range`);
+  const data = await exec(['test', '-f', `${base}/data/PG_VERSION`], 'looking for the data folder', { ok: true });
+  if (data.exitCode !== 0) {
+    const listing = await exec(['ls', base], 'listing the backup', { ok: true });
+    if (/\bdata\.tar/.test(listing.stdout)) throw new VerificationError('unsupported_format', `barman backup ${found.id} is a compressed tar (backup_compression), which backproof does not unpack yet`);
+    throw new VerificationError('restore_failed', `barman backup ${found.id} has no data folder with PG_VERSION: the backup is incomplete`);
+  }
+  await exec(['mv', `${base}/data`, DATA_DIR], 'moving the data folder into place');
+  // The stream carries files, not empty folders: PostgreSQL's own are made again. pg_basebackup
+  // and rsync copies carry no pid file; a data folder copied by hand might.
+  await exec(['sh', '-c', 'cd "$0" && mkdir -p "$@" && chmod 700 . && rm -f postmaster.pid postmaster.opts && : > recovery.signal', DATA_DIR, ...PG_FOLDERS], 'preparing the data folder');
+  // restore_command: the segment from the unpacked archive, decompressed by its magic bytes.
+  const script = [
+    `f="${STAGE}/wals/$(printf %s "$1" | cut -c1-16)/$1"`,
+    '[ -f "$f" ] || exit 1',
+    'case "$(head -c 3 "$f" | od -An -tx1 | tr -d " \\n")" in',
+    '  1f8b*) gzip -dc "$f" > "$2" ;;',
+    '  425a68) bzip2 -dc "$f" > "$2" ;;',
+    '  *) cp "$f" "$2" ;;',
+    'esac',
+  ].join('\n');
+  await exec(['sh', '-c', 'printf "%s\\n" "$1" > "$0" && chmod 700 "$0"', RESTORE_WAL, script], 'writing the restore command');
+  const segments = archivedSegments((await exec(['find', `${STAGE}/wals`, '-type', 'f'], 'listing the WAL archive', { ok: true })).stdout);
+  const target =
+    recovery === 'latest' ? [] : recovery === 'immediate' ? ["recovery_target = 'immediate'"] : [`recovery_target_time = '${postgresTime(recovery.time)}'`];
+  const confLines = [`restore_command = 'sh ${RESTORE_WAL} %f %p'`, ...target, ...(target.length > 0 ? ["recovery_target_action = 'promote'"] : [])];
+  const set = { label: found.id, type: 'full' as const, archiveStart: info.beginWal, archiveStop: info.endWal, stoppedAt: info.endTime, references: [] };
+  const header: Record<string, string> = {
+    tool: 'barman',
+    backupId: found.id,
+    backupStatus: info.status,
+    backupStoppedAt: info.endTime.toISOString(),
+  };
+  return replayToTarget(ctx, server, set, segments, header, confLines);
+}
