@@ -104,3 +104,11 @@ t.test('recovery to a time between two batches: the later rows are absent', asyn
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.match(String(run.restored?.recoveryStopped ?? ''), /recovery stopping before commit/);
 });
+
+t.test("production's ALTER SYSTEM settings in the backup are not used", async (t) => {
+  const copy = await fixture.copy();
+  // A restore_command of production's would replace ours; a preloaded library the image lacks stops the start.
+  await fs.appendFile(path.join(copy, 'base', fixture.backup.id, 'data', 'postgresql.auto.conf'), "restore_command = 'false'\nshared_preload_libraries = 'not_in_the_image'\n");
+  const run = await verify(await policyFor(copy), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+});

@@ -78,8 +78,13 @@ export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Rea
   }
   await exec(['mv', `${base}/data`, DATA_DIR], 'moving the data folder into place');
   // The stream carries files, not empty folders: PostgreSQL's own are made again. pg_basebackup
-  // and rsync copies carry no pid file; a data folder copied by hand might.
-  await exec(['sh', '-c', 'cd "$0" && mkdir -p "$@" && chmod 700 . && rm -f postmaster.pid postmaster.opts && : > recovery.signal', DATA_DIR, ...PG_FOLDERS], 'preparing the data folder');
+  // and rsync copies carry no pid file; a data folder copied by hand might. Production's ALTER
+  // SYSTEM settings (postgresql.auto.conf, read after backproof's configuration) are set aside,
+  // as its postgresql.conf is: a restore_command or preloaded library there is not ours.
+  await exec(
+    ['sh', '-c', 'cd "$0" && mkdir -p "$@" && chmod 700 . && rm -f postmaster.pid postmaster.opts && { [ ! -f postgresql.auto.conf ] || mv postgresql.auto.conf postgresql.auto.conf.production; } && : > recovery.signal', DATA_DIR, ...PG_FOLDERS],
+    'preparing the data folder',
+  );
   // restore_command: the segment from the unpacked archive, decompressed by its magic bytes.
   const script = [
     `f="${STAGE}/wals/$(printf %s "$1" | cut -c1-16)/$1"`,
