@@ -1,12 +1,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import tarStream from 'tar-stream';
 import t from 'tap';
 import { BarmanStorageDriver } from '../drivers/barman/barman-storage-driver.js';
 import type { PolicyConfig } from '../orchestrator/core/config-types.js';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
 import { makeBarmanServer, type BarmanServer } from './helpers/barman-fixtures.js';
-import { collect, verificationErrorOf } from './helpers/outcomes.js';
+import { collect, tarMemberNames, verificationErrorOf } from './helpers/outcomes.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 
 // Physical PostgreSQL backups kept by a real barman (Debian's 3.4: pg_basebackup, WAL archived
@@ -46,19 +45,7 @@ t.test('the driver lists the backup and streams it with the WAL after it; the ch
   t.equal(more.length, 0);
   t.equal(entry!.key, fixture.backup.id);
   t.same(entry!.takenAt, fixture.backup.endTime);
-  const names: string[] = [];
-  const extract = tarStream.extract();
-  extract.on('entry', (header, body, next) => {
-    names.push(header.name);
-    body.on('end', next);
-    body.resume();
-  });
-  const done = new Promise((resolve, reject) => {
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  (await driver.open(entry!)).pipe(extract);
-  await done;
+  const names = await tarMemberNames(await driver.open(entry!));
   t.equal(names[0], `base/${fixture.backup.id}/backup.info`, 'backup.info first');
   t.ok(names.includes(`base/${fixture.backup.id}/data/PG_VERSION`));
   const segments = await fixture.segments();

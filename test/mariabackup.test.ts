@@ -1,11 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import tarStream from 'tar-stream';
 import t from 'tap';
 import { MariabackupStorageDriver } from '../drivers/mariabackup/mariabackup-storage-driver.js';
 import type { PolicyConfig } from '../orchestrator/core/config-types.js';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
-import { collect, verificationErrorOf } from './helpers/outcomes.js';
+import { collect, tarMemberNames, verificationErrorOf } from './helpers/outcomes.js';
 import { makeMariabackupChain, type MariabackupChain } from './helpers/mariabackup-fixtures.js';
 import { MARIADB_TEST_IMAGE } from './helpers/mysql-fixtures.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
@@ -38,20 +37,7 @@ async function policyFor(folder: string, rows: number): Promise<PolicyConfig> {
 
 async function tarNames(driver: MariabackupStorageDriver, key: string): Promise<string[]> {
   const entry = (await collect(driver.list())).find((e) => e.key === key)!;
-  const extract = tarStream.extract();
-  const names: string[] = [];
-  extract.on('entry', (header, body, next) => {
-    names.push(header.name);
-    body.on('end', next);
-    body.resume();
-  });
-  const done = new Promise((resolve, reject) => {
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  (await driver.open(entry)).pipe(extract);
-  await done;
-  return names;
+  return tarMemberNames(await driver.open(entry));
 }
 
 t.test('the driver lists each target directory, newest first, and streams its chain oldest first', async (t) => {

@@ -1,11 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import tarStream from 'tar-stream';
 import t from 'tap';
 import { PgbackrestStorageDriver } from '../drivers/pgbackrest/pgbackrest-storage-driver.js';
 import type { PolicyConfig } from '../orchestrator/core/config-types.js';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
-import { collect, verificationErrorOf } from './helpers/outcomes.js';
+import { collect, tarMemberNames, verificationErrorOf } from './helpers/outcomes.js';
 import { makePgbackrestRepo, type PgbackrestRepo } from './helpers/pgbackrest-fixtures.js';
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 
@@ -42,23 +41,10 @@ async function policyFor(repo: string, extra: { recovery?: string; lateRows?: nu
   });
 }
 
-const tarNames = async (driver: PgbackrestStorageDriver, key: string): Promise<string[]> => {
+async function tarNames(driver: PgbackrestStorageDriver, key: string): Promise<string[]> {
   const entry = (await collect(driver.list())).find((e) => e.key === key)!;
-  const extract = tarStream.extract();
-  const names: string[] = [];
-  extract.on('entry', (header, body, next) => {
-    names.push(header.name);
-    body.on('end', next);
-    body.resume();
-  });
-  const done = new Promise((resolve, reject) => {
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  (await driver.open(entry)).pipe(extract);
-  await done;
-  return names;
-};
+  return tarMemberNames(await driver.open(entry));
+}
 
 t.test('the driver lists the backup sets newest first and streams what a restore of one needs', async (t) => {
   const [full, incr] = fixture.sets;

@@ -3,7 +3,7 @@ import { majorOf, parseBarmanInfo } from '../../orchestrator/core/barman-info.js
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import type { RestoreContext } from '../restorer.js';
 import { DATA_DIR, DATA_ROOT } from './cluster.js';
-import { archivedSegments, lastLines, postgresTime, replayToTarget, type PhysicalRestore, type PhysicalServer } from './physical-replay.js';
+import { archivedSegments, physicalExec, postgresTime, replayToTarget, requireSameMajor, unpackInPlaceOfEmptyCluster, type PhysicalRestore, type PhysicalServer } from './physical-replay.js';
 
 /**
  * Physical PostgreSQL backups kept by barman (the barman source): the stream is a tar of the
@@ -43,30 +43,10 @@ export function detectBarmanStream(head: Buffer): BarmanStream | undefined {
 }
 
 export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Readable, found: BarmanStream, server: PhysicalServer): Promise<PhysicalRestore> {
-  const { sandbox, signal } = ctx;
   const recovery = ctx.policy.postgres.recovery;
-  const exec = async (argv: string[], what: string, opts: { stdin?: Readable; ok?: boolean } = {}) => {
-    const r = await sandbox.exec(argv, { signal, user: 'postgres', ...(opts.stdin ? { stdin: opts.stdin } : {}) });
-    if (r.exitCode !== 0 && !opts.ok) throw new VerificationError('sandbox_failed', `${what} failed in the sandbox (exit ${r.exitCode}): ${lastLines(r.stderr || r.stdout, 2)}`);
-    return r;
-  };
-  if (found.major !== undefined && found.major !== server.major) {
-    stream.destroy();
-    throw new VerificationError(
-      'unsupported_format',
-      `the backup is of PostgreSQL ${found.major}; a physical backup restores only into the same major, and this sandbox runs ${server.major}: build backproof/postgres:${found.major} (backproof images build postgres:${found.major}) and leave sandbox.image unset, or set sandbox.image to a PostgreSQL ${found.major} image`,
-    );
-  }
-  // The empty cluster prepare() started is replaced by the backup's.
-  await exec([`${server.bin}/pg_ctl`, 'stop', '-D', DATA_DIR, '-m', 'immediate', '-w'], 'stopping the empty cluster', { ok: true });
-  await exec(['rm', '-rf', DATA_DIR], 'removing the empty cluster');
-  await exec(['mkdir', '-p', STAGE], 'making the backup folder');
-  const untar = await exec(['tar', '-x', '-f', '-', '-C', STAGE, '--no-same-owner', '--no-same-permissions'], 'unpacking', { stdin: stream, ok: true });
-  if (untar.exitCode !== 0) {
-    const words = lastLines(untar.stderr, 2);
-    if (/unexpected EOF|unexpected end/i.test(words)) throw new VerificationError('truncated_dump', `the backup stream ends early: ${words}`);
-    throw new VerificationError('restore_failed', `unpacking the backup stream failed: ${words}`);
-  }
+  const exec = physicalExec(ctx);
+  requireSameMajor(found.major, server, stream);
+  await unpackInPlaceOfEmptyCluster(exec, server, stream, STAGE);
   const base = `${STAGE}/base/${found.id}`;
   const info = parseBarmanInfo(found.id, (await exec(['cat', `${base}/backup.info`], 'reading backup.info')).stdout);
   if (!info) throw new VerificationError('restore_failed', `backup.info of barman backup ${found.id} names no WAL range`);

@@ -3,7 +3,7 @@ import { VerificationError } from '../../orchestrator/core/errors.js';
 import { backupSets, parseInfoFile } from '../../orchestrator/core/pgbackrest-info.js';
 import type { RestoreContext } from '../restorer.js';
 import { DATA_DIR, DATA_ROOT } from './cluster.js';
-import { archivedSegments, lastLines, postgresTime, replayToTarget, type PhysicalRestore, type PhysicalServer } from './physical-replay.js';
+import { archivedSegments, lastLines, physicalExec, postgresTime, replayToTarget, requireSameMajor, unpackInPlaceOfEmptyCluster, type PhysicalRestore, type PhysicalServer } from './physical-replay.js';
 
 export type { PhysicalRestore } from './physical-replay.js';
 
@@ -55,10 +55,6 @@ function cString(bytes: Buffer): string {
   return bytes.subarray(0, end < 0 ? bytes.length : end).toString('latin1');
 }
 
-interface Exec {
-  (argv: string[], what: string, opts?: { stdin?: Readable; ok?: boolean }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
-}
-
 /** Restores the stream into DATA_DIR and brings the cluster up at the policy's recovery target. */
 export async function restorePgbackrest(
   ctx: RestoreContext<'postgres'>,
@@ -66,35 +62,16 @@ export async function restorePgbackrest(
   found: PgbackrestStream,
   server: PhysicalServer,
 ): Promise<PhysicalRestore> {
-  const { sandbox, signal } = ctx;
+  const { sandbox } = ctx;
   const recovery = ctx.policy.postgres.recovery;
-  const exec: Exec = async (argv, what, opts = {}) => {
-    const r = await sandbox.exec(argv, { signal, user: 'postgres', ...(opts.stdin ? { stdin: opts.stdin } : {}) });
-    if (r.exitCode !== 0 && !opts.ok) throw new VerificationError('sandbox_failed', `${what} failed in the sandbox (exit ${r.exitCode}): ${lastLines(r.stderr || r.stdout, 2)}`);
-    return r;
-  };
-  if (found.major !== undefined && found.major !== server.major) {
-    stream.destroy();
-    throw new VerificationError(
-      'unsupported_format',
-      `the backup is of PostgreSQL ${found.major}; a physical backup restores only into the same major, and this sandbox runs ${server.major}: build backproof/postgres:${found.major} (backproof images build postgres:${found.major}) and leave sandbox.image unset, or set sandbox.image to a PostgreSQL ${found.major} image with pgBackRest`,
-    );
-  }
+  const exec = physicalExec(ctx);
+  requireSameMajor(found.major, server, stream, ' with pgBackRest');
   const version = await exec(['pgbackrest', 'version'], 'pgbackrest', { ok: true }).catch(() => undefined);
   if (!version || version.exitCode !== 0) {
     stream.destroy();
     throw new VerificationError('sandbox_failed', `image ${sandbox.image} has no pgbackrest; rebuild it (backproof images build postgres:${server.major}) or set sandbox.image to a PostgreSQL image with pgBackRest`);
   }
-  // The empty cluster prepare() started is replaced by the backup's.
-  await exec([`${server.bin}/pg_ctl`, 'stop', '-D', DATA_DIR, '-m', 'immediate', '-w'], 'stopping the empty cluster', { ok: true });
-  await exec(['rm', '-rf', DATA_DIR], 'removing the empty cluster');
-  await exec(['mkdir', '-p', PGBACKREST_REPO], 'making the repository folder');
-  const untar = await exec(['tar', '-x', '-f', '-', '-C', PGBACKREST_REPO, '--no-same-owner', '--no-same-permissions'], 'unpacking', { stdin: stream, ok: true });
-  if (untar.exitCode !== 0) {
-    const words = lastLines(untar.stderr, 2);
-    if (/unexpected EOF|unexpected end/i.test(words)) throw new VerificationError('truncated_dump', `the repository stream ends early: ${words}`);
-    throw new VerificationError('restore_failed', `unpacking the repository stream failed: ${words}`);
-  }
+  await unpackInPlaceOfEmptyCluster(exec, server, stream, PGBACKREST_REPO);
   const stanzaBackup = `${PGBACKREST_REPO}/backup/${found.stanza}`;
   const info = await exec(['cat', `${stanzaBackup}/backup.info`], 'reading backup.info');
   const sets = backupSets(parseInfoFile(info.stdout));

@@ -1,9 +1,11 @@
+import type { Readable } from 'node:stream';
 import type { PostgresRecovery } from '../../orchestrator/core/config-types.js';
 import type { Reason } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import type { BackupSet } from '../../orchestrator/core/pgbackrest-info.js';
 import { truncate } from '../bytes.js';
 import type { RestoreContext } from '../restorer.js';
+import type { ExecResult } from '../sandbox-runtime.js';
 import { DATA_DIR } from './cluster.js';
 
 /**
@@ -40,6 +42,41 @@ export interface PhysicalServer {
   serverOptions: string;
 }
 
+/** A command as the postgres user in the run's sandbox; a non-zero exit is `sandbox_failed` naming `what`, unless `ok`. */
+export type PhysicalExec = (argv: string[], what: string, opts?: { stdin?: Readable; ok?: boolean }) => Promise<ExecResult>;
+
+export function physicalExec(ctx: RestoreContext<'postgres'>): PhysicalExec {
+  const { sandbox, signal } = ctx;
+  return async (argv, what, opts = {}) => {
+    const r = await sandbox.exec(argv, { signal, user: 'postgres', ...(opts.stdin ? { stdin: opts.stdin } : {}) });
+    if (r.exitCode !== 0 && !opts.ok) throw new VerificationError('sandbox_failed', `${what} failed in the sandbox (exit ${r.exitCode}): ${lastLines(r.stderr || r.stdout, 2)}`);
+    return r;
+  };
+}
+
+/** A physical backup restores only into its own major: another is `unsupported_format`, naming the image to use. */
+export function requireSameMajor(backupMajor: number | undefined, server: PhysicalServer, stream: Readable, imageAlso = ''): void {
+  if (backupMajor === undefined || backupMajor === server.major) return;
+  stream.destroy();
+  throw new VerificationError(
+    'unsupported_format',
+    `the backup is of PostgreSQL ${backupMajor}; a physical backup restores only into the same major, and this sandbox runs ${server.major}: build backproof/postgres:${backupMajor} (backproof images build postgres:${backupMajor}) and leave sandbox.image unset, or set sandbox.image to a PostgreSQL ${backupMajor} image${imageAlso}`,
+  );
+}
+
+/** Stops and removes the empty cluster prepare() started, and unpacks the stream (a tar) into `stage`. */
+export async function unpackInPlaceOfEmptyCluster(exec: PhysicalExec, server: PhysicalServer, stream: Readable, stage: string): Promise<void> {
+  await exec([`${server.bin}/pg_ctl`, 'stop', '-D', DATA_DIR, '-m', 'immediate', '-w'], 'stopping the empty cluster', { ok: true });
+  await exec(['rm', '-rf', DATA_DIR], 'removing the empty cluster');
+  await exec(['mkdir', '-p', stage], 'making the folder the backup is unpacked in');
+  const untar = await exec(['tar', '-x', '-f', '-', '-C', stage, '--no-same-owner', '--no-same-permissions'], 'unpacking', { stdin: stream, ok: true });
+  if (untar.exitCode !== 0) {
+    const words = lastLines(untar.stderr, 2);
+    if (/unexpected EOF|unexpected end/i.test(words)) throw new VerificationError('truncated_dump', `the backup stream ends early: ${words}`);
+    throw new VerificationError('restore_failed', `unpacking the backup stream failed: ${words}`);
+  }
+}
+
 /** The backup as the replay needs it: its label, type, WAL range, stop time, the sets it builds on. */
 export type ReplayedBackup = Pick<BackupSet, 'label' | 'type' | 'archiveStart' | 'archiveStop' | 'stoppedAt' | 'references'>;
 
@@ -58,11 +95,7 @@ export async function replayToTarget(
 ): Promise<PhysicalRestore> {
   const { sandbox, signal } = ctx;
   const recovery = ctx.policy.postgres.recovery;
-  const exec = async (argv: string[], what: string, opts: { ok?: boolean } = {}) => {
-    const r = await sandbox.exec(argv, { signal, user: 'postgres' });
-    if (r.exitCode !== 0 && !opts.ok) throw new VerificationError('sandbox_failed', `${what} failed in the sandbox (exit ${r.exitCode}): ${lastLines(r.stderr || r.stdout, 2)}`);
-    return r;
-  };
+  const exec = physicalExec(ctx);
   const control = await exec([`${server.bin}/pg_controldata`, DATA_DIR], 'pg_controldata');
   const segmentBytes = Number(/Bytes per WAL segment:\s*(\d+)/.exec(control.stdout)?.[1] ?? 16 * 1024 * 1024);
   const gap = firstGap(set, segments, segmentBytes);

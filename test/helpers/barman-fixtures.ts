@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseBarmanInfo, type BarmanBackup } from '../../orchestrator/core/barman-info.js';
-import { PG_BIN_DIR } from './pg-cluster.js';
+import { freePort, PG_BIN_DIR } from './pg-cluster.js';
 import { tempDir } from './harness.js';
-import { freePort, postgresOwner, runAs, switchAndArchive } from './pgbackrest-fixtures.js';
+import { postgresOwner, runAs, switchAndArchive } from './pgbackrest-fixtures.js';
 
 const run = promisify(execFile);
 const SERVER = 'pg';

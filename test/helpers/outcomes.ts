@@ -1,3 +1,4 @@
+import tarStream from 'tar-stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 
 /** Every item of an async iterable (a driver's listing), in order. */
@@ -16,4 +17,22 @@ export async function verificationErrorOf(p: Promise<unknown>): Promise<Verifica
     throw err;
   }
   throw new Error('expected a VerificationError');
+}
+
+/** The member names of a tar stream, in order (a folder-backup driver's `open()`). */
+export async function tarMemberNames(stream: NodeJS.ReadableStream): Promise<string[]> {
+  const extract = tarStream.extract();
+  const names: string[] = [];
+  extract.on('entry', (header, body, next) => {
+    names.push(header.name);
+    body.on('end', next);
+    body.resume();
+  });
+  const done = new Promise((resolve, reject) => {
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+  });
+  stream.pipe(extract);
+  await done;
+  return names;
 }

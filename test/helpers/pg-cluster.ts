@@ -100,7 +100,7 @@ async function runAs(owner: Owner | undefined, cmd: string, args: string[], cwd:
   });
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

@@ -1,10 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { backupSets, parseInfoFile, type BackupSet } from '../../orchestrator/core/pgbackrest-info.js';
-import { PG_BIN_DIR } from './pg-cluster.js';
+import { freePort, PG_BIN_DIR } from './pg-cluster.js';
 import { tempDir } from './harness.js';
 
 /**
@@ -154,18 +153,5 @@ export function runAs(owner: Owner | undefined, cmd: string, args: string[], cwd
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code}: ${out.slice(-3000)}`))));
-  });
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
   });
 }
