@@ -182,23 +182,17 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     if (head.length === 0) {
       throw new VerificationError('empty_backup', compression === 'none' ? 'the backup is empty (0 bytes)' : `the ${compression} backup decompresses to nothing`);
     }
-    const physical = detectPgbackrestStream(head);
-    if (physical) {
-      const restored = await restorePgbackrest(ctx, stream, physical, { bin: this.bin, major: this.major, socketDir: SOCKET_DIR, logFile: LOG_FILE, serverOptions: SERVER_OPTIONS });
+    // Physical backups: a pgBackRest set or a barman backup with its archived WAL.
+    const pgbackrest = detectPgbackrestStream(head);
+    const barman = pgbackrest ? undefined : detectBarmanStream(head);
+    if (pgbackrest || barman) {
+      const server = { bin: this.bin, major: this.major, socketDir: SOCKET_DIR, logFile: LOG_FILE, serverOptions: SERVER_OPTIONS };
+      const restored = pgbackrest ? await restorePgbackrest(ctx, stream, pgbackrest, server) : await restoreBarman(ctx, stream, barman!, server);
       this.physical = restored;
       this.probeDatabase = chooseClusterDatabase(ctx.policy.postgres.database, restored.databases);
       const header: Record<string, string> = { ...restored.header, databases: restored.databases.join(', ') };
       if (this.probeDatabase !== ctx.policy.postgres.database) header.probedDatabase = this.probeDatabase;
-      return { format: 'pgbackrest', compression, header, ...(restored.dataAsOf ? { dataAsOf: restored.dataAsOf } : {}) };
-    }
-    const barman = detectBarmanStream(head);
-    if (barman) {
-      const restored = await restoreBarman(ctx, stream, barman, { bin: this.bin, major: this.major, socketDir: SOCKET_DIR, logFile: LOG_FILE, serverOptions: SERVER_OPTIONS });
-      this.physical = restored;
-      this.probeDatabase = chooseClusterDatabase(ctx.policy.postgres.database, restored.databases);
-      const header: Record<string, string> = { ...restored.header, databases: restored.databases.join(', ') };
-      if (this.probeDatabase !== ctx.policy.postgres.database) header.probedDatabase = this.probeDatabase;
-      return { format: 'barman', compression, header, ...(restored.dataAsOf ? { dataAsOf: restored.dataAsOf } : {}) };
+      return { format: pgbackrest ? 'pgbackrest' : 'barman', compression, header, ...(restored.dataAsOf ? { dataAsOf: restored.dataAsOf } : {}) };
     }
     const info = detectDumpFormat(head);
     if (!info) {
