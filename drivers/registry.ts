@@ -29,6 +29,7 @@ export const STORAGE_DRIVER_FACTORIES: { readonly [D in StorageDriverName]: (sou
       stanza: source.stanza,
       check: source.check,
       binary: source.binary,
+      ...(source.cipherPass ? { cipherPass: source.cipherPass } : {}),
       ...(typeof recovery === 'object' ? { endedBefore: new Date(recovery.time) } : {}),
     });
   },

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
@@ -27,6 +28,10 @@ const BIN = path.resolve('bin/backproof.js');
 const FAKE_CERT = '-----BEGIN CERTIFICATE-----\nbm90LWEtcmVhbC1jZXJ0aWZpY2F0ZQ==\n-----END CERTIFICATE-----';
 
 const root = await tempDir('canary');
+// backup.info as an encrypted repository has it (OpenSSL's salt header, then ciphertext).
+const pgbackrestRepo = path.join(root, 'pgbackrest-repo');
+await fs.mkdir(path.join(pgbackrestRepo, 'backup', 'main'), { recursive: true });
+await fs.writeFile(path.join(pgbackrestRepo, 'backup', 'main', 'backup.info'), Buffer.concat([Buffer.from('Salted__'), randomBytes(248)]));
 const dataDir = path.join(root, 'data');
 const secretsDir = path.join(root, 'secrets');
 const outDir = path.join(root, 'out');
@@ -119,6 +124,8 @@ const skeleton = {
         { name: 'vault', kind: 'files', source: { driver: 'restic', repository: path.join(root, 'no-repo'), file: '/data/share.tar.gz', check: false }, schedule: 'every 2s' },
         // Likewise a borg repository that is not there: the passphrase reaches borg, the error comes back.
         { name: 'attic', kind: 'files', source: { driver: 'borg', repository: path.join(root, 'no-borg-repo'), file: 'data/share.tar.gz', check: false }, schedule: 'every 2s' },
+        // An encrypted pgBackRest repository whose info will not decrypt: the cipher pass reaches pgbackrest, its error comes back.
+        { name: 'pgvault', kind: 'postgres', source: { driver: 'pgbackrest', repository: pgbackrestRepo, stanza: 'main', check: false }, schedule: 'every 2s' },
       ],
     },
   ],
@@ -235,7 +242,7 @@ t.test('the daemon with its dashboard, /metrics, alerts and heartbeats: no canar
   const ids = (Array.isArray(runs) ? runs : (runs.runs ?? [])).map((r) => r.id).slice(0, 6);
   t.ok(ids.length > 0, 'the API lists runs');
   const month = new Date().toISOString().slice(0, 7);
-  const pages = ['/', '/runs', '/reports', '/policies/share', '/policies/shop', '/policies/vault', '/policies/attic', '/api/policies', '/api/runs', '/metrics', `/api/reports/acme/${month}.json`, `/api/reports/acme/${month}.csv`, `/api/reports/acme/${month}.html`];
+  const pages = ['/', '/runs', '/reports', '/policies/share', '/policies/shop', '/policies/vault', '/policies/attic', '/policies/pgvault', '/api/policies', '/api/runs', '/metrics', `/api/reports/acme/${month}.json`, `/api/reports/acme/${month}.csv`, `/api/reports/acme/${month}.html`];
   for (const id of ids) pages.push(`/runs/${id}`, `/api/runs/${id}`);
   for (const p of pages) {
     const res = await fetch(`http://127.0.0.1:${port}${p}`, { headers: auth });

@@ -181,3 +181,36 @@ t.test('an incremental set whose full set is gone: fail, naming it', async (t) =
   t.same(codes(run), ['restore_failed'], JSON.stringify(run.reasons));
   t.match(run.reasons[0]!.message, full!.label);
 });
+
+t.test('an encrypted repository: read with source.cipherPass, by reference, and the pass is in no record', async (t) => {
+  const pass = 'canary-pgbackrest-pass-7c1e';
+  const enc = await makePgbackrestRepo({ cipherPass: pass });
+  const policy = async (cipher: string, env: NodeJS.ProcessEnv = {}) =>
+    policyFromYaml({
+      folder: await tempDir('pgbackrest-enc-policy'),
+      kind: 'postgres',
+      source: `          driver: pgbackrest
+          repository: ${JSON.stringify(enc.repo)}
+          stanza: main
+          check: verify${cipher}
+          select: { settle: 0s }`,
+      probes: `          - sql: "${LATE}"
+            equals: 100`,
+      rpo: '1h',
+      env,
+    });
+  const without = await verify(await policy(''), store);
+  t.equal(without.verdict, 'error');
+  t.same(codes(without), ['unsupported_format']);
+  t.match(without.reasons[0]!.message, /source\.cipherPass/);
+
+  const run = await verify(await policy('\n          cipherPass: ${env:PGB_PASS}', { PGB_PASS: pass }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.header?.encryption, 'aes-256-cbc (repo1-cipher-type)');
+  t.equal(run.phases.find((p) => p.name === 'storage_check')?.outcome, 'ok', 'pgbackrest verify decrypts too');
+  t.notOk(JSON.stringify(run).includes(pass), 'the passphrase is in no part of the record');
+
+  const wrong = await verify(await policy('\n          cipherPass: not-the-pass'), store);
+  t.equal(wrong.verdict, 'error', JSON.stringify(wrong.reasons));
+  t.same(codes(wrong), ['source_denied']);
+});

@@ -8,7 +8,7 @@ import { ChildProcesses } from '../cli/child-processes.js';
 import { ConfinedFolder } from '../local/confined-file.js';
 import { regularFilesUnder, tarOfFiles } from '../local/folder-tar.js';
 import type { BackupDetails, BackupEntry, StorageCheck, StorageDriver } from '../storage-driver.js';
-import { archiveIdOf, backupSets, databaseHistory, parseInfoFile, type BackupSet, type InfoFile } from '../../orchestrator/core/pgbackrest-info.js';
+import { archiveIdOf, backupSets, databaseHistory, infoFromJson, isCiphertext, parseInfoFile, type BackupSet } from '../../orchestrator/core/pgbackrest-info.js';
 
 export interface PgbackrestDriverOptions {
   /** The repository's path on this machine (pgBackRest's repo1-path). */
@@ -20,6 +20,8 @@ export interface PgbackrestDriverOptions {
   binary?: string;
   /** A point-in-time restore's target: only sets that ended before it are listed. */
   endedBefore?: Date;
+  /** An encrypted repository's passphrase: given to pgbackrest through its environment only. */
+  cipherPass?: string;
 }
 
 /** A WAL segment file in the archive: 24 hex digits (timeline, log, segment), then `-<sha1>` and an optional compression suffix. */
@@ -43,6 +45,8 @@ const MAX_PROBLEMS = 20;
  *   reproducible. pgBackRest itself checks every file against the set's manifest as it restores.
  * - `check()` runs `pgbackrest verify` (pgBackRest 2.33 or later) with a private lock and log
  *   folder; what it reports invalid or missing is a finding.
+ * - An encrypted repository (its info files are ciphertext) is listed through `pgbackrest info
+ *   --output=json`, the cipher pass in pgbackrest's environment only.
  */
 export class PgbackrestStorageDriver implements StorageDriver {
   readonly name = 'pgbackrest';
@@ -54,7 +58,8 @@ export class PgbackrestStorageDriver implements StorageDriver {
   private readonly stanza: string;
   private readonly binary: string;
   private readonly endedBefore?: Date;
-  private info?: { backup: InfoFile; sets: BackupSet[] };
+  private info?: { sets: BackupSet[]; databases: Map<number, { version: string; systemId: string }> };
+  private readonly cipherPass?: string;
   private children?: ChildProcesses;
   private scratch?: string;
 
@@ -64,6 +69,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
     if (!/^[A-Za-z0-9_.-]+$/.test(this.stanza)) throw new VerificationError('source_unreachable', `pgBackRest stanza ${JSON.stringify(this.stanza)} is not a stanza name`);
     this.binary = opts.binary ?? 'pgbackrest';
     if (opts.endedBefore) this.endedBefore = opts.endedBefore;
+    if (opts.cipherPass) this.cipherPass = opts.cipherPass;
     this.location = `pgBackRest repository ${this.repository}, stanza ${this.stanza}`;
     this.folder = new ConfinedFolder(this.repository);
     if (opts.check === 'verify') this.check = (entry, signal) => this.verify(entry, signal);
@@ -111,7 +117,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
 
   /** The repository's paths, relative to its root, that a restore of `set` needs, in the stream's order. */
   private async filesOf(set: BackupSet, signal?: AbortSignal): Promise<string[]> {
-    const { backup } = await this.readInfo(signal);
+    const { databases } = await this.readInfo(signal);
     const stanzaArchive = `archive/${this.stanza}`;
     const stanzaBackup = `backup/${this.stanza}`;
     const files = [`${stanzaArchive}/archive.info`];
@@ -119,7 +125,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
     files.push(`${stanzaBackup}/backup.info`);
     if (await this.isFile(`${stanzaBackup}/backup.info.copy`)) files.push(`${stanzaBackup}/backup.info.copy`);
     for (const label of [...set.references, set.label]) files.push(...(await this.walk(`${stanzaBackup}/${label}`, signal)));
-    const db = databaseHistory(backup).get(set.dbId);
+    const db = databases.get(set.dbId);
     if (db) {
       const archiveDir = `${stanzaArchive}/${archiveIdOf(db.version, set.dbId)}`;
       const startTimeline = set.archiveStart.slice(0, 8);
@@ -162,7 +168,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
   }
 
   /** backup.info, or its copy when the file itself is missing or unreadable. */
-  private async readInfo(signal?: AbortSignal): Promise<{ backup: InfoFile; sets: BackupSet[] }> {
+  private async readInfo(signal?: AbortSignal): Promise<{ sets: BackupSet[]; databases: Map<number, { version: string; systemId: string }> }> {
     if (this.info) return this.info;
     try {
       await this.folder.realRoot();
@@ -181,14 +187,13 @@ export class PgbackrestStorageDriver implements StorageDriver {
         } finally {
           await handle.close().catch(() => undefined);
         }
-        const backup = parseInfoFile(text);
-        if (!backup.has('backrest')) {
-          if (!text.trimStart().startsWith('[')) {
-            throw new VerificationError('unsupported_format', `${rel} in ${this.repository} is not plain text: the repository is probably encrypted (repo1-cipher-type), which backproof does not read yet`);
-          }
-          throw new VerificationError('repository_damaged', `${rel} in ${this.repository} is not a pgBackRest info file`);
+        if (isCiphertext(text)) {
+          this.info = await this.decryptedInfo(signal);
+          return this.info;
         }
-        this.info = { backup, sets: backupSets(backup) };
+        const backup = parseInfoFile(text);
+        if (!backup.has('backrest')) throw new VerificationError('repository_damaged', `${rel} in ${this.repository} is not a pgBackRest info file`);
+        this.info = { sets: backupSets(backup), databases: databaseHistory(backup) };
         return this.info;
       } catch (err) {
         if (err instanceof VerificationError && (err.reason === 'unsafe_source' || err.reason === 'unsupported_format')) throw err;
@@ -209,22 +214,58 @@ export class PgbackrestStorageDriver implements StorageDriver {
     return new VerificationError('source_unreachable', `${this.location} cannot be read: ${(err as Error).message}`);
   }
 
-  private async verify(entry: BackupEntry, signal?: AbortSignal): Promise<StorageCheck> {
+  /** pgbackrest with the repository's options (and the cipher's, the pass in its environment). */
+  private pgbackrest(command: string[], signal?: AbortSignal) {
     this.scratch ??= mkdtempSync(path.join(os.tmpdir(), 'backproof-pgbackrest-'));
     this.children ??= new ChildProcesses({
       tool: 'pgbackrest',
       binary: this.binary,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.scratch, TZ: 'UTC' },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.scratch, TZ: 'UTC', ...(this.cipherPass ? { PGBACKREST_REPO1_CIPHER_PASS: this.cipherPass } : {}) },
       location: this.location,
       spawnFailure: (err) =>
         new VerificationError(
           'source_unreachable',
-          `pgbackrest could not be started (${(err as { code?: string }).code === 'ENOENT' ? `${this.binary} is not installed on this host` : (err as Error).message}); install pgBackRest (Debian: apt install pgbackrest) or set source.check: false`,
+          `pgbackrest could not be started (${(err as { code?: string }).code === 'ENOENT' ? `${this.binary} is not installed on this host` : (err as Error).message}); install pgBackRest (Debian: apt install pgbackrest)${this.cipherPass ? '' : ' or set source.check: false'}`,
         ),
     });
+    const args = [
+      '--no-config',
+      `--stanza=${this.stanza}`,
+      `--repo1-path=${this.repository}`,
+      ...(this.cipherPass ? ['--repo1-cipher-type=aes-256-cbc'] : []),
+      `--log-path=${this.scratch}`,
+      '--log-level-file=off',
+      '--log-level-console=warn',
+      '--log-level-stderr=off',
+      ...command,
+    ];
+    return this.children.run(args, signal);
+  }
+
+  /** An encrypted repository's sets, from `pgbackrest info --output=json` (which decrypts backup.info). */
+  private async decryptedInfo(signal?: AbortSignal): Promise<{ sets: BackupSet[]; databases: Map<number, { version: string; systemId: string }> }> {
+    if (!this.cipherPass) {
+      throw new VerificationError('unsupported_format', `${this.location} is encrypted (repo1-cipher-type): set source.cipherPass to its passphrase, e.g. cipherPass: \${env:ACME_PGBACKREST_PASS}`);
+    }
+    const result = await this.pgbackrest(['--output=json', 'info'], signal);
+    let json: unknown;
+    try {
+      json = JSON.parse(result.stdout);
+    } catch {
+      json = undefined;
+    }
+    const info = infoFromJson(json, this.stanza);
+    const said = `${result.stdout}\n${result.stderr}`.split(/\r?\n/).map((l) => l.replace(/^P\d+\s+/, '').trim()).filter(Boolean).at(-1) ?? '';
+    if (!info || /cipher|decrypt|passphrase/i.test(said) && info.sets.length === 0) {
+      if (/cipher|decrypt|passphrase|crypto/i.test(said)) throw new VerificationError('source_denied', `${this.location}: pgbackrest could not decrypt it with source.cipherPass (${said})`);
+      throw new VerificationError('source_unreachable', `${this.location}: pgbackrest info could not read the stanza: ${said || `exit ${result.code ?? '?'}`}`);
+    }
+    return info;
+  }
+
+  private async verify(entry: BackupEntry, signal?: AbortSignal): Promise<StorageCheck> {
     const what = `pgbackrest verify (stanza ${this.stanza})`;
-    const args = ['--no-config', `--stanza=${this.stanza}`, `--repo1-path=${this.repository}`, `--log-path=${this.scratch}`, '--log-level-file=off', '--log-level-console=warn', '--log-level-stderr=off', '--output=text', '--verbose', 'verify'];
-    const result = await this.children.run(args, signal);
+    const result = await this.pgbackrest(['--output=text', '--verbose', 'verify'], signal);
     const text = result.stdout.replace(/^P\d+\s+(WARN|ERROR|INFO):.*$/gm, '').trim();
     if (!/^stanza: /m.test(text)) {
       const said = `${result.stdout}\n${result.stderr}`.split(/\r?\n/).map((l) => l.replace(/^P\d+\s+/, '').trim()).filter(Boolean).at(-1);

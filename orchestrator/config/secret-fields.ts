@@ -10,7 +10,7 @@ const SOURCE_SECRETS: { [D in SourceConfig['driver']]: (source: Extract<SourceCo
   s3: (s) => [s.credentials?.accessKeyId, s.credentials?.secretAccessKey, s.credentials?.sessionToken, s.sseCustomerKey],
   restic: (s) => [s.password],
   borg: (s) => [s.passphrase],
-  pgbackrest: () => [],
+  pgbackrest: (s) => [s.cipherPass],
   barman: () => [],
   mariabackup: () => [],
 };

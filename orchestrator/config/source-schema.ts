@@ -234,7 +234,10 @@ const pgbackrestSource = z
       .union([z.literal(false), z.literal('verify')], { error: typeError('a check', () => 'write verify or false') })
       .default('verify')
       .describe('pgbackrest verify (every file of every backup set and WAL segment against its checksum) before each restore, or false. Needs pgBackRest 2.33+ on this host; listing and restoring do not. Default "verify".'),
-    binary: nonEmptyText('binary').default('pgbackrest').describe('The pgbackrest program for the check. Default pgbackrest on PATH.'),
+    binary: nonEmptyText('binary').default('pgbackrest').describe('The pgbackrest program for the check and for listing an encrypted repository. Default pgbackrest on PATH.'),
+    cipherPass: secret(nonEmptyText('cipherPass'))
+      .optional()
+      .describe("An encrypted repository's passphrase (pgBackRest's repo1-cipher-pass, aes-256-cbc); use a reference: ${env:ACME_PGBACKREST_PASS} or ${file:secrets/pgbackrest}. It reaches pgbackrest through its environment, never its command line."),
     select: select.prefault({}),
   })
   .transform((value): PgbackrestSourceConfig => value);

@@ -358,6 +358,8 @@ export interface PgbackrestSourceConfig {
   check: 'verify' | false;
   /** pgbackrest binary for the check. Default `pgbackrest` on PATH. */
   binary: string;
+  /** An encrypted repository's passphrase (repo1-cipher-pass, aes-256-cbc). */
+  cipherPass?: string;
   select: SelectorConfig;
 }
 

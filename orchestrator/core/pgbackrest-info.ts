@@ -104,3 +104,52 @@ export function databaseHistory(info: InfoFile): Map<number, { version: string; 
 export function archiveIdOf(version: string, dbId: number): string {
   return `${version}-${dbId}`;
 }
+
+/**
+ * The sets and database history of `pgbackrest info --output=json` for one stanza: how an
+ * encrypted repository is read (its info files are ciphertext; pgBackRest decrypts them).
+ */
+export function infoFromJson(json: unknown, stanza: string): { sets: BackupSet[]; databases: Map<number, { version: string; systemId: string }> } | undefined {
+  if (!Array.isArray(json)) return undefined;
+  const entry = json.find((e) => typeof e === 'object' && e !== null && (e as { name?: unknown }).name === stanza) as Record<string, unknown> | undefined;
+  if (!entry) return undefined;
+  const databases = new Map<number, { version: string; systemId: string }>();
+  for (const db of Array.isArray(entry.db) ? entry.db : []) {
+    const d = db as Record<string, unknown>;
+    databases.set(Number(d.id), { version: String(d.version ?? ''), systemId: String(d['system-id'] ?? '') });
+  }
+  const sets: BackupSet[] = [];
+  for (const b of Array.isArray(entry.backup) ? entry.backup : []) {
+    const v = b as Record<string, Record<string, unknown> | unknown>;
+    const field = (o: unknown, k: string): unknown => (typeof o === 'object' && o !== null ? (o as Record<string, unknown>)[k] : undefined);
+    const type = v.type;
+    const start = Number(field(v.timestamp, 'start'));
+    const stop = Number(field(v.timestamp, 'stop'));
+    if ((type !== 'full' && type !== 'diff' && type !== 'incr') || typeof v.label !== 'string' || !Number.isFinite(start) || !Number.isFinite(stop)) continue;
+    const lsnStart = field(v.lsn, 'start');
+    const lsnStop = field(v.lsn, 'stop');
+    sets.push({
+      label: v.label,
+      type,
+      references: Array.isArray(v.reference) ? v.reference.filter((r): r is string => typeof r === 'string') : [],
+      ...(typeof v.prior === 'string' ? { prior: v.prior } : {}),
+      archiveStart: String(field(v.archive, 'start') ?? ''),
+      archiveStop: String(field(v.archive, 'stop') ?? ''),
+      ...(typeof lsnStart === 'string' ? { lsnStart } : {}),
+      ...(typeof lsnStop === 'string' ? { lsnStop } : {}),
+      startedAt: new Date(start * 1000),
+      stoppedAt: new Date(stop * 1000),
+      databaseBytes: Number(field(v.info, 'size') ?? 0),
+      repoBytes: Number(field(field(v.info, 'repository'), 'size') ?? 0),
+      dbId: Number(field(v.database, 'id') ?? 0),
+      backrestVersion: String(field(v.backrest, 'version') ?? ''),
+      error: v.error === true,
+    });
+  }
+  return { sets: sets.sort((a, b) => a.label.localeCompare(b.label)), databases };
+}
+
+/** pgBackRest's encrypted files begin with OpenSSL's salt header. */
+export function isCiphertext(bytes: string | Buffer): boolean {
+  return (typeof bytes === 'string' ? bytes : bytes.toString('latin1')).startsWith('Salted__');
+}

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
-import { backupSets, parseInfoFile } from '../../orchestrator/core/pgbackrest-info.js';
+import { backupSets, infoFromJson, isCiphertext, parseInfoFile, type BackupSet } from '../../orchestrator/core/pgbackrest-info.js';
 import type { RestoreContext } from '../restorer.js';
 import { DATA_DIR, DATA_ROOT } from './cluster.js';
 import { archivedSegments, lastLines, physicalExec, postgresTime, replayToTarget, requireSameMajor, unpackInPlaceOfEmptyCluster, type PhysicalRestore, type PhysicalServer } from './physical-replay.js';
@@ -33,6 +33,8 @@ export interface PgbackrestStream {
   stanza: string;
   /** The PostgreSQL major of the stanza's current database, from archive.info. */
   major?: number;
+  /** The repository is encrypted (its info files are ciphertext): the policy's cipherPass opens it. */
+  encrypted?: boolean;
 }
 
 /** Recognises the driver's stream from its first tar member: the stanza's archive.info. */
@@ -44,6 +46,7 @@ export function detectPgbackrestStream(head: Buffer): PgbackrestStream | undefin
   const size = parseInt(cString(head.subarray(124, 136)).trim(), 8);
   if (!Number.isFinite(size)) return undefined;
   const body = head.subarray(512, 512 + Math.min(size, head.length - 512)).toString('utf8');
+  if (isCiphertext(body)) return { stanza: m[1]!, encrypted: true };
   if (!body.startsWith('[backrest]')) return undefined;
   const version = parseInfoFile(body).get('db')?.get('db-version');
   const major = typeof version === 'string' || typeof version === 'number' ? parseInt(String(version), 10) : NaN;
@@ -64,7 +67,19 @@ export async function restorePgbackrest(
 ): Promise<PhysicalRestore> {
   const { sandbox } = ctx;
   const recovery = ctx.policy.postgres.recovery;
-  const exec = physicalExec(ctx);
+  // An encrypted repository: the passphrase reaches pgbackrest (and the archive-get PostgreSQL
+  // runs during replay) through the environment, never a command line or a file.
+  const source = ctx.policy.source;
+  const cipherPass = found.encrypted && source.driver === 'pgbackrest' ? source.cipherPass : undefined;
+  if (found.encrypted && !cipherPass) {
+    stream.destroy();
+    throw new VerificationError('unsupported_format', 'the pgBackRest repository is encrypted (repo1-cipher-type): set source.cipherPass to its passphrase');
+  }
+  // The cipher type through the environment too: the restore_command pgBackRest writes names
+  // only the repository's path, so archive-get learns of the cipher from its environment.
+  const env = cipherPass ? { PGBACKREST_REPO1_CIPHER_PASS: cipherPass, PGBACKREST_REPO1_CIPHER_TYPE: 'aes-256-cbc' } : undefined;
+  const cipherArgs = cipherPass ? ['--repo1-cipher-type=aes-256-cbc'] : [];
+  const exec = physicalExec(ctx, env);
   requireSameMajor(found.major, server, stream, ' with pgBackRest');
   const version = await exec(['pgbackrest', 'version'], 'pgbackrest', { ok: true }).catch(() => undefined);
   if (!version || version.exitCode !== 0) {
@@ -73,8 +88,27 @@ export async function restorePgbackrest(
   }
   await unpackInPlaceOfEmptyCluster(exec, server, stream, PGBACKREST_REPO);
   const stanzaBackup = `${PGBACKREST_REPO}/backup/${found.stanza}`;
-  const info = await exec(['cat', `${stanzaBackup}/backup.info`], 'reading backup.info');
-  const sets = backupSets(parseInfoFile(info.stdout));
+  let sets: BackupSet[];
+  if (cipherPass) {
+    const info = await exec(
+      ['pgbackrest', '--no-config', `--stanza=${found.stanza}`, `--repo1-path=${PGBACKREST_REPO}`, ...cipherArgs, '--log-path=/tmp', '--lock-path=/tmp', '--log-level-file=off', '--log-level-console=warn', '--output=json', 'info'],
+      'pgbackrest info',
+      { ok: true },
+    );
+    let json: unknown;
+    try {
+      json = JSON.parse(info.stdout);
+    } catch {
+      json = undefined;
+    }
+    const read = infoFromJson(json, found.stanza);
+    if (!read || read.sets.length === 0) throw new VerificationError('source_denied', `pgbackrest could not read the encrypted repository with source.cipherPass: ${lastLines(info.stdout + info.stderr, 2)}`);
+    sets = read.sets;
+    const newest = read.databases.get(sets.at(-1)!.dbId);
+    requireSameMajor(newest ? parseInt(newest.version, 10) : undefined, server, stream, ' with pgBackRest');
+  } else {
+    sets = backupSets(parseInfoFile((await exec(['cat', `${stanzaBackup}/backup.info`], 'reading backup.info')).stdout));
+  }
   const manifests = await exec(['find', stanzaBackup, '-mindepth', '2', '-maxdepth', '2', '-name', 'backup.manifest'], 'listing the backup sets');
   const present = new Set(manifests.stdout.split('\n').map((l) => l.split('/').at(-2) ?? '').filter(Boolean));
   const set = sets.filter((s) => present.has(s.label)).at(-1);
@@ -90,6 +124,7 @@ export async function restorePgbackrest(
     '--no-config',
     `--stanza=${found.stanza}`,
     `--repo1-path=${PGBACKREST_REPO}`,
+    ...cipherArgs,
     `--pg1-path=${DATA_DIR}`,
     '--log-path=/tmp',
     '--lock-path=/tmp',
@@ -112,5 +147,6 @@ export async function restorePgbackrest(
     backupLabel: set.label,
     backupType: set.type,
     backupStoppedAt: set.stoppedAt.toISOString(),
-  });
+    ...(cipherPass ? { encryption: 'aes-256-cbc (repo1-cipher-type)' } : {}),
+  }, [], env);
 }

@@ -45,10 +45,10 @@ export interface PhysicalServer {
 /** A command as the postgres user in the run's sandbox; a non-zero exit is `sandbox_failed` naming `what`, unless `ok`. */
 export type PhysicalExec = (argv: string[], what: string, opts?: { stdin?: Readable; ok?: boolean }) => Promise<ExecResult>;
 
-export function physicalExec(ctx: RestoreContext<'postgres'>): PhysicalExec {
+export function physicalExec(ctx: RestoreContext<'postgres'>, env?: Record<string, string>): PhysicalExec {
   const { sandbox, signal } = ctx;
   return async (argv, what, opts = {}) => {
-    const r = await sandbox.exec(argv, { signal, user: 'postgres', ...(opts.stdin ? { stdin: opts.stdin } : {}) });
+    const r = await sandbox.exec(argv, { signal, user: 'postgres', ...(env ? { env } : {}), ...(opts.stdin ? { stdin: opts.stdin } : {}) });
     if (r.exitCode !== 0 && !opts.ok) throw new VerificationError('sandbox_failed', `${what} failed in the sandbox (exit ${r.exitCode}): ${lastLines(r.stderr || r.stdout, 2)}`);
     return r;
   };
@@ -83,7 +83,8 @@ export type ReplayedBackup = Pick<BackupSet, 'label' | 'type' | 'archiveStart' |
 /**
  * Checks the archive for gaps, starts PostgreSQL on DATA_DIR and waits for the replay to end.
  * `ownHeader`: the tool's facts for the evidence; `confLines`: recovery settings of the caller's
- * (barman's restore_command and target), written into backproof's configuration file.
+ * (barman's restore_command and target), written into backproof's configuration file; `env`:
+ * what the server's restore_command needs (an encrypted repository's passphrase).
  */
 export async function replayToTarget(
   ctx: RestoreContext<'postgres'>,
@@ -92,10 +93,12 @@ export async function replayToTarget(
   segments: Segment[],
   ownHeader: Record<string, string>,
   confLines: string[] = [],
+  env?: Record<string, string>,
 ): Promise<PhysicalRestore> {
   const { sandbox, signal } = ctx;
   const recovery = ctx.policy.postgres.recovery;
-  const exec = physicalExec(ctx);
+  // `env` reaches the server (its restore_command runs with it) and nothing else.
+  const exec = physicalExec(ctx, env);
   const control = await exec([`${server.bin}/pg_controldata`, DATA_DIR], 'pg_controldata');
   const segmentBytes = Number(/Bytes per WAL segment:\s*(\d+)/.exec(control.stdout)?.[1] ?? 16 * 1024 * 1024);
   const gap = firstGap(set, segments, segmentBytes);

@@ -365,7 +365,7 @@ function restrictedMetaCommand(stderr: string, filter: PlainSqlFilter): Verifica
 
 /** A physical backup restores only into its own PostgreSQL major. */
 async function physicalImage(major: number | undefined, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice> {
-  if (major === undefined) return { image: DEFAULTS.postgresImage, why: "the pgBackRest repository's archive.info names no PostgreSQL version: the default image" };
+  if (major === undefined) return { image: DEFAULTS.postgresImage, why: "the backup names no PostgreSQL version before it is opened (an encrypted pgBackRest repository): the default image" };
   if (await hasImage(`backproof/postgres:${major}`)) return { image: `backproof/postgres:${major}`, why: `a physical backup of PostgreSQL ${major}: the image of that major` };
   const buildable = POSTGRES_IMAGE_MAJORS.includes(major);
   return {

@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { backupSets, parseInfoFile, type BackupSet } from '../../orchestrator/core/pgbackrest-info.js';
+import { backupSets, infoFromJson, parseInfoFile, type BackupSet } from '../../orchestrator/core/pgbackrest-info.js';
 import { freePort, PG_BIN_DIR } from './pg-cluster.js';
 import { tempDir } from './harness.js';
 
@@ -35,7 +35,8 @@ export interface PgbackrestRepo {
 const run = promisify(execFile);
 const STANZA = 'main';
 
-export async function makePgbackrestRepo(): Promise<PgbackrestRepo> {
+/** `cipherPass`: an encrypted repository (repo1-cipher-type aes-256-cbc). */
+export async function makePgbackrestRepo(opts: { cipherPass?: string } = {}): Promise<PgbackrestRepo> {
   const base = await tempDir('pgbackrest');
   const owner = await postgresOwner();
   const repo = path.join(base, 'repo');
@@ -45,7 +46,7 @@ export async function makePgbackrestRepo(): Promise<PgbackrestRepo> {
   await fs.mkdir(repo);
   for (const dir of [base, sock, repo]) if (owner) await fs.chown(dir, owner.uid, owner.gid);
   const conf = path.join(base, 'pgbackrest.conf');
-  await fs.writeFile(conf, `[${STANZA}]\npg1-path=${data}\npg1-socket-path=${sock}\npg1-port=PORT\n[global]\nrepo1-path=${repo}\nlog-path=${base}\nlock-path=${base}\nlog-level-file=off\nstart-fast=y\nrepo1-retention-full=9\n`);
+  await fs.writeFile(conf, `[${STANZA}]\npg1-path=${data}\npg1-socket-path=${sock}\npg1-port=PORT\n[global]\nrepo1-path=${repo}\nlog-path=${base}\nlock-path=${base}\nlog-level-file=off\nstart-fast=y\nrepo1-retention-full=9\n${opts.cipherPass ? `repo1-cipher-type=aes-256-cbc\nrepo1-cipher-pass=${opts.cipherPass}\n` : ''}`);
   const port = await freePort();
   await fs.writeFile(conf, (await fs.readFile(conf, 'utf8')).replace('PORT', String(port)));
   if (owner) await fs.chown(conf, owner.uid, owner.gid);
@@ -93,7 +94,9 @@ export async function makePgbackrestRepo(): Promise<PgbackrestRepo> {
   } finally {
     await as(path.join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
   }
-  const sets = backupSets(parseInfoFile(await fs.readFile(path.join(repo, 'backup', STANZA, 'backup.info'), 'utf8')));
+  const sets = opts.cipherPass
+    ? infoFromJson(JSON.parse(await pgbackrest('--output=json', 'info')), STANZA)!.sets
+    : backupSets(parseInfoFile(await fs.readFile(path.join(repo, 'backup', STANZA, 'backup.info'), 'utf8')));
   const segments = async (r = repo): Promise<string[]> => {
     const out = await run('find', [path.join(r, 'archive', STANZA), '-type', 'f', '-name', '0*-*']);
     return out.stdout
