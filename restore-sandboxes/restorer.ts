@@ -24,6 +24,11 @@ export interface RestoreContext<K extends RestoreKind = RestoreKind> {
   backupTime: Date;
   /** The backup's size as stored (compressed), e.g. for the expansion ratio of an archive. */
   backupSize: number;
+  /**
+   * An artifact kept by the policy's newest passing run (kind files: its file list, to compare
+   * the restore with); undefined when there is none or no store to ask.
+   */
+  lastPassing?(artifact: string): Promise<{ runId: string; startedAt: string; bytes: Buffer } | undefined>;
 }
 
 export interface ImageChoice {

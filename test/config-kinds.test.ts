@@ -37,7 +37,7 @@ t.test('kind files: limits with defaults, file probes', async (t) => {
             matches: "^v\\\\d+"
           - command: [test, -d, /restore/root/docs]`);
   t.equal(p.kind, 'files');
-  t.same(p.files, { maxBytes: 2 * 1024 ** 3, maxEntries: DEFAULTS.filesMaxEntries, maxRatio: 50, ratioFloorBytes: DEFAULTS.filesRatioFloorBytes, allowEmpty: false });
+  t.same(p.files, { maxBytes: 2 * 1024 ** 3, maxEntries: DEFAULTS.filesMaxEntries, maxRatio: 50, ratioFloorBytes: DEFAULTS.filesRatioFloorBytes, allowEmpty: false, ransomware: DEFAULTS.filesRansomware });
   t.match(p.probes, [
     { type: 'files', exist: ['docs/**', 'finance/*.csv'], nonEmpty: false },
     { type: 'files', exist: ['db/'], minCount: 10, minTotalBytes: 5 * 1024 ** 2, nonEmpty: true, name: 'files: db/, >= 10 files, >= 5m, none empty' },

@@ -49,6 +49,7 @@ const KIND_DEFAULTS = {
     maxRatio: DEFAULTS.filesMaxRatio,
     ratioFloorBytes: DEFAULTS.filesRatioFloorBytes,
     allowEmpty: false,
+    ransomware: DEFAULTS.filesRansomware,
   },
   sqlite: { allowEmpty: false },
   sizeAnomaly: { minPercent: DEFAULTS.sizeAnomalyMinPercent, lastRuns: DEFAULTS.sizeAnomalyLastRuns, minHistory: DEFAULTS.sizeAnomalyMinHistory },

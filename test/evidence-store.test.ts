@@ -246,6 +246,27 @@ for (const backend of backends) {
       t2.strictSame(await store.passingBackupSizes('nobody', 5), []);
     });
 
+    await tt.test("lastPassingArtifact: the newest passing run's artifact of that name, of that policy only", async (t2) => {
+      const store = stores[backend.name]!;
+      const policy = `lists-${backend.name}`;
+      const ids: string[] = [];
+      for (const [i, verdict] of (['pass', 'pass', 'fail', 'pass'] as const).entries()) {
+        const run = sampleRun({ policy, startedAt: at(4 * 86_400_000 + i * 60_000) });
+        ids.push(run.id);
+        await store.recordStart(run);
+        const done = finished(run);
+        // The newest passing run keeps no list: the one before it is the baseline.
+        const artifacts = i === 3 ? [] : [{ name: 'files.json.gz', mediaType: 'application/gzip', bytes: Buffer.from(`list ${i}`) }];
+        await store.finalize({ ...done, verdict, reasons: verdict === 'pass' ? [] : done.reasons }, artifacts);
+      }
+      const last = await store.lastPassingArtifact(policy, 'files.json.gz');
+      t2.equal(last?.runId, ids[1], 'the newest passing run that kept one (not the failed run after it)');
+      t2.equal(last?.bytes.toString(), 'list 1', 'with its bytes');
+      t2.equal(last?.startedAt, at(4 * 86_400_000 + 60_000), 'and its start');
+      t2.equal(await store.lastPassingArtifact(policy, 'other.bin'), null, 'another name: none');
+      t2.equal(await store.lastPassingArtifact('nobody', 'files.json.gz'), null, 'another policy: none');
+    });
+
     await tt.test('get by id prefix, like git', async (t2) => {
       const store = stores[backend.name]!;
       const stem = backend.name === 'postgres' ? 'abcdef01' : 'abcdef02';

@@ -62,7 +62,7 @@ t.test('a tar.gz of a million tiny entries stops at the entry limit, before its 
   await age(file, 60_000);
   const stored = (await fs.stat(file)).size;
   const started = Date.now();
-  const run = await verify(policyFromYaml({ folder, kind: 'files', glob: 'share*', probes: '          []', extra: '        files: { maxEntries: 20000 }' }), store);
+  const run = await verify(policyFromYaml({ folder, kind: 'files', glob: 'share*', probes: '          []', files: 'maxEntries: 20000' }), store);
   const took = Date.now() - started;
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['archive_limit'], JSON.stringify(run.reasons));

@@ -128,6 +128,8 @@ const REASON_STEPS: Record<ReasonCode, (c: StepContext) => string> = {
   unsafe_archive: () => 'the backup tries to act beyond restoring its data (an unsafe archive entry: traversal, absolute path, device; or a dump running shell or psql commands, COPY ... PROGRAM, server files, ALTER SYSTEM): find out what wrote it; treat that machine as compromised; do not restore it on a real system',
   unsafe_source: () => 'the newest backup is a link (or a special file) that leads outside the backup folder: find out which machine wrote it and what it points to; treat that machine as compromised',
   archive_limit: () => 'the archive expands beyond the configured limits: inspect it; if it is legitimate raise files.maxBytes, maxEntries or maxRatio',
+  ransomware_suspected: (c) =>
+    `the files changed since the last passing run as ransomware leaves them (renamed, rewritten or replaced by random-looking bytes): look at the examples (${show(c)}) and the source machine now; isolate it if they are encrypted, and keep the last good backups from being pruned`,
   size_anomaly: () => 'the backup is much smaller than usual: check that the backup job did not skip data; compare it with earlier backups',
   probe_failed: (c) => `a probe did not hold: compare its expected and actual values (${show(c)}) and check the source system's data`,
   not_booted: (c) => `the restored machine did not boot: look at its last screenshot and serial log (${show(c)}); check the backup job's disk image (boot sector, file systems, the bootloader's root device)`,

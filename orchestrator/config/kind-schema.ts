@@ -1,7 +1,7 @@
 /** The config schema's policy parts: targets, sandbox, each restore kind's block, the size check. Messages follow schema.ts. */
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
-import { durationKey, identifier, matching, nonEmptyText, say, size, sizeText, typeError } from './schema-helpers.js';
+import { durationKey, identifier, matching, nonEmptyText, say, share, size, sizeText, typeError } from './schema-helpers.js';
 import type { CustomKindConfig, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, SandboxConfig, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
 
 // ---- Policy parts ----------------------------------------------------------------------------
@@ -81,6 +81,8 @@ export const mysql = z
   .transform(({ readinessTimeout, ...rest }): MysqlKindConfig => ({ ...rest, readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs }))
   .describe('Options for kind: mysql (mysqldump or mariadb-dump output, plain or compressed). All keys optional.');
 
+const R = DEFAULTS.filesRansomware;
+
 export const files = z
   .strictObject({
     maxBytes: size.optional().describe(`Extraction stops, and the run fails, beyond this much expanded content. Default ${sizeText(DEFAULTS.filesMaxBytes)}.`),
@@ -88,6 +90,22 @@ export const files = z
     maxRatio: z.number().min(1).default(DEFAULTS.filesMaxRatio).describe(`... or when the expanded bytes pass this multiple of the backup's size (a decompression bomb), once past ratioFloor. Default ${DEFAULTS.filesMaxRatio}.`),
     ratioFloor: size.optional().describe(`Expanded bytes below which maxRatio is not applied. Default ${sizeText(DEFAULTS.filesRatioFloorBytes)}.`),
     allowEmpty: z.boolean().default(false).describe('Accept an archive with no files, or only empty ones. Default false.'),
+    ransomware: z
+      .union([
+        z.literal(false),
+        z.literal(true).transform(() => ({ ...R })),
+        z.strictObject({
+          minFiles: z.number().int().min(1).default(R.minFiles).describe(`Judged only when the last passing run had at least this many files. Default ${R.minFiles}.`),
+          maxRenamed: share.default(R.maxRenamed).describe(`At most this share of the last passing run's files may reappear under a new extension with random-looking content (report.docx → report.docx.locked). Default ${R.maxRenamed * 100}%.`),
+          maxRewritten: share.default(R.maxRewritten).describe(`... be rewritten at the same size into random-looking content. Default ${R.maxRewritten * 100}%.`),
+          maxDisappeared: share.default(R.maxDisappeared).describe(`... disappear (judged when some of them are still there: a tree with nothing in common is another data set). Default ${R.maxDisappeared * 100}%.`),
+          maxRandomRise: share.default(R.maxRandomRise).describe(`The share of files whose content looks random (judged from the bytes, whatever the names) may rise by at most this much. Default ${R.maxRandomRise * 100}%.`),
+        }),
+      ])
+      .default({ ...R })
+      .describe(
+        'Each restore is compared with the last passing run of the policy (its file list is kept with the evidence): a mass rename or rewrite into random-looking content, mass deletion or a jump in the share of random-looking files is a fail, ransomware_suspected, naming examples. false turns the comparison off, true keeps the defaults. Default on, with the thresholds below.',
+      ),
   })
   .transform(({ maxBytes, ratioFloor, ...rest }): FilesKindConfig => ({
     ...rest,

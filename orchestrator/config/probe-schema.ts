@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { DURATION_EXAMPLES } from './duration.js';
-import { addProblem, compactDuration, duration, durationKey, identifier, isRecordPayload, nonEmptyText, regexString, say, size, sizeText, typeError } from './schema-helpers.js';
+import { addProblem, compactDuration, duration, durationKey, identifier, isRecordPayload, nonEmptyText, regexString, share, size, sizeText, typeError } from './schema-helpers.js';
 import type { Expectation, ProbeConfig, RestoreKind } from '../core/config-types.js';
 import { argv } from './kind-schema.js';
 
@@ -23,12 +23,6 @@ export const PROBES_OF_KIND: Record<RestoreKind, readonly ProbeKey[]> = {
   // A VM's own checks are vm.expect (screen, serial): the sandbox holds QEMU, not the guest.
   vm: [],
 };
-
-const share = z
-  .union([z.number().min(0).max(1), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/).transform((text) => Number(text.replace('%', '')) / 100)], {
-    error: typeError('a share', () => 'write a fraction between 0 and 1 (0.1) or a percentage ("10%")'),
-  })
-  .refine((n) => n >= 0 && n <= 1, { error: say('a share must be between 0% and 100%', 'write e.g. 0.1 or "10%"') });
 
 export const probe = z
   .strictObject({
@@ -76,9 +70,9 @@ export const probe = z
       .optional()
       .describe('kind files: a sha256sum-style manifest inside the archive (path or glob, e.g. SHA256SUMS): every file it lists must be there with that sha256.'),
     encryptedLooking: z
-      .union([z.literal(true).transform(() => ({ maxShare: DEFAULTS.encryptedMaxShare })), z.strictObject({ maxShare: share.default(DEFAULTS.encryptedMaxShare).describe(`At most this share of the documents may look random: a fraction (0.1) or a percentage ("10%"). Default ${DEFAULTS.encryptedMaxShare * 100}%.`) })])
+      .union([z.literal(true).transform(() => ({ maxShare: DEFAULTS.encryptedMaxShare })), z.strictObject({ maxShare: share.default(DEFAULTS.encryptedMaxShare).describe(`At most this share of the files may look random: a fraction (0.1) or a percentage ("10%"). Default ${DEFAULTS.encryptedMaxShare * 100}%.`) })])
       .optional()
-      .describe(`kind files: the share of documents (text, CSV, office, PDF by name) whose bytes look random, as ransomware leaves them, must stay at or below maxShare. Default ${DEFAULTS.encryptedMaxShare}.`),
+      .describe(`kind files: the share of files whose content looks random (judged from the bytes, whatever the names), as ransomware leaves them, must stay at or below maxShare. Default ${DEFAULTS.encryptedMaxShare}.`),
     command: argv.optional().describe('A command run inside the sandbox (argv, never through a shell); its exit code and stdout are checked.'),
     service: identifier('service').optional().describe('command probe: the custom.services container to run in. Default the main one.'),
     exitCode: z.number().int().min(0).max(255).optional().describe('command probe: expected exit code. Default 0.'),
@@ -150,7 +144,7 @@ export const probe = z
     if (value.manifest !== undefined) return { type: 'manifest', name: named(`manifest: ${value.manifest}`), path: value.manifest, timeoutMs };
     if (value.encryptedLooking !== undefined) {
       const { maxShare } = value.encryptedLooking;
-      return { type: 'encryptedLooking', name: named(`encrypted-looking documents <= ${Math.round(maxShare * 1000) / 10}%`), maxShare, timeoutMs };
+      return { type: 'encryptedLooking', name: named(`encrypted-looking files <= ${Math.round(maxShare * 1000) / 10}%`), maxShare, timeoutMs };
     }
     if (value.command !== undefined) {
       return {

@@ -131,3 +131,10 @@ export const regexString = z.string().superRefine((source, ctx) => {
     addProblem(ctx, `${quote(source)} is not a valid regular expression (${why})`, fix);
   }
 });
+
+/** A share: a fraction (0.1) or a percentage ("10%"). */
+export const share = z
+  .union([z.number().min(0).max(1), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/).transform((text) => Number(text.replace('%', '')) / 100)], {
+    error: typeError('a share', () => 'write a fraction between 0 and 1 (0.1) or a percentage ("10%")'),
+  })
+  .refine((n) => n >= 0 && n <= 1, { error: say('a share must be between 0% and 100%', 'write e.g. 0.1 or "10%"') });

@@ -514,6 +514,8 @@ export interface FilesKindConfig {
   ratioFloorBytes: number;
   /** Accept an archive with no regular files, or only empty ones. Default false. */
   allowEmpty: boolean;
+  /** The comparison with the last passing run's file list (shares are fractions), or false for none. */
+  ransomware: false | { minFiles: number; maxRenamed: number; maxRewritten: number; maxDisappeared: number; maxRandomRise: number };
 }
 
 /** kind: sqlite (a SQLite database file, or `sqlite3 .dump` SQL text). */

@@ -63,6 +63,8 @@ export const DEFAULTS = {
   filesMaxRatio: 200,
   /** The ratio limit applies only past this many expanded bytes (small archives of zeros are fine). */
   filesRatioFloorBytes: 256 * 1024 ** 2,
+  /** kind files: the comparison with the last passing run (files.ransomware). */
+  filesRansomware: { minFiles: 20, maxRenamed: 0.2, maxRewritten: 0.5, maxDisappeared: 0.5, maxRandomRise: 0.2 },
   /** encryptedLooking probe: share of documents that may look random. */
   encryptedMaxShare: 0.1,
   /** Size check against history: fail below this percentage of the median of the last runs. */

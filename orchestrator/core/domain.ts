@@ -40,6 +40,7 @@ export const FAIL_CODES = [
   'unsafe_archive',
   'unsafe_source',
   'archive_limit',
+  'ransomware_suspected',
   'size_anomaly',
   'probe_failed',
   'not_booted',

@@ -297,6 +297,21 @@ export class RunStore {
   }
 
   /**
+   * The artifact `name` of the policy's newest passing run that kept one (kind files: its file
+   * list, which the next restore is compared with).
+   */
+  async lastPassingArtifact(policy: string, name: string): Promise<{ runId: string; startedAt: string; bytes: Buffer } | null> {
+    const { rows } = await this.executor.query<Row>(
+      `SELECT r.id, r.started_at, a.bytes FROM ${this.runs} r JOIN ${this.artifacts} a ON a.run_id = r.id AND a.name = $2
+        WHERE r.policy = $1 AND r.verdict = 'pass' ORDER BY r.started_at DESC, r.id DESC LIMIT 1`,
+      [policy, name],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    return { runId: String(r.id), startedAt: new Date(r.started_at as string | Date).toISOString(), bytes: Buffer.from(r.bytes as Uint8Array) };
+  }
+
+  /**
    * Each policy's newest run (with `verdict`: its newest run of that verdict), by policy name.
    * The policies are found by skipping through the (policy, started_at, id) index from one name
    * to the next (a recursive CTE: one probe per policy), then each one's newest run is one more

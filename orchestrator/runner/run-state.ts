@@ -28,6 +28,8 @@ export interface RunDeps {
     recordProgress?(id: string, progress: RunProgress): Promise<void>;
     /** Backup sizes of the policy's latest passing runs, newest first; without it there is no size check. */
     passingBackupSizes?(policy: string, limit: number): Promise<number[]>;
+    /** An artifact of the policy's newest passing run that kept it; without it nothing is compared with the last run. */
+    lastPassingArtifact?(policy: string, name: string): Promise<{ runId: string; startedAt: string; bytes: Buffer } | null>;
   };
   runtime: SandboxRuntime;
   driverFor(policy: PolicyConfig): StorageDriver;

@@ -5,7 +5,7 @@ import tarStream from 'tar-stream';
 import type { FilesKindConfig } from '../../orchestrator/core/config-types.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import { formatBytes } from '../../orchestrator/core/format.js';
-import { looksRandom, SNIFF_BYTES } from './content-sniff.js';
+import { judgeContent, SNIFF_BYTES } from './content-sniff.js';
 
 /**
  * The safe-extraction rules for file archives, applied to the tar stream on its way into the
@@ -21,7 +21,7 @@ import { looksRandom, SNIFF_BYTES } from './content-sniff.js';
  * stopped after at most one chunk past the limit and is never written out whole.
  *
  * While the bytes pass, each file is hashed (sha256) and its first 64 KiB judged (random-looking
- * documents); small files the probes need (manifests) are kept whole.
+ * content, content-sniff.ts); small files the probes need (manifests) are kept whole.
  */
 export interface ArchiveEntry {
   /** Normalized path relative to the root, without a leading ./ or trailing /. */
@@ -31,7 +31,7 @@ export interface ArchiveEntry {
   /** Hex sha256 of a regular file's content. */
   sha256?: string;
   mtime?: Date;
-  /** For documents (by name): whether the first bytes look random (undefined: not judged). */
+  /** Whether the content looks random, judged from the first 64 KiB (undefined: under 256 bytes, not judged). */
   looksRandom?: boolean;
   linkTarget?: string;
 }
@@ -253,7 +253,7 @@ export function guardArchive(input: Readable, opts: GuardOptions): { output: Rea
     if (keep) index.kept.set(name, Buffer.concat(kept));
     // A later copy of the same path replaces the earlier one on extraction.
     if (index.entries.get(name)?.type !== 'file') index.files++;
-    setEntry({ path: name, type: 'file', size, sha256: hash.digest('hex'), mtime: header.mtime, looksRandom: looksRandom(name, Buffer.concat(head)) });
+    setEntry({ path: name, type: 'file', size, sha256: hash.digest('hex'), mtime: header.mtime, looksRandom: judgeContent(Buffer.concat(head), size)?.looksRandom });
   }
 
   /** A path component that is a symlink already seen: writing below it would follow it. */

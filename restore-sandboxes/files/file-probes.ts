@@ -93,12 +93,12 @@ function manifestProbe(probe: Extract<FileProbeConfig, { type: 'manifest' }>, in
 
 function encryptedProbe(probe: Extract<FileProbeConfig, { type: 'encryptedLooking' }>, index: ArchiveIndex): Outcome {
   const percent = (share: number): string => `${(Math.round(share * 1000) / 10).toString()}%`;
-  const expected = `at most ${percent(probe.maxShare)} of documents look random`;
+  const expected = `at most ${percent(probe.maxShare)} of files look random`;
   const judged = files(index).filter((e) => e.looksRandom !== undefined);
-  if (judged.length === 0) return { expected, actual: 'no documents (text, CSV, office, PDF, images) of 256 bytes or more to judge', pass: true };
+  if (judged.length === 0) return { expected, actual: 'no file of 256 bytes or more to judge', pass: true };
   const random = judged.filter((e) => e.looksRandom).map((e) => e.path);
   const share = random.length / judged.length;
-  const actual = `${random.length} of ${judged.length} documents (${percent(share)}) look random${random.length ? `: ${listed(random)}` : ''}`;
+  const actual = `${random.length} of ${judged.length} files (${percent(share)}) look random${random.length ? `: ${listed(random)}` : ''}`;
   return { expected, actual, pass: share <= probe.maxShare };
 }
 

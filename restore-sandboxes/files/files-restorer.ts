@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import picomatch from 'picomatch';
 import type { PolicyConfig } from '../../orchestrator/core/config-types.js';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
-import type { ProbeResult } from '../../orchestrator/core/domain.js';
+import type { ProbeResult, Reason, RunArtifact } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import { formatBytes } from '../../orchestrator/core/format.js';
 import { peek } from '../../orchestrator/core/integrity.js';
@@ -12,6 +12,7 @@ import { sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcom
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { guardArchive, type ArchiveIndex } from './archive-guard.js';
 import { runFileProbes } from './file-probes.js';
+import { compareLists, describeChanges, FILE_LIST_ARTIFACT, fileListOf, readFileList, suspicions } from './file-list.js';
 
 /** Where the archive is extracted inside the sandbox; command probes find the files here. */
 export const RESTORE_ROOT = '/restore/root';
@@ -32,6 +33,7 @@ const INCOMING = '/restore/incoming';
 export class FilesRestorer implements Restorer<'files'> {
   readonly kind = 'files' as const;
   private index: ArchiveIndex | undefined;
+  private fileList: Buffer | undefined;
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
     return filesSandboxSpec(policy, runId, image);
@@ -124,13 +126,49 @@ export class FilesRestorer implements Restorer<'files'> {
       root: RESTORE_ROOT,
     };
     if (newest) summary.newestFile = newest.toISOString();
-    const reasons = [];
+    const reasons: Reason[] = [];
     if (!ctx.policy.files.allowEmpty && index.files === 0) {
-      reasons.push({ code: 'empty_restore' as const, message: `the archive restored, but holds no files (${index.directories} directories)` });
+      reasons.push({ code: 'empty_restore', message: `the archive restored, but holds no files (${index.directories} directories)` });
     } else if (!ctx.policy.files.allowEmpty && index.bytes === 0) {
-      reasons.push({ code: 'empty_restore' as const, message: `the archive restored ${index.files} files, but every one of them is empty (0 bytes)` });
+      reasons.push({ code: 'empty_restore', message: `the archive restored ${index.files} files, but every one of them is empty (0 bytes)` });
+    }
+    this.fileList = fileListOf(index);
+    const changes = await this.sinceLastPass(ctx, index);
+    if (changes) {
+      summary.sinceLastPass = changes.summary;
+      if (changes.reason) reasons.push(changes.reason);
     }
     return { summary, reasons };
+  }
+
+  /**
+   * The restore against the last passing run's file list (files.ransomware): what ransomware
+   * that encrypts in place leaves, judged from names, sizes, digests and content, not from what
+   * the files are called today.
+   */
+  private async sinceLastPass(ctx: RestoreContext<'files'>, index: ArchiveIndex): Promise<{ summary: string; reason?: Reason } | undefined> {
+    const cfg = ctx.policy.files.ransomware;
+    if (cfg === false || !ctx.lastPassing) return undefined;
+    let last: Awaited<ReturnType<NonNullable<typeof ctx.lastPassing>>>;
+    try {
+      last = await ctx.lastPassing(FILE_LIST_ARTIFACT);
+    } catch (err) {
+      ctx.logger.warn(`could not read the last passing run's file list: ${(err as Error).message}`);
+      return { summary: `not compared: the evidence store did not answer (${(err as Error).message})` };
+    }
+    if (!last) return { summary: 'not compared: no earlier passing run kept a file list' };
+    const list = readFileList(last.bytes);
+    if (!list) return { summary: `not compared: the file list of run ${last.runId} cannot be read` };
+    const changes = compareLists(list, index);
+    const since = `since run ${last.runId.slice(0, 8)} of ${last.startedAt.slice(0, 10)}`;
+    const summary = `${since}: ${describeChanges(changes)}${changes.before < cfg.minFiles ? ` (not judged under ${cfg.minFiles} files)` : ''}`;
+    const found = suspicions(changes, cfg);
+    if (found.length === 0) return { summary };
+    return { summary, reason: { code: 'ransomware_suspected', message: `${since} (the last passing one): ${found.join('; ')}` } };
+  }
+
+  evidence(): { artifacts: RunArtifact[] } {
+    return { artifacts: this.fileList ? [{ name: FILE_LIST_ARTIFACT, mediaType: 'application/gzip', bytes: this.fileList }] : [] };
   }
 
   async probe(ctx: RestoreContext<'files'>): Promise<ProbeResult[]> {

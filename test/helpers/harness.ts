@@ -59,6 +59,12 @@ export interface PolicyOptions {
    * across fixtures of very different sizes; the size check has its own tests.
    */
   sizeAnomaly?: string;
+  /**
+   * Kind files: the body of the `files:` block (a flow map's keys: `maxBytes: 50m`). Its
+   * `ransomware` comparison is off unless this sets it, for the same reason as sizeAnomaly (one
+   * policy name across unrelated trees); test/ransomware.test.ts has its own.
+   */
+  files?: string;
 }
 
 /** A one-policy config through the real loader, as a user would write it. */
@@ -79,7 +85,7 @@ ${o.source ?? `          driver: local
             settle: 5s`}
         targets: { rpo: ${o.rpo ?? '26h'}, rto: 30m }
         sizeAnomaly: ${o.sizeAnomaly ?? 'false'}
-        sandbox: { ${o.sandbox ?? `${process.env.BACKPROOF_TEST_IMAGE && (o.kind ?? 'postgres') === 'postgres' ? `image: ${JSON.stringify(TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m`} }
+${o.kind === 'files' ? `        files: { ${/\bransomware:/.test(o.files ?? '') ? '' : 'ransomware: false, '}${o.files ?? ''} }\n` : ''}        sandbox: { ${o.sandbox ?? `${process.env.BACKPROOF_TEST_IMAGE && (o.kind ?? 'postgres') === 'postgres' ? `image: ${JSON.stringify(TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m`} }
         probes:
 ${o.probes ?? ((o.kind ?? 'postgres') !== 'postgres' ? '          []' : `          - tablesExist: [customers, orders]
           - rowCount: { table: orders, atLeast: 1000 }

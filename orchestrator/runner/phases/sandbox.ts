@@ -47,7 +47,9 @@ export async function bringUpSandbox(s: RunState): Promise<void> {
     s.sandbox = sandbox;
     sandboxRecord.containerId = sandbox.id;
     sandboxRecord.imageId = sandbox.imageId;
-    s.ctx = { runId: run.id, policy, sandbox, logger: s.log, signal, backupTime, backupSize: entry.size };
+    const lookup = deps.store.lastPassingArtifact?.bind(deps.store);
+    const lastPassing = lookup && (async (artifact: string) => (await lookup(policy.name, artifact)) ?? undefined);
+    s.ctx = { runId: run.id, policy, sandbox, logger: s.log, signal, backupTime, backupSize: entry.size, ...(lastPassing ? { lastPassing } : {}) };
     const prepared = await restorer.prepare(s.ctx);
     if (prepared.detail) mark('ok', prepared.detail);
     return prepared;
