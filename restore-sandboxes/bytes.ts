@@ -14,10 +14,12 @@ export function looksLikeText(head: Buffer): boolean {
 /** Shannon entropy of the bytes, in bits per byte (0..8; random data is close to 8). */
 export function entropy(bytes: Buffer): number {
   if (bytes.length === 0) return 0;
-  const counts = new Array<number>(256).fill(0);
-  for (const b of bytes) counts[b]!++;
+  // An indexed loop over typed counts: 64 KiB of a file's head is judged for every restored file.
+  const counts = new Uint32Array(256);
+  for (let i = 0; i < bytes.length; i++) counts[bytes[i]!]!++;
   let h = 0;
-  for (const c of counts) {
+  for (let b = 0; b < 256; b++) {
+    const c = counts[b]!;
     if (c === 0) continue;
     const p = c / bytes.length;
     h -= p * Math.log2(p);

@@ -23,6 +23,8 @@ import { entropy } from '../bytes.js';
 export const SNIFF_BYTES = 64 * 1024;
 /** Shorter files are not judged: too few bytes to tell random from not. */
 export const SNIFF_MIN_BYTES = 256;
+/** Bytes of the head whose entropy is measured. */
+const ENTROPY_BYTES = 16 * 1024;
 
 export interface ContentJudgement {
   /** A known format recognised by its signature, e.g. 'zip', 'gzip', 'png', 'pdf', 'sqlite' (undefined: none). */
@@ -49,12 +51,14 @@ export function looksRandom(_name: string, head: Buffer): boolean | undefined {
 
 function judge(head: Buffer, size: number | undefined): ContentJudgement | undefined {
   if (head.length < SNIFF_MIN_BYTES) return undefined;
-  // Random data of n bytes has an entropy close to min(8, log2 n); text stays below ~5.5 bits, base64 ~6.
-  const high = entropy(head) >= Math.min(7.0, Math.log2(head.length) - 1.2);
+  // Random data of n bytes has an entropy close to min(8, log2 n); text stays below ~5.5 bits,
+  // base64 ~6. The first 16 KiB tell as well as 64 and cost a quarter.
+  const sample = head.subarray(0, ENTROPY_BYTES);
+  const high = (): boolean => entropy(sample) >= Math.min(7.0, Math.log2(sample.length) - 1.2);
   const known = FORMATS.find((f) => f.match(head, size));
-  if (!known) return { looksRandom: high };
+  if (!known) return { looksRandom: high() };
   const intact = known.intact?.(head, size) ?? true;
-  return { format: known.name, intact, looksRandom: !intact && high };
+  return { format: known.name, intact, looksRandom: !intact && high() };
 }
 
 interface Format {
@@ -138,10 +142,13 @@ function openpgpPublicKey(h: Buffer): boolean {
 
 const PDF_OBJECT = /\d[\0\t\n\f\r ]+\d+[\0\t\n\f\r ]+obj\b/;
 
-/** Whether a deflate stream (raw; cut anywhere, trailing bytes ignored) decodes without a data error. */
+/**
+ * Whether a deflate stream (raw; cut anywhere, trailing bytes ignored) decodes without a data
+ * error. Its first 16 KiB are tried: random bytes break deflate's rules within a few hundred.
+ */
 function inflates(data: Buffer): boolean {
   try {
-    zlib.inflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: 1 << 20 });
+    zlib.inflateRawSync(data.subarray(0, 16 * 1024), { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: 256 * 1024 });
     return true;
   } catch (err) {
     return (err as { code?: string }).code !== 'Z_DATA_ERROR'; // too much output to check: not a contradiction
