@@ -248,15 +248,9 @@ export class PgbackrestStorageDriver implements StorageDriver {
       throw new VerificationError('unsupported_format', `${this.location} is encrypted (repo1-cipher-type): set source.cipherPass to its passphrase, e.g. cipherPass: \${env:ACME_PGBACKREST_PASS}`);
     }
     const result = await this.pgbackrest(['--output=json', 'info'], signal);
-    let json: unknown;
-    try {
-      json = JSON.parse(result.stdout);
-    } catch {
-      json = undefined;
-    }
-    const info = infoFromJson(json, this.stanza);
+    const info = infoFromJson(result.stdout, this.stanza);
     const said = `${result.stdout}\n${result.stderr}`.split(/\r?\n/).map((l) => l.replace(/^P\d+\s+/, '').trim()).filter(Boolean).at(-1) ?? '';
-    if (!info || /cipher|decrypt|passphrase/i.test(said) && info.sets.length === 0) {
+    if (!info || (info.sets.length === 0 && /cipher|decrypt|passphrase/i.test(said))) {
       if (/cipher|decrypt|passphrase|crypto/i.test(said)) throw new VerificationError('source_denied', `${this.location}: pgbackrest could not decrypt it with source.cipherPass (${said})`);
       throw new VerificationError('source_unreachable', `${this.location}: pgbackrest info could not read the stanza: ${said || `exit ${result.code ?? '?'}`}`);
     }

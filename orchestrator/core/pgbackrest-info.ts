@@ -106,10 +106,17 @@ export function archiveIdOf(version: string, dbId: number): string {
 }
 
 /**
- * The sets and database history of `pgbackrest info --output=json` for one stanza: how an
- * encrypted repository is read (its info files are ciphertext; pgBackRest decrypts them).
+ * The sets and database history of one stanza from what `pgbackrest info --output=json` printed
+ * (undefined when that is not its JSON): how an encrypted repository is read (its info files are
+ * ciphertext; pgBackRest decrypts them).
  */
-export function infoFromJson(json: unknown, stanza: string): { sets: BackupSet[]; databases: Map<number, { version: string; systemId: string }> } | undefined {
+export function infoFromJson(text: string, stanza: string): { sets: BackupSet[]; databases: Map<number, { version: string; systemId: string }> } | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
   if (!Array.isArray(json)) return undefined;
   const entry = json.find((e) => typeof e === 'object' && e !== null && (e as { name?: unknown }).name === stanza) as Record<string, unknown> | undefined;
   if (!entry) return undefined;

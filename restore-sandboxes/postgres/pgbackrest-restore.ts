@@ -95,13 +95,7 @@ export async function restorePgbackrest(
       'pgbackrest info',
       { ok: true },
     );
-    let json: unknown;
-    try {
-      json = JSON.parse(info.stdout);
-    } catch {
-      json = undefined;
-    }
-    const read = infoFromJson(json, found.stanza);
+    const read = infoFromJson(info.stdout, found.stanza);
     if (!read || read.sets.length === 0) throw new VerificationError('source_denied', `pgbackrest could not read the encrypted repository with source.cipherPass: ${lastLines(info.stdout + info.stderr, 2)}`);
     sets = read.sets;
     const newest = read.databases.get(sets.at(-1)!.dbId);

@@ -95,7 +95,7 @@ export async function makePgbackrestRepo(opts: { cipherPass?: string } = {}): Pr
     await as(path.join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
   }
   const sets = opts.cipherPass
-    ? infoFromJson(JSON.parse(await pgbackrest('--output=json', 'info')), STANZA)!.sets
+    ? infoFromJson(await pgbackrest('--output=json', 'info'), STANZA)!.sets
     : backupSets(parseInfoFile(await fs.readFile(path.join(repo, 'backup', STANZA, 'backup.info'), 'utf8')));
   const segments = async (r = repo): Promise<string[]> => {
     const out = await run('find', [path.join(r, 'archive', STANZA), '-type', 'f', '-name', '0*-*']);
