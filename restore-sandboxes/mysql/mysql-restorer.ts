@@ -75,6 +75,8 @@ export function serverOptions(memoryBytes: number): string[] {
 export class MysqlRestorer implements Restorer<'mysql'> {
   readonly kind = 'mysql' as const;
   private probeDatabase = '';
+  /** What was restored, as reasons name it: "the dump", or "the mariadb-backup backup". */
+  private restoredFrom = 'the dump';
   private serverVersion = '';
   private collations = new Set<string>();
   /** The client knows --sandbox (MariaDB 10.5.25/10.6.18/10.11.8 on): no \! or other file commands. */
@@ -239,7 +241,8 @@ export class MysqlRestorer implements Restorer<'mysql'> {
     });
     const header = { ...restored.header };
     if (restored.databases.length === 0) throw new VerificationError('empty_restore', `backup ${header.backup} holds no database besides MariaDB's own (mysql, sys, ...)`);
-    this.probeDatabase = chooseDatabase(ctx.policy.mysql.database, restored.databases);
+    this.probeDatabase = chooseDatabase(ctx.policy.mysql.database, restored.databases, 'the mariadb-backup backup');
+    this.restoredFrom = 'the mariadb-backup backup';
     if (this.probeDatabase !== ctx.policy.mysql.database) header.probedDatabase = this.probeDatabase;
     return { format: 'mariabackup', compression, header };
   }
@@ -283,7 +286,7 @@ export class MysqlRestorer implements Restorer<'mysql'> {
       (await this.sql(sandbox, `SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${literal(db)}`, signal)).trim(),
     );
     const summary = { database: db, tables: tables.length, estimatedRows: rows, rowsCounted: exact ? 'exact' : 'partly estimated', sizeBytes: bytes };
-    return { summary, reasons: emptyDatabaseReasons('the dump', `database "${db}"`, tables.length, rows, ctx.policy.mysql.allowEmpty) };
+    return { summary, reasons: emptyDatabaseReasons(this.restoredFrom, `database "${db}"`, tables.length, rows, ctx.policy.mysql.allowEmpty) };
   }
 
   async probe(ctx: RestoreContext<'mysql'>): Promise<ProbeResult[]> {
@@ -364,12 +367,12 @@ async function run(sandbox: Sandbox, argv: string[], signal: AbortSignal, what: 
  * that names its own databases is probed in `configured` when among them, else in the only one
  * (the server's own databases aside).
  */
-export function chooseDatabase(configured: string, named: readonly string[]): string {
+export function chooseDatabase(configured: string, named: readonly string[], what = 'the dump'): string {
   const candidates = named.filter((d) => !SYSTEM_DATABASES.has(d.toLowerCase()));
   if (candidates.length === 0 || candidates.includes(configured)) return configured;
   if (candidates.length === 1) return candidates[0]!;
   throw new VerificationError(
     'empty_restore',
-    `the dump holds no database "${configured}" (it holds: ${candidates.join(', ')}); set mysql.database to the one to probe`,
+    `${what} holds no database "${configured}" (it holds: ${candidates.join(', ')}); set mysql.database to the one to probe`,
   );
 }
