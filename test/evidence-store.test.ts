@@ -265,6 +265,22 @@ for (const backend of backends) {
       t2.equal(last?.startedAt, at(4 * 86_400_000 + 60_000), 'and its start');
       t2.equal(await store.lastPassingArtifact(policy, 'other.bin'), null, 'another name: none');
       t2.equal(await store.lastPassingArtifact('nobody', 'files.json.gz'), null, 'another policy: none');
+
+      // A baseline artifact: stored by a passing run only, and only the newest passing copy kept.
+      const base = `baselines-${backend.name}`;
+      const runs: string[] = [];
+      for (const [i, verdict] of (['pass', 'pass', 'fail'] as const).entries()) {
+        const run = sampleRun({ policy: base, startedAt: at(5 * 86_400_000 + i * 60_000) });
+        runs.push(run.id);
+        await store.recordStart(run);
+        const done = finished(run);
+        await store.finalize({ ...done, verdict, reasons: verdict === 'pass' ? [] : done.reasons }, [{ name: 'files.json.gz', mediaType: 'application/gzip', bytes: Buffer.from(`base ${i}`), baseline: true }]);
+      }
+      t2.equal(await store.artifact(runs[0]!, 'files.json.gz'), null, "the older passing run's copy is gone");
+      t2.equal((await store.artifact(runs[1]!, 'files.json.gz'))?.bytes.toString(), 'base 1', "the newest passing run's is kept");
+      t2.equal(await store.artifact(runs[2]!, 'files.json.gz'), null, 'a failed run stores none');
+      t2.equal((await store.lastPassingArtifact(base, 'files.json.gz'))?.runId, runs[1]);
+      t2.equal((await store.artifact(ids[0]!, 'files.json.gz'))?.bytes.toString(), 'list 0', "another policy's copies are untouched, and a plain artifact is never pruned");
     });
 
     await tt.test('get by id prefix, like git', async (t2) => {

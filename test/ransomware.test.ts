@@ -99,7 +99,7 @@ t.test('the first run has nothing to compare with; its file list is kept with it
 });
 
 t.test("a normal day's changes raise nothing", async (t) => {
-  const { tree } = await baseline(t);
+  const { tree, run: before } = await baseline(t);
   const today = await copyTree(tree);
   for (let i = 0; i < 3; i++) await fs.appendFile(path.join(today, 'docs', `report-${i}.txt`), 'amended after the audit\n');
   for (let i = 0; i < 2; i++) await fs.rm(path.join(today, 'docs', `report-${30 + i}.txt`));
@@ -107,6 +107,8 @@ t.test("a normal day's changes raise nothing", async (t) => {
   await fs.writeFile(path.join(today, 'finance', 'ledger-0.csv'), (await fs.readFile(path.join(today, 'finance', 'ledger-1.csv'), 'utf8')).replaceAll('EUR', 'USD'));
   const r = await backupAndVerify(today);
   t.equal(r.verdict, 'pass', JSON.stringify(r.reasons));
+  t.ok(await store.artifact(r.id, FILE_LIST_ARTIFACT), "today's list is kept");
+  t.equal(await store.artifact(before.id, FILE_LIST_ARTIFACT), null, "and replaces yesterday's: one list per policy");
   t.match(r.restored?.sinceLastPass, /^since run [0-9a-f]{8} of \d{4}-\d\d-\d\d: 59 files then, 61 now: 2 gone, 0 back under a new extension and 0 rewritten at the same size, random-looking; random-looking [\d.]+% then, [\d.]+% now/);
 });
 
@@ -123,6 +125,7 @@ t.test('encrypted in place and renamed (.locked): ransomware_suspected, naming e
   t.match(why, /the share of random-looking files rose from [\d.]+% to (9\d|100)(\.\d)?%/);
   t.notMatch(why, /disappeared/, 'renamed files are not counted as gone');
 
+  t.equal(await store.artifact(r.id, FILE_LIST_ARTIFACT), null, 'a failed run keeps no list');
   // A failed run is not the new normal: the same tree fails again against the last passing run.
   const again = await backupAndVerify(hit);
   t.same(codes(again), ['ransomware_suspected'], 'compared with the last passing run, not the failed one');

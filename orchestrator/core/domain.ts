@@ -204,6 +204,11 @@ export interface RunArtifact {
   name: string;
   mediaType: string;
   bytes: Buffer;
+  /**
+   * A yardstick for the policy's next runs (kind files: its file list): stored only by a passing
+   * run, and only the newest passing run's copy is kept (the policy's older ones are deleted).
+   */
+  baseline?: boolean;
 }
 
 /**

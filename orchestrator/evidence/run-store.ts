@@ -211,6 +211,10 @@ export class RunStore {
       );
       if (!rows[0]) return false;
       for (const a of artifacts) {
+        if (a.baseline && run.verdict !== 'pass') continue;
+        if (a.baseline) {
+          await q(`DELETE FROM ${this.artifacts} a USING ${this.runs} r WHERE a.run_id = r.id AND r.policy = $1 AND a.name = $2 AND a.run_id <> $3::uuid`, [run.policy, a.name, run.id]);
+        }
         await q(
           `INSERT INTO ${this.artifacts} (run_id, name, media_type, sha256, size, bytes) VALUES ($1::uuid, $2, $3, $4, $5::int, $6::bytea)
            ON CONFLICT (run_id, name) DO UPDATE SET media_type = EXCLUDED.media_type, sha256 = EXCLUDED.sha256, size = EXCLUDED.size, bytes = EXCLUDED.bytes`,

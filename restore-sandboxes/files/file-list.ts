@@ -3,8 +3,8 @@ import type { FilesKindConfig } from '../../orchestrator/core/config-types.js';
 import type { ArchiveIndex } from './archive-guard.js';
 
 /**
- * The file list a run of kind files keeps with its evidence (artifact `files.json.gz`), and the
- * comparison of a restore with the last passing run's list: what ransomware that encrypts in
+ * The file list a passing run of kind files keeps (artifact `files.json.gz`, the policy's newest
+ * passing one only), and the comparison of a restore with it: what ransomware that encrypts in
  * place leaves behind shows there, whatever the files are called. Each entry is
  * [path, size, the first 16 hex digits of its sha256, 1 when its content looks random / 0 when
  * not / null when too short to judge]; gzip'd JSON costs ~30 bytes a file.

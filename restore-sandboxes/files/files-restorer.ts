@@ -168,7 +168,7 @@ export class FilesRestorer implements Restorer<'files'> {
   }
 
   evidence(): { artifacts: RunArtifact[] } {
-    return { artifacts: this.fileList ? [{ name: FILE_LIST_ARTIFACT, mediaType: 'application/gzip', bytes: this.fileList }] : [] };
+    return { artifacts: this.fileList ? [{ name: FILE_LIST_ARTIFACT, mediaType: 'application/gzip', bytes: this.fileList, baseline: true }] : [] };
   }
 
   async probe(ctx: RestoreContext<'files'>): Promise<ProbeResult[]> {
