@@ -169,6 +169,30 @@ t.test('PDF, the PNG and JPEG pdftoppm renders from it, qcow2 and SQLite are kno
   t.same(judge(pdfWithoutObjects), { format: 'pdf', intact: false, looksRandom: true }, 'pdf: a header over random bytes');
 });
 
+t.test('video and virtual disks kept in file shares are known formats, not random', async (t) => {
+  // Virtual disks as qemu-img writes them: VMware, Hyper-V, VirtualBox.
+  for (const [format, ext] of [['vmdk', 'vmdk'], ['vhdx', 'vhdx'], ['vdi', 'vdi']] as const) {
+    run('qemu-img', ['create', '-q', '-f', format, `disk.${ext}`, '4M']);
+    t.same(judge(read(`disk.${ext}`))?.format, format, `${format} from qemu-img`);
+    t.equal(judge(read(`disk.${ext}`))?.looksRandom, false);
+  }
+  // An MPEG transport stream (camera .mts, broadcast .ts): 188-byte packets, a sync byte each, dense payload.
+  const payload = seeded(188 * 400, 'ts');
+  const ts = Buffer.from(payload);
+  for (let i = 0; i < ts.length; i += 188) ts[i] = 0x47;
+  t.ok(dense(ts));
+  t.same(judge(ts), { format: 'mpeg-ts', intact: true, looksRandom: false }, 'a transport stream');
+  const m2ts = Buffer.concat(Array.from({ length: 300 }, (_, i) => Buffer.concat([seeded(4, `tc${i}`), Buffer.from([0x47]), seeded(187, `p${i}`)])));
+  t.same(judge(m2ts)?.format, 'mpeg-ts', 'with a 4-byte timecode before each packet (.m2ts)');
+  const unsynced = Buffer.from(ts);
+  unsynced[188] = 0x00;
+  t.same(judge(unsynced), { looksRandom: true }, 'one packet out of sync: not a transport stream, and random');
+  // QuickTime without ftyp: top-level atoms from the first byte.
+  const atom = (type: string, body: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, (body.length + 8) >> 8, (body.length + 8) & 0xff]), Buffer.from(type, 'latin1'), body]);
+  const mov = Buffer.concat([atom('wide', Buffer.alloc(0)), atom('mdat', seeded(40_000, 'mdat')), atom('moov', seeded(2_000, 'moov'))]);
+  t.same(judge(mov), { format: 'quicktime', intact: true, looksRandom: false }, 'a QuickTime movie that starts with wide/mdat');
+});
+
 t.test('encrypted and random bytes are random, whatever the name', async (t) => {
   run('openssl', ['enc', '-aes-256-cbc', '-pbkdf2', '-pass', 'pass:secret', '-in', 'text.txt', '-out', 'text.txt.enc']);
   run('openssl', ['enc', '-aes-256-cbc', '-pbkdf2', '-pass', 'pass:secret', '-in', 'big.txt', '-out', 'big.txt.enc']);

@@ -107,6 +107,19 @@ const FORMATS: Format[] = [
   { name: 'riff', match: sig('RIFF'), intact: (h, size) => size === undefined || h.readUInt32LE(4) + 8 <= size || h.readUInt32LE(4) >= 0x7fff0000 },
   { name: 'iso-bmff', match: at(4, 'ftyp'), intact: bmffIntact },
   { name: 'matroska', match: sig('\x1a\x45\xdf\xa3') },
+  // Camera and broadcast video (.ts, .mts, .m2ts): 188-byte packets (192 with a 4-byte timecode), each starting 0x47.
+  { name: 'mpeg-ts', match: (h) => mpegTsStride(h) !== undefined },
+  // MPEG program stream (.mpg, .vob): a pack header.
+  { name: 'mpeg-ps', match: sig('\x00\x00\x01\xba') },
+  // ASF (.wma, .wmv): the header object's GUID.
+  { name: 'asf', match: sig('\x30\x26\xb2\x75\x8e\x66\xcf\x11') },
+  // Older QuickTime files start with a moov, mdat, wide, free or skip atom rather than ftyp.
+  { name: 'quicktime', match: at(4, 'moov', 'mdat', 'wide', 'free', 'skip', 'pnot'), intact: bmffIntact },
+  // Virtual disks kept in file shares: VMware, Hyper-V, VirtualBox.
+  { name: 'vmdk', match: sig('KDMV', '# Disk DescriptorFile') },
+  { name: 'vhdx', match: sig('vhdxfile') },
+  { name: 'vdi', match: at(0x40, '\x7f\x10\xda\xbe') },
+  { name: 'psd', match: sig('8BPS') },
   { name: 'ogg', match: sig('OggS'), intact: (h) => h[4] === 0 && (h[5]! & 0xf8) === 0 },
   // The first metadata block is STREAMINFO, 34 bytes long.
   { name: 'flac', match: sig('fLaC'), intact: (h) => (h[4]! & 0x7f) === 0 && h.readUIntBE(5, 3) === 34 },
@@ -238,6 +251,18 @@ function jpegIntact(h: Buffer): boolean {
 const tiffIfd = (h: Buffer): number => (h[0] === 0x49 ? h.readUInt32LE(4) : h.readUInt32BE(4));
 
 /** Top-level boxes: a size >= 8 (1: a 64-bit size follows; 0: to the end), a type of 4 printable bytes. */
+/** The packet size of an MPEG transport stream (188, or 192 with a timecode first), when its first packets all sync. */
+function mpegTsStride(h: Buffer): number | undefined {
+  for (const [stride, first] of [[188, 0], [192, 4]] as const) {
+    const packets = Math.min(8, Math.floor((h.length - first) / stride));
+    if (packets < 2) continue;
+    let synced = true;
+    for (let i = 0; i < packets && synced; i++) synced = h[first + i * stride] === 0x47;
+    if (synced) return stride;
+  }
+  return undefined;
+}
+
 function bmffIntact(h: Buffer): boolean {
   let pos = 0;
   while (pos + 8 <= h.length) {
