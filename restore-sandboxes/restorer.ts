@@ -29,6 +29,11 @@ export interface RestoreContext<K extends RestoreKind = RestoreKind> {
    * the restore with); undefined when there is none or no store to ask.
    */
   lastPassing?(artifact: string): Promise<{ runId: string; startedAt: string; bytes: Buffer } | undefined>;
+  /**
+   * Keeps an artifact with the run's record, as a yardstick for the policy's next runs (a
+   * `baseline` one: stored only if the run passes, replacing the policy's older copy).
+   */
+  keep?(artifact: RunArtifact): void;
 }
 
 export interface ImageChoice {

@@ -420,7 +420,7 @@ t.test('probe shape problems', async (t) => {
   expectProblem(t, problemAt(problems, 'clients[0].policies[0].probes[2]'), {
     line: 14,
     problem: 'probe has no check',
-    fix: 'add exactly one of sql, tablesExist, rowCount, freshness, files, manifest, encryptedLooking, command, http',
+    fix: 'add exactly one of sql, tablesExist, rowCount, freshness, randomValues, files, manifest, encryptedLooking, command, http',
   });
   expectProblem(t, problemAt(problems, 'clients[0].policies[0].probes[3]'), {
     line: 15,

@@ -8,16 +8,16 @@ import { argv } from './kind-schema.js';
 
 // ---- Probes ----------------------------------------------------------------------------------
 
-const PROBE_KINDS = ['sql', 'tablesExist', 'rowCount', 'freshness', 'files', 'manifest', 'encryptedLooking', 'command', 'http'] as const;
+const PROBE_KINDS = ['sql', 'tablesExist', 'rowCount', 'freshness', 'randomValues', 'files', 'manifest', 'encryptedLooking', 'command', 'http'] as const;
 export type ProbeKey = (typeof PROBE_KINDS)[number];
 const EXPECTATIONS = ['equals', 'atLeast', 'atMost', 'matches', 'nonEmpty'] as const;
 /** Probe checks that take one of the expectations (on the query's value, the command's output, the body). */
 const WITH_EXPECTATION: readonly ProbeKey[] = ['sql', 'command', 'http'];
 /** Which probe checks each kind can run. */
 export const PROBES_OF_KIND: Record<RestoreKind, readonly ProbeKey[]> = {
-  postgres: ['sql', 'tablesExist', 'rowCount', 'freshness', 'command', 'http'],
-  mysql: ['sql', 'tablesExist', 'rowCount', 'freshness', 'command', 'http'],
-  sqlite: ['sql', 'tablesExist', 'rowCount', 'freshness', 'command', 'http'],
+  postgres: ['sql', 'tablesExist', 'rowCount', 'freshness', 'randomValues', 'command', 'http'],
+  mysql: ['sql', 'tablesExist', 'rowCount', 'freshness', 'randomValues', 'command', 'http'],
+  sqlite: ['sql', 'tablesExist', 'rowCount', 'freshness', 'randomValues', 'command', 'http'],
   files: ['files', 'manifest', 'encryptedLooking', 'command', 'http'],
   custom: ['command', 'http'],
   // A VM's own checks are vm.expect (screen, serial): the sandbox holds QEMU, not the guest.
@@ -69,6 +69,16 @@ export const probe = z
     manifest: nonEmptyText('manifest path')
       .optional()
       .describe('kind files: a sha256sum-style manifest inside the archive (path or glob, e.g. SHA256SUMS): every file it lists must be there with that sha256.'),
+    randomValues: z
+      .union([
+        z.literal(true).transform(() => ({ maxRise: DEFAULTS.randomValuesMaxRise, sample: DEFAULTS.randomValuesSample })),
+        z.strictObject({
+          maxRise: share.default(DEFAULTS.randomValuesMaxRise).describe(`The share of random-looking values, in all and in any one column, may rise by at most this much since the last passing run. Default ${DEFAULTS.randomValuesMaxRise * 100}%.`),
+          sample: z.number().int().min(10).max(10_000).default(DEFAULTS.randomValuesSample).describe(`Values read per column. Default ${DEFAULTS.randomValuesSample}.`),
+        }),
+      ])
+      .optional()
+      .describe('postgres, mysql, sqlite: text and binary columns are sampled (up to 100 columns); values that look random (binary noise, long base64 or hex tokens) are counted, and a sharp rise against the last passing run, as when an attacker encrypts the values in place, fails the probe naming the columns.'),
     encryptedLooking: z
       .union([z.literal(true).transform(() => ({ maxShare: DEFAULTS.encryptedMaxShare })), z.strictObject({ maxShare: share.default(DEFAULTS.encryptedMaxShare).describe(`At most this share of the files may look random: a fraction (0.1) or a percentage ("10%"). Default ${DEFAULTS.encryptedMaxShare * 100}%.`) })])
       .optional()
@@ -142,6 +152,10 @@ export const probe = z
       };
     }
     if (value.manifest !== undefined) return { type: 'manifest', name: named(`manifest: ${value.manifest}`), path: value.manifest, timeoutMs };
+    if (value.randomValues !== undefined) {
+      const { maxRise, sample } = value.randomValues;
+      return { type: 'randomValues', name: named(`random-looking values rise <= ${Math.round(maxRise * 1000) / 10}%`), maxRise, sample, timeoutMs };
+    }
     if (value.encryptedLooking !== undefined) {
       const { maxShare } = value.encryptedLooking;
       return { type: 'encryptedLooking', name: named(`encrypted-looking files <= ${Math.round(maxShare * 1000) / 10}%`), maxShare, timeoutMs };

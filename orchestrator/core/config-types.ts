@@ -412,7 +412,9 @@ export type SqlProbeConfig =
   | { type: 'sql'; name: string; sql: string; expect: Expectation; timeoutMs: number }
   | { type: 'tablesExist'; name: string; tables: string[]; timeoutMs: number }
   | { type: 'rowCount'; name: string; table: string; atLeast: number; timeoutMs: number }
-  | { type: 'freshness'; name: string; table: string; column: string; withinMs: number; timeoutMs: number };
+  | { type: 'freshness'; name: string; table: string; column: string; withinMs: number; timeoutMs: number }
+  /** Sampled text and binary values that look random (encrypted, base64 noise): their share may rise by at most maxRise since the last passing run. */
+  | { type: 'randomValues'; name: string; maxRise: number; sample: number; timeoutMs: number };
 
 /** Probes on a restored file tree (kind: files). */
 export type FileProbeConfig =

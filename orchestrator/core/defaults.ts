@@ -65,6 +65,9 @@ export const DEFAULTS = {
   filesRatioFloorBytes: 256 * 1024 ** 2,
   /** kind files: the comparison with the last passing run (files.ransomware). */
   filesRansomware: { minFiles: 20, maxRenamed: 0.2, maxRewritten: 0.5, maxDisappeared: 0.5, maxRandomRise: 0.2 },
+  /** randomValues probe: how much the share of random-looking values may rise; values sampled per column. */
+  randomValuesMaxRise: 0.2,
+  randomValuesSample: 200,
   /** encryptedLooking probe: share of documents that may look random. */
   encryptedMaxShare: 0.1,
   /** Size check against history: fail below this percentage of the median of the last runs. */

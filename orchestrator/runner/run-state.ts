@@ -76,6 +76,8 @@ export interface RunState {
   streaming: boolean;
   sandbox?: Sandbox;
   ctx?: RestoreContext;
+  /** Artifacts the restore kept for the policy's next runs (RestoreContext.keep), stored with the record. */
+  readonly kept: RunArtifact[];
   /** fetch_restore: the digests of every byte of the backup. */
   digests?: Digests;
   fetchStart?: number;
@@ -141,6 +143,7 @@ export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: { sign
     reasons: [],
     driver: deps.driverFor(policy),
     restorer: deps.restorerFor(policy),
+    kept: [],
     streaming: false,
   };
 }

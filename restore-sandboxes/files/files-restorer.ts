@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import picomatch from 'picomatch';
 import type { PolicyConfig } from '../../orchestrator/core/config-types.js';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
-import type { ProbeResult, Reason, RunArtifact } from '../../orchestrator/core/domain.js';
+import type { ProbeResult, Reason } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import { formatBytes } from '../../orchestrator/core/format.js';
 import { peek } from '../../orchestrator/core/integrity.js';
@@ -33,7 +33,6 @@ const INCOMING = '/restore/incoming';
 export class FilesRestorer implements Restorer<'files'> {
   readonly kind = 'files' as const;
   private index: ArchiveIndex | undefined;
-  private fileList: Buffer | undefined;
 
   sandboxSpec(policy: PolicyConfig, runId: string, image?: string): SandboxSpec {
     return filesSandboxSpec(policy, runId, image);
@@ -132,7 +131,7 @@ export class FilesRestorer implements Restorer<'files'> {
     } else if (!ctx.policy.files.allowEmpty && index.bytes === 0) {
       reasons.push({ code: 'empty_restore', message: `the archive restored ${index.files} files, but every one of them is empty (0 bytes)` });
     }
-    this.fileList = fileListOf(index);
+    ctx.keep?.({ name: FILE_LIST_ARTIFACT, mediaType: 'application/gzip', bytes: fileListOf(index), baseline: true });
     const changes = await this.sinceLastPass(ctx, index);
     if (changes) {
       summary.sinceLastPass = changes.summary;
@@ -165,10 +164,6 @@ export class FilesRestorer implements Restorer<'files'> {
     const found = suspicions(changes, cfg);
     if (found.length === 0) return { summary };
     return { summary, reason: { code: 'ransomware_suspected', message: `${since} (the last passing one): ${found.join('; ')}` } };
-  }
-
-  evidence(): { artifacts: RunArtifact[] } {
-    return { artifacts: this.fileList ? [{ name: FILE_LIST_ARTIFACT, mediaType: 'application/gzip', bytes: this.fileList, baseline: true }] : [] };
   }
 
   async probe(ctx: RestoreContext<'files'>): Promise<ProbeResult[]> {

@@ -6,7 +6,7 @@ import type { ProbeResult } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import { peek } from '../../orchestrator/core/integrity.js';
 import { decompress, decompressInSandbox } from '../compression.js';
-import { runSqlProbes } from '../probes/sql-probes.js';
+import { baselineOf, runSqlProbes } from '../probes/sql-probes.js';
 import { emptyDatabaseReasons, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { truncate } from '../bytes.js';
@@ -294,6 +294,7 @@ export class MysqlRestorer implements Restorer<'mysql'> {
       dialect: MYSQL_DIALECT,
       backupTime: ctx.backupTime,
       signal: ctx.signal,
+      ...baselineOf(ctx),
       query: async (sql, timeoutMs) => {
         const seconds = Math.max(0.001, timeoutMs / 1000);
         const r = await ctx.sandbox.exec(

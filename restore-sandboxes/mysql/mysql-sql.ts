@@ -44,4 +44,12 @@ export const MYSQL_DIALECT: SqlDialect = {
     const max = `MAX(${quoteIdent(column)})`;
     return `SELECT CASE WHEN ${max} REGEXP '^-?[0-9]+([.][0-9]+)?$' THEN ${max} ELSE UNIX_TIMESTAMP(${max}) END FROM ${qualified(table)}`;
   },
+  valueColumns: () =>
+    `SELECT c.TABLE_NAME, c.COLUMN_NAME, IF(c.DATA_TYPE IN ('binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob'), 'binary', 'text')
+       FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+      WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE'
+        AND c.DATA_TYPE IN ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob')
+      ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION LIMIT 100`,
+  sampleHex: (table, column, binary, n) =>
+    `SELECT HEX(${binary ? `SUBSTRING(${quoteIdent(column)}, 1, 256)` : `CONVERT(LEFT(${quoteIdent(column)}, 256) USING utf8mb4)`}) FROM ${qualified(table)} WHERE ${quoteIdent(column)} IS NOT NULL LIMIT ${n}`,
 };

@@ -18,7 +18,7 @@ import { detectBarmanStream, restoreBarman } from './barman-restore.js';
 import { detectPgbackrestStream, restorePgbackrest, type PhysicalRestore } from './pgbackrest-restore.js';
 import { PlainSqlFilter, quoteIdent } from './plain-sql-filter.js';
 import { SqlActionGuard } from './sql-action-guard.js';
-import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
+import { baselineOf, runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
 import { truncate } from '../bytes.js';
 
 const SOCKET_DIR = '/tmp';
@@ -317,6 +317,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
       dialect: POSTGRES_DIALECT,
       backupTime: ctx.backupTime,
       signal: ctx.signal,
+      ...baselineOf(ctx),
       query: async (sql, timeoutMs) => {
         const r = await ctx.sandbox.exec(
           [`${this.bin}/psql`, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', this.probeDatabase, '-c', `SET statement_timeout = ${Math.round(timeoutMs)}`, '-c', sql],
@@ -391,6 +392,14 @@ const POSTGRES_DIALECT: SqlDialect = {
   missingTables: (tables) => `SELECT t FROM (VALUES ${tables.map((t) => `(${literal(t)})`).join(', ')}) AS v(t) WHERE to_regclass(t) IS NULL`,
   count: (table) => `SELECT count(*) FROM ${qualified(table)}`,
   newest: (table, column) => `SELECT extract(epoch FROM max(${ident(column)}))::float8 FROM ${qualified(table)}`,
+  valueColumns: () =>
+    `SELECT c.table_schema || '.' || c.table_name, c.column_name, CASE WHEN c.data_type = 'bytea' THEN 'binary' ELSE 'text' END
+       FROM information_schema.columns c JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+      WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+        AND c.data_type IN ('text', 'character varying', 'character', 'bytea')
+      ORDER BY c.table_schema, c.table_name, c.ordinal_position LIMIT 100`,
+  sampleHex: (table, column, binary, n) =>
+    `SELECT encode(${binary ? `substring(${quoteIdent(column)} FROM 1 FOR 256)` : `convert_to(left(${quoteIdent(column)}::text, 256), 'UTF8')`}, 'hex') FROM ${qualified(table)} WHERE ${quoteIdent(column)} IS NOT NULL LIMIT ${n}`,
 };
 
 /** `schema.table` or `table`. */

@@ -1,5 +1,6 @@
 import type { Expectation, ProbeConfig, SqlProbeConfig } from '../../orchestrator/core/config-types.js';
-import type { ProbeResult } from '../../orchestrator/core/domain.js';
+import type { ProbeResult, RunArtifact } from '../../orchestrator/core/domain.js';
+import { decodeCounts, encodeCounts, judgeRise, valueLooksRandom, VALUES_ARTIFACT, type ColumnCounts } from './random-values.js';
 
 /**
  * SQL probes against the restored database, for every SQL kind (postgres, mysql, sqlite): the
@@ -15,6 +16,10 @@ export interface ProbeEnv {
   dialect: SqlDialect;
   backupTime: Date;
   signal: AbortSignal;
+  /** The policy's last passing run's artifact (RestoreContext.lastPassing), for probes judged against it. */
+  lastPassing?: (artifact: string) => Promise<{ runId: string; startedAt: string; bytes: Buffer } | undefined>;
+  /** Keeps a baseline artifact with the run (RestoreContext.keep). */
+  keep?: (artifact: RunArtifact) => void;
 }
 
 /** The SQL each kind needs for the probe shortcuts. */
@@ -25,10 +30,19 @@ export interface SqlDialect {
   count(table: string): string;
   /** A query returning the newest value of `column`: epoch seconds, or a timestamp as text. */
   newest(table: string, column: string): string;
+  /** A query returning `table|column|text` or `table|column|binary` for the user tables' text and binary columns, at most 100. */
+  valueColumns(): string;
+  /** A query returning the hex of the first 256 bytes of up to `n` non-null values of `column`, one per line. */
+  sampleHex(table: string, column: string, binary: boolean, n: number): string;
+}
+
+/** What a restore context offers the probes judged against the last passing run. */
+export function baselineOf(ctx: { lastPassing?: ProbeEnv['lastPassing']; keep?: ProbeEnv['keep'] }): Pick<ProbeEnv, 'lastPassing' | 'keep'> {
+  return { ...(ctx.lastPassing ? { lastPassing: ctx.lastPassing.bind(ctx) } : {}), ...(ctx.keep ? { keep: ctx.keep.bind(ctx) } : {}) };
 }
 
 export function isSqlProbe(probe: ProbeConfig): probe is SqlProbeConfig {
-  return probe.type === 'sql' || probe.type === 'tablesExist' || probe.type === 'rowCount' || probe.type === 'freshness';
+  return probe.type === 'sql' || probe.type === 'tablesExist' || probe.type === 'rowCount' || probe.type === 'freshness' || probe.type === 'randomValues';
 }
 
 /** Runs the SQL probes among `probes` (others are run elsewhere), in order. */
@@ -88,6 +102,20 @@ async function runOne(probe: SqlProbeConfig, env: ProbeEnv): Promise<Omit<ProbeR
         pass: lagMs <= probe.withinMs,
       };
     }
+    case 'randomValues': {
+      const counts: ColumnCounts = {};
+      for (const line of (await env.query(env.dialect.valueColumns(), probe.timeoutMs)).split('\n')) {
+        const [table, column, kind, ...rest] = line.split('|');
+        if (!table || !column || rest.length > 0) continue; // a name holding "|" cannot be told apart
+        const sample = await env.query(env.dialect.sampleHex(table, column, kind === 'binary', probe.sample), probe.timeoutMs);
+        const judged = sample.split('\n').map((hex) => valueLooksRandom(Buffer.from(hex.trim(), 'hex'))).filter((v) => v !== undefined);
+        counts[`${table}.${column}`] = [judged.length, judged.filter(Boolean).length];
+      }
+      env.keep?.({ name: VALUES_ARTIFACT, mediaType: 'application/gzip', bytes: encodeCounts(counts), baseline: true });
+      const last = await env.lastPassing?.(VALUES_ARTIFACT);
+      const before = last ? decodeCounts(last.bytes) : undefined;
+      return { ...base, ...judgeRise(counts, before, probe.maxRise, last ? `in run ${last.runId.slice(0, 8)} of ${last.startedAt.slice(0, 10)}` : '') };
+    }
   }
 }
 
@@ -122,6 +150,8 @@ function describeExpected(probe: SqlProbeConfig): string {
       return `at least ${probe.atLeast} rows in ${probe.table}`;
     case 'freshness':
       return `newest ${probe.table}.${probe.column} within ${formatLag(probe.withinMs)} of the backup time`;
+    case 'randomValues':
+      return `the share of random-looking values (in all and per column) up by at most ${Math.round(probe.maxRise * 1000) / 10}% since the last passing run`;
   }
 }
 

@@ -7,7 +7,7 @@ import { formatBytes } from '../../orchestrator/core/format.js';
 import { peek } from '../../orchestrator/core/integrity.js';
 import { decompress, decompressInSandbox } from '../compression.js';
 import { FILES_USER } from '../images/build-image.js';
-import { runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
+import { baselineOf, runSqlProbes, type SqlDialect } from '../probes/sql-probes.js';
 import { emptyDatabaseReasons, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, SandboxSpec } from '../sandbox-runtime.js';
 import { ByteTally } from './byte-tally.js';
@@ -119,6 +119,7 @@ export class SqliteRestorer implements Restorer<'sqlite'> {
       dialect: SQLITE_DIALECT,
       backupTime: ctx.backupTime,
       signal: ctx.signal,
+      ...baselineOf(ctx),
       query: async (sql, timeoutMs) => {
         // sqlite3 has no statement timeout: coreutils' timeout ends the process instead.
         const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
@@ -254,6 +255,15 @@ const SQLITE_DIALECT: SqlDialect = {
      SELECT t FROM wanted WHERE lower(t) NOT IN (SELECT lower(name) FROM sqlite_master WHERE type IN ('table', 'view'))`,
   count: (table) => `SELECT count(*) FROM ${quoteIdent(bare(table))}`,
   newest: (table, column) => `SELECT max(${quoteIdent(column)}) FROM ${quoteIdent(bare(table))}`,
+  // Declared types, by SQLite's affinity rules (a column without a type holds anything).
+  valueColumns: () =>
+    `SELECT m.name, p.name, CASE WHEN upper(p.type) LIKE '%BLOB%' OR p.type = '' THEN 'binary' ELSE 'text' END
+       FROM sqlite_master m JOIN pragma_table_info(m.name) p
+      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+        AND (upper(p.type) LIKE '%CHAR%' OR upper(p.type) LIKE '%TEXT%' OR upper(p.type) LIKE '%CLOB%' OR upper(p.type) LIKE '%BLOB%' OR p.type = '')
+      ORDER BY m.name, p.cid LIMIT 100`,
+  sampleHex: (table, column, _binary, n) =>
+    `SELECT hex(substr(${quoteIdent(column)}, 1, 256)) FROM ${quoteIdent(bare(table))} WHERE typeof(${quoteIdent(column)}) IN ('text', 'blob') LIMIT ${n}`,
 };
 
 /** A SQLite file has one schema, `main`: `main.orders` is `orders`. */

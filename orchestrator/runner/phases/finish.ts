@@ -65,7 +65,7 @@ export async function finishRun(s: RunState): Promise<void> {
   cleanRecord(run, s.policy, (text) => deps.logger.redact(text));
   await s.gate('record');
   await s.progress.settle();
-  await deps.store.finalize(run, kept?.artifacts ?? []);
+  await deps.store.finalize(run, [...(kept?.artifacts ?? []), ...s.kept]);
   s.log.info(`run ${run.status}: ${run.verdict}${run.reasons[0] ? ` (${run.reasons[0].code})` : ''}`);
 }
 

@@ -1,5 +1,6 @@
 import { pipeline } from 'node:stream';
 import { HashingCounter, peek } from '../../core/integrity.js';
+import type { RunArtifact } from '../../core/domain.js';
 import { isReadFailure, type RunState } from '../run-state.js';
 
 /** How much of a backup restorers see before the sandbox starts (format, versions). */
@@ -49,7 +50,8 @@ export async function bringUpSandbox(s: RunState): Promise<void> {
     sandboxRecord.imageId = sandbox.imageId;
     const lookup = deps.store.lastPassingArtifact?.bind(deps.store);
     const lastPassing = lookup && (async (artifact: string) => (await lookup(policy.name, artifact)) ?? undefined);
-    s.ctx = { runId: run.id, policy, sandbox, logger: s.log, signal, backupTime, backupSize: entry.size, ...(lastPassing ? { lastPassing } : {}) };
+    const keep = (artifact: RunArtifact): void => void s.kept.push(artifact);
+    s.ctx = { runId: run.id, policy, sandbox, logger: s.log, signal, backupTime, backupSize: entry.size, keep, ...(lastPassing ? { lastPassing } : {}) };
     const prepared = await restorer.prepare(s.ctx);
     if (prepared.detail) mark('ok', prepared.detail);
     return prepared;
