@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { durationKey, identifier, matching, nonEmptyText, say, share, size, sizeText, typeError } from './schema-helpers.js';
-import type { CustomKindConfig, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, SandboxConfig, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
+import type { CoverageConfig, CustomKindConfig, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, SandboxConfig, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
 
 // ---- Policy parts ----------------------------------------------------------------------------
 
@@ -178,3 +178,20 @@ export const sizeAnomaly = z
   .default({ minPercent: DEFAULTS.sizeAnomalyMinPercent, lastRuns: DEFAULTS.sizeAnomalyLastRuns, minHistory: DEFAULTS.sizeAnomalyMinHistory })
   .transform((value): SizeAnomalyConfig | false => value)
   .describe(`A backup much smaller than usual fails: below minPercent of the median size of the last lastRuns passing runs. On by default (${DEFAULTS.sizeAnomalyMinPercent}% of ${DEFAULTS.sizeAnomalyLastRuns}); false turns it off.`);
+
+export const coverage = z
+  .strictObject({
+    every: durationKey('Each restore point the selector accepts must be proven restorable (a passing run) at least this often.', DEFAULTS.coverageEveryMs),
+    points: z.number().int().min(0).max(100).default(DEFAULTS.coveragePoints).describe(`Older restore points restored per run (or per day or week, see per): never-verified first, then the oldest proof. Default ${DEFAULTS.coveragePoints}.`),
+    per: z.enum(['run', 'day', 'week'], { error: typeError('run, day or week', () => 'write per: run, per: day or per: week') }).default('run').describe('What points counts against: each run (default), or each UTC day or ISO week.'),
+    sample: z.number().int().min(0).max(100).default(0).describe('Points picked at random among the rest besides those due, each run, so proven points are tried again too. Default 0.'),
+    target: share.optional().describe('Share of restore points proven within every below which the coverage alert fires, e.g. "90%". Default none: only a failing older point alerts.'),
+  })
+  .transform((value): CoverageConfig => ({
+    everyMs: value.every ?? DEFAULTS.coverageEveryMs,
+    points: value.points,
+    per: value.per,
+    sample: value.sample,
+    ...(value.target !== undefined ? { target: value.target } : {}),
+  }))
+  .describe('Retention coverage: besides the newest backup, restore older restore points (each as a coverage run) so that every one is proven restorable once every `every`. Optional; see docs/coverage.md.');

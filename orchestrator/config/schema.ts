@@ -18,7 +18,7 @@ import { secret } from './secret-schema.js';
 import { vmSchema } from './vm-schema.js';
 import { RESTORE_KINDS, type RestoreKind } from '../core/config-types.js';
 import type { ClientConfig, ResolvedConfig } from '../core/config-types.js';
-import { custom, files, mysql, postgres, sandbox, sizeAnomaly, sqlite, targets } from './kind-schema.js';
+import { coverage, custom, files, mysql, postgres, sandbox, sizeAnomaly, sqlite, targets } from './kind-schema.js';
 import { probe, PROBES_OF_KIND, type ProbeKey } from './probe-schema.js';
 import { source } from './source-schema.js';
 import { evidence } from './evidence-schema.js';
@@ -64,6 +64,7 @@ const policy = z
     custom: custom.optional(),
     vm: vmSchema.optional(),
     sizeAnomaly,
+    coverage: coverage.optional(),
     probes: z.array(probe).default([]).describe('Checks run on the restored data, in order. Default none.'),
     schedule: scheduleSchema.optional(),
     heartbeat: heartbeatSchema.optional(),
@@ -198,13 +199,14 @@ const docker = z
 export const storeSettingsSchema = z.object({ database: database.prefault({}), evidence: evidence.optional() });
 
 /** Keys a policy inherits from `defaults:` unless it sets them (objects merge key by key; lists and values are replaced). */
-export const DEFAULTABLE_POLICY_KEYS = ['targets', 'sandbox', 'sizeAnomaly', 'alerts', 'requires', 'schedule'] as const;
+export const DEFAULTABLE_POLICY_KEYS = ['targets', 'sandbox', 'sizeAnomaly', 'coverage', 'alerts', 'requires', 'schedule'] as const;
 
 const policyDefaults = z
   .strictObject({
     targets: targets.optional(),
     sandbox: sandbox.optional(),
     sizeAnomaly: sizeAnomaly.optional(),
+    coverage: coverage.optional(),
     alerts: alertRouting('policy').optional(),
     requires: workerLabels.optional().describe('Labels a worker must carry to run a policy in cluster mode, for every policy that sets no requires of its own.'),
     schedule: scheduleSchema.optional(),

@@ -611,6 +611,20 @@ export interface SizeAnomalyConfig {
   minHistory: number;
 }
 
+/**
+ * Retention coverage: besides the newest backup, restore `points` older restore points per run
+ * (or per day or week), so each point the selector accepts is proven restorable once every
+ * `everyMs`: never-verified points first, then those whose proof is oldest, plus `sample` random
+ * ones. Below `target` (a share of proven points) the `coverage` alert fires.
+ */
+export interface CoverageConfig {
+  everyMs: number;
+  points: number;
+  per: 'run' | 'day' | 'week';
+  sample: number;
+  target?: number;
+}
+
 /** What every policy has, whatever its kind. */
 export interface PolicyBase {
   name: string;
@@ -626,6 +640,8 @@ export interface PolicyBase {
   vm?: VmKindConfig;
   /** false: no size check. */
   sizeAnomaly: SizeAnomalyConfig | false;
+  /** Absent: only the newest backup is restored. */
+  coverage?: CoverageConfig;
   probes: ProbeConfig[];
   /** When `backproof daemon` verifies it; without one the daemon only checks staleness and reminders. */
   schedule?: ScheduleConfig;

@@ -71,6 +71,9 @@ export const DEFAULTS = {
   /** encryptedLooking probe: share of documents that may look random. */
   encryptedMaxShare: 0.1,
   /** Size check against history: fail below this percentage of the median of the last runs. */
+  /** Retention coverage: every restore point proven once in this, one older point per run. */
+  coverageEveryMs: 30 * 24 * 3600_000,
+  coveragePoints: 1,
   sizeAnomalyMinPercent: 50,
   sizeAnomalyLastRuns: 10,
   sizeAnomalyMinHistory: 3,

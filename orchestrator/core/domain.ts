@@ -176,6 +176,49 @@ export interface RunRecord {
   restored: Record<string, string | number> | null;
   /** kind vm: how the restored machine booted. Absent for other kinds. */
   boot?: BootRecord;
+  /** Retention coverage (policy `coverage:`): absent when the policy has none. */
+  coverage?: CoverageRecord;
+}
+
+/**
+ * Retention coverage. Besides the newest backup, a policy with `coverage:` restores some of its
+ * older restore points (every backup its selector accepts) after each run, so that each one is
+ * proven restorable at least once every `everyMs`.
+ * - A run of the newest backup carries `plan`: the restore points it saw and which older ones it
+ *   planned to restore next.
+ * - A coverage run (one older point, restored like any backup) carries `point`. It is judged on
+ *   what it restores only: its age is no rpo breach, its size no anomaly, and nothing of it
+ *   becomes the policy's baseline; status, the board and alerts of the newest backup skip it.
+ */
+export interface CoverageRecord {
+  plan?: CoveragePlan;
+  point?: CoveragePoint;
+}
+
+export interface CoveragePlan {
+  everyMs: number;
+  /** Restore points the selector accepts (the newest included) when the run listed them. */
+  points: number;
+  /** Of them, those with a passing run within everyMs (the newest counts when this run passes). */
+  proven: number;
+  /** Target share of proven points (0..1); below it the `coverage` alert fires. */
+  target: number;
+  /** Points never verified, oldest first. */
+  neverVerified: number;
+  /** Older points to restore after this run, in order, and why each was chosen. */
+  planned: Array<{ key: string; why: CoverageWhy }>;
+}
+
+/** `never`: no run ever verified it; `oldest`: its last verification is older than everyMs; `sample`: random pick among the rest. */
+export type CoverageWhy = 'never' | 'oldest' | 'sample';
+
+export interface CoveragePoint {
+  /** The restore point's key, as the store lists it. */
+  key: string;
+  why: CoverageWhy;
+  everyMs: number;
+  /** The run of the newest backup that planned it. */
+  planRunId: string;
 }
 
 /**

@@ -6,7 +6,7 @@ import { iso, json, num } from './row-values.js';
  * evidence chain (chain.ts), which hashes the record exactly as the store returns it.
  */
 export const COLUMNS =
-  'id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version, backup, phases, probes, metrics, sandbox, restored, boot';
+  'id, client, policy, kind, status, verdict, reasons, started_at, finished_at, duration_ms, host, pid, backproof_version, backup, phases, probes, metrics, sandbox, restored, boot, coverage';
 
 export type Row = Record<string, unknown>;
 
@@ -33,5 +33,6 @@ export function toRecord(r: Row): RunRecord {
     restored: json(r.restored) as RunRecord['restored'],
     // Only when there is one: records of other kinds read back (and hash) as they always did.
     ...(r.boot !== null && r.boot !== undefined ? { boot: json(r.boot) as NonNullable<RunRecord['boot']> } : {}),
+    ...(r.coverage !== null && r.coverage !== undefined ? { coverage: json(r.coverage) as NonNullable<RunRecord['coverage']> } : {}),
   };
 }

@@ -57,6 +57,19 @@ export type RunSummary = Pick<RunRecord, 'id' | 'policy' | 'status' | 'verdict' 
 const SUMMARY_COLUMNS = 'id, policy, status, verdict, reasons, started_at, backup';
 
 const FULL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A restore point's last verification (RunStore.pointProofs). */
+export interface PointProof {
+  runId: string;
+  verdict: 'pass' | 'fail';
+  /** When that run started (ISO). */
+  at: string;
+  /** When its newest passing run started, if one ever passed. */
+  passedAt?: string;
+}
+
+/** SQL over the runs table as `r`: the run is not a coverage run of an older restore point. */
+const NOT_POINT = "(r.coverage IS NULL OR NOT (r.coverage ? 'point'))";
+
 /** Whether `id` is a whole run id (a UUID), as opposed to a prefix or anything else. */
 export function isRunId(id: string): boolean {
   return FULL_ID.test(id);
@@ -143,7 +156,7 @@ export class RunStore {
     try {
       await this.executor.query(
         `INSERT INTO ${this.runs} (${COLUMNS}) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz,
-           $9::timestamptz, $10::bigint, $11, $12::int, $13, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb, $18::jsonb, $19::jsonb, $20::jsonb)`,
+           $9::timestamptz, $10::bigint, $11, $12::int, $13, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb, $18::jsonb, $19::jsonb, $20::jsonb, $21::jsonb)`,
         values({ ...run, status: 'running' }),
       );
     } catch (err) {
@@ -205,13 +218,14 @@ export class RunStore {
         `UPDATE ${this.runs} SET client = $2, policy = $3, kind = $4, status = $5, verdict = $6, reasons = $7::jsonb,
            started_at = $8::timestamptz, finished_at = $9::timestamptz, duration_ms = $10::bigint, host = $11, pid = $12::int,
            backproof_version = $13, backup = $14::jsonb, phases = $15::jsonb, probes = $16::jsonb, metrics = $17::jsonb,
-           sandbox = $18::jsonb, restored = $19::jsonb, boot = $20::jsonb
+           sandbox = $18::jsonb, restored = $19::jsonb, boot = $20::jsonb, coverage = $21::jsonb
          WHERE id = $1::uuid AND status = 'running' RETURNING ${COLUMNS}`,
         values(run),
       );
       if (!rows[0]) return false;
       for (const a of artifacts) {
-        if (a.baseline && run.verdict !== 'pass') continue;
+        // A coverage run restores an older point: never the yardstick for the policy's next runs.
+        if (a.baseline && (run.verdict !== 'pass' || run.coverage?.point)) continue;
         if (a.baseline) {
           await q(`DELETE FROM ${this.artifacts} a USING ${this.runs} r WHERE a.run_id = r.id AND r.policy = $1 AND a.name = $2 AND a.run_id <> $3::uuid`, [run.policy, a.name, run.id]);
         }
@@ -292,8 +306,8 @@ export class RunStore {
   /** Backup sizes of the policy's latest passing runs, newest first (for the size check). */
   async passingBackupSizes(policy: string, limit: number): Promise<number[]> {
     const { rows } = await this.executor.query<{ size: string | number }>(
-      `SELECT (backup->>'size')::bigint AS size FROM ${this.runs}
-        WHERE policy = $1 AND verdict = 'pass' AND backup ? 'size'
+      `SELECT (backup->>'size')::bigint AS size FROM ${this.runs} r
+        WHERE policy = $1 AND verdict = 'pass' AND backup ? 'size' AND ${NOT_POINT}
         ORDER BY started_at DESC, id DESC LIMIT $2`,
       [policy, limit],
     );
@@ -307,7 +321,7 @@ export class RunStore {
   async lastPassingArtifact(policy: string, name: string): Promise<{ runId: string; startedAt: string; bytes: Buffer } | null> {
     const { rows } = await this.executor.query<Row>(
       `SELECT r.id, r.started_at, a.bytes FROM ${this.runs} r JOIN ${this.artifacts} a ON a.run_id = r.id AND a.name = $2
-        WHERE r.policy = $1 AND r.verdict = 'pass' ORDER BY r.started_at DESC, r.id DESC LIMIT 1`,
+        WHERE r.policy = $1 AND r.verdict = 'pass' AND ${NOT_POINT} ORDER BY r.started_at DESC, r.id DESC LIMIT 1`,
       [policy, name],
     );
     const r = rows[0];
@@ -352,8 +366,45 @@ export class RunStore {
   /** `finished`: the newest run with a verdict (one still running has none). */
   private latestRows(columns: string, verdict?: 'pass' | 'fail' | 'error' | 'finished', policies?: readonly string[]): Promise<Row[]> {
     const only = policies ? { policies } : {};
-    if (verdict === 'finished') return this.newestPerPolicy(columns, { ...only, where: 'r.verdict IS NOT NULL' });
-    return this.newestPerPolicy(columns, verdict ? { ...only, where: 'r.verdict = $1', params: [verdict] } : only);
+    // Coverage runs of older restore points are not the policy's latest word on its newest backup.
+    if (verdict === 'finished') return this.newestPerPolicy(columns, { ...only, where: `r.verdict IS NOT NULL AND ${NOT_POINT}` });
+    return this.newestPerPolicy(columns, verdict ? { ...only, where: `r.verdict = $1 AND ${NOT_POINT}`, params: [verdict] } : { ...only, where: NOT_POINT });
+  }
+
+  /**
+   * Retention coverage: for each restore point (backup key) the policy's runs have verified, its
+   * newest verified run (pass or fail) and its newest pass. Served by the partial index of
+   * migration 0013.
+   */
+  async pointProofs(policy: string): Promise<Map<string, PointProof>> {
+    const { rows } = await this.executor.query<Row>(
+      `SELECT DISTINCT ON (backup->>'key') backup->>'key' AS key, id, verdict, started_at FROM ${this.runs}
+        WHERE policy = $1 AND verdict IN ('pass', 'fail') AND backup ? 'key'
+        ORDER BY backup->>'key', started_at DESC, id DESC`,
+      [policy],
+    );
+    const passes = await this.executor.query<Row>(
+      `SELECT backup->>'key' AS key, max(started_at) AS passed_at FROM ${this.runs}
+        WHERE policy = $1 AND verdict = 'pass' AND backup ? 'key' GROUP BY backup->>'key'`,
+      [policy],
+    );
+    const passedAt = new Map(passes.rows.map((r) => [String(r.key), iso(r.passed_at) ?? '']));
+    return new Map(
+      rows.map((r) => {
+        const key = String(r.key);
+        const passed = passedAt.get(key);
+        return [key, { runId: String(r.id), verdict: String(r.verdict) as 'pass' | 'fail', at: iso(r.started_at) ?? '', ...(passed ? { passedAt: passed } : {}) }];
+      }),
+    );
+  }
+
+  /** How many coverage runs of the policy started at or after `sinceIso` (a per-day or per-week budget). */
+  async coverageRunsSince(policy: string, sinceIso: string): Promise<number> {
+    const { rows } = await this.executor.query<{ n: string | number }>(
+      `SELECT count(*) AS n FROM ${this.runs} r WHERE r.policy = $1 AND r.started_at >= $2::timestamptz AND r.coverage ? 'point'`,
+      [policy, sinceIso],
+    );
+    return Number(rows[0]?.n ?? 0);
   }
 
   /**
@@ -536,7 +587,7 @@ export class RunStore {
   /** The policy's newest passing run started before `beforeIso`, if any. */
   async lastPassBefore(policy: string, beforeIso: string): Promise<RunRecord | null> {
     const { rows } = await this.executor.query<Row>(
-      `SELECT ${COLUMNS} FROM ${this.runs} WHERE policy = $1 AND verdict = 'pass' AND started_at < $2::timestamptz
+      `SELECT ${COLUMNS} FROM ${this.runs} r WHERE policy = $1 AND verdict = 'pass' AND started_at < $2::timestamptz AND ${NOT_POINT}
         ORDER BY started_at DESC, id DESC LIMIT 1`,
       [policy, beforeIso],
     );
@@ -544,7 +595,7 @@ export class RunStore {
   }
 }
 
-/** Parameters $1..$19 in COLUMNS order. */
+/** Parameters $1..$21 in COLUMNS order. */
 function values(run: RunRecord): unknown[] {
   return [
     run.id,
@@ -567,6 +618,7 @@ function values(run: RunRecord): unknown[] {
     jsonOrNull(run.sandbox),
     jsonOrNull(run.restored),
     jsonOrNull(run.boot),
+    jsonOrNull(run.coverage),
   ];
 }
 
