@@ -5,12 +5,25 @@ import { formatAge as age, formatBytes as bytes, formatSeconds as secs } from '.
 
 /** Plain-text views of run evidence for the terminal: one run in detail, or a table of runs. */
 
+const WHY_TEXT = { never: 'never verified before', oldest: 'its proof was the oldest', sample: 'random sample' } as const;
+
+/** Retention coverage: what a coverage run restored and why, or the plan a run of the newest made. */
+function coverageLines(run: RunRecord): string[] {
+  const point = run.coverage?.point;
+  if (point) return [`  coverage older restore point ${point.key} (${WHY_TEXT[point.why]}), planned by run ${point.planRunId}`];
+  const plan = run.coverage?.plan;
+  if (!plan) return [];
+  const next = plan.planned.length ? `; next: ${plan.planned.map((p) => `${p.key} (${WHY_TEXT[p.why]})`).join(', ')}` : '';
+  return [`  coverage ${plan.proven} of ${plan.points} restore points proven within ${age(plan.everyMs)}${plan.target !== undefined ? ` (target ${Math.round(plan.target * 100)}%)` : ''}${next}`];
+}
+
 export function renderRunSummary(run: RunRecord): string {
   const lines: string[] = [];
   const verdict = run.verdict ? run.verdict.toUpperCase() : run.status.toUpperCase();
   lines.push(`${verdict}  ${run.client}/${run.policy}  run ${run.id}`);
   lines.push(`  status   ${run.status}, started ${run.startedAt}${run.durationMs !== null ? `, took ${secs(run.durationMs)}` : ''}`);
   for (const r of run.reasons) lines.push(`  reason   ${r.code}: ${r.message}`);
+  lines.push(...coverageLines(run));
   const b = run.backup;
   if (b) {
     lines.push(`  backup   ${b.location}/${b.key}`);

@@ -77,9 +77,10 @@ export class AlertEngine {
   /** Conditions a finished run shows, then the policy's heartbeat. Never throws. */
   async afterRun(policy: PolicyConfig, run: RunRecord, signal?: AbortSignal): Promise<void> {
     try {
-      const { firing, resolved } = judgeRun(run);
+      const { firing, resolved, resolvedKeys = [] } = judgeRun(run);
       for (const o of firing) await this.raise(policy, o, run, signal);
       for (const c of resolved) await this.resolve(policy, c, run, signal);
+      for (const { condition, key } of resolvedKeys) await this.resolve(policy, condition, run, signal, key);
       await this.checkOverdue(policy, signal);
     } catch (err) {
       this.logger.error(`alert evaluation after run ${run.id} failed: ${(err as Error).message}`, { policy: policy.name });

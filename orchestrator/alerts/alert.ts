@@ -11,8 +11,9 @@ import { formatAge, formatSeconds } from '../core/format.js';
  *   `error` (the verification could not run: our problem), `stale` (no new backup within the
  *   RPO), `missing` (an expected backup is absent), `size_anomaly`, `rto_exceeded` (the restore
  *   took longer than its target), `overdue` (backproof itself has not verified the policy on
- *   time), `delivery_failed` (another alert could not be delivered), `recovery` (a condition
- *   ended).
+ *   time), `delivery_failed` (another alert could not be delivered), `coverage` (an older
+ *   restore point does not restore, keyed by its key; or too few points are proven, key ''),
+ *   `recovery` (a condition ended).
  * - State: `firing` (first notice), `reminder` (still true after the reminder interval),
  *   `resolved` (over; a `recovery` alert is always `resolved`).
  * - Id: stable for one incident: the firing, its reminders and its resolution share it, so
@@ -20,7 +21,7 @@ import { formatAge, formatSeconds } from '../core/format.js';
  *   `id` + `state` + `occurredAt`, so a retried delivery is recognisable as the same one.
  */
 
-export const ALERT_CONDITIONS = ['fail', 'error', 'recovery', 'stale', 'missing', 'size_anomaly', 'rto_exceeded', 'overdue', 'delivery_failed', 'no_worker'] as const;
+export const ALERT_CONDITIONS = ['fail', 'error', 'recovery', 'stale', 'missing', 'size_anomaly', 'rto_exceeded', 'overdue', 'delivery_failed', 'no_worker', 'coverage'] as const;
 export type AlertCondition = (typeof ALERT_CONDITIONS)[number];
 export type AlertState = 'firing' | 'reminder' | 'resolved';
 
@@ -156,6 +157,7 @@ const COVERED_BY: Partial<Record<AlertCondition, readonly string[]>> = {
   stale: ['stale_backup'],
   missing: ['missing_backup'],
   size_anomaly: ['size_anomaly'],
+  coverage: ['coverage_below_target'],
 };
 
 /** What to do next: a step for the condition, then one per distinct reason code. */
@@ -189,6 +191,13 @@ export function nextStepsFor(alert: Omit<Alert, 'nextSteps' | 'id'>): string[] {
       break;
     case 'delivery_failed':
       steps.push('backproof could not deliver an alert: check that channel\'s settings (address, URL, credentials) and that its server is reachable from the verification host');
+      break;
+    case 'coverage':
+      steps.push(
+        !alert.reasons.some((r) => r.code === 'coverage_below_target') && alert.run?.backup
+          ? `an older restore point the client keeps (${alert.run.backup.key}) did not restore: read why (${show(c)}); it cannot be relied on, so take a fresh backup of that period if one can still be made, or tell the client`
+          : `too few of the restore points the client keeps were proven restorable recently: raise coverage.points (or per), or lengthen coverage.every (backproof coverage --policy ${alert.policy})`,
+      );
       break;
     case 'fail':
     case 'error':

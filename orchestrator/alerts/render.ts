@@ -19,6 +19,7 @@ const LABELS: Record<AlertCondition, string> = {
   overdue: 'OVERDUE',
   delivery_failed: 'DELIVERY FAILED',
   no_worker: 'NO WORKER',
+  coverage: 'COVERAGE',
 };
 
 const MEANING: Record<AlertCondition, string> = {
@@ -32,6 +33,7 @@ const MEANING: Record<AlertCondition, string> = {
   overdue: 'backproof has not verified this policy on schedule.',
   delivery_failed: 'An alert could not be delivered.',
   no_worker: 'No live worker may run this policy: its scheduled runs wait in the queue.',
+  coverage: 'An older restore point the client keeps did not restore, or too few were proven restorable recently (retention coverage).',
 };
 
 /** `FAIL`, `REMINDER FAIL`, `RESOLVED`. */

@@ -23,6 +23,8 @@ export interface Observation {
 export interface RunJudgement {
   firing: Observation[];
   resolved: FiringCondition[];
+  /** Incidents of a condition with a key that the run shows to be over (an older point that restores again). */
+  resolvedKeys?: Array<{ condition: FiringCondition; key: string }>;
 }
 
 const ERROR_SET: ReadonlySet<string> = new Set(ERROR_CODES);
@@ -47,6 +49,41 @@ const SIZE_PROBE = 'size vs history';
 
 export function judgeRun(run: RunRecord): RunJudgement {
   if (run.status === 'cancelled' || run.verdict === null) return { firing: [], resolved: [] };
+  if (run.coverage?.point) return judgeCoverageRun(run, run.coverage.point.key);
+  const judged = judgeNewestRun(run);
+  const plan = run.coverage?.plan;
+  if (plan?.target !== undefined && run.status === 'finished') {
+    const share = plan.points === 0 ? 1 : plan.proven / plan.points;
+    if (share < plan.target) {
+      const summary = `retention coverage ${pct(share)}: ${plan.proven} of ${plan.points} restore points proven within ${formatAge(plan.everyMs)}, below the target of ${pct(plan.target)}`;
+      judged.firing.push({ condition: 'coverage', summary, reasons: [{ code: 'coverage_below_target', message: summary }] });
+    } else judged.resolved.push('coverage');
+  }
+  return judged;
+}
+
+/**
+ * A coverage run of an older restore point: a point that does not restore opens an incident of
+ * its own (condition `coverage`, keyed by the point), closed when it restores again; it says
+ * nothing of the newest backup's conditions. One that could not verify is an `error` as any run.
+ */
+function judgeCoverageRun(run: RunRecord, key: string): RunJudgement {
+  if (run.verdict === 'error') {
+    const reasons = run.reasons.map((r) => ({ code: r.code, message: r.message }));
+    return { firing: [{ condition: 'error', reasons, summary: `coverage of ${key}: ${summaryOf(reasons)}` }], resolved: [] };
+  }
+  if (run.verdict === 'fail') {
+    const reasons = run.reasons.map((r) => ({ code: r.code, message: r.message }));
+    return { firing: [{ condition: 'coverage', key, reasons, summary: `the older restore point ${key} does not restore: ${summaryOf(reasons)}` }], resolved: ['error'] };
+  }
+  return { firing: [], resolved: ['error'], resolvedKeys: [{ condition: 'coverage', key }] };
+}
+
+function pct(share: number): string {
+  return `${Math.floor(share * 1000) / 10}%`;
+}
+
+function judgeNewestRun(run: RunRecord): RunJudgement {
   const byCondition = new Map<FiringCondition, AlertReason[]>();
   for (const r of run.reasons) {
     const c = conditionOfReason(r.code);

@@ -18,6 +18,7 @@ const COMMAND_MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['runs'], load: async () => (await import('./runs-command.js')).registerRuns },
   { names: ['status'], load: async () => (await import('./status-command.js')).registerStatus },
   { names: ['backups'], load: async () => (await import('./backups-command.js')).registerBackups },
+  { names: ['coverage'], load: async () => (await import('./coverage-command.js')).registerCoverage },
   { names: ['images'], load: async () => (await import('./images-command.js')).registerImages },
   { names: ['demo'], load: async () => (await import('./demo-command.js')).registerDemo },
   { names: ['evidence'], load: async () => (await import('./evidence-command.js')).registerEvidence },

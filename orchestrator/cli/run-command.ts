@@ -8,7 +8,8 @@ import type { RunRecord } from '../core/domain.js';
 import { isPidAlive } from '../evidence/pglite-executor.js';
 import { isRunId, type RunStore } from '../evidence/run-store.js';
 import type { Logger } from '../core/logger.js';
-import { RunCancelled, runPolicy } from '../runner/run-policy.js';
+import { runWithCoverage } from '../runner/coverage-runs.js';
+import { RunCancelled } from '../runner/run-policy.js';
 import { configPath, findPolicy, makeLogger, openStore, type GlobalOptions } from './context.js';
 import { runDeps, runtimeFor } from './plugins.js';
 import { ProgressLine } from './progress.js';
@@ -16,17 +17,18 @@ import { ProgressLine } from './progress.js';
 export function registerRun(program: Command, setExit: (code: number) => void): void {
   program
     .command('run')
-    .description('verify now: restore the newest backup of each policy (or one) in a sandbox and probe it; exit 0 pass, 1 fail, 2 error')
+    .description('verify now: restore the newest backup of each policy (or one) in a sandbox and probe it, then the older restore points its coverage plans; exit 0 pass, 1 fail, 2 error')
     .option('-p, --policy <name>', 'only this policy')
-    .option('--json', 'print the run records as JSON on stdout')
-    .action(async (opts: { policy?: string; json?: boolean }, cmd: Command) => {
+    .option('--json', 'print the run records as JSON on stdout (an array when there are several, coverage runs included)')
+    .option('--no-coverage', "restore only the newest backups: no coverage runs of older restore points (the plan is still recorded)")
+    .action(async (opts: { policy?: string; json?: boolean; coverage: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = await loadConfig(configPath(global));
       const policies = opts.policy ? [findPolicy(config, opts.policy)] : config.policies;
       const logger = makeLogger(config.secrets);
       const store = await openStore(config, global, logger);
       const runtime = runtimeFor(config);
-      const runs = await withSignals(logger, (signal) => runAll(policies, store, runtime, logger, signal, !opts.json)).finally(() => store.close());
+      const runs = await withSignals(logger, (signal) => runAll(policies, store, runtime, logger, signal, !opts.json, opts.coverage)).finally(() => store.close());
       if (opts.json) process.stdout.write(JSON.stringify(runs.length === 1 ? runs[0] : runs, null, 2) + '\n');
       for (const run of runs) setExit(run.verdict === 'pass' ? 0 : run.verdict === 'fail' ? 1 : 2);
       if (runs.some((r) => r.status === 'cancelled')) setExit(130);
@@ -40,6 +42,7 @@ async function runAll(
   logger: Logger,
   signal: AbortSignal,
   printSummary: boolean,
+  coverage: boolean,
 ): Promise<RunRecord[]> {
   await recoverAndReap(store, runtime, logger);
   const progress = new ProgressLine();
@@ -47,10 +50,15 @@ async function runAll(
   const runs: RunRecord[] = [];
   for (const policy of policies) {
     if (signal.aborted) break;
-    const run = await runPolicy(policy, deps, { signal });
-    progress.clear();
-    runs.push(run);
-    if (printSummary) process.stdout.write(renderRunSummary(run) + '\n\n');
+    await runWithCoverage(policy, deps, {
+      signal,
+      coverage,
+      onRun: (run) => {
+        progress.clear();
+        runs.push(run);
+        if (printSummary) process.stdout.write(renderRunSummary(run) + '\n\n');
+      },
+    });
   }
   return runs;
 }

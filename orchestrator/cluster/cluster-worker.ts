@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { ResolvedConfig } from '../core/config-types.js';
 import { BackproofError } from '../core/errors.js';
-import { RunCancelled, runPolicy } from '../runner/run-policy.js';
+import { runWithCoverage } from '../runner/coverage-runs.js';
+import { RunCancelled } from '../runner/run-policy.js';
 import type { ClusterNodeDeps } from './cluster-node.js';
 import { queueFor, satisfies, type RunJob } from './slots.js';
 
@@ -130,10 +131,17 @@ export class ClusterWorker {
     }
     logger.info(`running ${policy.name} for ${job.slot} (attempt ${job.attempt}, run ${job.runId})`, { policy: policy.name, runId: job.runId });
     try {
-      const run = await runPolicy(policy, { store: this.opts.store, runtime: this.opts.runtime, driverFor: this.opts.driverFor, restorerFor: this.opts.restorerFor, logger }, { signal, runId: job.runId });
-      logger.info(`${policy.name}: ${run.status === 'cancelled' ? 'cancelled' : run.verdict}${run.reasons.length ? `: ${run.reasons.map((r) => r.code).join(', ')}` : ''} (run ${run.id})`, { policy: policy.name, runId: run.id });
-      await this.opts.queue.complete(queue, jobId, { verdict: run.verdict, status: run.status });
-      this.opts.onRun?.(run);
+      const deps = { store: this.opts.store, runtime: this.opts.runtime, driverFor: this.opts.driverFor, restorerFor: this.opts.restorerFor, logger };
+      // The slot's run keeps the job's id (recorded once); its coverage runs follow in the same job.
+      const [run, ...coverage] = await runWithCoverage(policy, deps, {
+        signal,
+        runId: job.runId,
+        onRun: (r) =>
+          logger.info(`${policy.name}${r.coverage?.point ? ` (coverage of ${r.coverage.point.key})` : ''}: ${r.status === 'cancelled' ? 'cancelled' : r.verdict}${r.reasons.length ? `: ${r.reasons.map((x) => x.code).join(', ')}` : ''} (run ${r.id})`, { policy: policy.name, runId: r.id }),
+      });
+      await this.opts.queue.complete(queue, jobId, { verdict: run!.verdict, status: run!.status, ...(coverage.length ? { coverageRuns: coverage.map((r) => ({ id: r.id, verdict: r.verdict })) } : {}) });
+      this.opts.onRun?.(run!);
+      for (const r of coverage) this.opts.onRun?.(r);
     } catch (err) {
       if (err instanceof BackproofError && err.code === 'run_exists') {
         // Another worker (or an earlier try of this job) recorded this slot's attempt: it is not run twice.

@@ -26,10 +26,38 @@ export interface DispatcherOptions {
 export class Dispatcher {
   constructor(private readonly opts: DispatcherOptions) {}
 
-  async dispatch(item: QueuedRun, signal: AbortSignal): Promise<RunRecord | undefined> {
+  /**
+   * The slot's run, then the coverage runs its worker ran after it in the same job (retention
+   * coverage): those are read once the job is over, so the scheduler alerts on them too.
+   */
+  async dispatch(item: QueuedRun, signal: AbortSignal): Promise<RunRecord[] | undefined> {
     const slot = new Date(item.slot ?? item.dueAt);
     await enqueueAttempt(this.opts, item.policy, slot, 1);
-    return this.waitForSlot(item.policy, slot, signal);
+    const run = await this.waitForSlot(item.policy, slot, signal);
+    if (!run) return undefined;
+    return [run, ...(await this.coverageRunsOf(item.policy, run, signal))];
+  }
+
+  private async coverageRunsOf(policy: PolicyConfig, run: RunRecord, signal: AbortSignal): Promise<RunRecord[]> {
+    if (!run.coverage?.plan?.planned.length || run.status !== 'finished' || run.verdict === 'error') return [];
+    const pollMs = this.opts.pollMs ?? 1_000;
+    const queue = queueFor(policy.requires);
+    while (!signal.aborted) {
+      const state = await this.opts.queue.jobState(queue, run.id);
+      if (state !== 'active' && state !== 'created' && state !== 'retry') break;
+      await sleep(pollMs, signal);
+    }
+    const s = quoteSchema(this.opts.store.schema);
+    const { rows } = await this.opts.store.executor.query<{ id: string }>(
+      `SELECT id FROM ${s}.runs WHERE policy = $1 AND coverage->'point'->>'planRunId' = $2 AND status <> 'running' ORDER BY started_at, id`,
+      [policy.name, run.id],
+    );
+    const runs: RunRecord[] = [];
+    for (const r of rows) {
+      const found = await this.opts.store.get(String(r.id));
+      if (found) runs.push(found);
+    }
+    return runs;
   }
 
   /** The slot's final run: finished or cancelled, or aborted on its last attempt. */

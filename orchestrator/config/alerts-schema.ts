@@ -18,6 +18,7 @@ const CONDITION_HELP: Record<AlertConditionName, string> = {
   overdue: 'backproof has not verified the policy on time',
   delivery_failed: 'another alert could not be delivered',
   no_worker: 'cluster mode: no live worker may run the policy',
+  coverage: 'retention coverage: an older restore point does not restore, or too few are proven',
 };
 
 /** Every alert condition, in the order they are documented. */

@@ -142,7 +142,7 @@ export interface HeartbeatConfig {
   timeoutMs: number;
 }
 
-export type AlertConditionName = 'fail' | 'error' | 'recovery' | 'stale' | 'missing' | 'size_anomaly' | 'rto_exceeded' | 'overdue' | 'delivery_failed' | 'no_worker';
+export type AlertConditionName = 'fail' | 'error' | 'recovery' | 'stale' | 'missing' | 'size_anomaly' | 'rto_exceeded' | 'overdue' | 'delivery_failed' | 'no_worker' | 'coverage';
 
 /** Alert routing as written on a client or a policy. */
 export interface AlertRoutingInput {

@@ -201,8 +201,8 @@ export interface CoveragePlan {
   points: number;
   /** Of them, those with a passing run within everyMs (the newest counts when this run passes). */
   proven: number;
-  /** Target share of proven points (0..1); below it the `coverage` alert fires. */
-  target: number;
+  /** Target share of proven points (0..1); below it the `coverage` alert fires. Absent: no target. */
+  target?: number;
   /** Points never verified, oldest first. */
   neverVerified: number;
   /** Older points to restore after this run, in order, and why each was chosen. */

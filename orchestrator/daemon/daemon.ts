@@ -11,7 +11,8 @@ import { AlertStore } from '../evidence/alert-store.js';
 import type { RunStore } from '../evidence/run-store.js';
 import { formatAge } from '../core/format.js';
 import type { Logger } from '../core/logger.js';
-import { RunCancelled, runPolicy } from '../runner/run-policy.js';
+import { runWithCoverage } from '../runner/coverage-runs.js';
+import { RunCancelled } from '../runner/run-policy.js';
 import { describeSchedule, nextRunTimes, previousRunTime } from '../scheduler/schedule.js';
 import { buildStatus, type StatusReport } from '../../reports/status-report.js';
 import { Liveness, processMemory, writeFileAtomic, type LivenessStatus } from './liveness.js';
@@ -51,10 +52,10 @@ export interface DaemonOptions {
   abortedRuns?: RunRecord[];
   /**
    * Cluster mode (`backproof scheduler`): due runs are handed to the job queue for workers
-   * instead of run here; resolves with the finished run (undefined when there is none to wait
-   * for). The daemon's limits then hold across every worker, since only it dispatches.
+   * instead of run here; resolves with the finished run, then the coverage runs its worker ran
+   * after it (undefined when there is none to wait for). The daemon's limits then hold across every worker, since only it dispatches.
    */
-  dispatch?: (item: QueuedRun, signal: AbortSignal) => Promise<RunRecord | undefined>;
+  dispatch?: (item: QueuedRun, signal: AbortSignal) => Promise<RunRecord[] | undefined>;
   /** Called at each check (every daemon.checkEvery), before the alert conditions (cluster: the dead-worker sweep). */
   onCheck?: (signal: AbortSignal) => Promise<void>;
 }
@@ -352,24 +353,26 @@ export class Daemon {
   private async execute(item: QueuedRun, signal: AbortSignal): Promise<void> {
     const policy = item.policy;
     this.logger.info(`verifying ${policy.name} (${item.trigger}, due ${item.dueAt})`, { policy: policy.name });
-    let run: RunRecord;
+    const ended = (run: RunRecord): void => {
+      this.logger.info(
+        `${policy.name}${run.coverage?.point ? ` (coverage of ${run.coverage.point.key})` : ''}: ${run.status === 'cancelled' ? 'cancelled' : run.verdict}${run.reasons.length ? `: ${run.reasons.map((r) => r.code).join(', ')}` : ''} (run ${run.id})`,
+        { policy: policy.name, runId: run.id },
+      );
+      this.track(this.engine.afterRun(policy, run, this.alertController.signal).then(() => this.snapshot()));
+      this.opts.onRun?.(run);
+      void this.beat();
+    };
     try {
       if (this.opts.dispatch) {
-        const done = await this.opts.dispatch(item, signal);
-        if (!done) return;
-        run = done;
+        for (const run of (await this.opts.dispatch(item, signal)) ?? []) ended(run);
       } else {
-        run = await runPolicy(policy, { store: this.opts.store, runtime: this.opts.runtime, driverFor: this.opts.driverFor, restorerFor: this.opts.restorerFor, logger: this.logger }, { signal });
+        const deps = { store: this.opts.store, runtime: this.opts.runtime, driverFor: this.opts.driverFor, restorerFor: this.opts.restorerFor, logger: this.logger };
+        await runWithCoverage(policy, deps, { signal, onRun: ended });
       }
     } catch (err) {
       // runPolicy records every run it starts; this is the store itself failing before or after.
       this.logger.error(`run of ${policy.name} could not be recorded: ${(err as Error).message}`, { policy: policy.name });
-      return;
     }
-    this.logger.info(`${policy.name}: ${run.status === 'cancelled' ? 'cancelled' : run.verdict}${run.reasons.length ? `: ${run.reasons.map((r) => r.code).join(', ')}` : ''} (run ${run.id})`, { policy: policy.name, runId: run.id });
-    this.track(this.engine.afterRun(policy, run, this.alertController.signal).then(() => this.snapshot()));
-    this.opts.onRun?.(run);
-    void this.beat();
   }
 
   /**

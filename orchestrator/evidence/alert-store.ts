@@ -14,7 +14,7 @@ import { iso, json, jsonOrNull, num, str } from './row-values.js';
  * ms precision, bigints as numbers, jsonb as objects, absent values as null.
  */
 
-export const INCIDENT_CONDITIONS = ['fail', 'error', 'stale', 'missing', 'size_anomaly', 'rto_exceeded', 'overdue', 'delivery_failed', 'no_worker'] as const;
+export const INCIDENT_CONDITIONS = ['fail', 'error', 'stale', 'missing', 'size_anomaly', 'rto_exceeded', 'overdue', 'delivery_failed', 'no_worker', 'coverage'] as const;
 export type IncidentCondition = (typeof INCIDENT_CONDITIONS)[number];
 
 /** A reason as alerts carry it: a code (usually a domain.ts ReasonCode) and one line. */

@@ -6,7 +6,7 @@ import type { BackupDetails, StorageDriver } from '../../drivers/storage-driver.
 import type { Restorer, RestoreContext } from '../../restore-sandboxes/restorer.js';
 import type { Sandbox, SandboxRuntime } from '../../restore-sandboxes/sandbox-runtime.js';
 import type { PolicyConfig } from '../core/config-types.js';
-import type { PhaseName, PhaseRecord, Reason, RunArtifact, RunProgress, RunRecord } from '../core/domain.js';
+import type { CoveragePoint, PhaseName, PhaseRecord, Reason, RunArtifact, RunProgress, RunRecord } from '../core/domain.js';
 import type { HashingCounter } from '../core/integrity.js';
 import type { Logger } from '../core/logger.js';
 import { BACKPROOF_VERSION } from '../version.js';
@@ -30,6 +30,10 @@ export interface RunDeps {
     passingBackupSizes?(policy: string, limit: number): Promise<number[]>;
     /** An artifact of the policy's newest passing run that kept it; without it nothing is compared with the last run. */
     lastPassingArtifact?(policy: string, name: string): Promise<{ runId: string; startedAt: string; bytes: Buffer } | null>;
+    /** Each restore point's last verification (retention coverage); without it a run plans no coverage runs. */
+    pointProofs?(policy: string): Promise<ReadonlyMap<string, { verdict: 'pass' | 'fail'; at: string; passedAt?: string }>>;
+    /** Coverage runs of the policy started since a time (a per-day or per-week budget). */
+    coverageRunsSince?(policy: string, sinceIso: string): Promise<number>;
   };
   runtime: SandboxRuntime;
   driverFor(policy: PolicyConfig): StorageDriver;
@@ -50,6 +54,8 @@ export interface Digests {
  */
 export interface RunState {
   readonly policy: PolicyConfig;
+  /** A coverage run: the older restore point it restores instead of the newest. */
+  readonly point?: CoveragePoint;
   readonly deps: RunDeps;
   readonly run: RunRecord;
   readonly log: Logger;
@@ -65,6 +71,8 @@ export interface RunState {
   readonly restorer: Restorer;
   /** select: the backup chosen and what its store says of it. */
   picked?: Candidate;
+  /** select, with coverage: whether the newest point already had a pass within `every` (else this run's pass proves it). */
+  newestProven?: boolean;
   details?: BackupDetails;
   /** sandbox: the backup opened once through the hashing tee, its first bytes peeked. */
   raw?: Readable;
@@ -88,7 +96,14 @@ export interface RunState {
 }
 
 /** Opens the run's record (every run that starts is recorded before anything else happens). */
-export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: { signal?: AbortSignal; runId?: string }): Promise<RunState> {
+export interface RunOptions {
+  signal?: AbortSignal;
+  runId?: string;
+  /** Restore this older restore point (a coverage run) instead of the newest backup. */
+  point?: CoveragePoint;
+}
+
+export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: RunOptions): Promise<RunState> {
   const now = deps.now ?? (() => new Date());
   const started = now();
   const run: RunRecord = {
@@ -109,9 +124,11 @@ export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: { sign
     backup: null,
     phases: [],
     probes: [],
-    metrics: { rpoTargetMs: policy.targets.rpoMs, rtoTargetMs: policy.targets.rtoMs },
+    // A coverage run's age is no rpo figure: an older point is old by design.
+    metrics: opts.point ? { rtoTargetMs: policy.targets.rtoMs } : { rpoTargetMs: policy.targets.rpoMs, rtoTargetMs: policy.targets.rtoMs },
     sandbox: null,
     restored: null,
+    ...(opts.point ? { coverage: { point: opts.point } } : {}),
   };
   await deps.store.recordStart(run);
   const timeout = timeoutSignal(policy.sandbox.timeoutMs);
@@ -130,6 +147,7 @@ export async function startRun(policy: PolicyConfig, deps: RunDeps, opts: { sign
   };
   return {
     policy,
+    ...(opts.point ? { point: opts.point } : {}),
     deps,
     run,
     gate,

@@ -59,6 +59,9 @@ export async function finishRun(s: RunState): Promise<void> {
   run.verdict = verdictOf(run.reasons);
   run.status = run.reasons.some((r) => r.code === 'cancelled') ? 'cancelled' : 'finished';
   run.finishedAt = ended.toISOString();
+  // The plan counted the points proven before this run; a pass proves the newest one too.
+  const plan = run.coverage?.plan;
+  if (plan && run.verdict === 'pass' && s.newestProven === false) plan.proven++;
   run.durationMs = ended.getTime() - s.started.getTime();
   // A store may echo a request's headers in its errors and a restore tool may quote what it
   // read: no secret of the policy or the config enters the record, wherever it appears.

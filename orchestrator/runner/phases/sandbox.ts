@@ -48,7 +48,8 @@ export async function bringUpSandbox(s: RunState): Promise<void> {
     s.sandbox = sandbox;
     sandboxRecord.containerId = sandbox.id;
     sandboxRecord.imageId = sandbox.imageId;
-    const lookup = deps.store.lastPassingArtifact?.bind(deps.store);
+    // A coverage run restores an older point: the newest's last pass is no yardstick for it.
+    const lookup = s.point ? undefined : deps.store.lastPassingArtifact?.bind(deps.store);
     const lastPassing = lookup && (async (artifact: string) => (await lookup(policy.name, artifact)) ?? undefined);
     const keep = (artifact: RunArtifact): void => void s.kept.push(artifact);
     s.ctx = { runId: run.id, policy, sandbox, logger: s.log, signal, backupTime, backupSize: entry.size, keep, ...(lastPassing ? { lastPassing } : {}) };

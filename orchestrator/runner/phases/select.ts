@@ -1,8 +1,9 @@
-import { describeExpect, selectNewest } from '../../../drivers/selection.js';
+import { describeExpect, selectNewest, type Candidate, type JudgedEntry } from '../../../drivers/selection.js';
 import { unsafeEntry, type BackupEntry } from '../../../drivers/storage-driver.js';
 import { VerificationError } from '../../core/errors.js';
 import { formatAge, formatBytes } from '../../core/format.js';
 import type { RunState } from '../run-state.js';
+import { budgetPeriodStart, planCoverage } from '../coverage-plan.js';
 import { judgeSize } from '../size-check.js';
 
 /**
@@ -14,8 +15,13 @@ export async function selectBackup(s: RunState): Promise<void> {
   const { policy, driver, signal, reasons, run } = s;
   const picked = await s.clock.phase('select', async () => {
     const takenAt = driver.takenAt ? (e: BackupEntry) => driver.takenAt!(e, signal) : undefined;
-    const selection = await selectNewest(driver.list(signal), policy.source.select, s.started, undefined, takenAt);
+    // Every restore point the selector accepts, when coverage needs them (a plan, or the point to restore).
+    const points: Candidate[] = [];
+    const collect = policy.coverage || s.point ? (j: JudgedEntry) => void (j.status === 'candidate' && j.backupTime && points.push({ entry: j.entry, backupTime: j.backupTime, timestampSource: policy.source.select.timestamp.from })) : undefined;
+    const selection = await selectNewest(driver.list(signal), policy.source.select, s.started, collect, takenAt);
+    if (s.point) return pickPoint(s, points);
     if (!selection.picked) throw new VerificationError('no_backup', `${selection.explanation} in ${driver.location}`);
+    if (policy.coverage) await planCoverageRuns(s, points, selection.picked.entry.key);
     if (selection.picked.entry.unsafe) throw unsafeEntry(selection.picked.entry);
     if (selection.missingPeriod) {
       reasons.push({
@@ -38,10 +44,11 @@ export async function selectBackup(s: RunState): Promise<void> {
     timestampSource: picked.timestampSource,
     ageMs,
   };
-  run.metrics.rpoMeasuredMs = ageMs;
-  s.log.info(`picked ${entry.key} (${formatBytes(entry.size)}, taken ${backupTime.toISOString()})`);
+  if (!s.point) run.metrics.rpoMeasuredMs = ageMs;
+  s.log.info(`picked ${entry.key} (${formatBytes(entry.size)}, taken ${backupTime.toISOString()})${s.point ? ` for retention coverage (${s.point.why})` : ''}`);
   s.progress.push();
-  if (policy.targets.rpoMs !== undefined) {
+  // A coverage run restores an older point: its age and size say nothing of the newest backup.
+  if (policy.targets.rpoMs !== undefined && !s.point) {
     run.metrics.rpoMet = ageMs <= policy.targets.rpoMs;
     if (!run.metrics.rpoMet) {
       reasons.push({
@@ -50,7 +57,7 @@ export async function selectBackup(s: RunState): Promise<void> {
       });
     }
   }
-  if (policy.sizeAnomaly && entry.size > 0 && s.deps.store.passingBackupSizes) {
+  if (policy.sizeAnomaly && entry.size > 0 && s.deps.store.passingBackupSizes && !s.point) {
     const history = await s.deps.store.passingBackupSizes(policy.name, policy.sizeAnomaly.lastRuns);
     const check = judgeSize(entry.size, history, policy.sizeAnomaly);
     run.probes = [check];
@@ -63,6 +70,40 @@ export async function selectBackup(s: RunState): Promise<void> {
   if (details.unverifiable.length > 0) run.backup.unverifiableChecksums = details.unverifiable;
   if (Object.keys(details.facts).length > 0) run.backup.provider = details.facts;
   s.progress.push();
+}
+
+/** A coverage run: the restore point it was planned for, if it is still in storage. */
+function pickPoint(s: RunState, points: readonly Candidate[]): Candidate {
+  const point = s.point!;
+  const found = points.find((p) => p.entry.key === point.key);
+  if (!found) {
+    // Pruned (or renamed) between the plan and this run: the listing changed, the point says nothing.
+    throw new VerificationError('source_changed', `the restore point ${point.key} that run ${point.planRunId.slice(0, 8)} planned for retention coverage is no longer among the backups in ${s.driver.location} (pruned since?)`);
+  }
+  if (found.entry.unsafe) throw unsafeEntry(found.entry);
+  return found;
+}
+
+/**
+ * The run of the newest backup plans which older restore points to restore after it
+ * (coverage-plan.ts), from each point's last verification in the store. The plan goes into the
+ * record; the caller runs it (runner/coverage-runs.ts).
+ */
+async function planCoverageRuns(s: RunState, points: readonly Candidate[], newestKey: string): Promise<void> {
+  const { policy, deps } = s;
+  const config = policy.coverage!;
+  if (!deps.store.pointProofs) return;
+  const proofs = await deps.store.pointProofs(policy.name);
+  let budget = config.points;
+  if (config.per !== 'run' && deps.store.coverageRunsSince) {
+    budget = Math.max(0, budget - (await deps.store.coverageRunsSince(policy.name, budgetPeriodStart(config.per, s.started).toISOString())));
+  }
+  const plan = planCoverage({ points: points.map((p) => ({ key: p.entry.key, backupTime: p.backupTime })), newestKey, proofs, now: s.started, config, budget });
+  s.run.coverage = { plan };
+  s.newestProven = proofs.get(newestKey)?.passedAt !== undefined && s.started.getTime() - Date.parse(proofs.get(newestKey)!.passedAt!) <= config.everyMs;
+  s.log.info(
+    `retention coverage: ${plan.proven} of ${plan.points} restore point(s) proven within ${formatAge(config.everyMs)}; ${plan.planned.length ? `next: ${plan.planned.map((p) => `${p.key} (${p.why})`).join(', ')}` : 'none planned'}`,
+  );
 }
 
 /**
