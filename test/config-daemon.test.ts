@@ -10,7 +10,7 @@ import { problemAt, problemsOf } from './helpers/config-problems.js';
 // daemon:, alerts:, and each client's and policy's alerts, schedule and heartbeat, as users write them.
 
 const FILE = '/etc/backproof/backproof.yaml';
-const ALL_CONDITIONS = ['fail', 'error', 'recovery', 'stale', 'missing', 'size_anomaly', 'rto_exceeded', 'overdue', 'delivery_failed', 'no_worker'];
+const ALL_CONDITIONS = ['fail', 'error', 'recovery', 'stale', 'missing', 'size_anomaly', 'rto_exceeded', 'overdue', 'delivery_failed', 'no_worker', 'coverage'];
 
 function parse(text: string, env: NodeJS.ProcessEnv = {}): ResolvedConfig {
   return parseConfigText(text, FILE, env);
