@@ -22,6 +22,9 @@ import { VerificationError } from '../orchestrator/core/errors.js';
  *   with bounded retries, and makes sure the resumed bytes are of the same version.
  * - `transferFacts()` (optional) tells what happened while the backup was read, for the
  *   evidence: e.g. a transfer resumed twice, at which bytes and why.
+ * - `usage()` (optional) counts what a run asked of a store that bills for it (S3: LIST, HEAD and
+ *   GET requests, bytes downloaded, a restore from an archive tier); the run records it and, with
+ *   the source's `prices`, its cost.
  * - `check()` (optional) runs the store's own integrity check of what the backup depends on
  *   (`restic check --read-data-subset`); problems found are a `fail`.
  * - A driver owns its connections, child processes (drivers/cli/child-processes.ts) and SDK clients and releases them in
@@ -94,6 +97,15 @@ export interface StorageCheck {
   summary: string;
 }
 
+/** What a run asked of a paid store (S3): requests by kind and bytes downloaded, for its cost. */
+export interface StorageUsage {
+  requests: { list: number; head: number; get: number; restore: number };
+  /** Bytes downloaded (the backup, sidecars, resumed ranges). */
+  bytes: number;
+  /** A restore from an archive tier this run requested: its object's size and class. */
+  retrieval?: { bytes: number; storageClass: string; tier: string };
+}
+
 export interface StorageDriver {
   readonly name: string;
   /** Human description of the location (folder, s3://bucket/prefix, repository). Never a secret. */
@@ -104,6 +116,8 @@ export interface StorageDriver {
   open(entry: BackupEntry, signal?: AbortSignal): Promise<Readable>;
   transferFacts?(entry: BackupEntry): Record<string, string>;
   check?(entry: BackupEntry, signal?: AbortSignal): Promise<StorageCheck>;
+  /** What was asked of the store so far (a paid store's requests and bytes); optional. */
+  usage?(): StorageUsage;
   close(): Promise<void>;
 }
 

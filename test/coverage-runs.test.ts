@@ -172,9 +172,8 @@ t.test('the CLI: run prints every run (--json an array), --no-coverage restores 
 });
 
 t.test('S3 keys and restic snapshots are restore points too', async (t) => {
-  let s3: S3Server | undefined;
-  t.teardown(() => s3?.stop());
-  s3 = await startS3Server();
+  const s3: S3Server = await startS3Server();
+  t.teardown(() => s3.stop());
   await s3.createBucket('cov');
   const file = path.join(await tempDir('cov-s3'), 'share.tar.gz');
   await archiveTo(file);

@@ -4,7 +4,10 @@ import type * as S3Sdk from '@aws-sdk/client-s3';
 import type { GetObjectCommandInput, HeadObjectCommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import { SIDECAR_MAX_BYTES, SidecarChecksums } from '../sidecars.js';
-import type { BackupDetails, BackupEntry, ExpectedChecksum, StorageDriver } from '../storage-driver.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
+import { formatBytes } from '../../orchestrator/core/format.js';
+import type { BackupDetails, BackupEntry, ExpectedChecksum, StorageDriver, StorageUsage } from '../storage-driver.js';
+import { archiveState, restoreRequest, retrievalTime } from './s3-archive.js';
 import { classifyS3Error, isRetryable, statusOf } from './s3-errors.js';
 import { resumableDownload } from './resumable-download.js';
 import { loadS3Sdk, s3ClientConfig, s3EndpointText, type S3Connection } from './s3-client.js';
@@ -19,9 +22,11 @@ export interface S3DriverOptions extends S3Connection {
   metadataKey?: string;
   /** Told when a dropped transfer resumes (for the run's log). */
   onResume?: (key: string, offset: number, attempt: number, cause: unknown) => void;
+  /** Request the restore of an object in an archive tier (see s3-archive.ts). */
+  archiveRetrieval?: { tier: 'bulk' | 'standard' | 'expedited'; days: number };
 }
 
-type Sdk = Pick<typeof S3Sdk, 'GetObjectCommand' | 'HeadObjectCommand' | 'paginateListObjectsV2'> & { client: S3Client };
+type Sdk = Pick<typeof S3Sdk, 'GetObjectCommand' | 'HeadObjectCommand' | 'RestoreObjectCommand' | 'paginateListObjectsV2'> & { client: S3Client };
 
 /**
  * An S3 bucket, on AWS or any S3-compatible store. Lists page by page (1,000 keys a request,
@@ -46,6 +51,7 @@ export class S3StorageDriver implements StorageDriver {
   private readonly sidecars = new SidecarChecksums((key) => this.readSmall(key));
   /** Resumed transfers per key: "at byte N (cause)". */
   private readonly resumes = new Map<string, string[]>();
+  private readonly used: StorageUsage = { requests: { list: 0, head: 0, get: 0, restore: 0 }, bytes: 0 };
 
   constructor(private readonly opts: S3DriverOptions) {
     const prefix = opts.prefix ?? '';
@@ -67,6 +73,7 @@ export class S3StorageDriver implements StorageDriver {
       const { client, paginateListObjectsV2 } = await this.client();
       const pages = paginateListObjectsV2({ client, pageSize: 1000 }, { Bucket: this.opts.bucket, Prefix: this.opts.prefix || undefined });
       for await (const page of pages) {
+        this.used.requests.list++;
         signal?.throwIfAborted();
         for (const object of page.Contents ?? []) {
           if (!object.Key || object.Key.endsWith('/')) continue; // folder markers
@@ -92,6 +99,7 @@ export class S3StorageDriver implements StorageDriver {
 
   async details(entry: BackupEntry, signal?: AbortSignal): Promise<BackupDetails> {
     const head = await this.head(entry.key, signal);
+    await this.readableOrRequested(entry, head, signal);
     const etag = head.ETag ? unquote(head.ETag) : undefined;
     this.pinned.set(entry.key, { ...(head.VersionId ? { versionId: head.VersionId } : {}), ...(etag ? { etag } : {}), size: head.ContentLength ?? entry.size });
     const { checksums, unverifiable } = providerChecksums(head);
@@ -112,6 +120,7 @@ export class S3StorageDriver implements StorageDriver {
       ...(signal ? { signal } : {}),
       fetch: async (start, fetchSignal) => {
         const { client, GetObjectCommand } = await this.client();
+        this.used.requests.get++;
         const out = await client.send(
           new GetObjectCommand({
             Bucket: this.opts.bucket,
@@ -124,7 +133,7 @@ export class S3StorageDriver implements StorageDriver {
         );
         const body = out.Body as (AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void }) | undefined;
         if (!body) throw Object.assign(new Error('the response had no body'), { code: 'ECONNRESET' });
-        return { body, ...(out.ETag ? { etag: unquote(out.ETag) } : {}) };
+        return { body: this.counted(body), ...(out.ETag ? { etag: unquote(out.ETag) } : {}) };
       },
       fail: (err, offset, attempts) => {
         const e = classifyS3Error(err, this.context(entry.key));
@@ -140,6 +149,62 @@ export class S3StorageDriver implements StorageDriver {
         this.opts.onResume?.(entry.key, offset, attempt, cause);
       },
     });
+  }
+
+  usage(): StorageUsage {
+    return structuredClone(this.used);
+  }
+
+  /** A body whose bytes are counted as they are read (bytes downloaded, for the run's cost). */
+  private counted(body: AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void }): AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void } {
+    const used = this.used;
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const chunk of body) {
+          used.bytes += chunk.length;
+          yield chunk;
+        }
+      },
+      ...(body.destroy ? { destroy: (err?: Error) => body.destroy!(err) } : {}),
+    };
+  }
+
+  /**
+   * An object in an archive tier cannot be read until restored: the run says so (an `error`,
+   * `source_archived`) with the fix, or, with `archiveRetrieval`, requests the restore and says
+   * a later run verifies the copy. One being restored waits for that; a restored copy is read.
+   */
+  private async readableOrRequested(entry: BackupEntry, head: HeadObjectCommandOutput, signal?: AbortSignal): Promise<void> {
+    const archive = archiveState(head);
+    if (archive.state === 'readable' || archive.state === 'restored') return;
+    const what = `s3://${this.opts.bucket}/${entry.key}`;
+    if (archive.state === 'restoring') {
+      throw new VerificationError('source_archived', `${what} is in ${archive.storageClass} and its restore is still in progress (x-amz-restore: ongoing-request="true"); a later run verifies the copy once it is readable`);
+    }
+    const retrieval = this.opts.archiveRetrieval;
+    if (!retrieval) {
+      throw new VerificationError(
+        'source_archived',
+        `${what} is in ${archive.storageClass}: it cannot be read until it is restored; set archiveRetrieval: { tier: bulk, days: 1 } on the source to have backproof request the restore (a later run then verifies it), or restore it yourself (aws s3api restore-object)`,
+      );
+    }
+    const { client, RestoreObjectCommand } = await this.client();
+    this.used.requests.restore++;
+    const size = head.ContentLength ?? entry.size;
+    try {
+      await client.send(
+        new RestoreObjectCommand({ Bucket: this.opts.bucket, Key: entry.key, ...(head.VersionId ? { VersionId: head.VersionId } : {}), RestoreRequest: restoreRequest(archive, retrieval.tier, retrieval.days) }),
+        signal ? { abortSignal: signal } : {},
+      );
+    } catch (err) {
+      if ((err as { name?: string }).name !== 'RestoreAlreadyInProgress' && statusOf(err) !== 409) throw classifyS3Error(err, this.context(entry.key));
+      throw new VerificationError('source_archived', `${what} is in ${archive.storageClass} and its restore is already in progress; a later run verifies the copy once it is readable`);
+    }
+    this.used.retrieval = { bytes: size, storageClass: archive.storageClass, tier: retrieval.tier };
+    throw new VerificationError(
+      'source_archived',
+      `${what} is in ${archive.storageClass}: restore requested (tier ${retrieval.tier}, ${formatBytes(size)}, readable for ${retrieval.days} day(s); ${retrievalTime(archive.storageClass, retrieval.tier)}); a later run verifies the copy once it is readable`,
+    );
   }
 
   transferFacts(entry: BackupEntry): Record<string, string> {
@@ -159,6 +224,7 @@ export class S3StorageDriver implements StorageDriver {
         client: new mod.S3Client(this.clientConfig),
         GetObjectCommand: mod.GetObjectCommand,
         HeadObjectCommand: mod.HeadObjectCommand,
+        RestoreObjectCommand: mod.RestoreObjectCommand,
         paginateListObjectsV2: mod.paginateListObjectsV2,
       };
     });
@@ -169,9 +235,10 @@ export class S3StorageDriver implements StorageDriver {
     let head = this.heads.get(key);
     if (!head) {
       head = this.client()
-        .then(({ client, HeadObjectCommand }) =>
-          client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key, ChecksumMode: 'ENABLED', ...this.sse }), signal ? { abortSignal: signal } : {}),
-        )
+        .then(({ client, HeadObjectCommand }) => {
+          this.used.requests.head++;
+          return client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key, ChecksumMode: 'ENABLED', ...this.sse }), signal ? { abortSignal: signal } : {});
+        })
         .catch((err: unknown) => {
           this.heads.delete(key);
           throw classifyS3Error(err, this.context(key));
@@ -185,7 +252,9 @@ export class S3StorageDriver implements StorageDriver {
   private async readSmall(key: string): Promise<string | undefined> {
     const get = async (sse: boolean): Promise<string | undefined> => {
       const { client, GetObjectCommand } = await this.client();
+      this.used.requests.get++;
       const out = await client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: key, ...(sse ? this.sse : {}) }));
+      this.used.bytes += Math.min(out.ContentLength ?? 0, SIDECAR_MAX_BYTES);
       if ((out.ContentLength ?? 0) > SIDECAR_MAX_BYTES) {
         (out.Body as { destroy?: () => void } | undefined)?.destroy?.();
         return undefined;

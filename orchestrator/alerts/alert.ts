@@ -139,6 +139,8 @@ const REASON_STEPS: Record<ReasonCode, (c: StepContext) => string> = {
   source_unreachable: () => 'backproof could not reach the storage: check that the bucket, folder or repository exists and that the verification host can reach it',
   source_denied: () => 'the storage refused backproof\'s credentials: check that the credential named in the reason exists and may read the backups',
   source_throttled: () => 'the storage kept throttling backproof: the next run retries; if it repeats, spread the schedules or raise the store\'s limits',
+  source_archived: () =>
+    'the backup is in an archive tier (GLACIER, DEEP_ARCHIVE) and cannot be read until restored: set archiveRetrieval on the source so backproof requests it, or restore it yourself; a later run verifies the readable copy',
   source_changed: () => 'the backup changed while it was read: make sure the backup job writes new files instead of overwriting in place; the next run retries',
   docker_unreachable: () => 'start the Docker engine on the verification host',
   image_missing: () => 'build the sandbox image on the verification host (backproof images build ...)',

@@ -163,6 +163,17 @@ export function credentialsOrProfile(value: { credentials?: unknown; profile?: u
   }
 }
 
+const price = z.number().min(0);
+const prices = z
+  .strictObject({
+    currency: z.string().regex(/^[A-Z]{3}$/, { error: say('is not a currency code', 'write three capital letters, e.g. USD or EUR') }).default('USD').describe('Currency of the prices. Default USD.'),
+    egressPerGB: price.default(0).describe('Per GB (10^9 bytes) downloaded, e.g. 0.09. Default 0.'),
+    per1000Requests: price.default(0).describe('Per 1,000 GET and HEAD requests, e.g. 0.0004. Default 0.'),
+    per1000Lists: price.default(0).describe('Per 1,000 LIST requests, e.g. 0.005. Default 0.'),
+    retrievalPerGB: z.record(z.string().regex(/^[A-Z_]+$/, { error: say('is not a storage class', 'write the class as S3 names it, e.g. GLACIER or DEEP_ARCHIVE') }), price).default({}).describe('Per GB retrieved from an archive tier, by storage class, e.g. { GLACIER: 0.01, DEEP_ARCHIVE: 0.02 }. Default none.'),
+  })
+  .describe("What reading the bucket costs; each run records its requests, bytes and this estimate (runs show, the monthly report). Optional.");
+
 const s3Source = z
   .strictObject({
     driver: z.literal('s3').describe('An S3 bucket: AWS or S3-compatible (MinIO, Wasabi, Backblaze B2, Cloudflare R2, Ceph).'),
@@ -173,6 +184,14 @@ const s3Source = z
       .describe('SSE-C: the customer key the objects were encrypted with (base64, 32 bytes).'),
     maxRetries: retries.default(DEFAULTS.s3MaxRetries).describe(`Retries of a failed request or a dropped transfer (resumed where it stopped). Default ${DEFAULTS.s3MaxRetries}.`),
     requestTimeout: durationKey('Limit for one request to answer (and for a transfer to stall).', DEFAULTS.s3RequestTimeoutMs),
+    prices: prices.optional(),
+    archiveRetrieval: z
+      .strictObject({
+        tier: z.enum(['bulk', 'standard', 'expedited'], { error: typeError('bulk, standard or expedited', () => 'write tier: bulk (cheapest, hours), standard or expedited (minutes, GLACIER only)') }).default('bulk').describe('Retrieval tier. Default bulk.'),
+        days: z.number().int().min(1).max(30).default(1).describe('Days the restored copy stays readable. Default 1.'),
+      })
+      .optional()
+      .describe('A backup in an archive tier (GLACIER, DEEP_ARCHIVE, Intelligent-Tiering archive access) cannot be read until restored: with this, backproof requests the restore (RestoreObject) and a later run verifies the copy; without it such a run is an error naming the fix.'),
     select: select.prefault({}),
   })
   .superRefine(credentialsOrProfile)

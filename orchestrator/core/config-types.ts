@@ -304,7 +304,24 @@ export interface S3SourceConfig extends S3ConnectionConfig {
   prefix: string;
   /** SSE-C: the base64 AES-256 key the objects were written with. */
   sseCustomerKey?: string;
+  /** What reading costs here: each run records its estimate (RunMetrics.storage.cost). */
+  prices?: StoragePrices;
+  /** Objects in an archive tier (GLACIER, DEEP_ARCHIVE): request their restore (RestoreObject) instead of failing with the fix. */
+  archiveRetrieval?: { tier: 'bulk' | 'standard' | 'expedited'; days: number };
   select: SelectorConfig;
+}
+
+/** A storage price table: what one run's reads cost (a source's `prices:`). */
+export interface StoragePrices {
+  currency: string;
+  /** Per GB (10^9 bytes) downloaded. */
+  egressPerGB: number;
+  /** Per 1,000 GET and HEAD requests. */
+  per1000Requests: number;
+  /** Per 1,000 LIST requests. */
+  per1000Lists: number;
+  /** Per GB retrieved from an archive tier, by storage class (GLACIER, DEEP_ARCHIVE, STANDARD_IA...). */
+  retrievalPerGB: Record<string, number>;
 }
 
 export interface ResticSourceConfig {

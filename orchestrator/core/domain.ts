@@ -51,6 +51,7 @@ export const ERROR_CODES = [
   'source_denied',
   'source_throttled',
   'source_changed',
+  'source_archived',
   'docker_unreachable',
   'image_missing',
   'sandbox_failed',
@@ -139,6 +140,20 @@ export interface RunMetrics {
   rtoMeasuredMs?: number;
   rtoMet?: boolean;
   fetchBytesPerSec?: number;
+  /** What the run asked of a store that bills for it (S3), and with the source's prices what it cost. */
+  storage?: StorageMetrics;
+}
+
+export interface StorageMetrics {
+  requests: { list: number; head: number; get: number; restore: number };
+  /** Bytes downloaded. */
+  bytes: number;
+  /** The backup's storage class, when the store names one. */
+  storageClass?: string;
+  /** A restore from an archive tier this run requested. */
+  retrieval?: { bytes: number; storageClass: string; tier: string };
+  /** The estimate from the source's `prices`, rounded to 6 decimals; `lines` say what each part cost. */
+  cost?: { currency: string; amount: number; lines: string[] };
 }
 
 export interface SandboxRecord {

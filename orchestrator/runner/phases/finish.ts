@@ -5,6 +5,7 @@ import { VerificationError } from '../../core/errors.js';
 import { formatAge } from '../../core/format.js';
 import { cleanRecord } from '../record-hygiene.js';
 import type { RunState } from '../run-state.js';
+import { storageMetrics } from '../storage-cost.js';
 import { checkIntegrity } from './fetch-restore.js';
 import { timeoutSignal } from '../../core/timeout-signal.js';
 
@@ -49,6 +50,9 @@ export async function finishRun(s: RunState): Promise<void> {
     .catch((err: unknown) => {
       reasons.push({ code: 'sandbox_failed', message: `could not remove the sandbox: ${(err as Error).message}; the reaper removes it at the next start` });
     });
+  // What the run asked of a store that bills for it, and what that cost (the source's prices).
+  const usage = s.driver.usage?.();
+  if (usage) run.metrics.storage = storageMetrics(usage, run.backup?.provider?.storageClass, s.policy.source.driver === 's3' ? s.policy.source.prices : undefined);
   await s.driver.close().catch(() => undefined);
   // What the restorer kept beyond the summary (kind vm: the boot record and its screenshot).
   const kept = restorer.evidence?.();
