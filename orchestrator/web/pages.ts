@@ -11,13 +11,15 @@ import { ago, badge, enc, page, restoreChart, sparkline, when, type ChartPoint }
 import { BAD_HEALTH, boardOrder, policyViews, type PolicyView } from './policy-view.js';
 import { REPORT_FORMATS, reportMonths } from './reports.js';
 import { describeScope } from './token-store.js';
-import { lastBoots, monthsWithRuns, restoreSeries, type LastBoot } from './web-queries.js';
+import { coverageFact, coverageFigure, coverageRunsTable, WHY_TEXT } from './coverage-view.js';
+import { coveragePlans, lastBoots, monthsWithRuns, recentCoverageRuns, restoreSeries, type CoveragePlanView, type LastBoot } from './web-queries.js';
 
 /** The dashboard's pages other than a run's detail (run-page.ts) and the login (login-page.ts). */
 
 const SERIES_RUNS = 20;
 const SERIES_DAYS = 90;
 const POLICY_PAGE_RUNS = 50;
+const POLICY_PAGE_COVERAGE_RUNS = 20;
 const REPORT_MONTHS_BACK = 13;
 
 export function who(ctx: RequestContext): { name: string; scope: string } {
@@ -53,9 +55,12 @@ export async function boardPage(ctx: RequestContext): Promise<SafeHtml> {
   const fold = !(only && clients.includes(only)) && shown.length > BOARD_ROWS_IN_FULL;
   const inFull = fold ? shown.filter((v) => v.health !== 'ok') : shown;
   const since = new Date(now.getTime() - SERIES_DAYS * 86_400_000).toISOString();
-  const [series, boots] = await Promise.all([
+  const withCoverage = new Set(deps.config().policies.filter((p) => p.coverage).map((p) => p.name));
+  const [series, boots, plans] = await Promise.all([
     restoreSeries(deps.runs, { since, perPolicy: SERIES_RUNS, policies: inFull.map((v) => v.policy) }),
     lastBoots(deps.runs, inFull.filter((v) => v.kind === 'vm').map((v) => v.policy)),
+    // One query for every shown policy with `coverage:` (their newest plan each).
+    coveragePlans(deps.runs, inFull.filter((v) => withCoverage.has(v.policy)).map((v) => v.policy)),
   ]);
 
   const bad = shown.filter((v) => BAD_HEALTH.includes(v.health)).length;
@@ -74,7 +79,7 @@ export async function boardPage(ctx: RequestContext): Promise<SafeHtml> {
     )}</select></label><button type="submit">Show</button></form>`;
   const withClient = clients.length > 1;
   const rows = [
-    ...inFull.map((v) => boardRow(v, series.get(v.policy) ?? [], boots.get(v.policy), now, withClient)),
+    ...inFull.map((v) => boardRow(v, series.get(v.policy) ?? [], boots.get(v.policy), plans.get(v.policy), now, withClient)),
     ...(fold ? foldedRows(shown.filter((v) => v.health === 'ok'), withClient) : []),
   ];
   const folded = fold ? shown.length - inFull.length : 0;
@@ -100,7 +105,7 @@ function foldedRows(healthy: PolicyView[], withClient: boolean): SafeHtml[] {
   );
 }
 
-function boardRow(v: PolicyView, points: ChartPoint[], boot: LastBoot | undefined, now: Date, withClient: boolean): SafeHtml {
+function boardRow(v: PolicyView, points: ChartPoint[], boot: LastBoot | undefined, coverage: CoveragePlanView | undefined, now: Date, withClient: boolean): SafeHtml {
   const cls = BAD_HEALTH.includes(v.health) ? 'bad' : v.health === 'ok' ? 'good' : '';
   const last = v.lastRun
     ? html`<a class="last-run" href="/runs/${enc(v.lastRun.id)}">${v.lastRun.status === 'finished' ? (v.lastRun.verdict ?? '?') : v.lastRun.status} ${ago(v.lastRun.startedAt, now)}</a>${
@@ -119,7 +124,7 @@ function boardRow(v: PolicyView, points: ChartPoint[], boot: LastBoot | undefine
   });
   return html`<tr class="${cls}" data-policy="${v.policy}" data-health="${v.health}">
 <td>${badge(v.health, HEALTH_LABEL[v.health])}${v.running && v.health !== 'running' && html` ${badge('running')}`}</td>
-<td><a href="/policies/${enc(v.policy)}">${v.policy}</a><div class="small muted">${v.kind}</div></td>
+<td><a href="/policies/${enc(v.policy)}">${v.policy}</a><div class="small muted">${v.kind}</div>${coverage && html`<div class="small">${coverageFigure(coverage)}</div>`}</td>
 ${withClient && html`<td title="${v.displayName}">${v.client}</td>`}
 <td>${last}</td>
 <td>${ago(v.lastSuccessAt, now)}</td>
@@ -137,11 +142,15 @@ export async function policyPage(ctx: RequestContext): Promise<SafeHtml> {
   const { views, report } = await policyViews(deps, ctx.principal);
   const v = views.find((x) => x.policy === name);
   if (!v) throw notFound('no such policy');
-  const [runs, series, boots] = await Promise.all([
+  const hasCoverage = deps.config().policies.some((p) => p.name === name && p.coverage);
+  const [runs, series, boots, plans, coverageRuns] = await Promise.all([
     deps.runs.list({ policy: name, client: v.client, limit: POLICY_PAGE_RUNS }),
     restoreSeries(deps.runs, { since: new Date(0).toISOString(), perPolicy: POLICY_PAGE_RUNS, policies: [name] }),
     lastBoots(deps.runs, [name]),
+    hasCoverage ? coveragePlans(deps.runs, [name]) : Promise.resolve(new Map<string, CoveragePlanView>()),
+    hasCoverage ? recentCoverageRuns(deps.runs, name, POLICY_PAGE_COVERAGE_RUNS) : Promise.resolve([]),
   ]);
+  const plan = plans.get(name);
   const boot = boots.get(name);
   const incidents = report.openIncidents.filter((i) => i.policy === name);
   const none = (text: string): SafeHtml => html`<span class="muted">${text}</span>`;
@@ -155,6 +164,8 @@ export async function policyPage(ctx: RequestContext): Promise<SafeHtml> {
     ['RPO target', v.rpoMs !== undefined ? html`${formatAge(v.rpoMs)} ${v.rpoMet === false ? html`<b class="err">missed</b>` : v.rpoMet && 'met'}` : none('none')],
     ['RTO target', v.rtoMs !== undefined ? html`${formatSeconds(v.rtoMs)}` : none('none')],
   ];
+  if (plan) facts.push(['Coverage', coverageFact(plan, now)]);
+  else if (hasCoverage) facts.push(['Coverage', none('no plan yet')]);
   if (boot) {
     facts.push(['Last boot', html`${bootBadge(boot.verdict)} <a href="/runs/${enc(boot.runId)}#boot">${bootOutcome(boot.verdict, boot.bootMs)}</a> <span class="muted">${ago(boot.startedAt, now)}</span>`]);
   }
@@ -166,6 +177,7 @@ export async function policyPage(ctx: RequestContext): Promise<SafeHtml> {
 <div class="grid2"><section><dl class="facts">${facts.map(([k, val]) => html`<dt>${k}</dt><dd>${val}</dd>`)}</dl>
 <h2>Open alerts</h2>${alertList}</section>
 <section><h2>Restore time</h2>${restoreChart(series.get(name) ?? [], { formatMs: formatSeconds, ...(v.rtoMs !== undefined ? { targetMs: v.rtoMs } : {}) })}</section></div>
+${hasCoverage && html`<h2>Coverage runs <span class="muted small">(older restore points)</span></h2>${coverageRunsTable(coverageRuns, now)}`}
 <h2>Recent runs</h2>${runsTable(runs, now, false)}
 <p><a href="/runs?policy=${enc(name)}">All runs of ${name}</a> · <a href="/reports#client-${v.client}">Reports of ${v.client}</a></p>`;
   return page({ title: v.policy, who: who(ctx), nav: 'board', body });
@@ -203,7 +215,7 @@ ${withPolicy && html`<td><a href="/policies/${enc(r.policy)}">${r.policy}</a></t
 <td class="num">${r.durationMs !== null ? formatSeconds(r.durationMs) : '-'}</td><td class="num">${rto !== undefined ? formatSeconds(rto) : '-'}${
       r.boot && html`<div class="small boot" data-boot="${r.boot.verdict}">${bootOutcome(r.boot.verdict, r.boot.bootMs)}</div>`
     }</td>
-<td class="small">${r.backup?.key ?? '-'}</td><td class="small">${r.reasons.map((x) => x.code).join(', ')}</td></tr>`;
+<td class="small">${r.backup?.key ?? '-'}${r.coverage?.point && html`<div class="muted" data-coverage-run="${r.coverage.point.why}">coverage run: older point (${WHY_TEXT[r.coverage.point.why] ?? r.coverage.point.why})</div>`}</td><td class="small">${r.reasons.map((x) => x.code).join(', ')}</td></tr>`;
   });
   return html`<table><thead><tr><th>Started</th>${withPolicy && html`<th>Policy</th><th>Client</th>`}<th>Verdict</th><th class="num">Took</th><th class="num">${runs.some((r) => r.boot) ? 'Restore / boot' : 'Restore'}</th><th>Backup</th><th>Reasons</th></tr></thead><tbody>${joinHtml(rows, '\n')}</tbody></table>`;
 }

@@ -6,6 +6,7 @@ import { ago, badge, enc, page, when } from './html.js';
 import { who } from './pages.js';
 import { visibleRun } from './api.js';
 import { bootSection } from './boot-section.js';
+import { coverageRunSection } from './coverage-view.js';
 
 /**
  * GET /runs/:id: one run in detail, as `backproof runs show` prints it (reports/run-summary.ts),
@@ -24,7 +25,7 @@ export async function runPage(ctx: RequestContext): Promise<SafeHtml> {
   const reasons =
     run.reasons.length > 0 &&
     html`<h2>Reasons</h2><ul class="reasons">${run.reasons.map((r) => html`<li class="${(ERROR_CODES as readonly string[]).includes(r.code) ? 'error' : 'fail'}"><code>${r.code}</code> ${r.message}</li>`)}</ul>`;
-  const body = html`${head}${reasons}${bootSection(run)}
+  const body = html`${head}${reasons}${coverageRunSection(run)}${bootSection(run)}
 <div class="grid2"><section><h2>Phases</h2>${phasesTable(run)}</section><section><h2>Targets</h2>${targets(run)}</section></div>
 <h2>Probes</h2>${probesTable(run)}
 <div class="grid2"><section><h2>Backup</h2>${backupFacts(run)}</section><section><h2>Sandbox</h2>${sandboxFacts(run)}</section></div>

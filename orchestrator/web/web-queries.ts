@@ -1,5 +1,6 @@
-import type { BootVerdict, Verdict } from '../core/domain.js';
+import type { BootVerdict, CoveragePlan, CoveragePoint, Reason, RunStatus, Verdict } from '../core/domain.js';
 import { quoteSchema } from '../evidence/migrate.js';
+import { json } from '../evidence/row-values.js';
 import type { RunStore } from '../evidence/run-store.js';
 import type { ChartPoint } from './html.js';
 
@@ -11,11 +12,14 @@ import type { ChartPoint } from './html.js';
 
 type Row = Record<string, unknown>;
 
+/** SQL over the runs table as `r`: not a coverage run of an older restore point (those are no word on the newest backup). */
+const NOT_POINT = "(r.coverage IS NULL OR NOT (r.coverage ? 'point'))";
+
 function runsTable(runs: RunStore): string {
   return `${quoteSchema(runs.schema)}.runs`;
 }
 
-/** Per policy, its last `perPolicy` finished runs since `since`, oldest first: restore time and verdict. */
+/** Per policy, its last `perPolicy` finished runs of the newest backup since `since`, oldest first: restore time and verdict. */
 export async function restoreSeries(runs: RunStore, opts: { since: string; perPolicy: number; policies?: string[] }): Promise<Map<string, ChartPoint[]>> {
   // Named policies (the board, a policy's page): each one's newest runs are one probe of the
   // (policy, started_at, id) index, LIMIT per policy; with 1,000 policies ~5x faster than ranking
@@ -24,7 +28,7 @@ export async function restoreSeries(runs: RunStore, opts: { since: string; perPo
     ? await runs.executor.query<Row>(
         `SELECT names.policy, s.started_at, s.rto, s.verdict FROM unnest($3::text[]) AS names(policy) CROSS JOIN LATERAL (
            SELECT r.started_at, r.verdict, (r.metrics->>'rtoMeasuredMs')::float8 AS rto FROM ${runsTable(runs)} r
-            WHERE r.policy = names.policy AND r.started_at >= $1::timestamptz AND r.status <> 'running'
+            WHERE r.policy = names.policy AND r.started_at >= $1::timestamptz AND r.status <> 'running' AND ${NOT_POINT}
             ORDER BY r.started_at DESC, r.id DESC LIMIT $2
          ) s ORDER BY names.policy, s.started_at`,
         [opts.since, opts.perPolicy, opts.policies],
@@ -33,7 +37,7 @@ export async function restoreSeries(runs: RunStore, opts: { since: string; perPo
         `SELECT policy, started_at, rto, verdict FROM (
            SELECT policy, started_at, verdict, (metrics->>'rtoMeasuredMs')::float8 AS rto,
                   row_number() OVER (PARTITION BY policy ORDER BY started_at DESC, id DESC) AS n
-             FROM ${runsTable(runs)} WHERE started_at >= $1::timestamptz AND status <> 'running') recent
+             FROM ${runsTable(runs)} r WHERE started_at >= $1::timestamptz AND status <> 'running' AND ${NOT_POINT}) recent
           WHERE n <= $2 ORDER BY policy, started_at`,
         [opts.since, opts.perPolicy],
       );
@@ -53,19 +57,19 @@ export interface LastVerdict {
   endedAt: string;
 }
 
-/** Each policy's newest run that has a verdict (a running run has none yet). */
+/** Each policy's newest run of the newest backup that has a verdict (a running run has none yet; coverage runs are no such run). */
 export async function lastVerdicts(runs: RunStore, policies?: readonly string[]): Promise<Map<string, LastVerdict>> {
-  const rows = await runs.newestPerPolicy('r.policy, r.verdict, r.started_at, r.finished_at', { where: 'r.verdict IS NOT NULL', ...(policies ? { policies } : {}) });
+  const rows = await runs.newestPerPolicy('r.policy, r.verdict, r.started_at, r.finished_at', { where: `r.verdict IS NOT NULL AND ${NOT_POINT}`, ...(policies ? { policies } : {}) });
   return new Map(
     rows.map((r) => [String(r.policy), { verdict: String(r.verdict) as Verdict, startedAt: iso(r.started_at), endedAt: iso(r.finished_at ?? r.started_at) }]),
   );
 }
 
-/** Each policy's newest measured restore time (RTO), in ms. */
+/** Each policy's newest measured restore time (RTO) of its newest backup, in ms. */
 export async function lastRestoreTimes(runs: RunStore): Promise<Map<string, { ms: number; startedAt: string }>> {
   const { rows } = await runs.executor.query<Row>(
-    `SELECT DISTINCT ON (policy) policy, (metrics->>'rtoMeasuredMs')::float8 AS rto, started_at FROM ${runsTable(runs)}
-      WHERE metrics ? 'rtoMeasuredMs' ORDER BY policy, started_at DESC, id DESC`,
+    `SELECT DISTINCT ON (policy) policy, (metrics->>'rtoMeasuredMs')::float8 AS rto, started_at FROM ${runsTable(runs)} r
+      WHERE metrics ? 'rtoMeasuredMs' AND ${NOT_POINT} ORDER BY policy, started_at DESC, id DESC`,
   );
   return new Map(rows.map((r) => [String(r.policy), { ms: Number(r.rto), startedAt: iso(r.started_at) }]));
 }
@@ -86,6 +90,51 @@ export async function lastBoots(runs: RunStore, policies: readonly string[]): Pr
   return new Map(
     rows.map((r) => [String(r.policy), { runId: String(r.id), startedAt: iso(r.started_at), verdict: String(r.verdict) as BootVerdict, bootMs: Number(r.boot_ms) }]),
   );
+}
+
+export interface CoveragePlanView {
+  /** The run of the newest backup that made the plan. */
+  runId: string;
+  startedAt: string;
+  plan: CoveragePlan;
+}
+
+/**
+ * Retention coverage: each named policy's newest plan (the newest run with coverage.plan), in one
+ * query (newestPerPolicy: one probe of the (policy, started_at, id) index per policy). Name only
+ * the policies with `coverage:`: for them nearly every run of the newest backup carries a plan,
+ * so each probe stops within a few rows; a policy without any would scan all its runs.
+ */
+export async function coveragePlans(runs: RunStore, policies: readonly string[]): Promise<Map<string, CoveragePlanView>> {
+  if (policies.length === 0) return new Map();
+  const rows = await runs.newestPerPolicy("r.policy, r.id, r.started_at, r.coverage->'plan' AS plan", { where: "r.coverage ? 'plan'", policies });
+  return new Map(rows.map((r) => [String(r.policy), { runId: String(r.id), startedAt: iso(r.started_at), plan: json(r.plan) as CoveragePlan }]));
+}
+
+export interface CoverageRunView {
+  id: string;
+  startedAt: string;
+  status: RunStatus;
+  verdict: Verdict | null;
+  point: CoveragePoint;
+  reasons: Reason[];
+}
+
+/** The policy's newest coverage runs (older restore points), newest first. */
+export async function recentCoverageRuns(runs: RunStore, policy: string, limit: number): Promise<CoverageRunView[]> {
+  const { rows } = await runs.executor.query<Row>(
+    `SELECT r.id, r.started_at, r.status, r.verdict, r.coverage->'point' AS point, r.reasons FROM ${runsTable(runs)} r
+      WHERE r.policy = $1 AND r.coverage ? 'point' ORDER BY r.started_at DESC, r.id DESC LIMIT $2`,
+    [policy, limit],
+  );
+  return rows.map((r) => ({
+    id: String(r.id),
+    startedAt: iso(r.started_at),
+    status: String(r.status) as RunStatus,
+    verdict: r.verdict === null || r.verdict === undefined ? null : (String(r.verdict) as Verdict),
+    point: json(r.point) as CoveragePoint,
+    reasons: (json(r.reasons) as Reason[] | null) ?? [],
+  }));
 }
 
 /** Runs per policy and verdict, all time (running runs excluded). */

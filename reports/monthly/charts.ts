@@ -63,7 +63,7 @@ export function backupSizeChart(report: MonthlyReport): SafeHtml {
 type ReportRun = MonthlyReport['runs'][number];
 type ReportPolicy = MonthlyReport['policies'][number];
 
-/** One line per policy with runs in the period: `value` of each counted run, and an optional target line. */
+/** One line per policy with runs in the period: `value` of each counted run of the newest backup (coverage runs left out), and an optional target line. */
 function periodChart(
   report: MonthlyReport,
   quantity: string,
@@ -83,7 +83,7 @@ function periodChart(
       .map((p) => ({
         name: p.policy,
         ...(target ? { target: target(p) } : {}),
-        points: report.runs.filter((r) => r.policy === p.policy && r.counted).map((r) => ({ at: r.startedAt, value: value(r), verdict: r.verdict })),
+        points: report.runs.filter((r) => r.policy === p.policy && r.counted && r.coverage === null).map((r) => ({ at: r.startedAt, value: value(r), verdict: r.verdict })),
       })),
   });
 }

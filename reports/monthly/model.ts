@@ -10,6 +10,7 @@ import type { ChainVerification, EvidenceChain } from '../../orchestrator/eviden
 import type { RunStore } from '../../orchestrator/evidence/run-store.js';
 import { BackproofError } from '../../orchestrator/core/errors.js';
 import { BACKPROOF_VERSION } from '../../orchestrator/version.js';
+import { coverageRef, coverageTotals, policyCoverage, type CoverageCounts, type PolicyCoverage, type ReportCoverageRef } from './coverage-section.js';
 import { monthPeriod, type MonthPeriod } from './period.js';
 
 /**
@@ -24,6 +25,9 @@ import { monthPeriod, type MonthPeriod } from './period.js';
  *   that could not run proved nothing).
  * - Restore time: the run's measured RTO (fetch start until the restored system answered).
  * - Boot time (kind vm): QEMU's start until the boot verdict (BootRecord.bootMs).
+ * - Coverage run: a run of an older restore point (policy `coverage:`, coverage-section.ts). It is
+ *   listed with every run (`coverage` set) but is no run of the newest backup: the pass rates,
+ *   RPO/RTO figures, charts, run tables and failures leave it out; PolicySection.coverage counts it.
  */
 
 /** The part of the evidence chain (orchestrator/evidence/chain.ts) a report reads. */
@@ -114,6 +118,8 @@ export interface ReportSummary {
   /** Incidents of the period, and those still open at its end. */
   incidents: number;
   openAtEnd: number;
+  /** Coverage runs of older restore points, over every policy; null when no policy has coverage in the period. */
+  coverage: CoverageCounts | null;
 }
 
 export interface PolicySection {
@@ -141,6 +147,8 @@ export interface PolicySection {
    * boot, the screen of the period's last run that did (if any). Empty for other kinds.
    */
   screenshots: ReportScreenshot[];
+  /** Retention coverage: the period's newest plan and coverage runs; null when the period has neither. */
+  coverage: PolicyCoverage | null;
 }
 
 export interface BootFigures {
@@ -185,6 +193,8 @@ export interface ReportRun {
   verdict: Verdict | null;
   /** Whether the run counts (see the glossary). */
   counted: boolean;
+  /** A coverage run of an older restore point (see the glossary); null for a run of the newest backup. */
+  coverage: ReportCoverageRef | null;
   reasons: ReportReason[];
   durationMs: number | null;
   backupKey: string | null;
@@ -281,7 +291,8 @@ export async function buildMonthlyReport(deps: MonthlyReportDeps, opts: MonthlyR
   const policies: PolicySection[] = [];
   for (const name of names) {
     const cfg = client.policies.find((p) => p.name === name);
-    const own = runs.filter((r) => r.policy === name);
+    // The runs of the newest backup: coverage runs of older restore points are shown apart.
+    const own = runs.filter((r) => r.policy === name && r.coverage === null);
     const lastPass = [...own].reverse().find((r) => r.verdict === 'pass' && r.counted);
     let lastSuccessfulRestore: PolicySection['lastSuccessfulRestore'] = lastPass ? { runId: lastPass.runId, at: lastPass.startedAt, rtoMs: lastPass.rtoMeasuredMs, inPeriod: true } : null;
     if (!lastPass) {
@@ -302,16 +313,17 @@ export async function buildMonthlyReport(deps: MonthlyReportDeps, opts: MonthlyR
       rpo: targetFigures(counted, 'rpo', cfg?.targets.rpoMs),
       backupSize: sizes.length > 0 ? { firstBytes: sizes[0]!, lastBytes: sizes.at(-1)!, minBytes: Math.min(...sizes), maxBytes: Math.max(...sizes) } : null,
       boot: bootFigures(counted),
-      screenshots: await screenshotsOf(deps.runs, records.filter((r) => r.policy === name && r.boot && countedRecord(r))),
+      screenshots: await screenshotsOf(deps.runs, records.filter((r) => r.policy === name && r.boot && countedRecord(r) && !r.coverage?.point)),
+      coverage: policyCoverage(records.filter((r) => r.policy === name)),
     });
   }
 
   const incidents = await periodIncidents(deps.alerts, client.name, period, now, records);
   const failures = runs
-    .filter((r) => r.counted && (r.verdict === 'fail' || r.verdict === 'error'))
+    .filter((r) => r.counted && r.coverage === null && (r.verdict === 'fail' || r.verdict === 'error'))
     .map((r): ReportFailure => {
       const record = records.find((x) => x.id === r.runId)!;
-      const recovery = runs.find((x) => x.policy === r.policy && x.verdict === 'pass' && x.counted && x.startedAt > r.startedAt);
+      const recovery = runs.find((x) => x.policy === r.policy && x.verdict === 'pass' && x.counted && x.coverage === null && x.startedAt > r.startedAt);
       return {
         runId: r.runId,
         policy: r.policy,
@@ -336,19 +348,21 @@ export async function buildMonthlyReport(deps: MonthlyReportDeps, opts: MonthlyR
       };
     });
 
-  const countedRuns = runs.filter((r) => r.counted);
+  const newest = runs.filter((r) => r.coverage === null);
+  const countedRuns = newest.filter((r) => r.counted);
   const rtoTargets = policies.map((p) => p.rto);
   const rpoTargets = policies.map((p) => p.rpo);
   const summary: ReportSummary = {
     policiesConfigured: client.policies.length,
     policiesTested: policies.filter((p) => p.runs > 0).length,
     ...verdictCounts(countedRuns),
-    cancelled: runs.filter((r) => r.status === 'cancelled').length,
-    inProgress: runs.filter((r) => r.status === 'running').length,
+    cancelled: newest.filter((r) => r.status === 'cancelled').length,
+    inProgress: newest.filter((r) => r.status === 'running').length,
     rto: combineTargets(rtoTargets, countedRuns, 'rto'),
     rpo: combineTargets(rpoTargets, countedRuns, 'rpo'),
     incidents: incidents.length,
     openAtEnd: incidents.filter((i) => i.openedAt < period.to && (i.resolvedAt === null || i.resolvedAt >= period.to)).length,
+    coverage: coverageTotals(policies.map((p) => p.coverage)),
   };
 
   return {
@@ -401,6 +415,7 @@ function toReportRun(r: RunRecord, link: { seq: number; hash: string } | undefin
     status: r.status,
     verdict: r.verdict,
     counted: countedRecord(r),
+    coverage: coverageRef(r),
     reasons: r.reasons.map((x) => ({ code: x.code, message: x.message })),
     durationMs: r.durationMs,
     backupKey: r.backup?.key ?? null,

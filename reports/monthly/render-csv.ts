@@ -1,4 +1,5 @@
 import { csvName, csvValue, RUN_COLUMNS } from './columns.js';
+import type { CoverageCounts } from './coverage-section.js';
 import type { MonthlyReport, PolicySection, ReportRun, TargetFigures } from './model.js';
 
 /**
@@ -12,6 +13,13 @@ import type { MonthlyReport, PolicySection, ReportRun, TargetFigures } from './m
  * - `summary`: one for the whole client and month.
  * Kind vm fills, at the end: `boot_verdict`, `boot_ms` and `screenshot_sha256` (the sealed one) on
  * run rows; `boot_median_ms` and `boot_worst_ms` (over the runs that booted) on policy rows.
+ * Retention coverage fills, after those: on run rows of a coverage run (an older restore point,
+ * not counted in the policy's runs and figures), `coverage_why` (never, oldest or sample) and
+ * `coverage_plan_run_id`, empty on runs of the newest backup; on policy rows, the period's newest
+ * plan (`coverage_points`, `coverage_proven`, `coverage_share_percent`, `coverage_target_percent`,
+ * `coverage_never_verified`, `coverage_plan_run_id`) and the coverage runs' counts
+ * (`coverage_runs`, `coverage_passed`, `coverage_failed`, `coverage_errored`); the summary row
+ * has the counts over every policy.
  * Columns a section does not use are empty. Times are ISO 8601 UTC, durations in ms, sizes in
  * bytes, rates in percent; the same numbers as the JSON, HTML and PDF. Text cells that a
  * spreadsheet would run as a formula (starting with = + - @) are prefixed with an apostrophe.
@@ -57,6 +65,17 @@ export const CSV_COLUMNS = [
   'screenshot_sha256',
   'boot_median_ms',
   'boot_worst_ms',
+  'coverage_why',
+  'coverage_plan_run_id',
+  'coverage_points',
+  'coverage_proven',
+  'coverage_share_percent',
+  'coverage_target_percent',
+  'coverage_never_verified',
+  'coverage_runs',
+  'coverage_passed',
+  'coverage_failed',
+  'coverage_errored',
 ] as const;
 
 type Column = (typeof CSV_COLUMNS)[number];
@@ -77,6 +96,7 @@ export function renderCsv(report: MonthlyReport): string {
       pass_rate_percent: report.summary.passRatePercent,
       ...figures('rto', report.summary.rto),
       ...figures('rpo', report.summary.rpo),
+      ...coverageCounts(report.summary.coverage),
     },
   ];
   return [CSV_COLUMNS.join(','), ...rows.map((row) => CSV_COLUMNS.map((c) => cell(row[c])).join(','))].join('\r\n') + '\r\n';
@@ -85,7 +105,14 @@ export function renderCsv(report: MonthlyReport): string {
 function runRow(r: ReportRun): Row {
   const row: Record<string, string | number | boolean | null> = { section: 'run', policy: r.policy };
   for (const column of RUN_COLUMNS) for (const field of column.fields) row[csvName(field)] = csvValue(r, field);
-  return { ...(row as Row), duration_ms: r.durationMs, hash: r.hash, screenshot_sha256: r.screenshotSha256 };
+  return {
+    ...(row as Row),
+    duration_ms: r.durationMs,
+    hash: r.hash,
+    screenshot_sha256: r.screenshotSha256,
+    coverage_why: r.coverage?.why ?? null,
+    coverage_plan_run_id: r.coverage?.planRunId ?? null,
+  };
 }
 
 function policyRow(p: PolicySection): Row {
@@ -106,7 +133,22 @@ function policyRow(p: PolicySection): Row {
     ...figures('rpo', p.rpo),
     boot_median_ms: p.boot?.medianMs ?? null,
     boot_worst_ms: p.boot?.worstMs ?? null,
+    ...coverageCounts(p.coverage),
+    ...(p.coverage?.plan
+      ? {
+          coverage_plan_run_id: p.coverage.plan.runId,
+          coverage_points: p.coverage.plan.points,
+          coverage_proven: p.coverage.plan.proven,
+          coverage_share_percent: p.coverage.plan.sharePercent,
+          coverage_target_percent: p.coverage.plan.targetPercent,
+          coverage_never_verified: p.coverage.plan.neverVerified,
+        }
+      : {}),
   };
+}
+
+function coverageCounts(c: CoverageCounts | null): Row {
+  return c ? { coverage_runs: c.runs, coverage_passed: c.passed, coverage_failed: c.failed, coverage_errored: c.errored } : {};
 }
 
 function figures(which: 'rto' | 'rpo', f: TargetFigures): Row {

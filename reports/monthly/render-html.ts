@@ -1,6 +1,7 @@
 import { html, joinHtml, raw, type SafeHtml } from '../../orchestrator/core/html.js';
 import { backupSizeChart, restoreTimeChart } from './charts.js';
 import { runColumns } from './columns.js';
+import { coverageHtml, coverageSummaryHtml } from './coverage-html.js';
 import type { MonthlyReport, PolicySection, ReportRun, ReportScreenshot } from './model.js';
 import {
   bootSummary,
@@ -62,6 +63,7 @@ export function renderHtml(report: MonthlyReport): string {
   ${tile('Alert incidents', `${s.incidents}${s.openAtEnd > 0 ? ` (${s.openAtEnd} open)` : ''}`, s.openAtEnd > 0 ? 'warn' : 'ok')}
 </div>
 ${s.cancelled + s.inProgress > 0 && html`<p class="muted">Not counted: ${s.cancelled} cancelled run(s), ${s.inProgress} still running.</p>`}
+${coverageSummaryHtml(report)}
 <table>
 <thead><tr><th>Policy</th><th>Kind</th><th class="num">Runs</th><th class="num">Pass rate</th><th>Last successful restore</th><th>Measured RTO</th><th>RPO (backup age)</th><th>Last verdict</th></tr></thead>
 <tbody>
@@ -81,6 +83,8 @@ ${joinHtml(
 `);
 
   for (const p of report.policies) out.push(policySection(report, p));
+  const coverage = coverageHtml(report);
+  if (coverage) out.push(coverage);
 
   out.push(html`<section>
 <h2>Failures and what was done</h2>
@@ -166,7 +170,8 @@ function policyRow(report: MonthlyReport, p: PolicySection): SafeHtml {
 }
 
 function policySection(report: MonthlyReport, p: PolicySection): SafeHtml {
-  const runs = report.runs.filter((r) => r.policy === p.policy);
+  // Runs of the newest backup; coverage runs of older restore points are in their own section.
+  const runs = report.runs.filter((r) => r.policy === p.policy && r.coverage === null);
   return html`<section class="policy">
 <h2>Policy ${p.policy} <span class="muted">(${p.kind}${p.schedule && `, ${p.schedule}`})</span></h2>
 <p>${p.runs} runs: ${p.passed} passed, ${p.failed} failed, ${p.errored} errors; pass rate ${rate(p.passRatePercent)}. Last successful restore: ${lastSuccess(report, p)}.
@@ -244,6 +249,10 @@ figure svg { width: 100%; height: auto; max-width: 52rem; }
 .failure { border-left: 4px solid #c62828; padding: .2rem .8rem; margin: .8rem 0; background: #fafafa; }
 .failure.error { border-left-color: #ef6c00; }
 .reasons { margin: .2rem 0; }
+.coverage-summary { border-left: 4px solid #2e7d32; padding: .2rem .6rem; }
+.coverage-summary.warn { border-left-color: #ef6c00; } .coverage-summary.bad { border-left-color: #c62828; background: #fdecea; }
+table.coverage-runs tr.bad td { background: #fdecea; }
+.coverage .failure { margin: .4rem 0; }
 table.hashes td { font-size: .8rem; }
 .screens { display: flex; flex-wrap: wrap; gap: 1rem; margin: .8rem 0; }
 figure.screen { flex: 1 1 24rem; margin: 0; break-inside: avoid; }

@@ -1,8 +1,29 @@
 import PDFDocument from 'pdfkit';
-import SVGtoPDF from 'svg-to-pdfkit';
-import { backupSizeChart, CHART_HEIGHT, CHART_WIDTH, restoreTimeChart } from './charts.js';
+import { backupSizeChart, restoreTimeChart } from './charts.js';
 import { runColumns, type Tone } from './columns.js';
-import type { MonthlyReport, PolicySection, ReportRun, ReportScreenshot } from './model.js';
+import { coveragePdf, coverageSummaryPdf } from './coverage-pdf.js';
+import type { MonthlyReport, PolicySection, ReportScreenshot } from './model.js';
+import {
+  BLUE,
+  bullets,
+  type Cell,
+  clip,
+  COLORS,
+  CONTENT_W,
+  type Doc,
+  ensureSpace,
+  heading,
+  MARGIN,
+  MUTED,
+  PAGE_H,
+  PAGE_W,
+  para,
+  svg,
+  table,
+  TEXT,
+  verdictCell,
+  widths,
+} from './pdf-blocks.js';
 import {
   bootSummary,
   bytes,
@@ -28,32 +49,9 @@ import { toWinAnsi } from './win-ansi.js';
  * transliterated; HTML, CSV and JSON keep them as written).
  */
 
-const MARGIN = 50;
-const PAGE_W = 595.28;
-const PAGE_H = 841.89;
-const CONTENT_W = PAGE_W - 2 * MARGIN;
-const BLUE = '#1565c0';
-const TEXT = '#222222';
-const MUTED = '#666666';
-const COLORS = { pass: '#2e7d32', fail: '#c62828', error: '#ef6c00' } as const;
 const REASONS_MAX = 240;
 const SCREEN_MAX_W = CONTENT_W * 0.6;
 const SCREEN_MAX_H = 210;
-
-interface Col {
-  header: string;
-  width: number;
-  align?: 'left' | 'right';
-  mono?: boolean;
-}
-
-interface Cell {
-  text: string;
-  color?: string;
-  bold?: boolean;
-}
-
-type Doc = PDFKit.PDFDocument;
 
 export async function renderPdf(report: MonthlyReport): Promise<Buffer> {
   const doc = new PDFDocument({
@@ -79,6 +77,7 @@ export async function renderPdf(report: MonthlyReport): Promise<Buffer> {
   summary(doc, report);
   trends(doc, report);
   for (const p of report.policies) policySection(doc, report, p);
+  coveragePdf(doc, report);
   failures(doc, report);
   incidents(doc, report);
   appendix(doc, report);
@@ -88,145 +87,6 @@ export async function renderPdf(report: MonthlyReport): Promise<Buffer> {
 }
 
 // ---- building blocks -----------------------------------------------------------------------------
-
-const bottom = (doc: Doc): number => doc.page.height - doc.page.margins.bottom;
-
-function ensureSpace(doc: Doc, height: number): void {
-  if (doc.y + height > bottom(doc)) doc.addPage();
-}
-
-function heading(doc: Doc, text: string, level: 1 | 2 = 1): void {
-  ensureSpace(doc, level === 1 ? 90 : 60);
-  doc.x = MARGIN;
-  if (level === 1) {
-    doc.moveDown(0.6);
-    doc.font('Helvetica-Bold').fontSize(14).fillColor(TEXT).text(toWinAnsi(text), MARGIN, doc.y, { width: CONTENT_W });
-    const y = doc.y + 2;
-    doc.moveTo(MARGIN, y).lineTo(MARGIN + CONTENT_W, y).lineWidth(1.5).strokeColor(BLUE).stroke();
-    doc.y = y + 8;
-  } else {
-    doc.moveDown(0.4);
-    doc.font('Helvetica-Bold').fontSize(10.5).fillColor(TEXT).text(toWinAnsi(text), MARGIN, doc.y, { width: CONTENT_W });
-    doc.moveDown(0.2);
-  }
-}
-
-function para(doc: Doc, text: string, opts: { size?: number; color?: string; bold?: boolean; indent?: number; gap?: number } = {}): void {
-  const size = opts.size ?? 9;
-  doc.font(opts.bold ? 'Helvetica-Bold' : 'Helvetica').fontSize(size).fillColor(opts.color ?? TEXT);
-  const indent = opts.indent ?? 0;
-  ensureSpace(doc, Math.min(doc.heightOfString(toWinAnsi(text), { width: CONTENT_W - indent }), 120));
-  doc.text(toWinAnsi(text), MARGIN + indent, doc.y, { width: CONTENT_W - indent });
-  doc.y += opts.gap ?? 3;
-}
-
-function bullets(doc: Doc, items: string[], opts: { size?: number; color?: string } = {}): void {
-  for (const item of items) {
-    const size = opts.size ?? 8.5;
-    doc.font('Helvetica').fontSize(size).fillColor(opts.color ?? TEXT);
-    const text = toWinAnsi(item);
-    ensureSpace(doc, Math.min(doc.heightOfString(text, { width: CONTENT_W - 14 }), 100));
-    const y = doc.y;
-    doc.text('•', MARGIN + 4, y, { width: 10, lineBreak: false });
-    doc.text(text, MARGIN + 14, y, { width: CONTENT_W - 14 });
-    doc.y += 1.5;
-  }
-}
-
-/** A table with a repeated header, rows kept whole on a page. */
-function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, size = 7.5): void {
-  const pad = 3;
-  const cellFont = (col: Col, cell: Cell): string => (col.mono ? 'Courier' : cell.bold ? 'Helvetica-Bold' : 'Helvetica');
-  // Most cells fit on one line: measured once, drawn without pdfkit's line wrapper (which lays
-  // the text out word by word, for the height and again for the drawing). A long table (a
-  // month of runs) spent most of its time there.
-  const fitsOneLine = (col: Col, text: string): boolean => !text.includes('\n') && doc.widthOfString(text) <= col.width - 2 * pad - 0.5;
-  const heightOf = (col: Col, cell: Cell, fontSize: number): number => {
-    doc.font(cellFont(col, cell)).fontSize(fontSize);
-    const text = cell.text || ' ';
-    return fitsOneLine(col, text) ? doc.currentLineHeight(true) : doc.heightOfString(text, { width: col.width - 2 * pad });
-  };
-  const draw = (col: Col, text: string, x: number, y: number): void => {
-    const width = col.width - 2 * pad;
-    if (!fitsOneLine(col, text)) {
-      doc.text(text, x + pad, y + pad, { width, align: col.align ?? 'left' });
-      return;
-    }
-    const slack = width - doc.widthOfString(text);
-    const dx = col.align === 'right' ? slack : 0;
-    doc.text(text, x + pad + dx, y + pad, { lineBreak: false });
-  };
-  const header = (): void => {
-    const cells = cols.map((c) => ({ text: toWinAnsi(c.header), bold: true }));
-    const h = Math.max(...cols.map((c, i) => heightOf({ ...c, mono: false }, cells[i]!, size))) + 2 * pad;
-    const y = doc.y;
-    doc.rect(MARGIN, y, CONTENT_W, h).fill('#eef2f8');
-    let x = MARGIN;
-    cols.forEach((c, i) => {
-      doc.font('Helvetica-Bold').fontSize(size).fillColor(TEXT);
-      draw(c, cells[i]!.text, x, y);
-      x += c.width;
-    });
-    doc.y = y + h;
-  };
-  ensureSpace(doc, 40);
-  header();
-  rows.forEach((raw, r) => {
-    const cells = raw.map((c): Cell => (typeof c === 'string' ? { text: toWinAnsi(c) } : { ...c, text: toWinAnsi(c.text) }));
-    const h = Math.max(...cols.map((c, i) => heightOf(c, cells[i] ?? { text: '' }, size))) + 2 * pad;
-    if (doc.y + h > bottom(doc)) {
-      doc.addPage();
-      header();
-    }
-    const y = doc.y;
-    if (r % 2 === 1) doc.rect(MARGIN, y, CONTENT_W, h).fill('#f8f8f8');
-    let x = MARGIN;
-    cols.forEach((c, i) => {
-      const cell = cells[i] ?? { text: '' };
-      doc.font(cellFont(c, cell)).fontSize(size).fillColor(cell.color ?? TEXT);
-      draw(c, cell.text, x, y);
-      x += c.width;
-    });
-    doc.moveTo(MARGIN, y + h).lineTo(MARGIN + CONTENT_W, y + h).lineWidth(0.4).strokeColor('#d0d0d0').stroke();
-    doc.y = y + h;
-  });
-  doc.x = MARGIN;
-  doc.y += 6;
-}
-
-/** Column widths from proportions, filling the content width. */
-function widths(...parts: number[]): number[] {
-  const total = parts.reduce((a, b) => a + b, 0);
-  return parts.map((p) => (p / total) * CONTENT_W);
-}
-
-function verdictCell(v: ReportRun['verdict'], status?: string): Cell {
-  const text = verdictText(v, status);
-  if (status === 'running' || status === 'cancelled' || v === null) return { text, color: MUTED };
-  return { text, color: COLORS[v], bold: v !== 'pass' };
-}
-
-function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
-}
-
-function svg(doc: Doc, markup: string, title: string): void {
-  const height = (CHART_HEIGHT * CONTENT_W) / CHART_WIDTH;
-  ensureSpace(doc, height + 24);
-  doc.font('Helvetica-Bold').fontSize(9.5).fillColor(TEXT).text(toWinAnsi(title), MARGIN, doc.y, { width: CONTENT_W });
-  doc.y += 3;
-  const y = doc.y;
-  SVGtoPDF(doc, markup, MARGIN, y, {
-    width: CONTENT_W,
-    height,
-    assumePt: true,
-    fontCallback: (_family, bold) => (bold ? 'Helvetica-Bold' : 'Helvetica'),
-    warningCallback: () => undefined,
-  });
-  doc.rect(MARGIN, y, CONTENT_W, height).lineWidth(0.5).strokeColor('#d0d0d0').stroke();
-  doc.x = MARGIN;
-  doc.y = y + height + 10;
-}
 
 // ---- sections ------------------------------------------------------------------------------------
 
@@ -284,6 +144,7 @@ function summary(doc: Doc, report: MonthlyReport): void {
     doc.y = y + h + gap;
   }
   if (s.cancelled + s.inProgress > 0) para(doc, `Not counted: ${s.cancelled} cancelled run(s), ${s.inProgress} still running.`, { size: 8, color: MUTED });
+  coverageSummaryPdf(doc, report);
   para(doc, 'Pass rate: passed runs of all runs that finished with a verdict; a run that could not verify (error) counts against it. RTO: measured from the start of the fetch until the restored system answered. RPO: the age of the newest backup when the run started.', { size: 7.5, color: MUTED, gap: 6 });
 
   const [c0, ck, c1, c2, c3, c4, c5, c6] = widths(84, 34, 30, 38, 74, 112, 112, 38);
@@ -329,7 +190,8 @@ function policySection(doc: Doc, report: MonthlyReport, p: PolicySection): void 
   para(doc, `RTO: ${targetSummary(p.rto, 'rto')}. RPO: ${targetSummary(p.rpo, 'rpo')}.${p.backupSize ? ` Backup size from ${bytes(p.backupSize.firstBytes)} to ${bytes(p.backupSize.lastBytes)} (min ${bytes(p.backupSize.minBytes)}, max ${bytes(p.backupSize.maxBytes)}).` : ''}`, { gap: 6 });
   if (p.boot) para(doc, `Boot: ${bootSummary(p.boot)}.`, { gap: 6 });
   for (const shot of p.screenshots) screenshot(doc, report, shot);
-  const runs = report.runs.filter((r) => r.policy === p.policy);
+  // Runs of the newest backup; coverage runs of older restore points are in their own section.
+  const runs = report.runs.filter((r) => r.policy === p.policy && r.coverage === null);
   if (runs.length === 0) return para(doc, 'No run in this period.', { color: MUTED });
   // The columns of columns.ts, as the HTML and CSV have them.
   const columns = runColumns(p.boot !== null);

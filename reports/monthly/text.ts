@@ -1,4 +1,5 @@
-import type { BootVerdict, Verdict } from '../../orchestrator/core/domain.js';
+import type { BootVerdict, CoverageWhy, Verdict } from '../../orchestrator/core/domain.js';
+import type { CoverageCounts, ReportCoveragePlan, ReportCoverageRun } from './coverage-section.js';
 import { formatAge, formatBytes, formatSeconds } from '../../orchestrator/core/format.js';
 import { BOOT_VERDICT_LABEL, bootOutcome, screenshotText } from '../boot-text.js';
 import type { BootFigures, MonthlyReport, PolicySection, ReportIncident, ReportRun, ReportScreenshot, TargetFigures } from './model.js';
@@ -116,4 +117,25 @@ export function screenshotCaption(report: MonthlyReport, s: ReportScreenshot): s
   if (s.image) lines.push(`${s.image.name}, ${screenshotText(s.image)}; sha256 ${s.image.sha256}`);
   if (s.problem) lines.push(`No image shown: ${s.problem}.`);
   return lines;
+}
+
+// ---- retention coverage (coverage-section.ts) -------------------------------------------------------
+
+export const COVERAGE_WHY_LABEL: Record<CoverageWhy, string> = { never: 'never verified', oldest: 'oldest proof', sample: 'random sample' };
+
+/** "12 of 49 restore points proven within 30.0d (24.5%); target 90%: BELOW TARGET; 5 never verified" */
+export function coveragePlanText(plan: ReportCoveragePlan): string {
+  const share = plan.sharePercent === null ? '' : ` (${plan.sharePercent}%)`;
+  const target = plan.targetPercent === null ? '; no target' : `; target ${plan.targetPercent}%: ${plan.targetMet === false ? 'BELOW TARGET' : 'met'}`;
+  return `${plan.proven} of ${plan.points} restore point${plan.points === 1 ? '' : 's'} proven within ${formatAge(plan.everyMs)}${share}${target}; ${plan.neverVerified} never verified`;
+}
+
+/** "6 coverage runs of older restore points: 5 passed, 1 failed, 0 errors" */
+export function coverageCountsText(c: CoverageCounts): string {
+  return `${c.runs} coverage run${c.runs === 1 ? '' : 's'} of older restore points: ${c.passed} passed, ${c.failed} failed, ${c.errored} error${c.errored === 1 ? '' : 's'}`;
+}
+
+/** A coverage run's first reason, "code: message", or "-". */
+export function coverageReasonText(r: ReportCoverageRun): string {
+  return r.reason ? `${r.reason.code}: ${r.reason.message}` : '-';
 }

@@ -1,0 +1,173 @@
+import SVGtoPDF from 'svg-to-pdfkit';
+import { CHART_HEIGHT, CHART_WIDTH } from './charts.js';
+import type { ReportRun } from './model.js';
+import { verdictText } from './text.js';
+import { toWinAnsi } from './win-ansi.js';
+
+/**
+ * The PDF report's building blocks (render-pdf.ts and coverage-pdf.ts): A4 page measures, colours,
+ * headings, paragraphs, bullets, tables with a repeated header, and SVG charts drawn through
+ * svg-to-pdfkit. Every string goes through `toWinAnsi` (the built-in Helvetica and Courier).
+ */
+export const MARGIN = 50;
+export const PAGE_W = 595.28;
+export const PAGE_H = 841.89;
+export const CONTENT_W = PAGE_W - 2 * MARGIN;
+export const BLUE = '#1565c0';
+export const TEXT = '#222222';
+export const MUTED = '#666666';
+export const COLORS = { pass: '#2e7d32', fail: '#c62828', error: '#ef6c00' } as const;
+
+export interface Col {
+  header: string;
+  width: number;
+  align?: 'left' | 'right';
+  mono?: boolean;
+}
+
+export interface Cell {
+  text: string;
+  color?: string;
+  bold?: boolean;
+}
+
+export type Doc = PDFKit.PDFDocument;
+
+export const bottom = (doc: Doc): number => doc.page.height - doc.page.margins.bottom;
+
+export function ensureSpace(doc: Doc, height: number): void {
+  if (doc.y + height > bottom(doc)) doc.addPage();
+}
+
+export function heading(doc: Doc, text: string, level: 1 | 2 = 1): void {
+  ensureSpace(doc, level === 1 ? 90 : 60);
+  doc.x = MARGIN;
+  if (level === 1) {
+    doc.moveDown(0.6);
+    doc.font('Helvetica-Bold').fontSize(14).fillColor(TEXT).text(toWinAnsi(text), MARGIN, doc.y, { width: CONTENT_W });
+    const y = doc.y + 2;
+    doc.moveTo(MARGIN, y).lineTo(MARGIN + CONTENT_W, y).lineWidth(1.5).strokeColor(BLUE).stroke();
+    doc.y = y + 8;
+  } else {
+    doc.moveDown(0.4);
+    doc.font('Helvetica-Bold').fontSize(10.5).fillColor(TEXT).text(toWinAnsi(text), MARGIN, doc.y, { width: CONTENT_W });
+    doc.moveDown(0.2);
+  }
+}
+
+export function para(doc: Doc, text: string, opts: { size?: number; color?: string; bold?: boolean; indent?: number; gap?: number } = {}): void {
+  const size = opts.size ?? 9;
+  doc.font(opts.bold ? 'Helvetica-Bold' : 'Helvetica').fontSize(size).fillColor(opts.color ?? TEXT);
+  const indent = opts.indent ?? 0;
+  ensureSpace(doc, Math.min(doc.heightOfString(toWinAnsi(text), { width: CONTENT_W - indent }), 120));
+  doc.text(toWinAnsi(text), MARGIN + indent, doc.y, { width: CONTENT_W - indent });
+  doc.y += opts.gap ?? 3;
+}
+
+export function bullets(doc: Doc, items: string[], opts: { size?: number; color?: string } = {}): void {
+  for (const item of items) {
+    const size = opts.size ?? 8.5;
+    doc.font('Helvetica').fontSize(size).fillColor(opts.color ?? TEXT);
+    const text = toWinAnsi(item);
+    ensureSpace(doc, Math.min(doc.heightOfString(text, { width: CONTENT_W - 14 }), 100));
+    const y = doc.y;
+    doc.text('•', MARGIN + 4, y, { width: 10, lineBreak: false });
+    doc.text(text, MARGIN + 14, y, { width: CONTENT_W - 14 });
+    doc.y += 1.5;
+  }
+}
+
+/** A table with a repeated header, rows kept whole on a page. */
+export function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, size = 7.5): void {
+  const pad = 3;
+  const cellFont = (col: Col, cell: Cell): string => (col.mono ? 'Courier' : cell.bold ? 'Helvetica-Bold' : 'Helvetica');
+  // Most cells fit on one line: measured once, drawn without pdfkit's line wrapper (which lays
+  // the text out word by word, for the height and again for the drawing). A long table (a
+  // month of runs) spent most of its time there.
+  const fitsOneLine = (col: Col, text: string): boolean => !text.includes('\n') && doc.widthOfString(text) <= col.width - 2 * pad - 0.5;
+  const heightOf = (col: Col, cell: Cell, fontSize: number): number => {
+    doc.font(cellFont(col, cell)).fontSize(fontSize);
+    const text = cell.text || ' ';
+    return fitsOneLine(col, text) ? doc.currentLineHeight(true) : doc.heightOfString(text, { width: col.width - 2 * pad });
+  };
+  const draw = (col: Col, text: string, x: number, y: number): void => {
+    const width = col.width - 2 * pad;
+    if (!fitsOneLine(col, text)) {
+      doc.text(text, x + pad, y + pad, { width, align: col.align ?? 'left' });
+      return;
+    }
+    const slack = width - doc.widthOfString(text);
+    const dx = col.align === 'right' ? slack : 0;
+    doc.text(text, x + pad + dx, y + pad, { lineBreak: false });
+  };
+  const header = (): void => {
+    const cells = cols.map((c) => ({ text: toWinAnsi(c.header), bold: true }));
+    const h = Math.max(...cols.map((c, i) => heightOf({ ...c, mono: false }, cells[i]!, size))) + 2 * pad;
+    const y = doc.y;
+    doc.rect(MARGIN, y, CONTENT_W, h).fill('#eef2f8');
+    let x = MARGIN;
+    cols.forEach((c, i) => {
+      doc.font('Helvetica-Bold').fontSize(size).fillColor(TEXT);
+      draw(c, cells[i]!.text, x, y);
+      x += c.width;
+    });
+    doc.y = y + h;
+  };
+  ensureSpace(doc, 40);
+  header();
+  rows.forEach((raw, r) => {
+    const cells = raw.map((c): Cell => (typeof c === 'string' ? { text: toWinAnsi(c) } : { ...c, text: toWinAnsi(c.text) }));
+    const h = Math.max(...cols.map((c, i) => heightOf(c, cells[i] ?? { text: '' }, size))) + 2 * pad;
+    if (doc.y + h > bottom(doc)) {
+      doc.addPage();
+      header();
+    }
+    const y = doc.y;
+    if (r % 2 === 1) doc.rect(MARGIN, y, CONTENT_W, h).fill('#f8f8f8');
+    let x = MARGIN;
+    cols.forEach((c, i) => {
+      const cell = cells[i] ?? { text: '' };
+      doc.font(cellFont(c, cell)).fontSize(size).fillColor(cell.color ?? TEXT);
+      draw(c, cell.text, x, y);
+      x += c.width;
+    });
+    doc.moveTo(MARGIN, y + h).lineTo(MARGIN + CONTENT_W, y + h).lineWidth(0.4).strokeColor('#d0d0d0').stroke();
+    doc.y = y + h;
+  });
+  doc.x = MARGIN;
+  doc.y += 6;
+}
+
+/** Column widths from proportions, filling the content width. */
+export function widths(...parts: number[]): number[] {
+  const total = parts.reduce((a, b) => a + b, 0);
+  return parts.map((p) => (p / total) * CONTENT_W);
+}
+
+export function verdictCell(v: ReportRun['verdict'], status?: string): Cell {
+  const text = verdictText(v, status);
+  if (status === 'running' || status === 'cancelled' || v === null) return { text, color: MUTED };
+  return { text, color: COLORS[v], bold: v !== 'pass' };
+}
+
+export function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
+}
+
+export function svg(doc: Doc, markup: string, title: string, chartHeight = CHART_HEIGHT): void {
+  const height = (chartHeight * CONTENT_W) / CHART_WIDTH;
+  ensureSpace(doc, height + 24);
+  doc.font('Helvetica-Bold').fontSize(9.5).fillColor(TEXT).text(toWinAnsi(title), MARGIN, doc.y, { width: CONTENT_W });
+  doc.y += 3;
+  const y = doc.y;
+  SVGtoPDF(doc, markup, MARGIN, y, {
+    width: CONTENT_W,
+    height,
+    assumePt: true,
+    fontCallback: (_family, bold) => (bold ? 'Helvetica-Bold' : 'Helvetica'),
+    warningCallback: () => undefined,
+  });
+  doc.rect(MARGIN, y, CONTENT_W, height).lineWidth(0.5).strokeColor('#d0d0d0').stroke();
+  doc.x = MARGIN;
+  doc.y = y + height + 10;
+}
