@@ -568,7 +568,7 @@ t.test('the JSON schema describes the file for editors', async (t) => {
   t.ok(schema.properties.clients, 'has properties.clients');
   t.match(schema.properties.clients!.description, /clients/);
   const client = schema.properties.clients!.items!.properties;
-  t.strictSame(Object.keys(client), ['name', 'displayName', 'alerts', 'policies', 'reports']);
+  t.strictSame(Object.keys(client), ['name', 'displayName', 'alerts', 'policies', 'reports', 'budget']);
   const policy = (client.policies as { items: { properties: Record<string, { properties?: Record<string, { description?: string; type?: string }> }> } })
     .items.properties;
   t.match(policy.targets!.properties!.rpo, { type: 'string', description: /duration/ });

@@ -147,6 +147,10 @@ clients:
   t.throws(() => parse('{ points: -1 }'), /coverage\.points/);
   t.throws(() => parse('{ target: 2 }'), /coverage\.target/);
   t.throws(() => parse('{ evry: 7d }'), /coverage.*evry/s);
+  const budgeted = parseConfigText(yaml('{}').replace('  - name: acme\n', '  - name: acme\n    budget: { monthly: 25, currency: EUR }\n'), '/etc/backproof.yaml', {});
+  t.same(budgeted.clients[0]!.budget, { monthly: 25, currency: 'EUR' });
+  t.same(budgeted.policies[0]!.budget, { monthly: 25, currency: 'EUR' }, "each policy carries its client's budget");
+  t.throws(() => parseConfigText(yaml('{}').replace('  - name: acme\n', '  - name: acme\n    budget: { monthly: 25, currency: euro }\n'), '/etc/backproof.yaml', {}), /budget\.currency.*three capital letters/s);
   const defaults = parseConfigText(`${yaml('{ points: 2 }').replace('clients:', 'defaults:\n  coverage: { every: 14d }\nclients:')}`, '/etc/backproof.yaml', {});
   t.equal(defaults.policies[0]!.coverage?.points, 2, "the policy's own coverage replaces the default's keys it sets");
 });

@@ -7,10 +7,14 @@ import t from 'tap';
 import { archiveState, restoreRequest } from '../drivers/s3/s3-archive.js';
 import type { RunRecord } from '../orchestrator/core/domain.js';
 import { storageMetrics } from '../orchestrator/runner/storage-cost.js';
+import { runWithCoverage } from '../orchestrator/runner/coverage-runs.js';
+import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
+import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
+import { storageCosts, storageCostText } from '../reports/monthly/cost-section.js';
 import type { RunStore } from '../orchestrator/evidence/run-store.js';
 import { archive, makeShareTree } from './helpers/archive-fixtures.js';
 import { stampedName } from './helpers/fixtures.js';
-import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
+import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, quietLogger, tempDir, verify } from './helpers/harness.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 
 // What verification costs (issue 19, part 2). s3rver cannot model storage classes, so the
@@ -198,4 +202,37 @@ t.test('with archiveRetrieval the restore is requested (tier, days), its retriev
   t.equal(verified.metrics.storage?.storageClass, 'DEEP_ARCHIVE');
   t.equal(verified.metrics.storage?.bytes, backup.length);
   t.same(ready.restores, []);
+});
+
+t.test("a client's monthly budget: once spent, no more coverage runs are planned; the report shows spend against it", async (t) => {
+  const s3: S3Server = await startS3Server();
+  t.teardown(() => s3.stop());
+  await s3.createBucket('budget');
+  for (const h of [1, 25, 49]) await s3.put('budget', stampedName('share', new Date(Date.now() - h * 3_600_000), '.tar.gz'), backup);
+  const source = `          driver: s3
+          bucket: budget
+          endpoint: ${s3.endpoint}
+          credentials: { accessKeyId: "\${env:K}", secretAccessKey: "\${env:K}" }
+          prices: { currency: EUR, egressPerGB: 100 }
+          select: { glob: "share-*", timestamp: name, settle: 0s }`;
+  const base = policyFromYaml({ folder: await tempDir('budget'), kind: 'files', source, probes: '          []', extra: '        coverage: { points: 1 }\n', env: { K: 'S3RVER' } });
+  // Each run downloads the archive once: at 100 EUR/GB that is backup.length / 1e7 EUR.
+  const perRun = (backup.length / 1e9) * 100;
+  const policy = { ...base, client: 'budget-client', name: 'budget-share', budget: { monthly: perRun * 1.5, currency: 'EUR' } };
+  const deps = { store, runtime: new DockerRuntime(), driverFor, restorerFor, logger: quietLogger() };
+  const first = await runWithCoverage(policy, deps);
+  t.same(first.map((r) => r.verdict), ['pass', 'pass'], 'within budget: the newest and one older point');
+  t.same(first[0]!.coverage?.plan?.budget, { monthly: perRun * 1.5, spent: 0, currency: 'EUR', exhausted: false });
+  t.ok(first.every((r) => (r.metrics.storage?.cost?.amount ?? 0) >= perRun * 0.99), 'each run cost its download');
+  const second = await runWithCoverage(policy, deps);
+  t.equal(second.length, 1, 'the budget is spent: only the newest is verified');
+  t.equal(second[0]!.verdict, 'pass');
+  t.equal(second[0]!.coverage?.plan?.budget?.exhausted, true);
+  t.same(second[0]!.coverage?.plan?.planned, []);
+  t.ok((second[0]!.coverage?.plan?.budget?.spent ?? 0) >= perRun * 2 * 0.99, 'the month so far: two runs');
+  const [cost] = storageCosts([...first, ...second], policy.budget);
+  t.equal(cost?.runs, 3);
+  t.equal(cost?.byPolicy[0]?.policy, 'budget-share');
+  t.equal(cost?.budget?.over, true);
+  t.match(storageCostText(cost!), /^Storage cost \(estimated from the sources' prices\): [\d.]+ EUR over 3 runs \(coverage runs [\d.]+ EUR\); budget [\d.]+ EUR a month: OVER BUDGET$/);
 });

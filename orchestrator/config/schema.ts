@@ -142,13 +142,21 @@ const client = z
       .min(1, { error: say('client has no policies', 'add at least one policy under policies:') })
       .describe('The client\'s policies; at least one.'),
     reports: clientReportsSchema.optional(),
+    budget: z
+      .strictObject({
+        monthly: z.number().min(0).describe('The most the client\'s verification may spend on storage (requests, egress, retrieval) in a UTC month, as estimated from the sources\' prices.'),
+        currency: z.string().regex(/^[A-Z]{3}$/, { error: say('is not a currency code', 'write three capital letters, e.g. USD or EUR') }).default('USD').describe('The currency of monthly; only costs in it count. Default USD.'),
+      })
+      .optional()
+      .describe('Storage budget: once the month\'s estimated spend reaches it, no more coverage runs are planned that month (the newest backups are still verified); the monthly report shows spend against it. Optional.'),
   })
-  .transform((value): ClientDraft & Pick<ClientConfig, 'reports'> => ({
+  .transform((value): ClientDraft & Pick<ClientConfig, 'reports' | 'budget'> => ({
     name: value.name,
     displayName: value.displayName ?? value.name,
     alerts: value.alerts ?? {},
-    policies: value.policies.map((p): PolicyDraft => ({ ...p, client: value.name })),
+    policies: value.policies.map((p): PolicyDraft => ({ ...p, client: value.name, ...(value.budget ? { budget: value.budget } : {}) })),
     ...(value.reports !== undefined ? { reports: value.reports } : {}),
+    ...(value.budget !== undefined ? { budget: value.budget } : {}),
   }))
   .describe('A client (tenant) and its policies.');
 
@@ -235,7 +243,7 @@ export const configSchema = z
   .superRefine((value, ctx) => checkReportsChannel(value, ctx), { when: isRecordPayload })
   .transform((value): ConfigFromSchema => {
     // Policies cannot see daemon: and alerts:; their schedules and alert routing are completed here.
-    const clients = value.clients.map((c) => ({ ...resolveClient(c, value.daemon, value.alerts), ...(c.reports !== undefined ? { reports: c.reports } : {}) }));
+    const clients = value.clients.map((c) => ({ ...resolveClient(c, value.daemon, value.alerts), ...(c.reports !== undefined ? { reports: c.reports } : {}), ...(c.budget !== undefined ? { budget: c.budget } : {}) }));
     return {
       database: value.database.url !== undefined ? { url: value.database.url, schema: value.database.schema } : { schema: value.database.schema },
       docker: {

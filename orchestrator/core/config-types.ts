@@ -53,6 +53,8 @@ export interface ClientConfig {
   policies: PolicyConfig[];
   /** Who receives the client's monthly report; absent when the client has no `reports:` (then its `alerts.to` receive it). */
   reports?: ClientReportsConfig;
+  /** What the client's verification may spend on storage a month. */
+  budget?: StorageBudget;
 }
 
 // ---- Monthly reports (reports-schema.ts) --------------------------------------------------------
@@ -309,6 +311,12 @@ export interface S3SourceConfig extends S3ConnectionConfig {
   /** Objects in an archive tier (GLACIER, DEEP_ARCHIVE): request their restore (RestoreObject) instead of failing with the fix. */
   archiveRetrieval?: { tier: 'bulk' | 'standard' | 'expedited'; days: number };
   select: SelectorConfig;
+}
+
+/** What a client's verification may spend on storage a month (UTC), in the sources' price currency. */
+export interface StorageBudget {
+  monthly: number;
+  currency: string;
 }
 
 /** A storage price table: what one run's reads cost (a source's `prices:`). */
@@ -659,6 +667,8 @@ export interface PolicyBase {
   sizeAnomaly: SizeAnomalyConfig | false;
   /** Absent: only the newest backup is restored. */
   coverage?: CoverageConfig;
+  /** The client's monthly storage budget (clients[].budget): coverage runs are planned within it. */
+  budget?: StorageBudget;
   probes: ProbeConfig[];
   /** When `backproof daemon` verifies it; without one the daemon only checks staleness and reminders. */
   schedule?: ScheduleConfig;

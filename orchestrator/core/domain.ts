@@ -222,6 +222,8 @@ export interface CoveragePlan {
   neverVerified: number;
   /** Older points to restore after this run, in order, and why each was chosen. */
   planned: Array<{ key: string; why: CoverageWhy }>;
+  /** The client's storage budget this month when the plan was made; `exhausted`: nothing was planned for it. */
+  budget?: { monthly: number; spent: number; currency: string; exhausted: boolean };
 }
 
 /** `never`: no run ever verified it; `oldest`: its last verification is older than everyMs; `sample`: random pick among the rest. */

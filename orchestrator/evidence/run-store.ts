@@ -398,6 +398,16 @@ export class RunStore {
     );
   }
 
+  /** The estimated storage cost (RunMetrics.storage.cost) of the client's runs started at or after `sinceIso`, in `currency`. */
+  async clientSpend(client: string, sinceIso: string, currency: string): Promise<number> {
+    const { rows } = await this.executor.query<{ spent: string | number | null }>(
+      `SELECT sum((metrics->'storage'->'cost'->>'amount')::numeric) AS spent FROM ${this.runs}
+        WHERE client = $1 AND started_at >= $2::timestamptz AND metrics->'storage'->'cost'->>'currency' = $3`,
+      [client, sinceIso, currency],
+    );
+    return Number(rows[0]?.spent ?? 0);
+  }
+
   /** How many coverage runs of the policy started at or after `sinceIso` (a per-day or per-week budget). */
   async coverageRunsSince(policy: string, sinceIso: string): Promise<number> {
     const { rows } = await this.executor.query<{ n: string | number }>(

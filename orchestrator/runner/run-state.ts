@@ -34,6 +34,8 @@ export interface RunDeps {
     pointProofs?(policy: string): Promise<ReadonlyMap<string, { verdict: 'pass' | 'fail'; at: string; passedAt?: string }>>;
     /** Coverage runs of the policy started since a time (a per-day or per-week budget). */
     coverageRunsSince?(policy: string, sinceIso: string): Promise<number>;
+    /** The estimated storage cost of the client's runs started since a time, in a currency (a monthly budget). */
+    clientSpend?(client: string, sinceIso: string, currency: string): Promise<number>;
   };
   runtime: SandboxRuntime;
   driverFor(policy: PolicyConfig): StorageDriver;

@@ -1,3 +1,4 @@
+import { storageCosts, type StorageCostSummary } from './cost-section.js';
 import { readFileSync } from 'node:fs';
 import { createAlert, alertRunOf, type AlertCondition } from '../../orchestrator/alerts/alert.js';
 import { conditionOfReason } from '../../orchestrator/alerts/run-conditions.js';
@@ -120,6 +121,8 @@ export interface ReportSummary {
   openAtEnd: number;
   /** Coverage runs of older restore points, over every policy; null when no policy has coverage in the period. */
   coverage: CoverageCounts | null;
+  /** The estimated storage cost of the period's runs, per currency (sources with `prices`); empty without. */
+  storageCost: StorageCostSummary[];
 }
 
 export interface PolicySection {
@@ -363,6 +366,7 @@ export async function buildMonthlyReport(deps: MonthlyReportDeps, opts: MonthlyR
     incidents: incidents.length,
     openAtEnd: incidents.filter((i) => i.openedAt < period.to && (i.resolvedAt === null || i.resolvedAt >= period.to)).length,
     coverage: coverageTotals(policies.map((p) => p.coverage)),
+    storageCost: storageCosts(records, client.budget),
   };
 
   return {

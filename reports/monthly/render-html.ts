@@ -1,3 +1,4 @@
+import { storageCostText } from './cost-section.js';
 import { html, joinHtml, raw, type SafeHtml } from '../../orchestrator/core/html.js';
 import { backupSizeChart, restoreTimeChart } from './charts.js';
 import { runColumns } from './columns.js';
@@ -64,6 +65,7 @@ export function renderHtml(report: MonthlyReport): string {
 </div>
 ${s.cancelled + s.inProgress > 0 && html`<p class="muted">Not counted: ${s.cancelled} cancelled run(s), ${s.inProgress} still running.</p>`}
 ${coverageSummaryHtml(report)}
+${joinHtml(s.storageCost.map((c) => html`<p class="storage-cost${c.budget?.over ? ' bad' : ''}">${storageCostText(c)}.</p>`), '\n')}
 <table>
 <thead><tr><th>Policy</th><th>Kind</th><th class="num">Runs</th><th class="num">Pass rate</th><th>Last successful restore</th><th>Measured RTO</th><th>RPO (backup age)</th><th>Last verdict</th></tr></thead>
 <tbody>

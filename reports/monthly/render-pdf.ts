@@ -1,3 +1,4 @@
+import { storageCostText } from './cost-section.js';
 import PDFDocument from 'pdfkit';
 import { backupSizeChart, restoreTimeChart } from './charts.js';
 import { runColumns, type Tone } from './columns.js';
@@ -145,6 +146,7 @@ function summary(doc: Doc, report: MonthlyReport): void {
   }
   if (s.cancelled + s.inProgress > 0) para(doc, `Not counted: ${s.cancelled} cancelled run(s), ${s.inProgress} still running.`, { size: 8, color: MUTED });
   coverageSummaryPdf(doc, report);
+  for (const c of report.summary.storageCost) para(doc, `${storageCostText(c)}.`, { size: 8.5, bold: c.budget?.over === true, color: c.budget?.over ? COLORS.fail : TEXT, gap: 6 });
   para(doc, 'Pass rate: passed runs of all runs that finished with a verdict; a run that could not verify (error) counts against it. RTO: measured from the start of the fetch until the restored system answered. RPO: the age of the newest backup when the run started.', { size: 7.5, color: MUTED, gap: 6 });
 
   const [c0, ck, c1, c2, c3, c4, c5, c6] = widths(84, 34, 30, 38, 74, 112, 112, 38);

@@ -2,6 +2,7 @@ import { describeExpect, selectNewest, type Candidate, type JudgedEntry } from '
 import { unsafeEntry, type BackupEntry } from '../../../drivers/storage-driver.js';
 import { VerificationError } from '../../core/errors.js';
 import { formatAge, formatBytes } from '../../core/format.js';
+import type { CoveragePlan } from '../../core/domain.js';
 import type { RunState } from '../run-state.js';
 import { budgetPeriodStart, planCoverage } from '../coverage-plan.js';
 import { judgeSize } from '../size-check.js';
@@ -98,11 +99,20 @@ async function planCoverageRuns(s: RunState, points: readonly Candidate[], newes
   if (config.per !== 'run' && deps.store.coverageRunsSince) {
     budget = Math.max(0, budget - (await deps.store.coverageRunsSince(policy.name, budgetPeriodStart(config.per, s.started).toISOString())));
   }
-  const plan = planCoverage({ points: points.map((p) => ({ key: p.entry.key, backupTime: p.backupTime })), newestKey, proofs, now: s.started, config, budget });
+  // The client's storage budget: once this month's spend reaches it, no coverage runs are planned.
+  let spend: NonNullable<CoveragePlan['budget']> | undefined;
+  if (policy.budget && deps.store.clientSpend) {
+    const monthStart = new Date(Date.UTC(s.started.getUTCFullYear(), s.started.getUTCMonth(), 1)).toISOString();
+    const spent = await deps.store.clientSpend(policy.client, monthStart, policy.budget.currency);
+    spend = { monthly: policy.budget.monthly, spent, currency: policy.budget.currency, exhausted: spent >= policy.budget.monthly };
+    if (spend.exhausted) budget = 0;
+  }
+  const plan = planCoverage({ points: points.map((p) => ({ key: p.entry.key, backupTime: p.backupTime })), newestKey, proofs, now: s.started, config: spend?.exhausted ? { ...config, sample: 0 } : config, budget });
+  if (spend) plan.budget = spend;
   s.run.coverage = { plan };
   s.newestProven = proofs.get(newestKey)?.passedAt !== undefined && s.started.getTime() - Date.parse(proofs.get(newestKey)!.passedAt!) <= config.everyMs;
   s.log.info(
-    `retention coverage: ${plan.proven} of ${plan.points} restore point(s) proven within ${formatAge(config.everyMs)}; ${plan.planned.length ? `next: ${plan.planned.map((p) => `${p.key} (${p.why})`).join(', ')}` : 'none planned'}`,
+    `retention coverage: ${plan.proven} of ${plan.points} restore point(s) proven within ${formatAge(config.everyMs)}; ${plan.planned.length ? `next: ${plan.planned.map((p) => `${p.key} (${p.why})`).join(', ')}` : 'none planned'}${spend?.exhausted ? ` (the client's storage budget of ${spend.monthly} ${spend.currency} this month is spent: ${spend.spent} ${spend.currency})` : ''}`,
   );
 }
 
