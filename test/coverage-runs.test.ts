@@ -171,7 +171,7 @@ t.test('the CLI: run prints every run (--json an array), --no-coverage restores 
   t.match(none.stderr, /no client "nobody"/);
 });
 
-t.test('S3 keys and restic snapshots are restore points too', async (t) => {
+t.test('S3 keys, restic snapshots and borg archives are restore points too', async (t) => {
   const s3: S3Server = await startS3Server();
   t.teardown(() => s3.stop());
   await s3.createBucket('cov');
@@ -214,4 +214,19 @@ t.test('S3 keys and restic snapshots are restore points too', async (t) => {
   t.same(fromRestic.map((r) => r.verdict), ['pass', 'pass', 'fail'], 'the oldest snapshot passes, the damaged one fails');
   t.same(fromRestic.slice(1).map((r) => r.coverage?.point?.why), ['never', 'never']);
   t.ok(fromRestic.slice(1).every((r) => /^[0-9a-f]{8}\//.test(r.backup?.key ?? '')), 'keys are snapshot ids with the file');
+
+  const borgRepo = path.join(dir, 'borg');
+  const borgEnv = { ...process.env, BORG_PASSPHRASE: 'cov-pw', BORG_BASE_DIR: path.join(dir, 'borg-home'), TZ: 'UTC' };
+  await exec('borg', ['init', '--encryption', 'repokey-blake2', borgRepo], { env: borgEnv });
+  for (const [name, h] of [['fs1-old', 30], ['fs1-new', 3]] as const) {
+    await archiveTo(path.join(src, 'share.tar.gz'));
+    await exec('borg', ['create', '--timestamp', new Date(now - h * HOUR).toISOString().slice(0, 19), `${borgRepo}::${name}`, 'srv'], { env: borgEnv, cwd: dir });
+  }
+  const borgSource = `          driver: borg
+          repository: ${JSON.stringify(borgRepo)}
+          passphrase: \${env:PW}
+          file: srv/share.tar.gz
+          select: { timestamp: metadata, settle: 0s }`;
+  const fromBorg = await runWithCoverage(coveragePolicy('cov-borg', borgSource, '{ points: 5 }', { PW: 'cov-pw' }), deps());
+  t.same(fromBorg.map((r) => [r.backup?.key, r.verdict, r.coverage?.point?.why ?? null]), [['fs1-new/srv/share.tar.gz', 'pass', null], ['fs1-old/srv/share.tar.gz', 'pass', 'never']], JSON.stringify(fromBorg.map((r) => r.reasons)));
 });

@@ -16,10 +16,11 @@ const HEIGHT = CHART_HEIGHT;
 const LEFT = 58;
 const RIGHT = 14;
 const BOTTOM = 46;
-const FONT = 'Helvetica, Arial, sans-serif';
-const AXIS = '#555';
-const GRID = '#e3e3e3';
-const FAIL = '#c62828';
+/** Shared by the report's charts (coverage-chart.ts too). */
+export const FONT = 'Helvetica, Arial, sans-serif';
+export const AXIS = '#555';
+export const GRID = '#e3e3e3';
+export const FAIL = '#c62828';
 const ERROR = '#ef6c00';
 const PALETTE = ['#1565c0', '#2e7d32', '#6a1b9a', '#00838f', '#5d4037', '#ad1457', '#283593', '#558b2f'];
 const DASHES = ['', '6 3', '2 3', '8 3 2 3'];

@@ -1,5 +1,5 @@
 import { html, joinHtml, type SafeHtml } from '../../orchestrator/core/html.js';
-import { CHART_WIDTH } from './charts.js';
+import { AXIS, CHART_WIDTH, FAIL as BELOW, FONT, GRID } from './charts.js';
 import type { MonthlyReport } from './model.js';
 
 /**
@@ -16,11 +16,7 @@ const TOP = 26;
 const ROW = 32;
 const BAR = 14;
 const BOTTOM = 30;
-const FONT = 'Helvetica, Arial, sans-serif';
-const AXIS = '#555';
-const GRID = '#e3e3e3';
 const OK = '#2e7d32';
-const BELOW = '#c62828';
 const PLAIN = '#1565c0';
 const TARGET = '#222222';
 
