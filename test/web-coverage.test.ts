@@ -115,3 +115,13 @@ t.test('run pages: a coverage run names its point and plan; a plan shows itself'
   const plain = await page(`/runs/${seeded.filesRuns[0]!.id}`);
   t.notMatch(plain, /id="coverage"/, 'a run without coverage has no such part');
 });
+
+t.test('/api/policies: a policy with coverage carries its newest plan', async (t) => {
+  const res = await fetch(`http://127.0.0.1:${server.port}/api/policies`, { headers: { authorization: `Bearer ${admin.token}` } });
+  t.equal(res.status, 200);
+  const body = (await res.json()) as { policies: Array<{ policy: string; coverage?: { runId: string; plan: { points: number; proven: number } } }> };
+  const shop = body.policies.find((p) => p.policy === 'shop-db');
+  t.equal(shop?.coverage?.runId, seeded.shopPlan.id);
+  t.same([shop?.coverage?.plan.proven, shop?.coverage?.plan.points], [12, 49]);
+  t.equal(body.policies.find((p) => p.policy === 'files')?.coverage, undefined, 'none without coverage:');
+});

@@ -4,13 +4,15 @@ import { canSee } from './auth.js';
 import { HttpError, notFound, send, sendJson, type RequestContext } from './context.js';
 import { policyViews } from './policy-view.js';
 import { isReportFormat, renderReport, REPORT_CONTENT_TYPES } from './reports.js';
+import { coveragePlans } from './web-queries.js';
 
 /**
  * The JSON API. Everything a token may not see answers exactly like what does not exist: 404 for
  * one thing, absent from lists. Errors: `{ "error": { "code", "message" } }`.
  *
  * - GET /api/policies: `{ generatedAt, policies: [...], openIncidents: [...] }`, each policy as
- *   `backproof status --json` has it plus `health` (ok|fail|error|stale|alert|running|never).
+ *   `backproof status --json` has it plus `health` (ok|fail|error|stale|alert|running|never), and
+ *   for a policy with `coverage:` its newest plan as `coverage` (`{ runId, startedAt, plan }`).
  * - GET /api/runs?policy=&client=&limit=&since=: `{ runs: [RunRecord...] }`, newest first;
  *   limit 1-1000 (default 50), since an ISO time.
  * - GET /api/runs/:id: one RunRecord (full id).
@@ -23,7 +25,10 @@ export const MAX_API_RUNS = 1000;
 
 export async function apiPolicies(ctx: RequestContext): Promise<void> {
   const { report, views } = await policyViews(ctx.deps, ctx.principal);
-  sendJson(ctx.res, 200, { generatedAt: report.generatedAt, policies: views, openIncidents: report.openIncidents });
+  const withCoverage = new Set(ctx.deps.config().policies.filter((p) => p.coverage).map((p) => p.name));
+  const plans = await coveragePlans(ctx.deps.runs, views.filter((v) => withCoverage.has(v.policy)).map((v) => v.policy));
+  const policies = views.map((v) => (plans.has(v.policy) ? { ...v, coverage: plans.get(v.policy) } : v));
+  sendJson(ctx.res, 200, { generatedAt: report.generatedAt, policies, openIncidents: report.openIncidents });
 }
 
 export async function apiRuns(ctx: RequestContext): Promise<void> {
