@@ -29,7 +29,7 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
-for tool in faketime:faketime gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic borg:borgbackup pgbackrest:pgbackrest barman:barman zip:zip tar:tar pdftoppm:poppler-utils chromium:chromium jq:jq openssl:openssl qemu-img:qemu-utils; do
+for tool in faketime:faketime gzip:gzip zstd:zstd xz:xz-utils bzip2:bzip2 sha256sum:coreutils restic:restic borg:borgbackup pgbackrest:pgbackrest barman:barman zip:zip 7z:p7zip-full tar:tar pdftoppm:poppler-utils chromium:chromium jq:jq openssl:openssl qemu-img:qemu-utils; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -287,3 +287,18 @@ t.test('base64 of random bytes is not random', async (t) => {
     t.same(judge(b64), { looksRandom: false }, `${b64.length} bytes of base64`);
   }
 });
+
+t.test('archives that wrap a file: an encrypted zip, a 7z; a plain zip is none', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backproof-wrap-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'report.txt');
+  // Varied lines, so even the archives hold more than the 256 bytes a judgement needs.
+  fs.writeFileSync(file, Array.from({ length: 2000 }, (_, i) => `line ${i}: ${(i * 7919) % 10007} units at ${((i * 104729) % 997) / 10} each`).join('\n'));
+  execFileSync('zip', ['-q', '-j', '-P', 'secret', `${file}.enc.zip`, file]);
+  execFileSync('zip', ['-q', '-j', `${file}.zip`, file]);
+  execFileSync('7z', ['a', '-bso0', '-bsp0', '-psecret', `${file}.7z`, file]);
+  const judgeFile = (p: string) => judgeContent(fs.readFileSync(p), fs.statSync(p).size);
+  t.match(judgeFile(`${file}.enc.zip`), { format: 'zip', intact: true, looksRandom: false, container: 'encrypted' }, 'zip -P: its first entry is encrypted');
+  t.notOk((judgeFile(`${file}.zip`))?.container, 'a plain zip is no container (office files are zips too)');
+  t.match(judgeFile(`${file}.7z`), { format: '7z', intact: true, container: 'archive' });
+});

@@ -109,7 +109,7 @@ t.test("a normal day's changes raise nothing", async (t) => {
   t.equal(r.verdict, 'pass', JSON.stringify(r.reasons));
   t.ok(await store.artifact(r.id, FILE_LIST_ARTIFACT), "today's list is kept");
   t.equal(await store.artifact(before.id, FILE_LIST_ARTIFACT), null, "and replaces yesterday's: one list per policy");
-  t.match(r.restored?.sinceLastPass, /^since run [0-9a-f]{8} of \d{4}-\d\d-\d\d: 59 files then, 61 now: 2 gone, 0 back under a new extension and 0 rewritten at the same size, random-looking; random-looking [\d.]+% then, [\d.]+% now/);
+  t.match(r.restored?.sinceLastPass, /^since run [0-9a-f]{8} of \d{4}-\d\d-\d\d: 59 files then, 61 now: 2 gone, 0 back under a new extension \(random-looking or wrapped in an archive\) and 0 rewritten at the same size, random-looking; random-looking [\d.]+% then, [\d.]+% now/);
 });
 
 t.test('encrypted in place and renamed (.locked): ransomware_suspected, naming examples', async (t) => {
@@ -121,7 +121,7 @@ t.test('encrypted in place and renamed (.locked): ransomware_suspected, naming e
   t.same(codes(r), ['ransomware_suspected']);
   const why = ransomReason(r);
   t.match(why, `since run ${good.id.slice(0, 8)}`, 'names the run it compares with');
-  t.match(why, /\d+ of 59 files \([\d.]+%, at most 20%\) reappeared under a new extension with random-looking content: [^;]+ → [^;]+\.locked/);
+  t.match(why, /\d+ of 59 files \([\d.]+%, at most 20%\) reappeared under a new extension with random-looking content or wrapped on their own in an archive: [^;]+ → [^;]+\.locked/);
   t.match(why, /the share of random-looking files rose from [\d.]+% to (9\d|100)(\.\d)?%/);
   t.notMatch(why, /disappeared/, 'renamed files are not counted as gone');
 
@@ -163,6 +163,35 @@ t.test('a part of the share encrypted: judged by the thresholds', async (t) => {
   await encryptInPlace(many, { rename: true, share: 0.3 });
   const r = await backupAndVerify(many);
   t.same(codes(r), ['ransomware_suspected'], '30% renamed into noise is over 20%');
+});
+
+t.test('each file wrapped in its own password-protected archive (Qlocker: 7z -p; zip -P): ransomware_suspected', async (t) => {
+  const { tree } = await baseline(t);
+  for (const [tool, ext] of [['7z', '.7z'], ['zip', '.zip']] as const) {
+    const hit = await copyTree(tree);
+    for (const file of await filesOf(hit)) {
+      const args = tool === '7z' ? ['a', '-bso0', '-bsp0', '-mx=5', '-pqlocker-key', `${file}${ext}`, file] : ['-q', '-j', '-P', 'qlocker-key', `${file}${ext}`, file];
+      await run(tool, args);
+      await fs.rm(file);
+    }
+    const r = await backupAndVerify(hit);
+    t.same(codes(r), ['ransomware_suspected'], `${tool}: ${JSON.stringify(r.reasons)}`);
+    t.match(ransomReason(r), new RegExp(`reappeared under a new extension with random-looking content or wrapped on their own in an archive: [^;]+ → [^;]+\\${ext}`), tool);
+  }
+});
+
+t.test('a few files archived on purpose (plain zip, one 7z of a folder) raise nothing', async (t) => {
+  const { tree } = await baseline(t);
+  const tidy = await copyTree(tree);
+  const docs = (await filesOf(tidy)).filter((f) => f.includes('/docs/')).slice(0, 20);
+  for (const file of docs) {
+    await run('zip', ['-q', '-j', `${file}.zip`, file]);
+    await fs.rm(file);
+  }
+  await run('7z', ['a', '-bso0', '-bsp0', path.join(tidy, 'finance.7z'), path.join(tidy, 'finance')]);
+  await fs.rm(path.join(tidy, 'finance'), { recursive: true });
+  const r = await backupAndVerify(tidy, 'ransomware: { maxDisappeared: 100% }');
+  t.equal(r.verdict, 'pass', `unencrypted zips of single files and one archive of a folder are housekeeping: ${JSON.stringify(r.reasons)}`);
 });
 
 t.test('legitimately compressed files raise nothing: every file gzip-ed and renamed .gz', async (t) => {

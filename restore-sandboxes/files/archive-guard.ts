@@ -33,6 +33,8 @@ export interface ArchiveEntry {
   mtime?: Date;
   /** Whether the content looks random, judged from the first 64 KiB (undefined: under 256 bytes, not judged). */
   looksRandom?: boolean;
+  /** The content is an archive wrapping what it holds (content-sniff.ts ContentJudgement.container). */
+  container?: 'encrypted' | 'archive';
   linkTarget?: string;
 }
 
@@ -253,7 +255,8 @@ export function guardArchive(input: Readable, opts: GuardOptions): { output: Rea
     if (keep) index.kept.set(name, Buffer.concat(kept));
     // A later copy of the same path replaces the earlier one on extraction.
     if (index.entries.get(name)?.type !== 'file') index.files++;
-    setEntry({ path: name, type: 'file', size, sha256: hash.digest('hex'), mtime: header.mtime, looksRandom: judgeContent(Buffer.concat(head), size)?.looksRandom });
+    const judged = judgeContent(Buffer.concat(head), size);
+    setEntry({ path: name, type: 'file', size, sha256: hash.digest('hex'), mtime: header.mtime, looksRandom: judged?.looksRandom, ...(judged?.container ? { container: judged.container } : {}) });
   }
 
   /** A path component that is a symlink already seen: writing below it would follow it. */

@@ -33,6 +33,13 @@ export interface ContentJudgement {
   intact?: boolean;
   /** Whether the content looks random (encrypted). */
   looksRandom: boolean;
+  /**
+   * An archive that wraps what it holds, as ransomware such as Qlocker leaves each file
+   * (report.docx → report.docx.7z): `encrypted` for a zip whose first entry is encrypted
+   * (traditional PKWARE or AES), `archive` for a 7z or RAR archive, whose encryption the head
+   * does not show. Absent for anything else, a plain zip included (office files are zips).
+   */
+  container?: 'encrypted' | 'archive';
 }
 
 /**
@@ -58,7 +65,9 @@ function judge(head: Buffer, size: number | undefined): ContentJudgement | undef
   const known = FORMATS.find((f) => f.match(head, size));
   if (!known) return { looksRandom: high() };
   const intact = known.intact?.(head, size) ?? true;
-  return { format: known.name, intact, looksRandom: !intact && high() };
+  // Only a structure that holds is a container: noise after a signature is judged as noise.
+  const container = !intact ? undefined : known.name === '7z' || known.name === 'rar' ? 'archive' : known.name === 'zip' && zipEncrypted(head) ? 'encrypted' : undefined;
+  return { format: known.name, intact, looksRandom: !intact && high(), ...(container ? { container } : {}) };
 }
 
 interface Format {
@@ -177,6 +186,13 @@ const ZIP_METHODS = new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 1
  * entry's sizes are in its header and its data ends inside the head, another zip record follows.
  * The first deflated entry's data must decode.
  */
+/** The first local entry of a zip is encrypted: general purpose flag bit 0, or method 99 (WinZip AES). */
+function zipEncrypted(h: Buffer): boolean {
+  const pos = h.subarray(0, 4).equals(ZIP_SIGNATURES[3]!) ? 4 : 0;
+  if (pos + 30 > h.length || !h.subarray(pos, pos + 4).equals(ZIP_SIGNATURES[0]!)) return false;
+  return (h.readUInt16LE(pos + 6) & 0x01) === 1 || h.readUInt16LE(pos + 8) === 99;
+}
+
 function zipIntact(h: Buffer): boolean {
   let pos = h.subarray(0, 4).equals(ZIP_SIGNATURES[3]!) ? 4 : 0; // a spanned archive's marker
   let checkedData = false;

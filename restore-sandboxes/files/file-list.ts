@@ -48,7 +48,11 @@ export interface Changes {
   kept: number;
   /** Gone, and not found again under a new extension (whatever its content). */
   disappeared: string[];
-  /** Gone (or kept beside it), back under a new extension, and now random-looking: [old path, new path]. */
+  /**
+   * Gone (or kept beside it), back under a new extension, and now random-looking, or wrapped on
+   * its own in an encrypted zip, a 7z or a RAR archive (report.docx → report.docx.7z, as Qlocker
+   * leaves files): [old path, new path].
+   */
   renamed: Array<[string, string]>;
   /** Same path and size, other content, and random-looking now but not then. */
   rewritten: string[];
@@ -69,9 +73,9 @@ function stem(p: string): string {
  * recompressed, converted or renamed in a reorganisation holds known formats, not noise.
  */
 export function compareLists(before: FileList, index: ArchiveIndex): Changes {
-  const now = new Map<string, { size: number; sha: string; random: boolean | undefined }>();
+  const now = new Map<string, { size: number; sha: string; random: boolean | undefined; container?: 'encrypted' | 'archive' }>();
   for (const e of index.entries.values()) {
-    if (e.type === 'file' || e.type === 'hardlink') now.set(e.path, { size: e.size, sha: (e.sha256 ?? '').slice(0, 16), random: e.looksRandom });
+    if (e.type === 'file' || e.type === 'hardlink') now.set(e.path, { size: e.size, sha: (e.sha256 ?? '').slice(0, 16), random: e.looksRandom, ...(e.container ? { container: e.container } : {}) });
   }
   const old = new Set(before.files.map((f) => f[0]));
   const gone: string[] = [];
@@ -94,7 +98,9 @@ export function compareLists(before: FileList, index: ArchiveIndex): Changes {
     const from = stem(path) !== path && old.has(stem(path)) ? stem(path) : (goneByStem.get(path) ?? goneByStem.get(stem(path)));
     if (from === undefined) continue;
     movedFrom.add(from);
-    if (file.random) renamed.push([from, path]);
+    // Wrapped one by one: an encrypted zip under any new name, or a 7z/RAR archive named after the file it replaced.
+    const wrapped = file.container === 'encrypted' || (file.container === 'archive' && from === stem(path));
+    if (file.random || wrapped) renamed.push([from, path]);
   }
   const judgedBefore = before.files.filter((f) => f[3] !== null);
   const judgedNow = [...now.values()].filter((f) => f.random !== undefined);
@@ -118,7 +124,7 @@ function examples(items: string[], max = 3): string {
 
 /** One line of what changed, for the evidence. */
 export function describeChanges(c: Changes): string {
-  return `${c.before} files then, ${c.now} now: ${c.disappeared.length} gone, ${c.renamed.length} back under a new extension and ${c.rewritten.length} rewritten at the same size, random-looking; random-looking ${pct(c.randomBefore)} then, ${pct(c.randomNow)} now`;
+  return `${c.before} files then, ${c.now} now: ${c.disappeared.length} gone, ${c.renamed.length} back under a new extension (random-looking or wrapped in an archive) and ${c.rewritten.length} rewritten at the same size, random-looking; random-looking ${pct(c.randomBefore)} then, ${pct(c.randomNow)} now`;
 }
 
 /** What goes beyond the thresholds, each naming examples; empty when nothing does. */
@@ -127,7 +133,7 @@ export function suspicions(c: Changes, cfg: RansomwareConfig): string[] {
   const found: string[] = [];
   const share = (n: number): number => n / c.before;
   if (share(c.renamed.length) > cfg.maxRenamed) {
-    found.push(`${c.renamed.length} of ${c.before} files (${pct(share(c.renamed.length))}, at most ${pct(cfg.maxRenamed)}) reappeared under a new extension with random-looking content: ${examples(c.renamed.map(([a, b]) => `${a} → ${b}`))}`);
+    found.push(`${c.renamed.length} of ${c.before} files (${pct(share(c.renamed.length))}, at most ${pct(cfg.maxRenamed)}) reappeared under a new extension with random-looking content or wrapped on their own in an archive: ${examples(c.renamed.map(([a, b]) => `${a} → ${b}`))}`);
   }
   if (share(c.rewritten.length) > cfg.maxRewritten) {
     found.push(`${c.rewritten.length} of ${c.before} files (${pct(share(c.rewritten.length))}, at most ${pct(cfg.maxRewritten)}) were rewritten at the same size into random-looking content: ${examples(c.rewritten)}`);
