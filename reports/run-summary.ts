@@ -129,7 +129,8 @@ export function renderRunsTable(runs: RunRecord[]): string {
     r.verdict ?? '-',
     r.status,
     r.durationMs !== null ? secs(r.durationMs) : '-',
-    r.backup?.key ?? '-',
+    // A coverage run restores an older restore point: marked, so it is not read as the newest backup.
+    `${r.backup?.key ?? r.coverage?.point?.key ?? '-'}${r.coverage?.point ? ' (coverage)' : ''}`,
     r.reasons[0] ? `${r.reasons[0].code}` : '',
   ]);
   const head = ['RUN', 'STARTED (UTC)', 'POLICY', 'VERDICT', 'STATUS', 'TIME', 'BACKUP', 'REASON'];

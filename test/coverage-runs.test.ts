@@ -159,6 +159,9 @@ t.test('the CLI: run prints every run (--json an array), --no-coverage restores 
   t.match(text.stdout, /coverage 2 of 3 restore points proven within 7\.0d; next: share-2\.tar\.gz \(never verified before\)/);
   t.match(text.stdout, /coverage older restore point share-2\.tar\.gz \(never verified before\), planned by run [0-9a-f-]{36}/);
 
+  const list = await runCli([...base, 'runs', 'list', '--policy', 'shop-files']);
+  t.match(list.stdout, /share-1\.tar\.gz \(coverage\)/, 'runs list marks coverage runs');
+  t.notMatch(list.stdout, /share-3\.tar\.gz \(coverage\)/, 'and not the runs of the newest');
   const cov = await runCli([...base, 'coverage', '--json']);
   t.equal(cov.code, 0, cov.stderr);
   const [c] = JSON.parse(cov.stdout) as Array<{ policy: string; points: number; proven: number; rows: Array<{ key: string; state: string; newest: boolean }> }>;
