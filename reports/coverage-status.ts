@@ -1,3 +1,4 @@
+import { belowTarget, coverageShare, withinEvery } from '../orchestrator/core/coverage.js';
 import { formatAge } from '../orchestrator/core/format.js';
 import type { CoverageConfig } from '../orchestrator/core/config-types.js';
 import { renderTable } from './text-table.js';
@@ -65,7 +66,7 @@ export function policyCoverage(
   const rows = sorted.map((p, i): PointRow => {
     const proof = proofs.get(p.key);
     const proofAgeMs = proof?.passedAt ? now.getTime() - Date.parse(proof.passedAt) : undefined;
-    const state: PointState = !proof ? 'never' : proof.verdict === 'fail' ? 'failed' : proofAgeMs !== undefined && proofAgeMs <= config.everyMs ? 'proven' : 'due';
+    const state: PointState = !proof ? 'never' : proof.verdict === 'fail' ? 'failed' : withinEvery(proof.passedAt, now, config.everyMs) ? 'proven' : 'due';
     return {
       key: p.key,
       backupTime: p.backupTime.toISOString(),
@@ -77,11 +78,8 @@ export function policyCoverage(
     };
   });
   // Proven as the runner counts it: a pass within every, whatever came after (coverage-plan.ts).
-  const proven = sorted.filter((p) => {
-    const passed = proofs.get(p.key)?.passedAt;
-    return passed !== undefined && now.getTime() - Date.parse(passed) <= config.everyMs;
-  }).length;
-  const share = rows.length === 0 ? 1 : proven / rows.length;
+  const proven = sorted.filter((p) => withinEvery(proofs.get(p.key)?.passedAt, now, config.everyMs)).length;
+  const share = coverageShare({ points: rows.length, proven }) ?? 1;
   const failed = rows.filter((r) => r.state === 'failed').length;
   return {
     policy: policy.name,
@@ -95,7 +93,7 @@ export function policyCoverage(
     failed,
     never: rows.filter((r) => r.state === 'never').length,
     rows,
-    attention: failed > 0 || (config.target !== undefined && share < config.target),
+    attention: failed > 0 || belowTarget({ points: rows.length, proven, target: config.target ?? null }),
   };
 }
 

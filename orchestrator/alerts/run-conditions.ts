@@ -1,4 +1,5 @@
 import { ERROR_CODES, type ReasonCode, type RunRecord } from '../core/domain.js';
+import { belowTarget, coverageShare, coverageTarget } from '../core/coverage.js';
 import { formatAge, formatSeconds } from '../core/format.js';
 import type { AlertCondition, AlertReason } from './alert.js';
 
@@ -52,10 +53,10 @@ export function judgeRun(run: RunRecord): RunJudgement {
   if (run.coverage?.point) return judgeCoverageRun(run, run.coverage.point.key);
   const judged = judgeNewestRun(run);
   const plan = run.coverage?.plan;
-  if (plan?.target !== undefined && run.status === 'finished') {
-    const share = plan.points === 0 ? 1 : plan.proven / plan.points;
-    if (share < plan.target) {
-      const summary = `retention coverage ${pct(share)}: ${plan.proven} of ${plan.points} restore points proven within ${formatAge(plan.everyMs)}, below the target of ${pct(plan.target)}`;
+  const target = plan ? coverageTarget(plan) : null;
+  if (plan && target !== null && run.status === 'finished') {
+    if (belowTarget(plan)) {
+      const summary = `retention coverage ${pct(coverageShare(plan) ?? 1)}: ${plan.proven} of ${plan.points} restore points proven within ${formatAge(plan.everyMs)}, below the target of ${pct(target)}`;
       judged.firing.push({ condition: 'coverage', summary, reasons: [{ code: 'coverage_below_target', message: summary }] });
     } else judged.resolved.push('coverage');
   }

@@ -1,4 +1,5 @@
 import type { CoverageConfig } from '../core/config-types.js';
+import { withinEvery } from '../core/coverage.js';
 import type { CoveragePlan, CoverageWhy } from '../core/domain.js';
 
 /**
@@ -43,7 +44,7 @@ export interface PlanInput {
 export function planCoverage(input: PlanInput): CoveragePlan {
   const { points, newestKey, proofs, now, config } = input;
   const random = input.random ?? Math.random;
-  const within = (iso: string | undefined): boolean => iso !== undefined && now.getTime() - Date.parse(iso) <= config.everyMs;
+  const within = (iso: string | undefined): boolean => withinEvery(iso, now, config.everyMs);
   const never: RestorePoint[] = [];
   const stale: Array<RestorePoint & { at: number }> = [];
   const rest: RestorePoint[] = [];
@@ -85,9 +86,4 @@ export function budgetPeriodStart(per: 'day' | 'week', now: Date): Date {
   if (per === 'day') return day;
   const sinceMonday = (day.getUTCDay() + 6) % 7;
   return new Date(day.getTime() - sinceMonday * 86_400_000);
-}
-
-/** The share of points proven, 0..1 (1 when there are none). */
-export function coverageShare(plan: Pick<CoveragePlan, 'points' | 'proven'>): number {
-  return plan.points === 0 ? 1 : plan.proven / plan.points;
 }

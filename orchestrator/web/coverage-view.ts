@@ -1,3 +1,4 @@
+import { belowTarget, coverageShare, coverageTarget } from '../core/coverage.js';
 import type { CoveragePlan, CoverageWhy, RunRecord } from '../core/domain.js';
 import { formatAge } from '../core/format.js';
 import { html, joinHtml, type SafeHtml } from '../core/html.js';
@@ -14,34 +15,25 @@ export const WHY_TEXT: Record<CoverageWhy, string> = { never: 'never verified', 
 
 /** Proven / points as a whole percent; null without points. */
 export function sharePercent(plan: Pick<CoveragePlan, 'points' | 'proven'>): number | null {
-  return plan.points > 0 ? Math.round((100 * plan.proven) / plan.points) : null;
-}
-
-/** The plan's target share (0..1) when it has one: CoverageConfig.target is optional. */
-function targetOf(plan: CoveragePlan): number | null {
-  return typeof plan.target === 'number' && Number.isFinite(plan.target) ? plan.target : null;
-}
-
-function below(plan: CoveragePlan): boolean {
-  const target = targetOf(plan);
-  return target !== null && plan.points > 0 && plan.proven / plan.points < target;
+  const share = coverageShare(plan);
+  return share === null ? null : Math.round(100 * share);
 }
 
 /** "coverage 12/49 (24%)", red when below the target. */
 export function coverageFigure(view: CoveragePlanView): SafeHtml {
   const p = view.plan;
   const share = sharePercent(p);
-  const target = targetOf(p);
+  const target = coverageTarget(p);
   const title = `${p.proven} of ${p.points} restore points proven restorable within ${formatAge(p.everyMs)}${target !== null ? `; target ${Math.round(target * 100)}%` : ''}; ${p.neverVerified} never verified`;
-  return html`<span class="coverage${below(p) ? ' err' : ''}" data-coverage="${p.proven}/${p.points}" title="${title}">coverage ${p.proven}/${p.points}${share !== null && ` (${share}%)`}</span>`;
+  return html`<span class="coverage${belowTarget(p) ? ' err' : ''}" data-coverage="${p.proven}/${p.points}" title="${title}">coverage ${p.proven}/${p.points}${share !== null && ` (${share}%)`}</span>`;
 }
 
 /** The policy page's fact: the figure, the window, the target and the plan's run. */
 export function coverageFact(view: CoveragePlanView, now: Date): SafeHtml {
   const p = view.plan;
-  const target = targetOf(p);
+  const target = coverageTarget(p);
   return html`${coverageFigure(view)} <span class="muted">proven within ${formatAge(p.everyMs)}${target !== null && `, target ${Math.round(target * 100)}%`}, ${p.neverVerified} never verified; plan of <a href="/runs/${enc(view.runId)}">run ${view.runId.slice(0, 8)}</a> ${ago(view.startedAt, now)}</span>${
-    below(p) && html` <b class="err">below target</b>`
+    belowTarget(p) && html` <b class="err">below target</b>`
   }`;
 }
 
@@ -66,14 +58,14 @@ export function coverageRunSection(run: RunRecord): SafeHtml | false {
   }
   const plan = c.plan;
   if (!plan) return false;
-  const target = targetOf(plan);
+  const target = coverageTarget(plan);
   const share = sharePercent(plan);
   const planned =
     plan.planned.length > 0
       ? html`<ol class="planned">${plan.planned.map((p) => html`<li><code>${p.key}</code> <span class="muted">${WHY_TEXT[p.why] ?? p.why}</span></li>`)}</ol>`
       : html`<p class="muted">No older restore point planned.</p>`;
   return html`<section class="coverage" id="coverage"><h2>Retention coverage</h2>
-<dl class="facts"><dt>Restore points</dt><dd>${plan.points}</dd><dt>Proven</dt><dd>${plan.proven}${share !== null && ` (${share}%)`} <span class="muted">within ${formatAge(plan.everyMs)}</span>${below(plan) && html` <b class="err">below target</b>`}</dd>
+<dl class="facts"><dt>Restore points</dt><dd>${plan.points}</dd><dt>Proven</dt><dd>${plan.proven}${share !== null && ` (${share}%)`} <span class="muted">within ${formatAge(plan.everyMs)}</span>${belowTarget(plan) && html` <b class="err">below target</b>`}</dd>
 <dt>Target</dt><dd>${target !== null ? `${Math.round(target * 100)}%` : html`<span class="muted">none</span>`}</dd><dt>Never verified</dt><dd>${plan.neverVerified}</dd></dl>
 <h3>Planned older restore points</h3>${planned}</section>`;
 }

@@ -1,3 +1,4 @@
+import { coverageShare, coverageTarget } from '../../orchestrator/core/coverage.js';
 import type { CoverageWhy, RunRecord, RunStatus, Verdict } from '../../orchestrator/core/domain.js';
 
 /**
@@ -108,8 +109,8 @@ function countsOf(runs: ReportCoverageRun[]): CoverageCounts {
 function planOf(r: RunRecord): ReportCoveragePlan {
   const plan = r.coverage!.plan!;
   // CoverageConfig.target is optional: a record may hold none (or null, read back from JSON).
-  const target = typeof plan.target === 'number' && Number.isFinite(plan.target) ? plan.target : null;
-  const share = plan.points > 0 ? plan.proven / plan.points : null;
+  const target = coverageTarget(plan);
+  const share = coverageShare(plan);
   return {
     runId: r.id,
     at: r.startedAt,

@@ -2,6 +2,7 @@ import { describeExpect, selectNewest, type Candidate, type JudgedEntry } from '
 import { unsafeEntry, type BackupEntry } from '../../../drivers/storage-driver.js';
 import { VerificationError } from '../../core/errors.js';
 import { formatAge, formatBytes } from '../../core/format.js';
+import { withinEvery } from '../../core/coverage.js';
 import type { CoveragePlan } from '../../core/domain.js';
 import type { RunState } from '../run-state.js';
 import { budgetPeriodStart, planCoverage } from '../coverage-plan.js';
@@ -110,7 +111,7 @@ async function planCoverageRuns(s: RunState, points: readonly Candidate[], newes
   const plan = planCoverage({ points: points.map((p) => ({ key: p.entry.key, backupTime: p.backupTime })), newestKey, proofs, now: s.started, config: spend?.exhausted ? { ...config, sample: 0 } : config, budget });
   if (spend) plan.budget = spend;
   s.run.coverage = { plan };
-  s.newestProven = proofs.get(newestKey)?.passedAt !== undefined && s.started.getTime() - Date.parse(proofs.get(newestKey)!.passedAt!) <= config.everyMs;
+  s.newestProven = withinEvery(proofs.get(newestKey)?.passedAt, s.started, config.everyMs);
   s.log.info(
     `retention coverage: ${plan.proven} of ${plan.points} restore point(s) proven within ${formatAge(config.everyMs)}; ${plan.planned.length ? `next: ${plan.planned.map((p) => `${p.key} (${p.why})`).join(', ')}` : 'none planned'}${spend?.exhausted ? ` (the client's storage budget of ${spend.monthly} ${spend.currency} this month is spent: ${spend.spent} ${spend.currency})` : ''}`,
   );
