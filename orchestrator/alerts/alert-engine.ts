@@ -85,7 +85,8 @@ export class AlertEngine {
     } catch (err) {
       this.logger.error(`alert evaluation after run ${run.id} failed: ${(err as Error).message}`, { policy: policy.name });
     }
-    if (policy.heartbeat && run.status !== 'cancelled' && run.verdict !== null) {
+    // A heartbeat says how the newest backup verified: a coverage run of an older point is not that.
+    if (policy.heartbeat && run.status !== 'cancelled' && run.verdict !== null && !run.coverage?.point) {
       await this.heartbeat(policy, run, signal).catch((err: unknown) => {
         this.logger.error(`heartbeat of ${policy.name} not recorded: ${(err as Error).message}`);
       });
