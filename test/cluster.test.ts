@@ -63,7 +63,7 @@ interface Cluster {
 }
 
 /** A config of `policies` files-kind policies (each its own folder with one good archive), on its own schema. */
-async function cluster(t: Test, policies: Array<{ name: string; schedule: string; requires?: string; slow?: boolean }>): Promise<Cluster> {
+async function cluster(t: Test, policies: Array<{ name: string; schedule: string; requires?: string; slow?: boolean; coverage?: string }>): Promise<Cluster> {
   const dir = await tempDir('cluster');
   const schema = `c_${Math.random().toString(36).slice(2, 10)}`;
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -73,6 +73,15 @@ async function cluster(t: Test, policies: Array<{ name: string; schedule: string
     const folder = path.join(dir, 'backups', p.name);
     await fs.mkdir(folder, { recursive: true });
     await goodArchive(folder, 'share-1.tar.gz', 2);
+    if (p.coverage) {
+      // Two older restore points, a day and two days old; the older one cut in half.
+      for (const [name, days] of [['share-0b.tar.gz', 1], ['share-0a.tar.gz', 2]] as const) {
+        const file = await goodArchive(folder, name, 2);
+        if (days === 2) await fs.truncate(file, Math.floor((await fs.stat(file)).size / 2));
+        const at = new Date(Date.now() - days * 86_400_000);
+        await fs.utimes(file, at, at);
+      }
+    }
     blocks.push(`      - name: ${p.name}
         kind: ${p.slow ? 'custom' : 'files'}
         source: { driver: local, path: ${JSON.stringify(folder)}, select: { glob: "*.tar.gz", settle: 0s } }
@@ -80,7 +89,7 @@ async function cluster(t: Test, policies: Array<{ name: string; schedule: string
         sizeAnomaly: false
         sandbox: { memory: 256m, timeout: 2m }
         schedule: ${JSON.stringify(p.schedule)}
-${p.requires ? `        requires: ${p.requires}\n` : ''}${
+${p.requires ? `        requires: ${p.requires}\n` : ''}${p.coverage ? `        coverage: ${p.coverage}\n` : ''}${
       p.slow
         ? `        custom:
           image: backproof/files
@@ -295,4 +304,30 @@ t.test('a policy requiring a label no live worker has is reported; a worker with
   t.equal(await stopNode(paris), 0);
   t.notMatch(paris.log(), /running berlin-share/);
   await assertExactlyOnce(t, c);
+});
+
+t.test("coverage runs in cluster mode: the slot's worker runs them in its job; the scheduler alerts on an older point that fails", async (t) => {
+  const c = await cluster(t, [{ name: 'cov', schedule: 'every 5s', coverage: '{ points: 2 }' }]);
+  const worker = spawnNode(t, c.dir, ['worker', '--concurrency', '1']);
+  const scheduler = spawnNode(t, c.dir, ['scheduler', '--takeover', '1s']);
+  const s = c.schema;
+  const incident = async () =>
+    (await c.store.executor.query<{ key: string; run_id: string }>(`SELECT "key", run_id FROM ${s}.incidents WHERE policy = 'cov' AND condition = 'coverage' AND resolved_at IS NULL`)).rows;
+  await waitFor('the coverage incident of the damaged point', async () => (await incident()).length > 0, 180_000);
+  t.equal(await stopNode(scheduler), 0);
+  await waitFor('the queue to drain', async () => (await slots(c)).every((r) => r.status !== null && r.status !== 'running'), 120_000);
+  t.equal(await stopNode(worker), 0);
+  const { rows } = await c.store.executor.query<{ id: string; key: string; verdict: string; plan_run: string | null }>(
+    `SELECT id, backup->>'key' AS key, verdict, coverage->'point'->>'planRunId' AS plan_run FROM ${s}.runs WHERE coverage ? 'point' ORDER BY started_at`,
+  );
+  const first = rows.slice(0, 2);
+  t.same(first.map((r) => [r.key, r.verdict]), [['share-0a.tar.gz', 'fail'], ['share-0b.tar.gz', 'pass']], 'the oldest point first; the damaged one fails');
+  const slotIds = new Set((await slots(c)).map((r) => r.run_id));
+  t.ok(first.every((r) => r.plan_run !== null && slotIds.has(r.plan_run)), 'each planned by a slot run');
+  const [open] = await incident();
+  t.equal(open?.key, 'share-0a.tar.gz', 'the incident names the point');
+  t.equal(open?.run_id, first[0]!.id, 'and its coverage run');
+  const latest = await c.store.latestSummaryPerPolicy();
+  t.ok(slotIds.has(latest.get('cov')!.id), "the policy's latest run is a slot's run of the newest backup");
+  t.ok((await c.store.evidenceChain().verify()).ok, 'the chain verifies');
 });
