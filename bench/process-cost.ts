@@ -3,7 +3,8 @@
  * as a user runs it (`node bin/backproof.js ...`, a new process each time), on a new data dir and
  * on an existing one holding `--runs` runs, against the floor of any Node.js process (`node -e 0`)
  * measured in the same script; and `backproof run` of a small real pg_dump against the bare
- * docker-CLI script that does the same restore.
+ * docker-CLI script that does the same restore. The read commands and `run` are measured again
+ * beside a process holding the store (as the daemon does), through its socket.
  *
  *   npm run build && node --import tsx bench/process-cost.ts [--runs 100000] [--clients 200]
  *       [--repeat 5] [--validate-policies 10000] [--daemon-policies 1000] [--skip-run]
@@ -22,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SERVER_OPTIONS } from '../restore-sandboxes/postgres/postgres-restorer.js';
 import { PG_BIN_DIR, startPgCluster } from '../test/helpers/pg-cluster.js';
+import { startStoreHolder } from '../test/helpers/store-holder.js';
 import { POLICIES_PER_CLIENT, seededDataDir } from './seeded-store.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -268,6 +270,23 @@ async function main(): Promise<void> {
       floor,
     );
 
+    // The same read commands while another process (as the daemon does) holds the embedded store:
+    // they send their statements through its socket and never load PGlite themselves.
+    progress(`read commands beside a process holding the store, ${repeat} rounds`);
+    const holder = await startStoreHolder(dataDir);
+    try {
+      await measureRows(
+        [
+          { name: `runs list, ${nRuns.toLocaleString('en')} runs, beside its holder`, run: () => measure([...g(dataDir), 'runs', 'list']), limitMs: 500, limitMb: 150 },
+          { name: `runs show, ${nRuns.toLocaleString('en')} runs, beside its holder`, run: () => measure([...g(dataDir), 'runs', 'show', someRunId]), limitMs: 500, limitMb: 150 },
+          { name: `status, ${nRuns.toLocaleString('en')} runs, beside its holder`, run: () => measure([...g(dataDir), 'status']), limitMs: 500, limitMb: 150 },
+        ],
+        floor,
+      );
+    } finally {
+      await holder.stop();
+    }
+
     for (const nDaemon of [Number(values['daemon-policies']), nValidate]) {
       if (!(nDaemon > 0)) continue;
       progress(`the daemon with ${nDaemon.toLocaleString('en')} policies (scheduled, first check done, then peak RSS after 10 s)`);
@@ -303,6 +322,12 @@ async function main(): Promise<void> {
         ],
         floor,
       );
+      const runHolder = await startStoreHolder(existing);
+      try {
+        await measureRows([{ name: 'run, existing data dir, beside its holder', run: () => measure(['--config', runConfig, '--data-dir', existing, 'run']), limitMb: 150 }], floor);
+      } finally {
+        await runHolder.stop();
+      }
     }
     process.stdout.write(`\n${table(floor)}\n\n${os.cpus().length} CPUs, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}, ${repeat} rounds\n`);
     const bare = rows.find((r) => r.name.startsWith('bare docker'));

@@ -9,6 +9,7 @@ import { isPidAlive } from '../orchestrator/evidence/pglite-executor.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
 import { appliedOnFirstOpen } from './helpers/store-template.js';
+import { startStoreHolder } from './helpers/store-holder.js';
 import { OpenStores, backproofConnections, bothBackends, type Backend } from './helpers/store-backends.js';
 
 /**
@@ -33,7 +34,14 @@ const storeRegister = new OpenStores();
 const track = (p: Promise<RunStore>): Promise<RunStore> => storeRegister.track(p);
 const release = (store: RunStore): Promise<void> => storeRegister.release(store);
 
-const backends = bothBackends(storeRegister, { pgUrl, pgSchema, dataDir: tmp, liteDir });
+// The embedded store held by another process (as the daemon holds it), used through its socket.
+const sharedDir = path.join(tmp, 'shared');
+const holder = await startStoreHolder(sharedDir);
+t.teardown(async () => {
+  await holder.stop();
+});
+
+const backends = bothBackends(storeRegister, { pgUrl, pgSchema, dataDir: tmp, liteDir, sharedDir });
 
 function incidentInput(over: Partial<IncidentInput> = {}): IncidentInput {
   return {
@@ -134,7 +142,7 @@ for (const backend of backends) {
       t2.ok(latest >= 2, 'which is 2 or later');
       const first = await backend.open();
       // A new embedded store starts from the build's template, its migrations already applied.
-      t2.same(first.migration, { applied: await appliedOnFirstOpen(backend.name), version: latest }, 'a fresh store ends current');
+      t2.same(first.migration, { applied: await appliedOnFirstOpen(backend.engine), version: latest }, 'a fresh store ends current');
       await release(first);
       const second = await backend.open();
       t2.same(second.migration, { applied: [], version: latest }, 'reopening applies nothing');

@@ -13,11 +13,13 @@ import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { seedFromTemplate } from '../orchestrator/evidence/store-template.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
 import { appliedOnFirstOpen, templateIsCurrent } from './helpers/store-template.js';
+import { startStoreHolder } from './helpers/store-holder.js';
 import { OpenStores, backproofConnections, bothBackends, sampleRun as runAt, type Backend } from './helpers/store-backends.js';
 
 /**
  * One conformance suite for the evidence store, run against a real PostgreSQL 15 server (its own
- * cluster, a fresh schema for this file) and against embedded PGlite (a temp data dir).
+ * cluster, a fresh schema for this file), against embedded PGlite (a temp data dir), and against
+ * embedded PGlite held by another process and used through its socket (pglite-shared).
  */
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const latest = loadMigrations().at(-1)?.version ?? 0;
@@ -36,7 +38,14 @@ const storeRegister = new OpenStores();
 const track = (p: Promise<RunStore>): Promise<RunStore> => storeRegister.track(p);
 const release = (store: RunStore): Promise<void> => storeRegister.release(store);
 
-const backends = bothBackends(storeRegister, { pgUrl, pgSchema, dataDir: tmp, liteDir });
+// The embedded store held by another process (as the daemon holds it), used through its socket.
+const sharedDir = path.join(tmp, 'shared');
+const holder = await startStoreHolder(sharedDir);
+t.teardown(async () => {
+  await holder.stop();
+});
+
+const backends = bothBackends(storeRegister, { pgUrl, pgSchema, dataDir: tmp, liteDir, sharedDir });
 
 function sampleRun(over: Partial<RunRecord> = {}): RunRecord {
   return runAt(at(0), over);
@@ -132,8 +141,8 @@ for (const backend of backends) {
       const first = await backend.open();
       // A new embedded store starts from the template npm run build made (initdb and every
       // migration already applied); the template's own test is below.
-      t2.same(first.migration, { applied: await appliedOnFirstOpen(backend.name), version: latest }, 'first open leaves the schema current');
-      t2.equal(first.kind, backend.name);
+      t2.same(first.migration, { applied: await appliedOnFirstOpen(backend.engine), version: latest }, 'first open leaves the schema current');
+      t2.equal(first.kind, backend.engine);
       await release(first);
       const second = await backend.open();
       t2.same(second.migration, { applied: [], version: latest }, 'second open applies nothing');
@@ -395,23 +404,33 @@ for (const backend of backends) {
   });
 }
 
-t.test('pglite: one process at a time (lock file)', async (tt) => {
+t.test('pglite: one holder at a time (lock file); other processes join it', async (tt) => {
   const store = stores.pglite!;
   const lockPath = path.join(liteDir, 'evidence.lock');
   const lock = JSON.parse(await fs.readFile(lockPath, 'utf8')) as { pid: number; host: string; startedAt: string };
   tt.same({ pid: lock.pid, host: lock.host }, { pid: process.pid, host: os.hostname() }, 'lock names this process');
 
-  const code = `
-    const { createPgliteExecutor } = await import(${JSON.stringify(new URL('../orchestrator/evidence/pglite-executor.ts', import.meta.url).href)});
-    try { const e = await createPgliteExecutor(${JSON.stringify(liteDir)}); await e.close(); console.log(JSON.stringify({ opened: true })); }
-    catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })); }`;
-  const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) =>
-    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: repoRoot }, (err, out) =>
-      err ? reject(err) : resolve({ stdout: out }),
-    ),
-  );
-  const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { code?: string; message?: string };
-  tt.equal(result.code, 'store_locked', 'a second process cannot open it');
+  const openElsewhere = async (opts: string): Promise<{ code?: string; message?: string; opened?: boolean; via?: string; runs?: number }> => {
+    const code = `
+      const { createPgliteExecutor } = await import(${JSON.stringify(new URL('../orchestrator/evidence/pglite-executor.ts', import.meta.url).href)});
+      try {
+        const e = await createPgliteExecutor(${JSON.stringify(liteDir)}, ${opts});
+        const { rows } = await e.query('SELECT count(*)::int AS n FROM backproof.runs');
+        await e.close();
+        console.log(JSON.stringify({ opened: true, via: e.constructor.name, runs: rows[0].n }));
+      } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })); }`;
+    const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) =>
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: repoRoot }, (err, out) =>
+        err ? reject(err) : resolve({ stdout: out }),
+      ),
+    );
+    return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { code?: string; message?: string };
+  };
+  const { rows: here } = await store.executor.query<{ n: number }>('SELECT count(*)::int AS n FROM backproof.runs');
+  const joined = await openElsewhere('{}');
+  tt.same(joined, { opened: true, via: 'SocketExecutor', runs: here[0]!.n }, 'another process uses the store through this one');
+  const result = await openElsewhere('{ join: false }');
+  tt.equal(result.code, 'store_locked', 'a second process that must hold the store itself (the daemon, serve) cannot open it');
   tt.match(result.message ?? '', `pid ${process.pid}`, 'message names the holder');
   tt.match(result.message ?? '', 'database.url', 'message names the fix');
 

@@ -37,9 +37,24 @@ export function userDataDir(): string {
   return path.join(os.homedir(), '.local', 'share', 'backproof');
 }
 
-/** Opens the evidence store; runs it found interrupted (their process died) are reported. */
-export async function openStore(config: Pick<ResolvedConfig, 'database' | 'evidence'>, opts: GlobalOptions, logger: Logger = makeLogger()): Promise<RunStore> {
-  const store = await RunStore.open({ url: config.database.url, dataDir: dataDir(opts, config.database), schema: config.database.schema, signingKey: config.evidence?.signingKey });
+/**
+ * Opens the evidence store; runs it found interrupted (their process died) are reported. The
+ * embedded store held by another backproof process is used through that process unless
+ * `hold` (the daemon and `serve`, which must hold it themselves).
+ */
+export async function openStore(
+  config: Pick<ResolvedConfig, 'database' | 'evidence'>,
+  opts: GlobalOptions,
+  logger: Logger = makeLogger(),
+  { hold = false }: { hold?: boolean } = {},
+): Promise<RunStore> {
+  const store = await RunStore.open({
+    url: config.database.url,
+    dataDir: dataDir(opts, config.database),
+    schema: config.database.schema,
+    signingKey: config.evidence?.signingKey,
+    join: !hold,
+  });
   for (const run of store.journalReplay.replayed) {
     logger.info(`run ${run.id} of ${run.policy}, kept in the journal while the evidence store was down, is now recorded: ${run.verdict}`);
   }

@@ -26,7 +26,7 @@ export function registerDaemon(program: Command, setExit: (code: number) => void
         }
       }
       const logger = makeLogger(config.secrets);
-      const store = await openStore(config, global, logger);
+      const store = await openStore(config, global, logger, { hold: true });
       const runtime = runtimeFor(config);
       const aborted = [...store.abortedAtOpen, ...(await recoverAndReap(store, runtime, logger))];
       const daemon = new Daemon({ configFile: file, config, store, runtime, driverFor, restorerFor, logger, snapshotFile: snapshotPath(global, config.database), abortedRuns: aborted });

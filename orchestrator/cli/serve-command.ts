@@ -21,7 +21,7 @@ export function registerServe(program: Command, setExit: (code: number) => void)
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = await loadConfig(configPath(global));
       const logger = makeLogger(config.secrets);
-      const store = await openStore(config, global, logger);
+      const store = await openStore(config, global, logger, { hold: true });
       try {
         const alerts = new AlertStore(store.executor, store.schema);
         const server = await startWebServer({ config, runs: store, alerts, logger, host: opts.host, port: opts.port });

@@ -39,7 +39,8 @@ export function registerStatus(program: Command, setExit: (code: number) => void
           await store.close();
         }
       } catch (err) {
-        // The embedded store is one process's: while the daemon holds it, read what it last wrote.
+        // A daemon that holds the embedded store without sharing it (an older backproof, or a
+        // socket it could not make): read what it last wrote.
         if (!(err instanceof BackproofError && err.code === 'store_locked' && snapshot && daemon)) throw err;
         report = snapshot.report;
         source = `the daemon's snapshot of ${snapshot.report.generatedAt} (the daemon holds the embedded store)`;

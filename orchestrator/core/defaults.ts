@@ -48,6 +48,15 @@ export const DEFAULTS = {
   reasonMaxChars: 2_000,
   /** A run's record that the store does not take as the run ends: retried after these waits, then journaled. */
   finalizeRetryDelaysMs: [1_000, 2_000, 4_000, 8_000] as readonly number[],
+  /**
+   * The embedded store shared through its holder's socket (evidence/store-socket.ts): how long a
+   * command waits for a holder that is still opening the store (or closing it) to let it in.
+   */
+  storeJoinWaitMs: 15_000,
+  /** How long a holder closing the store waits for the other processes using it to finish. */
+  storeHostDrainMs: 60_000,
+  /** A client silent this long inside a transaction on the holder's store is rolled back. */
+  storeTxIdleMs: 30_000,
   logTailMaxChars: 8_000,
   /** Reading a failed sandbox's log tail at teardown; given up after this (a hung engine). */
   logTailTimeoutMs: 10_000,

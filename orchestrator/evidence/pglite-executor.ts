@@ -3,24 +3,26 @@ import { chmodSync, existsSync, constants as fsc, lstatSync, promises as fs, rea
 import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { DEFAULTS } from '../core/defaults.js';
 import { BackproofError } from '../core/errors.js';
 import type { QueryFn, SqlExecutor } from './executor.js';
+import { SocketExecutor, StoreHost, type StoreSocketInfo } from './store-socket.js';
 import { seedFromTemplate } from './store-template.js';
 
 /**
  * Embedded PostgreSQL (PGlite, WASM) in `<dataDir>/evidence`. PGlite is one process's database:
  * `<dataDir>/evidence.lock` holds `{pid, host, startedAt}` of the process that has it open. A lock
  * held by a live process makes the open fail with `store_locked`; a lock left by a process that
- * died is taken over.
+ * died is taken over. A holder shares the store through a socket named in its lock (see
+ * store-socket.ts): another backproof process on the host joins it instead of failing.
  *
  * The data dir is private to its owner: the directory and every directory in it 0700, every file
  * 0600 (PGlite writes most of its files 0666 whatever the umask, pg_control and WAL included, so
  * another local user could truncate pg_control and break every later command). See
  * `enforcePrivateDataDir`.
  */
-export interface LockInfo {
+export interface LockInfo extends Partial<StoreSocketInfo> {
   pid: number;
   host: string;
   startedAt: string;
@@ -41,7 +43,7 @@ const heldHere = new Set<string>();
  * Measured by bench/process-cost.ts.
  */
 let wasmTierSet = false;
-function startParams(): string[] {
+function startParams(PGlite: { defaultStartParams: string[] }): string[] {
   if (!wasmTierSet) {
     v8.setFlagsFromString('--liftoff-only --wasm-lazy-compilation');
     wasmTierSet = true;
@@ -49,11 +51,22 @@ function startParams(): string[] {
   return [...PGlite.defaultStartParams, '-c', `shared_buffers=${DEFAULTS.embeddedSharedBuffers}`];
 }
 
+export interface PgliteOptions {
+  /** A new store starts as a copy of the pre-built template (store-template.ts) unless false. */
+  template?: boolean;
+  /**
+   * When another backproof process on this host holds the store, use it through that process
+   * (default true). Long-lived processes (the daemon, `serve`) pass false: they must hold the
+   * store themselves, since a client loses it when its holder exits.
+   */
+  join?: boolean;
+}
+
 /**
- * Opens (or creates) the embedded store in `<dataDir>/evidence`. A new one starts as a copy of the
- * pre-built template (store-template.ts) unless `template: false`.
+ * Opens (or creates) the embedded store in `<dataDir>/evidence` and shares it on a socket; or,
+ * when another backproof process holds it, joins that one (`join`).
  */
-export async function createPgliteExecutor(dataDir: string, opts: { template?: boolean } = {}): Promise<SqlExecutor> {
+export async function createPgliteExecutor(dataDir: string, opts: PgliteOptions = {}): Promise<SqlExecutor> {
   const root = path.resolve(dataDir);
   await fs.mkdir(root, { recursive: true, mode: PRIVATE_DIR_MODE });
   // Before anything is read or written: a data dir others could write to is fixed or refused.
@@ -63,7 +76,9 @@ export async function createPgliteExecutor(dataDir: string, opts: { template?: b
   const rootWas = loosened.find((c) => c.path === root);
   if (rootWas) warnLoosened(root, rootWas.mode, loosened.length);
   const lockPath = path.join(root, 'evidence.lock');
-  const lockText = await acquireLock(lockPath);
+  const lock = await acquireOrJoin(lockPath, opts.join !== false, () => createPgliteExecutor(dataDir, opts));
+  if (lock instanceof SocketExecutor) return lock;
+  let lockText = lock;
   let db: PGlite | undefined;
   try {
     const evidenceDir = path.join(root, 'evidence');
@@ -76,10 +91,14 @@ export async function createPgliteExecutor(dataDir: string, opts: { template?: b
         });
       });
     }
-    db = await PGlite.create({ dataDir: evidenceDir, startParams: startParams() });
+    // Loaded here, not at import: a process that joins another's store never loads PGlite.
+    const { PGlite } = await import('@electric-sql/pglite');
+    db = await PGlite.create({ dataDir: evidenceDir, startParams: startParams(PGlite) });
     // PGlite (in WASM, through Emscripten's NODEFS) ignores the process umask: tighten what it wrote.
     await enforcePrivateDataDir(root);
-    return new PgliteExecutor(db, root, lockPath, lockText);
+    const executor = new PgliteExecutor(db, root, lockPath, lockText);
+    lockText = await executor.share();
+    return executor;
   } catch (err) {
     await db?.close().catch(() => undefined);
     await releaseLock(lockPath, lockText);
@@ -93,13 +112,40 @@ export async function createPgliteExecutor(dataDir: string, opts: { template?: b
 class PgliteExecutor implements SqlExecutor {
   readonly kind = 'pglite' as const;
   private closing: Promise<void> | undefined;
+  private host: StoreHost | undefined;
 
   constructor(
     private readonly db: PGlite,
     private readonly root: string,
     private readonly lockPath: string,
-    private readonly lockText: string,
+    private lockText: string,
   ) {}
+
+  /**
+   * Serves the store on a socket and names it in the lock file (rewritten whole, then renamed into
+   * place). Without a socket (a file system that refuses one) the store is this process's alone,
+   * as before sharing existed. Returns the lock's text now.
+   */
+  async share(): Promise<string> {
+    const token = randomBytes(24).toString('hex');
+    try {
+      this.host = await StoreHost.start(this, this.root, token);
+      const info = { ...(parseLock(this.lockText) ?? { pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString() }), ...this.host.info };
+      const text = `${JSON.stringify(info)}\n`;
+      const tmp = `${this.lockPath}.${process.pid}.${randomBytes(4).toString('hex')}`;
+      await fs.writeFile(tmp, text, { mode: PRIVATE_FILE_MODE });
+      await fs.rename(tmp, this.lockPath);
+      this.lockText = text;
+    } catch (err) {
+      await this.host?.close(0);
+      this.host = undefined;
+      process.emitWarning(`the embedded evidence store is not shared with other backproof processes (${(err as Error).message}); they will find it locked while this one runs`, {
+        type: 'BackproofWarning',
+        code: 'store_not_shared',
+      });
+    }
+    return this.lockText;
+  }
 
   memoryBytes(): number {
     return this.db.Module.wasmMemory.buffer.byteLength;
@@ -134,6 +180,8 @@ class PgliteExecutor implements SqlExecutor {
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {
+        // Other processes using the store finish their statements first.
+        await this.host?.close(DEFAULTS.storeHostDrainMs, (line) => process.stderr.write(`${line}\n`));
         await this.db.close();
         // Files PGlite made while open (WAL segments, new relations) get owner-only modes too.
         await enforcePrivateDataDir(this.root);
@@ -153,6 +201,36 @@ export function isPidAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the lock (returns its text), or joins the live holder's store through its socket. A
+ * holder that is still opening the store (its lock is younger than DEFAULTS.storeJoinWaitMs and
+ * names no socket yet), or closing it, is waited for, up to DEFAULTS.storeJoinWaitMs.
+ */
+async function acquireOrJoin(lockPath: string, join: boolean, reopen: () => Promise<SqlExecutor>): Promise<string | SocketExecutor> {
+  const deadline = Date.now() + DEFAULTS.storeJoinWaitMs;
+  for (;;) {
+    try {
+      return await acquireLock(lockPath);
+    } catch (err) {
+      if (!join || !(err instanceof BackproofError && err.code === 'store_locked') || heldHere.has(lockPath)) throw err;
+      const holder = parseLock(await fs.readFile(lockPath, 'utf8').catch(() => ''));
+      if (!holder) continue; // released meanwhile: take it
+      if (holder.host !== os.hostname()) throw err;
+      if (holder.socket && holder.token) {
+        try {
+          return await SocketExecutor.connect({ socket: holder.socket, token: holder.token }, holder.pid, reopen);
+        } catch {
+          // Refused: the holder is closing the store (or died just now). Wait for the lock.
+        }
+      } else if (!(Date.now() - Date.parse(holder.startedAt) < DEFAULTS.storeJoinWaitMs)) {
+        throw err; // a holder that does not share (an older backproof, or sharing failed)
+      }
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
 
@@ -226,7 +304,12 @@ function parseLock(text: string): LockInfo | undefined {
   try {
     const v = JSON.parse(text) as Partial<LockInfo>;
     if (typeof v.pid === 'number' && typeof v.host === 'string') {
-      return { pid: v.pid, host: v.host, startedAt: typeof v.startedAt === 'string' ? v.startedAt : '' };
+      return {
+        pid: v.pid,
+        host: v.host,
+        startedAt: typeof v.startedAt === 'string' ? v.startedAt : '',
+        ...(typeof v.socket === 'string' && typeof v.token === 'string' ? { socket: v.socket, token: v.token } : {}),
+      };
     }
   } catch {
     // fall through
@@ -236,7 +319,7 @@ function parseLock(text: string): LockInfo | undefined {
 
 function lockedError(lockPath: string, holder: LockInfo, sameProcess: boolean): BackproofError {
   const fix =
-    'wait for it to finish, or, to run several backproof processes at once, use PostgreSQL: set database.url';
+    'other commands use the store through its holder, but the daemon and serve must hold it themselves: wait for that process to finish, or, to run several of them at once, use PostgreSQL: set database.url';
   if (sameProcess) {
     return new BackproofError('store_locked', `the embedded evidence store (${lockPath}) is already open in this process (pid ${holder.pid}); close it first, or ${fix}`);
   }

@@ -34,6 +34,11 @@ export interface RunStoreOptions {
    * open). Default DEFAULTS.finalizeRetryDelaysMs.
    */
   finalizeRetryDelaysMs?: readonly number[];
+  /**
+   * The embedded store held by another backproof process on this host is used through it (default
+   * true; see PgliteOptions.join). The daemon and `serve` pass false: they hold it themselves.
+   */
+  join?: boolean;
 }
 
 export interface RunFilter {
@@ -113,7 +118,7 @@ export class RunStore {
     const signer: SignerSource =
       opts.signingKey !== undefined ? signerFromPem(opts.signingKey, 'evidence.signingKey in the config') : () => loadOrCreateSigningKey(dataDir);
     // Each engine's driver loads only when it is used: `pg` is not needed on the embedded store.
-    const executor = opts.url ? await (await import('./pg-executor.js')).createPgExecutor(opts.url) : await createPgliteExecutor(opts.dataDir);
+    const executor = opts.url ? await (await import('./pg-executor.js')).createPgExecutor(opts.url) : await createPgliteExecutor(opts.dataDir, { join: opts.join !== false });
     try {
       return await RunStore.over(executor, opts.schema, signer, { journal: new RunJournal(path.join(dataDir, 'journal')), retryDelaysMs: opts.finalizeRetryDelaysMs ?? DEFAULTS.finalizeRetryDelaysMs });
     } catch (err) {

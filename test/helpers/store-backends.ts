@@ -24,16 +24,24 @@ export class OpenStores {
 }
 
 export interface Backend {
-  name: 'postgres' | 'pglite';
+  /** `pglite-shared`: the embedded store held by another process, used through its socket. */
+  name: 'postgres' | 'pglite' | 'pglite-shared';
+  engine: 'postgres' | 'pglite';
   open(): Promise<RunStore>;
 }
 
-/** PostgreSQL at `pgUrl` in `pgSchema`, and PGlite in `liteDir`; both tracked. */
-export function bothBackends(stores: OpenStores, o: { pgUrl: string; pgSchema: string; dataDir: string; liteDir: string }): Backend[] {
-  return [
-    { name: 'postgres', open: () => stores.track(RunStore.open({ url: o.pgUrl, dataDir: o.dataDir, schema: o.pgSchema })) },
-    { name: 'pglite', open: () => stores.track(RunStore.open({ dataDir: o.liteDir, schema: 'backproof' })) },
+/**
+ * PostgreSQL at `pgUrl` in `pgSchema`, and PGlite in `liteDir`; with `sharedDir` (held by a
+ * StoreHolder the caller started there), the embedded store through its holder too. All tracked.
+ */
+export function bothBackends(stores: OpenStores, o: { pgUrl: string; pgSchema: string; dataDir: string; liteDir: string; sharedDir?: string }): Backend[] {
+  const backends: Backend[] = [
+    { name: 'postgres', engine: 'postgres', open: () => stores.track(RunStore.open({ url: o.pgUrl, dataDir: o.dataDir, schema: o.pgSchema })) },
+    { name: 'pglite', engine: 'pglite', open: () => stores.track(RunStore.open({ dataDir: o.liteDir, schema: 'backproof' })) },
   ];
+  const shared = o.sharedDir;
+  if (shared) backends.push({ name: 'pglite-shared', engine: 'pglite', open: () => stores.track(RunStore.open({ dataDir: shared, schema: 'backproof' })) });
+  return backends;
 }
 
 /** backproof's connections still open on the server, after waiting up to 5 s for them to close. */
