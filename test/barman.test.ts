@@ -9,13 +9,15 @@ import { collect, tarMemberNames, verificationErrorOf } from './helpers/outcomes
 import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify } from './helpers/harness.js';
 
 // Physical PostgreSQL backups kept by a real barman (Debian's 3.4: pg_basebackup, WAL archived
-// and gzip-compressed by barman) from a real PostgreSQL 15: the barman source lists the server's
+// and gzip-compressed by barman; one server also with backup_compression) from a real PostgreSQL 15: the barman source lists the server's
 // backups and streams one with the WAL after it; kind postgres replays it to the recovery target.
 
 let fixture: BarmanServer;
+/** The same history, backed up with barman's backup_compression gzip (data/base.tar.gz). */
+let compressed: BarmanServer;
 let store: RunStore;
 t.before(async () => {
-  fixture = await makeBarmanServer();
+  [fixture, compressed] = await Promise.all([makeBarmanServer(), makeBarmanServer({ backupCompression: 'gzip' })]);
   store = (await openEmbeddedStore()).store;
 });
 t.teardown(() => store?.close());
@@ -98,4 +100,26 @@ t.test("production's ALTER SYSTEM settings in the backup are not used", async (t
   await fs.appendFile(path.join(copy, 'base', fixture.backup.id, 'data', 'postgresql.auto.conf'), "restore_command = 'false'\nshared_preload_libraries = 'not_in_the_image'\n");
   const run = await verify(await policyFor(copy), store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+});
+
+t.test('backup_compression gzip: data/base.tar.gz is unpacked in the sandbox, then restored and replayed', async (t) => {
+  const files = await fs.readdir(path.join(compressed.folder, 'base', compressed.backup.id, 'data'));
+  t.ok(files.includes('base.tar.gz'), `barman kept a compressed tar (${files.join(', ')})`);
+  const run = await verify(await policyFor(compressed.folder, { check: 'wals' }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.header?.backupId, compressed.backup.id);
+  t.ok(Date.parse(String(run.restored?.lastReplayedCommit ?? '')) > compressed.backup.endTime.getTime(), 'the WAL after the backup is replayed');
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a truncated base.tar.gz: fail, restore_failed, in the words of tar', async (t) => {
+  const copy = await compressed.copy();
+  const tar = path.join(copy, 'base', compressed.backup.id, 'data', 'base.tar.gz');
+  const bytes = await fs.readFile(tar);
+  await fs.writeFile(tar, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  const run = await verify(await policyFor(copy), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['restore_failed'], JSON.stringify(run.reasons));
+  t.match(run.reasons[0]!.message, /unpacking base\.tar\.gz failed: .*(unexpected end|Unexpected EOF|gzip)/i);
+  t.equal(await leftoversOf(run.id), 0);
 });

@@ -110,3 +110,52 @@ t.test('a backup of another MariaDB series is refused, naming it', async (t) => 
   t.same(codes(run), ['unsupported_format'], JSON.stringify(run.reasons));
   t.match(run.reasons[0]!.message, /10\.6\.16/);
 });
+
+// One backup as a single file, as `mariadb-backup --backup --stream=xbstream | gzip` writes it,
+// from the local driver (S3 serves such a file the same way): kind mysql takes it by its bytes.
+function streamPolicy(folder: string, rows: number): Promise<PolicyConfig> {
+  return tempDir('mariabackup-stream-policy').then((dir) =>
+    policyFromYaml({
+      folder: dir,
+      kind: 'mysql',
+      source: `          driver: local
+          path: ${JSON.stringify(folder)}
+          select: { glob: "*.xb*", settle: 0s }`,
+      sandbox: `${process.env.BACKPROOF_TEST_MARIADB_IMAGE ? `image: ${JSON.stringify(MARIADB_TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m`,
+      probes: `          - sql: "SELECT count(*) FROM orders"
+            equals: ${rows}`,
+    }),
+  );
+}
+
+t.test('an xbstream file (gzipped) is unpacked with mbstream, prepared and served', async (t) => {
+  const run = await verify(await streamPolicy(path.dirname(fixture.streams.full), fixture.streamRows), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.format, 'mariabackup');
+  t.equal(run.backup?.compression, 'gzip');
+  t.equal(run.backup?.header?.stream, 'xbstream');
+  t.equal(run.backup?.header?.backupType, 'full-backuped');
+  t.match(run.backup?.header?.tool, /^mariadb-backup 10\.11/);
+  t.equal(run.probes[0]?.actual, String(fixture.streamRows), 'every row up to the stream');
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a truncated xbstream: fail, restore_failed, in the words of mbstream or --prepare', async (t) => {
+  const folder = await tempDir('mariabackup-stream-cut');
+  const whole = await fs.readFile(fixture.streams.full);
+  const { gunzipSync, gzipSync } = await import('node:zlib');
+  const plain = gunzipSync(whole);
+  await fs.writeFile(path.join(folder, 'shop-cut.xb.gz'), gzipSync(plain.subarray(0, Math.floor(plain.length * 0.6))));
+  const run = await verify(await streamPolicy(folder, fixture.streamRows), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['restore_failed'], JSON.stringify(run.reasons));
+  t.match(run.reasons[0]!.message, /mbstream|prepare|checkpoints/);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('an incremental xbstream on its own: fail, naming the base it needs', async (t) => {
+  const run = await verify(await streamPolicy(path.dirname(fixture.streams.incremental), fixture.streamRows), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['restore_failed'], JSON.stringify(run.reasons));
+  t.match(run.reasons[0]!.message, /the xbstream holds an incremental backup starting at LSN \d+, and its base \(a backup ending at that LSN\) is not in it/);
+});

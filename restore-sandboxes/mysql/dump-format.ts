@@ -26,12 +26,8 @@ export function detectMysqlDump(head: Buffer): MysqlDumpDetection {
   const latin = head.subarray(0, 16).toString('latin1');
   if (latin.startsWith('PGDMP')) return foreign('not a MySQL dump: the file is a PostgreSQL custom-format dump (pg_dump -Fc); verify it with kind: postgres');
   if (latin.startsWith('SQLite format 3\0')) return foreign('not a MySQL dump: the file is an SQLite database; verify it with kind: sqlite');
-  if (latin.startsWith('XBSTCK01')) {
-    return foreign(
-      'the backup is an xbstream archive (mariabackup / Percona XtraBackup physical backup); kind: mysql restores logical dumps (mysqldump, mariadb-dump): verify physical backups with kind: custom',
-      'unsupported_format',
-    );
-  }
+  // An xbstream (mariadb-backup --stream=xbstream) never gets here: the restorer takes it as a
+  // physical backup first (mariabackup-restore.ts).
   if (head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar') return foreign('not a MySQL dump: the file is a tar archive; verify file archives with kind: files');
   if (latin.startsWith('PK\x03\x04')) return foreign('not a MySQL dump: the file is a zip archive; verify file archives with kind: files');
   const bom = head.subarray(0, 2).toString('hex');

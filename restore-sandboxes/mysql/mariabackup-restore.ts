@@ -5,9 +5,12 @@ import { truncate } from '../bytes.js';
 import type { Sandbox } from '../sandbox-runtime.js';
 
 /**
- * Physical MariaDB backups (the mariabackup source): the stream is a tar of mariadb-backup target
- * directories, a full backup and the incrementals on top of it, each beginning with its
- * `xtrabackup_checkpoints`. In the sandbox they are unpacked into the run's volume, the chain is
+ * Physical MariaDB backups, from either of two streams:
+ * - the mariabackup source's: a tar of mariadb-backup target directories, a full backup and the
+ *   incrementals on top of it, each beginning with its `xtrabackup_checkpoints`;
+ * - one backup as `mariadb-backup --backup --stream=xbstream` writes it (a `.xb` file, often
+ *   compressed: `| gzip > shop.xb.gz`), from any driver: unpacked with the image's `mbstream -x`.
+ * In the sandbox they are unpacked into the run's volume, the chain is
  * worked out again from the LSNs in the bytes (never from names), prepared in order with the
  * image's mariadb-backup (`--prepare`, then `--prepare --incremental-dir` for each incremental),
  * and a server is started on the prepared directory, with backproof's own options.
@@ -22,6 +25,11 @@ export function detectMariabackupStream(head: Buffer): { first: string } | undef
   if (!/^[^/]+\/xtrabackup_checkpoints$/.test(name)) return undefined;
   if (!/^\s*backup_type\s*=/.test(head.subarray(512, 512 + 64).toString('latin1'))) return undefined;
   return { first: name.split('/')[0]! };
+}
+
+/** An xbstream (mbstream) archive: every chunk starts with this magic. */
+export function isXbstream(head: Buffer): boolean {
+  return head.subarray(0, 8).toString('latin1') === 'XBSTCK01';
 }
 
 export interface MariabackupServer {
@@ -53,7 +61,7 @@ export interface PhysicalMysqlRestore {
 
 const SYSTEM = new Set(['mysql', 'sys', 'information_schema', 'performance_schema']);
 
-export async function restoreMariabackup(stream: Readable, s: MariabackupServer): Promise<PhysicalMysqlRestore> {
+export async function restoreMariabackup(stream: Readable, s: MariabackupServer, format: 'tar' | 'xbstream' = 'tar'): Promise<PhysicalMysqlRestore> {
   const { sandbox, signal, user } = s;
   const exec = (argv: string[], opts: { stdin?: Readable } = {}) => sandbox.exec(argv, { signal, user, maxOutputBytes: 256 * 1024, ...opts });
   const stage = `${s.dataDir}/.backproof-mariabackup`;
@@ -64,10 +72,18 @@ export async function restoreMariabackup(stream: Readable, s: MariabackupServer)
     stream.destroy();
     throw new VerificationError('sandbox_failed', `stopping the sandbox's empty MariaDB failed: ${lastLine(down.stderr)}`);
   }
-  const made = await exec(['mkdir', '-p', stage]);
-  if (made.exitCode !== 0) throw new VerificationError('sandbox_failed', `making ${stage} failed: ${lastLine(made.stderr)}`);
-  const untar = await exec(['tar', '-x', '-f', '-', '-C', stage, '--no-same-owner', '--no-same-permissions'], { stdin: stream });
-  if (untar.exitCode !== 0) throw new VerificationError('restore_failed', `unpacking the backup failed: ${lastLine(untar.stderr)}`);
+  // One xbstream is one backup: it goes in a directory of its own, as the tar's would.
+  const into = format === 'xbstream' ? `${stage}/backup` : stage;
+  const made = await exec(['mkdir', '-p', into]);
+  if (made.exitCode !== 0) throw new VerificationError('sandbox_failed', `making ${into} failed: ${lastLine(made.stderr)}`);
+  const unpack =
+    format === 'xbstream'
+      ? await exec(['mbstream', '-x', '-C', into], { stdin: stream })
+      : await exec(['tar', '-x', '-f', '-', '-C', stage, '--no-same-owner', '--no-same-permissions'], { stdin: stream });
+  if (unpack.exitCode !== 0) {
+    const tool = format === 'xbstream' ? 'mbstream -x' : 'tar';
+    throw new VerificationError('restore_failed', `unpacking the backup (${tool}) failed: ${lastLine(unpack.stderr) || `exit ${unpack.exitCode}`}`);
+  }
 
   // Each directory's checkpoints and info, as the bytes say.
   const listing = await exec([
@@ -91,6 +107,12 @@ export async function restoreMariabackup(stream: Readable, s: MariabackupServer)
   // The backup asked for is the one the chain ends at: the highest LSN reached.
   const chosen = [...backups].sort(([an, a], [bn, b]) => (a.toLsn === b.toLsn ? (an < bn ? 1 : -1) : a.toLsn < b.toLsn ? 1 : -1))[0]![0];
   const { chain, missing } = chainOf(backups, chosen);
+  if (missing && format === 'xbstream') {
+    throw new VerificationError(
+      'restore_failed',
+      `the xbstream holds an incremental backup starting at LSN ${missing.fromLsn}, and its base (a backup ending at that LSN) is not in it: an incremental restores only on its base; verify the full backup, or keep the chain as target directories (source driver mariabackup)`,
+    );
+  }
   if (missing) {
     const others = [...backups].filter(([n]) => n !== missing.needs).map(([n, c]) => `${n} ends at ${c.toLsn}`);
     throw new VerificationError(

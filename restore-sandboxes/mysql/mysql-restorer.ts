@@ -11,7 +11,7 @@ import { emptyDatabaseReasons, sandboxLimits, type Inspection, type RestoreConte
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
 import { truncate } from '../bytes.js';
 import { detectMysqlDump } from './dump-format.js';
-import { detectMariabackupStream, restoreMariabackup } from './mariabackup-restore.js';
+import { detectMariabackupStream, isXbstream, restoreMariabackup } from './mariabackup-restore.js';
 import { MysqlDumpFilter } from './dump-filter.js';
 import { literal, MYSQL_DIALECT, quoteIdent } from './mysql-sql.js';
 import { firstErrorLine, restoreFailure } from './restore-failure.js';
@@ -172,7 +172,8 @@ export class MysqlRestorer implements Restorer<'mysql'> {
     if (head.length === 0) {
       throw new VerificationError('empty_backup', compression === 'none' ? 'the backup is empty (0 bytes)' : `the ${compression} backup decompresses to nothing`);
     }
-    if (detectMariabackupStream(head)) return this.restorePhysical(ctx, stream, compression);
+    if (detectMariabackupStream(head)) return this.restorePhysical(ctx, stream, compression, 'tar');
+    if (isXbstream(head)) return this.restorePhysical(ctx, stream, compression, 'xbstream');
     const found = detectMysqlDump(head);
     if (found.kind === 'foreign') {
       stream.destroy();
@@ -222,8 +223,11 @@ export class MysqlRestorer implements Restorer<'mysql'> {
     return { format: found.format, compression, header };
   }
 
-  /** A mariadb-backup chain (the mariabackup source): prepared and served in place of the empty server. */
-  private async restorePhysical(ctx: RestoreContext<'mysql'>, stream: Readable, compression: string): Promise<RestoreOutcome> {
+  /**
+   * A mariadb-backup chain (the mariabackup source's tar) or one backup streamed as xbstream:
+   * prepared and served in place of the empty server.
+   */
+  private async restorePhysical(ctx: RestoreContext<'mysql'>, stream: Readable, compression: string, format: 'tar' | 'xbstream'): Promise<RestoreOutcome> {
     const memory = ctx.policy.sandbox.memoryBytes;
     const restored = await restoreMariabackup(stream, {
       sandbox: ctx.sandbox,
@@ -238,8 +242,9 @@ export class MysqlRestorer implements Restorer<'mysql'> {
       account: this.account,
       connection: this.client().slice(1),
       readinessTimeoutMs: ctx.policy.mysql.readinessTimeoutMs,
-    });
-    const header = { ...restored.header };
+    }, format);
+    const header: Record<string, string> = { ...restored.header };
+    if (format === 'xbstream') header.stream = 'xbstream';
     if (restored.databases.length === 0) throw new VerificationError('empty_restore', `backup ${header.backup} holds no database besides MariaDB's own (mysql, sys, ...)`);
     this.probeDatabase = chooseDatabase(ctx.policy.mysql.database, restored.databases, 'the mariadb-backup backup');
     this.restoredFrom = 'the mariadb-backup backup';

@@ -50,13 +50,8 @@ export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Rea
   const base = `${STAGE}/base/${found.id}`;
   const info = parseBarmanInfo(found.id, (await exec(['cat', `${base}/backup.info`], 'reading backup.info')).stdout);
   if (!info) throw new VerificationError('restore_failed', `backup.info of barman backup ${found.id} names no WAL range`);
-  const data = await exec(['test', '-f', `${base}/data/PG_VERSION`], 'looking for the data folder', { ok: true });
-  if (data.exitCode !== 0) {
-    const listing = await exec(['ls', base], 'listing the backup', { ok: true });
-    if (/\bdata\.tar/.test(listing.stdout)) throw new VerificationError('unsupported_format', `barman backup ${found.id} is a compressed tar (backup_compression), which backproof does not unpack yet`);
-    throw new VerificationError('restore_failed', `barman backup ${found.id} has no data folder with PG_VERSION: the backup is incomplete`);
-  }
-  await exec(['mv', `${base}/data`, DATA_DIR], 'moving the data folder into place');
+  const dataFolder = await dataFolderOf(exec, base, found.id);
+  await exec(['mv', dataFolder, DATA_DIR], 'moving the data folder into place');
   // The stream carries files, not empty folders: PostgreSQL's own are made again. pg_basebackup
   // and rsync copies carry no pid file; a data folder copied by hand might. Production's ALTER
   // SYSTEM settings (postgresql.auto.conf, read after backproof's configuration) are set aside,
@@ -88,4 +83,43 @@ export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Rea
     backupStoppedAt: info.endTime.toISOString(),
   };
   return replayToTarget(ctx, server, set, segments, header, confLines);
+}
+
+/** pg_basebackup's tar format, as barman keeps it with `backup_compression`: `base.tar[.gz|.bz2|.zst]`, a tablespace's `<oid>.tar...`. */
+const TAR_MEMBER = /^(base|\d+)\.tar(?:\.(gz|bz2|zst|lz4))?$/;
+const TAR_FLAG: Record<string, string[]> = { '': [], gz: ['-z'], bz2: ['-j'], zst: ['--zstd'] };
+
+/**
+ * The backup's data folder: `data/` itself (barman's plain copy, rsync or pg_basebackup's plain
+ * format), or, with `backup_compression`, `data/base.tar.gz` (or .bz2, .zst) unpacked beside it.
+ */
+async function dataFolderOf(exec: ReturnType<typeof physicalExec>, base: string, id: string): Promise<string> {
+  const plain = await exec(['test', '-f', `${base}/data/PG_VERSION`], 'looking for the data folder', { ok: true });
+  if (plain.exitCode === 0) return `${base}/data`;
+  const listing = await exec(['ls', '-1', `${base}/data`], 'listing the backup', { ok: true });
+  const tars = listing.stdout.split('\n').map((l) => l.trim()).filter((n) => TAR_MEMBER.test(n));
+  const baseTar = tars.find((n) => n.startsWith('base.'));
+  if (!baseTar) throw new VerificationError('restore_failed', `barman backup ${id} has no data folder with PG_VERSION and no base.tar: the backup is incomplete`);
+  const tablespaces = tars.filter((n) => !n.startsWith('base.'));
+  if (tablespaces.length > 0) {
+    throw new VerificationError('unsupported_format', `barman backup ${id} has tablespaces outside the data directory (${tablespaces.join(', ')}), which backproof does not restore yet`);
+  }
+  const suffix = TAR_MEMBER.exec(baseTar)![2] ?? '';
+  const flag = TAR_FLAG[suffix];
+  if (!flag) throw new VerificationError('unsupported_format', `barman backup ${id} is compressed with ${suffix} (${baseTar}), which the sandbox image cannot unpack: use backup_compression gzip, bzip2 or zstd`);
+  const into = `${base}/pgdata`;
+  const unpacked = await exec(
+    ['sh', '-c', 'd="$0" f="$1"; shift; mkdir -p "$d" && tar -x -f "$f" -C "$d" --no-same-owner --no-same-permissions "$@"', into, `${base}/data/${baseTar}`, ...flag],
+    `unpacking ${baseTar}`,
+    { ok: true },
+  );
+  if (unpacked.exitCode !== 0) {
+    // tar's last words ("Error is not recoverable") say less than gzip's before them.
+    const lines = unpacked.stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/not recoverable|Child returned status/.test(l));
+    const said = [...new Set(lines)].slice(-2).join('; ') || `exit ${unpacked.exitCode}`;
+    throw new VerificationError('restore_failed', `barman backup ${id}: unpacking ${baseTar} failed: ${said.slice(0, 300)}`);
+  }
+  const version = await exec(['test', '-f', `${into}/PG_VERSION`], 'looking for PG_VERSION', { ok: true });
+  if (version.exitCode !== 0) throw new VerificationError('restore_failed', `barman backup ${id}: ${baseTar} holds no PG_VERSION: it is not a PostgreSQL data directory`);
+  return into;
 }

@@ -31,7 +31,11 @@ export interface BarmanServer {
   copy(): Promise<string>;
 }
 
-export async function makeBarmanServer(): Promise<BarmanServer> {
+/**
+ * `backupCompression`: barman's `backup_compression` (pg_basebackup's tar format, compressed
+ * client-side): the backup's data is `base/<id>/data.tar.gz` rather than a `data/` folder.
+ */
+export async function makeBarmanServer(opts: { backupCompression?: 'gzip' } = {}): Promise<BarmanServer> {
   const base = await tempDir('barman');
   const owner = await postgresOwner();
   const home = path.join(base, 'home');
@@ -57,6 +61,9 @@ export async function makeBarmanServer(): Promise<BarmanServer> {
       `streaming_conninfo = host=${sock} port=${port} user=postgres`,
       'backup_method = postgres',
       'archiver = on',
+      // pg_basebackup's default spread checkpoint keeps an idle test cluster waiting ~90 s.
+      'immediate_checkpoint = true',
+      ...(opts.backupCompression ? [`backup_compression = ${opts.backupCompression}`, 'backup_compression_format = tar'] : []),
       '',
     ].join('\n'),
   );

@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
+import { createGzip } from 'node:zlib';
 import { tempDir } from './harness.js';
 import { startMysqlFixtureServer } from './mysql-fixtures.js';
 
@@ -22,6 +24,13 @@ export interface MariabackupChain {
   rows: [number, number, number];
   /** A copy of the folder to break. */
   copy(): Promise<string>;
+  /**
+   * Single-file backups as `mariadb-backup --backup --stream=xbstream` writes them, taken after
+   * the chain and 100 more rows: `full` a full backup, gzipped (`.xb.gz`, rows `streamRows`);
+   * `incremental` an incremental on the chain's last backup (`.xb`), whose base is not a file.
+   */
+  streams: { full: string; incremental: string };
+  streamRows: number;
 }
 
 export async function makeMariabackupChain(): Promise<MariabackupChain> {
@@ -29,6 +38,9 @@ export async function makeMariabackupChain(): Promise<MariabackupChain> {
   await fs.mkdir(folder);
   const server = await startMysqlFixtureServer();
   const names: [string, string, string] = ['full-20261206', 'inc1-20261206', 'inc2-20261206'];
+  const streamDir = path.join(path.dirname(folder), 'streams');
+  const incDir = path.join(path.dirname(folder), 'incremental-stream');
+  const streams = { full: path.join(streamDir, 'shop-20261206.xb.gz'), incremental: path.join(incDir, 'shop-inc-20261206.xb') };
   try {
     await server.sql('CREATE DATABASE shop');
     await server.sql("CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(40) NOT NULL) ENGINE=InnoDB; INSERT INTO orders SELECT seq, 'before full' FROM seq_1_to_200", 'shop');
@@ -55,6 +67,19 @@ export async function makeMariabackupChain(): Promise<MariabackupChain> {
     await server.sql("INSERT INTO orders SELECT seq, 'before inc2' FROM seq_1001_to_1500", 'shop');
     await new Promise((r) => setTimeout(r, 1100));
     await backup(names[2], names[1]);
+    await server.sql("INSERT INTO orders SELECT seq, 'before the streams' FROM seq_1501_to_1600", 'shop');
+    const stream = async (file: string, base?: string): Promise<void> => {
+      await server.restart();
+      const argv = ['mariadb-backup', '--no-defaults', '--backup', '--stream=xbstream', '--user=root', '--socket=/tmp/fixture.sock', `--target-dir=/tmp/mb/stream-${path.basename(file)}`, ...(base ? [`--incremental-basedir=/tmp/mb/${base}`] : [])];
+      const out = createWriteStream(file);
+      const r = await server.sandbox.exec(argv, { user: 'mysql', stdout: file.endsWith('.gz') ? pipeInto(createGzip(), out) : out, maxOutputBytes: 64 * 1024 });
+      await new Promise<void>((resolve) => (out.writableFinished ? resolve() : out.once('finish', () => resolve())));
+      if (r.exitCode !== 0) throw new Error(`mariadb-backup --stream failed (exit ${r.exitCode}): ${r.stderr.slice(-800)}`);
+    };
+    await fs.mkdir(streamDir);
+    await fs.mkdir(incDir);
+    await stream(streams.full);
+    await stream(streams.incremental, names[2]);
   } finally {
     await server.stop();
   }
@@ -62,10 +87,18 @@ export async function makeMariabackupChain(): Promise<MariabackupChain> {
     folder,
     names,
     rows: [200, 1000, 1500],
+    streams,
+    streamRows: 1600,
     async copy() {
       const dir = path.join(await tempDir('mariabackup-copy'), 'backups');
       await fs.cp(folder, dir, { recursive: true, preserveTimestamps: true });
       return dir;
     },
   };
+}
+
+/** `first`, whose output goes on into `then`: write into the returned stream. */
+function pipeInto(first: NodeJS.ReadWriteStream & Writable, then: Writable): Writable {
+  first.pipe(then);
+  return first;
 }
