@@ -26,6 +26,7 @@ export const STORAGE_DRIVER_FACTORIES: { readonly [D in StorageDriverName]: (sou
     const recovery = policy.kind === 'postgres' ? policy.postgres.recovery : 'latest';
     return new PgbackrestStorageDriver({
       repository: source.repository,
+      ...(source.s3 ? { s3: source.s3 } : {}),
       stanza: source.stanza,
       check: source.check,
       binary: source.binary,

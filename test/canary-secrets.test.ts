@@ -126,6 +126,8 @@ const skeleton = {
         { name: 'attic', kind: 'files', source: { driver: 'borg', repository: path.join(root, 'no-borg-repo'), file: 'data/share.tar.gz', check: false }, schedule: 'every 2s' },
         // An encrypted pgBackRest repository whose info will not decrypt: the cipher pass reaches pgbackrest, its error comes back.
         { name: 'pgvault', kind: 'postgres', source: { driver: 'pgbackrest', repository: pgbackrestRepo, stanza: 'main', check: false }, schedule: 'every 2s' },
+        // A pgBackRest repository in a bucket of the echoing store: its keys come back in errors too.
+        { name: 'pgbucket', kind: 'postgres', source: { driver: 'pgbackrest', repository: '/pgbackrest', stanza: 'main', check: false, s3: { bucket: 'acme', endpoint: echo.endpoint, maxRetries: 1, credentials: {} } }, schedule: 'every 2s' },
       ],
     },
   ],

@@ -1,18 +1,19 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import { ChildProcesses } from '../cli/child-processes.js';
-import { ConfinedFolder } from '../local/confined-file.js';
-import { regularFilesUnder, tarOfFiles } from '../local/folder-tar.js';
-import type { BackupDetails, BackupEntry, StorageCheck, StorageDriver } from '../storage-driver.js';
+import type { BackupDetails, BackupEntry, StorageCheck, StorageDriver, StorageUsage } from '../storage-driver.js';
+import { PosixRepo, type RepoStorage } from './repo-storage.js';
+import { S3Repo, type S3RepoOptions } from './s3-repo.js';
 import { archiveIdOf, backupSets, databaseHistory, infoFromJson, isCiphertext, parseInfoFile, type BackupSet } from '../../orchestrator/core/pgbackrest-info.js';
 
 export interface PgbackrestDriverOptions {
-  /** The repository's path on this machine (pgBackRest's repo1-path). */
+  /** pgBackRest's repo1-path: a folder on this machine, or, with `s3`, the path in the bucket. */
   repository: string;
+  /** The repository is in this bucket (repo1-type=s3). */
+  s3?: Omit<S3RepoOptions, 'path'>;
   stanza: string;
   /** The storage_check phase: `pgbackrest verify` of the repository; false: none. */
   check?: 'verify' | false;
@@ -30,8 +31,9 @@ const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{16})(?:-[0-9a-f]{40})?(?:\.(?:gz|bz2|lz
 const MAX_PROBLEMS = 20;
 
 /**
- * A pgBackRest repository on this machine (a posix repo1-path: a disk, a NAS mount): each backup
- * set of a stanza is a backup; the newest restores with the WAL archived after it.
+ * A pgBackRest repository on this machine (a posix repo1-path: a disk, a NAS mount) or in a bucket
+ * (repo1-type=s3, read with the AWS SDK: s3-repo.ts): each backup set of a stanza is a backup; the
+ * newest restores with the WAL archived after it.
  *
  * - Listing reads `backup/<stanza>/backup.info` itself (its `.copy` when the file is unreadable),
  *   so listing needs no pgBackRest on this host.
@@ -52,8 +54,10 @@ export class PgbackrestStorageDriver implements StorageDriver {
   readonly name = 'pgbackrest';
   readonly location: string;
   declare readonly check?: (entry: BackupEntry, signal?: AbortSignal) => Promise<StorageCheck>;
+  /** What reading a repository in a bucket cost (requests, bytes); absent for a folder. */
+  declare readonly usage?: () => StorageUsage;
 
-  private readonly folder: ConfinedFolder;
+  private readonly repo: RepoStorage;
   private readonly repository: string;
   private readonly stanza: string;
   private readonly binary: string;
@@ -64,14 +68,20 @@ export class PgbackrestStorageDriver implements StorageDriver {
   private scratch?: string;
 
   constructor(opts: PgbackrestDriverOptions) {
-    this.repository = path.resolve(opts.repository);
+    this.repository = opts.s3 ? opts.repository : path.resolve(opts.repository);
     this.stanza = opts.stanza;
     if (!/^[A-Za-z0-9_.-]+$/.test(this.stanza)) throw new VerificationError('source_unreachable', `pgBackRest stanza ${JSON.stringify(this.stanza)} is not a stanza name`);
     this.binary = opts.binary ?? 'pgbackrest';
     if (opts.endedBefore) this.endedBefore = opts.endedBefore;
     if (opts.cipherPass) this.cipherPass = opts.cipherPass;
-    this.location = `pgBackRest repository ${this.repository}, stanza ${this.stanza}`;
-    this.folder = new ConfinedFolder(this.repository);
+    if (opts.s3) {
+      const s3 = new S3Repo({ ...opts.s3, path: opts.repository });
+      this.repo = s3;
+      this.usage = () => s3.usage();
+    } else {
+      this.repo = new PosixRepo(this.repository);
+    }
+    this.location = `pgBackRest repository ${this.repo.location}, stanza ${this.stanza}`;
     if (opts.check === 'verify') this.check = (entry, signal) => this.verify(entry, signal);
   }
 
@@ -107,11 +117,12 @@ export class PgbackrestStorageDriver implements StorageDriver {
 
   async open(entry: BackupEntry, signal?: AbortSignal): Promise<Readable> {
     const set = await this.setOf(entry, signal);
-    return tarOfFiles(this.folder, this.repository, await this.filesOf(set, signal), signal);
+    return this.repo.tar(await this.filesOf(set, signal), signal);
   }
 
   async close(): Promise<void> {
     await this.children?.close();
+    await this.repo.close();
     if (this.scratch) rmSync(this.scratch, { recursive: true, force: true });
   }
 
@@ -121,9 +132,9 @@ export class PgbackrestStorageDriver implements StorageDriver {
     const stanzaArchive = `archive/${this.stanza}`;
     const stanzaBackup = `backup/${this.stanza}`;
     const files = [`${stanzaArchive}/archive.info`];
-    for (const name of ['archive.info.copy']) if (await this.isFile(`${stanzaArchive}/${name}`)) files.push(`${stanzaArchive}/${name}`);
+    if (await this.repo.isFile(`${stanzaArchive}/archive.info.copy`, signal)) files.push(`${stanzaArchive}/archive.info.copy`);
     files.push(`${stanzaBackup}/backup.info`);
-    if (await this.isFile(`${stanzaBackup}/backup.info.copy`)) files.push(`${stanzaBackup}/backup.info.copy`);
+    if (await this.repo.isFile(`${stanzaBackup}/backup.info.copy`, signal)) files.push(`${stanzaBackup}/backup.info.copy`);
     for (const label of [...set.references, set.label]) files.push(...(await this.walk(`${stanzaBackup}/${label}`, signal)));
     const db = databases.get(set.dbId);
     if (db) {
@@ -144,21 +155,8 @@ export class PgbackrestStorageDriver implements StorageDriver {
   }
 
   /** Regular files under `rel`, sorted; links and other kinds are left out. */
-  private async walk(rel: string, signal?: AbortSignal): Promise<string[]> {
-    try {
-      return await regularFilesUnder(this.repository, rel, signal);
-    } catch (err) {
-      throw this.unreachable(err);
-    }
-  }
-
-  private async isFile(rel: string): Promise<boolean> {
-    try {
-      const entries = await readdir(path.join(this.repository, path.posix.dirname(rel)), { withFileTypes: true });
-      return entries.some((e) => e.name === path.posix.basename(rel) && e.isFile());
-    } catch {
-      return false;
-    }
+  private walk(rel: string, signal?: AbortSignal): Promise<string[]> {
+    return this.repo.filesUnder(rel, signal);
   }
 
   private async setOf(entry: BackupEntry, signal?: AbortSignal): Promise<BackupSet> {
@@ -170,23 +168,12 @@ export class PgbackrestStorageDriver implements StorageDriver {
   /** backup.info, or its copy when the file itself is missing or unreadable. */
   private async readInfo(signal?: AbortSignal): Promise<{ sets: BackupSet[]; databases: Map<number, { version: string; systemId: string }> }> {
     if (this.info) return this.info;
-    try {
-      await this.folder.realRoot();
-    } catch (err) {
-      throw this.unreachable(err);
-    }
     let lastError: unknown;
     for (const name of ['backup.info', 'backup.info.copy']) {
       signal?.throwIfAborted();
       const rel = `backup/${this.stanza}/${name}`;
       try {
-        const { handle } = await this.folder.open(path.join(this.repository, rel), rel);
-        let text: string;
-        try {
-          text = await handle.readFile('utf8');
-        } finally {
-          await handle.close().catch(() => undefined);
-        }
+        const text = await this.repo.readText(rel, signal);
         if (isCiphertext(text)) {
           this.info = await this.decryptedInfo(signal);
           return this.info;
@@ -196,7 +183,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
         this.info = { sets: backupSets(backup), databases: databaseHistory(backup) };
         return this.info;
       } catch (err) {
-        if (err instanceof VerificationError && (err.reason === 'unsafe_source' || err.reason === 'unsupported_format')) throw err;
+        if (err instanceof VerificationError && (err.reason === 'unsafe_source' || err.reason === 'unsupported_format' || err.reason === 'source_denied')) throw err;
         lastError = err;
       }
     }
@@ -205,22 +192,20 @@ export class PgbackrestStorageDriver implements StorageDriver {
     if (code === 'ENOENT') {
       throw new VerificationError('source_unreachable', `${this.location}: no backup/${this.stanza}/backup.info; check source.repository (the repository's repo1-path) and source.stanza (pgbackrest info lists the stanzas)`);
     }
-    throw this.unreachable(lastError);
+    throw this.repo.unreachable(lastError);
   }
 
-  private unreachable(err: unknown): VerificationError {
-    const code = (err as { code?: string }).code;
-    if (code === 'EACCES' || code === 'EPERM') return new VerificationError('source_denied', `${this.location} cannot be read by this user (${code})`);
-    return new VerificationError('source_unreachable', `${this.location} cannot be read: ${(err as Error).message}`);
-  }
-
-  /** pgbackrest with the repository's options (and the cipher's, the pass in its environment). */
-  private pgbackrest(command: string[], signal?: AbortSignal) {
+  /**
+   * pgbackrest with the repository's options (and the cipher's): the pass and a bucket's keys in
+   * its environment only.
+   */
+  private async pgbackrest(command: string[], signal?: AbortSignal) {
+    const repo = await this.repo.pgbackrestRepo(signal);
     this.scratch ??= mkdtempSync(path.join(os.tmpdir(), 'backproof-pgbackrest-'));
     this.children ??= new ChildProcesses({
       tool: 'pgbackrest',
       binary: this.binary,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.scratch, TZ: 'UTC', ...(this.cipherPass ? { PGBACKREST_REPO1_CIPHER_PASS: this.cipherPass } : {}) },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.scratch, TZ: 'UTC', ...repo.env, ...(this.cipherPass ? { PGBACKREST_REPO1_CIPHER_PASS: this.cipherPass } : {}) },
       location: this.location,
       spawnFailure: (err) =>
         new VerificationError(
@@ -231,7 +216,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
     const args = [
       '--no-config',
       `--stanza=${this.stanza}`,
-      `--repo1-path=${this.repository}`,
+      ...repo.args,
       ...(this.cipherPass ? ['--repo1-cipher-type=aes-256-cbc'] : []),
       `--log-path=${this.scratch}`,
       '--log-level-file=off',

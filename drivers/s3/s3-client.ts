@@ -1,6 +1,10 @@
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import tls from 'node:tls';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
+import { VerificationError } from '../../orchestrator/core/errors.js';
 
 /** How to reach a bucket: what the storage driver and the evidence witness share. */
 export interface S3Connection {
@@ -13,6 +17,8 @@ export interface S3Connection {
   sdkChecksums?: 'when_required' | 'when_supported';
   maxRetries?: number;
   requestTimeoutMs?: number;
+  /** A PEM file of the certificate authorities to trust (a store with its own CA), besides Node's. */
+  caFile?: string;
 }
 
 /** The SDK client's configuration for a connection: retries, timeouts, checksums, credentials. */
@@ -25,7 +31,12 @@ export function s3ClientConfig(opts: S3Connection): S3ClientConfig {
     responseChecksumValidation: checksums,
     maxAttempts: (opts.maxRetries ?? DEFAULTS.s3MaxRetries) + 1,
     retryMode: 'standard',
-    requestHandler: { requestTimeout: opts.requestTimeoutMs ?? DEFAULTS.s3RequestTimeoutMs, connectionTimeout: 10_000 },
+    requestHandler: {
+      requestTimeout: opts.requestTimeoutMs ?? DEFAULTS.s3RequestTimeoutMs,
+      connectionTimeout: 10_000,
+      // Node's own roots and the file's: `ca` replaces the default list, so both are named.
+      ...(opts.caFile ? { httpsAgent: new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, readCa(opts.caFile)] }) } : {}),
+    },
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
     ...(opts.profile ? { profile: opts.profile } : {}),
   };
@@ -34,6 +45,23 @@ export function s3ClientConfig(opts: S3Connection): S3ClientConfig {
     config.credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
   }
   return config;
+}
+
+function readCa(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new VerificationError('source_unreachable', `the CA file ${file} (caFile) cannot be read: ${(err as Error).message}`);
+  }
+}
+
+/** Where the credentials come from, for messages (never the secret). */
+export function describeCredentialOrigin(opts: Pick<S3Connection, 'credentials' | 'profile'>): string {
+  if (opts.credentials) return opts.credentials.origin;
+  if (opts.profile) return `profile "${opts.profile}" in the shared AWS config files (~/.aws/credentials, ~/.aws/config)`;
+  if (process.env.AWS_ACCESS_KEY_ID) return 'the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)';
+  if (process.env.AWS_PROFILE) return `profile "${process.env.AWS_PROFILE}" named by AWS_PROFILE`;
+  return 'the AWS default chain (shared config files, web identity, container or instance role)';
 }
 
 /** Where the endpoint is, for messages: the URL, or AWS and its region. */

@@ -10,7 +10,7 @@ import type { BackupDetails, BackupEntry, ExpectedChecksum, StorageDriver, Stora
 import { archiveState, restoreRequest, retrievalTime } from './s3-archive.js';
 import { classifyS3Error, isRetryable, statusOf } from './s3-errors.js';
 import { resumableDownload } from './resumable-download.js';
-import { loadS3Sdk, s3ClientConfig, s3EndpointText, type S3Connection } from './s3-client.js';
+import { describeCredentialOrigin, loadS3Sdk, s3ClientConfig, s3EndpointText, type S3Connection } from './s3-client.js';
 
 export interface S3DriverOptions extends S3Connection {
   bucket: string;
@@ -284,13 +284,6 @@ function unquote(etag: string): string {
 }
 
 /** Where the SDK's credentials come from, in words: never the values. */
-function describeCredentialOrigin(opts: S3DriverOptions): string {
-  if (opts.credentials) return opts.credentials.origin;
-  if (opts.profile) return `profile "${opts.profile}" in the shared AWS config files (~/.aws/credentials, ~/.aws/config)`;
-  if (process.env.AWS_ACCESS_KEY_ID) return 'the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)';
-  if (process.env.AWS_PROFILE) return `profile "${process.env.AWS_PROFILE}" named by AWS_PROFILE`;
-  return 'the AWS default chain (shared config files, web identity, container or instance role)';
-}
 
 /** ISO 8601 or epoch seconds (or milliseconds) in a metadata value. */
 export function parseMetadataTime(raw: string): Date | undefined {

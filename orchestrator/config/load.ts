@@ -143,13 +143,20 @@ function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env:
           if (src.credentials) {
             src.credentials.origin = origin('source.credentials', ['credentials.accessKeyId', 'credentials.secretAccessKey', 'credentials.sessionToken']);
           }
+          if (src.caFile) src.caFile = path.resolve(baseDir, src.caFile);
         }
         if (src.driver === 'borg') {
           src.passphraseOrigin = origin('source.passphrase', ['passphrase']);
           // A local repository path is relative to the config file; ssh:// names a remote one.
           if (!/^[a-z0-9]+:\/\//i.test(src.repository)) src.repository = path.resolve(baseDir, src.repository);
         }
-        if (src.driver === 'pgbackrest') src.repository = path.resolve(baseDir, src.repository);
+        if (src.driver === 'pgbackrest') {
+          if (!src.s3) src.repository = path.resolve(baseDir, src.repository);
+          if (src.s3?.credentials) {
+            src.s3.credentials.origin = origin('source.s3.credentials', ['s3.credentials.accessKeyId', 's3.credentials.secretAccessKey', 's3.credentials.sessionToken']);
+          }
+          if (src.s3?.caFile) src.s3.caFile = path.resolve(baseDir, src.s3.caFile);
+        }
         if (src.driver === 'mariabackup' || src.driver === 'barman') src.path = path.resolve(baseDir, src.path);
         if (src.driver === 'restic') {
           src.passwordOrigin = origin('source.password', ['password']);
@@ -178,6 +185,8 @@ function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env:
     for (const key of [config.docker.tls?.key, config.docker.sshKey]) if (key !== undefined) secrets.add(key);
     const daemon = config.daemon;
     if (daemon.liveness.file !== undefined) daemon.liveness.file = path.resolve(baseDir, daemon.liveness.file);
+    const witness = config.evidence?.witness?.s3;
+    if (witness?.caFile !== undefined) witness.caFile = path.resolve(baseDir, witness.caFile);
     for (const channel of config.alerts.channels) if (channel.type === 'email' && channel.auth) secrets.add(channel.auth.pass);
     const reports = config.reports;
     if (reports?.logo !== undefined) {

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { addProblem, durationKey, isRecordPayload, matching, nonEmptyText, quote, regexString, say, timezone, typeError } from './schema-helpers.js';
 import { secret } from './secret-schema.js';
-import type { BarmanSourceConfig, BorgSourceConfig, ExpectConfig, LocalSourceConfig, MariabackupSourceConfig, PgbackrestSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
+import type {
+  BarmanSourceConfig, BorgSourceConfig, ExpectConfig, LocalSourceConfig, MariabackupSourceConfig, PgbackrestS3Config, PgbackrestSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
 
 // ---- Source and selector ---------------------------------------------------------------------
 
@@ -150,6 +151,9 @@ export const S3_CONNECTION_KEYS = {
   forcePathStyle: z.boolean().optional().describe('Path-style URLs (endpoint/bucket/key). Default true when endpoint is set, else false.'),
   credentials: s3Credentials.optional(),
   profile: nonEmptyText('profile').optional().describe('Shared config profile (~/.aws/credentials) instead of explicit credentials.'),
+  caFile: nonEmptyText('caFile')
+    .optional()
+    .describe("A PEM file of certificate authorities to trust besides the system's (a store with a certificate of its own CA), e.g. /etc/ssl/minio-ca.pem; relative paths start at the config file's folder."),
   sdkChecksums: z
     .enum(['when_required', 'when_supported'])
     .default('when_required')
@@ -244,10 +248,27 @@ const borgSource = z
   // load.ts fills in passphraseOrigin.
   .transform(({ lockWait, ...rest }): BorgSourceConfig => ({ ...rest, file: rest.file.replace(/^\/+/, ''), lockWaitMs: lockWait ?? DEFAULTS.borgLockWaitMs, passphraseOrigin: 'source.passphrase' }));
 
+const pgbackrestS3 = z
+  .strictObject({
+    ...S3_CONNECTION_KEYS,
+    maxRetries: retries.default(DEFAULTS.s3MaxRetries).describe(`Retries of a failed request. Default ${DEFAULTS.s3MaxRetries}.`),
+    requestTimeout: durationKey('Limit for one request to answer.', DEFAULTS.s3RequestTimeoutMs),
+  })
+  .superRefine(credentialsOrProfile)
+  .transform(({ requestTimeout, forcePathStyle, credentials, ...rest }): PgbackrestS3Config => ({
+    ...rest,
+    forcePathStyle: forcePathStyle ?? rest.endpoint !== undefined,
+    requestTimeoutMs: requestTimeout ?? DEFAULTS.s3RequestTimeoutMs,
+    // load.ts fills in where the credentials came from.
+    ...(credentials ? { credentials: { ...credentials, origin: 'source.s3.credentials' } } : {}),
+  }))
+  .describe("The repository is in a bucket (pgBackRest's repo1-type=s3; any S3-compatible store): listed and read with the AWS SDK. pgbackrest itself (source.check, an encrypted repository) reaches it over HTTPS only.");
+
 const pgbackrestSource = z
   .strictObject({
-    driver: z.literal('pgbackrest').describe('A pgBackRest repository on this machine: each backup set of the stanza is a backup, restored with the WAL archived after it (kind postgres).'),
-    repository: nonEmptyText('repository').describe("The repository's path on this machine (pgBackRest's repo1-path), e.g. /var/lib/pgbackrest."),
+    driver: z.literal('pgbackrest').describe('A pgBackRest repository, on this machine or in an S3 bucket: each backup set of the stanza is a backup, restored with the WAL archived after it (kind postgres).'),
+    repository: nonEmptyText('repository').describe("pgBackRest's repo1-path: the repository's folder on this machine, e.g. /var/lib/pgbackrest; with s3, its path in the bucket, e.g. /pgbackrest."),
+    s3: pgbackrestS3.optional(),
     stanza: matching(/^[A-Za-z0-9_.-]+$/, 'a stanza name', 'write the stanza as pgbackrest info lists it, e.g. main').describe('The stanza whose backups are verified.'),
     check: z
       .union([z.literal(false), z.literal('verify')], { error: typeError('a check', () => 'write verify or false') })
@@ -258,6 +279,11 @@ const pgbackrestSource = z
       .optional()
       .describe("An encrypted repository's passphrase (pgBackRest's repo1-cipher-pass, aes-256-cbc); use a reference: ${env:ACME_PGBACKREST_PASS} or ${file:secrets/pgbackrest}. It reaches pgbackrest through its environment, never its command line."),
     select: select.prefault({}),
+  })
+  .superRefine((value, ctx) => {
+    if (value.s3 && !value.repository.startsWith('/')) {
+      addProblem(ctx, `"${value.repository}" is not a repo1-path: pgBackRest's paths in a bucket start with "/"`, 'write the repository as pgBackRest\'s repo1-path, e.g. repository: /pgbackrest', ['repository']);
+    }
   })
   .transform((value): PgbackrestSourceConfig => value);
 

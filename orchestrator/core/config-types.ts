@@ -298,6 +298,8 @@ export interface S3ConnectionConfig {
   maxRetries: number;
   /** Per-request timeout. */
   requestTimeoutMs: number;
+  /** A PEM file of certificate authorities to trust besides the system's. */
+  caFile?: string;
 }
 
 export interface S3SourceConfig extends S3ConnectionConfig {
@@ -374,10 +376,15 @@ export interface BorgSourceConfig {
   select: SelectorConfig;
 }
 
+/** A pgBackRest repository in a bucket (repo1-type=s3). */
+export type PgbackrestS3Config = S3ConnectionConfig;
+
 export interface PgbackrestSourceConfig {
   driver: 'pgbackrest';
-  /** The repository's path on this machine (repo1-path). */
+  /** repo1-path: the repository's folder on this machine, or, with `s3`, its path in the bucket. */
   repository: string;
+  /** The repository is in this bucket. */
+  s3?: PgbackrestS3Config;
   stanza: string;
   /** `pgbackrest verify` in the storage_check phase; false to skip. */
   check: 'verify' | false;

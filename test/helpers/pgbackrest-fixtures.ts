@@ -35,8 +35,20 @@ export interface PgbackrestRepo {
 const run = promisify(execFile);
 const STANZA = 'main';
 
-/** `cipherPass`: an encrypted repository (repo1-cipher-type aes-256-cbc). */
-export async function makePgbackrestRepo(opts: { cipherPass?: string } = {}): Promise<PgbackrestRepo> {
+/** Where an S3 repository goes: a bucket of an HTTPS S3 server (startS3Server with tls). */
+export interface PgbackrestS3Target {
+  port: number;
+  bucket: string;
+  /** The CA of the server's certificate (pgbackrest checks it). */
+  caFile: string;
+}
+
+/**
+ * `cipherPass`: an encrypted repository (repo1-cipher-type aes-256-cbc). `s3`: the repository in
+ * a bucket (repo1-type=s3, repo1-path /pgbackrest), pgbackrest pushing the WAL and the backups
+ * there itself; `repo` is then that path in the bucket, and `segments`/`copy` are not available.
+ */
+export async function makePgbackrestRepo(opts: { cipherPass?: string; s3?: PgbackrestS3Target } = {}): Promise<PgbackrestRepo> {
   const base = await tempDir('pgbackrest');
   const owner = await postgresOwner();
   const repo = path.join(base, 'repo');
@@ -46,7 +58,22 @@ export async function makePgbackrestRepo(opts: { cipherPass?: string } = {}): Pr
   await fs.mkdir(repo);
   for (const dir of [base, sock, repo]) if (owner) await fs.chown(dir, owner.uid, owner.gid);
   const conf = path.join(base, 'pgbackrest.conf');
-  await fs.writeFile(conf, `[${STANZA}]\npg1-path=${data}\npg1-socket-path=${sock}\npg1-port=PORT\n[global]\nrepo1-path=${repo}\nlog-path=${base}\nlock-path=${base}\nlog-level-file=off\nstart-fast=y\nrepo1-retention-full=9\n${opts.cipherPass ? `repo1-cipher-type=aes-256-cbc\nrepo1-cipher-pass=${opts.cipherPass}\n` : ''}`);
+  const s3 = opts.s3;
+  const repoLines = s3
+    ? [
+        'repo1-type=s3',
+        'repo1-path=/pgbackrest',
+        `repo1-s3-bucket=${s3.bucket}`,
+        'repo1-s3-endpoint=127.0.0.1',
+        `repo1-storage-port=${s3.port}`,
+        `repo1-storage-ca-file=${s3.caFile}`,
+        'repo1-s3-region=us-east-1',
+        'repo1-s3-key=S3RVER',
+        'repo1-s3-key-secret=S3RVER',
+        'repo1-s3-uri-style=path',
+      ].join('\n')
+    : `repo1-path=${repo}`;
+  await fs.writeFile(conf, `[${STANZA}]\npg1-path=${data}\npg1-socket-path=${sock}\npg1-port=PORT\n[global]\n${repoLines}\nlog-path=${base}\nlock-path=${base}\nlog-level-file=off\nstart-fast=y\nrepo1-retention-full=9\n${opts.cipherPass ? `repo1-cipher-type=aes-256-cbc\nrepo1-cipher-pass=${opts.cipherPass}\n` : ''}`);
   const port = await freePort();
   await fs.writeFile(conf, (await fs.readFile(conf, 'utf8')).replace('PORT', String(port)));
   if (owner) await fs.chown(conf, owner.uid, owner.gid);
@@ -94,7 +121,7 @@ export async function makePgbackrestRepo(opts: { cipherPass?: string } = {}): Pr
   } finally {
     await as(path.join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
   }
-  const sets = opts.cipherPass
+  const sets = opts.cipherPass || s3
     ? infoFromJson(await pgbackrest('--output=json', 'info'), STANZA)!.sets
     : backupSets(parseInfoFile(await fs.readFile(path.join(repo, 'backup', STANZA, 'backup.info'), 'utf8')));
   const segments = async (r = repo): Promise<string[]> => {
@@ -106,7 +133,7 @@ export async function makePgbackrestRepo(opts: { cipherPass?: string } = {}): Pr
       .sort();
   };
   return {
-    repo,
+    repo: s3 ? '/pgbackrest' : repo,
     stanza: STANZA,
     database: 'shop',
     sets,
