@@ -30,13 +30,19 @@ export async function regularFilesUnder(root: string, rel: string, signal?: Abor
   return out;
 }
 
+/** One file of a tar being written: its bytes, size and time; `done` runs once they are read (or failed). */
+export interface TarMember {
+  stream: Readable;
+  size: number;
+  modifiedAt: Date;
+  done?: () => Promise<void>;
+}
+
 /**
- * A tar of `files` (relative to the folder's root), in that order, each opened confined to the
- * folder (a link out of it, or a file swapped for one, is `unsafe_source`), mode 0600; a read
- * error ends the stream with it. The order and contents fix the bytes, so the stream's sha256 is
- * reproducible.
+ * A tar of `files`, in that order, each opened by `open` when its turn comes (one at a time, so
+ * memory stays bounded), mode 0600; an open or read error ends the stream with it.
  */
-export function tarOfFiles(folder: ConfinedFolder, root: string, files: readonly string[], signal?: AbortSignal): Readable {
+export function tarOf(files: readonly string[], open: (rel: string) => Promise<TarMember>, signal?: AbortSignal): Readable {
   const pack = tarStream.pack();
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   const fail = (err: unknown): void => {
@@ -47,15 +53,31 @@ export function tarOfFiles(folder: ConfinedFolder, root: string, files: readonly
   void (async () => {
     for (const rel of files) {
       signal?.throwIfAborted();
-      const { handle, size, modifiedAt } = await folder.open(path.join(root, rel), rel);
+      const member = await open(rel);
       try {
-        const sink = pack.entry({ name: rel, size, mode: 0o600, mtime: modifiedAt, type: 'file' });
-        await pipeline(handle.createReadStream({ autoClose: false }), sink);
+        const sink = pack.entry({ name: rel, size: member.size, mode: 0o600, mtime: member.modifiedAt, type: 'file' });
+        await pipeline(member.stream, sink);
       } finally {
-        await handle.close().catch(() => undefined);
+        await member.done?.();
       }
     }
     pack.finalize();
   })().catch(fail);
   return out;
+}
+
+/**
+ * A tar of `files` (relative to the folder's root), in that order, each opened confined to the
+ * folder (a link out of it, or a file swapped for one, is `unsafe_source`). The order and contents
+ * fix the bytes, so the stream's sha256 is reproducible.
+ */
+export function tarOfFiles(folder: ConfinedFolder, root: string, files: readonly string[], signal?: AbortSignal): Readable {
+  return tarOf(
+    files,
+    async (rel) => {
+      const { handle, size, modifiedAt } = await folder.open(path.join(root, rel), rel);
+      return { stream: handle.createReadStream({ autoClose: false }), size, modifiedAt, done: () => handle.close().catch(() => undefined) };
+    },
+    signal,
+  );
 }

@@ -1,8 +1,7 @@
 import type * as S3Sdk from '@aws-sdk/client-s3';
-import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tarStream from 'tar-stream';
+import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
+import { tarOf } from '../local/folder-tar.js';
 import type { StorageUsage } from '../storage-driver.js';
 import { describeCredentialOrigin, loadS3Sdk, s3ClientConfig, s3EndpointText, type S3Connection } from '../s3/s3-client.js';
 import { classifyS3Error, statusOf } from '../s3/s3-errors.js';
@@ -91,17 +90,10 @@ export class S3Repo implements RepoStorage {
 
   /** The objects as one tar, each read whole in turn (its size from the response), mode 0600. */
   tar(files: readonly string[], signal?: AbortSignal): Readable {
-    const pack = tarStream.pack();
-    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-    const fail = (err: unknown): void => {
-      out.destroy(err instanceof Error ? err : new Error(String(err)));
-    };
-    pack.on('error', fail);
-    pack.pipe(out);
-    void (async () => {
-      const { client, mod } = await this.client();
-      for (const rel of files) {
-        signal?.throwIfAborted();
+    return tarOf(
+      files,
+      async (rel) => {
+        const { client, mod } = await this.client();
         let got: S3Sdk.GetObjectCommandOutput;
         try {
           this.used.requests.get++;
@@ -109,15 +101,12 @@ export class S3Repo implements RepoStorage {
         } catch (err) {
           throw this.unreachable(err, rel);
         }
-        const body = got.Body as Readable;
         const size = got.ContentLength ?? 0;
-        const sink = pack.entry({ name: rel, size, mode: 0o600, mtime: got.LastModified ?? new Date(0), type: 'file' });
-        await pipeline(body, sink);
         this.used.bytes += size;
-      }
-      pack.finalize();
-    })().catch(fail);
-    return out;
+        return { stream: got.Body as Readable, size, modifiedAt: got.LastModified ?? new Date(0) };
+      },
+      signal,
+    );
   }
 
   async pgbackrestRepo(): Promise<{ args: string[]; env: Record<string, string> }> {

@@ -5,7 +5,7 @@ import { DEFAULTS } from '../core/defaults.js';
 import { addProblem, durationKey, isRecordPayload, matching, nonEmptyText, quote, regexString, say, timezone, typeError } from './schema-helpers.js';
 import { secret } from './secret-schema.js';
 import type {
-  BarmanSourceConfig, BorgSourceConfig, ExpectConfig, LocalSourceConfig, MariabackupSourceConfig, PgbackrestS3Config, PgbackrestSourceConfig, ResticSourceConfig, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
+  BarmanSourceConfig, BorgSourceConfig, ExpectConfig, LocalSourceConfig, MariabackupSourceConfig, PgbackrestS3Config, PgbackrestSourceConfig, ResticSourceConfig, S3Credentials, S3SourceConfig, SelectorConfig, StorageDriverName, TimestampFromName, TimestampSource } from '../core/config-types.js';
 
 // ---- Source and selector ---------------------------------------------------------------------
 
@@ -160,6 +160,22 @@ export const S3_CONNECTION_KEYS = {
     .describe('SDK request/response checksums. "when_required" (default) works with every S3-compatible store; "when_supported" is the AWS SDK default and corrupts uploads or fails on stores without aws-chunked/CRC support (older MinIO, Ceph, Wasabi).'),
 };
 
+/**
+ * An S3 connection block as the drivers take it: path-style URLs by default with an endpoint, the
+ * timeout in ms, and where the credentials came from (load.ts fills in the references as written).
+ */
+function resolvedConnection<T extends { requestTimeout?: number | undefined; forcePathStyle?: boolean | undefined; endpoint?: string | undefined; credentials?: Omit<S3Credentials, 'origin'> | undefined }>(
+  { requestTimeout, forcePathStyle, credentials, ...rest }: T,
+  origin: string,
+): Omit<T, 'requestTimeout' | 'forcePathStyle' | 'credentials'> & { forcePathStyle: boolean; requestTimeoutMs: number; credentials?: S3Credentials } {
+  return {
+    ...rest,
+    forcePathStyle: forcePathStyle ?? rest.endpoint !== undefined,
+    requestTimeoutMs: requestTimeout ?? DEFAULTS.s3RequestTimeoutMs,
+    ...(credentials ? { credentials: { ...credentials, origin } } : {}),
+  };
+}
+
 /** Explicit credentials and a profile exclude each other. */
 export function credentialsOrProfile(value: { credentials?: unknown; profile?: unknown }, ctx: z.RefinementCtx): void {
   if (value.credentials !== undefined && value.profile !== undefined) {
@@ -199,13 +215,7 @@ const s3Source = z
     select: select.prefault({}),
   })
   .superRefine(credentialsOrProfile)
-  .transform(({ requestTimeout, forcePathStyle, credentials, ...rest }): S3SourceConfig => ({
-    ...rest,
-    forcePathStyle: forcePathStyle ?? rest.endpoint !== undefined,
-    requestTimeoutMs: requestTimeout ?? DEFAULTS.s3RequestTimeoutMs,
-    // load.ts fills in where the credentials came from (the references as written).
-    ...(credentials ? { credentials: { ...credentials, origin: 'source.credentials' } } : {}),
-  }));
+  .transform((value): S3SourceConfig => resolvedConnection(value, 'source.credentials'));
 
 const checkSubset = z
   .union([
@@ -255,13 +265,7 @@ const pgbackrestS3 = z
     requestTimeout: durationKey('Limit for one request to answer.', DEFAULTS.s3RequestTimeoutMs),
   })
   .superRefine(credentialsOrProfile)
-  .transform(({ requestTimeout, forcePathStyle, credentials, ...rest }): PgbackrestS3Config => ({
-    ...rest,
-    forcePathStyle: forcePathStyle ?? rest.endpoint !== undefined,
-    requestTimeoutMs: requestTimeout ?? DEFAULTS.s3RequestTimeoutMs,
-    // load.ts fills in where the credentials came from.
-    ...(credentials ? { credentials: { ...credentials, origin: 'source.s3.credentials' } } : {}),
-  }))
+  .transform((value): PgbackrestS3Config => resolvedConnection(value, 'source.s3.credentials'))
   .describe("The repository is in a bucket (pgBackRest's repo1-type=s3; any S3-compatible store): listed and read with the AWS SDK. pgbackrest itself (source.check, an encrypted repository) reaches it over HTTPS only.");
 
 const pgbackrestSource = z
