@@ -38,7 +38,14 @@ export const STORAGE_DRIVER_FACTORIES: { readonly [D in StorageDriverName]: (sou
     const recovery = policy.kind === 'postgres' ? policy.postgres.recovery : 'latest';
     return new BarmanStorageDriver({ path: source.path, check: source.check, ...(typeof recovery === 'object' ? { endedBefore: new Date(recovery.time) } : {}) });
   },
-  mariabackup: (source) => new MariabackupStorageDriver({ path: source.path }),
+  mariabackup: (source, policy) => {
+    const recovery = policy.kind === 'mysql' ? policy.mysql.recovery : 'latest';
+    return new MariabackupStorageDriver({
+      path: source.path,
+      ...(source.binlogs ? { binlogs: source.binlogs } : {}),
+      ...(typeof recovery === 'object' && source.binlogs ? { endedBefore: new Date(recovery.time) } : {}),
+    });
+  },
   borg: ({ lockWaitMs, ...source }) => new BorgStorageDriver({ ...source, lockWaitSeconds: Math.max(1, Math.ceil(lockWaitMs / 1000)) }),
 };
 

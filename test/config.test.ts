@@ -42,7 +42,7 @@ const timeoutMs = DEFAULTS.probeTimeoutMs;
 /** An sql probe as resolved with a derived name and the default timeout. */
 /** The blocks of the kinds a postgres policy does not use, with their defaults. */
 const KIND_DEFAULTS = {
-  mysql: { database: 'restore', allowEmpty: false, readinessTimeoutMs: DEFAULTS.readinessTimeoutMs },
+  mysql: { database: 'restore', allowEmpty: false, readinessTimeoutMs: DEFAULTS.readinessTimeoutMs, recovery: 'latest' },
   files: {
     maxBytes: DEFAULTS.filesMaxBytes,
     maxEntries: DEFAULTS.filesMaxEntries,

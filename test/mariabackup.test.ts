@@ -159,3 +159,58 @@ t.test('an incremental xbstream on its own: fail, naming the base it needs', asy
   t.same(codes(run), ['restore_failed'], JSON.stringify(run.reasons));
   t.match(run.reasons[0]!.message, /the xbstream holds an incremental backup starting at LSN \d+, and its base \(a backup ending at that LSN\) is not in it/);
 });
+
+// The server's binary logs shipped beside the backups (source.binlogs): replayed after the chain.
+async function binlogPolicy(o: { binlogs: string; recovery?: string; rows: number; late: number }): Promise<PolicyConfig> {
+  return policyFromYaml({
+    folder: await tempDir('mariabackup-binlog-policy'),
+    kind: 'mysql',
+    source: `          driver: mariabackup
+          path: ${JSON.stringify(fixture.folder)}
+          binlogs: ${JSON.stringify(o.binlogs)}
+          select: { settle: 0s }`,
+    sandbox: `${process.env.BACKPROOF_TEST_MARIADB_IMAGE ? `image: ${JSON.stringify(MARIADB_TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m`,
+    probes: `          - sql: "SELECT count(*) FROM orders"
+            equals: ${o.rows}
+          - sql: "SELECT count(*) FROM orders WHERE note = 'late'"
+            equals: ${o.late}`,
+    extra: o.recovery ? `        mysql: { recovery: ${o.recovery} }` : '',
+  });
+}
+
+t.test('binary logs shipped: latest replays them after the chain; the RPO is measured from the last replayed commit', async (t) => {
+  const run = await verify(await binlogPolicy({ binlogs: fixture.binlogs, rows: fixture.allRows, late: 50 }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.header?.backup, fixture.names[2], 'from the newest backup of the chain');
+  t.match(run.backup?.header?.binlogStart, /^mariadb-bin\.\d{6}:\d+/);
+  t.match(run.backup?.header?.binlogsReplayed, /mariadb-bin\.\d{6}/);
+  const commit = Date.parse(String(run.backup?.header?.lastReplayedCommit ?? ''));
+  t.ok(commit > Date.parse(fixture.betweenBatches), `the last replayed commit (${run.backup?.header?.lastReplayedCommit}) is the late batch's`);
+  t.ok(run.metrics.rpoMeasuredMs! <= Date.parse(run.startedAt) - commit + 1000, 'RPO from that commit, not from the backup');
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('recovery to a time between the batches: the late rows are absent', async (t) => {
+  const run = await verify(await binlogPolicy({ binlogs: fixture.binlogs, recovery: `{ time: "${fixture.betweenBatches}" }`, rows: 1700, late: 0 }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.match(run.backup?.header?.binlogRecovery, /^time: until /);
+});
+
+t.test('recovery immediate: the backup as it was taken, no log replayed', async (t) => {
+  const run = await verify(await binlogPolicy({ binlogs: fixture.binlogs, recovery: 'immediate', rows: fixture.rows[2], late: 0 }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.match(run.backup?.header?.binlogs, /not replayed/);
+});
+
+t.test('a binary log missing from the archive: fail, wal_gap, naming it', async (t) => {
+  const copy = path.join(await tempDir('mariabackup-binlog-gap'), 'binlogs');
+  await fs.cp(fixture.binlogs, copy, { recursive: true });
+  const start = /^(\S+)/.exec(await fs.readFile(path.join(fixture.folder, fixture.names[2], 'xtrabackup_binlog_info'), 'utf8'))![1]!;
+  const after = (await fs.readdir(copy)).filter((n) => n >= start).sort();
+  t.ok(after.length >= 3, `logs from the backup's on: ${after.join(', ')}`);
+  await fs.rm(path.join(copy, after[1]!));
+  const run = await verify(await binlogPolicy({ binlogs: copy, rows: fixture.allRows, late: 50 }), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['wal_gap'], JSON.stringify(run.reasons));
+  t.match(run.reasons[0]!.message, new RegExp(`binary log ${after[1]!.replace('.', '\\.')} is missing`));
+});

@@ -2,14 +2,18 @@ import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
-import { chainOf, parseBackupInfo, parseCheckpoints, type BackupInfo, type Checkpoints } from '../../orchestrator/core/mariabackup-info.js';
+import { binlogsFrom, chainOf, parseBackupInfo, parseBinlogInfo, parseCheckpoints, type BackupInfo, type Checkpoints } from '../../orchestrator/core/mariabackup-info.js';
 import { ConfinedFolder } from '../local/confined-file.js';
-import { regularFilesUnder, tarOfFiles } from '../local/folder-tar.js';
+import { regularFilesUnder, tarOf } from '../local/folder-tar.js';
 import type { BackupDetails, BackupEntry, StorageDriver } from '../storage-driver.js';
 
 export interface MariabackupDriverOptions {
   /** The folder whose sub-folders are mariadb-backup target directories (full and incremental). */
   path: string;
+  /** A folder of the server's archived binary logs, streamed after the chain from the backup's position on. */
+  binlogs?: string;
+  /** A point-in-time restore's target: only backups that ended before it are listed. */
+  endedBefore?: Date;
 }
 
 interface Found {
@@ -22,6 +26,9 @@ interface Found {
   /** Why it may not be read (its checkpoints file is a link out of the folder). */
   unsafe?: string;
 }
+
+/** Where the binary logs go in the stream. */
+const BINLOGS = 'binlogs';
 
 /** A checkpoints or info file is a few hundred bytes; a larger one is not one. */
 const MAX_META_BYTES = 64 * 1024;
@@ -45,17 +52,25 @@ export class MariabackupStorageDriver implements StorageDriver {
   readonly location: string;
   private readonly root: string;
   private readonly folder: ConfinedFolder;
+  private readonly binlogs?: { root: string; folder: ConfinedFolder };
+  private readonly endedBefore?: Date;
   private found?: Map<string, Found>;
 
   constructor(opts: MariabackupDriverOptions) {
     this.root = path.resolve(opts.path);
     this.location = `mariadb-backup folder ${this.root}`;
     this.folder = new ConfinedFolder(this.root);
+    if (opts.binlogs) {
+      const root = path.resolve(opts.binlogs);
+      this.binlogs = { root, folder: new ConfinedFolder(root) };
+    }
+    if (opts.endedBefore) this.endedBefore = opts.endedBefore;
   }
 
   async *list(signal?: AbortSignal): AsyncIterable<BackupEntry> {
     const found = await this.scan(signal);
     for (const b of [...found.values()].sort((a, b) => b.endedAt.getTime() - a.endedAt.getTime() || (a.name < b.name ? 1 : -1))) {
+      if (this.endedBefore && b.endedAt.getTime() >= this.endedBefore.getTime()) continue;
       yield { key: b.name, size: b.bytes, modifiedAt: b.endedAt, takenAt: b.endedAt, ...(b.unsafe ? { unsafe: b.unsafe } : {}) };
     }
   }
@@ -87,7 +102,44 @@ export class MariabackupStorageDriver implements StorageDriver {
       files.push(`${name}/xtrabackup_checkpoints`);
       for (const rel of await this.filesIn(name, signal)) if (rel !== `${name}/xtrabackup_checkpoints`) files.push(rel);
     }
-    return tarOfFiles(this.folder, this.root, files, signal);
+    // The binary logs from the newest backup's position on, as `binlogs/<name>`, after the chain.
+    const logs = await this.binlogsAfter(b.name, signal);
+    files.push(...logs.map((n) => `${BINLOGS}/${n}`));
+    return tarOf(
+      files,
+      async (rel) => {
+        const fromLogs = rel.startsWith(`${BINLOGS}/`) && this.binlogs;
+        const [folder, root, name] = fromLogs ? [this.binlogs.folder, this.binlogs.root, rel.slice(BINLOGS.length + 1)] : [this.folder, this.root, rel];
+        const { handle, size, modifiedAt } = await folder.open(path.join(root, name), rel);
+        return { stream: handle.createReadStream({ autoClose: false }), size, modifiedAt, done: () => handle.close().catch(() => undefined) };
+      },
+      signal,
+    );
+  }
+
+  /**
+   * The archived binary logs a restore of `name` replays: from the log its xtrabackup_binlog_info
+   * names on, as many as follow in sequence (a gap is left for the restorer to name, with the
+   * logs before it). None without a binlogs folder or a recorded position.
+   */
+  private async binlogsAfter(name: string, signal?: AbortSignal): Promise<string[]> {
+    if (!this.binlogs) return [];
+    const info = await this.readSmall(`${name}/xtrabackup_binlog_info`);
+    const start = info && parseBinlogInfo(info.text);
+    if (!start) return [];
+    let entries;
+    try {
+      await this.binlogs.folder.realRoot();
+      entries = await readdir(this.binlogs.root, { withFileTypes: true });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    signal?.throwIfAborted();
+    const names = entries.filter((e) => e.isFile()).map((e) => e.name);
+    // Past a gap nothing can be replayed; the logs after it go along, so that the restore, which
+    // trusts only what it reads, finds the gap itself and says how many logs lie beyond it.
+    const { files, later } = binlogsFrom(start, names);
+    return [...files, ...later];
   }
 
   async close(): Promise<void> {}

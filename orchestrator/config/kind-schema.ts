@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { durationKey, identifier, matching, nonEmptyText, say, share, size, sizeText, typeError } from './schema-helpers.js';
-import type { CoverageConfig, CustomKindConfig, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, SandboxConfig, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
+import type {
+  PostgresRecovery, CoverageConfig, CustomKindConfig, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, SandboxConfig, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
 
 // ---- Policy parts ----------------------------------------------------------------------------
 
@@ -38,34 +39,37 @@ export const sandbox = z
 
 const databaseName = matching(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'a plain database name', 'use letters, digits and "_", starting with a letter or "_"');
 
+/** How far a physical backup's log (PostgreSQL's WAL, MariaDB's binary logs) is replayed. */
+const recoveryTarget = z
+  .union(
+    [
+      z.enum(['latest', 'immediate']),
+      z.strictObject({
+        time: z
+          .string()
+          .refine((t) => /(Z|[+-]\d\d:?\d\d)$/i.test(t.trim()) && Number.isFinite(Date.parse(t)), { error: say('not a time with its zone', 'write an ISO time with Z or an offset, e.g. "2026-12-05T09:30:00Z"') })
+          .describe('Replay stops just before the first transaction that committed after this time (ISO, with Z or an offset).'),
+      }),
+    ],
+    { error: typeError('a recovery target', () => 'write latest, immediate, or { time: "2026-12-05T09:30:00Z" }') },
+  )
+  .default('latest')
+  .transform((recovery): PostgresRecovery => (typeof recovery === 'string' ? recovery : { time: new Date(recovery.time).toISOString() }));
+
 export const postgres = z
   .strictObject({
     database: databaseName.default('restore').describe('Database the dump is restored into and probed in. Default "restore".'),
     allowEmpty: z.boolean().default(false).describe('Accept a restore with no tables or no rows. Default false: an empty restore fails.'),
     readinessTimeout: durationKey('Wait this long for the restored server to accept connections.', DEFAULTS.readinessTimeoutMs),
-    recovery: z
-      .union(
-        [
-          z.enum(['latest', 'immediate']),
-          z.strictObject({
-            time: z
-              .string()
-              .refine((t) => /(Z|[+-]\d\d:?\d\d)$/i.test(t.trim()) && Number.isFinite(Date.parse(t)), { error: say('not a time with its zone', 'write an ISO time with Z or an offset, e.g. "2026-12-05T09:30:00Z"') })
-              .describe('Replay stops just before the first transaction that committed after this time (ISO, with Z or an offset).'),
-          }),
-        ],
-        { error: typeError('a recovery target', () => 'write latest, immediate, or { time: "2026-12-05T09:30:00Z" }') },
-      )
-      .default('latest')
-      .describe(
-        'Physical backups (source driver pgbackrest or barman): how far the restored cluster replays the archived WAL. "latest" (default): to the end of the archive, and the RPO is measured from the last replayed commit; "immediate": only until the backup is consistent; { time }: to that time, from the newest backup set that ended before it.',
-      ),
+    recovery: recoveryTarget.describe(
+      'Physical backups (source driver pgbackrest or barman): how far the restored cluster replays the archived WAL. "latest" (default): to the end of the archive, and the RPO is measured from the last replayed commit; "immediate": only until the backup is consistent; { time }: to that time, from the newest backup set that ended before it.',
+    ),
     recoveryTimeout: durationKey('Physical backups: how long WAL replay may take before the run is an error.', DEFAULTS.recoveryTimeoutMs),
   })
   .transform(({ readinessTimeout, recoveryTimeout, recovery, ...rest }): PostgresKindConfig => ({
     ...rest,
     readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs,
-    recovery: typeof recovery === 'string' ? recovery : { time: new Date(recovery.time).toISOString() },
+    recovery,
     recoveryTimeoutMs: recoveryTimeout ?? DEFAULTS.recoveryTimeoutMs,
   }))
   .describe('Options for kind: postgres. All keys optional.');
@@ -77,6 +81,9 @@ export const mysql = z
       .describe('Database a single-database dump is restored into and probed in; a dump that creates its own databases is probed in this one when it has it, else in the only one it creates. Default "restore".'),
     allowEmpty: z.boolean().default(false).describe('Accept a restore with no tables or no rows. Default false: an empty restore fails.'),
     readinessTimeout: durationKey('Wait this long for the restored server to accept connections.', DEFAULTS.readinessTimeoutMs),
+    recovery: recoveryTarget.describe(
+      'mariadb-backup backups whose source ships binary logs (source.binlogs): how far they are replayed on the prepared backup. "latest" (default): to the end of the last log, and the RPO is measured from the last replayed event; "immediate": the backup as it was taken; { time }: to that time, from the newest backup that ended before it.',
+    ),
   })
   .transform(({ readinessTimeout, ...rest }): MysqlKindConfig => ({ ...rest, readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs }))
   .describe('Options for kind: mysql (mysqldump or mariadb-dump output, plain or compressed). All keys optional.');

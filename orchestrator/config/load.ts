@@ -158,6 +158,7 @@ function resolveConfig(merged: MergedConfig, full: string, baseDir: string, env:
           if (src.s3?.caFile) src.s3.caFile = path.resolve(baseDir, src.s3.caFile);
         }
         if (src.driver === 'mariabackup' || src.driver === 'barman') src.path = path.resolve(baseDir, src.path);
+        if (src.driver === 'mariabackup' && src.binlogs !== undefined) src.binlogs = path.resolve(baseDir, src.binlogs);
         if (src.driver === 'restic') {
           src.passwordOrigin = origin('source.password', ['password']);
           // A local repository path is relative to the config file; other restic locations name a backend.

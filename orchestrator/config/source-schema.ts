@@ -307,6 +307,9 @@ const mariabackupSource = z
   .strictObject({
     driver: z.literal('mariabackup').describe('Physical MariaDB backups made by mariadb-backup: each sub-folder of path holding xtrabackup_checkpoints is a backup; an incremental restores on top of its chain (kind mysql).'),
     path: nonEmptyText('path').describe('The folder whose sub-folders are mariadb-backup target directories (--target-dir), full and incremental, e.g. /srv/mariabackup/shop.'),
+    binlogs: nonEmptyText('binlogs')
+      .optional()
+      .describe("A folder of the server's archived binary logs (mariadb-bin.000042, ..., as mariadb-binlog --read-from-remote-server --raw or a copy of the server's keeps them): those from the backup's binlog position on are replayed after it, to mysql.recovery. Optional."),
     select: select.prefault({}),
   })
   .transform((value): MariabackupSourceConfig => value);

@@ -396,6 +396,8 @@ export interface PgbackrestSourceConfig {
 }
 
 export interface MariabackupSourceConfig {
+  /** A folder of archived binary logs (mariadb-bin.000042, ...), replayed after the backup. */
+  binlogs?: string;
   driver: 'mariabackup';
   /** The folder whose sub-folders are mariadb-backup target directories. */
   path: string;
@@ -535,6 +537,8 @@ export interface MysqlKindConfig {
   database: string;
   allowEmpty: boolean;
   readinessTimeoutMs: number;
+  /** mariadb-backup with shipped binary logs: how far they are replayed. */
+  recovery: PostgresRecovery;
 }
 
 /** kind: files (tar, tar.gz, tar.zst, tar.xz, tar.bz2, zip). */

@@ -88,3 +88,44 @@ export function chainOf(backups: ReadonlyMap<string, Checkpoints>, name: string)
 export function seriesOf(version: string): string | undefined {
   return /^(\d+\.\d+)\./.exec(version.trim())?.[1];
 }
+
+/** Where the backup left off in the server's binary log: `xtrabackup_binlog_info` ("mariadb-bin.000003\t385\t0-1-2"). */
+export interface BinlogPosition {
+  file: string;
+  position: number;
+  gtid?: string;
+}
+
+/** A binary log's name: a base, a dot and a sequence number of 6+ digits (`mariadb-bin.000042`). */
+const BINLOG_NAME = /^([A-Za-z0-9_.-]+)\.(\d{6,})$/;
+
+export function parseBinlogInfo(text: string): BinlogPosition | undefined {
+  const [file, position, gtid] = text.trim().split(/\s+/);
+  if (!file || !BINLOG_NAME.test(file) || !position || !/^\d+$/.test(position)) return undefined;
+  return { file, position: Number(position), ...(gtid ? { gtid: gtid.slice(0, 200) } : {}) };
+}
+
+/**
+ * The binary logs to replay after a backup at `start`, among `names` (a folder's files): those of
+ * the same base from the start file on, in order. `missing` names the first gap in their sequence
+ * (the start file itself when it is absent), so that a replay never silently skips a log; `later`
+ * are the logs beyond that gap, which cannot be replayed.
+ */
+export function binlogsFrom(start: BinlogPosition, names: readonly string[]): { files: string[]; missing?: string; later: string[] } {
+  const [, base, digits] = BINLOG_NAME.exec(start.file)!;
+  const from = Number(digits);
+  const numbered = names
+    .map((n) => BINLOG_NAME.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null && m[1] === base && Number(m[2]) >= from)
+    .map((m) => ({ name: m[0], n: Number(m[2]) }))
+    .sort((a, b) => a.n - b.n);
+  let expect = from;
+  for (const f of numbered) {
+    if (f.n !== expect) break;
+    expect++;
+  }
+  const files = numbered.filter((f) => f.n < expect).map((f) => f.name);
+  const later = numbered.filter((f) => f.n > expect).map((f) => f.name);
+  if (files.length === numbered.length && files.length > 0) return { files, later: [] };
+  return { files, missing: `${base}.${String(expect).padStart(digits!.length, '0')}`, later };
+}

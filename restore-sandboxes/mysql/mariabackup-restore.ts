@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
-import { chainOf, parseBackupInfo, parseCheckpoints, seriesOf, type BackupInfo, type Checkpoints } from '../../orchestrator/core/mariabackup-info.js';
+import type { PostgresRecovery } from '../../orchestrator/core/config-types.js';
+import { binlogsFrom, chainOf, parseBackupInfo, parseBinlogInfo, parseCheckpoints, seriesOf, type BackupInfo, type Checkpoints } from '../../orchestrator/core/mariabackup-info.js';
 import { truncate } from '../bytes.js';
 import type { Sandbox } from '../sandbox-runtime.js';
 
@@ -51,12 +52,16 @@ export interface MariabackupServer {
   /** The client's options for the empty server (to stop it): --no-defaults first, the account, the socket. */
   connection: string[];
   readinessTimeoutMs: number;
+  /** How far shipped binary logs are replayed (mysql.recovery). */
+  recovery: PostgresRecovery;
 }
 
 export interface PhysicalMysqlRestore {
   header: Record<string, string>;
   /** Databases of the restored server (system ones left out). */
   databases: string[];
+  /** The last replayed commit, when binary logs were replayed: RPO is measured from it. */
+  dataAsOf?: Date;
 }
 
 const SYSTEM = new Set(['mysql', 'sys', 'information_schema', 'performance_schema']);
@@ -168,7 +173,10 @@ export async function restoreMariabackup(stream: Readable, s: MariabackupServer,
     `FLUSH PRIVILEGES; CREATE USER IF NOT EXISTS '${s.account}'@'localhost'; GRANT ALL PRIVILEGES ON *.* TO '${s.account}'@'localhost' WITH GRANT OPTION; SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1`,
   ]);
   if (grant.exitCode !== 0) throw new VerificationError('restore_failed', `the restored server's grant tables could not be used: ${lastLine(grant.stderr)}`);
-  const databases = grant.stdout.split('\n').map((l) => l.trim()).filter((d) => d && !SYSTEM.has(d.toLowerCase()));
+  const replay = await replayBinlogs(exec, s, stage, chosen);
+  // Databases as the replay left them (it may have made some).
+  const schemata = replay.replayed ? await exec([...root.slice(0, 1), ...s.connection, '-N', '-B', '-e', 'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1']) : grant;
+  const databases = schemata.stdout.split('\n').map((l) => l.trim()).filter((d) => d && !SYSTEM.has(d.toLowerCase()));
 
   const top = backups.get(chosen)!;
   const header: Record<string, string> = {
@@ -181,7 +189,53 @@ export async function restoreMariabackup(stream: Readable, s: MariabackupServer,
   if (fullInfo.serverVersion) header.backupServerVersion = fullInfo.serverVersion;
   const endTime = infos.get(chosen)?.endTime;
   if (endTime) header.backupEndTimeServerLocal = endTime;
-  return { header, databases };
+  Object.assign(header, replay.header);
+  return { header, databases, ...(replay.dataAsOf ? { dataAsOf: replay.dataAsOf } : {}) };
+}
+
+/**
+ * Replays the binary logs the stream carries (`binlogs/`, from the backup's position on) into the
+ * restored server, as backproof's account, up to `recovery`: every log in sequence (a missing one
+ * is `wal_gap`, naming it), `mariadb-binlog --start-position` from xtrabackup_binlog_info, then
+ * `--stop-datetime` for a time target (in UTC). The last replayed commit (an Xid event's time) is
+ * recorded, and the RPO measured from it.
+ */
+async function replayBinlogs(
+  exec: (argv: string[], opts?: { stdin?: Readable }) => Promise<{ exitCode: number; stdout: string; stderr: string }>,
+  s: MariabackupServer,
+  stage: string,
+  chosen: string,
+): Promise<{ header: Record<string, string>; replayed: boolean; dataAsOf?: Date }> {
+  const listing = await exec(['sh', '-c', '[ -d "$0" ] && ls -1 "$0" || true', `${stage}/binlogs`]);
+  const names = listing.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (names.length === 0) return { header: {}, replayed: false };
+  const info = parseBinlogInfo((await exec(['sh', '-c', 'head -c 4096 "$0" 2>/dev/null || true', `${stage}/${chosen}/xtrabackup_binlog_info`])).stdout);
+  if (!info) return { header: { binlogs: `not replayed: backup ${chosen} records no binary log position (xtrabackup_binlog_info; binary logging was off when it was taken)` }, replayed: false };
+  if (s.recovery === 'immediate') return { header: { binlogs: 'not replayed (mysql.recovery: immediate)', binlogStart: `${info.file}:${info.position}` }, replayed: false };
+  const { files, missing, later } = binlogsFrom(info, names);
+  if (missing) {
+    const replayable = files.length > 0 ? `; ${files.length} log(s) before it could be replayed` : '';
+    throw new VerificationError('wal_gap', `binary log ${missing} is missing from the archive (the backup starts at ${info.file}:${info.position}${replayable}, ${later.length} log(s) lie beyond the gap): the changes after the backup cannot all be replayed`);
+  }
+  const stop = typeof s.recovery === 'object' ? [`--stop-datetime=${s.recovery.time.replace('T', ' ').replace(/(\.\d+)?Z$/, '')}`] : [];
+  const binlog = ['mariadb-binlog', '--no-defaults', `--start-position=${info.position}`, ...stop, ...files];
+  // bash for pipefail: a log mariadb-binlog cannot read fails the replay, as a statement the server refuses does.
+  const script = 'set -o pipefail; dir=$1; shift; n=$1; shift; cd "$dir" && TZ=UTC "${@:1:$n}" | mariadb "${@:$((n+1))}"';
+  const replayed = await exec(['bash', '-c', script, 'bash', `${stage}/binlogs`, String(binlog.length), ...binlog, ...s.connection]);
+  if (replayed.exitCode !== 0) {
+    throw new VerificationError('restore_failed', `replaying the binary logs (${files[0]} to ${files.at(-1)}) failed: ${lastLine(replayed.stderr) || `exit ${replayed.exitCode}`}`);
+  }
+  // The last commit replayed: the time of the last Xid event mariadb-binlog reads (in UTC).
+  const xids = await exec(['bash', '-c', 'set -o pipefail; cd "$0" && TZ=UTC "$@" | grep -E "^#[0-9]{6} +[0-9]{1,2}:[0-9]{2}:[0-9]{2} .*Xid = " | tail -n 1', `${stage}/binlogs`, ...binlog]);
+  const m = /^#(\d\d)(\d\d)(\d\d) +(\d{1,2}):(\d\d):(\d\d)/.exec(xids.stdout.trim());
+  const commit = m ? new Date(Date.UTC(2000 + Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]))) : undefined;
+  const header: Record<string, string> = {
+    binlogStart: `${info.file}:${info.position}${info.gtid ? ` (GTID ${info.gtid})` : ''}`,
+    binlogsReplayed: files.length === 1 ? files[0]! : `${files.length} logs, ${files[0]} to ${files.at(-1)}`,
+    binlogRecovery: typeof s.recovery === 'object' ? `time: until ${s.recovery.time}` : 'latest: to the end of the last binary log',
+  };
+  if (commit) header.lastReplayedCommit = commit.toISOString();
+  return { header, replayed: true, ...(commit ? { dataAsOf: commit } : {}) };
 }
 
 function lastLine(text: string): string {

@@ -242,6 +242,7 @@ export class MysqlRestorer implements Restorer<'mysql'> {
       account: this.account,
       connection: this.client().slice(1),
       readinessTimeoutMs: ctx.policy.mysql.readinessTimeoutMs,
+      recovery: ctx.policy.mysql.recovery,
     }, format);
     const header: Record<string, string> = { ...restored.header };
     if (format === 'xbstream') header.stream = 'xbstream';
@@ -249,7 +250,7 @@ export class MysqlRestorer implements Restorer<'mysql'> {
     this.probeDatabase = chooseDatabase(ctx.policy.mysql.database, restored.databases, 'the mariadb-backup backup');
     this.restoredFrom = 'the mariadb-backup backup';
     if (this.probeDatabase !== ctx.policy.mysql.database) header.probedDatabase = this.probeDatabase;
-    return { format: 'mariabackup', compression, header };
+    return { format: 'mariabackup', compression, header, ...(restored.dataAsOf ? { dataAsOf: restored.dataAsOf } : {}) };
   }
 
   async ready(ctx: RestoreContext<'mysql'>): Promise<void> {

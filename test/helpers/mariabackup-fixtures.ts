@@ -31,12 +31,21 @@ export interface MariabackupChain {
    */
   streams: { full: string; incremental: string };
   streamRows: number;
+  /**
+   * The server's binary logs (it logs in row format throughout), copied after two more batches of
+   * rows: 100 "after backups", then, after `betweenBatches`, 50 "late" (1,750 rows in all).
+   */
+  binlogs: string;
+  betweenBatches: string;
+  allRows: number;
 }
 
 export async function makeMariabackupChain(): Promise<MariabackupChain> {
   const folder = path.join(await tempDir('mariabackup'), 'backups');
   await fs.mkdir(folder);
-  const server = await startMysqlFixtureServer();
+  const server = await startMysqlFixtureServer({ binlog: true });
+  const binlogs = path.join(path.dirname(folder), 'binlogs');
+  let betweenBatches: string;
   const names: [string, string, string] = ['full-20261206', 'inc1-20261206', 'inc2-20261206'];
   const streamDir = path.join(path.dirname(folder), 'streams');
   const incDir = path.join(path.dirname(folder), 'incremental-stream');
@@ -80,6 +89,19 @@ export async function makeMariabackupChain(): Promise<MariabackupChain> {
     await fs.mkdir(incDir);
     await stream(streams.full);
     await stream(streams.incremental, names[2]);
+    await server.sql("INSERT INTO orders SELECT seq, 'after backups' FROM seq_1601_to_1700", 'shop');
+    await new Promise((r) => setTimeout(r, 1100));
+    betweenBatches = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 1100));
+    await server.sql("INSERT INTO orders SELECT seq, 'late' FROM seq_1701_to_1750", 'shop');
+    await server.sql('FLUSH BINARY LOGS');
+    // The logs, out of the container as the tar of them (the index file left behind).
+    await fs.mkdir(binlogs);
+    const tarFile = path.join(path.dirname(folder), 'binlogs.tar');
+    const t = await server.sandbox.exec(['sh', '-c', 'cd /var/lib/mysql && tar -c -f - mariadb-bin.[0-9]*'], { user: 'mysql', stdout: createWriteStream(tarFile) });
+    if (t.exitCode !== 0) throw new Error(`copying the binary logs out failed: ${t.stderr}`);
+    await run('tar', ['-x', '-f', tarFile, '-C', binlogs]);
+    await fs.rm(tarFile);
   } finally {
     await server.stop();
   }
@@ -89,6 +111,9 @@ export async function makeMariabackupChain(): Promise<MariabackupChain> {
     rows: [200, 1000, 1500],
     streams,
     streamRows: 1600,
+    binlogs,
+    betweenBatches,
+    allRows: 1750,
     async copy() {
       const dir = path.join(await tempDir('mariabackup-copy'), 'backups');
       await fs.cp(folder, dir, { recursive: true, preserveTimestamps: true });

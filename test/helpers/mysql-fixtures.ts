@@ -31,8 +31,11 @@ export const MARIADB_TEST_IMAGE = process.env.BACKPROOF_TEST_MARIADB_IMAGE ?? DE
 const SOCKET = '/tmp/fixture.sock';
 const CLIENT = ['--no-defaults', '--user=root', `--socket=${SOCKET}`];
 
-/** `image`: default the sandbox image (BACKPROOF_TEST_MARIADB_IMAGE pins another). */
-export async function startMysqlFixtureServer(opts: { image?: string } = {}): Promise<MysqlFixtureServer> {
+/**
+ * `image`: default the sandbox image (BACKPROOF_TEST_MARIADB_IMAGE pins another). `binlog`: the
+ * server writes binary logs (row format) to /var/lib/mysql/mariadb-bin.NNNNNN.
+ */
+export async function startMysqlFixtureServer(opts: { image?: string; binlog?: boolean } = {}): Promise<MysqlFixtureServer> {
   const runtime = new DockerRuntime();
   const sandbox = await runtime.create({
     runId: `fixture-mysql-${randomUUID().slice(0, 8)}`,
@@ -51,7 +54,7 @@ export async function startMysqlFixtureServer(opts: { image?: string } = {}): Pr
   try {
     const initialised = await sandbox.exec(['test', '-d', '/var/lib/mysql/mysql'], { user: 'mysql' });
     if (initialised.exitCode !== 0) await must(sandbox, ['mariadb-install-db', '--no-defaults', '--datadir=/var/lib/mysql', '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-name-resolve', '--force']);
-    await startServer(sandbox);
+    await startServer(sandbox, opts.binlog);
   } catch (err) {
     await sandbox.remove();
     throw err;
@@ -68,17 +71,18 @@ export async function startMysqlFixtureServer(opts: { image?: string } = {}): Pr
     },
     async restart() {
       await must(sandbox, ['mariadb-admin', ...CLIENT, 'shutdown']);
-      await startServer(sandbox);
+      await startServer(sandbox, opts.binlog);
     },
     stop: () => sandbox.remove(),
   };
 }
 
-async function startServer(sandbox: Sandbox): Promise<void> {
+async function startServer(sandbox: Sandbox, binlog = false): Promise<void> {
   await must(sandbox, [
     'start-stop-daemon', '--start', '--background', '--exec', '/usr/sbin/mariadbd', '--',
     '--no-defaults', '--datadir=/var/lib/mysql', `--socket=${SOCKET}`, '--skip-networking', '--log-error=/tmp/fixture.log', '--pid-file=/tmp/fixture.pid',
     '--innodb-flush-log-at-trx-commit=0', '--innodb-doublewrite=0', '--character-set-server=utf8mb4',
+    ...(binlog ? ['--log-bin=/var/lib/mysql/mariadb-bin', '--server-id=1', '--binlog-format=ROW'] : []),
   ]);
   for (let i = 0; ; i++) {
     const r = await sandbox.exec(['mariadb-admin', ...CLIENT, 'ping'], { user: 'mysql' });
