@@ -54,7 +54,7 @@ const recoveryTarget = z
     { error: typeError('a recovery target', () => 'write latest, immediate, or { time: "2026-12-05T09:30:00Z" }') },
   )
   .default('latest')
-  .transform((recovery): PostgresRecovery => (typeof recovery === 'string' ? recovery : { time: new Date(recovery.time).toISOString() }));
+  .transform((recovery): RecoveryTarget => (typeof recovery === 'string' ? recovery : { time: new Date(recovery.time).toISOString() }));
 
 export const postgres = z
   .strictObject({

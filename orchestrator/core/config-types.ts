@@ -525,7 +525,9 @@ export interface PostgresKindConfig {
   recoveryTimeoutMs: number;
 }
 
-export type PostgresRecovery = 'latest' | 'immediate' | { time: string };
+/** How far a physical backup's log (PostgreSQL's WAL, MariaDB's binary logs) is replayed. */
+export type RecoveryTarget = 'latest' | 'immediate' | { time: string };
+export type PostgresRecovery = RecoveryTarget;
 
 /** kind: mysql (MySQL and MariaDB, mysqldump / mariadb-dump output). */
 export interface MysqlKindConfig {
@@ -538,7 +540,7 @@ export interface MysqlKindConfig {
   allowEmpty: boolean;
   readinessTimeoutMs: number;
   /** mariadb-backup with shipped binary logs: how far they are replayed. */
-  recovery: PostgresRecovery;
+  recovery: RecoveryTarget;
 }
 
 /** kind: files (tar, tar.gz, tar.zst, tar.xz, tar.bz2, zip). */

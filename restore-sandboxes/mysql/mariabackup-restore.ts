@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
-import type { PostgresRecovery } from '../../orchestrator/core/config-types.js';
+import type { RecoveryTarget } from '../../orchestrator/core/config-types.js';
 import { binlogsFrom, chainOf, parseBackupInfo, parseBinlogInfo, parseCheckpoints, seriesOf, type BackupInfo, type Checkpoints } from '../../orchestrator/core/mariabackup-info.js';
 import { truncate } from '../bytes.js';
 import type { Sandbox } from '../sandbox-runtime.js';
@@ -53,7 +53,7 @@ export interface MariabackupServer {
   connection: string[];
   readinessTimeoutMs: number;
   /** How far shipped binary logs are replayed (mysql.recovery). */
-  recovery: PostgresRecovery;
+  recovery: RecoveryTarget;
 }
 
 export interface PhysicalMysqlRestore {
