@@ -2,8 +2,7 @@
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { durationKey, identifier, matching, nonEmptyText, say, share, size, sizeText, typeError } from './schema-helpers.js';
-import type {
-  PostgresRecovery, CoverageConfig, CustomKindConfig, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, SandboxConfig, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
+import type { CoverageConfig, CustomKindConfig, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, RecoveryTarget, SandboxConfig, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
 
 // ---- Policy parts ----------------------------------------------------------------------------
 
