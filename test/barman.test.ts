@@ -13,11 +13,16 @@ import { codes, leftoversOf, openEmbeddedStore, policyFromYaml, tempDir, verify 
 // backups and streams one with the WAL after it; kind postgres replays it to the recovery target.
 
 let fixture: BarmanServer;
-/** The same history, backed up with barman's backup_compression gzip (data/base.tar.gz). */
+/**
+ * The same history with table orders in a tablespace outside the data directory, backed up plain
+ * (`tablespaced`) and with barman's backup_compression gzip (`compressed`: data/base.tar.gz and
+ * data/<oid>.tar.gz).
+ */
+let tablespaced: BarmanServer;
 let compressed: BarmanServer;
 let store: RunStore;
 t.before(async () => {
-  [fixture, compressed] = await Promise.all([makeBarmanServer(), makeBarmanServer({ backupCompression: 'gzip' })]);
+  [fixture, tablespaced, compressed] = await Promise.all([makeBarmanServer(), makeBarmanServer({ tablespace: true }), makeBarmanServer({ backupCompression: 'gzip', tablespace: true })]);
   store = (await openEmbeddedStore()).store;
 });
 t.teardown(() => store?.close());
@@ -105,9 +110,11 @@ t.test("production's ALTER SYSTEM settings in the backup are not used", async (t
 t.test('backup_compression gzip: data/base.tar.gz is unpacked in the sandbox, then restored and replayed', async (t) => {
   const files = await fs.readdir(path.join(compressed.folder, 'base', compressed.backup.id, 'data'));
   t.ok(files.includes('base.tar.gz'), `barman kept a compressed tar (${files.join(', ')})`);
+  t.ok(files.some((f) => /^\d+\.tar\.gz$/.test(f)), "and the tablespace's");
   const run = await verify(await policyFor(compressed.folder, { check: 'wals' }), store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(run.backup?.header?.backupId, compressed.backup.id);
+  t.match(run.backup?.header?.tablespaces, /^fast \(oid \d+, was /, 'the tablespace, unpacked where tablespace_map now says');
   t.ok(Date.parse(String(run.restored?.lastReplayedCommit ?? '')) > compressed.backup.endTime.getTime(), 'the WAL after the backup is replayed');
   t.equal(await leftoversOf(run.id), 0);
 });
@@ -122,4 +129,23 @@ t.test('a truncated base.tar.gz: fail, restore_failed, in the words of tar', asy
   t.same(codes(run), ['restore_failed'], JSON.stringify(run.reasons));
   t.match(run.reasons[0]!.message, /unpacking base\.tar\.gz failed: .*(unexpected end|Unexpected EOF|gzip)/i);
   t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a tablespace outside the data directory: linked again to the folder barman keeps it in', async (t) => {
+  const [ts] = tablespaced.backup.tablespaces;
+  t.equal(ts?.name, 'fast', 'backup.info lists the tablespace');
+  const run = await verify(await policyFor(tablespaced.folder), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.match(run.backup?.header?.tablespaces, new RegExp(`^fast \\(oid ${ts!.oid}, was `));
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test("a backup whose tablespace folder is gone: fail, restore_failed, naming it", async (t) => {
+  const copy = await tablespaced.copy();
+  const [ts] = tablespaced.backup.tablespaces;
+  await fs.rm(path.join(copy, 'base', tablespaced.backup.id, String(ts!.oid)), { recursive: true });
+  const run = await verify(await policyFor(copy), store);
+  t.equal(run.verdict, 'fail');
+  t.same(codes(run), ['restore_failed'], JSON.stringify(run.reasons));
+  t.match(run.reasons[0]!.message, new RegExp(`tablespace fast \\(oid ${ts!.oid}`));
 });

@@ -18,6 +18,8 @@ export interface BarmanBackup {
   compression?: string;
   error?: string;
   mode?: string;
+  /** Tablespaces outside the data directory: kept by barman in `base/<id>/<oid>/`. */
+  tablespaces: Array<{ name: string; oid: number; location: string }>;
 }
 
 export function parseBarmanInfo(id: string, text: string): BarmanBackup | undefined {
@@ -50,6 +52,7 @@ export function parseBarmanInfo(id: string, text: string): BarmanBackup | undefi
     endTime,
     version: Number(kv.get('version') ?? 0),
     bytes: Number(kv.get('size') ?? 0) || 0,
+    tablespaces: parseTablespaces(kv.get('tablespaces') ?? ''),
   };
   const compression = optional('compression');
   if (compression) out.compression = compression;
@@ -57,6 +60,16 @@ export function parseBarmanInfo(id: string, text: string): BarmanBackup | undefi
   if (error) out.error = error;
   const mode = optional('mode');
   if (mode) out.mode = mode;
+  return out;
+}
+
+/** `[('fast', 16385, '/srv/tblspc'), ...]` (Python's repr of barman's list); None: none. */
+function parseTablespaces(value: string): BarmanBackup['tablespaces'] {
+  const out: BarmanBackup['tablespaces'] = [];
+  for (const m of value.matchAll(/\(\s*'((?:[^'\\]|\\.)*)'\s*,\s*(\d+)\s*,\s*'((?:[^'\\]|\\.)*)'\s*\)/g)) {
+    out.push({ name: m[1]!.slice(0, 200), oid: Number(m[2]), location: m[3]!.slice(0, 500) });
+    if (out.length >= 1000) break;
+  }
   return out;
 }
 

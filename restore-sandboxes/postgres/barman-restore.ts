@@ -50,7 +50,7 @@ export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Rea
   const base = `${STAGE}/base/${found.id}`;
   const info = parseBarmanInfo(found.id, (await exec(['cat', `${base}/backup.info`], 'reading backup.info')).stdout);
   if (!info) throw new VerificationError('restore_failed', `backup.info of barman backup ${found.id} names no WAL range`);
-  const dataFolder = await dataFolderOf(exec, base, found.id);
+  const dataFolder = await dataFolderOf(exec, base, found.id, info.tablespaces.map((t) => t.oid));
   await exec(['mv', dataFolder, DATA_DIR], 'moving the data folder into place');
   // The stream carries files, not empty folders: PostgreSQL's own are made again. pg_basebackup
   // and rsync copies carry no pid file; a data folder copied by hand might. Production's ALTER
@@ -60,6 +60,20 @@ export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Rea
     ['sh', '-c', 'cd "$0" && mkdir -p "$@" && chmod 700 . && rm -f postmaster.pid postmaster.opts && { [ ! -f postgresql.auto.conf ] || mv postgresql.auto.conf postgresql.auto.conf.production; } && : > recovery.signal', DATA_DIR, ...PG_FOLDERS],
     'preparing the data folder',
   );
+  // Tablespaces outside the data directory: barman keeps each in base/<id>/<oid>/; pg_tblspc's
+  // link (not in the stream, which carries no links) is made again to point there.
+  for (const t of info.tablespaces) {
+    const dir = `${base}/${t.oid}`;
+    const there = await exec(['test', '-d', dir], `looking for tablespace ${t.name}`, { ok: true });
+    if (there.exitCode !== 0) throw new VerificationError('restore_failed', `barman backup ${found.id} lists tablespace ${t.name} (oid ${t.oid}, ${t.location}), but the backup holds no ${t.oid}/ folder for it: the backup is incomplete`);
+    await exec(['ln', '-sfn', dir, `${DATA_DIR}/pg_tblspc/${t.oid}`], `linking tablespace ${t.name}`);
+  }
+  // A tar-format backup carries tablespace_map, from which PostgreSQL makes the links again at
+  // the start of recovery: it names production's locations, so it is written with ours.
+  if (info.tablespaces.length > 0) {
+    const map = info.tablespaces.map((t) => `${t.oid} ${base}/${t.oid}\n`).join('');
+    await exec(['sh', '-c', '[ ! -f "$0" ] || printf "%s" "$1" > "$0"', `${DATA_DIR}/tablespace_map`, map], 'rewriting tablespace_map');
+  }
   // restore_command: the segment from the unpacked archive, decompressed by its magic bytes.
   const script = [
     `f="${STAGE}/wals/$(printf %s "$1" | cut -c1-16)/$1"`,
@@ -82,6 +96,7 @@ export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Rea
     backupStatus: info.status,
     backupStoppedAt: info.endTime.toISOString(),
   };
+  if (info.tablespaces.length > 0) header.tablespaces = info.tablespaces.map((t) => `${t.name} (oid ${t.oid}, was ${t.location})`).join(', ');
   return replayToTarget(ctx, server, set, segments, header, confLines);
 }
 
@@ -93,33 +108,40 @@ const TAR_FLAG: Record<string, string[]> = { '': [], gz: ['-z'], bz2: ['-j'], zs
  * The backup's data folder: `data/` itself (barman's plain copy, rsync or pg_basebackup's plain
  * format), or, with `backup_compression`, `data/base.tar.gz` (or .bz2, .zst) unpacked beside it.
  */
-async function dataFolderOf(exec: ReturnType<typeof physicalExec>, base: string, id: string): Promise<string> {
+async function dataFolderOf(exec: ReturnType<typeof physicalExec>, base: string, id: string, tablespaceOids: readonly number[]): Promise<string> {
   const plain = await exec(['test', '-f', `${base}/data/PG_VERSION`], 'looking for the data folder', { ok: true });
   if (plain.exitCode === 0) return `${base}/data`;
   const listing = await exec(['ls', '-1', `${base}/data`], 'listing the backup', { ok: true });
   const tars = listing.stdout.split('\n').map((l) => l.trim()).filter((n) => TAR_MEMBER.test(n));
   const baseTar = tars.find((n) => n.startsWith('base.'));
   if (!baseTar) throw new VerificationError('restore_failed', `barman backup ${id} has no data folder with PG_VERSION and no base.tar: the backup is incomplete`);
-  const tablespaces = tars.filter((n) => !n.startsWith('base.'));
-  if (tablespaces.length > 0) {
-    throw new VerificationError('unsupported_format', `barman backup ${id} has tablespaces outside the data directory (${tablespaces.join(', ')}), which backproof does not restore yet`);
-  }
-  const suffix = TAR_MEMBER.exec(baseTar)![2] ?? '';
-  const flag = TAR_FLAG[suffix];
-  if (!flag) throw new VerificationError('unsupported_format', `barman backup ${id} is compressed with ${suffix} (${baseTar}), which the sandbox image cannot unpack: use backup_compression gzip, bzip2 or zstd`);
   const into = `${base}/pgdata`;
+  await unpackTar(exec, id, base, baseTar, into);
+  // A tablespace's tar (<oid>.tar.gz) goes where a plain backup keeps it: base/<id>/<oid>/.
+  for (const name of tars.filter((n) => !n.startsWith('base.'))) {
+    const oid = Number(TAR_MEMBER.exec(name)![1]);
+    if (!tablespaceOids.includes(oid)) throw new VerificationError('restore_failed', `barman backup ${id} holds ${name}, a tablespace its backup.info does not list`);
+    await unpackTar(exec, id, base, name, `${base}/${oid}`);
+  }
+  const version = await exec(['test', '-f', `${into}/PG_VERSION`], 'looking for PG_VERSION', { ok: true });
+  if (version.exitCode !== 0) throw new VerificationError('restore_failed', `barman backup ${id}: ${baseTar} holds no PG_VERSION: it is not a PostgreSQL data directory`);
+  return into;
+}
+
+/** Unpacks `data/<name>` (a pg_basebackup tar, compressed by its suffix) into `into`. */
+async function unpackTar(exec: ReturnType<typeof physicalExec>, id: string, base: string, name: string, into: string): Promise<void> {
+  const suffix = TAR_MEMBER.exec(name)![2] ?? '';
+  const flag = TAR_FLAG[suffix];
+  if (!flag) throw new VerificationError('unsupported_format', `barman backup ${id} is compressed with ${suffix} (${name}), which the sandbox image cannot unpack: use backup_compression gzip, bzip2 or zstd`);
   const unpacked = await exec(
-    ['sh', '-c', 'd="$0" f="$1"; shift; mkdir -p "$d" && tar -x -f "$f" -C "$d" --no-same-owner --no-same-permissions "$@"', into, `${base}/data/${baseTar}`, ...flag],
-    `unpacking ${baseTar}`,
+    ['sh', '-c', 'd="$0" f="$1"; shift; mkdir -p "$d" && tar -x -f "$f" -C "$d" --no-same-owner --no-same-permissions "$@"', into, `${base}/data/${name}`, ...flag],
+    `unpacking ${name}`,
     { ok: true },
   );
   if (unpacked.exitCode !== 0) {
     // tar's last words ("Error is not recoverable") say less than gzip's before them.
     const lines = unpacked.stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/not recoverable|Child returned status/.test(l));
     const said = [...new Set(lines)].slice(-2).join('; ') || `exit ${unpacked.exitCode}`;
-    throw new VerificationError('restore_failed', `barman backup ${id}: unpacking ${baseTar} failed: ${said.slice(0, 300)}`);
+    throw new VerificationError('restore_failed', `barman backup ${id}: unpacking ${name} failed: ${said.slice(0, 300)}`);
   }
-  const version = await exec(['test', '-f', `${into}/PG_VERSION`], 'looking for PG_VERSION', { ok: true });
-  if (version.exitCode !== 0) throw new VerificationError('restore_failed', `barman backup ${id}: ${baseTar} holds no PG_VERSION: it is not a PostgreSQL data directory`);
-  return into;
 }

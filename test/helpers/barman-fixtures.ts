@@ -35,7 +35,7 @@ export interface BarmanServer {
  * `backupCompression`: barman's `backup_compression` (pg_basebackup's tar format, compressed
  * client-side): the backup's data is `base/<id>/data.tar.gz` rather than a `data/` folder.
  */
-export async function makeBarmanServer(opts: { backupCompression?: 'gzip' } = {}): Promise<BarmanServer> {
+export async function makeBarmanServer(opts: { backupCompression?: 'gzip'; tablespace?: boolean } = {}): Promise<BarmanServer> {
   const base = await tempDir('barman');
   const owner = await postgresOwner();
   const home = path.join(base, 'home');
@@ -84,7 +84,14 @@ export async function makeBarmanServer(opts: { backupCompression?: 'gzip' } = {}
   let betweenBatches: string;
   try {
     await psql('CREATE DATABASE shop');
-    await psql('CREATE TABLE orders (id int PRIMARY KEY, note text NOT NULL)', 'shop');
+    if (opts.tablespace) {
+      // A tablespace outside the data directory, holding the orders table.
+      const location = path.join(base, 'tblspc');
+      await fs.mkdir(location);
+      if (owner) await fs.chown(location, owner.uid, owner.gid);
+      await psql(`CREATE TABLESPACE fast LOCATION '${location}'`);
+    }
+    await psql(`CREATE TABLE orders (id int PRIMARY KEY, note text NOT NULL)${opts.tablespace ? ' TABLESPACE fast' : ''}`, 'shop');
     await psql("INSERT INTO orders (id, note) SELECT g, 'before backup' FROM generate_series(1, 200) g", 'shop');
     await archive();
     await barman('backup', SERVER);
