@@ -99,6 +99,14 @@ t.test('recovery to a time between two batches: the later rows are absent', asyn
   t.match(String(run.restored?.recoveryStopped ?? ''), /recovery stopping before commit/);
 });
 
+t.test('recovery sampled with a single backup: nothing to draw, replayed to the end, and the evidence says so', async (t) => {
+  const run = await verify(await policyFor(fixture.folder, { recovery: 'sampled' }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.header?.backupId, fixture.backup.id);
+  t.match(String(run.backup?.header?.recovery ?? ''), /^latest/);
+  t.match(String(run.backup?.provider?.recoverySampled ?? ''), /one backup only/);
+});
+
 t.test("production's ALTER SYSTEM settings in the backup are not used", async (t) => {
   const copy = await fixture.copy();
   // A restore_command of production's would replace ours; a preloaded library the image lacks stops the start.

@@ -144,6 +144,7 @@ t.test('a pgbackrest source: relative repository, verify by default, only with k
   const config = parse(withSource('          driver: pgbackrest\n          repository: ../pgbackrest\n          stanza: shop\n') + '        postgres: { recovery: { time: "2026-12-05T10:30:00+01:00" } }\n');
   t.match(config.policies[0]!.source, { driver: 'pgbackrest', repository: '/etc/pgbackrest', stanza: 'shop', check: 'verify', binary: 'pgbackrest' });
   t.same(config.policies[0]!.postgres?.recovery, { time: '2026-12-05T09:30:00.000Z' }, 'the time is kept as UTC');
+  t.equal(parse(withSource('          driver: pgbackrest\n          repository: /r\n          stanza: shop\n') + '        postgres: { recovery: sampled }\n').policies[0]!.postgres?.recovery, 'sampled');
   const bad = problems(withSource('          driver: pgbackrest\n          repository: /r\n          stanza: "shop main"\n          check: full\n') + '        postgres: { recovery: { time: "2026-12-05 10:30" } }\n');
   t.match(at(bad, `${SRC}.stanza`), { fix: /as pgbackrest info lists it/ });
   t.match(at(bad, `${SRC}.check`), { fix: /verify or false/ });
@@ -159,6 +160,13 @@ t.test('a mariabackup source: relative path, only with kind mysql', async (t) =>
   t.match(parse(text).policies[0]!.source, { driver: 'mariabackup', path: '/etc/mariabackup/shop' });
   const wrong = problems(withSource('          driver: mariabackup\n          path: /srv/mb\n'));
   t.match(at(wrong, `${SRC}.driver`), { problem: /MariaDB data directories/, fix: /kind: mysql/ });
+  // A time (or a sampled one) is reached by replaying binary logs: a source without them cannot.
+  const sampled = parse(text.replace('path: ../mariabackup/shop\n', 'path: ../mariabackup/shop\n          binlogs: ../binlogs\n') + '        mysql: { recovery: sampled }\n');
+  t.equal(sampled.policies[0]!.mysql?.recovery, 'sampled');
+  const noLogs = problems(text + '        mysql: { recovery: sampled }\n');
+  t.match(at(noLogs, 'clients[0].policies[0].mysql.recovery'), { problem: /ships none/, fix: /source.binlogs/ });
+  const dump = problems(withSource('          driver: local\n          path: /srv/backups\n').replace('kind: postgres', 'kind: mysql') + '        mysql: { recovery: { time: "2026-12-05T10:30:00Z" } }\n');
+  t.match(at(dump, 'clients[0].policies[0].mysql.recovery'), { fix: /source driver mariabackup/ });
 });
 
 t.test('a barman source: relative path, wals check by default, only with kind postgres', async (t) => {

@@ -196,6 +196,34 @@ t.test('recovery to a time between the batches: the late rows are absent', async
   t.match(run.backup?.header?.binlogRecovery, /^time: until /);
 });
 
+t.test('recovery sampled: an older backup of the chain, replayed to a time drawn inside the window', async (t) => {
+  const [full, inc1, inc2] = fixture.names;
+  const policy = policyFromYaml({
+    folder: await tempDir('mariabackup-binlog-policy'),
+    kind: 'mysql',
+    source: `          driver: mariabackup
+          path: ${JSON.stringify(fixture.folder)}
+          binlogs: ${JSON.stringify(fixture.binlogs)}
+          select: { settle: 0s }`,
+    sandbox: `${process.env.BACKPROOF_TEST_MARIADB_IMAGE ? `image: ${JSON.stringify(MARIADB_TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m`,
+    // Every time in the window is before the rows written after the newest backup.
+    probes: `          - rowCount: { table: orders, atLeast: 200 }
+          - sql: "SELECT count(*) FROM orders WHERE note IN ('after backups', 'late')"
+            equals: 0`,
+    rpo: '1h',
+    extra: '        mysql: { recovery: sampled }',
+  });
+  const run = await verify(policy, store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.ok([full, inc1].includes(run.backup!.key), `an older backup than the newest is restored: ${run.backup?.key}`);
+  t.match(run.backup?.header?.binlogRecovery, /^sampled: to \S+, drawn at random between /);
+  const driver = new MariabackupStorageDriver({ path: fixture.folder });
+  t.teardown(() => driver.close());
+  const newest = (await collect(driver.list())).find((e) => e.key === inc2)!;
+  t.equal(run.metrics.rpoMeasuredMs, Date.parse(run.startedAt) - newest.takenAt!.getTime(), "the RPO is the newest backup's age, not the restored data's");
+  t.equal(await leftoversOf(run.id), 0);
+});
+
 t.test('recovery immediate: the backup as it was taken, no log replayed', async (t) => {
   const run = await verify(await binlogPolicy({ binlogs: fixture.binlogs, recovery: 'immediate', rows: fixture.rows[2], late: 0 }), store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));

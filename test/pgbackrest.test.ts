@@ -172,6 +172,47 @@ t.test('recovery to a time: rows committed after it are absent, before it presen
   t.match(JSON.stringify(beyond.reasons), /ends before the recovery target/);
 });
 
+t.test('recovery sampled: a time drawn between the sets, the older set restored and replayed to it', async (t) => {
+  const [full, incr] = fixture.sets;
+  const sampledPolicy = async (select = '{ settle: 0s }'): Promise<PolicyConfig> =>
+    policyFromYaml({
+      folder: await tempDir('pgbackrest-policy'),
+      kind: 'postgres',
+      source: `          driver: pgbackrest
+          repository: ${JSON.stringify(fixture.repo)}
+          stanza: main
+          check: false
+          select: ${select}`,
+      // Every time in the window is before the rows written after the incremental set.
+      probes: `          - rowCount: { table: orders, atLeast: 200 }
+          - sql: "SELECT count(*) FROM orders WHERE note IN ('after incr', 'late')"
+            equals: 0`,
+      rpo: '1h',
+      extra: '        postgres: { recovery: sampled }',
+    });
+  const run = await verify(await sampledPolicy(), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.equal(run.backup?.key, full!.label, 'the set that ended before the drawn time: the full one');
+  const said = String(run.backup?.header?.recovery ?? '');
+  const drawn = /^sampled: to (\S+), drawn at random between (\S+) and (\S+) /.exec(said);
+  t.ok(drawn, `the evidence says how the time was drawn: ${said}`);
+  const [at, from, to] = drawn!.slice(1).map((x) => Date.parse(x));
+  t.equal(from, full!.stoppedAt.getTime(), 'from the end of the oldest set');
+  t.equal(to, incr!.stoppedAt.getTime(), 'to the end of the newest');
+  t.ok(at! > from! && at! <= to!, 'the time lies in the window');
+  const commit = Date.parse(String(run.restored?.lastReplayedCommit ?? ''));
+  t.ok(!Number.isFinite(commit) || commit <= at!, 'nothing committed after the drawn time was replayed');
+  t.equal(run.metrics.rpoMeasuredMs, Date.parse(run.startedAt) - incr!.stoppedAt.getTime(), "the RPO is the newest set's age, not the restored data's");
+  t.equal(await leftoversOf(run.id), 0);
+
+  // One set to choose from (the selector takes only full sets): nothing to draw, replayed to the end.
+  const only = await verify(await sampledPolicy('{ settle: 0s, glob: "*F" }'), store);
+  t.equal(only.backup?.key, full!.label);
+  t.match(String(only.backup?.header?.recovery ?? ''), /^latest/);
+  t.match(String(only.backup?.provider?.recoverySampled ?? ''), /one backup only/);
+  t.ok(codes(only).every((c) => c === 'probe_failed'), `the late rows are replayed, so the probe of none fails: ${JSON.stringify(only.reasons)}`);
+});
+
 t.test('an incremental set whose full set is gone: fail, naming it', async (t) => {
   const repo = await fixture.copy();
   const [full] = fixture.sets;

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { durationKey, identifier, matching, nonEmptyText, say, share, size, sizeText, typeError } from './schema-helpers.js';
-import type { CoverageConfig, CustomKindConfig, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, RecoveryTarget, SandboxConfig, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
+import type { CoverageConfig, CustomKindConfig, FilesKindConfig, MysqlKindConfig, PolicyConfig, PostgresKindConfig, RecoveryOption, SandboxConfig, ServiceConfig, SizeAnomalyConfig } from '../core/config-types.js';
 
 // ---- Policy parts ----------------------------------------------------------------------------
 
@@ -42,7 +42,7 @@ const databaseName = matching(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'a plain database
 const recoveryTarget = z
   .union(
     [
-      z.enum(['latest', 'immediate']),
+      z.enum(['latest', 'immediate', 'sampled']),
       z.strictObject({
         time: z
           .string()
@@ -50,10 +50,10 @@ const recoveryTarget = z
           .describe('Replay stops just before the first transaction that committed after this time (ISO, with Z or an offset).'),
       }),
     ],
-    { error: typeError('a recovery target', () => 'write latest, immediate, or { time: "2026-12-05T09:30:00Z" }') },
+    { error: typeError('a recovery target', () => 'write latest, immediate, sampled, or { time: "2026-12-05T09:30:00Z" }') },
   )
   .default('latest')
-  .transform((recovery): RecoveryTarget => (typeof recovery === 'string' ? recovery : { time: new Date(recovery.time).toISOString() }));
+  .transform((recovery): RecoveryOption => (typeof recovery === 'string' ? recovery : { time: new Date(recovery.time).toISOString() }));
 
 export const postgres = z
   .strictObject({
@@ -61,7 +61,7 @@ export const postgres = z
     allowEmpty: z.boolean().default(false).describe('Accept a restore with no tables or no rows. Default false: an empty restore fails.'),
     readinessTimeout: durationKey('Wait this long for the restored server to accept connections.', DEFAULTS.readinessTimeoutMs),
     recovery: recoveryTarget.describe(
-      'Physical backups (source driver pgbackrest or barman): how far the restored cluster replays the archived WAL. "latest" (default): to the end of the archive, and the RPO is measured from the last replayed commit; "immediate": only until the backup is consistent; { time }: to that time, from the newest backup set that ended before it.',
+      'Physical backups (source driver pgbackrest or barman): how far the restored cluster replays the archived WAL. "latest" (default): to the end of the archive, and the RPO is measured from the last replayed commit; "immediate": only until the backup is consistent; { time }: to that time, from the newest backup set that ended before it; "sampled": to a time drawn at random for each run between the ends of the oldest and the newest backup set, from the newest set that ended before it (so older sets and the WAL between them are restored too; the RPO is the newest set\'s age and there is no size check).',
     ),
     recoveryTimeout: durationKey('Physical backups: how long WAL replay may take before the run is an error.', DEFAULTS.recoveryTimeoutMs),
   })
@@ -81,7 +81,7 @@ export const mysql = z
     allowEmpty: z.boolean().default(false).describe('Accept a restore with no tables or no rows. Default false: an empty restore fails.'),
     readinessTimeout: durationKey('Wait this long for the restored server to accept connections.', DEFAULTS.readinessTimeoutMs),
     recovery: recoveryTarget.describe(
-      'mariadb-backup backups whose source ships binary logs (source.binlogs): how far they are replayed on the prepared backup. "latest" (default): to the end of the last log, and the RPO is measured from the last replayed event; "immediate": the backup as it was taken; { time }: to that time, from the newest backup that ended before it.',
+      'mariadb-backup backups whose source ships binary logs (source.binlogs): how far they are replayed on the prepared backup. "latest" (default): to the end of the last log, and the RPO is measured from the last replayed event; "immediate": the backup as it was taken; { time }: to that time, from the newest backup that ended before it; "sampled": to a time drawn at random for each run between the ends of the oldest and the newest backup, from the newest one that ended before it (the RPO is the newest backup\'s age and there is no size check).',
     ),
   })
   .transform(({ readinessTimeout, ...rest }): MysqlKindConfig => ({ ...rest, readinessTimeoutMs: readinessTimeout ?? DEFAULTS.readinessTimeoutMs }))

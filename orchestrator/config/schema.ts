@@ -93,6 +93,14 @@ const policy = z
     if (recovery !== undefined && recovery !== 'latest' && driver !== 'pgbackrest' && driver !== 'barman') {
       addProblem(ctx, 'postgres.recovery applies to physical backups (source driver pgbackrest or barman); a dump restores as it was taken', 'remove postgres.recovery, or use source driver pgbackrest or barman', ['postgres', 'recovery']);
     }
+    const mysqlRecovery = (value.mysql as { recovery?: unknown } | undefined)?.recovery;
+    if (mysqlRecovery !== undefined && mysqlRecovery !== 'latest' && mysqlRecovery !== 'immediate') {
+      if (driver !== 'mariabackup') {
+        addProblem(ctx, 'mysql.recovery applies to mariadb-backup backups (source driver mariabackup) with binary logs; a dump restores as it was taken', 'remove mysql.recovery, or use source driver mariabackup with source.binlogs', ['mysql', 'recovery']);
+      } else if ((value.source as { binlogs?: unknown } | undefined)?.binlogs === undefined) {
+        addProblem(ctx, 'mysql.recovery to a time (or sampled) replays binary logs, and this source ships none', 'set source.binlogs to the folder of the archived binary logs, or remove mysql.recovery', ['mysql', 'recovery']);
+      }
+    }
     if (kind === 'custom' && value.custom === undefined) {
       addProblem(ctx, 'kind: custom needs a custom block', 'add custom: { image, restore: [command...] } (and ready:, services: as needed)', ['custom']);
     }

@@ -520,14 +520,35 @@ export interface PostgresKindConfig {
   /** Accept a restore with no tables or no rows. Default false: an empty restore is a fail. */
   allowEmpty: boolean;
   readinessTimeoutMs: number;
-  /** Physical backups (pgBackRest): replay the WAL archive to its end, only to consistency, or to a time (ISO). */
-  recovery: PostgresRecovery;
+  /** Physical backups (pgBackRest, barman): replay the WAL archive to its end, only to consistency, to a time (ISO), or to a time drawn for each run. */
+  recovery: RecoveryOption;
   recoveryTimeoutMs: number;
 }
 
-/** How far a physical backup's log (PostgreSQL's WAL, MariaDB's binary logs) is replayed. */
-export type RecoveryTarget = 'latest' | 'immediate' | { time: string };
-export type PostgresRecovery = RecoveryTarget;
+/** How far a restore replays a physical backup's log (PostgreSQL's WAL, MariaDB's binary logs). */
+export type RecoveryTarget =
+  | 'latest'
+  | 'immediate'
+  | {
+      time: string;
+      /** The time was drawn at random by the run (recovery: sampled) between these two backups' ends. */
+      sampled?: { from: string; to: string };
+    };
+/** As a policy says it: `sampled` is a time the run's select phase draws inside the retention window. */
+export type RecoveryOption = RecoveryTarget | 'sampled';
+
+/**
+ * The target a restore replays to: a run's select phase has drawn `sampled` into a time before
+ * any restore starts (runner/phases/select.ts); undrawn, it replays to the end.
+ */
+export function restoreTarget(recovery: RecoveryOption): RecoveryTarget {
+  return recovery === 'sampled' ? 'latest' : recovery;
+}
+
+/** A time target as the evidence says it: "time: to T", or how a sampled one was drawn. */
+export function describeTime(target: { time: string; sampled?: { from: string; to: string } }): string {
+  return target.sampled ? `sampled: to ${target.time}, drawn at random between ${target.sampled.from} and ${target.sampled.to} (the ends of the oldest and the newest backup)` : `time: to ${target.time}`;
+}
 
 /** kind: mysql (MySQL and MariaDB, mysqldump / mariadb-dump output). */
 export interface MysqlKindConfig {
@@ -540,7 +561,7 @@ export interface MysqlKindConfig {
   allowEmpty: boolean;
   readinessTimeoutMs: number;
   /** mariadb-backup with shipped binary logs: how far they are replayed. */
-  recovery: RecoveryTarget;
+  recovery: RecoveryOption;
 }
 
 /** kind: files (tar, tar.gz, tar.zst, tar.xz, tar.bz2, zip). */

@@ -55,7 +55,8 @@ export interface Digests {
  * phase leaves for the next. A phase reads what earlier phases set; fields are unset until then.
  */
 export interface RunState {
-  readonly policy: PolicyConfig;
+  /** The policy; select replaces it with a copy whose `recovery: sampled` is the time it drew. */
+  policy: PolicyConfig;
   /** A coverage run: the older restore point it restores instead of the newest. */
   readonly point?: CoveragePoint;
   readonly deps: RunDeps;

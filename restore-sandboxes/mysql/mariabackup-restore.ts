@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
-import type { RecoveryTarget } from '../../orchestrator/core/config-types.js';
+import { describeTime, type RecoveryTarget } from '../../orchestrator/core/config-types.js';
 import { binlogsFrom, chainOf, parseBackupInfo, parseBinlogInfo, parseCheckpoints, seriesOf, type BackupInfo, type Checkpoints } from '../../orchestrator/core/mariabackup-info.js';
 import { truncate } from '../bytes.js';
 import type { Sandbox } from '../sandbox-runtime.js';
@@ -232,10 +232,12 @@ async function replayBinlogs(
   const header: Record<string, string> = {
     binlogStart: `${info.file}:${info.position}${info.gtid ? ` (GTID ${info.gtid})` : ''}`,
     binlogsReplayed: files.length === 1 ? files[0]! : `${files.length} logs, ${files[0]} to ${files.at(-1)}`,
-    binlogRecovery: typeof s.recovery === 'object' ? `time: until ${s.recovery.time}` : 'latest: to the end of the last binary log',
+    binlogRecovery: typeof s.recovery === 'object' ? describeTime(s.recovery) : 'latest: to the end of the last binary log',
   };
   if (commit) header.lastReplayedCommit = commit.toISOString();
-  return { header, replayed: true, ...(commit ? { dataAsOf: commit } : {}) };
+  // A sampled time restores older data on purpose: the RPO stays the newest backup's age.
+  const fresh = commit && !(typeof s.recovery === 'object' && s.recovery.sampled);
+  return { header, replayed: true, ...(fresh ? { dataAsOf: commit } : {}) };
 }
 
 function lastLine(text: string): string {

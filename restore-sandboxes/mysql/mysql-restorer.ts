@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
-import type { PolicyConfig } from '../../orchestrator/core/config-types.js';
+import { restoreTarget, type PolicyConfig } from '../../orchestrator/core/config-types.js';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import type { ProbeResult } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
@@ -242,7 +242,7 @@ export class MysqlRestorer implements Restorer<'mysql'> {
       account: this.account,
       connection: this.client().slice(1),
       readinessTimeoutMs: ctx.policy.mysql.readinessTimeoutMs,
-      recovery: ctx.policy.mysql.recovery,
+      recovery: restoreTarget(ctx.policy.mysql.recovery),
     }, format);
     const header: Record<string, string> = { ...restored.header };
     if (format === 'xbstream') header.stream = 'xbstream';

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { majorOf, parseBarmanInfo } from '../../orchestrator/core/barman-info.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
+import { restoreTarget } from '../../orchestrator/core/config-types.js';
 import type { RestoreContext } from '../restorer.js';
 import { DATA_DIR, DATA_ROOT } from './cluster.js';
 import { archivedSegments, physicalExec, postgresTime, replayToTarget, requireSameMajor, unpackInPlaceOfEmptyCluster, type PhysicalRestore, type PhysicalServer } from './physical-replay.js';
@@ -43,7 +44,7 @@ export function detectBarmanStream(head: Buffer): BarmanStream | undefined {
 }
 
 export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Readable, found: BarmanStream, server: PhysicalServer): Promise<PhysicalRestore> {
-  const recovery = ctx.policy.postgres.recovery;
+  const recovery = restoreTarget(ctx.policy.postgres.recovery);
   const exec = physicalExec(ctx);
   requireSameMajor(found.major, server, stream);
   await unpackInPlaceOfEmptyCluster(exec, server, stream, STAGE);

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
+import { restoreTarget } from '../../orchestrator/core/config-types.js';
 import { backupSets, infoFromJson, isCiphertext, parseInfoFile, type BackupSet } from '../../orchestrator/core/pgbackrest-info.js';
 import type { RestoreContext } from '../restorer.js';
 import { DATA_DIR, DATA_ROOT } from './cluster.js';
@@ -66,7 +67,7 @@ export async function restorePgbackrest(
   server: PhysicalServer,
 ): Promise<PhysicalRestore> {
   const { sandbox } = ctx;
-  const recovery = ctx.policy.postgres.recovery;
+  const recovery = restoreTarget(ctx.policy.postgres.recovery);
   // An encrypted repository: the passphrase reaches pgbackrest (and the archive-get PostgreSQL
   // runs during replay) through the environment, never a command line or a file.
   const source = ctx.policy.source;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { PostgresRecovery } from '../../orchestrator/core/config-types.js';
+import { describeTime, restoreTarget, type RecoveryTarget } from '../../orchestrator/core/config-types.js';
 import type { Reason } from '../../orchestrator/core/domain.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import type { BackupSet } from '../../orchestrator/core/pgbackrest-info.js';
@@ -96,7 +96,7 @@ export async function replayToTarget(
   env?: Record<string, string>,
 ): Promise<PhysicalRestore> {
   const { sandbox, signal } = ctx;
-  const recovery = ctx.policy.postgres.recovery;
+  const recovery = restoreTarget(ctx.policy.postgres.recovery);
   // `env` reaches the server (its restore_command runs with it) and nothing else.
   const exec = physicalExec(ctx, env);
   const control = await exec([`${server.bin}/pg_controldata`, DATA_DIR], 'pg_controldata');
@@ -180,7 +180,8 @@ export async function replayToTarget(
       message: `WAL segment ${gap.name} is missing from the archive: replay stopped at ${lsn}${commit ? ` (last commit ${commit})` : ''}, and ${Number(newest.segno - gap.segno)} later segment(s), up to ${newest.name}, cannot be replayed`,
     });
   }
-  const dataAsOf = commit && recovery !== 'immediate' ? new Date(commit) : undefined;
+  // A sampled time restores older data on purpose: the RPO stays the newest backup's age.
+  const dataAsOf = commit && recovery !== 'immediate' && !(typeof recovery === 'object' && recovery.sampled) ? new Date(commit) : undefined;
   return { header, summary, reasons, ...(dataAsOf ? { dataAsOf } : {}), databases: dbs.split(',').filter(Boolean) };
 }
 
@@ -189,14 +190,14 @@ export function postgresTime(iso: string): string {
   return iso.replace('T', ' ').replace(/Z$/, '+00');
 }
 
-function describeRecovery(recovery: PostgresRecovery): string {
+function describeRecovery(recovery: RecoveryTarget): string {
   if (recovery === 'latest') return 'latest: to the end of the WAL archive';
   if (recovery === 'immediate') return 'immediate: until the backup is consistent';
-  return `time: to ${recovery.time}`;
+  return describeTime(recovery);
 }
 
 /** Why the server stopped during recovery, from its log. */
-function recoveryFailure(log: string, recovery: PostgresRecovery, gap: Segment | undefined, set: ReplayedBackup): VerificationError {
+function recoveryFailure(log: string, recovery: RecoveryTarget, gap: Segment | undefined, set: ReplayedBackup): VerificationError {
   const fatal = [...log.matchAll(/(?:FATAL|PANIC):\s+([^\n]*)/g)].map((m) => m[1]!).at(-1) ?? lastLines(log, 1);
   if (/recovery ended before configured recovery target was reached/.test(log)) {
     if (gap) return new VerificationError('wal_gap', `WAL segment ${gap.name} is missing from the archive: replay stopped there, before the recovery target ${describeRecovery(recovery)}`);

@@ -1,9 +1,11 @@
+import { randomInt } from 'node:crypto';
 import { describeExpect, selectNewest, type Candidate, type JudgedEntry } from '../../../drivers/selection.js';
 import { unsafeEntry, type BackupEntry } from '../../../drivers/storage-driver.js';
 import { VerificationError } from '../../core/errors.js';
 import { formatAge, formatBytes } from '../../core/format.js';
 import { withinEvery } from '../../core/coverage.js';
 import type { CoveragePlan } from '../../core/domain.js';
+import type { PolicyConfig, RecoveryTarget } from '../../core/config-types.js';
 import type { RunState } from '../run-state.js';
 import { budgetPeriodStart, planCoverage } from '../coverage-plan.js';
 import { judgeSize } from '../size-check.js';
@@ -15,11 +17,14 @@ import { judgeSize } from '../size-check.js';
  */
 export async function selectBackup(s: RunState): Promise<void> {
   const { policy, driver, signal, reasons, run } = s;
+  const sampled = recoveryOf(policy) === 'sampled' && !s.point;
+  let newest: Candidate | undefined;
   const picked = await s.clock.phase('select', async () => {
     const takenAt = driver.takenAt ? (e: BackupEntry) => driver.takenAt!(e, signal) : undefined;
-    // Every restore point the selector accepts, when coverage needs them (a plan, or the point to restore).
+    // Every restore point the selector accepts, when coverage needs them (a plan, or the point to
+    // restore) or a sampled recovery time is drawn among them.
     const points: Candidate[] = [];
-    const collect = policy.coverage || s.point ? (j: JudgedEntry) => void (j.status === 'candidate' && j.backupTime && points.push({ entry: j.entry, backupTime: j.backupTime, timestampSource: policy.source.select.timestamp.from })) : undefined;
+    const collect = policy.coverage || s.point || sampled ? (j: JudgedEntry) => void (j.status === 'candidate' && j.backupTime && points.push({ entry: j.entry, backupTime: j.backupTime, timestampSource: policy.source.select.timestamp.from })) : undefined;
     const selection = await selectNewest(driver.list(signal), policy.source.select, s.started, collect, takenAt);
     if (s.point) return pickPoint(s, points);
     if (!selection.picked) throw new VerificationError('no_backup', `${selection.explanation} in ${driver.location}`);
@@ -31,11 +36,14 @@ export async function selectBackup(s: RunState): Promise<void> {
         message: `no backup for ${selection.missingPeriod} (expect: ${describeExpect(policy.source.select.expect!)}); the newest is ${selection.picked.entry.key}, taken ${selection.picked.backupTime.toISOString()}`,
       });
     }
-    return selection.picked;
+    newest = selection.picked;
+    return sampled ? drawRecoveryTime(s, points, selection.picked) : selection.picked;
   });
   s.picked = picked;
   const { entry, backupTime } = picked;
   const ageMs = s.started.getTime() - backupTime.getTime();
+  // A sampled recovery restores an older backup on purpose: the RPO is the newest one's age.
+  const newestAgeMs = newest ? s.started.getTime() - newest.backupTime.getTime() : ageMs;
   run.backup = {
     driver: driver.name,
     location: driver.location,
@@ -46,20 +54,21 @@ export async function selectBackup(s: RunState): Promise<void> {
     timestampSource: picked.timestampSource,
     ageMs,
   };
-  if (!s.point) run.metrics.rpoMeasuredMs = ageMs;
+  if (!s.point) run.metrics.rpoMeasuredMs = newestAgeMs;
   s.log.info(`picked ${entry.key} (${formatBytes(entry.size)}, taken ${backupTime.toISOString()})${s.point ? ` for retention coverage (${s.point.why})` : ''}`);
   s.progress.push();
   // A coverage run restores an older point: its age and size say nothing of the newest backup.
   if (policy.targets.rpoMs !== undefined && !s.point) {
-    run.metrics.rpoMet = ageMs <= policy.targets.rpoMs;
+    run.metrics.rpoMet = newestAgeMs <= policy.targets.rpoMs;
     if (!run.metrics.rpoMet) {
       reasons.push({
         code: 'stale_backup',
-        message: `the newest backup ${entry.key} is ${formatAge(ageMs)} old, older than the rpo target of ${formatAge(policy.targets.rpoMs)}`,
+        message: `the newest backup ${(newest ?? picked).entry.key} is ${formatAge(newestAgeMs)} old, older than the rpo target of ${formatAge(policy.targets.rpoMs)}`,
       });
     }
   }
-  if (policy.sizeAnomaly && entry.size > 0 && s.deps.store.passingBackupSizes && !s.point) {
+  // Sizes are compared run to run: a sampled run restores full and incremental backups alike.
+  if (policy.sizeAnomaly && entry.size > 0 && s.deps.store.passingBackupSizes && !s.point && !sampled) {
     const history = await s.deps.store.passingBackupSizes(policy.name, policy.sizeAnomaly.lastRuns);
     const check = judgeSize(entry.size, history, policy.sizeAnomaly);
     run.probes = [check];
@@ -71,7 +80,42 @@ export async function selectBackup(s: RunState): Promise<void> {
   run.backup.checksums = details.checksums.map((c) => ({ algorithm: c.algorithm, expected: c.hex, source: c.source, verified: false }));
   if (details.unverifiable.length > 0) run.backup.unverifiableChecksums = details.unverifiable;
   if (Object.keys(details.facts).length > 0) run.backup.provider = details.facts;
+  if (sampled && recoveryOf(s.policy) === 'latest') {
+    run.backup.provider = { ...run.backup.provider, recoverySampled: 'one backup only: no time to draw, replayed to the end of the log' };
+  }
   s.progress.push();
+}
+
+function recoveryOf(policy: PolicyConfig): RecoveryTarget | 'sampled' | undefined {
+  return policy.kind === 'postgres' ? policy.postgres.recovery : policy.kind === 'mysql' ? policy.mysql.recovery : undefined;
+}
+
+/**
+ * recovery: sampled. A time drawn at random after the end of the oldest backup the selector
+ * accepts and no later than the end of the newest; the run restores the newest backup that ended
+ * before it and replays the log to it (s.policy gets the drawn time), so over many runs every
+ * backup in the retention window and the log between them are restored. With a single backup there
+ * is nothing to draw: it is restored to the end of the log.
+ */
+function drawRecoveryTime(s: RunState, points: readonly Candidate[], newest: Candidate): Candidate {
+  const from = Math.min(...points.map((p) => p.backupTime.getTime()));
+  const to = newest.backupTime.getTime();
+  const policy = s.policy;
+  const set = (recovery: RecoveryTarget): void => {
+    if (policy.kind === 'postgres') s.policy = { ...policy, postgres: { ...policy.postgres, recovery } };
+    else if (policy.kind === 'mysql') s.policy = { ...policy, mysql: { ...policy.mysql, recovery } };
+  };
+  if (!(to > from)) {
+    set('latest');
+    s.log.info(`recovery sampled: ${newest.entry.key} is the only backup, so it is replayed to the end of the log`);
+    return newest;
+  }
+  const at = from + 1 + randomInt(to - from);
+  const base = points.filter((p) => p.backupTime.getTime() < at).reduce((a, b) => (b.backupTime > a.backupTime ? b : a));
+  const time = new Date(at).toISOString();
+  set({ time, sampled: { from: new Date(from).toISOString(), to: new Date(to).toISOString() } });
+  s.log.info(`recovery sampled: ${time}, drawn between ${new Date(from).toISOString()} and ${new Date(to).toISOString()}; restoring ${base.entry.key} and replaying to it`);
+  return base;
 }
 
 /** A coverage run: the restore point it was planned for, if it is still in storage. */
