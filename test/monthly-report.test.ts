@@ -397,6 +397,32 @@ t.test('an edited record shows in the evidence appendix', async (t) => {
   t.match((await build(config)).evidence.verification, { ok: true }, 'verified again once undone');
 });
 
+// Why a report re-hashes every client's records of the month, not only its own (docs/evidence.md,
+// "A report's check"): a run of this client moved to another client by editing its `client`
+// column leaves this client's report and would read as the other client's record; only
+// re-hashing it finds the change. An edit of another client's record is reported the same way.
+t.test("a record moved to another client, or another client's record edited, fails the period's check", async (t) => {
+  const victim = seeded.novemberRuns[10]!;
+  const move = (client: string) => store.executor.query(`UPDATE backproof.runs SET client = $2 WHERE id = $1::uuid`, [victim.id, client]);
+  await move('globex');
+  try {
+    const moved = await build(config);
+    t.notOk(moved.runs.some((r) => r.runId === victim.id), "the moved run is no longer in acme's report");
+    t.match(moved.evidence.verification, { ok: false, firstBad: { runId: victim.id, problem: /hash differs/ } }, 'the verification finds it');
+  } finally {
+    await move('acme');
+  }
+  const globex = (await store.executor.query<{ id: string }>(`SELECT id FROM backproof.runs WHERE client = 'globex' AND started_at >= '2026-11-01' AND started_at < '2026-12-01' ORDER BY started_at LIMIT 1`)).rows[0]!.id;
+  const edit = (delta: number) => store.executor.query(`UPDATE backproof.runs SET duration_ms = duration_ms + $2 WHERE id = $1::uuid`, [globex, delta]);
+  await edit(1);
+  try {
+    t.match((await build(config)).evidence.verification, { ok: false, firstBad: { runId: globex } }, "globex's edited record fails acme's check of the month");
+  } finally {
+    await edit(-1);
+  }
+  t.match((await build(config)).evidence.verification, { ok: true }, 'verified again once undone');
+});
+
 t.test('backproof report on the command line', async (t) => {
   if (!existsSync(path.resolve('dist/orchestrator/cli/report-command.js'))) {
     t.fail('dist/ has no report command: run npm run build first (npm test does)');
