@@ -5,7 +5,7 @@ import { artifactsNamedBy, attestationText, BUNDLE_FORMAT, type BundleArtifact, 
 import { canonicalJson, checkpointText, GENESIS_HASH, linkHash, PROBLEMS, type ChainCheckpoint, type ChainLink, type ChainVerification } from './chain-format.js';
 import type { QueryFn, SqlExecutor } from './executor.js';
 import { quoteSchema } from './migrate.js';
-import { COLUMNS, toRecord, type Row } from './run-row.js';
+import { recordJsonSql, recordOfJson, type Row } from './run-row.js';
 import { fingerprintOf, type EvidenceSigner, type SignerSource } from './signing-key.js';
 
 export { BUNDLE_FORMAT, verifyBundle, type BundleArtifact, type BundleEntry, type EvidenceBundle } from './bundle.js';
@@ -333,22 +333,19 @@ export class EvidenceChain {
     let expected = first;
     let prev: ChainLink | undefined = anchor;
     let checked = 0;
-    const cols = COLUMNS.split(', ')
-      .map((c) => `r.${c}`)
-      .join(', ');
     const result = (firstBad?: Bad): WalkResult => ({ checked, ...(firstBad ? { firstBad } : {}), ...(prev ? { last: prev } : {}) });
     for (let after = first - 1; ; ) {
       signal?.throwIfAborted();
       const { rows } = await this.executor.query<Row>(
         `SELECT c.seq AS link_seq, c.run_id AS link_run_id, c.prev_hash AS link_prev_hash, c.hash AS link_hash, c.signature AS link_signature,
-                c.key_fingerprint AS link_key_fingerprint, (r.id IS NOT NULL) AS link_run_present, ${cols}
+                c.key_fingerprint AS link_key_fingerprint, CASE WHEN r.id IS NULL THEN NULL ELSE ${recordJsonSql('r')} END AS link_record
            FROM ${this.s}.evidence_chain c LEFT JOIN ${this.s}.runs r ON r.id = c.run_id
           WHERE c.seq > $1::bigint AND c.seq <= $2::bigint ORDER BY c.seq LIMIT ${WALK_BATCH}`,
         [after, last],
       );
       for (const row of rows) {
         const link = linkOf(row, 'link_');
-        const walked: WalkedLink = { ...link, record: row.link_run_present === true ? toRecord(row) : null };
+        const walked: WalkedLink = { ...link, record: row.link_record === null || row.link_record === undefined ? null : recordOfJson(String(row.link_record)) };
         const bad = this.checkLink(walked, expected, first, prev, seenRuns) ?? (vouched && link.seq <= vouched.seq ? checkAgainst(vouched, walked) : signatureProblem(walked, keys));
         if (bad) return result(bad);
         checked += 1;

@@ -10,6 +10,22 @@ export const COLUMNS =
 
 export type Row = Record<string, unknown>;
 
+/**
+ * The COLUMNS of the `runs` row aliased `alias` as one JSON text (SQL), for reading many records
+ * at once: one value a row instead of 21 typed ones is less to pass from the driver (a chain walk
+ * reads a month of every client's records). `recordOfJson` gives the same RunRecord as `toRecord`
+ * of the row: timestamps come as ISO 8601 with an offset, bigints as JSON numbers, jsonb embedded.
+ */
+export function recordJsonSql(alias: string): string {
+  return `json_build_object(${COLUMNS.split(', ')
+    .map((c) => `'${c}', ${alias}.${c}`)
+    .join(', ')})::text`;
+}
+
+export function recordOfJson(text: string): RunRecord {
+  return toRecord(JSON.parse(text) as Row);
+}
+
 export function toRecord(r: Row): RunRecord {
   return {
     id: String(r.id),
