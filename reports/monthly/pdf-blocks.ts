@@ -81,34 +81,41 @@ export function bullets(doc: Doc, items: string[], opts: { size?: number; color?
 export function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, size = 7.5): void {
   const pad = 3;
   const cellFont = (col: Col, cell: Cell): string => (col.mono ? 'Courier' : cell.bold ? 'Helvetica-Bold' : 'Helvetica');
-  // Most cells fit on one line: measured once, drawn without pdfkit's line wrapper (which lays
-  // the text out word by word, for the height and again for the drawing). A long table (a
-  // month of runs) spent most of its time there.
-  const fitsOneLine = (col: Col, text: string): boolean => !text.includes('\n') && doc.widthOfString(text) <= col.width - 2 * pad - 0.5;
-  const heightOf = (col: Col, cell: Cell, fontSize: number): number => {
+  // Most cells fit on one line: measured once (the width kept for the drawing), drawn without
+  // pdfkit's line wrapper (which lays the text out word by word, for the height and again for the
+  // drawing). A long table (a month of runs) spent most of its time there.
+  interface Laid {
+    cell: Cell;
+    /** The text's width when it fits on one line, else null (wrapped by pdfkit). */
+    oneLine: number | null;
+    height: number;
+  }
+  const lay = (col: Col, cell: Cell, fontSize: number): Laid => {
     doc.font(cellFont(col, cell)).fontSize(fontSize);
     const text = cell.text || ' ';
-    return fitsOneLine(col, text) ? doc.currentLineHeight(true) : doc.heightOfString(text, { width: col.width - 2 * pad });
+    const w = text.includes('\n') ? Infinity : doc.widthOfString(text);
+    const oneLine = w <= col.width - 2 * pad - 0.5 ? w : null;
+    return { cell, oneLine, height: oneLine !== null ? doc.currentLineHeight(true) : doc.heightOfString(text, { width: col.width - 2 * pad }) };
   };
-  const draw = (col: Col, text: string, x: number, y: number): void => {
+  const draw = (col: Col, laid: Laid, x: number, y: number): void => {
     const width = col.width - 2 * pad;
-    if (!fitsOneLine(col, text)) {
+    const { text } = laid.cell;
+    if (laid.oneLine === null) {
       doc.text(text, x + pad, y + pad, { width, align: col.align ?? 'left' });
       return;
     }
-    const slack = width - doc.widthOfString(text);
-    const dx = col.align === 'right' ? slack : 0;
+    const dx = col.align === 'right' ? width - laid.oneLine : 0;
     doc.text(text, x + pad + dx, y + pad, { lineBreak: false });
   };
   const header = (): void => {
-    const cells = cols.map((c) => ({ text: toWinAnsi(c.header), bold: true }));
-    const h = Math.max(...cols.map((c, i) => heightOf({ ...c, mono: false }, cells[i]!, size))) + 2 * pad;
+    const laid = cols.map((c) => lay({ ...c, mono: false }, { text: toWinAnsi(c.header), bold: true }, size));
+    const h = Math.max(...laid.map((l) => l.height)) + 2 * pad;
     const y = doc.y;
     doc.rect(MARGIN, y, CONTENT_W, h).fill('#eef2f8');
     let x = MARGIN;
     cols.forEach((c, i) => {
       doc.font('Helvetica-Bold').fontSize(size).fillColor(TEXT);
-      draw(c, cells[i]!.text, x, y);
+      draw(c, laid[i]!, x, y);
       x += c.width;
     });
     doc.y = y + h;
@@ -116,8 +123,12 @@ export function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, 
   ensureSpace(doc, 40);
   header();
   rows.forEach((raw, r) => {
-    const cells = raw.map((c): Cell => (typeof c === 'string' ? { text: toWinAnsi(c) } : { ...c, text: toWinAnsi(c.text) }));
-    const h = Math.max(...cols.map((c, i) => heightOf(c, cells[i] ?? { text: '' }, size))) + 2 * pad;
+    const laid = cols.map((c, i): Laid => {
+      const given = raw[i];
+      const cell: Cell = given === undefined ? { text: '' } : typeof given === 'string' ? { text: toWinAnsi(given) } : { ...given, text: toWinAnsi(given.text) };
+      return lay(c, cell, size);
+    });
+    const h = Math.max(...laid.map((l) => l.height)) + 2 * pad;
     if (doc.y + h > bottom(doc)) {
       doc.addPage();
       header();
@@ -126,9 +137,9 @@ export function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, 
     if (r % 2 === 1) doc.rect(MARGIN, y, CONTENT_W, h).fill('#f8f8f8');
     let x = MARGIN;
     cols.forEach((c, i) => {
-      const cell = cells[i] ?? { text: '' };
+      const { cell } = laid[i]!;
       doc.font(cellFont(c, cell)).fontSize(size).fillColor(cell.color ?? TEXT);
-      draw(c, cell.text, x, y);
+      draw(c, laid[i]!, x, y);
       x += c.width;
     });
     doc.moveTo(MARGIN, y + h).lineTo(MARGIN + CONTENT_W, y + h).lineWidth(0.4).strokeColor('#d0d0d0').stroke();
