@@ -11,7 +11,7 @@ import type { ResolvedConfig } from '../core/config-types.js';
 import { DockerRuntime } from '../../restore-sandboxes/docker/docker-runtime.js';
 import { BackproofError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { configPath, makeLogger, openStore, type GlobalOptions } from './context.js';
+import { configPath, favourMemory, makeLogger, openStore, type GlobalOptions } from './context.js';
 import { driverFor, restorerFor, runtimeFor } from './plugins.js';
 import { recoverAndReap } from './run-command.js';
 import { snapshotPath } from './status-command.js';
@@ -27,6 +27,7 @@ export function registerCluster(program: Command, setExit: (code: number) => voi
     .option('--takeover <duration>', 'how often a standby tries to become the active scheduler', '10s')
     .option('--stale-worker <duration>', 'a worker silent this long is presumed dead: its runs are aborted and run once more', '30s')
     .action(async (opts: { takeover: string; staleWorker: string }, cmd: Command) => {
+      favourMemory();
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const file = configPath(global);
       const config = await loadConfig(file);
@@ -65,6 +66,7 @@ export function registerCluster(program: Command, setExit: (code: number) => voi
     .option('--heartbeat <duration>', 'how often this worker tells the cluster it is alive (the scheduler presumes it dead after three missed beats, and --stale-worker)', '5s')
     .option('--shutdown-grace <duration>', 'how long the first stop signal waits for running runs', '10m')
     .action(async (opts: { concurrency: number; label: string[]; dockerHost?: string; dockerTlsDir?: string; heartbeat: string; shutdownGrace: string }, cmd: Command) => {
+      favourMemory();
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const file = configPath(global);
       const config = await loadConfig(file);

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { loadStoreSettings } from '../config/load.js';
 import type { PolicyConfig, ResolvedConfig } from '../core/config-types.js';
 import { DEFAULTS } from '../core/defaults.js';
@@ -11,6 +12,19 @@ import { Logger } from '../core/logger.js';
 export interface GlobalOptions {
   config?: string;
   dataDir?: string;
+}
+
+/**
+ * For the processes that stay up (daemon, serve, scheduler, worker): V8 grows the heap by 20%
+ * rather than up to 4x at each step and favours size over speed, so garbage of a busy minute (the
+ * first check of 1,000 policies) is collected before it becomes resident. Measured with the
+ * daemon on 1,000 policies, a new data dir: peak RSS 175-204 MB before, 157-159 MB after; its
+ * first check took the same time within the noise (bench/process-cost.ts). Both are read at each
+ * collection, so setting them here, after start-up, takes effect.
+ */
+export function favourMemory(): void {
+  v8.setFlagsFromString('--optimize-for-size');
+  v8.setFlagsFromString('--heap-growing-percent=20');
 }
 
 export function configPath(opts: GlobalOptions): string {

@@ -3,7 +3,7 @@ import { loadConfig } from '../config/load.js';
 import { Daemon } from '../daemon/daemon.js';
 import { parseDuration } from '../config/duration.js';
 import { BackproofError } from '../core/errors.js';
-import { configPath, makeLogger, openStore, type GlobalOptions } from './context.js';
+import { configPath, favourMemory, makeLogger, openStore, type GlobalOptions } from './context.js';
 import { driverFor, restorerFor, runtimeFor } from './plugins.js';
 import { recoverAndReap } from './run-command.js';
 import { snapshotPath } from './status-command.js';
@@ -14,6 +14,7 @@ export function registerDaemon(program: Command, setExit: (code: number) => void
     .description('verify every policy on its schedule and alert on what goes wrong; SIGHUP reloads the config, SIGTERM/SIGINT stop (twice: cancel running runs)')
     .option('--shutdown-grace <duration>', 'how long the first stop signal waits for running runs (default daemon.shutdownGrace, 10m)')
     .action(async (opts: { shutdownGrace?: string }, cmd: Command) => {
+      favourMemory();
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const file = configPath(global);
       const config = await loadConfig(file);

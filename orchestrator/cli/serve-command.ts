@@ -4,7 +4,7 @@ import { BackproofError } from '../core/errors.js';
 import { AlertStore } from '../evidence/alert-store.js';
 import { startWebServer } from '../web/server.js';
 import { TokenStore } from '../web/token-store.js';
-import { configPath, makeLogger, openStore, type GlobalOptions } from './context.js';
+import { configPath, favourMemory, makeLogger, openStore, type GlobalOptions } from './context.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -18,6 +18,7 @@ export function registerServe(program: Command, setExit: (code: number) => void)
       if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
         throw new BackproofError('usage', `--port must be a number from 0 to 65535`);
       }
+      favourMemory();
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = await loadConfig(configPath(global));
       const logger = makeLogger(config.secrets);
