@@ -11,13 +11,14 @@
  *    only the last link's signature checked again under the checkpoint), and the 50-policy
  *    client's monthly report built (queries + that verification) and rendered to PDF;
  * 4. the dashboard over that store, every client's policies configured (1,045): the board (`/`),
- *    the runs page and `/api/runs` as an admin's browser asks for them, each request timed from
+ *    folded as served and in full, one client's board, the runs page and `/api/runs` as an admin's browser asks for them, each request timed from
  *    sending to the last byte (the first request apart: it warms the server's queries).
  *
- *   node --import tsx bench/evidence-scale.ts [--runs 100000] [--clients 200] [--no-pg] [--only report]
+ *   node --import tsx bench/evidence-scale.ts [--runs 100000] [--clients 200] [--no-pg] [--only report|dashboard]
  *
  * `--only report` measures step 3 alone: the chain is verified and checkpointed at its head first
- * (as step 1 leaves it, timed but not the point), steps 1, 2 and 4 are skipped.
+ * (as step 1 leaves it, timed but not the point), steps 1, 2 and 4 are skipped. `--only dashboard`
+ * skips steps 1-3 (the store as seeded, no day of runs added).
  *
  * The embedded store is seeded once and cached (bench/seeded-store.ts); this script works on a
  * copy, so the cache keeps no checkpoint. Progress to stderr, results to stdout.
@@ -41,7 +42,7 @@ const { values } = parseArgs({
 });
 const nRuns = Number(values.runs);
 const nClients = Number(values.clients);
-if (values.only !== undefined && values.only !== 'report') throw new Error(`--only ${values.only}: the only step that runs alone is report`);
+if (values.only !== undefined && values.only !== 'report' && values.only !== 'dashboard') throw new Error(`--only ${values.only}: the steps that run alone are report and dashboard`);
 const onlyReport = values.only === 'report';
 const progress = (msg: string): boolean => process.stderr.write(`[bench] ${msg}\n`);
 const out = (line = ''): boolean => process.stdout.write(`${line}\n`);
@@ -72,6 +73,7 @@ async function measure(name: string, store: RunStore): Promise<void> {
     await report(name, store);
     return;
   }
+  if (values.only === 'dashboard') return dashboard(store);
 
   progress(`${name}: reading back, then verify --full`);
   const list = await timed(() => store.list({ limit: nRuns }));
@@ -144,25 +146,37 @@ async function dashboard(store: RunStore): Promise<void> {
   const tokens = new TokenStore(store.executor, store.schema);
   const admin = await tokens.create({ scope: { kind: 'admin' }, name: 'bench' });
   const logger = new Logger({ json: true, level: 'error', write: () => undefined });
-  const server = await startWebServer({ config, runs: store, alerts: new AlertStore(store.executor, store.schema), logger, host: '127.0.0.1', port: 0 });
+  const start = (boardRowsInFull?: number): ReturnType<typeof startWebServer> =>
+    startWebServer({ config, runs: store, alerts: new AlertStore(store.executor, store.schema), logger, host: '127.0.0.1', port: 0, ...(boardRowsInFull !== undefined ? { boardRowsInFull } : {}) });
+  // The board as served (healthy policies folded per client above 200), and in full (every policy a row).
+  const server = await start();
+  const full = await start(Number.POSITIVE_INFINITY);
   try {
-    const get = async (p: string): Promise<number> => {
+    const get = async (port: number, p: string): Promise<number> => {
       const t0 = performance.now();
-      const res = await fetch(`http://127.0.0.1:${server.port}${p}`, { headers: { authorization: `Bearer ${admin.token}` } });
+      const res = await fetch(`http://127.0.0.1:${port}${p}`, { headers: { authorization: `Bearer ${admin.token}` } });
       const body = await res.text();
       if (res.status !== 200) throw new Error(`GET ${p}: ${res.status} ${body.slice(0, 200)}`);
       return performance.now() - t0;
     };
     const cells: string[] = [];
-    for (const p of ['/', '/runs', '/api/runs']) {
-      const first = await get(p);
+    const cases: Array<[string, number, string]> = [
+      ['/ (folded)', server.port, '/'],
+      ['/ (in full)', full.port, '/'],
+      [`/?client=${BIG_CLIENT.name}`, server.port, `/?client=${BIG_CLIENT.name}`],
+      ['/runs', server.port, '/runs'],
+      ['/api/runs', server.port, '/api/runs'],
+    ];
+    for (const [label, port, p] of cases) {
+      const first = await get(port, p);
       const rest: number[] = [];
-      for (let i = 0; i < 5; i++) rest.push(await get(p));
+      for (let i = 0; i < 5; i++) rest.push(await get(port, p));
       rest.sort((a, b) => a - b);
-      cells.push(`${p} ${rest[2]!.toFixed(0)} ms (first ${first.toFixed(0)} ms)`);
+      cells.push(`${label} ${rest[2]!.toFixed(0)} ms (first ${first.toFixed(0)} ms)`);
     }
     out(`4. the dashboard, ${config.policies.length.toLocaleString('en')} policies, median of 5 after the first: ${cells.join('; ')}`);
   } finally {
+    await full.close();
     await server.close();
   }
 }

@@ -23,6 +23,8 @@ export interface WebDeps {
   /** The evidence chain the monthly reports read. */
   chain: ChainReader;
   logger: Logger;
+  /** Above this many policies the board folds the healthy ones into a line per client. */
+  boardRowsInFull: number;
   now(): Date;
 }
 

@@ -52,7 +52,7 @@ export async function boardPage(ctx: RequestContext): Promise<SafeHtml> {
   const clients = [...new Set(views.map((v) => v.client))].sort();
   const only = url.searchParams.get('client');
   const shown = (only && clients.includes(only) ? views.filter((v) => v.client === only) : views).sort(boardOrder);
-  const fold = !(only && clients.includes(only)) && shown.length > BOARD_ROWS_IN_FULL;
+  const fold = !(only && clients.includes(only)) && shown.length > deps.boardRowsInFull;
   const inFull = fold ? shown.filter((v) => v.health !== 'ok') : shown;
   const since = new Date(now.getTime() - SERIES_DAYS * 86_400_000).toISOString();
   const withCoverage = new Set(deps.config().policies.filter((p) => p.coverage).map((p) => p.name));
@@ -87,7 +87,7 @@ export async function boardPage(ctx: RequestContext): Promise<SafeHtml> {
 <table class="board"><thead><tr><th>Status</th><th>Policy</th>${withClient && html`<th>Client</th>`}<th>Last run</th><th>Last success</th><th>Newest backup / RPO</th><th>Restore time (last ${SERIES_RUNS} runs)</th><th>Next run</th><th>Open alerts</th></tr></thead>
 <tbody>${rows.length > 0 ? joinHtml(rows, '\n') : html`<tr><td colspan="9" class="muted">No policies.</td></tr>`}</tbody></table>
 <p class="muted small">Generated ${when(now.toISOString())}. Red: the last run failed or errored, the newest backup is older than the RPO, or an alert is open.${
-    folded > 0 && ` With more than ${BOARD_ROWS_IN_FULL} policies, the ${folded} healthy ones are folded into a line per client: choose a client to see them.`
+    folded > 0 && ` With more than ${deps.boardRowsInFull} policies, the ${folded} healthy ones are folded into a line per client: choose a client to see them.`
   }</p>`;
   // Cluster mode: the workers are the operator's business, shown to admin tokens only.
   const cluster = ctx.principal.scope.kind === 'admin' && deps.runs.kind === 'postgres' ? await clusterStatus(deps.runs.executor, deps.runs.schema, deps.config()) : undefined;

@@ -13,7 +13,7 @@ import { html, type SafeHtml } from '../core/html.js';
 import { page } from './html.js';
 import { loginPage } from './login-page.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
-import { boardPage, policyPage, reportsPage, runsPage, who } from './pages.js';
+import { BOARD_ROWS_IN_FULL, boardPage, policyPage, reportsPage, runsPage, who } from './pages.js';
 import { chainFor, type ReportChain } from './reports.js';
 import { runPage } from './run-page.js';
 import { SessionStore } from './session-store.js';
@@ -44,6 +44,8 @@ export interface WebServerDeps {
   sessions?: SessionStore;
   /** How long a browser session lasts after login; default SESSION_MAX_AGE_S (12 h). At least 1000. */
   sessionLifetimeMs?: number;
+  /** Above this many policies the board folds the healthy ones per client; default BOARD_ROWS_IN_FULL (200). */
+  boardRowsInFull?: number;
   /** The clock (tests). */
   now?: () => Date;
 }
@@ -93,6 +95,7 @@ export async function startWebServer(opts: WebServerDeps): Promise<WebServer> {
     sessionLifetimeMs: opts.sessionLifetimeMs ?? SESSION_MAX_AGE_S * 1000,
     chain: opts.chain ?? chainFor(opts.runs),
     logger: opts.logger,
+    boardRowsInFull: opts.boardRowsInFull ?? BOARD_ROWS_IN_FULL,
     now: opts.now ?? (() => new Date()),
   };
   const logger = opts.logger;
