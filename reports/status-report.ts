@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from '../orchestrator/core/config-types.js';
 import type { Verdict } from '../orchestrator/core/domain.js';
 import type { AlertStore, DeliveryRow, Incident } from '../orchestrator/evidence/alert-store.js';
+import { policyHeads, type PolicyHead } from '../orchestrator/evidence/policy-heads.js';
 import type { RunStore, RunSummary } from '../orchestrator/evidence/run-store.js';
 import { formatAge } from '../orchestrator/core/format.js';
 import { describeSchedule, nextRunTimes } from '../orchestrator/scheduler/schedule.js';
@@ -41,22 +42,31 @@ export interface StatusReport {
 
 const FAILED_DELIVERY_WINDOW_MS = 7 * 24 * 3_600_000;
 
-export async function buildStatus(config: Pick<ResolvedConfig, 'policies'>, runs: RunStore, alerts: AlertStore, now = new Date()): Promise<StatusReport> {
-  const [latest, latestPass, incidents, states, failed] = await Promise.all([
-    runs.latestSummaryPerPolicy(),
-    runs.latestSummaryPerPolicy('pass'),
+/**
+ * `heads`: each policy's runs as policyHeads reads them, when the caller has read them already
+ * (the board reads them once for this and for each policy's last verdict).
+ */
+export async function buildStatus(
+  config: Pick<ResolvedConfig, 'policies'>,
+  runs: RunStore,
+  alerts: AlertStore,
+  now = new Date(),
+  heads?: Map<string, PolicyHead>,
+): Promise<StatusReport> {
+  const [head, incidents, states, failed] = await Promise.all([
+    heads ?? policyHeads(runs, config.policies.map((p) => p.name)),
     alerts.openIncidents(),
     alerts.policyStates(),
     alerts.deliveries({ failedOnly: true, since: new Date(now.getTime() - FAILED_DELIVERY_WINDOW_MS).toISOString(), limit: 50 }),
   ]);
-  // Policies with a run in progress: their last verdict is the newest finished run's.
-  const inProgress = [...latest.values()].filter((r) => r.status === 'running');
-  const finished = inProgress.length > 0 ? await runs.latestSummaryPerPolicy('finished', inProgress.map((r) => r.policy)) : new Map<string, RunSummary>();
   const stateOf = new Map(states.map((s) => [s.policy, s]));
+  const conditionsOf = new Map<string, string[]>();
+  for (const i of incidents) conditionsOf.set(i.policy, [...(conditionsOf.get(i.policy) ?? []), i.key ? `${i.condition}:${i.key}` : i.condition]);
   const policies = config.policies.map((p): PolicyStatus => {
-    const newestRun: RunSummary | undefined = latest.get(p.name);
+    const { latest: newestRun, lastVerdict, lastPassAt } = head.get(p.name) ?? {};
     const running = newestRun?.status === 'running' ? newestRun : undefined;
-    const last: RunSummary | undefined = running ? finished.get(p.name) : newestRun;
+    // A run in progress: the last verdict is the newest finished run's.
+    const last: RunSummary | undefined = running ? lastVerdict : newestRun;
     const state = stateOf.get(p.name);
     const fromRun = last?.backup ? { key: last.backup.key, takenAt: last.backup.backupTime, at: Date.parse(last.startedAt) } : undefined;
     const fromCheck =
@@ -72,7 +82,7 @@ export async function buildStatus(config: Pick<ResolvedConfig, 'policies'>, runs
         ? { lastRun: { id: last.id, verdict: last.verdict, status: last.status, startedAt: last.startedAt, reasons: [...new Set(last.reasons.map((r) => r.code))] } }
         : {}),
       ...(running ? { inProgress: { id: running.id, startedAt: running.startedAt } } : {}),
-      ...(latestPass.get(p.name) ? { lastSuccessAt: latestPass.get(p.name)!.startedAt } : {}),
+      ...(lastPassAt ? { lastSuccessAt: lastPassAt } : {}),
       ...(newest && ageMs !== undefined
         ? { newestBackup: { ...(newest.key !== undefined ? { key: newest.key } : {}), takenAt: newest.takenAt, ageMs, from: newest.from } }
         : {}),
@@ -80,7 +90,7 @@ export async function buildStatus(config: Pick<ResolvedConfig, 'policies'>, runs
       ...(p.targets.rpoMs !== undefined && ageMs !== undefined ? { rpoMet: ageMs <= p.targets.rpoMs } : {}),
       ...(p.schedule ? { schedule: describeSchedule(p.schedule) } : {}),
       ...(next ? { nextRunAt: next.toISOString() } : {}),
-      openConditions: incidents.filter((i) => i.policy === p.name).map((i) => (i.key ? `${i.condition}:${i.key}` : i.condition)),
+      openConditions: conditionsOf.get(p.name) ?? [],
       ...(state?.checkError ? { storageCheckError: state.checkError } : {}),
     };
   });

@@ -1,8 +1,9 @@
 import { buildStatus, type PolicyStatus, type StatusReport } from '../../reports/status-report.js';
 import type { PolicyConfig } from '../core/config-types.js';
+import { policyHeads } from '../evidence/policy-heads.js';
 import { canSee, type Principal } from './auth.js';
 import type { WebDeps } from './context.js';
-import { lastVerdicts, type LastVerdict } from './web-queries.js';
+import type { LastVerdict } from './web-queries.js';
 
 /**
  * The board's model: `backproof status` (reports/status-report.ts) for the policies the principal
@@ -35,15 +36,19 @@ export function visiblePolicies(deps: WebDeps, principal: Principal): PolicyConf
 export async function policyViews(deps: WebDeps, principal: Principal): Promise<{ report: StatusReport; views: PolicyView[] }> {
   const config = deps.config();
   const policies = visiblePolicies(deps, principal);
-  const [status, verdicts] = await Promise.all([buildStatus({ policies }, deps.runs, deps.alerts, deps.now()), lastVerdicts(deps.runs, policies.map((p) => p.name))]);
+  // Each policy's runs read once: for the status and for its last verdict.
+  const heads = await policyHeads(deps.runs, policies.map((p) => p.name));
+  const status = await buildStatus({ policies }, deps.runs, deps.alerts, deps.now(), heads);
+  const visible = new Set(policies.map((p) => p.name));
   const report: StatusReport = {
     ...status,
-    openIncidents: status.openIncidents.filter((i) => canSee(principal, i.client) && policies.some((p) => p.name === i.policy)),
+    openIncidents: status.openIncidents.filter((i) => canSee(principal, i.client) && visible.has(i.policy)),
     failedDeliveries: status.failedDeliveries.filter((d) => canSee(principal, d.client)),
   };
   const names = new Map(config.clients.map((c) => [c.name, c.displayName]));
   const views = status.policies.map((p, i): PolicyView => {
-    const last = verdicts.get(p.policy);
+    const head = heads.get(p.policy)?.lastVerdict;
+    const last: LastVerdict | undefined = head?.verdict ? { verdict: head.verdict, startedAt: head.startedAt, endedAt: head.endedAt } : undefined;
     const running = p.inProgress !== undefined;
     const rto = policies[i]!.targets.rtoMs;
     return {
