@@ -27,9 +27,13 @@ export class SafeHtml {
 /** What may be interpolated: null, undefined and false render as nothing; arrays are joined with nothing between. */
 export type HtmlValue = string | number | SafeHtml | null | undefined | false | readonly HtmlValue[];
 
+const SPECIAL = /[&<>"']/;
+const SPECIALS = /[&<>"']/g;
+
 /** `text` escaped for element content and quoted attribute values. */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+  // Most values (names, times, numbers) have nothing to escape: test before replacing.
+  return SPECIAL.test(text) ? text.replace(SPECIALS, (c) => ESCAPES[c]!) : text;
 }
 
 function render(value: HtmlValue): string {
@@ -42,7 +46,7 @@ function render(value: HtmlValue): string {
 /** html`<td title="${name}">${name}</td>`: the literal parts are markup, every value is escaped. */
 export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): SafeHtml {
   let out = strings[0]!;
-  values.forEach((v, i) => (out += render(v) + strings[i + 1]!));
+  for (let i = 0; i < values.length; i++) out += render(values[i]) + strings[i + 1]!;
   return SafeHtml.fromTrusted(out);
 }
 

@@ -72,8 +72,11 @@ function healthOf(p: PolicyStatus, last: LastVerdict | undefined, running: boole
   return 'ok';
 }
 
+/** localeCompare's order (the default locale), without looking the collator up on every call: a board of 1,000 policies sorts in ~10,000 comparisons. */
+const byLocale = new Intl.Collator().compare;
+
 /** Problems first, then the rest; by client and policy within each. */
 export function boardOrder(a: PolicyView, b: PolicyView): number {
   const rank = (v: PolicyView): number => (BAD_HEALTH.includes(v.health) ? 0 : v.health === 'ok' ? 2 : 1);
-  return rank(a) - rank(b) || a.client.localeCompare(b.client) || a.policy.localeCompare(b.policy);
+  return rank(a) - rank(b) || byLocale(a.client, b.client) || byLocale(a.policy, b.policy);
 }
