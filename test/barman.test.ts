@@ -29,7 +29,7 @@ t.teardown(() => store?.close());
 
 const LATE = "SELECT count(*) FROM orders WHERE note = 'late'";
 
-async function policyFor(folder: string, extra: { recovery?: string; lateRows?: number; check?: string } = {}): Promise<PolicyConfig> {
+async function policyFor(folder: string, extra: { recovery?: string; lateRows?: number; check?: string; probes?: string } = {}): Promise<PolicyConfig> {
   return policyFromYaml({
     folder: await tempDir('barman-policy'),
     kind: 'postgres',
@@ -37,7 +37,9 @@ async function policyFor(folder: string, extra: { recovery?: string; lateRows?: 
           path: ${JSON.stringify(folder)}
           check: ${extra.check ?? 'false'}
           select: { settle: 0s }`,
-    probes: `          - rowCount: { table: orders, atLeast: 200 }
+    probes:
+      extra.probes ??
+      `          - rowCount: { table: orders, atLeast: 200 }
           - sql: "${LATE}"
             equals: ${extra.lateRows ?? 100}`,
     rpo: '1h',
@@ -80,6 +82,19 @@ t.test('recovery latest: the backup restores and replays every archived segment'
   t.ok(run.metrics.rpoMeasuredMs! < Date.parse(run.startedAt) - fixture.backup.endTime.getTime(), 'RPO from the last replayed commit');
   t.equal(run.phases.find((p) => p.name === 'storage_check')?.outcome, 'ok');
   t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('the segment barman was streaming (.partial, not archived yet) is replayed too: its rows are restored', async (t) => {
+  const streamed = (n: number) => `          - sql: "SELECT count(*) FROM orders WHERE note = 'streamed'"\n            equals: ${n}`;
+  const run = await verify(await policyFor(fixture.folder, { probes: streamed(50) }), store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.match(String(run.backup?.header?.walStreamed ?? ''), new RegExp(`^${fixture.partial}: `));
+  // Without streaming/ the same backup restores only what was archived.
+  const copy = await fixture.copy();
+  await fs.rm(path.join(copy, 'streaming'), { recursive: true });
+  const archivedOnly = await verify(await policyFor(copy, { probes: streamed(0) }), store);
+  t.equal(archivedOnly.verdict, 'pass', JSON.stringify(archivedOnly.reasons));
+  t.notOk(archivedOnly.backup?.header?.walStreamed);
 });
 
 t.test('a WAL segment missing after the backup: fail, wal_gap, naming it', async (t) => {

@@ -27,8 +27,10 @@ const MAX_INFO_BYTES = 1024 * 1024;
  *
  * - `open()` streams, as one tar, the backup's `backup.info` first (the restorer recognises the
  *   stream by it and reads the PostgreSQL version there), its `data/` folder, and the archived WAL
- *   from the backup's first segment on, with the timelines' history files. Every file is opened
- *   confined to the folder; links are never followed into the stream.
+ *   from the backup's first segment on, with the timelines' history files, then what of the WAL
+ *   streamed into `streaming/` is not archived yet (whole segments, and the `.partial` one being
+ *   written). Every file is opened confined to the folder; links are never followed into the
+ *   stream.
  * - `check()` is barman's `check-backup` done read-only (barman's own command records its result
  *   in the backup's backup.info and takes locks in the folder, and backproof never writes to a
  *   backup): every WAL segment from the backup's begin_wal to its end_wal must be archived.
@@ -77,9 +79,21 @@ export class BarmanStorageDriver implements StorageDriver {
     const b = await this.backupOf(entry, signal);
     const files = [`base/${b.id}/backup.info`];
     for (const rel of await this.walk(`base/${b.id}`, signal)) if (rel !== files[0]) files.push(rel);
+    const archived = new Set<string>();
     for (const rel of await this.wals(signal)) {
       const base = path.posix.basename(rel);
-      if (/^[0-9A-F]{8}\.history$/.test(base) || (SEGMENT.test(base) && sameOrLater(base, b.beginWal))) files.push(rel);
+      if (/^[0-9A-F]{8}\.history$/.test(base) || (SEGMENT.test(base) && sameOrLater(base, b.beginWal))) {
+        files.push(rel);
+        archived.add(base);
+      }
+    }
+    // WAL streamed by barman's receive-wal (streaming_archiver) and not archived yet: the newest
+    // changes are in the segment being written, `<segment>.partial`, and in whole segments that
+    // barman cron has not moved into wals/ yet.
+    for (const rel of await this.walk('streaming', signal)) {
+      const base = path.posix.basename(rel);
+      const name = base.replace(/\.partial$/, '');
+      if (path.posix.dirname(rel) === 'streaming' && SEGMENT.test(name) && sameOrLater(name, b.beginWal) && !archived.has(name)) files.push(rel);
     }
     return tarOfFiles(this.folder, this.root, files, signal);
   }

@@ -75,9 +75,13 @@ export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Rea
     const map = info.tablespaces.map((t) => `${t.oid} ${base}/${t.oid}\n`).join('');
     await exec(['sh', '-c', '[ ! -f "$0" ] || printf "%s" "$1" > "$0"', `${DATA_DIR}/tablespace_map`, map], 'rewriting tablespace_map');
   }
-  // restore_command: the segment from the unpacked archive, decompressed by its magic bytes.
+  // restore_command: the segment from the unpacked archive, decompressed by its magic bytes; a
+  // segment not archived yet from what barman streamed (whole, else the .partial being written,
+  // whose records end where streaming stopped: PostgreSQL ends recovery there).
   const script = [
     `f="${STAGE}/wals/$(printf %s "$1" | cut -c1-16)/$1"`,
+    `[ -f "$f" ] || f="${STAGE}/streaming/$1"`,
+    `[ -f "$f" ] || f="${STAGE}/streaming/$1.partial"`,
     '[ -f "$f" ] || exit 1',
     'case "$(head -c 3 "$f" | od -An -tx1 | tr -d " \\n")" in',
     '  1f8b*) gzip -dc "$f" > "$2" ;;',
@@ -86,7 +90,15 @@ export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Rea
     'esac',
   ].join('\n');
   await exec(['sh', '-c', 'printf "%s\\n" "$1" > "$0" && chmod 700 "$0"', RESTORE_WAL, script], 'writing the restore command');
-  const segments = archivedSegments((await exec(['find', `${STAGE}/wals`, '-type', 'f'], 'listing the WAL archive', { ok: true })).stdout);
+  const listing = (await exec(['find', `${STAGE}/wals`, `${STAGE}/streaming`, '-type', 'f'], 'listing the WAL archive', { ok: true })).stdout;
+  const segments = [...new Map(archivedSegments(listing.replace(/\.partial$/gm, '')).map((s) => [s.name, s])).values()];
+  // The driver streams a .partial only when its segment is not archived whole.
+  const partial = listing
+    .split('\n')
+    .map((l) => l.trim().split('/').at(-1) ?? '')
+    .filter((n) => /^[0-9A-F]{24}\.partial$/.test(n))
+    .sort()
+    .at(-1);
   const target =
     recovery === 'latest' ? [] : recovery === 'immediate' ? ["recovery_target = 'immediate'"] : [`recovery_target_time = '${postgresTime(recovery.time)}'`];
   const confLines = [`restore_command = 'sh ${RESTORE_WAL} %f %p'`, ...target, ...(target.length > 0 ? ["recovery_target_action = 'promote'"] : [])];
@@ -98,6 +110,7 @@ export async function restoreBarman(ctx: RestoreContext<'postgres'>, stream: Rea
     backupStoppedAt: info.endTime.toISOString(),
   };
   if (info.tablespaces.length > 0) header.tablespaces = info.tablespaces.map((t) => `${t.name} (oid ${t.oid}, was ${t.location})`).join(', ');
+  if (partial) header.walStreamed = `${partial}: the segment barman was streaming, not archived yet; replay reads it up to where streaming stopped`;
   return replayToTarget(ctx, server, set, segments, header, confLines);
 }
 

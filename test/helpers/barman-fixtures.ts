@@ -16,7 +16,10 @@ const SERVER = 'pg';
  * WAL archived by `archive_command` into barman's incoming folder and processed by `barman
  * archive-wal` (compression gzip), a base backup by `barman backup` (backup_method postgres,
  * pg_basebackup), then rows in two batches with a known time between them, each batch's WAL
- * archived. Run as the postgres OS user when we are root.
+ * archived. Last, 50 "streamed" rows whose segment is never archived: it is in `streaming/` as
+ * `<segment>.partial`, as barman's receive-wal keeps the segment it is writing (the cluster's
+ * own pg_wal file, copied once the rows are committed). Run as the postgres OS user when we are
+ * root.
  */
 export interface BarmanServer {
   /** `<barman_home>/pg`: the folder a barman source names. */
@@ -24,8 +27,10 @@ export interface BarmanServer {
   backup: BarmanBackup;
   /** A time after the first batch written after the backup and before the second ("late") one. */
   betweenBatches: string;
-  /** Rows of table orders at the backup (200) and in all (1,100: 800 more, then 100 late). */
-  rows: { atBackup: number; all: number };
+  /** Rows of table orders at the backup (200), archived in all (1,100: 800 more, then 100 late), and with the streamed ones (1,150). */
+  rows: { atBackup: number; all: number; streamed: number };
+  /** The `.partial` segment in streaming/ (its file name). */
+  partial: string;
   /** The archive's segment files (paths relative to folder), in order. */
   segments(folder?: string): Promise<string[]>;
   copy(): Promise<string>;
@@ -82,6 +87,7 @@ export async function makeBarmanServer(opts: { backupCompression?: 'gzip'; table
   };
   await as(path.join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, '-l', path.join(base, 'postgres.log'), '-w', 'start']);
   let betweenBatches: string;
+  let partial: string;
   try {
     await psql('CREATE DATABASE shop');
     if (opts.tablespace) {
@@ -106,6 +112,13 @@ export async function makeBarmanServer(opts: { backupCompression?: 'gzip'; table
     // Segments after the late rows' one, so that a gap there has archived WAL beyond it.
     await psql('CREATE TABLE tail_marker (x int)', 'shop');
     await archive();
+    await psql("INSERT INTO orders (id, note) SELECT g, 'streamed' FROM generate_series(1101, 1150) g", 'shop');
+    const current = (await psql('SELECT pg_walfile_name(pg_current_wal_lsn())')).trim();
+    partial = `${current}.partial`;
+    const streaming = path.join(home, SERVER, 'streaming');
+    await fs.mkdir(streaming, { recursive: true });
+    await fs.copyFile(path.join(data, 'pg_wal', current), path.join(streaming, partial));
+    if (owner) await run('chown', ['-R', `${owner.uid}:${owner.gid}`, streaming]);
   } finally {
     await as(path.join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
   }
@@ -125,7 +138,8 @@ export async function makeBarmanServer(opts: { backupCompression?: 'gzip'; table
     folder,
     backup,
     betweenBatches,
-    rows: { atBackup: 200, all: 1100 },
+    rows: { atBackup: 200, all: 1100, streamed: 1150 },
+    partial,
     segments,
     async copy() {
       const dir = await tempDir('barman-copy');
