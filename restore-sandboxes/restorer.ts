@@ -71,7 +71,7 @@ export interface Restorer<K extends RestoreKind = RestoreKind> {
    * PostgreSQL major that wrote a dump), among the images the engine has. Only asked when the
    * policy pins no image.
    */
-  selectImage?(head: Buffer, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice>;
+  selectImage?(head: Buffer, hasImage: (ref: string) => Promise<boolean>, facts?: Readonly<Record<string, string>>): Promise<ImageChoice>;
   /**
    * Brings up the empty target system inside the sandbox; returns its version and, optionally,
    * how it was brought up (for example from the image's initialised data directory, or by

@@ -59,6 +59,7 @@ t.test('the driver lists the backup sets newest first and streams what a restore
   t.equal(listed[0]!.modifiedAt.toISOString(), incr!.stoppedAt.toISOString(), 'a set is as old as its end');
   const details = await driver.details(listed[0]!);
   t.equal(details.facts.backupType, 'incr');
+  t.equal(details.facts.postgresMajor, '15');
   t.equal(details.facts.references, full!.label);
   const names = await tarNames(driver, incr!.label);
   t.equal(names[0], 'archive/main/archive.info', 'archive.info first: the restorer recognises the stream by it');
@@ -250,6 +251,8 @@ t.test('an encrypted repository: read with source.cipherPass, by reference, and 
   t.equal(run.backup?.header?.encryption, 'aes-256-cbc (repo1-cipher-type)');
   t.equal(run.phases.find((p) => p.name === 'storage_check')?.outcome, 'ok', 'pgbackrest verify decrypts too');
   t.notOk(JSON.stringify(run).includes(pass), 'the passphrase is in no part of the record');
+  t.equal(run.backup?.provider?.postgresMajor, '15', 'the major read on the host, through pgbackrest info');
+  t.match(run.sandbox?.imageChoice, /PostgreSQL 15: the image of that major/, 'chosen before the stream could be read');
 
   const wrong = await verify(await policy('\n          cipherPass: not-the-pass'), store);
   t.equal(wrong.verdict, 'error', JSON.stringify(wrong.reasons));

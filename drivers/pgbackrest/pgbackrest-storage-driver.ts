@@ -99,6 +99,9 @@ export class PgbackrestStorageDriver implements StorageDriver {
 
   async details(entry: BackupEntry, signal?: AbortSignal): Promise<BackupDetails> {
     const set = await this.setOf(entry, signal);
+    // The major from backup.info (decrypted by pgbackrest info for an encrypted repository, whose
+    // stream the restorer cannot read before the sandbox exists): it picks the sandbox image.
+    const major = Number.parseInt((await this.readInfo(signal)).databases.get(set.dbId)?.version ?? '', 10);
     const facts: Record<string, string> = {
       stanza: this.stanza,
       backupLabel: set.label,
@@ -111,6 +114,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
       pgbackrestVersion: set.backrestVersion,
     };
     if (set.references.length > 0) facts.references = set.references.join(', ');
+    if (Number.isFinite(major)) facts.postgresMajor = String(major);
     // pgBackRest keeps a sha1 of every file in the set's manifest and checks each as it restores.
     return { checksums: [], unverifiable: [], facts };
   }

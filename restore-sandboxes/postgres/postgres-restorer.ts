@@ -80,9 +80,11 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     return this.bin;
   }
 
-  async selectImage(head: Buffer, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice> {
+  async selectImage(head: Buffer, hasImage: (ref: string) => Promise<boolean>, facts?: Readonly<Record<string, string>>): Promise<ImageChoice> {
     const physical = detectPgbackrestStream(head) ?? detectBarmanStream(head);
-    if (physical) return physicalImage(physical.major, hasImage);
+    // An encrypted repository's stream says nothing readable: its driver read the major on the host.
+    const listed = Number.parseInt(facts?.postgresMajor ?? '', 10);
+    if (physical) return physicalImage(physical.major ?? (Number.isFinite(listed) ? listed : undefined), hasImage);
     let bytes = head;
     const compression = detectCompression(head);
     if (compression === 'gzip') {
@@ -366,7 +368,7 @@ function restrictedMetaCommand(stderr: string, filter: PlainSqlFilter): Verifica
 
 /** A physical backup restores only into its own PostgreSQL major. */
 async function physicalImage(major: number | undefined, hasImage: (ref: string) => Promise<boolean>): Promise<ImageChoice> {
-  if (major === undefined) return { image: DEFAULTS.postgresImage, why: "the backup names no PostgreSQL version before it is opened (an encrypted pgBackRest repository): the default image" };
+  if (major === undefined) return { image: DEFAULTS.postgresImage, why: 'neither the backup nor its listing names its PostgreSQL version before it is opened: the default image' };
   if (await hasImage(`backproof/postgres:${major}`)) return { image: `backproof/postgres:${major}`, why: `a physical backup of PostgreSQL ${major}: the image of that major` };
   const buildable = POSTGRES_IMAGE_MAJORS.includes(major);
   return {

@@ -35,7 +35,7 @@ export async function bringUpSandbox(s: RunState): Promise<void> {
     let image = policy.sandbox.image;
     if (!image && restorer.selectImage) {
       // The backup's first bytes say what it needs (e.g. the PostgreSQL major that wrote it).
-      const choice = await restorer.selectImage(backupStream.head, async (ref) => Boolean(await deps.runtime.imageId(ref)));
+      const choice = await restorer.selectImage(backupStream.head, async (ref) => Boolean(await deps.runtime.imageId(ref)), s.details?.facts);
       image = choice.image;
       sandboxRecord.imageChoice = choice.why;
     }
