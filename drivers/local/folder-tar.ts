@@ -72,12 +72,14 @@ export function tarOf(files: readonly string[], open: (rel: string) => Promise<T
  * fix the bytes, so the stream's sha256 is reproducible.
  */
 export function tarOfFiles(folder: ConfinedFolder, root: string, files: readonly string[], signal?: AbortSignal): Readable {
-  return tarOf(
-    files,
-    async (rel) => {
-      const { handle, size, modifiedAt } = await folder.open(path.join(root, rel), rel);
-      return { stream: handle.createReadStream({ autoClose: false }), size, modifiedAt, done: () => handle.close().catch(() => undefined) };
-    },
-    signal,
-  );
+  return tarOf(files, (rel) => confinedMember(folder, path.join(root, rel), rel), signal);
+}
+
+/**
+ * `file` (a path inside the folder) as a tar member named `rel` in messages, opened confined to
+ * the folder (a link out of it is `unsafe_source`); its handle is closed once it is read.
+ */
+export async function confinedMember(folder: ConfinedFolder, file: string, rel: string): Promise<TarMember> {
+  const { handle, size, modifiedAt } = await folder.open(file, rel);
+  return { stream: handle.createReadStream({ autoClose: false }), size, modifiedAt, done: () => handle.close().catch(() => undefined) };
 }

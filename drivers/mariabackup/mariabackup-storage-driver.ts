@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import { binlogsFrom, chainOf, parseBackupInfo, parseBinlogInfo, parseCheckpoints, type BackupInfo, type Checkpoints } from '../../orchestrator/core/mariabackup-info.js';
 import { ConfinedFolder } from '../local/confined-file.js';
-import { regularFilesUnder, tarOf } from '../local/folder-tar.js';
+import { confinedMember, regularFilesUnder, tarOf } from '../local/folder-tar.js';
 import type { BackupDetails, BackupEntry, StorageDriver } from '../storage-driver.js';
 
 export interface MariabackupDriverOptions {
@@ -107,11 +107,10 @@ export class MariabackupStorageDriver implements StorageDriver {
     files.push(...logs.map((n) => `${BINLOGS}/${n}`));
     return tarOf(
       files,
-      async (rel) => {
+      (rel) => {
         const fromLogs = rel.startsWith(`${BINLOGS}/`) && this.binlogs;
         const [folder, root, name] = fromLogs ? [this.binlogs.folder, this.binlogs.root, rel.slice(BINLOGS.length + 1)] : [this.folder, this.root, rel];
-        const { handle, size, modifiedAt } = await folder.open(path.join(root, name), rel);
-        return { stream: handle.createReadStream({ autoClose: false }), size, modifiedAt, done: () => handle.close().catch(() => undefined) };
+        return confinedMember(folder, path.join(root, name), rel);
       },
       signal,
     );
