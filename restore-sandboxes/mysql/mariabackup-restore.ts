@@ -219,15 +219,21 @@ async function replayBinlogs(
   }
   const stop = typeof s.recovery === 'object' ? [`--stop-datetime=${s.recovery.time.replace('T', ' ').replace(/(\.\d+)?Z$/, '')}`] : [];
   const binlog = ['mariadb-binlog', '--no-defaults', `--start-position=${info.position}`, ...stop, ...files];
-  // bash for pipefail: a log mariadb-binlog cannot read fails the replay, as a statement the server refuses does.
-  const script = 'set -o pipefail; dir=$1; shift; n=$1; shift; cd "$dir" && TZ=UTC "${@:1:$n}" | mariadb "${@:$((n+1))}"';
+  // One pass over the logs: mariadb-binlog's output goes to the server and, through tee, to a grep
+  // that keeps the last Xid event (the last commit replayed, its time in UTC) in a file under /tmp,
+  // printed once the replay succeeded. bash for pipefail: a log mariadb-binlog cannot read fails
+  // the replay, as a statement the server refuses does (the grep is outside the pipeline's status).
+  const script = [
+    'set -o pipefail; dir=$1; n=$2; shift 2; cd "$dir" || exit; out=$(mktemp) || exit',
+    'exec 3> >(grep -E "^#[0-9]{6} +[0-9]{1,2}:[0-9]{2}:[0-9]{2} .*Xid = " | tail -n 1 > "$out"); xid=$!',
+    'TZ=UTC "${@:1:$n}" 3>&- | tee /dev/fd/3 | mariadb "${@:$((n+1))}" 3>&- > /dev/null; rc=$?',
+    'exec 3>&-; wait "$xid"; [ "$rc" -ne 0 ] || cat "$out"; rm -f "$out"; exit "$rc"',
+  ].join('\n');
   const replayed = await exec(['bash', '-c', script, 'bash', `${stage}/binlogs`, String(binlog.length), ...binlog, ...s.connection]);
   if (replayed.exitCode !== 0) {
     throw new VerificationError('restore_failed', `replaying the binary logs (${files[0]} to ${files.at(-1)}) failed: ${lastLine(replayed.stderr) || `exit ${replayed.exitCode}`}`);
   }
-  // The last commit replayed: the time of the last Xid event mariadb-binlog reads (in UTC).
-  const xids = await exec(['bash', '-c', 'set -o pipefail; cd "$0" && TZ=UTC "$@" | grep -E "^#[0-9]{6} +[0-9]{1,2}:[0-9]{2}:[0-9]{2} .*Xid = " | tail -n 1', `${stage}/binlogs`, ...binlog]);
-  const m = /^#(\d\d)(\d\d)(\d\d) +(\d{1,2}):(\d\d):(\d\d)/.exec(xids.stdout.trim());
+  const m = /^#(\d\d)(\d\d)(\d\d) +(\d{1,2}):(\d\d):(\d\d)/.exec(replayed.stdout.trim());
   const commit = m ? new Date(Date.UTC(2000 + Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]))) : undefined;
   const header: Record<string, string> = {
     binlogStart: `${info.file}:${info.position}${info.gtid ? ` (GTID ${info.gtid})` : ''}`,
