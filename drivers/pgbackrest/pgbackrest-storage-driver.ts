@@ -58,7 +58,6 @@ export class PgbackrestStorageDriver implements StorageDriver {
   declare readonly usage?: () => StorageUsage;
 
   private readonly repo: RepoStorage;
-  private readonly repository: string;
   private readonly stanza: string;
   private readonly binary: string;
   private readonly endedBefore?: Date;
@@ -68,7 +67,6 @@ export class PgbackrestStorageDriver implements StorageDriver {
   private scratch?: string;
 
   constructor(opts: PgbackrestDriverOptions) {
-    this.repository = opts.s3 ? opts.repository : path.resolve(opts.repository);
     this.stanza = opts.stanza;
     if (!/^[A-Za-z0-9_.-]+$/.test(this.stanza)) throw new VerificationError('source_unreachable', `pgBackRest stanza ${JSON.stringify(this.stanza)} is not a stanza name`);
     this.binary = opts.binary ?? 'pgbackrest';
@@ -79,7 +77,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
       this.repo = s3;
       this.usage = () => s3.usage();
     } else {
-      this.repo = new PosixRepo(this.repository);
+      this.repo = new PosixRepo(path.resolve(opts.repository));
     }
     this.location = `pgBackRest repository ${this.repo.location}, stanza ${this.stanza}`;
     if (opts.check === 'verify') this.check = (entry, signal) => this.verify(entry, signal);
@@ -183,7 +181,7 @@ export class PgbackrestStorageDriver implements StorageDriver {
           return this.info;
         }
         const backup = parseInfoFile(text);
-        if (!backup.has('backrest')) throw new VerificationError('repository_damaged', `${rel} in ${this.repository} is not a pgBackRest info file`);
+        if (!backup.has('backrest')) throw new VerificationError('repository_damaged', `${rel} in ${this.repo.location} is not a pgBackRest info file`);
         this.info = { sets: backupSets(backup), databases: databaseHistory(backup) };
         return this.info;
       } catch (err) {
