@@ -455,6 +455,15 @@ t.test('pglite: one holder at a time (lock file); other processes join it', asyn
   stores.pglite = await backends[1]!.open();
 });
 
+t.test("pglite: a failed exec's ROLLBACK runs before the next caller's statement, which never lands in the failed script's transaction", async (tt) => {
+  const { executor } = stores.pglite!;
+  // Called together: the query waits for the one connection while the script fails after its BEGIN.
+  const failing = executor.exec('BEGIN; SELECT 1/0;');
+  const next = executor.query<{ one: number }>('SELECT 1 AS one');
+  await tt.rejects(failing, /division by zero/);
+  tt.same((await next).rows, [{ one: 1 }], 'the waiting query ran after the ROLLBACK (before: 25P02, current transaction is aborted)');
+});
+
 t.test('pglite: a new data dir starts from the pre-built template, the same store initdb and the migrations make', async (tt) => {
   tt.ok(await templateIsCurrent(), 'npm run build made a template from these migrations (dist/store-template.json)');
   const fromTemplate = path.join(tmp, 'from-template');

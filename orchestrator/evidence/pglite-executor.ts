@@ -113,6 +113,8 @@ class PgliteExecutor implements SqlExecutor {
   readonly kind = 'pglite' as const;
   private closing: Promise<void> | undefined;
   private host: StoreHost | undefined;
+  /** Settles when the last call made so far has (see inTurn). */
+  private turn: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly db: PGlite,
@@ -151,30 +153,49 @@ class PgliteExecutor implements SqlExecutor {
     return this.db.Module.wasmMemory.buffer.byteLength;
   }
 
-  async query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }> {
-    const result = await this.db.query<R>(text, values ?? []);
-    return { rows: result.rows };
+  query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }> {
+    return this.inTurn(async () => {
+      const result = await this.db.query<R>(text, values ?? []);
+      return { rows: result.rows };
+    });
   }
 
-  async exec(sqlText: string): Promise<void> {
-    try {
-      await this.db.exec(sqlText);
-    } catch (err) {
-      // Leave no aborted transaction behind on the one connection there is.
-      await this.db.exec('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
+  exec(sqlText: string): Promise<void> {
+    return this.inTurn(async () => {
+      try {
+        await this.db.exec(sqlText);
+      } catch (err) {
+        // Leave no aborted transaction behind on the one connection there is (a script's BEGIN
+        // before the statement that failed), before the next caller's statement runs.
+        await this.db.exec('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   /** PGlite's own transaction: it holds the one connection, so other queries wait for it. */
-  async transaction<T>(fn: (q: QueryFn) => Promise<T>): Promise<T> {
-    return this.db.transaction(async (tx) => {
-      const q: QueryFn = async <R>(text: string, values?: unknown[]) => {
-        const result = await tx.query<R>(text, values ?? []);
-        return { rows: result.rows };
-      };
-      return fn(q);
-    });
+  transaction<T>(fn: (q: QueryFn) => Promise<T>): Promise<T> {
+    return this.inTurn(() =>
+      this.db.transaction(async (tx) => {
+        const q: QueryFn = async <R>(text: string, values?: unknown[]) => {
+          const result = await tx.query<R>(text, values ?? []);
+          return { rows: result.rows };
+        };
+        return fn(q);
+      }),
+    );
+  }
+
+  /**
+   * Runs `fn` when every call made before it has finished, as PGlite runs them anyway (one
+   * connection, one statement or transaction at a time). What PGlite does not do: keep a failed
+   * exec and its ROLLBACK together; a call already waiting on PGlite would run between the two,
+   * inside the failed script's aborted transaction.
+   */
+  private inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn);
+    this.turn = run.catch(() => undefined);
+    return run;
   }
 
   close(): Promise<void> {
