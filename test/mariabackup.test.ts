@@ -161,7 +161,7 @@ t.test('an incremental xbstream on its own: fail, naming the base it needs', asy
 });
 
 // The server's binary logs shipped beside the backups (source.binlogs): replayed after the chain.
-async function binlogPolicy(o: { binlogs: string; recovery?: string; rows: number; late: number }): Promise<PolicyConfig> {
+async function binlogPolicy(o: { binlogs: string; recovery?: string; rows?: number; late?: number; probes?: string; rpo?: string }): Promise<PolicyConfig> {
   return policyFromYaml({
     folder: await tempDir('mariabackup-binlog-policy'),
     kind: 'mysql',
@@ -170,10 +170,13 @@ async function binlogPolicy(o: { binlogs: string; recovery?: string; rows: numbe
           binlogs: ${JSON.stringify(o.binlogs)}
           select: { settle: 0s }`,
     sandbox: `${process.env.BACKPROOF_TEST_MARIADB_IMAGE ? `image: ${JSON.stringify(MARIADB_TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m`,
-    probes: `          - sql: "SELECT count(*) FROM orders"
+    probes:
+      o.probes ??
+      `          - sql: "SELECT count(*) FROM orders"
             equals: ${o.rows}
           - sql: "SELECT count(*) FROM orders WHERE note = 'late'"
             equals: ${o.late}`,
+    ...(o.rpo ? { rpo: o.rpo } : {}),
     extra: o.recovery ? `        mysql: { recovery: ${o.recovery} }` : '',
   });
 }
@@ -198,20 +201,14 @@ t.test('recovery to a time between the batches: the late rows are absent', async
 
 t.test('recovery sampled: an older backup of the chain, replayed to a time drawn inside the window', async (t) => {
   const [full, inc1, inc2] = fixture.names;
-  const policy = policyFromYaml({
-    folder: await tempDir('mariabackup-binlog-policy'),
-    kind: 'mysql',
-    source: `          driver: mariabackup
-          path: ${JSON.stringify(fixture.folder)}
-          binlogs: ${JSON.stringify(fixture.binlogs)}
-          select: { settle: 0s }`,
-    sandbox: `${process.env.BACKPROOF_TEST_MARIADB_IMAGE ? `image: ${JSON.stringify(MARIADB_TEST_IMAGE)}, ` : ''}memory: 1g, timeout: 5m`,
+  const policy = await binlogPolicy({
+    binlogs: fixture.binlogs,
+    recovery: 'sampled',
     // Every time in the window is before the rows written after the newest backup.
     probes: `          - rowCount: { table: orders, atLeast: 200 }
           - sql: "SELECT count(*) FROM orders WHERE note IN ('after backups', 'late')"
             equals: 0`,
     rpo: '1h',
-    extra: '        mysql: { recovery: sampled }',
   });
   const run = await verify(policy, store);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
