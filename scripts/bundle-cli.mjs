@@ -66,6 +66,10 @@ const result = await build({
   plugins: [lazyPlugin],
   // CommonJS packages inside an ES module bundle call require() for Node's own modules.
   banner: { js: "import { createRequire as __backproofRequire } from 'node:module'; const require = __backproofRequire(import.meta.url);" },
+  // No whitespace or comments: a process keeps every chunk's source text in its heap (a chunk with
+  // one character beyond Latin-1, even in a comment, is held as two bytes a character).
+  minifyWhitespace: true,
+  charset: 'ascii',
   logLevel: 'warning',
   metafile: true,
 });
