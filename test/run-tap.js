@@ -8,11 +8,14 @@
 //   node test/run-tap.js --update-durations   the whole suite, then test/durations.json rewritten
 //
 // The whole suite is scheduled here rather than by tap, which starts files in alphabetical order
-// and lets a serial file (package.json tap.serial: the VM boots, which need both cores) wait for
-// every running file to end first. Here the serial files run first, alone, then the rest on
-// tap.jobs slots, longest first by test/durations.json (a file not listed there counts as long),
-// so the suite ends with short files on both slots rather than one long file on one. Each file is
-// its own tap run; its output is printed whole when it ends, so files never interleave.
+// and lets a serial file (package.json tap.serial: the VM boots) wait for every running file to
+// end first. Here the serial files run one after another on one slot, from the start, while the
+// other slots take the rest, longest first by test/durations.json (a file not listed there counts
+// as long); once the serial files are done their slot takes from the rest too. A VM boot under
+// QEMU's emulation keeps about one core busy (its guest boots on one vCPU most of the time), so
+// the other core works beside it. The suite ends with short files on every slot rather than one
+// long file on one. Each file is its own tap run (short files share one); its output is printed
+// whole when it ends, so files never interleave.
 //
 // The date-dependent tests run a second time with the clock ahead inside the suite:
 // test/dates-ahead.test.ts.
@@ -86,7 +89,33 @@ function tap(args, { echo }) {
   });
 }
 
-/** The whole suite: serial files alone first, then the rest longest first on `jobs` slots. */
+/**
+ * tap rebuilds its Test class on a run whose configured plugins differ from the built ones (the
+ * first run after `npm ci`: package.json leaves out a default plugin). Two such runs at once
+ * rebuild it over each other, so it is brought up to date here, once, before runs start together.
+ */
+async function ensureTapBuilt() {
+  const check = `const { TapConfig } = await import('@tapjs/config');
+const config = await TapConfig.load();
+const { signature } = await import('@tapjs/test');
+process.stdout.write(signature === config.pluginSignature ? 'built' : 'stale');`;
+  const state = await new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', check], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const out = [];
+    child.stdout.on('data', (d) => out.push(d));
+    child.once('error', () => resolve('stale'));
+    child.once('close', () => resolve(Buffer.concat(out).toString()));
+  });
+  if (state === 'built') return;
+  process.stdout.write('# tap: building its Test class with the configured plugins (once, before files run side by side)\n');
+  await new Promise((resolve) => {
+    const child = spawn(process.execPath, [tapBin, 'build'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', resolve);
+    child.once('close', resolve);
+  });
+}
+
+/** The whole suite: serial files one after another on one slot, the rest longest first beside them. */
 async function suite() {
   const config = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).tap ?? {};
   const jobs = Math.max(1, Number(config.jobs) || 1);
@@ -104,12 +133,12 @@ async function suite() {
     .map((f) => `test/${f.split(path.sep).join('/')}`)
     .filter((f) => f.endsWith('.test.ts'))
     .sort((a, b) => a.localeCompare(b, 'en'));
-  const alone = files.filter((f) => serial.has(f));
+  const inTurn = files.filter((f) => serial.has(f));
   const shared = files.filter((f) => !serial.has(f)).sort((a, b) => expected(b) - expected(a));
-  // tap rebuilds itself on its first run after `npm ci` (package.json leaves out a default plugin);
-  // two first runs at once would rebuild it over each other, so one file always runs alone first.
-  if (!alone.length && shared.length) alone.push(shared.shift());
-  process.stdout.write(`# ${files.length} files: ${alone.length} alone (${alone.join(', ')}), then ${shared.length} on ${jobs} slots, longest first\n`);
+  process.stdout.write(
+    `# ${files.length} files on ${jobs} slots: ${inTurn.length} in turn on one (${inTurn.join(', ')}), ${shared.length} longest first on the others, then on every slot\n`,
+  );
+  await ensureTapBuilt();
 
   // Short files share a tap run (each run costs ~1 s of its own), up to ~20 s expected per run.
   const runs = [];
@@ -128,10 +157,13 @@ async function suite() {
     process.stdout.write(`# ${group.join(', ')}: ${result.pass} passed, ${result.failed} failed in ${result.seconds.toFixed(1)} s (${done}/${files.length} files)\n`);
     results.push({ file: group.join(', '), group, ...result });
   };
-  for (const file of alone) await one([file]);
+  const rest = async () => {
+    for (let group = runs.shift(); group; group = runs.shift()) await one(group);
+  };
   await Promise.all(
-    Array.from({ length: jobs }, async () => {
-      for (let group = runs.shift(); group; group = runs.shift()) await one(group);
+    Array.from({ length: jobs }, async (_, slot) => {
+      if (slot === 0) for (const file of inTurn) await one([file]);
+      await rest();
     }),
   );
   const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 10);

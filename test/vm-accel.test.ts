@@ -117,7 +117,7 @@ function vmPolicy(folder: string, accel: string, vm = ''): PolicyOf<'vm'> {
     glob: '*',
     rpo: '30d',
     sandbox: 'memory: 2g, timeout: 12m',
-    extra: `        vm: { accel: ${accel}, memory: 1g, stallTimeout: 60s, bootTimeout: 8m${vm ? `, ${vm}` : ''} }`,
+    extra: `        vm: { accel: ${accel}, memory: 1g, stallTimeout: 2m, bootTimeout: 8m${vm ? `, ${vm}` : ''} }`,
   }) as PolicyOf<'vm'>;
 }
 
