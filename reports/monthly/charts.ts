@@ -3,11 +3,12 @@ import { html, joinHtml, type SafeHtml } from '../../orchestrator/core/html.js';
 import type { MonthlyReport } from './model.js';
 
 /**
- * The report's trend charts as SVG strings: restore time (measured RTO) and backup size of every
- * run over the month, one line per policy, each run marked by its verdict (a dot passed, a red
- * cross failed, an orange diamond could not be verified), dashed lines for RTO targets. Pure
- * markup through core/html.ts's template (every text escaped); the same SVG goes inline into HTML and through
- * svg-to-pdfkit into the PDF. Drawn 520 units wide: about 1:1 at A4 width in the PDF.
+ * The report's trend charts: restore time (measured RTO) and backup size of every run over the
+ * month, one line per policy, each run marked by its verdict (a dot passed, a red cross failed, an
+ * orange diamond could not be verified), dashed lines for RTO targets. A chart is laid out once as
+ * shapes in its own units (`Chart`, 520 units wide: about 1:1 at A4 width in the PDF); `chartSvg`
+ * writes them as SVG markup through core/html.ts's template (every text escaped), inline in the
+ * HTML, and chart-pdf.ts draws the same shapes with pdfkit into the PDF.
  */
 
 export const CHART_WIDTH = 520;
@@ -51,13 +52,31 @@ export interface ChartSpec {
   series: ChartSeries[];
 }
 
+/** One shape of a chart, in the chart's units (y down, as in SVG). */
+export type ChartShape =
+  | { kind: 'rect'; x: number; y: number; width: number; height: number; fill: string; cls?: string; policy?: string; tooltip?: string }
+  | { kind: 'line'; x1: number; y1: number; x2: number; y2: number; stroke: string; width: number; dash?: string; opacity?: number; cls?: string }
+  | { kind: 'polyline'; points: Array<[number, number]>; stroke: string; width: number; dash?: string }
+  /** Text whose baseline starts at (x, y), or ends or is centred there (`anchor`); `vertical`: turned a quarter left about that point. */
+  | { kind: 'text'; x: number; y: number; size: number; fill: string; text: string; anchor?: 'middle' | 'end'; vertical?: boolean }
+  /** A run's verdict marker centred at (x, y): `color` is the dot's (a passed run's policy). */
+  | { kind: 'marker'; x: number; y: number; verdict: Verdict | null; color: string };
+
+export interface Chart {
+  width: number;
+  height: number;
+  title: string;
+  /** Drawn in order; the shapes of an item are written on one line of the SVG. */
+  items: ChartShape[][];
+}
+
 /** Restore time of every run, per policy, with each policy's RTO target. */
-export function restoreTimeChart(report: MonthlyReport): SafeHtml {
+export function restoreTimeChart(report: MonthlyReport): Chart {
   return periodChart(report, 'Restore time', 'duration', (r) => r.rtoMeasuredMs, (p) => p.rto.targetMs);
 }
 
 /** Size of the backup each run verified, per policy. */
-export function backupSizeChart(report: MonthlyReport): SafeHtml {
+export function backupSizeChart(report: MonthlyReport): Chart {
   return periodChart(report, 'Backup size', 'bytes', (r) => r.backupSizeBytes);
 }
 
@@ -68,10 +87,10 @@ type ReportPolicy = MonthlyReport['policies'][number];
 function periodChart(
   report: MonthlyReport,
   quantity: string,
-  unit: Parameters<typeof lineChart>[0]['unit'],
+  unit: ChartSpec['unit'],
   value: (r: ReportRun) => ChartSeries['points'][number]['value'],
   target?: (p: ReportPolicy) => ChartSeries['target'],
-): SafeHtml {
+): Chart {
   return lineChart({
     title: `${quantity} per run, ${report.period.label}`,
     quantity,
@@ -90,7 +109,7 @@ function periodChart(
 }
 
 /** A line chart over the period: x is time, y the values (null values sit on the x axis as markers only). */
-export function lineChart(spec: ChartSpec): SafeHtml {
+export function lineChart(spec: ChartSpec): Chart {
   const from = Date.parse(spec.from);
   const to = Date.parse(spec.to);
   const legend = legendLayout(spec.series);
@@ -101,86 +120,120 @@ export function lineChart(spec: ChartSpec): SafeHtml {
   const scale = yScale(Math.max(0, ...values), spec.unit);
   const x = (iso: string): number => LEFT + (plotW * Math.min(Math.max(Date.parse(iso) - from, 0), to - from)) / Math.max(1, to - from);
   const y = (v: number): number => top + plotH - (plotH * v) / scale.max;
-  const out: SafeHtml[] = [];
-  out.push(
-    html`<title>${spec.title}</title>`,
-    html`<rect x="0" y="0" width="${CHART_WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
-  );
+  const items: ChartShape[][] = [[{ kind: 'rect', x: 0, y: 0, width: CHART_WIDTH, height: HEIGHT, fill: '#ffffff' }]];
   // Grid and y axis labels.
   for (const tick of scale.ticks) {
-    const ty = fmt(y(tick));
-    out.push(html`<line x1="${LEFT}" y1="${ty}" x2="${LEFT + plotW}" y2="${ty}" stroke="${GRID}" stroke-width="1"/>`);
-    out.push(html`<text x="${LEFT - 6}" y="${fmt(y(tick) + 3.5)}" font-size="10" fill="${AXIS}" text-anchor="end">${scale.label(tick)}</text>`);
+    const ty = round(y(tick));
+    items.push([{ kind: 'line', x1: LEFT, y1: ty, x2: LEFT + plotW, y2: ty, stroke: GRID, width: 1 }]);
+    items.push([{ kind: 'text', x: LEFT - 6, y: round(y(tick) + 3.5), size: 10, fill: AXIS, anchor: 'end', text: scale.label(tick) }]);
   }
   // x axis: a tick per week from the 1st, labelled with the day of the month.
   for (const day of dayTicks(spec.from, spec.to)) {
-    const tx = fmt(x(day.at));
-    out.push(html`<line x1="${tx}" y1="${top + plotH}" x2="${tx}" y2="${top + plotH + 4}" stroke="${AXIS}" stroke-width="1"/>`);
-    out.push(html`<text x="${tx}" y="${top + plotH + 15}" font-size="10" fill="${AXIS}" text-anchor="middle">${day.label}</text>`);
+    const tx = round(x(day.at));
+    items.push([{ kind: 'line', x1: tx, y1: top + plotH, x2: tx, y2: top + plotH + 4, stroke: AXIS, width: 1 }]);
+    items.push([{ kind: 'text', x: tx, y: top + plotH + 15, size: 10, fill: AXIS, anchor: 'middle', text: day.label }]);
   }
-  out.push(html`<line x1="${LEFT}" y1="${top}" x2="${LEFT}" y2="${top + plotH}" stroke="${AXIS}" stroke-width="1"/>`);
-  out.push(html`<line x1="${LEFT}" y1="${top + plotH}" x2="${LEFT + plotW}" y2="${top + plotH}" stroke="${AXIS}" stroke-width="1"/>`);
-  out.push(html`<text x="${LEFT + plotW / 2}" y="${HEIGHT - 12}" font-size="10" fill="${AXIS}" text-anchor="middle">Day of the month (${spec.timezone})</text>`);
-  const yTitle = `${spec.quantity} (${scale.unitName})`;
-  out.push(html`<text x="0" y="0" font-size="10" fill="${AXIS}" text-anchor="middle" transform="translate(13 ${fmt(top + plotH / 2)}) rotate(-90)">${yTitle}</text>`);
+  items.push([{ kind: 'line', x1: LEFT, y1: top, x2: LEFT, y2: top + plotH, stroke: AXIS, width: 1 }]);
+  items.push([{ kind: 'line', x1: LEFT, y1: top + plotH, x2: LEFT + plotW, y2: top + plotH, stroke: AXIS, width: 1 }]);
+  items.push([{ kind: 'text', x: LEFT + plotW / 2, y: HEIGHT - 12, size: 10, fill: AXIS, anchor: 'middle', text: `Day of the month (${spec.timezone})` }]);
+  items.push([{ kind: 'text', x: 13, y: round(top + plotH / 2), size: 10, fill: AXIS, anchor: 'middle', vertical: true, text: `${spec.quantity} (${scale.unitName})` }]);
 
   if (spec.series.every((s) => s.points.length === 0)) {
-    out.push(html`<text x="${LEFT + plotW / 2}" y="${fmt(top + plotH / 2)}" font-size="12" fill="${AXIS}" text-anchor="middle">No runs in this period</text>`);
+    items.push([{ kind: 'text', x: LEFT + plotW / 2, y: round(top + plotH / 2), size: 12, fill: AXIS, anchor: 'middle', text: 'No runs in this period' }]);
   }
 
   spec.series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length]!;
     const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
     if (s.target !== undefined && s.target !== null && s.target <= scale.max) {
-      const ty = fmt(y(s.target));
-      out.push(html`<line x1="${LEFT}" y1="${ty}" x2="${LEFT + plotW}" y2="${ty}" stroke="${color}" stroke-width="1" stroke-dasharray="5 4" opacity="0.8"/>`);
-      out.push(html`<text x="${LEFT + plotW - 2}" y="${fmt(y(s.target) - 3)}" font-size="9" fill="${color}" text-anchor="end">${`target ${s.name}`}</text>`);
+      const ty = round(y(s.target));
+      items.push([{ kind: 'line', x1: LEFT, y1: ty, x2: LEFT + plotW, y2: ty, stroke: color, width: 1, dash: '5 4', opacity: 0.8 }]);
+      items.push([{ kind: 'text', x: LEFT + plotW - 2, y: round(y(s.target) - 3), size: 9, fill: color, anchor: 'end', text: `target ${s.name}` }]);
     }
     const measured = s.points.filter((p) => p.value !== null);
     if (measured.length > 1) {
-      const pts = measured.map((p) => `${fmt(x(p.at))},${fmt(y(p.value!))}`).join(' ');
-      out.push(html`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="1.6"${dash && html` stroke-dasharray="${dash}"`}/>`);
+      items.push([{ kind: 'polyline', points: measured.map((p) => [round(x(p.at)), round(y(p.value!))]), stroke: color, width: 1.6, ...(dash ? { dash } : {}) }]);
     }
-    for (const p of s.points) out.push(marker(x(p.at), p.value === null ? top + plotH : y(p.value), p.verdict, color));
+    for (const p of s.points) items.push([{ kind: 'marker', x: x(p.at), y: p.value === null ? top + plotH : y(p.value), verdict: p.verdict, color }]);
   });
 
-  out.push(...legend.items);
-  return html`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${CHART_WIDTH} ${HEIGHT}" width="${CHART_WIDTH}" height="${HEIGHT}" role="img" aria-label="${spec.title}" font-family="${FONT}">
-${joinHtml(out, '\n')}
+  items.push(...legend.items);
+  return { width: CHART_WIDTH, height: HEIGHT, title: spec.title, items };
+}
+
+/** The chart as inline SVG markup (the HTML report's); `cls`, the svg element's class. */
+export function chartSvg(chart: Chart, cls?: string): SafeHtml {
+  return html`<svg xmlns="http://www.w3.org/2000/svg"${cls !== undefined && html` class="${cls}"`} viewBox="0 0 ${chart.width} ${chart.height}" width="${chart.width}" height="${chart.height}" role="img" aria-label="${chart.title}" font-family="${FONT}">
+${chartSvgBody(chart)}
 </svg>`;
 }
 
-function marker(cx: number, cy: number, verdict: Verdict | null, color: string): SafeHtml {
+/** The SVG's content: the title, then each item's shapes on a line. */
+function chartSvgBody(chart: Chart): SafeHtml {
+  return joinHtml([html`<title>${chart.title}</title>`, ...chart.items.map((item) => joinHtml(item.map(shapeSvg)))], '\n');
+}
+
+function shapeSvg(s: ChartShape): SafeHtml {
+  switch (s.kind) {
+    case 'rect': {
+      const attrs = html`${s.cls !== undefined && html` class="${s.cls}"`}${s.policy !== undefined && html` data-policy="${s.policy}"`} x="${s.x}" y="${s.y}" width="${s.width}" height="${s.height}" fill="${s.fill}"`;
+      return s.tooltip === undefined ? html`<rect${attrs}/>` : html`<rect${attrs}><title>${s.tooltip}</title></rect>`;
+    }
+    case 'line':
+      return html`<line${s.cls !== undefined && html` class="${s.cls}"`} x1="${s.x1}" y1="${s.y1}" x2="${s.x2}" y2="${s.y2}" stroke="${s.stroke}" stroke-width="${s.width}"${s.dash !== undefined && html` stroke-dasharray="${s.dash}"`}${s.opacity !== undefined && html` opacity="${s.opacity}"`}/>`;
+    case 'polyline':
+      return html`<polyline points="${s.points.map(([px, py]) => `${px},${py}`).join(' ')}" fill="none" stroke="${s.stroke}" stroke-width="${s.width}"${s.dash !== undefined && html` stroke-dasharray="${s.dash}"`}/>`;
+    case 'text':
+      // A vertical text is written at 0,0 and moved there (the y axis's title).
+      return s.vertical
+        ? html`<text x="0" y="0" font-size="${s.size}" fill="${s.fill}"${s.anchor !== undefined && html` text-anchor="${s.anchor}"`} transform="translate(${s.x} ${s.y}) rotate(-90)">${s.text}</text>`
+        : html`<text x="${s.x}" y="${s.y}" font-size="${s.size}" fill="${s.fill}"${s.anchor !== undefined && html` text-anchor="${s.anchor}"`}>${s.text}</text>`;
+    case 'marker':
+      return markerSvg(s.x, s.y, s.verdict, s.color);
+  }
+}
+
+/** The cross's and the diamond's half sizes, the dot's radius, and their strokes. */
+export const MARKER = {
+  fail: { d: 3.6, stroke: FAIL, width: 2 },
+  error: { d: 4, stroke: ERROR, width: 1.6, fill: '#ffffff' },
+  pass: { r: 3, stroke: '#ffffff', width: 0.8 },
+} as const;
+
+function markerSvg(cx: number, cy: number, verdict: Verdict | null, color: string): SafeHtml {
   const X = fmt(cx);
   const Y = fmt(cy);
   if (verdict === 'fail') {
-    const d = 3.6;
-    return html`<path d="M ${fmt(cx - d)} ${fmt(cy - d)} L ${fmt(cx + d)} ${fmt(cy + d)} M ${fmt(cx - d)} ${fmt(cy + d)} L ${fmt(cx + d)} ${fmt(cy - d)}" stroke="${FAIL}" stroke-width="2" fill="none"/>`;
+    const { d, stroke, width } = MARKER.fail;
+    return html`<path d="M ${fmt(cx - d)} ${fmt(cy - d)} L ${fmt(cx + d)} ${fmt(cy + d)} M ${fmt(cx - d)} ${fmt(cy + d)} L ${fmt(cx + d)} ${fmt(cy - d)}" stroke="${stroke}" stroke-width="${width}" fill="none"/>`;
   }
   if (verdict === 'error') {
-    const d = 4;
-    return html`<path d="M ${X} ${fmt(cy - d)} L ${fmt(cx + d)} ${Y} L ${X} ${fmt(cy + d)} L ${fmt(cx - d)} ${Y} Z" stroke="${ERROR}" stroke-width="1.6" fill="#ffffff"/>`;
+    const { d, stroke, width, fill } = MARKER.error;
+    return html`<path d="M ${X} ${fmt(cy - d)} L ${fmt(cx + d)} ${Y} L ${X} ${fmt(cy + d)} L ${fmt(cx - d)} ${Y} Z" stroke="${stroke}" stroke-width="${width}" fill="${fill}"/>`;
   }
-  return html`<circle cx="${X}" cy="${Y}" r="3" fill="${color}" stroke="#ffffff" stroke-width="0.8"/>`;
+  const { r, stroke, width } = MARKER.pass;
+  return html`<circle cx="${X}" cy="${Y}" r="${r}" fill="${color}" stroke="${stroke}" stroke-width="${width}"/>`;
 }
 
 /** The legend: the verdict markers, then one entry per policy; wrapped into rows. */
-function legendLayout(series: ChartSeries[]): { height: number; items: SafeHtml[] } {
-  const entries: Array<{ width: number; draw: (x: number, y: number) => SafeHtml }> = [
-    { width: 44, draw: (x, y) => html`${marker(x + 4, y - 3.5, 'pass', AXIS)}<text x="${x + 11}" y="${y}" font-size="10" fill="${AXIS}">pass</text>` },
-    { width: 40, draw: (x, y) => html`${marker(x + 4, y - 3.5, 'fail', AXIS)}<text x="${x + 11}" y="${y}" font-size="10" fill="${AXIS}">fail</text>` },
-    { width: 128, draw: (x, y) => html`${marker(x + 4, y - 3.5, 'error', AXIS)}<text x="${x + 11}" y="${y}" font-size="10" fill="${AXIS}">error (not verified)</text>` },
+function legendLayout(series: ChartSeries[]): { height: number; items: ChartShape[][] } {
+  const entries: Array<{ width: number; draw: (x: number, y: number) => ChartShape[] }> = [
+    { width: 44, draw: (x, y) => [{ kind: 'marker', x: x + 4, y: y - 3.5, verdict: 'pass', color: AXIS }, { kind: 'text', x: x + 11, y, size: 10, fill: AXIS, text: 'pass' }] },
+    { width: 40, draw: (x, y) => [{ kind: 'marker', x: x + 4, y: y - 3.5, verdict: 'fail', color: AXIS }, { kind: 'text', x: x + 11, y, size: 10, fill: AXIS, text: 'fail' }] },
+    { width: 128, draw: (x, y) => [{ kind: 'marker', x: x + 4, y: y - 3.5, verdict: 'error', color: AXIS }, { kind: 'text', x: x + 11, y, size: 10, fill: AXIS, text: 'error (not verified)' }] },
     ...series.map((s, i) => {
       const color = PALETTE[i % PALETTE.length]!;
       const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
       return {
         width: 30 + textWidth(s.name, 10),
-        draw: (x: number, y: number) =>
-          html`<line x1="${x}" y1="${y - 3.5}" x2="${x + 18}" y2="${y - 3.5}" stroke="${color}" stroke-width="2"${dash && html` stroke-dasharray="${dash}"`}/><text x="${x + 23}" y="${y}" font-size="10" fill="#222">${s.name}</text>`,
+        draw: (x: number, y: number): ChartShape[] => [
+          { kind: 'line', x1: x, y1: y - 3.5, x2: x + 18, y2: y - 3.5, stroke: color, width: 2, ...(dash ? { dash } : {}) },
+          { kind: 'text', x: x + 23, y, size: 10, fill: '#222', text: s.name },
+        ],
       };
     }),
   ];
-  const items: SafeHtml[] = [];
+  const items: ChartShape[][] = [];
   let x = LEFT;
   let row = 0;
   for (const e of entries) {
@@ -250,6 +303,11 @@ function dayTicks(fromIso: string, toIso: string): Array<{ at: string; label: st
   return out;
 }
 
+/** To a tenth: the SVG's coordinates. */
+export function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
 function fmt(n: number): string {
-  return (Math.round(n * 10) / 10).toString();
+  return round(n).toString();
 }

@@ -1,4 +1,5 @@
 import { html, joinHtml, type SafeHtml } from '../../orchestrator/core/html.js';
+import { chartSvg } from './charts.js';
 import { coverageChart } from './coverage-chart.js';
 import type { PolicyCoverage } from './coverage-section.js';
 import type { MonthlyReport, PolicySection } from './model.js';
@@ -16,7 +17,7 @@ export function coverageHtml(report: MonthlyReport): SafeHtml | false {
   return html`<section class="coverage" id="coverage">
 <h2>Retention coverage</h2>
 <p class="muted">Besides the newest backup, older restore points are restored now and then, so that every restore point is proven restorable within a set time. These coverage runs are not counted in the pass rates, RPO and RTO figures and trends above.</p>
-${withCoverage.some((p) => p.coverage.plan) && html`<figure><figcaption>Restore points proven restorable</figcaption>${coverageChart(report)}</figure>`}
+${withCoverage.some((p) => p.coverage.plan) && html`<figure><figcaption>Restore points proven restorable</figcaption>${chartSvg(coverageChart(report), 'coverage-chart')}</figure>`}
 ${joinHtml(
   withCoverage.map((p) => policyCoverageHtml(report, p.policy, p.coverage)),
   '\n',

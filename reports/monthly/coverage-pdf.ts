@@ -1,12 +1,12 @@
-import { coverageChart, coverageBars, coverageChartHeight } from './coverage-chart.js';
+import { coverageChart, coverageBars } from './coverage-chart.js';
 import type { PolicyCoverage } from './coverage-section.js';
 import type { MonthlyReport, PolicySection } from './model.js';
-import { clip, COLORS, type Doc, heading, MARGIN, MUTED, para, svg, table, TEXT, verdictCell, widths } from './pdf-blocks.js';
+import { chart, clip, COLORS, type Doc, heading, MARGIN, MUTED, para, table, TEXT, verdictCell, widths } from './pdf-blocks.js';
 import { COVERAGE_WHY_LABEL, coverageCountsText, coveragePlanText, coverageReasonText, rto, short, when } from './text.js';
 
 /**
  * The PDF report's "Retention coverage" section, as the HTML's (coverage-html.ts): the share chart
- * (the same SVG), then per policy its newest plan, the counts, the older restore points that
+ * (the same shapes as its SVG), then per policy its newest plan, the counts, the older restore points that
  * failed in red, and a table of its coverage runs. Drawn only when some policy has coverage.
  */
 export function coveragePdf(doc: Doc, report: MonthlyReport): void {
@@ -19,7 +19,7 @@ export function coveragePdf(doc: Doc, report: MonthlyReport): void {
     { size: 7.5, color: MUTED, gap: 6 },
   );
   const bars = coverageBars(report);
-  if (bars.length > 0) svg(doc, coverageChart(report).toString(), 'Restore points proven restorable (share per policy; vertical line: target)', coverageChartHeight(bars.length));
+  if (bars.length > 0) chart(doc, coverageChart(report), 'Restore points proven restorable (share per policy; vertical line: target)');
   for (const p of withCoverage) policyCoverage(doc, report, p.policy, p.coverage);
 }
 

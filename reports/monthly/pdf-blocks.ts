@@ -1,13 +1,13 @@
-import SVGtoPDF from 'svg-to-pdfkit';
-import { CHART_HEIGHT, CHART_WIDTH } from './charts.js';
+import { drawChart } from './chart-pdf.js';
+import type { Chart } from './charts.js';
 import type { ReportRun } from './model.js';
 import { verdictText } from './text.js';
 import { toWinAnsi } from './win-ansi.js';
 
 /**
  * The PDF report's building blocks (render-pdf.ts and coverage-pdf.ts): A4 page measures, colours,
- * headings, paragraphs, bullets, tables with a repeated header, and SVG charts drawn through
- * svg-to-pdfkit. Every string goes through `toWinAnsi` (the built-in Helvetica and Courier).
+ * headings, paragraphs, bullets, tables with a repeated header, and the charts (charts.ts's
+ * shapes, drawn by chart-pdf.ts). Every string goes through `toWinAnsi` (the built-in Helvetica and Courier).
  */
 export const MARGIN = 50;
 export const PAGE_W = 595.28;
@@ -165,19 +165,14 @@ export function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
 
-export function svg(doc: Doc, markup: string, title: string, chartHeight = CHART_HEIGHT): void {
-  const height = (chartHeight * CONTENT_W) / CHART_WIDTH;
+/** A chart under its title, the page's content width wide (its height scaled with it), framed. */
+export function chart(doc: Doc, c: Chart, title: string): void {
+  const height = (c.height * CONTENT_W) / c.width;
   ensureSpace(doc, height + 24);
   doc.font('Helvetica-Bold').fontSize(9.5).fillColor(TEXT).text(toWinAnsi(title), MARGIN, doc.y, { width: CONTENT_W });
   doc.y += 3;
   const y = doc.y;
-  SVGtoPDF(doc, markup, MARGIN, y, {
-    width: CONTENT_W,
-    height,
-    assumePt: true,
-    fontCallback: (_family, bold) => (bold ? 'Helvetica-Bold' : 'Helvetica'),
-    warningCallback: () => undefined,
-  });
+  drawChart(doc, c, MARGIN, y, CONTENT_W);
   doc.rect(MARGIN, y, CONTENT_W, height).lineWidth(0.5).strokeColor('#d0d0d0').stroke();
   doc.x = MARGIN;
   doc.y = y + height + 10;

@@ -1,6 +1,6 @@
 import { storageCostText } from './cost-section.js';
 import { html, joinHtml, raw, type SafeHtml } from '../../orchestrator/core/html.js';
-import { backupSizeChart, restoreTimeChart } from './charts.js';
+import { backupSizeChart, chartSvg, restoreTimeChart } from './charts.js';
 import { runColumns } from './columns.js';
 import { coverageHtml, coverageSummaryHtml } from './coverage-html.js';
 import type { MonthlyReport, PolicySection, ReportRun, ReportScreenshot } from './model.js';
@@ -79,8 +79,8 @@ ${joinHtml(
 
 <section>
 <h2>Trends</h2>
-<figure><figcaption>Restore time per run (measured RTO)</figcaption>${restoreTimeChart(report)}</figure>
-<figure><figcaption>Backup size per run</figcaption>${backupSizeChart(report)}</figure>
+<figure><figcaption>Restore time per run (measured RTO)</figcaption>${chartSvg(restoreTimeChart(report))}</figure>
+<figure><figcaption>Backup size per run</figcaption>${chartSvg(backupSizeChart(report))}</figure>
 </section>
 `);
 

@@ -8,6 +8,7 @@ import {
   BLUE,
   bullets,
   type Cell,
+  chart,
   clip,
   COLORS,
   CONTENT_W,
@@ -19,7 +20,6 @@ import {
   PAGE_H,
   PAGE_W,
   para,
-  svg,
   table,
   TEXT,
   verdictCell,
@@ -44,7 +44,8 @@ import { toWinAnsi } from './win-ansi.js';
 
 /**
  * The report as an A4 PDF drawn with pdfkit (pure JavaScript: no browser in the image), the
- * charts being the very SVGs of the HTML report drawn through svg-to-pdfkit, a vm policy's boot
+ * charts drawn with pdfkit from the very shapes the HTML report's SVGs are written from
+ * (charts.ts, chart-pdf.ts), a vm policy's boot
  * screenshots as images with their sealed sha256 beneath. Text uses the
  * built-in Helvetica and Courier, so every string goes through `toWinAnsi` (non-Latin names are
  * transliterated; HTML, CSV and JSON keep them as written).
@@ -178,8 +179,8 @@ function summary(doc: Doc, report: MonthlyReport): void {
 function trends(doc: Doc, report: MonthlyReport): void {
   doc.addPage();
   heading(doc, 'Trends');
-  svg(doc, restoreTimeChart(report).toString(), 'Restore time per run (measured RTO; dashed: RTO target)');
-  svg(doc, backupSizeChart(report).toString(), 'Backup size per run');
+  chart(doc, restoreTimeChart(report), 'Restore time per run (measured RTO; dashed: RTO target)');
+  chart(doc, backupSizeChart(report), 'Backup size per run');
 }
 
 function policySection(doc: Doc, report: MonthlyReport, p: PolicySection): void {
