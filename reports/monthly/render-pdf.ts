@@ -3,6 +3,7 @@ import PDFDocument from 'pdfkit';
 import { backupSizeChart, restoreTimeChart } from './charts.js';
 import { runColumns, type Tone } from './columns.js';
 import { coveragePdf, coverageSummaryPdf } from './coverage-pdf.js';
+import { batchContent } from './pdf-content.js';
 import { fastStandardFonts } from './pdf-fonts.js';
 import type { MonthlyReport, PolicySection, ReportScreenshot } from './model.js';
 import {
@@ -71,6 +72,8 @@ export async function renderPdf(report: MonthlyReport): Promise<Buffer> {
   });
   // The report's fonts, measured character by character once (pdf-fonts.ts).
   fastStandardFonts(doc, ['Helvetica', 'Helvetica-Bold', 'Courier']);
+  // Each page's operators written to it at once (pdf-content.ts).
+  batchContent(doc);
   const chunks: Buffer[] = [];
   doc.on('data', (c: Buffer) => chunks.push(c));
   const done = new Promise<Buffer>((resolve, reject) => {

@@ -1,0 +1,44 @@
+/**
+ * pdfkit writes every operator (a colour, a line, a text's position) to the page as a byte array
+ * of its own: a report of ~100 pages writes some 200,000 of them. `batchContent` keeps a page's
+ * operators as strings and writes them to the page at once (on a switch to another page and
+ * before the pages are flushed), joined as pdfkit would have written them one by one: the page's
+ * bytes are the same.
+ */
+
+type Doc = PDFKit.PDFDocument;
+
+interface Page {
+  write(chunk: string): void;
+}
+
+interface Internals {
+  page: Page;
+  addContent(data: string): Doc;
+  flushPages(): void;
+}
+
+export function batchContent(doc: Doc): void {
+  const internal = doc as unknown as Internals;
+  if (typeof internal.addContent !== 'function' || typeof internal.flushPages !== 'function') return;
+  const flushPages = internal.flushPages.bind(doc);
+  let page: Page | null = null;
+  let pending: string[] = [];
+  const flush = (): void => {
+    if (page !== null && pending.length > 0) page.write(pending.join('\n'));
+    pending = [];
+  };
+  internal.addContent = (data: string): Doc => {
+    if (internal.page !== page) {
+      flush();
+      page = internal.page;
+    }
+    pending.push(data);
+    return doc;
+  };
+  internal.flushPages = (): void => {
+    flush();
+    page = null;
+    flushPages();
+  };
+}
