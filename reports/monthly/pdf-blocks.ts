@@ -83,23 +83,48 @@ export function table(doc: Doc, cols: Col[], rows: Array<Array<string | Cell>>, 
   const cellFont = (col: Col, cell: Cell): string => (col.mono ? 'Courier' : cell.bold ? 'Helvetica-Bold' : 'Helvetica');
   // Most cells fit on one line: measured once (the width kept for the drawing), drawn without
   // pdfkit's line wrapper (which lays the text out word by word, for the height and again for the
-  // drawing). A long table (a month of runs) spent most of its time there.
+  // drawing). A long table (a month of runs) spent most of its time there. A left-aligned cell of
+  // several lines that each fit (a run id over its hash) is drawn line by line, where the wrapper
+  // would have put each line (the next line one line height lower).
   interface Laid {
     cell: Cell;
-    /** The text's width when it fits on one line, else null (wrapped by pdfkit). */
+    /** The text's width when it fits on one line, else null. */
     oneLine: number | null;
+    /** Its lines when each fits on a line of its own (a left-aligned cell), else null (wrapped by pdfkit). */
+    lines: string[] | null;
     height: number;
   }
   const lay = (col: Col, cell: Cell, fontSize: number): Laid => {
     doc.font(cellFont(col, cell)).fontSize(fontSize);
     const text = cell.text || ' ';
-    const w = text.includes('\n') ? Infinity : doc.widthOfString(text);
-    const oneLine = w <= col.width - 2 * pad - 0.5 ? w : null;
-    return { cell, oneLine, height: oneLine !== null ? doc.currentLineHeight(true) : doc.heightOfString(text, { width: col.width - 2 * pad }) };
+    const fits = col.width - 2 * pad - 0.5;
+    if (!text.includes('\n')) {
+      const w = doc.widthOfString(text);
+      if (w <= fits) return { cell, oneLine: w, lines: null, height: doc.currentLineHeight(true) };
+    } else if (col.align !== 'right') {
+      const lines = text.split('\n');
+      if (lines.every((line) => line.length > 0 && doc.widthOfString(line) <= fits)) {
+        // As pdfkit's heightOfString adds it up.
+        const lineHeight = doc.currentLineHeight(true);
+        let y = doc.y;
+        for (let i = 0; i < lines.length; i++) y += lineHeight;
+        return { cell, oneLine: null, lines, height: y - doc.y };
+      }
+    }
+    return { cell, oneLine: null, lines: null, height: doc.heightOfString(text, { width: col.width - 2 * pad }) };
   };
   const draw = (col: Col, laid: Laid, x: number, y: number): void => {
     const width = col.width - 2 * pad;
     const { text } = laid.cell;
+    if (laid.lines !== null) {
+      const lineHeight = doc.currentLineHeight(true);
+      let lineY = y + pad;
+      for (const line of laid.lines) {
+        doc.text(line, x + pad, lineY, { lineBreak: false });
+        lineY += lineHeight;
+      }
+      return;
+    }
     if (laid.oneLine === null) {
       doc.text(text, x + pad, y + pad, { width, align: col.align ?? 'left' });
       return;
