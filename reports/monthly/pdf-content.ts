@@ -9,7 +9,7 @@
 type Doc = PDFKit.PDFDocument;
 
 interface Page {
-  write(chunk: string): void;
+  write(chunk: string | Uint8Array): void;
 }
 
 interface Internals {
@@ -25,7 +25,9 @@ export function batchContent(doc: Doc): void {
   let page: Page | null = null;
   let pending: string[] = [];
   const flush = (): void => {
-    if (page !== null && pending.length > 0) page.write(pending.join('\n'));
+    // pdfkit adds a newline to each operator and keeps the low byte of each character (its
+    // operators are ASCII; a text's characters go out as hex).
+    if (page !== null && pending.length > 0) page.write(Buffer.from(`${pending.join('\n')}\n`, 'latin1'));
     pending = [];
   };
   internal.addContent = (data: string): Doc => {
