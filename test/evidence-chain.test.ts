@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomUUID, verify as verifyEd25519 } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -477,6 +477,278 @@ t.test('checkpoint: a period re-hashes its records and checks again only the sig
 async function checkpointAt(s: string, seq: number): Promise<{ made_at: string }> {
   return (await sql(`SELECT made_at FROM ${s}.evidence_checkpoints WHERE seq = $1`, [seq])).rows[0] as { made_at: string };
 }
+
+// ---- Client digests: one client's verification --------------------------------------------------
+
+/** A store of either backend with `sql` into it (as someone tampering would) and the key it signs with. */
+interface DigestStore {
+  store: RunStore;
+  s: string;
+  q(text: string, values?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>;
+  signer(): Promise<ReturnType<typeof signerFromPem>>;
+}
+let liteDirs = 0;
+const digestBackends: Array<{ name: string; open(): Promise<DigestStore> }> = [
+  {
+    name: 'postgres',
+    open: async () => {
+      const store = await pgStore();
+      return { store, s: store.schema, q: (text, values = []) => sql(text, values), signer: async () => signerFromPem(installationKey, 'test') };
+    },
+  },
+  {
+    name: 'pglite',
+    open: async () => {
+      const dir = path.join(tmp, `lite-digests-${++liteDirs}`);
+      const store = await track(RunStore.open({ dataDir: dir, schema: 'backproof' }));
+      return {
+        store,
+        s: store.schema,
+        q: (text, values = []) => store.executor.query(text, values),
+        signer: async () => signerFromPem(await fs.readFile(path.join(dir, SIGNING_KEY_FILE), 'utf8'), 'test'),
+      };
+    },
+  },
+];
+
+/** Every client's digest recomputed from the stored links and the records they hash (the test's own reading of the formula). */
+async function digestsOf(db: DigestStore, upTo: number): Promise<Record<string, { links: number; digest: string }>> {
+  const out: Record<string, { links: number; digest: string }> = {};
+  const rows = (await db.q(`SELECT c.seq, c.hash, r.client FROM ${db.s}.evidence_chain c JOIN ${db.s}.runs r ON r.id = c.run_id WHERE c.seq <= $1 ORDER BY c.seq`, [upTo])).rows;
+  for (const r of rows) {
+    const d = out[String(r.client)] ?? { links: 0, digest: '0'.repeat(64) };
+    out[String(r.client)] = { links: d.links + 1, digest: createHash('sha256').update(`${d.digest}${Number(r.seq)}:${String(r.hash)}`).digest('hex') };
+  }
+  return out;
+}
+
+async function checkpointRow(db: DigestStore, seq: number): Promise<{ made_at: string; clients: string | null; signature: string; hash: string; key_fingerprint: string }> {
+  return (await db.q(`SELECT made_at, clients, signature, hash, key_fingerprint FROM ${db.s}.evidence_checkpoints WHERE seq = $1`, [seq])).rows[0] as never;
+}
+
+// Runs i started at hour i, acme at even i (seq 1, 3, 5, ...), globex at odd. The period [2h, 8h) holds seq 3..8.
+const PERIOD = { from: at(2 * HOUR), to: at(8 * HOUR) };
+
+for (const backend of digestBackends) {
+  t.test(`${backend.name}: client digests: signed with the checkpoint, extended by the next, checked by --full`, async (tt) => {
+    const db = await backend.open();
+    const { store, s } = db;
+    const chain = store.evidenceChain();
+    await seed(store, 8);
+    const first = await chain.verify({ writeCheckpoint: true });
+    tt.equal(first.checkpointWritten?.seq, 8);
+    let row = await checkpointRow(db, 8);
+    tt.same(JSON.parse(row.clients!), await digestsOf(db, 8), 'every client: its links and the running sha256 over seq:hash');
+    tt.equal(row.clients, canonicalJson(await digestsOf(db, 8)), 'stored as canonical JSON');
+    const key = createPublicKey((await db.signer()).publicKeyPem);
+    const signed = (text: string): boolean => verifyEd25519(null, Buffer.from(text), key, Buffer.from(row.signature, 'base64'));
+    tt.ok(signed(checkpointText({ seq: 8, hash: row.hash, madeAt: row.made_at, clients: row.clients! })), 'the signature covers the digests (checkpoint v2)');
+    tt.match(checkpointText({ seq: 8, hash: row.hash, madeAt: row.made_at, clients: row.clients! }), /^backproof evidence checkpoint v2\n.*\nclient digests sha256: [0-9a-f]{64}\n$/s);
+    tt.notOk(signed(checkpointText({ seq: 8, hash: row.hash, madeAt: row.made_at })), 'not the v1 text');
+
+    await seed(store, 3, 8);
+    const next = await chain.verify({ writeCheckpoint: true });
+    tt.equal(next.checked, 3, 'only the links since were walked');
+    tt.equal(next.checkpointWritten?.seq, 11);
+    row = await checkpointRow(db, 11);
+    tt.same(JSON.parse(row.clients!), await digestsOf(db, 11), "the previous checkpoint's digests extended by the links walked since");
+
+    const full = await chain.verify({ full: true });
+    tt.equal(full.ok, true, JSON.stringify(full.firstBad));
+    const ok = await chain.verifyClient({ client: 'acme', ...PERIOD });
+    tt.equal(ok.ok, true, JSON.stringify(ok.firstBad));
+    tt.same(ok.clientDigest, { client: 'acme', links: 6, checkpointSeq: 11 }, "acme's links up to the checkpoint gave its signed digest");
+    tt.equal(ok.checked, 5, "acme's records of the period (seq 3, 5, 7) and its links around them (1, 9) re-hashed");
+    tt.equal(ok.head?.seq, 11, 'the head reached');
+    tt.same(await chain.verifyClient({ client: 'nobody', ...PERIOD }).then((r) => [r.ok, r.clientDigest]), [true, { client: 'nobody', links: 0, checkpointSeq: 11 }], 'a client with no links');
+
+    // A digest set re-signed with the installation's key but wrong: --full recomputes them.
+    const signer = await db.signer();
+    const forged = JSON.parse(row.clients!) as Record<string, { links: number; digest: string }>;
+    forged.acme = { links: 5, digest: forged.acme!.digest };
+    const forgedText = canonicalJson(forged);
+    await db.q(`UPDATE ${s}.evidence_checkpoints SET clients = $1, signature = $2 WHERE seq = 11`, [forgedText, signer.sign(checkpointText({ seq: 11, hash: row.hash, madeAt: row.made_at, clients: forgedText }))]);
+    bad(tt, await chain.verify({ full: true }), 11, null, PROBLEMS.checkpointClientsDiffer(11, row.made_at, 'acme', { links: 6, digest: forged.acme.digest }, forged.acme), '--full: digests signed wrong');
+    tt.match((await chain.verify({ full: true })).firstBad?.problem, /client "acme" has 6 links, the checkpoint signed 5/);
+    bad(tt, await chain.verifyClient({ client: 'acme', ...PERIOD }), null, null, /the links of client "acme" up to seq 11 do not match the digest the checkpoint of .* signed: 6 found, 5 signed/, "acme's verification");
+    tt.equal((await chain.verifyClient({ client: 'globex', ...PERIOD })).ok, true, "globex's digest is right");
+    await release(store);
+  });
+
+  t.test(`${backend.name}: client digests: an upgraded store (checkpoint without digests) walks from seq 1 once, then signs them`, async (tt) => {
+    const db = await backend.open();
+    const { store, s } = db;
+    const chain = store.evidenceChain();
+    await seed(store, 8);
+    await chain.verify({ writeCheckpoint: true });
+    // The checkpoint as made before migration 0014: no digests, signed as v1.
+    const row = await checkpointRow(db, 8);
+    const signer = await db.signer();
+    await db.q(`UPDATE ${s}.evidence_checkpoints SET clients = NULL, signature = $1 WHERE seq = 8`, [signer.sign(checkpointText({ seq: 8, hash: row.hash, madeAt: row.made_at }))]);
+    const quick = await chain.verify();
+    tt.equal(quick.ok, true, 'an old checkpoint still verifies');
+    tt.equal(quick.checkpoint?.seq, 8, 'and is relied on');
+    const fallback = await chain.verifyClient({ client: 'acme', ...PERIOD });
+    tt.equal(fallback.ok, true, JSON.stringify(fallback.firstBad));
+    tt.notOk(fallback.clientDigest, "without digests a client's verification is the period's walk");
+    tt.equal(fallback.checked, 8, 'every record from seq 1 (the tests seal now: nothing was sealed before the period) to the head');
+
+    const upgrade = await chain.verify({ writeCheckpoint: true });
+    tt.equal(upgrade.checked, 8, 'walked from seq 1');
+    tt.notOk(upgrade.checkpoint, 'not said to start after the old checkpoint');
+    tt.equal(upgrade.checkpointWritten?.seq, 8, 'the old checkpoint at the head replaced by one with digests');
+    tt.same(JSON.parse((await checkpointRow(db, 8)).clients!), await digestsOf(db, 8));
+    tt.same((await chain.verifyClient({ client: 'acme', ...PERIOD })).clientDigest, { client: 'acme', links: 4, checkpointSeq: 8 });
+    tt.equal((await chain.verify({ writeCheckpoint: true })).checked, 0, 'from then on, only new links');
+
+    // With links sealed after the old checkpoint: one walk from 1 to the head.
+    await db.q(`UPDATE ${s}.evidence_checkpoints SET clients = NULL, signature = $1, made_at = $2 WHERE seq = 8`, [signer.sign(checkpointText({ seq: 8, hash: row.hash, madeAt: row.made_at })), row.made_at]);
+    await seed(store, 3, 8);
+    const later = await chain.verify({ writeCheckpoint: true });
+    tt.equal(later.checked, 11, 'walked from seq 1 to the head');
+    tt.equal(later.checkpointWritten?.seq, 11);
+    tt.equal((await checkpointRow(db, 8)).clients, null, 'the old checkpoint left as it was');
+    tt.same(JSON.parse((await checkpointRow(db, 11)).clients!), await digestsOf(db, 11));
+    // Tampering before the old checkpoint is found by that walk, and nothing is signed.
+    await db.q(`DELETE FROM ${s}.evidence_checkpoints WHERE seq = 11`);
+    const victim = (await db.q(`SELECT run_id FROM ${s}.evidence_chain WHERE seq = 3`)).rows[0]!.run_id as string;
+    await db.q(`UPDATE ${s}.runs SET client = 'globex' WHERE id = $1`, [victim]);
+    bad(tt, await chain.verify({ writeCheckpoint: true }), 3, victim, PROBLEMS.hashDiffers, 'a run moved before the old checkpoint');
+    tt.equal((await db.q(`SELECT count(*)::int AS n FROM ${s}.evidence_checkpoints WHERE clients IS NOT NULL`)).rows[0]!.n, 0, 'no digests signed');
+    await release(store);
+  });
+}
+
+/**
+ * A fresh store of 12 sealed runs (acme at seq 1, 3, ..., 11; globex at 2, 4, ..., 12) and a
+ * checkpoint with digests at 12; `fn` tampers and checks acme's verification of PERIOD and --full.
+ */
+function digestTamper(name: string, fn: (ctx: { db: DigestStore; runs: RunRecord[]; chain: EvidenceChain; tt: Tap; made: string }) => Promise<void>): void {
+  for (const backend of digestBackends) {
+    t.test(`${backend.name}: client digests: ${name}`, async (tt) => {
+      const db = await backend.open();
+      const runs = await seed(db.store, 12);
+      // Sealed when they finished, as in a store in use (the tests seal now, long after `at(...)`).
+      await db.q(`UPDATE ${db.s}.evidence_chain c SET sealed_at = r.finished_at FROM ${db.s}.runs r WHERE r.id = c.run_id`);
+      const chain = db.store.evidenceChain();
+      tt.equal((await chain.verify({ writeCheckpoint: true })).checkpointWritten?.seq, 12);
+      const before = await chain.verifyClient({ client: 'acme', ...PERIOD });
+      tt.equal(before.ok, true, 'intact before');
+      tt.equal(before.checkpoint?.seq, 12);
+      await fn({ db, runs, chain, tt, made: (await checkpointRow(db, 12)).made_at });
+      await release(db.store);
+    });
+  }
+}
+const acmeOf = (chain: EvidenceChain): Promise<ChainVerification> => chain.verifyClient({ client: 'acme', ...PERIOD });
+const moveTo = (db: DigestStore, run: RunRecord, client: string) => db.q(`UPDATE ${db.s}.runs SET client = $1 WHERE id = $2`, [client, run.id]);
+
+digestTamper('a run of the client moved to another (C->D), in the period and before it', async ({ db, runs, chain, tt, made }) => {
+  await moveTo(db, runs[4]!, 'globex');
+  bad(tt, await acmeOf(chain), 5, runs[4]!.id, PROBLEMS.hashDiffers, 'moved out of the period: the period walk names it');
+  tt.equal((await chain.verifyClient({ client: 'globex', ...PERIOD })).ok, false, "globex's check fails too");
+  bad(tt, await chain.verify({ full: true }), 5, runs[4]!.id, PROBLEMS.hashDiffers, '--full');
+  await moveTo(db, runs[4]!, 'acme');
+  tt.equal((await acmeOf(chain)).ok, true, 'undone');
+  await moveTo(db, runs[10]!, 'globex');
+  bad(tt, await acmeOf(chain), null, null, PROBLEMS.clientLinksDiffer('acme', 12, made, { links: 5, digest: '' }, { links: 6, digest: '' }), 'moved, outside the period: the digest');
+  tt.match((await acmeOf(chain)).firstBad?.problem, /5 found, 6 signed \(a run of this client was moved to another client/, 'says what may have happened');
+  bad(tt, await chain.verify({ full: true }), 11, runs[10]!.id, PROBLEMS.hashDiffers, '--full');
+});
+
+digestTamper("another client's run moved to the client (D->C), in the period and after it", async ({ db, runs, chain, tt }) => {
+  await moveTo(db, runs[5]!, 'acme');
+  bad(tt, await acmeOf(chain), 6, runs[5]!.id, PROBLEMS.hashDiffers, 'moved into the period: re-hashed as the client\'s');
+  bad(tt, await chain.verify({ full: true }), 6, runs[5]!.id, PROBLEMS.hashDiffers, '--full');
+  await moveTo(db, runs[5]!, 'globex');
+  await moveTo(db, runs[11]!, 'acme');
+  bad(tt, await acmeOf(chain), null, null, /7 found, 6 signed \(a run of another client was moved to this one/, 'moved in outside the period: the digest');
+  bad(tt, await chain.verify({ full: true }), 12, runs[11]!.id, PROBLEMS.hashDiffers, '--full');
+});
+
+digestTamper("a record of the client edited, in the period; another client's edited record is not this client's problem", async ({ db, runs, chain, tt }) => {
+  await db.q(`UPDATE ${db.s}.runs SET verdict = 'fail' WHERE id = $1`, [runs[6]!.id]);
+  bad(tt, await acmeOf(chain), 7, runs[6]!.id, PROBLEMS.hashDiffers, 'edited');
+  bad(tt, await chain.verify({ full: true }), 7, runs[6]!.id, PROBLEMS.hashDiffers, '--full');
+  await db.q(`UPDATE ${db.s}.runs SET verdict = 'pass' WHERE id = $1`, [runs[6]!.id]);
+  await db.q(`UPDATE ${db.s}.runs SET duration_ms = duration_ms + 1 WHERE id = $1`, [runs[3]!.id]);
+  tt.equal((await acmeOf(chain)).ok, true, "globex's record is not re-hashed by acme's check");
+  bad(tt, await chain.verifyClient({ client: 'globex', ...PERIOD }), 4, runs[3]!.id, PROBLEMS.hashDiffers, "globex's check");
+});
+
+digestTamper('a run of the client deleted with its link, or its row alone', async ({ db, runs, chain, tt }) => {
+  await db.q(`DELETE FROM ${db.s}.runs WHERE id = $1`, [runs[0]!.id]);
+  await db.q(`DELETE FROM ${db.s}.evidence_chain WHERE run_id = $1`, [runs[0]!.id]);
+  bad(tt, await acmeOf(chain), null, null, /5 found, 6 signed \(a run of this client was moved to another client, or deleted/, 'seq 1 deleted, before the period');
+  bad(tt, await chain.verify({ full: true }), 1, null, PROBLEMS.startsLate(2), '--full');
+  await db.q(`DELETE FROM ${db.s}.runs WHERE id = $1`, [runs[4]!.id]);
+  await db.q(`DELETE FROM ${db.s}.evidence_chain WHERE run_id = $1`, [runs[4]!.id]);
+  bad(tt, await acmeOf(chain), 5, null, 'link missing: seq 6 follows 4 (a record was deleted)', 'seq 5 deleted, in the period: the period walk names the gap');
+});
+
+digestTamper('a run row of the client deleted, its link kept', async ({ db, runs, chain, tt }) => {
+  await db.q(`DELETE FROM ${db.s}.runs WHERE id = $1`, [runs[8]!.id]);
+  bad(tt, await acmeOf(chain), 9, runs[8]!.id, /record deleted/, 'the link after the period names it');
+  bad(tt, await chain.verify({ full: true }), 9, runs[8]!.id, /record deleted/, '--full');
+});
+
+digestTamper("a link's hash edited, in the period and after it", async ({ db, runs, chain, tt }) => {
+  const hashOf = async (seq: number): Promise<string> => (await db.q(`SELECT hash FROM ${db.s}.evidence_chain WHERE seq = $1`, [seq])).rows[0]!.hash as string;
+  const h5 = await hashOf(5);
+  await db.q(`UPDATE ${db.s}.evidence_chain SET hash = $1 WHERE seq = 5`, [flipHex(h5)]);
+  bad(tt, await acmeOf(chain), 5, runs[4]!.id, PROBLEMS.hashDiffers, 'in the period');
+  bad(tt, await chain.verify({ full: true }), 5, runs[4]!.id, PROBLEMS.hashDiffers, '--full');
+  await db.q(`UPDATE ${db.s}.evidence_chain SET hash = $1 WHERE seq = 5`, [h5]);
+  // Seq 11 with its record's hash recomputed, and its next link's prev_hash: only the digest binds it.
+  const h10 = await hashOf(10);
+  const fake = { ...runs[10]!, durationMs: runs[10]!.durationMs! + 1 };
+  await db.q(`UPDATE ${db.s}.runs SET duration_ms = $1 WHERE id = $2`, [fake.durationMs, fake.id]);
+  const h11 = linkHash(h10, canonicalJson(fake));
+  await db.q(`UPDATE ${db.s}.evidence_chain SET hash = $1 WHERE seq = 11`, [h11]);
+  await db.q(`UPDATE ${db.s}.evidence_chain SET prev_hash = $1 WHERE seq = 12`, [h11]);
+  bad(tt, await acmeOf(chain), null, null, /6 found, 6 signed, other seqs or hashes \(a link's hash was changed/, 'outside the period, consistently rehashed: the digest');
+  bad(tt, await chain.verify({ full: true }), 11, runs[10]!.id, PROBLEMS.badSignature, '--full');
+});
+
+digestTamper('the digest set edited, removed, or the checkpoint link changed', async ({ db, chain, tt, made }) => {
+  const row = await checkpointRow(db, 12);
+  const edited = row.clients!.replace('"links":6', '"links":5');
+  await db.q(`UPDATE ${db.s}.evidence_checkpoints SET clients = $1`, [edited]);
+  bad(tt, await acmeOf(chain), 12, null, PROBLEMS.checkpointForged(12), 'edited digests: the signature fails');
+  bad(tt, await chain.verify(), 12, null, PROBLEMS.checkpointForged(12), 'the quick verify');
+  bad(tt, await chain.verify({ full: true }), 12, null, PROBLEMS.checkpointForged(12), '--full');
+  await db.q(`UPDATE ${db.s}.evidence_checkpoints SET clients = NULL`);
+  bad(tt, await acmeOf(chain), 12, null, PROBLEMS.checkpointForged(12), 'removed digests: the v1 text is not what was signed');
+  await db.q(`UPDATE ${db.s}.evidence_checkpoints SET clients = $1`, ['{"acme":{"links":6}}']);
+  bad(tt, await acmeOf(chain), 12, null, PROBLEMS.checkpointForged(12), 'unreadable digests');
+  await db.q(`UPDATE ${db.s}.evidence_checkpoints SET clients = $1`, [row.clients]);
+  tt.equal((await acmeOf(chain)).ok, true, 'intact again');
+  await db.q(`UPDATE ${db.s}.evidence_chain SET hash = $1 WHERE seq = 12`, [flipHex(row.hash)]);
+  bad(tt, await acmeOf(chain), 12, null, PROBLEMS.checkpointDiffers(12, made), 'the checkpoint link changed');
+  await db.q(`UPDATE ${db.s}.evidence_chain SET hash = $1 WHERE seq = 12`, [row.hash]);
+  await db.q(`UPDATE ${db.s}.evidence_chain SET seq = 100 WHERE seq = 12`);
+  bad(tt, await acmeOf(chain), 12, null, PROBLEMS.checkpointLinkGone(12, made), 'the checkpoint link gone');
+});
+
+digestTamper('links sealed after the checkpoint are walked whole; a run inserted without a link', async ({ db, chain, tt }) => {
+  const more = await seed(db.store, 3, 4); // started in the period, sealed at seq 13..15
+  const ok = await acmeOf(chain);
+  tt.equal(ok.ok, true, JSON.stringify(ok.firstBad));
+  tt.equal(ok.head?.seq, 15, 'walked to the head');
+  await db.q(`UPDATE ${db.s}.runs SET duration_ms = duration_ms + 1 WHERE id = $1`, [more[1]!.id]);
+  bad(tt, await acmeOf(chain), 14, more[1]!.id, PROBLEMS.hashDiffers, "another client's record after the checkpoint: walked whole");
+  await db.q(`UPDATE ${db.s}.runs SET duration_ms = duration_ms - 1 WHERE id = $1`, [more[1]!.id]);
+  await db.q(`UPDATE ${db.s}.evidence_chain_head SET seq = 16`);
+  bad(tt, await acmeOf(chain), 16, null, /the chain ends at seq 15 but its head is seq 16/, 'the head row');
+  await db.q(`UPDATE ${db.s}.evidence_chain_head SET seq = 15`);
+  const fake = randomUUID();
+  await db.q(
+    `INSERT INTO ${db.s}.runs (id, client, policy, kind, status, verdict, started_at, finished_at, host, pid, backproof_version)
+     VALUES ($1, 'acme', 'acme-db', 'postgres', 'finished', 'pass', $2, $2, 'test-host', 1, '0.1.0')`,
+    [fake, at(3 * HOUR + 1)],
+  );
+  bad(tt, await acmeOf(chain), null, fake, PROBLEMS.unlinked, 'inserted run');
+});
 
 // ---- Concurrency -------------------------------------------------------------------------------------
 

@@ -2,14 +2,14 @@ import { createHash, createPublicKey, verify as verifyEd25519, type KeyObject } 
 import type { RunRecord } from '../core/domain.js';
 import { BackproofError } from '../core/errors.js';
 import { artifactsNamedBy, attestationText, BUNDLE_FORMAT, type BundleArtifact, type BundleEntry, type EvidenceBundle } from './bundle.js';
-import { canonicalJson, checkpointText, GENESIS_HASH, linkHash, PROBLEMS, type ChainCheckpoint, type ChainLink, type ChainVerification } from './chain-format.js';
+import { canonicalJson, checkpointText, ClientDigests, clientDigestStep, CLIENT_DIGEST_START, GENESIS_HASH, linkHash, parseClients, PROBLEMS, type ChainCheckpoint, type ChainLink, type ChainVerification, type ClientDigest } from './chain-format.js';
 import type { QueryFn, SqlExecutor } from './executor.js';
 import { quoteSchema } from './migrate.js';
 import { recordJsonSql, recordOfJson, type Row } from './run-row.js';
 import { fingerprintOf, type EvidenceSigner, type SignerSource } from './signing-key.js';
 
 export { BUNDLE_FORMAT, verifyBundle, type BundleArtifact, type BundleEntry, type EvidenceBundle } from './bundle.js';
-export { canonicalJson, checkpointText, GENESIS_HASH, linkHash, PROBLEMS, type ChainCheckpoint, type ChainLink, type ChainVerification } from './chain-format.js';
+export { canonicalJson, checkpointText, ClientDigests, clientDigestStep, CLIENT_DIGEST_START, GENESIS_HASH, linkHash, PROBLEMS, type ChainCheckpoint, type ChainLink, type ChainVerification, type ClientDigest } from './chain-format.js';
 
 /**
  * The evidence chain: every finalized run (finished, cancelled, aborted) is sealed once, in the
@@ -89,8 +89,8 @@ interface WalkOptions {
   signal?: AbortSignal;
 }
 const signalOf = (opts: { signal?: AbortSignal }): { signal?: AbortSignal } => (opts.signal ? { signal: opts.signal } : {});
-/** A checkpoint found trustworthy, with its link as stored now; or the problem with it. */
-type CheckpointFound = { checkpoint: ChainCheckpoint; link: ChainLink } | { bad: Bad };
+/** A checkpoint found trustworthy, with its link as stored now (and its client digests, when it has them); or the problem with it. */
+type CheckpointFound = { checkpoint: ChainCheckpoint; link: ChainLink; clients?: Map<string, ClientDigest> } | { bad: Bad };
 
 const WALK_BATCH = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -157,7 +157,11 @@ export class EvidenceChain {
    * link after them, every record re-hashed; of the links the newest checkpoint vouches for, only
    * the last one walked has its signature checked again (see WalkOptions.vouched). A record
    * deleted with its link outside that walk is found by a verify without a period.
-   * `writeCheckpoint`: when the walk reached the head intact, sign a checkpoint there.
+   * `writeCheckpoint`: when the walk reached the head intact, sign a checkpoint there, with every
+   * client's digest (chain-format.ts ClientDigests): the newest checkpoint's extended by the links
+   * walked since; when it has none (made before them), the walk starts at seq 1 instead, so the
+   * digests signed come from records re-hashed now. `full` recomputes the digests too and checks
+   * every checkpoint's against them.
    */
   async verify(opts: { from?: string; to?: string; full?: boolean; writeCheckpoint?: boolean; signal?: AbortSignal } = {}): Promise<ChainVerification> {
     const from = opts.from === undefined ? undefined : isoOf(opts.from, 'from');
@@ -189,15 +193,45 @@ export class EvidenceChain {
     if (!full) found = await this.newestCheckpoint(keys);
     if (found && 'bad' in found) return { ...base, ok: false, firstBad: found.bad };
 
+    // Client digests, when this walk is to sign them (or, --full, to check the checkpoints' against).
+    const wantDigests = !ranged && (full || opts.writeCheckpoint === true);
+    let digests: ClientDigests | undefined;
+    let fromGenesis = false;
+    const signedDigests = full && wantDigests ? await this.digestCheckpoints() : [];
+    let digestBad: Bad | undefined;
+    const onLink = (link: WalkedLink): void => {
+      if (!digests || !link.record) return;
+      digests.add(link.record.client, link.seq, link.hash);
+      const due = signedDigests[0];
+      if (due && due.seq === link.seq) {
+        signedDigests.shift();
+        digestBad ??= digestsDiffer(due, digests.byClient);
+      }
+    };
+
     let walk: WalkResult;
-    if (found && !ranged) {
+    let relied = found;
+    if (found && !ranged && wantDigests && !found.clients) {
+      // The newest checkpoint has no client digests (made before them): walk from seq 1 once, so
+      // the digests signed come from records re-hashed now. Its link vouches for the signatures.
+      digests = new ClientDigests();
+      fromGenesis = true;
+      relied = undefined;
+      walk = await this.walk(1, last, keys, { vouched: found.checkpoint, onLink, ...signalOf(opts) });
+    } else if (found && !ranged) {
       // Links 1..seq were intact when the checkpoint was made: walk only what was sealed since.
-      walk = await this.walk(found.checkpoint.seq + 1, last, keys, { anchor: found.link, ...signalOf(opts) });
+      if (wantDigests) digests = new ClientDigests(found.clients);
+      walk = await this.walk(found.checkpoint.seq + 1, last, keys, { anchor: found.link, onLink, ...signalOf(opts) });
     } else if (found && last >= first) {
       walk = await this.walk(first, last, keys, { vouched: found.checkpoint, ...signalOf(opts) });
     } else {
-      walk = last >= first ? await this.walk(first, last, keys, signalOf(opts)) : { checked: 0 };
+      if (wantDigests) {
+        digests = new ClientDigests();
+        fromGenesis = true;
+      }
+      walk = last >= first ? await this.walk(first, last, keys, { onLink, ...signalOf(opts) }) : { checked: 0 };
     }
+    found = relied;
     const result: ChainVerification = { ...base, checked: walk.checked };
     if (found) result.checkpoint = { seq: found.checkpoint.seq, madeAt: found.checkpoint.madeAt, keyFingerprint: found.checkpoint.keyFingerprint };
     if (walk.last) {
@@ -207,17 +241,125 @@ export class EvidenceChain {
       walk.firstBad ??
       (await this.headProblem(walk.last, ranged)) ??
       (full && walk.last ? await this.checkpointProblem(keys, walk.last.seq) : undefined) ??
+      digestBad ??
       (await this.unlinkedRun(from, to));
     if (bad) {
       result.ok = false;
       result.firstBad = bad;
-    } else if (opts.writeCheckpoint && !ranged && walk.last && walk.last.seq > (found && 'checkpoint' in found ? found.checkpoint.seq : 0)) {
+    } else if (opts.writeCheckpoint && !ranged && digests && walk.last && (fromGenesis || walk.last.seq > (found && 'checkpoint' in found ? found.checkpoint.seq : 0))) {
       try {
-        const written = await this.writeCheckpoint(walk.last);
+        const written = await this.writeCheckpoint(walk.last, digests.text());
         if (written) result.checkpointWritten = written;
       } catch (err) {
         result.checkpointNotWritten = (err as Error).message; // the chain is intact all the same
       }
+    }
+    return result;
+  }
+
+  /**
+   * One client's runs started in [from, to) verified, as its monthly report needs, without
+   * re-hashing every other client's records of the period. Relies on the newest checkpoint, which
+   * must verify and whose link must still have its hash (else that is the problem); with no
+   * checkpoint, or one made before client digests, it is `verify({ from, to })`.
+   *
+   * With the checkpoint at seq N:
+   * - the client's links up to N, found by the runs' `client` column in one query, must give the
+   *   count and digest the checkpoint signed for the client (chain-format.ts ClientDigests): a run
+   *   moved to or from another client, a run or link deleted, a link's hash changed all change it;
+   * - the client's records in the period (with the client's link before its first one and after
+   *   its last one, and every one of its links sealed after the last link sealed before `from`)
+   *   up to N are re-hashed: sha256(prev_hash + record) must be the link's hash, which the digest
+   *   binds;
+   * - every link after N is walked as `verify()` walks them (every record re-hashed, every
+   *   signature checked, the chain head compared);
+   * - no finalized run started in the period is without a link.
+   * A problem found that way is named by the period's walk when it finds one (a moved record shows
+   * as a record whose hash differs); else by what differs.
+   */
+  async verifyClient(opts: { client: string; from: string; to: string; signal?: AbortSignal }): Promise<ChainVerification> {
+    const from = isoOf(opts.from, 'from');
+    const to = isoOf(opts.to, 'to');
+    const { client } = opts;
+    const keys = await this.keyRing();
+    const found = await this.newestCheckpoint(keys);
+    if (found && 'bad' in found) return { ok: false, checked: 0, from, to, firstBad: found.bad };
+    if (!found?.clients) return this.verify({ from, to, ...signalOf(opts) });
+    const { checkpoint } = found;
+    const n = checkpoint.seq;
+
+    // The client's links, seq order: the digest up to N, and where its runs of the period are.
+    const { rows } = await this.executor.query<{ seq: string; hash: string; in_period: boolean }>(
+      `SELECT c.seq, c.hash, (r.started_at >= $2::timestamptz AND r.started_at < $3::timestamptz) AS in_period
+         FROM ${this.s}.runs r JOIN ${this.s}.evidence_chain c ON c.run_id = r.id
+        WHERE r.client = $1 ORDER BY c.seq`,
+      [client, from, to],
+    );
+    let digest: ClientDigest | undefined;
+    let firstIn = -1;
+    let lastIn = -1;
+    rows.forEach((row, i) => {
+      const seq = Number(row.seq);
+      if (seq <= n) digest = { links: (digest?.links ?? 0) + 1, digest: clientDigestStep(digest?.digest ?? CLIENT_DIGEST_START, seq, String(row.hash)) };
+      if (row.in_period === true) {
+        if (firstIn < 0) firstIn = i;
+        lastIn = i;
+      }
+    });
+    const signed = found.clients.get(client);
+    const digestBad: Bad | undefined =
+      digest?.links !== signed?.links || digest?.digest !== signed?.digest
+        ? { seq: null, runId: null, problem: PROBLEMS.clientLinksDiffer(client, n, checkpoint.madeAt, digest, signed) }
+        : undefined;
+
+    // The client's records to re-hash (those up to N; the walk below re-hashes the rest).
+    let checked = 0;
+    let rehashBad: Bad | undefined;
+    if (firstIn >= 0) {
+      const { rows: before } = await this.executor.query<{ seq: string | null }>(`SELECT max(seq) AS seq FROM ${this.s}.evidence_chain WHERE sealed_at < $1::timestamptz`, [from]);
+      const sealedBefore = before[0]?.seq === null || before[0]?.seq === undefined ? 0 : Number(before[0].seq);
+      const lo = Math.min(Number(rows[Math.max(0, firstIn - 1)]!.seq), sealedBefore + 1);
+      const hi = Math.min(Number(rows[Math.min(rows.length - 1, lastIn + 1)]!.seq), n);
+      if (hi >= lo) {
+        const { rows: records } = await this.executor.query<Row>(
+          `SELECT c.seq, c.run_id, c.prev_hash, c.hash, ${recordJsonSql('r')} AS record
+             FROM ${this.s}.runs r JOIN ${this.s}.evidence_chain c ON c.run_id = r.id
+            WHERE r.client = $1 AND c.seq >= $2::bigint AND c.seq <= $3::bigint ORDER BY c.seq`,
+          [client, lo, hi],
+        );
+        for (const row of records) {
+          opts.signal?.throwIfAborted();
+          const record = recordOfJson(String(row.record));
+          const link = linkOf(row);
+          if (record.status === 'running' || linkHash(link.prevHash, canonicalJson(record)) !== link.hash) {
+            rehashBad = { seq: link.seq, runId: link.runId, problem: PROBLEMS.hashDiffers };
+            break;
+          }
+          checked += 1;
+        }
+      }
+    }
+
+    // Everything sealed since the checkpoint, as the incremental verify walks it.
+    const walk = await this.walk(n + 1, Number.MAX_SAFE_INTEGER, keys, { anchor: found.link, ...signalOf(opts) });
+    const result: ChainVerification = {
+      ok: true,
+      checked: checked + walk.checked,
+      from,
+      to,
+      checkpoint: { seq: n, madeAt: checkpoint.madeAt, keyFingerprint: checkpoint.keyFingerprint },
+    };
+    if (walk.last) result.head = { seq: walk.last.seq, hash: walk.last.hash, signatureValid: signatureValid(walk.last, keys), keyFingerprint: walk.last.keyFingerprint };
+    let bad = rehashBad ?? digestBad ?? walk.firstBad ?? (await this.headProblem(walk.last, false)) ?? (await this.unlinkedRun(from, to));
+    if (bad === digestBad && digestBad) {
+      // Name the record when the period's walk can (a run moved out of the client's report shows there as a changed record).
+      bad = (await this.verify({ from, to, ...signalOf(opts) })).firstBad ?? digestBad;
+    }
+    if (bad) {
+      result.ok = false;
+      result.firstBad = bad;
+    } else {
+      result.clientDigest = { client, links: digest?.links ?? 0, checkpointSeq: n };
     }
     return result;
   }
@@ -386,7 +528,7 @@ export class EvidenceChain {
    */
   private async newestCheckpoint(keys: KeyRing): Promise<CheckpointFound | undefined> {
     const { rows } = await this.executor.query<Row>(
-      `SELECT k.seq, k.hash, k.made_at, k.key_fingerprint, k.signature, c.seq AS link_seq, c.run_id AS link_run_id, c.prev_hash AS link_prev_hash,
+      `SELECT k.seq, k.hash, k.made_at, k.key_fingerprint, k.signature, k.clients, c.seq AS link_seq, c.run_id AS link_run_id, c.prev_hash AS link_prev_hash,
               c.hash AS link_hash, c.signature AS link_signature, c.key_fingerprint AS link_key_fingerprint
          FROM ${this.s}.evidence_checkpoints k LEFT JOIN ${this.s}.evidence_chain c ON c.seq = k.seq
         ORDER BY k.seq DESC LIMIT 1`,
@@ -399,13 +541,24 @@ export class EvidenceChain {
     if (row.link_seq === null || row.link_seq === undefined) return bad(PROBLEMS.checkpointLinkGone(checkpoint.seq, checkpoint.madeAt));
     const link = linkOf(row, 'link_');
     if (link.hash !== checkpoint.hash) return bad(PROBLEMS.checkpointDiffers(checkpoint.seq, checkpoint.madeAt));
-    return { checkpoint, link };
+    if (checkpoint.clients === undefined) return { checkpoint, link };
+    const clients = parseClients(checkpoint.clients);
+    if (!clients) return bad(PROBLEMS.checkpointClientsUnreadable(checkpoint.seq));
+    return { checkpoint, link, clients };
+  }
+
+  /** Checkpoints with client digests, oldest first (their signatures: checkpointProblem). */
+  private async digestCheckpoints(): Promise<Array<{ seq: number; madeAt: string; clients: string }>> {
+    const { rows } = await this.executor.query<{ seq: string; made_at: string; clients: string }>(
+      `SELECT seq, made_at, clients FROM ${this.s}.evidence_checkpoints WHERE clients IS NOT NULL ORDER BY seq`,
+    );
+    return rows.map((r) => ({ seq: Number(r.seq), madeAt: String(r.made_at), clients: String(r.clients) }));
   }
 
   /** After a full walk through `last`: every checkpoint up to it must verify and match its link. */
   private async checkpointProblem(keys: KeyRing, last: number): Promise<Bad | undefined> {
     const { rows } = await this.executor.query<Row>(
-      `SELECT k.seq, k.hash, k.made_at, k.key_fingerprint, k.signature, c.hash AS link_hash
+      `SELECT k.seq, k.hash, k.made_at, k.key_fingerprint, k.signature, k.clients, c.hash AS link_hash
          FROM ${this.s}.evidence_checkpoints k LEFT JOIN ${this.s}.evidence_chain c ON c.seq = k.seq WHERE k.seq <= $1::bigint ORDER BY k.seq`,
       [last],
     );
@@ -418,19 +571,26 @@ export class EvidenceChain {
     return undefined;
   }
 
-  /** Signs "links 1..link.seq verified now" with the installation's key and stores it; undefined when that seq has one already. */
-  private async writeCheckpoint(link: ChainLink): Promise<{ seq: number; madeAt: string } | undefined> {
+  /**
+   * Signs "links 1..link.seq verified now, with these client digests" with the installation's key
+   * and stores it; undefined when that seq has one already. One made there before client digests
+   * (same hash) is replaced by this one.
+   */
+  private async writeCheckpoint(link: ChainLink, clients: string): Promise<{ seq: number; madeAt: string } | undefined> {
     const signer = await this.getSigner();
     const madeAt = new Date().toISOString();
-    const signature = signer.sign(checkpointText({ seq: link.seq, hash: link.hash, madeAt }));
+    const signature = signer.sign(checkpointText({ seq: link.seq, hash: link.hash, madeAt, clients }));
     const inserted = await this.executor.transaction(async (q) => {
       await q(`INSERT INTO ${this.s}.evidence_keys (fingerprint, public_key_pem, first_used_at) VALUES ($1, $2, clock_timestamp()) ON CONFLICT (fingerprint) DO NOTHING`, [
         signer.fingerprint,
         signer.publicKeyPem,
       ]);
       const { rows } = await q(
-        `INSERT INTO ${this.s}.evidence_checkpoints (seq, hash, made_at, key_fingerprint, signature) VALUES ($1::bigint, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING RETURNING seq`,
-        [link.seq, link.hash, madeAt, signer.fingerprint, signature],
+        `INSERT INTO ${this.s}.evidence_checkpoints AS k (seq, hash, made_at, key_fingerprint, signature, clients) VALUES ($1::bigint, $2, $3, $4, $5, $6)
+         ON CONFLICT (seq) DO UPDATE SET made_at = excluded.made_at, key_fingerprint = excluded.key_fingerprint, signature = excluded.signature, clients = excluded.clients
+           WHERE k.clients IS NULL AND k.hash = excluded.hash
+         RETURNING seq`,
+        [link.seq, link.hash, madeAt, signer.fingerprint, signature, clients],
       );
       return rows.length > 0;
     });
@@ -516,7 +676,26 @@ function checkAgainst(checkpoint: ChainCheckpoint, link: ChainLink): Bad | undef
 }
 
 function checkpointOf(r: Row): ChainCheckpoint {
-  return { seq: Number(r.seq), hash: String(r.hash), madeAt: String(r.made_at), keyFingerprint: String(r.key_fingerprint), signature: String(r.signature) };
+  return {
+    seq: Number(r.seq),
+    hash: String(r.hash),
+    madeAt: String(r.made_at),
+    keyFingerprint: String(r.key_fingerprint),
+    signature: String(r.signature),
+    ...(r.clients === null || r.clients === undefined ? {} : { clients: String(r.clients) }),
+  };
+}
+
+/** --full: the digests computed through a checkpoint's seq against the ones it signed; the first client that differs. */
+function digestsDiffer(signed: { seq: number; madeAt: string; clients: string }, found: Map<string, ClientDigest>): Bad | undefined {
+  const signedMap = parseClients(signed.clients);
+  if (!signedMap) return { seq: signed.seq, runId: null, problem: PROBLEMS.checkpointClientsUnreadable(signed.seq) };
+  for (const client of [...new Set([...found.keys(), ...signedMap.keys()])].sort()) {
+    const a = found.get(client);
+    const b = signedMap.get(client);
+    if (a?.links !== b?.links || a?.digest !== b?.digest) return { seq: signed.seq, runId: null, problem: PROBLEMS.checkpointClientsDiffer(signed.seq, signed.madeAt, client, a, b) };
+  }
+  return undefined;
 }
 
 function checkpointValid(c: ChainCheckpoint, keys: KeyRing): boolean {
