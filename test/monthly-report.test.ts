@@ -112,19 +112,26 @@ t.test('the model: only the client and month asked for, every number computed on
   t.equal(reportFileName(report, 'pdf'), 'backproof-acme-2026-11.pdf');
 });
 
-t.test("a batch of reports for one month verifies the month once (the daemon's mailing)", async (t) => {
+t.test("a batch of reports verifies each client's month once (the daemon's mailing)", async (t) => {
   const chain = new EvidenceChain(store.executor, store.schema);
-  const periods: unknown[] = [];
-  const counted: ChainReader = { links: (ids) => chain.links(ids), publicKeys: () => chain.publicKeys(), verify: (opts) => (periods.push(opts), chain.verify(opts)) };
+  const asked: unknown[] = [];
+  const counted: ChainReader = {
+    links: (ids) => chain.links(ids),
+    publicKeys: () => chain.publicKeys(),
+    verify: (opts) => chain.verify(opts),
+    verifyClient: (opts) => (asked.push(opts), chain.verifyClient(opts)),
+  };
   const batch = chainForBatch(counted);
   const deps = { runs: store, alerts, chain: batch, config };
   const acme = await buildMonthlyReport(deps, { client: 'acme', month: MONTH, now: NOW });
   const globex = await buildMonthlyReport({ ...deps, config: configAt(reportConfigYaml()) }, { client: 'globex', month: MONTH, now: NOW });
-  t.equal(periods.length, 1, 'one walk of November for both clients');
+  t.equal(asked.length, 2, 'one verification of November per client');
   t.strictSame(acme.evidence.verification, report.evidence.verification, "acme's verification as built alone");
-  t.strictSame(globex.evidence.verification, acme.evidence.verification, 'the same for globex');
+  t.equal(globex.evidence.verification.ok, true);
+  await buildMonthlyReport(deps, { client: 'acme', month: MONTH, now: NOW });
+  t.equal(asked.length, 2, "acme's November again: not verified again");
   await buildMonthlyReport(deps, { client: 'acme', month: '2026-10', now: NOW });
-  t.equal(periods.length, 2, 'another month is walked');
+  t.equal(asked.length, 3, 'another month is verified');
 });
 
 t.test('month and client are checked; months follow reports.timezone', async (t) => {
@@ -397,10 +404,10 @@ t.test('an edited record shows in the evidence appendix', async (t) => {
   t.match((await build(config)).evidence.verification, { ok: true }, 'verified again once undone');
 });
 
-// Why a report re-hashes every client's records of the month, not only its own (docs/evidence.md,
-// "A report's check"): a run of this client moved to another client by editing its `client`
-// column leaves this client's report and would read as the other client's record; only
-// re-hashing it finds the change. An edit of another client's record is reported the same way.
+// Without a checkpoint that signs client digests a report re-hashes every client's records of the
+// month (docs/evidence.md, "A report's check"): a run of this client moved to another client by
+// editing its `client` column leaves this client's report and would read as the other client's
+// record; re-hashing it finds the change. An edit of another client's record is reported the same way.
 t.test("a record moved to another client, or another client's record edited, fails the period's check", async (t) => {
   const victim = seeded.novemberRuns[10]!;
   const move = (client: string) => store.executor.query(`UPDATE backproof.runs SET client = $2 WHERE id = $1::uuid`, [victim.id, client]);
@@ -421,6 +428,58 @@ t.test("a record moved to another client, or another client's record edited, fai
     await edit(-1);
   }
   t.match((await build(config)).evidence.verification, { ok: true }, 'verified again once undone');
+});
+
+// With a checkpoint that signs each client's digest (docs/evidence.md, "A report's check"), a
+// report re-hashes only its client's records and checks the client's links against the digest:
+// the moved run is still caught, another client's edited record is that client's report's problem.
+t.test("with client digests signed in a checkpoint, a run moved to or from the client still fails its report", async (t) => {
+  const written = await store.evidenceChain().verify({ writeCheckpoint: true });
+  t.ok(written.checkpointWritten, JSON.stringify(written));
+  const checkpointSeq = written.checkpointWritten?.seq;
+  const globexConfig = configAt(reportConfigYaml());
+  const move = (id: string, client: string) => store.executor.query(`UPDATE backproof.runs SET client = $2 WHERE id = $1::uuid`, [id, client]);
+  try {
+    const intact = await build(config);
+    t.match(intact.evidence.verification, { ok: true, checkpoint: { seq: checkpointSeq }, clientDigest: { client: 'acme', checkpointSeq } }, "acme's links match the signed digest");
+    t.ok(intact.evidence.verification.checked < written.checked, `fewer records re-hashed (${intact.evidence.verification.checked}) than the chain holds (${written.checked})`);
+
+    const victim = seeded.novemberRuns[10]!;
+    await move(victim.id, 'globex');
+    try {
+      const moved = await build(config);
+      t.notOk(moved.runs.some((r) => r.runId === victim.id), "the moved run is no longer in acme's report");
+      t.match(moved.evidence.verification, { ok: false, firstBad: { runId: victim.id, problem: /hash differs/ } }, 'the verification finds it');
+      t.match((await build(globexConfig, 'globex')).evidence.verification, { ok: false }, "and globex's report, which gained it");
+    } finally {
+      await move(victim.id, 'acme');
+    }
+    const october = (await store.executor.query<{ id: string }>(`SELECT id FROM backproof.runs WHERE client = 'acme' AND started_at < '2026-11-01' LIMIT 1`)).rows[0]!.id;
+    await move(october, 'globex');
+    try {
+      t.match((await build(config)).evidence.verification, { ok: false, firstBad: { problem: /hash differs|do not match the digest/ } }, "an October run of acme moved away fails acme's November report");
+    } finally {
+      await move(october, 'acme');
+    }
+    const globexRun = (await store.executor.query<{ id: string }>(`SELECT id FROM backproof.runs WHERE client = 'globex' AND started_at >= '2026-11-01' AND started_at < '2026-12-01' ORDER BY started_at LIMIT 1`)).rows[0]!.id;
+    await move(globexRun, 'acme');
+    try {
+      t.match((await build(config)).evidence.verification, { ok: false, firstBad: { runId: globexRun, problem: /hash differs/ } }, "a run of globex moved to acme");
+    } finally {
+      await move(globexRun, 'globex');
+    }
+    const edit = (delta: number) => store.executor.query(`UPDATE backproof.runs SET duration_ms = duration_ms + $2 WHERE id = $1::uuid`, [globexRun, delta]);
+    await edit(1);
+    try {
+      t.match((await build(config)).evidence.verification, { ok: true }, "globex's edited record is not acme's");
+      t.match((await build(globexConfig, 'globex')).evidence.verification, { ok: false, firstBad: { runId: globexRun, problem: /hash differs/ } }, "globex's report names it");
+    } finally {
+      await edit(-1);
+    }
+    t.match((await build(config)).evidence.verification, { ok: true }, 'verified again once undone');
+  } finally {
+    await store.executor.query('DELETE FROM backproof.evidence_checkpoints');
+  }
 });
 
 t.test('backproof report on the command line', async (t) => {

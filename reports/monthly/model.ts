@@ -32,23 +32,24 @@ import { monthPeriod, type MonthPeriod } from './period.js';
  */
 
 /** The part of the evidence chain (orchestrator/evidence/chain.ts) a report reads. */
-export type ChainReader = Pick<EvidenceChain, 'links' | 'verify' | 'publicKeys'>;
+export type ChainReader = Pick<EvidenceChain, 'links' | 'verify' | 'verifyClient' | 'publicKeys'>;
 
 /**
- * The chain for one batch of reports of the same month (the daemon's mailing on the 1st): the
- * month is verified once, not once per client (a month of 200 clients is ~30,000 links).
+ * The chain for one batch of reports (the daemon's mailing on the 1st): each verification asked
+ * for again (the same client and month, the same period) is done once.
  */
 export function chainForBatch(chain: ChainReader): ChainReader {
-  const verified = new Map<string, ReturnType<ChainReader['verify']>>();
+  const verified = new Map<string, Promise<ChainVerification>>();
+  const once = async (key: string, fresh: boolean, run: () => Promise<ChainVerification>): Promise<ChainVerification> => {
+    let result = verified.get(key);
+    if (!result || fresh) verified.set(key, (result = run()));
+    return structuredClone(await result);
+  };
   return {
     links: (ids) => chain.links(ids),
     publicKeys: () => chain.publicKeys(),
-    verify: async (opts = {}) => {
-      const key = JSON.stringify({ from: opts.from, to: opts.to, full: opts.full });
-      let result = verified.get(key);
-      if (!result || opts.writeCheckpoint) verified.set(key, (result = chain.verify(opts)));
-      return structuredClone(await result);
-    },
+    verify: (opts = {}) => once(JSON.stringify({ from: opts.from, to: opts.to, full: opts.full }), opts.writeCheckpoint === true, () => chain.verify(opts)),
+    verifyClient: (opts) => once(JSON.stringify({ client: opts.client, from: opts.from, to: opts.to }), false, () => chain.verifyClient(opts)),
   };
 }
 
@@ -381,7 +382,7 @@ export async function buildMonthlyReport(deps: MonthlyReportDeps, opts: MonthlyR
     runs,
     failures,
     incidents,
-    evidence: await evidenceAppendix(deps.chain, period, runs),
+    evidence: await evidenceAppendix(deps.chain, client.name, period, runs),
   };
 }
 
@@ -599,12 +600,12 @@ async function periodIncidents(alerts: AlertStore, client: string, period: Month
   });
 }
 
-async function evidenceAppendix(chain: ChainReader, period: MonthPeriod, runs: ReportRun[]): Promise<EvidenceAppendix> {
+async function evidenceAppendix(chain: ChainReader, client: string, period: MonthPeriod, runs: ReportRun[]): Promise<EvidenceAppendix> {
   const chainedRuns = runs.filter((r) => r.hash !== null).length;
   let verification: EvidenceAppendix['verification'];
   let publicKeys: string[] = [];
   try {
-    verification = await chain.verify({ from: period.from, to: period.to });
+    verification = await chain.verifyClient({ client, from: period.from, to: period.to });
     publicKeys = (await chain.publicKeys()).map((k) => k.fingerprint);
   } catch (err) {
     verification = { ok: false, checked: 0, error: `the evidence chain could not be verified: ${(err as Error).message}` };
