@@ -273,7 +273,7 @@ export class EvidenceChain {
    *   binds;
    * - every link after N is walked as `verify()` walks them (every record re-hashed, every
    *   signature checked, the chain head compared);
-   * - no finalized run started in the period is without a link.
+   * - no finalized run of the client started in the period is without a link.
    * A problem found that way is named by the period's walk when it finds one (a moved record shows
    * as a record whose hash differs); else by what differs.
    */
@@ -289,9 +289,11 @@ export class EvidenceChain {
     const n = checkpoint.seq;
 
     // The client's links, seq order: the digest up to N, and where its runs of the period are.
+    // Each run's link by its run_id (OFFSET 0 keeps it a lookup per run: joined, the planner reads
+    // the whole chain to hash-join a big client's few thousand links).
     const { rows } = await this.executor.query<{ seq: string; hash: string; in_period: boolean }>(
       `SELECT c.seq, c.hash, (r.started_at >= $2::timestamptz AND r.started_at < $3::timestamptz) AS in_period
-         FROM ${this.s}.runs r JOIN ${this.s}.evidence_chain c ON c.run_id = r.id
+         FROM ${this.s}.runs r CROSS JOIN LATERAL (SELECT seq, hash FROM ${this.s}.evidence_chain WHERE run_id = r.id OFFSET 0) c
         WHERE r.client = $1 ORDER BY c.seq`,
       [client, from, to],
     );
@@ -312,20 +314,28 @@ export class EvidenceChain {
         ? { seq: null, runId: null, problem: PROBLEMS.clientLinksDiffer(client, n, checkpoint.madeAt, digest, signed) }
         : undefined;
 
-    // The client's records to re-hash (those up to N; the walk below re-hashes the rest).
+    // The client's records to re-hash (those up to N; the walk below re-hashes the rest): its
+    // links from the one before its first of the period, or the first sealed since the last link
+    // sealed before `from` if that is earlier (a record moved out of the period by its start time
+    // is still re-hashed), to the one after its last of the period.
     let checked = 0;
     let rehashBad: Bad | undefined;
     if (firstIn >= 0) {
-      const { rows: before } = await this.executor.query<{ seq: string | null }>(`SELECT max(seq) AS seq FROM ${this.s}.evidence_chain WHERE sealed_at < $1::timestamptz`, [from]);
-      const sealedBefore = before[0]?.seq === null || before[0]?.seq === undefined ? 0 : Number(before[0].seq);
+      const firstSeq = Number(rows[firstIn]!.seq);
+      const { rows: before } = await this.executor.query<{ seq: string }>(
+        `SELECT seq FROM ${this.s}.evidence_chain WHERE seq <= $1::bigint AND sealed_at < $2::timestamptz ORDER BY seq DESC LIMIT 1`,
+        [firstSeq, from],
+      );
+      const sealedBefore = before[0] ? Number(before[0].seq) : 0;
       const lo = Math.min(Number(rows[Math.max(0, firstIn - 1)]!.seq), sealedBefore + 1);
       const hi = Math.min(Number(rows[Math.min(rows.length - 1, lastIn + 1)]!.seq), n);
-      if (hi >= lo) {
+      const seqs = rows.map((r) => Number(r.seq)).filter((seq) => seq >= lo && seq <= hi);
+      if (seqs.length > 0) {
         const { rows: records } = await this.executor.query<Row>(
           `SELECT c.seq, c.run_id, c.prev_hash, c.hash, ${recordJsonSql('r')} AS record
-             FROM ${this.s}.runs r JOIN ${this.s}.evidence_chain c ON c.run_id = r.id
-            WHERE r.client = $1 AND c.seq >= $2::bigint AND c.seq <= $3::bigint ORDER BY c.seq`,
-          [client, lo, hi],
+             FROM ${this.s}.evidence_chain c JOIN ${this.s}.runs r ON r.id = c.run_id
+            WHERE c.seq = ANY($2::bigint[]) AND r.client = $1 ORDER BY c.seq`,
+          [client, seqs],
         );
         for (const row of records) {
           opts.signal?.throwIfAborted();
@@ -350,7 +360,7 @@ export class EvidenceChain {
       checkpoint: { seq: n, madeAt: checkpoint.madeAt, keyFingerprint: checkpoint.keyFingerprint },
     };
     if (walk.last) result.head = { seq: walk.last.seq, hash: walk.last.hash, signatureValid: signatureValid(walk.last, keys), keyFingerprint: walk.last.keyFingerprint };
-    let bad = rehashBad ?? digestBad ?? walk.firstBad ?? (await this.headProblem(walk.last, false)) ?? (await this.unlinkedRun(from, to));
+    let bad = rehashBad ?? digestBad ?? walk.firstBad ?? (await this.headProblem(walk.last, false)) ?? (await this.unlinkedRun(from, to, client));
     if (bad === digestBad && digestBad) {
       // Name the record when the period's walk can (a run moved out of the client's report shows there as a changed record).
       bad = (await this.verify({ from, to, ...signalOf(opts) })).firstBad ?? digestBad;
@@ -616,10 +626,11 @@ export class EvidenceChain {
     return undefined;
   }
 
-  /** The oldest finalized run (started in the period) that has no link. */
-  private async unlinkedRun(from: string | undefined, to: string | undefined): Promise<Bad | undefined> {
+  /** The oldest finalized run (started in the period; of `client`) that has no link. */
+  private async unlinkedRun(from: string | undefined, to: string | undefined, client?: string): Promise<Bad | undefined> {
     const where = [`r.status <> 'running'`, `NOT EXISTS (SELECT 1 FROM ${this.s}.evidence_chain c WHERE c.run_id = r.id)`];
     const params: unknown[] = [];
+    if (client !== undefined) where.push(`r.client = $${params.push(client)}`);
     if (from !== undefined) where.push(`r.started_at >= $${params.push(from)}::timestamptz`);
     if (to !== undefined) where.push(`r.started_at < $${params.push(to)}::timestamptz`);
     const { rows } = await this.executor.query<{ id: string }>(`SELECT r.id FROM ${this.s}.runs r WHERE ${where.join(' AND ')} ORDER BY r.started_at, r.id LIMIT 1`, params);
