@@ -17,6 +17,7 @@ import { Logger } from '../orchestrator/core/logger.js';
 import { CSV_COLUMNS } from '../reports/monthly/render-csv.js';
 import { buildMonthlyReport, chainForBatch, monthPeriod, previousMonth, renderMonthlyReport, reportFileName, type ChainReader, type MonthlyReport } from '../reports/monthly/index.js';
 import { toWinAnsi } from '../reports/monthly/win-ansi.js';
+import { chainText } from '../reports/monthly/text.js';
 import { tempDir } from './helpers/harness.js';
 import { makePng, MONTH, reportConfigYaml, seedMonth, type SeededMonth } from './helpers/report-fixtures.js';
 import { startSmtpReceiver } from './helpers/smtp-receiver.js';
@@ -443,6 +444,7 @@ t.test("with client digests signed in a checkpoint, a run moved to or from the c
     const intact = await build(config);
     t.match(intact.evidence.verification, { ok: true, checkpoint: { seq: checkpointSeq }, clientDigest: { client: 'acme', checkpointSeq } }, "acme's links match the signed digest");
     t.ok(intact.evidence.verification.checked < written.checked, `fewer records re-hashed (${intact.evidence.verification.checked}) than the chain holds (${written.checked})`);
+    t.match(chainText(intact).lines.join('\n'), /^this client's \d+ links through seq \d+ match the digest signed by the checkpoint of /m, 'the report says so');
 
     const victim = seeded.novemberRuns[10]!;
     await move(victim.id, 'globex');

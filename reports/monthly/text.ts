@@ -84,6 +84,10 @@ export function chainText(report: MonthlyReport): { ok: boolean; headline: strin
   if ('error' in v) return { ok: false, headline: 'Evidence chain NOT verified', lines: [v.error] };
   const lines = [`${v.checked} record${v.checked === 1 ? '' : 's'} checked${v.from || v.to ? ` (${v.from ? when(report, v.from) : 'start'} to ${v.to ? when(report, v.to) : 'end'})` : ''}`];
   if (v.firstBad) lines.push(`first bad record: ${v.firstBad.runId ? `run ${v.firstBad.runId}` : `seq ${v.firstBad.seq ?? '?'}`}: ${v.firstBad.problem}`);
+  if (v.clientDigest && v.checkpoint) {
+    const n = v.clientDigest.links;
+    lines.push(`this client's ${n} link${n === 1 ? '' : 's'} through seq ${v.checkpoint.seq} match the digest signed by the checkpoint of ${when(report, v.checkpoint.madeAt)}`);
+  }
   if (v.head) lines.push(`last link checked: seq ${v.head.seq}, hash ${v.head.hash}, signature ${v.head.signatureValid ? 'valid' : 'INVALID'}${v.head.keyFingerprint ? ` (key ${v.head.keyFingerprint})` : ''}`);
   lines.push(`runs of this period in the chain: ${report.evidence.chainedRuns}${report.evidence.unchainedRuns > 0 ? `; not (yet) chained: ${report.evidence.unchainedRuns}` : ''}`);
   return { ok: v.ok, headline: v.ok ? 'Evidence chain verified: no record was altered, removed, inserted or reordered' : 'Evidence chain verification FAILED', lines };
