@@ -656,6 +656,14 @@ digestTamper('a run of the client moved to another (C->D), in the period and bef
   bad(tt, await chain.verify({ full: true }), 11, runs[10]!.id, PROBLEMS.hashDiffers, '--full');
 });
 
+digestTamper("a run of the client moved out of the period by its start time, even the client's only one", async ({ db, runs, chain, tt }) => {
+  const hour = { from: at(4 * HOUR), to: at(5 * HOUR) }; // acme's seq 5 alone
+  tt.equal((await chain.verifyClient({ client: 'acme', ...hour })).ok, true, 'intact');
+  await db.q(`UPDATE ${db.s}.runs SET started_at = $1 WHERE id = $2`, [at(HOUR / 2), runs[4]!.id]);
+  bad(tt, await chain.verifyClient({ client: 'acme', ...hour }), 5, runs[4]!.id, PROBLEMS.hashDiffers, 'its link was sealed in the period: re-hashed');
+  bad(tt, await acmeOf(chain), 5, runs[4]!.id, PROBLEMS.hashDiffers, 'the longer period');
+});
+
 digestTamper("another client's run moved to the client (D->C), in the period and after it", async ({ db, runs, chain, tt }) => {
   await moveTo(db, runs[5]!, 'acme');
   bad(tt, await acmeOf(chain), 6, runs[5]!.id, PROBLEMS.hashDiffers, 'moved into the period: re-hashed as the client\'s');

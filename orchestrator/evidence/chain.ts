@@ -267,10 +267,9 @@ export class EvidenceChain {
    * - the client's links up to N, found by the runs' `client` column in one query, must give the
    *   count and digest the checkpoint signed for the client (chain-format.ts ClientDigests): a run
    *   moved to or from another client, a run or link deleted, a link's hash changed all change it;
-   * - the client's records in the period (with the client's link before its first one and after
-   *   its last one, and every one of its links sealed after the last link sealed before `from`)
-   *   up to N are re-hashed: sha256(prev_hash + record) must be the link's hash, which the digest
-   *   binds;
+   * - the client's records in the period (started or sealed in it; with the client's link before
+   *   the first and after the last) up to N are re-hashed: sha256(prev_hash + record) must be the
+   *   link's hash, which the digest binds;
    * - every link after N is walked as `verify()` walks them (every record re-hashed, every
    *   signature checked, the chain head compared);
    * - no finalized run of the client started in the period is without a link.
@@ -292,8 +291,9 @@ export class EvidenceChain {
     // Each run's link by its run_id (OFFSET 0 keeps it a lookup per run: joined, the planner reads
     // the whole chain to hash-join a big client's few thousand links).
     const { rows } = await this.executor.query<{ seq: string; hash: string; in_period: boolean }>(
-      `SELECT c.seq, c.hash, (r.started_at >= $2::timestamptz AND r.started_at < $3::timestamptz) AS in_period
-         FROM ${this.s}.runs r CROSS JOIN LATERAL (SELECT seq, hash FROM ${this.s}.evidence_chain WHERE run_id = r.id OFFSET 0) c
+      `SELECT c.seq, c.hash,
+              (r.started_at >= $2::timestamptz AND r.started_at < $3::timestamptz) OR (c.sealed_at >= $2::timestamptz AND c.sealed_at < $3::timestamptz) AS in_period
+         FROM ${this.s}.runs r CROSS JOIN LATERAL (SELECT seq, hash, sealed_at FROM ${this.s}.evidence_chain WHERE run_id = r.id OFFSET 0) c
         WHERE r.client = $1 ORDER BY c.seq`,
       [client, from, to],
     );
@@ -315,19 +315,13 @@ export class EvidenceChain {
         : undefined;
 
     // The client's records to re-hash (those up to N; the walk below re-hashes the rest): its
-    // links from the one before its first of the period, or the first sealed since the last link
-    // sealed before `from` if that is earlier (a record moved out of the period by its start time
-    // is still re-hashed), to the one after its last of the period.
+    // links from the one before the first of the period to the one after the last, where "of the
+    // period" is a run started in it or a link sealed in it (a record moved out of the period by
+    // its start time is still re-hashed, even the client's only one).
     let checked = 0;
     let rehashBad: Bad | undefined;
     if (firstIn >= 0) {
-      const firstSeq = Number(rows[firstIn]!.seq);
-      const { rows: before } = await this.executor.query<{ seq: string }>(
-        `SELECT seq FROM ${this.s}.evidence_chain WHERE seq <= $1::bigint AND sealed_at < $2::timestamptz ORDER BY seq DESC LIMIT 1`,
-        [firstSeq, from],
-      );
-      const sealedBefore = before[0] ? Number(before[0].seq) : 0;
-      const lo = Math.min(Number(rows[Math.max(0, firstIn - 1)]!.seq), sealedBefore + 1);
+      const lo = Number(rows[Math.max(0, firstIn - 1)]!.seq);
       const hi = Math.min(Number(rows[Math.min(rows.length - 1, lastIn + 1)]!.seq), n);
       const seqs = rows.map((r) => Number(r.seq)).filter((seq) => seq >= lo && seq <= hi);
       if (seqs.length > 0) {
