@@ -662,6 +662,8 @@ digestTamper("a run of the client moved out of the period by its start time, eve
   await db.q(`UPDATE ${db.s}.runs SET started_at = $1 WHERE id = $2`, [at(HOUR / 2), runs[4]!.id]);
   bad(tt, await chain.verifyClient({ client: 'acme', ...hour }), 5, runs[4]!.id, PROBLEMS.hashDiffers, 'its link was sealed in the period: re-hashed');
   bad(tt, await acmeOf(chain), 5, runs[4]!.id, PROBLEMS.hashDiffers, 'the longer period');
+  await db.q(`UPDATE ${db.s}.evidence_chain SET sealed_at = $1 WHERE run_id = $2`, [at(HOUR / 2), runs[4]!.id]);
+  bad(tt, await acmeOf(chain), 5, runs[4]!.id, PROBLEMS.hashDiffers, "its sealing time moved too: between the client's links of the period, re-hashed");
 });
 
 digestTamper("another client's run moved to the client (D->C), in the period and after it", async ({ db, runs, chain, tt }) => {
