@@ -122,7 +122,24 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     };
   }
 
+  /**
+   * Makes and starts the run's cluster. Each exec is a round trip to the engine and a process
+   * started in the sandbox (~80 ms here), so what does not depend on another runs beside it:
+   * `locale -a` while the cluster is made and started, and the server's version beside the check
+   * of what psql knows.
+   */
   async prepare(ctx: RestoreContext<'postgres'>): Promise<{ serverVersion: string; detail: string }> {
+    const { sandbox, signal } = ctx;
+    const locales = sandbox.exec(['locale', '-a'], { signal, user: 'postgres' }).catch(() => undefined);
+    try {
+      return await this.startCluster(ctx);
+    } finally {
+      const listed = await locales;
+      if (listed?.exitCode === 0) this.locales = new Set(listed.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
+    }
+  }
+
+  private async startCluster(ctx: RestoreContext<'postgres'>): Promise<{ serverVersion: string; detail: string }> {
     const { sandbox, signal } = ctx;
     const listing = await run(sandbox, ['ls', POSTGRES_LIB], signal, 'sandbox_failed', 'find PostgreSQL in the image');
     const entries = listing.stdout.split(/\s+/);
@@ -163,18 +180,20 @@ export class PostgresRestorer implements Restorer<'postgres'> {
       'sandbox_failed',
       'start PostgreSQL',
     );
-    const locales = await sandbox.exec(['locale', '-a'], { signal, user: 'postgres' }).catch(() => undefined);
-    if (locales?.exitCode === 0) this.locales = new Set(locales.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
-    const version = await this.sql(sandbox, 'SHOW server_version', 'postgres', signal);
     // psql 17.6, 16.10, 15.14 and later know \restrict; an older psql (a sandbox.image of
     // an older release) restores without it: the filter still refuses meta-commands that start a line.
-    const restrict = await sandbox.exec([`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', 'postgres', '-f', '-'], {
-      stdin: Readable.from(['\\restrict backproof\n\\unrestrict backproof\n']),
-      signal,
-      user: 'postgres',
-    });
-    this.psqlRestricts = restrict.exitCode === 0;
-    return { serverVersion: version.trim(), detail: this.psqlRestricts ? detail : `${detail}; this psql has no \\restrict: meta-commands are refused only at the start of a line` };
+    const [version, restrict] = await Promise.allSettled([
+      this.sql(sandbox, 'SHOW server_version', 'postgres', signal),
+      sandbox.exec([`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', 'postgres', '-f', '-'], {
+        stdin: Readable.from(['\\restrict backproof\n\\unrestrict backproof\n']),
+        signal,
+        user: 'postgres',
+      }),
+    ]);
+    if (version.status === 'rejected') throw version.reason;
+    if (restrict.status === 'rejected') throw restrict.reason;
+    this.psqlRestricts = restrict.value.exitCode === 0;
+    return { serverVersion: version.value.trim(), detail: this.psqlRestricts ? detail : `${detail}; this psql has no \\restrict: meta-commands are refused only at the start of a line` };
   }
 
   async restore(ctx: RestoreContext<'postgres'>, input: Readable): Promise<RestoreOutcome> {
@@ -299,12 +318,15 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   async inspect(ctx: RestoreContext<'postgres'>): Promise<Inspection> {
     const { sandbox, signal } = ctx;
     const db = this.probeDatabase;
-    await this.sql(sandbox, 'ANALYZE', db, signal);
+    // One psql for both: the statistics the count reads are made just before it.
     const row = await this.sql(
       sandbox,
-      `SELECT count(*), coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, pg_database_size(current_database())
+      [
+        'ANALYZE',
+        `SELECT count(*), coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, pg_database_size(current_database())
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`,
+      ],
       db,
       signal,
     );
@@ -336,13 +358,15 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     return r.exitCode === 0 ? r.stdout : '';
   }
 
-  private async sql(sandbox: Sandbox, sql: string, db: string, signal: AbortSignal): Promise<string> {
+  /** What the statements print, in one psql: each its own -c, in turn (with -q, one that returns no rows prints nothing). */
+  private async sql(sandbox: Sandbox, sql: string | string[], db: string, signal: AbortSignal): Promise<string> {
+    const statements = typeof sql === 'string' ? [sql] : sql;
     const r = await run(
       sandbox,
-      [`${this.bin}/psql`, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db, '-c', sql],
+      [`${this.bin}/psql`, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', db, ...statements.flatMap((text) => ['-c', text])],
       signal,
       'sandbox_failed',
-      `query "${truncate(sql.replace(/\s+/g, ' '), 40)}"`,
+      `query "${truncate(statements.join('; ').replace(/\s+/g, ' '), 40)}"`,
     );
     return r.stdout;
   }
