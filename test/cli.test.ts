@@ -127,6 +127,22 @@ t.test('schema prints a JSON Schema for editors', async (t) => {
   t.ok(schema.properties.clients, 'describes clients');
 });
 
+t.test('a reader that goes away (`| head -1`) ends the output, not the command: no EPIPE stack, the exit code as without a pipe', async (t) => {
+  const dir = await tempDir('epipe');
+  // A shell pipe (a child's stdio here is a socket pair, which holds all of it): schema prints
+  // ~160 KB, more than a pipe holds, so the rest is written after head has gone.
+  const r = await collect(
+    spawn('bash', ['-c', 'set -o pipefail; "$0" "$1" schema | head -1', process.execPath, BIN], {
+      cwd: dir,
+      env: { ...process.env, BACKPROOF_CONFIG: '', DATABASE_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  t.equal(r.stdout, '{\n');
+  t.equal(r.code, 0, r.stderr);
+  t.notMatch(r.stderr, /EPIPE|Unhandled/);
+});
+
 t.test('run --json passes (exit 0); runs list and runs show read the evidence back', async (t) => {
   const dir = await workdir(goodFolder);
   const r = await cli(['run', '--json'], dir);
