@@ -53,6 +53,32 @@ const lazyPlugin = {
   },
 };
 
+/**
+ * zod's error messages in English only. `import { z } from 'zod'` is a namespace whose `locales`
+ * names every language zod has (~50 modules, ~300 KB of the bundle that every command reading the
+ * config parsed and ran at start); backproof never switches zod's language, and zod itself
+ * configures `en`. The locales index is replaced with one that exports `en` alone.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    let seen = false;
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => {
+      if (!/[\\/]node_modules[\\/]zod[\\/]v4[\\/]/.test(args.importer)) return undefined;
+      seen = true;
+      return { path: path.join(path.dirname(args.importer), '..', 'locales', 'index.js'), namespace: 'zod-locales' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(path.join(path.dirname(args.path), 'en.js'))};\n`,
+      loader: 'js',
+      resolveDir: path.dirname(args.path),
+    }));
+    b.onEnd(() => {
+      if (!seen) throw new Error("bundle-cli: zod no longer imports ../locales/index.js: update the zod-english-only plugin");
+    });
+  },
+};
+
 const t0 = performance.now();
 const result = await build({
   entryPoints: { backproof: path.join(root, 'dist/orchestrator/cli/entry.js') },
@@ -63,7 +89,7 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   external: ['@electric-sql/pglite', 'pdfkit', 'ssh2', 'cpu-features', 'pg-native', 'playwright-core', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', ...lazyModules.map((m) => m.real)],
-  plugins: [lazyPlugin],
+  plugins: [lazyPlugin, zodEnglishOnly],
   // CommonJS packages inside an ES module bundle call require() for Node's own modules.
   banner: { js: "import { createRequire as __backproofRequire } from 'node:module'; const require = __backproofRequire(import.meta.url);" },
   // No whitespace or comments: a process keeps every chunk's source text in its heap (a chunk with

@@ -43,6 +43,13 @@ t.test('installed from the tarball into an empty folder: --version, then demo pa
   t.equal(version.stdout.trim(), expected.text, `--version names the version and commit: ${expected.text}`);
   t.equal(await check('git', ['-C', REPO, 'cat-file', '-t', expected.commit]), 'commit', "the commit is one of this repository's");
 
+  // A problem is located by `yaml`, which the CLI requires only then (orchestrator/config/yaml-lib.ts):
+  // from the installed package's own dependencies, as nothing bundles it.
+  await writeFile(path.join(prefix, 'bad.yaml'), 'version: 1\nclients:\n  - name: a\n    policies:\n      - name: p\n        kind: postgress\n');
+  const bad = await runCommand(bin, ['--config', 'bad.yaml', 'validate'], { cwd: prefix });
+  t.equal(bad.code, 2, 'validate of a bad file exits 2');
+  t.match(bad.stderr, /bad\.yaml:6:15: clients\[0\]\.policies\[0\]\.kind: "postgress" is not a supported kind/, 'and locates the problem');
+
   const demo = await runCommand(bin, ['demo'], { cwd: prefix, timeoutMs: 300_000 });
   t.equal(demo.code, 0, `backproof demo exits 0 (${(demo.ms / 1000).toFixed(1)} s)`, { stderr: demo.code === 0 ? undefined : demo.stderr.slice(-3000) });
   t.match(demo.stdout, /^PASS {2}demo-client\/shop-db/m, 'the restore passes');

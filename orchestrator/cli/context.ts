@@ -1,6 +1,4 @@
 import { existsSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import v8 from 'node:v8';
 import { loadStoreSettings } from '../config/load.js';
 import type { PolicyConfig, ResolvedConfig } from '../core/config-types.js';
@@ -8,11 +6,9 @@ import { DEFAULTS } from '../core/defaults.js';
 import { BackproofError } from '../core/errors.js';
 import { RunStore } from '../evidence/run-store.js';
 import { Logger } from '../core/logger.js';
+import { configPath, dataDir, type GlobalOptions } from './paths.js';
 
-export interface GlobalOptions {
-  config?: string;
-  dataDir?: string;
-}
+export { configPath, dataDir, userDataDir, type GlobalOptions } from './paths.js';
 
 /**
  * For the processes that stay up (daemon, serve, scheduler, worker): V8 grows the heap by 20%
@@ -25,30 +21,6 @@ export interface GlobalOptions {
 export function favourMemory(): void {
   v8.setFlagsFromString('--optimize-for-size');
   v8.setFlagsFromString('--heap-growing-percent=20');
-}
-
-export function configPath(opts: GlobalOptions): string {
-  return path.resolve(opts.config || process.env.BACKPROOF_CONFIG || DEFAULTS.configFile);
-}
-
-/**
- * The data directory (signing key, journal, daemon status, the embedded store): --data-dir, else
- * BACKPROOF_DATA_DIR; else, with a PostgreSQL store (`database.url`), the user's data directory
- * (`$XDG_DATA_HOME/backproof`, or `~/.local/share/backproof`), never wherever the command happens
- * to run; else (the embedded store) `./.backproof`, beside the config, as the demo and README use.
- */
-export function dataDir(opts: GlobalOptions, database?: { url?: string | undefined }): string {
-  const explicit = opts.dataDir || process.env.BACKPROOF_DATA_DIR;
-  if (explicit) return path.resolve(explicit);
-  if (database?.url) return userDataDir();
-  return path.resolve(DEFAULTS.dataDir);
-}
-
-/** `$XDG_DATA_HOME/backproof` (an absolute XDG_DATA_HOME only, as the XDG spec says), else `~/.local/share/backproof`. */
-export function userDataDir(): string {
-  const xdg = process.env.XDG_DATA_HOME;
-  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'backproof');
-  return path.join(os.homedir(), '.local', 'share', 'backproof');
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { configJsonSchema } from '../config/schema.js';
 import { loadConfig } from '../config/load.js';
-import { configPath, type GlobalOptions } from './context.js';
+import { configPath, type GlobalOptions } from './paths.js';
 
 export function registerValidate(program: Command, _setExit: (code: number) => void): void {
   program

@@ -1,10 +1,11 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import jsyaml from 'js-yaml';
-import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
+import type { Document, LineCounter, YAMLError } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../core/errors.js';
 import { BoundedReadError, CONFIG_MAX_BYTES, readBoundedFile, type KeyPath } from './references.js';
 import { DEFAULTABLE_POLICY_KEYS } from './schema.js';
+import { yamlLib } from './yaml-lib.js';
 
 /**
  * Where config data comes from: one file, or a folder of files read together (an MSP keeps one
@@ -67,6 +68,7 @@ export function parseSource(text: string, file: string): ConfigSource {
 }
 
 function parseWithPositions(text: string): { doc: Document; lineCounter: LineCounter } {
+  const { LineCounter, parseDocument } = yamlLib();
   const lineCounter = new LineCounter();
   // yaml's own uniqueKeys check compares each key with every earlier one (80,000 keys: minutes);
   // duplicates are found in one pass instead (firstDuplicateKey).
@@ -283,6 +285,7 @@ function yamlProblem(err: YAMLError, file: string, text: string): ConfigProblem 
 
 /** Where the first key repeated within one mapping starts, walking the document once; undefined when none is. */
 function firstDuplicateKey(root: unknown): number | undefined {
+  const { isMap, isNode, isScalar, isSeq } = yamlLib();
   const stack: unknown[] = [root];
   while (stack.length > 0) {
     const node = stack.pop();

@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type LineCounter } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { ConfigError, type ConfigProblem } from '../core/errors.js';
@@ -15,6 +15,7 @@ import { checkLogo } from './reports-schema.js';
 import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote, storeSettingsSchema } from './schema.js';
 import type { ResolvedConfig } from '../core/config-types.js';
 import { secretsIn } from './secret-schema.js';
+import { yamlLib } from './yaml-lib.js';
 
 /** Problems reported at most; past this, one line says how many more there are. */
 const MAX_PROBLEMS = 100;
@@ -421,6 +422,7 @@ function editDistance(a: string, b: string): number {
 
 /** Line and column of the node at a key path, or of its nearest existing ancestor. */
 function locate({ doc, lineCounter }: { doc: Document; lineCounter: LineCounter }, at: KeyPath, atKey: boolean): { line?: number; column?: number } {
+  const { isAlias, isMap, isNode, isScalar, isSeq } = yamlLib();
   let node: unknown = doc.contents;
   let found: unknown = node;
   for (let i = 0; i < at.length; i++) {
