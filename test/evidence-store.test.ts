@@ -492,6 +492,47 @@ t.test('pglite: a new data dir starts from the pre-built template, the same stor
   tt.same(leftovers, [], 'no staging folder left behind');
 });
 
+t.test('pglite: the template unpacks byte for byte as tar unpacks it, its pages of zeros left as holes', async (tt) => {
+  const seeded = path.join(tmp, 'sparse-seed', 'evidence');
+  const byTar = path.join(tmp, 'sparse-tar');
+  await fs.mkdir(path.dirname(seeded));
+  await fs.mkdir(byTar);
+  tt.ok(await seedFromTemplate(seeded), 'seeded from the template');
+  await new Promise<void>((resolve, reject) =>
+    execFile('tar', ['-x', '-z', '-f', path.join(repoRoot, 'dist', 'store-template.tar.gz'), '-C', byTar], (err) => (err ? reject(err) : resolve())),
+  );
+  const files = async (dir: string, rel = ''): Promise<string[]> =>
+    (await fs.readdir(path.join(dir, rel), { withFileTypes: true })).flatMap((d) => [path.join(rel, d.name), d.isDirectory() ? '/' : ''].join('')).sort();
+  const walk = async (dir: string): Promise<string[]> => {
+    const out: string[] = [];
+    const queue = [''];
+    while (queue.length > 0) {
+      const rel = queue.shift()!;
+      for (const name of await files(dir, rel)) {
+        out.push(name);
+        if (name.endsWith('/')) queue.push(name);
+      }
+    }
+    return out.sort();
+  };
+  const names = await walk(byTar);
+  tt.same(await walk(seeded), names, 'the same files and folders');
+  const differing: string[] = [];
+  let sparse = 0;
+  for (const name of names.filter((n) => !n.endsWith('/'))) {
+    const [a, b] = await Promise.all([fs.readFile(path.join(seeded, name)), fs.readFile(path.join(byTar, name))]);
+    if (!a.equals(b)) differing.push(name);
+    const st = await fs.stat(path.join(seeded, name));
+    if (st.blocks * 512 < st.size) sparse++;
+  }
+  tt.ok(names.length > 500, `a whole cluster (${names.length} entries)`);
+  tt.same(differing, [], 'every file holds the same bytes, holes read as zeros');
+  const wal = (await fs.readdir(path.join(seeded, 'pg_wal'))).find((n) => /^[0-9A-F]{24}$/.test(n))!;
+  const st = await fs.stat(path.join(seeded, 'pg_wal', wal));
+  tt.equal(st.size, 16 * 1024 * 1024, 'the WAL segment keeps its full length');
+  tt.ok(st.blocks * 512 < st.size, `its zero pages take no space (${Math.round((st.blocks * 512) / 1024 / 1024)} of 16 MiB written; ${sparse} sparse files)`);
+});
+
 t.test('pglite: a damaged template is an error, not a crash, and leaves nothing half-made (the open then runs initdb)', async (tt) => {
   const from = path.join(tmp, 'damaged-template');
   await fs.mkdir(from);
