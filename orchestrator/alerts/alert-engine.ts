@@ -163,7 +163,10 @@ export class AlertEngine {
       firstSeenAt = (await this.deps.alerts.touchPolicy(policy.name, policy.client, now.toISOString())).firstSeenAt;
       this.firstSeen.set(policy.name, firstSeenAt);
     }
-    const due = previousRunTime(schedule, new Date(now.getTime() - schedule.graceMs - schedule.jitterMs));
+    const cutoff = now.getTime() - schedule.graceMs - schedule.jitterMs;
+    // A policy first seen after the cutoff owes no run from before it (a new policy, a daemon's
+    // first start on 1,000 policies): that spares cron-parser's search, ~5 ms a schedule.
+    const due = Date.parse(firstSeenAt) > cutoff ? undefined : previousRunTime(schedule, new Date(cutoff));
     const last = known ? known.run : (await this.deps.runs.list({ policy: policy.name, limit: 1 }))[0];
     const pendingSince = this.deps.busySince?.(policy.name);
     const covered =
