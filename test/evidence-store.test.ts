@@ -9,7 +9,7 @@ import type { RunRecord } from '../orchestrator/core/domain.js';
 import { migrate, loadMigrations } from '../orchestrator/evidence/migrate.js';
 import { createPgExecutor } from '../orchestrator/evidence/pg-executor.js';
 import { createPgliteExecutor, isPidAlive } from '../orchestrator/evidence/pglite-executor.js';
-import { RunStore } from '../orchestrator/evidence/run-store.js';
+import { RunStore, statisticsStale } from '../orchestrator/evidence/run-store.js';
 import { seedFromTemplate } from '../orchestrator/evidence/store-template.js';
 import { startPgCluster } from './helpers/pg-cluster.js';
 import { appliedOnFirstOpen, templateIsCurrent } from './helpers/store-template.js';
@@ -566,6 +566,8 @@ t.test('pglite: a process that changed runs vacuums the store (no autovacuum); f
   tt.ok(heapBlocks(before) >= 50, `before: the index still leads to every finalized run's old version (${heapBlocks(before)} heap blocks read)`);
   tt.equal(await store.maintain(), true, 'maintain vacuums after runs changed');
   tt.equal(await store.maintain(), false, 'and not again until more change');
+  const statistics = await store.executor.query<{ n: number | string }>(`SELECT count(*) AS n FROM pg_stats WHERE schemaname = 'backproof' AND tablename = 'runs'`);
+  tt.ok(Number(statistics.rows[0]!.n) > 0, 'the planner got statistics for the runs it had none for');
   const after = await plan();
   tt.ok(heapBlocks(after) <= 1, `after: ${heapBlocks(after)} heap blocks`);
   const run = sampleRun({ policy: 'vac', startedAt: at(10 * 86_400_000) });
@@ -577,6 +579,19 @@ t.test('pglite: a process that changed runs vacuums the store (no autovacuum); f
   await release(again);
   const pg = stores.postgres!;
   tt.equal(await pg.maintain(), false, 'a PostgreSQL server vacuums itself');
+});
+
+t.test('planner statistics are renewed when a table crosses a 10% step of its size, not at every close', async (tt) => {
+  tt.equal(statisticsStale(undefined, 10), true, 'a table not seen before');
+  tt.equal(statisticsStale(-1, 10), true, 'never vacuumed nor analyzed');
+  tt.equal(statisticsStale(0, 1), true, 'its first row');
+  tt.equal(statisticsStale(100_000, 100_001), false, 'one run more of 100,000');
+  tt.equal(statisticsStale(100_000, 100_000), false, 'runs finalized, none added');
+  tt.equal(statisticsStale(100_000, 115_000), true, '15% more');
+  tt.equal(statisticsStale(100_000, 80_000), true, 'a fifth pruned');
+  let analyses = 0;
+  for (let rows = 1000; rows < 100_000; rows++) if (statisticsStale(rows, rows + 1)) analyses++;
+  tt.ok(analyses > 40 && analyses < 60, `one run at a time from 1,000 to 100,000 runs: ${analyses} analyses, not 99,000`);
 });
 
 t.test('postgres: concurrent opens migrate once; errors never show the password', async (tt) => {

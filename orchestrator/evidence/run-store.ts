@@ -562,13 +562,30 @@ export class RunStore {
    * ms, and the table doubles). A process that changed runs vacuums and analyzes before it closes
    * the store, and the daemon after each check; then a vacuum touches only the pages changed since
    * (tens of ms). PostgreSQL servers vacuum themselves: nothing to do there. Says whether it ran.
+   *
+   * The planner's statistics are renewed only for tables whose size crossed a step of 10% (as
+   * autovacuum's analyze threshold would): ANALYZE samples 30,000 rows of every table whatever
+   * changed, ~1.5 s on a store of 100,000 runs, while its VACUUM takes ~20 ms.
    */
   async maintain(): Promise<boolean> {
     if (this.executor.kind !== 'pglite' || this.closed) return false;
     if (this.changedRuns === 0 && !(await this.neverVacuumed())) return false;
     this.changedRuns = 0;
-    await this.executor.exec('VACUUM (ANALYZE)');
+    const before = await this.tableRows();
+    await this.executor.exec('VACUUM');
+    const stale = [...(await this.tableRows())].filter(([table, rows]) => statisticsStale(before.get(table), rows)).map(([table]) => table);
+    if (stale.length > 0) await this.executor.exec(`ANALYZE ${stale.join(', ')}`);
     return true;
+  }
+
+  /** The store's tables (qualified, quoted) and their row counts as the last VACUUM or ANALYZE left them (-1: never). */
+  private async tableRows(): Promise<Map<string, number>> {
+    const { rows } = await this.executor.query<{ name: string; rows: number | string }>(
+      `SELECT c.oid::regclass::text AS name, c.reltuples AS rows FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relkind = 'r'`,
+      [this.schema],
+    );
+    return new Map(rows.map((r) => [r.name, Number(r.rows)]));
   }
 
   /** A store grown by a backproof that did not vacuum: most of the runs table never marked all-visible. */
@@ -668,3 +685,16 @@ function isStoreDown(err: unknown): boolean {
   const state = sqlStateOf(err);
   return state !== undefined && (state.startsWith('08') || state.startsWith('57P'));
 }
+
+/**
+ * Whether a table's planner statistics are due, from its row count before and after this
+ * process's VACUUM: never gathered, or the count moved into another 10% step (log base 1.1), so
+ * the one process whose changes cross a step renews them, and a store of 100,000 runs analyzes
+ * once per ~10,000 runs rather than at every close.
+ */
+export function statisticsStale(before: number | undefined, after: number): boolean {
+  if (before === undefined || before < 0 || after < 0) return true;
+  const step = (rows: number): number => (rows < 1 ? -1 : Math.floor(Math.log(rows) / Math.log(1.1)));
+  return step(before) !== step(after);
+}
+
