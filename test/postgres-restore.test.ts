@@ -136,6 +136,24 @@ t.test('a pg_dumpall cluster dump restores: its roles and databases come from th
   t.equal(await leftoversOf(run.id), 0);
 });
 
+t.test('a pg_dumpall cluster dump holding a database named "restore" (the name of the sandbox\'s empty one) restores that database, with its data', async (t) => {
+  const folder = await tempDir('cluster-restore-db');
+  // Only this test's cluster dump has it: the database is dropped again at the end.
+  await env.cluster.createDatabase('restore');
+  t.teardown(() => env.cluster.psql('DROP DATABASE IF EXISTS restore;').then(() => undefined));
+  await env.cluster.psql('CREATE TABLE marker (note text); INSERT INTO marker VALUES (\'from the dump\');', 'restore');
+  const file = path.join(folder, 'shop-cluster.sql');
+  await dumpCluster(env.cluster, file);
+  await age(file, 60_000);
+  const probes = `          - sql: SELECT note FROM marker
+            equals: from the dump`;
+  const run = await verify(policyFromYaml({ folder, probes, extra: '        postgres: { database: restore }' }), env.store);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.match(run.backup?.header?.databases, /\brestore\b/, 'the dump created it');
+  t.match(run.restored, { database: 'restore', tables: 1 });
+  t.equal(await leftoversOf(run.id), 0);
+});
+
 t.test('a pg_dump -C dump from a server with a production locale restores with that locale', async (t) => {
   const folder = await tempDir('locale');
   const file = path.join(folder, 'shop.sql');

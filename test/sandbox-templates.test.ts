@@ -88,8 +88,8 @@ const sandboxDetail = (run: RunRecord): string | undefined => run.phases.find((p
 
 t.test('backproof/postgres:15 carries the cluster: runs skip initdb, restore the data, and start from a fresh copy', async (t) => {
   for (const attempt of [1, 2]) {
-    // The second run restores into the same database name again: had the first run's data
-    // reached the image or a shared volume, CREATE DATABASE would fail.
+    // The second run restores into the template's empty database again: had the first run's
+    // data reached the image or a shared volume, pg_restore would find its tables there and fail.
     const runtime = new RecordingRuntime();
     const run = await restoreIn(PG15, runtime);
     t.equal(run.verdict, 'pass', `run ${attempt}: ${JSON.stringify(run.reasons)}`);
@@ -100,7 +100,22 @@ t.test('backproof/postgres:15 carries the cluster: runs skip initdb, restore the
     t.notOk(runtime.ran('initdb'), `run ${attempt}: no initdb in the sandbox`);
     t.ok(runtime.ran('tar') && runtime.ran('pg_ctl'), `run ${attempt}: the template was unpacked and the server started`);
     t.equal(await leftoversOf(run.id), 0, `run ${attempt}: its volume is gone`);
+    t.notOk(runtime.execs.some((argv) => argv.some((a) => a.startsWith('CREATE DATABASE'))), `run ${attempt}: no CREATE DATABASE, the template's empty "restore" database is used`);
   }
+});
+
+t.test("a policy's own database name: the template's empty database is renamed to it, the probes run there", async (t) => {
+  const runtime = new RecordingRuntime();
+  const probes = `          - sql: SELECT current_database()
+            equals: shop_books
+          - rowCount: { table: orders, atLeast: 5000 }`;
+  const policy = policyFromYaml({ folder, probes, sandbox: `image: ${JSON.stringify(PG15)}, memory: 1g, timeout: 5m`, extra: '        postgres: { database: shop_books }' });
+  const run = await verify(policy, env.store, runtime);
+  t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
+  t.match(run.restored, { database: 'shop_books', tables: 2 });
+  t.ok(runtime.execs.some((argv) => argv.includes('ALTER DATABASE "restore" RENAME TO "shop_books"')), 'renamed, not created');
+  t.notOk(runtime.execs.some((argv) => argv.some((a) => a.startsWith('CREATE DATABASE'))));
+  t.equal(await leftoversOf(run.id), 0);
 });
 
 t.test("an image without the template (an official or older image, a policy's own) still gets initdb and passes", async (t) => {

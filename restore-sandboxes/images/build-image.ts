@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { Logger } from '../../orchestrator/core/logger.js';
 import { BackproofError } from '../../orchestrator/core/errors.js';
-import { DATA_DIR_NAME, DATA_ROOT as POSTGRES_DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, templateName } from '../postgres/cluster.js';
+import { DATA_DIR, DATA_DIR_NAME, DATA_ROOT as POSTGRES_DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, PREMADE_DATABASE, templateName } from '../postgres/cluster.js';
 
 /**
  * Sandbox images built from Debian packages, without a registry: mmdebstrap writes a root
@@ -51,6 +51,12 @@ function postgresRecipe(major: number, suite: string, mirror?: string): ImageRec
       // /dev/shm tmpfs) in the tree, so initdb's probes pick what they pick in a sandbox (posix
       // shared memory, 100 connections, 128MB shared_buffers): postgresql.conf is the same.
       `env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=${POSTGRES_DATA_ROOT} chroot --userspec=postgres:postgres "$1" ${POSTGRES_LIB}/${major}/bin/initdb ${shellWords(INITDB_ARGS)} >/dev/null`,
+      // The empty database a run restores into (PREMADE_DATABASE), made once here by the server
+      // in single-user mode (no socket, no start and stop) rather than by CREATE DATABASE in
+      // every run. The restorer finds it by name; without it (an older image) it creates one.
+      `echo 'CREATE DATABASE ${PREMADE_DATABASE}' | env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=${POSTGRES_DATA_ROOT} chroot --userspec=postgres:postgres "$1" ${POSTGRES_LIB}/${major}/bin/postgres --single -F -D ${DATA_DIR} postgres >/dev/null`,
+      // The single-user server exits 0 even when a statement failed: four databases or the build fails.
+      `test "$(ls "$1"${DATA_DIR}/base | wc -l)" -eq 4`,
       `tar --numeric-owner -C "$1"${POSTGRES_DATA_ROOT} -cf "$1"${POSTGRES_LIB}/${templateName(major)} ${DATA_DIR_NAME}`,
       `rm -rf "$1"${POSTGRES_DATA_ROOT}/${DATA_DIR_NAME}`,
       'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man',

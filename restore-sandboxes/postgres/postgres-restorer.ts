@@ -12,7 +12,7 @@ import { decompress, decompressHeadOnHost, decompressInSandbox, detectCompressio
 import { POSTGRES_IMAGE_MAJORS } from '../images/build-image.js';
 import { emptyDatabaseReasons, sandboxLimits, type ImageChoice, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
-import { DATA_DIR, DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, templateName } from './cluster.js';
+import { DATA_DIR, DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, PREMADE_DATABASE, templateName } from './cluster.js';
 import { detectDumpFormat } from './dump-format.js';
 import { detectBarmanStream, restoreBarman } from './barman-restore.js';
 import { detectPgbackrestStream, restorePgbackrest, type PhysicalRestore } from './pgbackrest-restore.js';
@@ -58,6 +58,8 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   private probeDatabase = '';
   private locales: Set<string> | undefined;
   private psqlRestricts = false;
+  /** The cluster came with PREMADE_DATABASE, empty (the image's template): restore into it. */
+  private premade = false;
   /** Set when the backup was a physical one (pgBackRest, barman) and came up. */
   private physical?: PhysicalRestore;
 
@@ -183,7 +185,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     // psql 17.6, 16.10, 15.14 and later know \restrict; an older psql (a sandbox.image of
     // an older release) restores without it: the filter still refuses meta-commands that start a line.
     const [version, restrict] = await Promise.allSettled([
-      this.sql(sandbox, 'SHOW server_version', 'postgres', signal),
+      this.sql(sandbox, `SELECT current_setting('server_version') || '|' || (SELECT count(*) FROM pg_database WHERE datname = '${PREMADE_DATABASE}')`, 'postgres', signal),
       sandbox.exec([`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', 'postgres', '-f', '-'], {
         stdin: Readable.from(['\\restrict backproof\n\\unrestrict backproof\n']),
         signal,
@@ -193,7 +195,9 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     if (version.status === 'rejected') throw version.reason;
     if (restrict.status === 'rejected') throw restrict.reason;
     this.psqlRestricts = restrict.value.exitCode === 0;
-    return { serverVersion: version.value.trim(), detail: this.psqlRestricts ? detail : `${detail}; this psql has no \\restrict: meta-commands are refused only at the start of a line` };
+    const [serverVersion = '', premade] = version.value.trim().split('|');
+    this.premade = premade === '1';
+    return { serverVersion, detail: this.psqlRestricts ? detail : `${detail}; this psql has no \\restrict: meta-commands are refused only at the start of a line` };
   }
 
   async restore(ctx: RestoreContext<'postgres'>, input: Readable): Promise<RestoreOutcome> {
@@ -244,7 +248,13 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     const db = this.probeDatabase;
     const cluster = info.completeMarker?.includes('cluster') ?? false;
     // A cluster dump creates its own databases; everything else is restored into `db`.
-    if (!cluster) await this.sql(sandbox, `CREATE DATABASE ${quoteIdent(db)}`, 'postgres', signal);
+    if (this.premade) {
+      // The template's empty database: kept (the default name), renamed, or out of the way of a
+      // cluster dump, which creates its own databases and may name one the same.
+      const premade = quoteIdent(PREMADE_DATABASE);
+      if (cluster) await this.sql(sandbox, `DROP DATABASE ${premade}`, 'postgres', signal);
+      else if (db !== PREMADE_DATABASE) await this.sql(sandbox, `ALTER DATABASE ${premade} RENAME TO ${quoteIdent(db)}`, 'postgres', signal);
+    } else if (!cluster) await this.sql(sandbox, `CREATE DATABASE ${quoteIdent(db)}`, 'postgres', signal);
     const failure = (tool: string, r: { exitCode: number; stderr: string }): VerificationError =>
       restoreFailure(tool, r.exitCode, r.stderr, ctx.policy.sandbox.memoryBytes, dumpMajor(info.header), this.major);
     if (info.format === 'plain') {
