@@ -34,8 +34,10 @@ class RecordingRuntime extends DockerRuntime {
     return sandbox;
   }
 
+  /** Whether `program` ran: as an exec's program, or a command of its `sh -c` script, or one that script execs from its arguments. */
   ran(program: string): boolean {
-    return this.execs.some((argv) => path.posix.basename(argv[0] ?? '') === program);
+    const words = (argv: string[]): string[] => (argv[0] === 'sh' && argv[1] === '-c' ? [...(argv[2] ?? '').split(/[\s;|&]+/), ...argv.slice(4)] : [argv[0] ?? '']);
+    return this.execs.some((argv) => words(argv).some((w) => path.posix.basename(w) === program));
   }
 }
 
@@ -127,6 +129,16 @@ t.test("an image without the template (an official or older image, a policy's ow
   t.equal(run.sandbox?.image, image);
   t.equal(sandboxDetail(run), 'initdb: the image has no PostgreSQL 15 cluster template');
   t.ok(runtime.ran('initdb'), 'initdb ran in the sandbox');
+  t.equal(await leftoversOf(run.id), 0);
+});
+
+t.test('a damaged cluster template is an error that says so, not a server that fails to start', async (t) => {
+  const tar = `${POSTGRES_LIB}/${templateName(15)}`;
+  const image = await derivedImage(PG15, 'postgres-damaged-template', `head -c 100000 ${tar} > /tmp/t && mv /tmp/t ${tar}`);
+  const run = await restoreIn(image, new RecordingRuntime());
+  t.equal(run.verdict, 'error', 'the sandbox, not the backup, failed');
+  t.equal(run.reasons[0]?.code, 'sandbox_failed');
+  t.match(run.reasons[0]?.message, /unpacking the image's cluster template failed in the sandbox \(exit 2\): .*tar/, run.reasons[0]?.message ?? 'no reason');
   t.equal(await leftoversOf(run.id), 0);
 });
 
