@@ -136,7 +136,7 @@ t.test('a pg_dumpall cluster dump restores: its roles and databases come from th
   t.equal(await leftoversOf(run.id), 0);
 });
 
-t.test('a pg_dumpall cluster dump holding a database named "restore" (the name of the sandbox\'s empty one) restores that database, with its data', async (t) => {
+t.test('a pg_dumpall cluster dump holding the database the policy names (the name the sandbox\'s empty one takes) restores that database, with its data', async (t) => {
   const folder = await tempDir('cluster-restore-db');
   // Only this test's cluster dump has it: the database is dropped again at the end.
   await env.cluster.createDatabase('restore');

@@ -58,7 +58,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   private probeDatabase = '';
   private locales: Set<string> | undefined;
   private psqlRestricts = false;
-  /** The cluster came with PREMADE_DATABASE, empty (the image's template): restore into it. */
+  /** The cluster came with PREMADE_DATABASE, empty (the image's template), now named as the probe database: restore into it. */
   private premade = false;
   /** Set when the backup was a physical one (pgBackRest, barman) and came up. */
   private physical?: PhysicalRestore;
@@ -176,7 +176,24 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     // psql 17.6, 16.10, 15.14 and later know \restrict; an older psql (a sandbox.image of
     // an older release) restores without it: the filter still refuses meta-commands that start a line.
     const [version, restrict] = await Promise.allSettled([
-      this.sql(sandbox, `SELECT current_setting('server_version') || '|' || (SELECT count(*) FROM pg_database WHERE datname = '${PREMADE_DATABASE}')`, 'postgres', signal),
+      this.sql(
+        sandbox,
+        [
+          // The template's empty database takes the policy's name (in the same psql, no exec of
+          // its own) unless a database has that name already (CREATE DATABASE then says so).
+          `DO $$DECLARE premade text := ${quoteLiteral(PREMADE_DATABASE)}; db text := ${quoteLiteral(this.probeDatabase)}; BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = premade) THEN RETURN; END IF;
+            IF db <> premade THEN
+              IF EXISTS (SELECT 1 FROM pg_database WHERE datname = db) THEN RETURN; END IF;
+              EXECUTE format('ALTER DATABASE %I RENAME TO %I', premade, db);
+            END IF;
+            PERFORM set_config('backproof.premade', 'on', false);
+          END$$`,
+          `SELECT current_setting('server_version') || '|' || coalesce(current_setting('backproof.premade', true), 'off')`,
+        ],
+        'postgres',
+        signal,
+      ),
       sandbox.exec([`${this.bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', SOCKET_DIR, '-U', 'postgres', '-d', 'postgres', '-f', '-'], {
         stdin: Readable.from(['\\restrict backproof\n\\unrestrict backproof\n']),
         signal,
@@ -187,7 +204,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     if (restrict.status === 'rejected') throw restrict.reason;
     this.psqlRestricts = restrict.value.exitCode === 0;
     const [serverVersion = '', premade] = version.value.trim().split('|');
-    this.premade = premade === '1';
+    this.premade = premade === 'on';
     return { serverVersion, detail: this.psqlRestricts ? detail : `${detail}; this psql has no \\restrict: meta-commands are refused only at the start of a line` };
   }
 
@@ -239,13 +256,10 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     const db = this.probeDatabase;
     const cluster = info.completeMarker?.includes('cluster') ?? false;
     // A cluster dump creates its own databases; everything else is restored into `db`.
-    if (this.premade) {
-      // The template's empty database: kept (the default name), renamed, or out of the way of a
-      // cluster dump, which creates its own databases and may name one the same.
-      const premade = quoteIdent(PREMADE_DATABASE);
-      if (cluster) await this.sql(sandbox, `DROP DATABASE ${premade}`, 'postgres', signal);
-      else if (db !== PREMADE_DATABASE) await this.sql(sandbox, `ALTER DATABASE ${premade} RENAME TO ${quoteIdent(db)}`, 'postgres', signal);
-    } else if (!cluster) await this.sql(sandbox, `CREATE DATABASE ${quoteIdent(db)}`, 'postgres', signal);
+    // The template's empty database, named `db` when the server started, is restored into; a
+    // cluster dump creates its own databases and may name one the same: out of its way.
+    if (this.premade && cluster) await this.sql(sandbox, `DROP DATABASE ${quoteIdent(db)}`, 'postgres', signal);
+    else if (!this.premade && !cluster) await this.sql(sandbox, `CREATE DATABASE ${quoteIdent(db)}`, 'postgres', signal);
     const failure = (tool: string, r: { exitCode: number; stderr: string }): VerificationError =>
       restoreFailure(tool, r.exitCode, r.stderr, ctx.policy.sandbox.memoryBytes, dumpMajor(info.header), this.major);
     if (info.format === 'plain') {
@@ -526,5 +540,10 @@ function firstErrorLine(stderr: string): string {
 
 function lastLine(text: string): string {
   return truncate(text.trim().split('\n').at(-1) ?? '', 300);
+}
+
+/** A SQL string literal (standard_conforming_strings: only quotes are doubled). */
+function quoteLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
 }
 
