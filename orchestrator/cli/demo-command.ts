@@ -105,8 +105,9 @@ async function makeDemoDump(runtime: DockerRuntime, config: PolicyConfig, folder
     const bin = restorer.binDir;
     const psql = (db: string, sql: string) =>
       sandbox.exec([`${bin}/psql`, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '/tmp', '-U', 'postgres', '-d', db, '-c', sql], { user: 'postgres', signal });
-    const created = await psql('postgres', `CREATE DATABASE ${policy.postgres.database}`);
-    const seed = created.exitCode === 0 ? await psql(policy.postgres.database, SEED_SQL) : created;
+    // The image's cluster may carry the database already (prepare named it); others need it made.
+    const created = restorer.databaseReady ? undefined : await psql('postgres', `CREATE DATABASE ${policy.postgres.database}`);
+    const seed = !created || created.exitCode === 0 ? await psql(policy.postgres.database, SEED_SQL) : created;
     if (seed.exitCode !== 0) throw new VerificationError('sandbox_failed', `seeding the demo database failed: ${seed.stderr}`);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
     const file = path.join(folder, `shop-${stamp}.dump`);

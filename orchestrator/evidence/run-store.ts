@@ -697,4 +697,3 @@ export function statisticsStale(before: number | undefined, after: number): bool
   const step = (rows: number): number => (rows < 1 ? -1 : Math.floor(Math.log(rows) / Math.log(1.1)));
   return step(before) !== step(after);
 }
-

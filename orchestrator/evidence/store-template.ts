@@ -14,8 +14,8 @@ import { loadMigrations, migrate } from './migrate.js';
 /**
  * A pre-built embedded store: `npm run build` runs PGlite's initdb and every migration once and
  * packs the result (`dist/store-template.tar.gz`, ~5 MB; the cluster is ~40 MB, 16 MB of it a
- * WAL segment half zeros, which a new store gets as holes). A new data dir starts from a copy of it instead of running initdb, which
- * takes ~4 s and ~870 MB of RSS in WASM.
+ * WAL segment half zeros, which a new store gets as holes). A new data dir starts from a copy of
+ * it instead of running initdb, which takes ~4 s and ~870 MB of RSS in WASM.
  *
  * The template is used only if it was built by the same PGlite release from the same
  * migrations (its key, in `dist/store-template.json`); otherwise PGlite runs initdb as before,
@@ -142,9 +142,9 @@ async function pack(dir: string, file: string): Promise<void> {
 const HOLE_BYTES = 8192;
 
 /**
- * Writes a file's bytes, leaving runs of whole zero pages as holes (the 16 MiB WAL segment of a
- * new cluster is ~15 MiB of zeros: reading a hole gives the same zeros, and PostgreSQL writes
- * into its WAL at offsets, as into any page). Returns the file's length.
+ * Writes a file's bytes, leaving whole zero pages as holes (the template's 16 MiB WAL segment is
+ * about half zeros: reading a hole gives the same zeros, and PostgreSQL writes into its WAL at
+ * offsets, as into any page). Returns the file's length.
  */
 async function writeSparse(fd: number, entry: AsyncIterable<Buffer>): Promise<number> {
   let at = 0;

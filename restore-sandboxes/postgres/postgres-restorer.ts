@@ -78,6 +78,11 @@ export class PostgresRestorer implements Restorer<'postgres'> {
   }
 
   /** The PostgreSQL bin folder in the sandbox, known once prepare() has run. */
+  /** After prepare(): the policy's database exists already (the image's empty one, renamed); restore() makes it otherwise. */
+  get databaseReady(): boolean {
+    return this.premade;
+  }
+
   get binDir(): string {
     return this.bin;
   }
@@ -181,14 +186,14 @@ export class PostgresRestorer implements Restorer<'postgres'> {
         [
           // The template's empty database takes the policy's name (in the same psql, no exec of
           // its own) unless a database has that name already (CREATE DATABASE then says so).
-          `DO $$DECLARE premade text := ${quoteLiteral(PREMADE_DATABASE)}; db text := ${quoteLiteral(this.probeDatabase)}; BEGIN
+          `DO $backproof$DECLARE premade text := ${quoteLiteral(PREMADE_DATABASE)}; db text := ${quoteLiteral(this.probeDatabase)}; BEGIN
             IF NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = premade) THEN RETURN; END IF;
             IF db <> premade THEN
               IF EXISTS (SELECT 1 FROM pg_database WHERE datname = db) THEN RETURN; END IF;
               EXECUTE format('ALTER DATABASE %I RENAME TO %I', premade, db);
             END IF;
             PERFORM set_config('backproof.premade', 'on', false);
-          END$$`,
+          END$backproof$`,
           `SELECT current_setting('server_version') || '|' || coalesce(current_setting('backproof.premade', true), 'off')`,
         ],
         'postgres',
@@ -546,4 +551,3 @@ function lastLine(text: string): string {
 function quoteLiteral(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
-
