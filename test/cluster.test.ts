@@ -51,9 +51,10 @@ function spawnNode(t: Test, dir: string, args: string[]): Node {
   return { child, log: () => log, exited };
 }
 
-async function stopNode(node: Node): Promise<number | null> {
+/** SIGTERM, then the exit code must be 0; if not, the node's last log lines say why. */
+async function stopsCleanly(t: Test, node: Node, what = 'it stops cleanly'): Promise<void> {
   if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill('SIGTERM');
-  return node.exited;
+  t.equal(await node.exited, 0, what, { log: node.log().split('\n').slice(-15).join('\n') });
 }
 
 interface Cluster {
@@ -174,10 +175,10 @@ t.test('one scheduler, three workers on two Docker engines: 60 runs over 20 poli
   ];
   const scheduler = spawnNode(t, c.dir, ['scheduler', '--takeover', '1s']);
   await waitFor('60 finished runs', async () => (await slots(c)).filter((r) => r.status === 'finished').length >= 60, 240_000);
-  t.equal(await stopNode(scheduler), 0, 'the scheduler stops cleanly');
+  await stopsCleanly(t, scheduler, 'the scheduler stops cleanly');
   // What was queued is finished by the workers before they stop.
   await waitFor('the queue to drain', async () => (await slots(c)).every((r) => r.status !== null && r.status !== 'running'), 120_000);
-  for (const w of workers) t.equal(await stopNode(w), 0, 'a worker stops cleanly');
+  for (const w of workers) await stopsCleanly(t, w, 'a worker stops cleanly');
   const rows = await assertExactlyOnce(t, c);
   t.ok(rows.every((r) => r.verdict === 'pass'), `every run passed: ${JSON.stringify(rows.filter((r) => r.verdict !== 'pass'))}`);
   const ran = workers.map((w) => (w.log().match(/"msg":"running p\d+/g) ?? []).length);
@@ -207,9 +208,9 @@ t.test('two schedulers at once: one active, exactly one run per slot; kill it an
   t.ok(Date.now() - killedAt < 60_000, `took over in ${Date.now() - killedAt} ms`);
   const before = (await slots(c)).length;
   await waitFor('runs scheduled by the new active one', async () => (await slots(c)).filter((r) => r.status === 'finished').length >= before + 2, 90_000);
-  t.equal(await stopNode(standby), 0);
+  await stopsCleanly(t, standby);
   await waitFor('the queue to drain', async () => (await slots(c)).every((r) => r.status !== null && r.status !== 'running'), 60_000);
-  t.equal(await stopNode(worker), 0);
+  await stopsCleanly(t, worker);
   await assertExactlyOnce(t, c);
 });
 
@@ -252,8 +253,8 @@ t.test('a worker killed mid-restore: its run aborted, its sandbox removed, the s
   await waitFor('the slot to be run once more and finish', async () => (await c.store.get(retry))?.status === 'finished', 90_000);
   t.equal((await c.store.get(retry))?.verdict, 'pass');
   t.match(second.log(), new RegExp(`running slow .*attempt 2, run ${retry}`));
-  t.equal(await stopNode(scheduler), 0);
-  t.equal(await stopNode(second), 0);
+  await stopsCleanly(t, scheduler);
+  await stopsCleanly(t, second);
   const rows = await assertExactlyOnce(t, c);
   t.same(rows.map((r) => [r.attempt, r.status]), [[1, 'aborted'], [2, 'finished']], 'two attempts, no third');
 });
@@ -298,10 +299,10 @@ t.test('a policy requiring a label no live worker has is reported; a worker with
   await waitFor('the report to clear', () => /every scheduled policy has a live worker again/.test(scheduler.log()), 30_000);
   await waitFor('the alert to resolve', async () => (await incident())?.resolved_at != null, 30_000);
   await waitFor('a berlin run', async () => (await slots(c)).some((r) => r.status === 'finished'), 60_000);
-  t.equal(await stopNode(scheduler), 0);
+  await stopsCleanly(t, scheduler);
   await waitFor('the queue to drain', async () => (await slots(c)).every((r) => r.status !== null && r.status !== 'running'), 60_000);
-  t.equal(await stopNode(berlin), 0);
-  t.equal(await stopNode(paris), 0);
+  await stopsCleanly(t, berlin);
+  await stopsCleanly(t, paris);
   t.notMatch(paris.log(), /running berlin-share/);
   await assertExactlyOnce(t, c);
 });
@@ -314,9 +315,9 @@ t.test("coverage runs in cluster mode: the slot's worker runs them in its job; t
   const incident = async () =>
     (await c.store.executor.query<{ key: string; run_id: string }>(`SELECT "key", run_id FROM ${s}.incidents WHERE policy = 'cov' AND condition = 'coverage' AND resolved_at IS NULL`)).rows;
   await waitFor('the coverage incident of the damaged point', async () => (await incident()).length > 0, 180_000);
-  t.equal(await stopNode(scheduler), 0);
+  await stopsCleanly(t, scheduler);
   await waitFor('the queue to drain', async () => (await slots(c)).every((r) => r.status !== null && r.status !== 'running'), 120_000);
-  t.equal(await stopNode(worker), 0);
+  await stopsCleanly(t, worker);
   const { rows } = await c.store.executor.query<{ id: string; key: string; verdict: string; plan_run: string | null }>(
     `SELECT id, backup->>'key' AS key, verdict, coverage->'point'->>'planRunId' AS plan_run FROM ${s}.runs WHERE coverage ? 'point' ORDER BY started_at`,
   );

@@ -42,8 +42,14 @@ export class ClusterScheduler {
     this.timer = setInterval(() => void this.tryLead(), this.opts.takeoverMs ?? 10_000);
   }
 
+  /** Runs `step` after the transitions before it; a failed one is logged and never blocks the next. */
+  private serial(what: string, step: () => Promise<void>): Promise<void> {
+    this.transition = this.transition.then(step).catch((err: unknown) => this.opts.logger.error(`scheduler: ${what} failed: ${(err as Error).message}`));
+    return this.transition;
+  }
+
   private tryLead(): Promise<void> {
-    this.transition = this.transition.then(async () => {
+    return this.serial('becoming the active scheduler', async () => {
       if (this.stopped || this.lock) return;
       let lock: SessionLock | undefined;
       try {
@@ -74,9 +80,17 @@ export class ClusterScheduler {
         onCheck: () => this.sweepOnce(),
       });
       this.daemon = daemon;
-      await daemon.start();
+      try {
+        await daemon.start();
+      } catch (err) {
+        // Not leading half-started: release the lock for a standby (or this node's next try).
+        this.daemon = undefined;
+        await daemon.stop(0).catch(() => undefined);
+        await lock.release();
+        this.lock = undefined;
+        throw err;
+      }
     });
-    return this.transition;
   }
 
   /** One sweep for dead workers (also run at every daemon check). */
@@ -103,17 +117,19 @@ export class ClusterScheduler {
   }
 
   private stepDown(): Promise<void> {
-    this.transition = this.transition.then(async () => {
+    return this.serial('stepping down', async () => {
       const daemon = this.daemon;
       this.daemon = undefined;
-      if (daemon) {
-        daemon.cancelRuns('the scheduler stepped down');
-        await daemon.stop(0);
+      try {
+        if (daemon) {
+          daemon.cancelRuns('the scheduler stepped down');
+          await daemon.stop(0);
+        }
+      } finally {
+        await this.lock?.release();
+        this.lock = undefined;
       }
-      await this.lock?.release();
-      this.lock = undefined;
     });
-    return this.transition;
   }
 
   /** Stops trying, steps down if active (waiting runs stay queued for the next scheduler). */

@@ -88,6 +88,7 @@ export class Daemon {
   private readonly pendingAlerts = new Set<Promise<void>>();
   private readonly alertController = new AbortController();
   private readonly checkController = new AbortController();
+  private checking: Promise<void> | undefined;
   private state: State = 'starting';
   private stopping: Promise<void> | undefined;
   private readonly startedAt = new Date().toISOString();
@@ -145,13 +146,13 @@ export class Daemon {
     if (this.state !== 'starting') return; // stopped while starting
     this.state = 'running';
     this.beatTimer = setInterval(() => void this.beat(), this.beatEveryMs());
-    this.checkTimer = setInterval(() => void this.check(), this.config.daemon.checkEveryMs);
+    this.checkTimer = setInterval(() => this.startCheck(), this.config.daemon.checkEveryMs);
     await this.beat();
     const scheduled = this.config.policies.filter((p) => p.schedule).length;
     this.logger.info(
       `daemon started (pid ${process.pid}): ${scheduled} of ${this.config.policies.length} policies scheduled, ${this.channels.size} alert channel(s), at most ${this.config.daemon.concurrency} run(s) at once, ${this.config.daemon.perClient} per client${this.livenessPort !== undefined ? `, liveness on http://${this.config.daemon.liveness.host}:${this.livenessPort}/healthz` : ''}${this.webPort !== undefined ? `, dashboard on http://${this.config.daemon.web!.host}:${this.webPort}/` : ''}`,
     );
-    void this.check();
+    this.startCheck();
   }
 
   /**
@@ -190,7 +191,7 @@ export class Daemon {
     this.scheduleAll();
     this.queue.setLimits(this.limits());
     if (this.checkTimer) clearInterval(this.checkTimer);
-    this.checkTimer = setInterval(() => void this.check(), this.config.daemon.checkEveryMs);
+    this.checkTimer = setInterval(() => this.startCheck(), this.config.daemon.checkEveryMs);
     await this.touchPolicies();
     this.logger.info(`config reloaded from ${this.opts.configFile}: ${this.config.policies.length} policies, ${this.channels.size} alert channel(s)`);
     await this.beat();
@@ -218,6 +219,8 @@ export class Daemon {
     this.unscheduleAll();
     if (this.checkTimer) clearInterval(this.checkTimer);
     this.checkController.abort(new RunCancelled('shutting down'));
+    // A check under way still reads the store: it ends (aborted) before the store may close.
+    await this.checking;
     const dropped = this.queue.close();
     if (dropped.length > 0) this.logger.info(`shutdown: ${dropped.length} queued run(s) not started: ${dropped.map((d) => d.policy.name).join(', ')}`);
     await this.beat();
@@ -393,8 +396,26 @@ export class Daemon {
 
   /** Alert work that shutdown waits for (up to ALERT_DRAIN_MS). */
   private track(work: Promise<void>): void {
-    const tracked = work.finally(() => this.pendingAlerts.delete(tracked));
+    const tracked = work
+      .catch((err: unknown) => this.logger.error(`alert work failed: ${(err as Error).message}`))
+      .finally(() => this.pendingAlerts.delete(tracked));
     this.pendingAlerts.add(tracked);
+  }
+
+  /**
+   * Starts a check unless one is under way. A failed check is logged, never a crash: an
+   * unhandled rejection would end the process with exit 1 (a check that met the store closing
+   * at shutdown did, before stop waited for it).
+   */
+  private startCheck(): void {
+    if (this.checking || this.state !== 'running') return;
+    this.checking = this.check()
+      .catch((err: unknown) => {
+        if (!this.checkController.signal.aborted) this.logger.error(`check failed: ${(err as Error).message}`);
+      })
+      .finally(() => {
+        this.checking = undefined;
+      });
   }
 
   private async check(): Promise<void> {
