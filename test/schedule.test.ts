@@ -109,6 +109,13 @@ t.test('the previous run time: the latest at or before an instant, agreeing with
   t.equal(iso(previousRunTime(utc, new Date('2026-01-01T02:00:00Z'))), '2026-01-01T02:00:00.000Z', 'at the instant itself');
   t.equal(iso(previousRunTime(utc, new Date('2026-01-01T02:00:00.500Z'))), '2026-01-01T02:00:00.000Z');
   t.equal(iso(previousRunTime(utc, new Date('2026-01-01T01:59:59.999Z'))), '2025-12-31T02:00:00.000Z');
+  // Not before `since` (when the policy was first seen): what it owes.
+  const at = (text: string): Date => new Date(text);
+  t.equal(previousRunTime(utc, at('2026-01-01T05:00:00Z'), at('2026-01-01T03:00:00Z')), undefined, 'the last run was before it was first seen');
+  t.equal(iso(previousRunTime(utc, at('2026-01-01T05:00:00Z'), at('2026-01-01T01:00:00Z'))), '2026-01-01T02:00:00.000Z', 'first seen before the last run');
+  t.equal(iso(previousRunTime(utc, at('2026-01-01T02:00:00Z'), at('2026-01-01T02:00:00Z'))), '2026-01-01T02:00:00.000Z', 'first seen at the run time itself');
+  t.equal(previousRunTime(utc, at('2026-01-01T02:00:00.250Z'), at('2026-01-01T02:00:00.250Z')), undefined, 'first seen now, with milliseconds: no run time is now');
+  t.equal(previousRunTime(utc, at('2026-01-01T05:00:00Z'), at('2026-01-01T06:00:00Z')), undefined, 'first seen after the instant');
 
   const berlin = { cron: '30 2 * * *', timezone: 'Europe/Berlin' };
   // cron-parser's own backward search skips the run after the spring-forward gap; this does not.

@@ -339,12 +339,8 @@ export class Daemon {
       const s = policy.schedule;
       const state = states.get(policy.name);
       if (!s || !state) continue;
-      // First seen now (a new policy, a new data dir): no run of it can have been missed. A run
-      // time falls on a whole second, so with milliseconds on the clock none is `now` itself;
-      // this spares cron-parser's search (~5 ms a schedule) at a first start.
-      if (Date.parse(state.firstSeenAt) >= now.getTime() && now.getMilliseconds() !== 0) continue;
-      const due = previousRunTime(s, now);
-      if (!due || due.getTime() < Date.parse(state.firstSeenAt)) continue;
+      const due = previousRunTime(s, now, new Date(state.firstSeenAt));
+      if (!due) continue;
       const last = latest.get(policy.name);
       if (last && Date.parse(last.startedAt) >= due.getTime()) continue;
       const missed = `${policy.name} missed its run of ${due.toISOString()} (${describeSchedule(s)}) while the daemon was down`;
