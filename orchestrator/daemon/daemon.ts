@@ -70,6 +70,8 @@ type State = 'starting' | 'running' | 'stopping' | 'stopped';
 
 /** How long alert deliveries still going at shutdown may take before they are cut off (and retried at the next start). */
 const ALERT_DRAIN_MS = 30_000;
+/** How long shutdown waits for a check under way once it is aborted. */
+const CHECK_DRAIN_MS = 10_000;
 
 export class Daemon {
   private config: ResolvedConfig;
@@ -219,8 +221,15 @@ export class Daemon {
     this.unscheduleAll();
     if (this.checkTimer) clearInterval(this.checkTimer);
     this.checkController.abort(new RunCancelled('shutting down'));
-    // A check under way still reads the store: it ends (aborted) before the store may close.
-    await this.checking;
+    // A check under way still reads the store: it ends (aborted) before the store may close. One
+    // stuck in a listing that ignores the abort (a hung mount) is not waited for past the bound;
+    // whatever it meets later is caught in startCheck.
+    if (this.checking) {
+      let bound: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([this.checking.then(() => true), new Promise<false>((resolve) => (bound = setTimeout(() => resolve(false), CHECK_DRAIN_MS)))]);
+      clearTimeout(bound);
+      if (!ended) this.logger.warn(`shutdown: the check under way did not end within ${formatAge(CHECK_DRAIN_MS)}; stopping without it`);
+    }
     const dropped = this.queue.close();
     if (dropped.length > 0) this.logger.info(`shutdown: ${dropped.length} queued run(s) not started: ${dropped.map((d) => d.policy.name).join(', ')}`);
     await this.beat();
