@@ -1,10 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
 import t from 'tap';
+import { z } from 'zod';
 import { parseConfigText } from '../orchestrator/config/load.js';
 import { ConfigError } from '../orchestrator/core/errors.js';
 import { configSchema } from '../orchestrator/config/schema.js';
 import { policySecrets } from '../orchestrator/config/secret-fields.js';
-import { fieldsOf, secretsIn } from '../orchestrator/config/secret-schema.js';
+import { fieldsOf, secret, secretsIn } from '../orchestrator/config/secret-schema.js';
 
 // Secret fields are declared by the schema that defines them (orchestrator/config/secret-schema.ts);
 // the redactor learns every declared field's value, written in the file or through a reference.
@@ -159,4 +160,26 @@ t.test('with problems elsewhere in the file, the declared secrets are still know
   // The walk itself never throws on data of the wrong shape.
   t.strictSame(secretsIn(configSchema, { clients: 'nope', alerts: { channels: [null, 3, { password: 7 }] } }), []);
   t.strictSame(secretsIn(configSchema, null), []);
+});
+
+t.test('the walk skips only what cannot hold a secret: a field declared later, a recursive schema, a union', async (t) => {
+  // secretsIn remembers per schema whether a secret lies below it; a field declared secret after
+  // a walk (as a late plug-in would) is found by the next walk.
+  const token = z.string();
+  const later = z.strictObject({ name: z.string(), token: token.optional() });
+  t.strictSame(secretsIn(later, { name: 'a', token: 'not-yet-secret' }), [], 'nothing declared yet');
+  secret(token);
+  t.strictSame(secretsIn(later, { name: 'a', token: 'now-a-secret-value' }), ['now-a-secret-value'], 'declared later: found');
+
+  // A recursive schema: a secret at any depth.
+  interface Node {
+    password?: string;
+    children?: Node[];
+  }
+  const node: z.ZodType<Node> = z.lazy(() => z.strictObject({ password: secret(z.string()).optional(), children: z.array(node).optional() }));
+  t.strictSame(secretsIn(node, { children: [{ children: [{ password: 'deep-down-secret' }] }] }), ['deep-down-secret']);
+
+  // One alternative of a union holds a secret, the other none.
+  const either = z.union([z.strictObject({ kind: z.literal('plain'), note: z.string() }), z.strictObject({ kind: z.literal('keyed'), key: secret(z.string()) })]);
+  t.strictSame(secretsIn(z.array(either), [{ kind: 'plain', note: 'hello' }, { kind: 'keyed', key: 'union-branch-secret' }]), ['union-branch-secret']);
 });
