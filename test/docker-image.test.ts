@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { check, cleanEnv, expectedVersionText, runCommand } from './helpers/command.js';
 import { tempDir } from './helpers/harness.js';
 
@@ -49,11 +49,20 @@ t.before(async () => {
 });
 t.teardown(async () => {
   const left = (await check('docker', ['ps', '-aq', '--filter', `label=${LABEL}`])).split('\n').filter(Boolean);
-  if (left.length > 0) await runCommand('docker', ['rm', '-f', ...left]);
+  if (left.length > 0) await runCommand('docker', ['rm', '-f', '-v', ...left]);
   if (built) await runCommand('docker', ['rmi', '-f', image]);
   await rm(dir, { recursive: true, force: true });
 });
 t.jobs = 4;
+
+/** Removes a finished container and its anonymous volume (the image's VOLUME /var/lib/backproof), and checks none is left. */
+async function removeWithVolumes(t: Test, id: string): Promise<void> {
+  const volumes = (await check('docker', ['inspect', '-f', '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', id])).split(/\s+/).filter(Boolean);
+  t.ok(volumes.length > 0, 'the data dir was a volume of its own');
+  await check('docker', ['rm', '-v', id]);
+  const left = (await check('docker', ['volume', 'ls', '-q'])).split('\n').filter((v) => volumes.includes(v));
+  t.same(left, [], 'the container and its volume are gone');
+}
 
 t.test('built from our own base with no network: non-root, with a HEALTHCHECK', { buffered: true }, async (t) => {
   t.match(base, /^backproof-base:node24-[0-9a-f]{12}$/, `base ${base}; docker build ${(buildMs / 1000).toFixed(1)} s`);
@@ -83,7 +92,7 @@ t.test('demo: a real restore passes against the host engine; a one-shot command 
   t.equal(state.exitCode, 0, 'demo exits 0', { stderr: state.exitCode === 0 ? undefined : logs.stderr.slice(-3000) });
   t.match(logs.stdout, /^PASS {2}demo-client\/shop-db/m, 'the restore passes');
   t.ok(seen.has('healthy'), `the HEALTHCHECK reports the one-shot command healthy (seen: ${[...seen].join(', ')})`);
-  await check('docker', ['rm', id]);
+  await removeWithVolumes(t, id);
 });
 
 t.test('daemon: healthy by its liveness endpoint, stops cleanly', { buffered: true }, async (t) => {
@@ -120,5 +129,5 @@ clients:
   const all = await runCommand('docker', ['logs', id]);
   t.match(all.stderr, /daemon stopped/);
   t.notMatch(all.stderr, /Warning/, 'Node.js printed no warning', { stderr: all.stderr.slice(0, 3000) });
-  await check('docker', ['rm', id]);
+  await removeWithVolumes(t, id);
 });
