@@ -18,76 +18,15 @@ export type SecretShape = 'value' | 'url' | 'headers' | 'heartbeat';
 
 export const SECRET_FIELDS = z.registry<{ secret: SecretShape }>();
 
-/** Per schema: whether a declared secret can be reached through it (see leadsToSecret). */
-let leads = new WeakMap<z.ZodType, boolean>();
-/** Per object schema: its keys whose schemas lead to a secret. */
-let secretKeys = new WeakMap<z.ZodType, [string, z.ZodType][]>();
+/** Per schema: the schemas below it that lead to a declared secret (see secretPaths). */
+let secretPathsOf = new WeakMap<z.ZodType, Child[]>();
 
 /** Declares `schema` secret: every value read through it is redacted from logs, evidence and problems. */
 export function secret<T extends z.ZodType>(schema: T, shape: SecretShape = 'value'): T {
   SECRET_FIELDS.add(schema, { secret: shape });
   // What leads to a secret is learnt again (schemas are declared at load; this keeps a late one safe).
-  leads = new WeakMap();
-  secretKeys = new WeakMap();
+  secretPathsOf = new WeakMap();
   return schema;
-}
-
-/**
- * Whether a value read through `s` can hold a declared secret: `s` is one, or one is below it.
- * Remembered per schema, so `secretsIn` skips what cannot hold one (a policy's probes, limits,
- * kind options): for 10,000 policies that walk took 235-317 ms, most of `validate`'s time after
- * parsing. A schema met again while its own answer is being found (a lazy, recursive one) counts
- * as leading to a secret: walking too much is safe, skipping a secret is not.
- */
-function leadsToSecret(s: z.ZodType, depth = 0): boolean {
-  const known = leads.get(s);
-  if (known !== undefined) return known;
-  if (depth > 64) return true;
-  leads.set(s, true);
-  const below = (children: readonly (z.ZodType | undefined)[]): boolean => children.some((c) => c !== undefined && leadsToSecret(c, depth + 1));
-  const def = defOf(s);
-  let found = SECRET_FIELDS.has(s);
-  if (!found) {
-    switch (def.type) {
-      case 'object':
-        found = below(Object.values(def.shape ?? {}));
-        break;
-      case 'array':
-        found = below([def.element]);
-        break;
-      case 'tuple':
-        found = below(def.items ?? []);
-        break;
-      case 'record':
-        found = below([def.valueType]);
-        break;
-      case 'union':
-        found = below(def.options ?? []);
-        break;
-      case 'intersection':
-        found = below([def.left, def.right]);
-        break;
-      case 'pipe':
-        found = below([def.in]);
-        break;
-      case 'lazy':
-        found = below([def.getter?.()]);
-        break;
-      default:
-        found = below([def.innerType]);
-    }
-  }
-  leads.set(s, found);
-  return found;
-}
-
-function keysToSecrets(s: z.ZodType, shape: Record<string, z.ZodType>): [string, z.ZodType][] {
-  let keys = secretKeys.get(s);
-  if (!keys) {
-    keys = Object.entries(shape).filter(([, child]) => leadsToSecret(child));
-    secretKeys.set(s, keys);
-  }
-  return keys;
 }
 
 /** healthchecks.io's convention: the ping URL with /fail appended signals a failure. */
@@ -144,6 +83,72 @@ export interface Def {
 export const defOf = (schema: z.ZodType): Def => (schema as unknown as { _zod: { def: Def } })._zod.def;
 
 /**
+ * A schema one step below another, and how a value reaches it: an object's key, a tuple's
+ * position, every item of a list, every value of a record, or the same value (an alternative of
+ * a union, a side of an intersection, the input of a transform, what a lazy schema stands for, an
+ * optional's or a default's inner schema).
+ */
+type Child = { schema: z.ZodType } & ({ key: string } | { index: number } | { each: 'item' | 'value' } | { same: true });
+
+/** The zod 4 schemas directly below `def`: the one place the walks below know its shapes. */
+function childrenOf(def: Def): Child[] {
+  const out: Child[] = [];
+  const add = (schema: z.ZodType | undefined, how: Omit<Child, 'schema'>): void => {
+    if (schema) out.push({ schema, ...how } as Child);
+  };
+  switch (def.type) {
+    case 'object':
+      for (const [key, schema] of Object.entries(def.shape ?? {})) add(schema, { key });
+      break;
+    case 'array':
+      add(def.element, { each: 'item' });
+      break;
+    case 'tuple':
+      (def.items ?? []).forEach((schema, index) => add(schema, { index }));
+      break;
+    case 'record':
+      add(def.valueType, { each: 'value' });
+      break;
+    case 'union':
+      for (const schema of def.options ?? []) add(schema, { same: true });
+      break;
+    case 'intersection':
+      add(def.left, { same: true });
+      add(def.right, { same: true });
+      break;
+    case 'pipe':
+      add(def.in, { same: true });
+      break;
+    case 'lazy':
+      add(def.getter?.(), { same: true });
+      break;
+    default:
+      // optional, nullable, default, prefault, catch, readonly, nonoptional: one inner schema.
+      add(def.innerType, { same: true });
+  }
+  return out;
+}
+
+/**
+ * The children of `s` through which a declared secret can be reached, remembered per schema:
+ * `secretsIn` follows only these and skips what cannot hold a secret (a policy's probes, limits,
+ * kind options). Walking every key of 10,000 policies took 235-317 ms, most of `validate`'s time
+ * after parsing; this way 15-36 ms. A schema met again while its own answer is being found (a
+ * lazy, recursive one) counts as leading to a secret: walking too much is safe, skipping a
+ * secret is not. Learnt again when a field is declared secret.
+ */
+function secretPaths(s: z.ZodType, depth = 0): Child[] {
+  const known = secretPathsOf.get(s);
+  if (known) return known;
+  const all = childrenOf(defOf(s));
+  if (depth > 64) return all;
+  secretPathsOf.set(s, all); // meanwhile (a cycle): everything below
+  const leading = all.filter((c) => SECRET_FIELDS.has(c.schema) || secretPaths(c.schema, depth + 1).length > 0);
+  secretPathsOf.set(s, leading);
+  return leading;
+}
+
+/**
  * Every secret in `data` (a config as written, references resolved) that `schema` declares,
  * following the data wherever the schema leads: objects, lists, records, optional and default
  * values, every alternative of a union, the input side of a transform. Values of the wrong type
@@ -153,7 +158,7 @@ export function secretsIn(schema: z.ZodType, data: unknown): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
   const walk = (s: z.ZodType, value: unknown, depth: number): void => {
-    if (value === undefined || depth > 64 || !leadsToSecret(s)) return;
+    if (value === undefined || depth > 64) return;
     const meta = SECRET_FIELDS.get(s);
     if (meta) {
       for (const v of extract(meta.secret, value)) {
@@ -162,37 +167,18 @@ export function secretsIn(schema: z.ZodType, data: unknown): string[] {
         out.push(v);
       }
     }
-    const def = defOf(s);
-    switch (def.type) {
-      case 'object':
-        if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
-        for (const [key, child] of keysToSecrets(s, def.shape ?? {})) walk(child, (value as Record<string, unknown>)[key], depth + 1);
-        return;
-      case 'array':
-        if (Array.isArray(value) && def.element) for (const item of value) walk(def.element, item, depth + 1);
-        return;
-      case 'tuple':
-        if (Array.isArray(value)) (def.items ?? []).forEach((item, i) => walk(item, value[i], depth + 1));
-        return;
-      case 'record':
-        if (value !== null && typeof value === 'object' && def.valueType) for (const v of Object.values(value)) walk(def.valueType, v, depth + 1);
-        return;
-      case 'union':
-        for (const option of def.options ?? []) walk(option, value, depth + 1);
-        return;
-      case 'intersection':
-        if (def.left) walk(def.left, value, depth + 1);
-        if (def.right) walk(def.right, value, depth + 1);
-        return;
-      case 'pipe':
-        if (def.in) walk(def.in, value, depth + 1);
-        return;
-      case 'lazy':
-        if (def.getter) walk(def.getter(), value, depth + 1);
-        return;
-      default:
-        // optional, nullable, default, prefault, catch, readonly, nonoptional: one inner schema.
-        if (def.innerType) walk(def.innerType, value, depth + 1);
+    const isObject = value !== null && typeof value === 'object';
+    for (const child of secretPaths(s)) {
+      if ('same' in child) walk(child.schema, value, depth + 1);
+      else if ('key' in child) {
+        if (isObject && !Array.isArray(value)) walk(child.schema, (value as Record<string, unknown>)[child.key], depth + 1);
+      } else if ('index' in child) {
+        if (Array.isArray(value)) walk(child.schema, value[child.index], depth + 1);
+      } else if (child.each === 'item') {
+        if (Array.isArray(value)) for (const item of value) walk(child.schema, item, depth + 1);
+      } else if (isObject) {
+        for (const v of Object.values(value)) walk(child.schema, v, depth + 1);
+      }
     }
   };
   walk(schema, data, 0);
@@ -209,39 +195,14 @@ export function fieldsOf(schema: z.ZodType): { path: string; secret: boolean }[]
     if (depth > 64 || seen.has(s)) return;
     const here = new Set(seen).add(s);
     if (SECRET_FIELDS.has(s) && at) out.set(at, true);
-    const def = defOf(s);
-    switch (def.type) {
-      case 'object':
-        for (const [key, child] of Object.entries(def.shape ?? {})) {
-          const p = at ? `${at}.${key}` : key;
-          if (!out.has(p)) out.set(p, false);
-          visit(child, p, depth + 1, here);
-        }
-        return;
-      case 'array':
-        if (def.element) visit(def.element, `${at}[]`, depth + 1, here);
-        return;
-      case 'tuple':
-        for (const item of def.items ?? []) visit(item, `${at}[]`, depth + 1, here);
-        return;
-      case 'record':
-        if (def.valueType) visit(def.valueType, `${at}.*`, depth + 1, here);
-        return;
-      case 'union':
-        for (const option of def.options ?? []) visit(option, at, depth + 1, here);
-        return;
-      case 'intersection':
-        if (def.left) visit(def.left, at, depth + 1, here);
-        if (def.right) visit(def.right, at, depth + 1, here);
-        return;
-      case 'pipe':
-        if (def.in) visit(def.in, at, depth + 1, here);
-        return;
-      case 'lazy':
-        if (def.getter) visit(def.getter(), at, depth + 1, here);
-        return;
-      default:
-        if (def.innerType) visit(def.innerType, at, depth + 1, here);
+    for (const child of childrenOf(defOf(s))) {
+      if ('key' in child) {
+        const p = at ? `${at}.${child.key}` : child.key;
+        if (!out.has(p)) out.set(p, false);
+        visit(child.schema, p, depth + 1, here);
+      } else {
+        visit(child.schema, 'same' in child ? at : 'each' in child && child.each === 'value' ? `${at}.*` : `${at}[]`, depth + 1, here);
+      }
     }
   };
   visit(schema, '', 0, new Set());
