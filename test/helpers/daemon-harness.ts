@@ -93,6 +93,9 @@ export async function goodArchive(folder: string, name: string, kib = 8): Promis
   const file = path.join(folder, name);
   await run('tar', ['-c', '-z', '-f', file, '-C', tree, '.']);
   await fs.rm(tree, { recursive: true, force: true });
+  // Taken now by this process's clock: the kernel stamps the real time, which a test run under
+  // faketime (a year ahead, to catch date bombs) would see as a year-old backup.
+  await ageFile(file, 0);
   return file;
 }
 
@@ -101,6 +104,7 @@ export async function brokenArchive(folder: string, name: string): Promise<strin
   const file = await goodArchive(folder, name, 32);
   const bytes = await fs.readFile(file);
   await fs.writeFile(file, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  await ageFile(file, 0); // as goodArchive
   return file;
 }
 
