@@ -23,21 +23,33 @@ const MARIADB = 'backproof/mariadb';
 /** The real Docker runtime, keeping every argv run in its sandboxes. */
 class RecordingRuntime extends DockerRuntime {
   readonly execs: string[][] = [];
+  readonly stdouts: string[] = [];
 
   override async create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
     const sandbox = await super.create(spec, signal);
     const exec = sandbox.exec.bind(sandbox);
-    sandbox.exec = (argv, opts) => {
+    sandbox.exec = async (argv, opts) => {
       this.execs.push(argv);
-      return exec(argv, opts);
+      const result = await exec(argv, opts);
+      this.stdouts.push(result.stdout);
+      return result;
     };
     return sandbox;
+  }
+
+  /** How the PostgreSQL cluster was made, as the branch its script took said (postgres-restorer.ts startCluster). */
+  clusterMadeBy(): string | undefined {
+    for (const out of this.stdouts) {
+      const m = /^backproof-cluster \d+ (template|initdb)$/m.exec(out);
+      if (m) return m[1];
+    }
+    return undefined;
   }
 
   /** Whether `program` ran: as an exec's program, or a command of its `sh -c` script, or one that script execs from its arguments. */
   ran(program: string): boolean {
     const words = (argv: string[]): string[] => (argv[0] === 'sh' && argv[1] === '-c' ? [...(argv[2] ?? '').split(/[\s;|&]+/), ...argv.slice(4)] : [argv[0] ?? '']);
-    return this.execs.some((argv) => words(argv).some((w) => path.posix.basename(w) === program));
+    return this.execs.some((argv) => words(argv).some((w) => path.posix.basename(w.replace(/["']/g, '')) === program));
   }
 }
 
@@ -99,7 +111,7 @@ t.test('backproof/postgres:15 carries the cluster: runs skip initdb, restore the
     t.ok(run.probes.every((p) => p.pass), `run ${attempt}: the data is the dump's, to the cent`);
     t.match(run.restored, { tables: 2 });
     t.equal(sandboxDetail(run), "the image's PostgreSQL 15 cluster template, unpacked (no initdb)", `run ${attempt}: the evidence says which way`);
-    t.notOk(runtime.ran('initdb'), `run ${attempt}: no initdb in the sandbox`);
+    t.equal(runtime.clusterMadeBy(), 'template', `run ${attempt}: the template was unpacked, no initdb in the sandbox`);
     t.ok(runtime.ran('tar') && runtime.ran('pg_ctl'), `run ${attempt}: the template was unpacked and the server started`);
     t.equal(await leftoversOf(run.id), 0, `run ${attempt}: its volume is gone`);
     t.notOk(runtime.execs.some((argv) => argv.some((a) => a.startsWith('CREATE DATABASE'))), `run ${attempt}: no CREATE DATABASE, the template's empty database is used`);
@@ -131,7 +143,11 @@ t.test("an image without the template (an official or older image, a policy's ow
   t.ok(run.probes.every((p) => p.pass));
   t.equal(run.sandbox?.image, image);
   t.equal(sandboxDetail(run), 'initdb: the image has no PostgreSQL 15 cluster template');
-  t.ok(runtime.ran('initdb'), 'initdb ran in the sandbox');
+  t.equal(runtime.clusterMadeBy(), 'initdb', 'initdb ran in the sandbox');
+  t.ok(
+    runtime.execs.some((argv) => argv.some((a) => a.startsWith('CREATE DATABASE'))),
+    "initdb's cluster has no empty database of the template's: the restore's is created",
+  );
   t.equal(await leftoversOf(run.id), 0);
 });
 
@@ -145,13 +161,22 @@ t.test('a damaged cluster template is an error that says so, not a server that f
   t.equal(await leftoversOf(run.id), 0);
 });
 
+t.test('an image with no PostgreSQL server is an error that says so', async (t) => {
+  const image = await derivedImage(PG15, 'postgres-no-server', `rm -rf ${POSTGRES_LIB}/15`);
+  const run = await restoreIn(image, new RecordingRuntime());
+  t.equal(run.verdict, 'error');
+  t.equal(run.reasons[0]?.code, 'sandbox_failed');
+  t.match(run.reasons[0]?.message, `has no ${POSTGRES_LIB}/<major>/bin; use a PostgreSQL image`);
+  t.equal(await leftoversOf(run.id), 0);
+});
+
 t.test("a template of another major is not the server's: initdb", async (t) => {
   const image = await derivedImage(PG15, 'postgres-other-major', `mv ${POSTGRES_LIB}/${templateName(15)} ${POSTGRES_LIB}/${templateName(14)}`);
   const runtime = new RecordingRuntime();
   const run = await restoreIn(image, runtime);
   t.equal(run.verdict, 'pass', JSON.stringify(run.reasons));
   t.equal(sandboxDetail(run), 'initdb: the image has no PostgreSQL 15 cluster template');
-  t.ok(runtime.ran('initdb'));
+  t.equal(runtime.clusterMadeBy(), 'initdb');
 });
 
 t.test('MariaDB: backproof/mariadb skips mariadb-install-db; an image without a data directory still gets one', async (t) => {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { Logger } from '../../orchestrator/core/logger.js';
 import { BackproofError } from '../../orchestrator/core/errors.js';
-import { DATA_DIR, DATA_DIR_NAME, DATA_ROOT as POSTGRES_DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, PREMADE_DATABASE, templateName } from '../postgres/cluster.js';
+import { DATA_DIR, DATA_DIR_NAME, DATA_ROOT as POSTGRES_DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, PREMADE_DATABASE, shellWords, templateName } from '../postgres/cluster.js';
 
 /**
  * Sandbox images built from Debian packages, without a registry: mmdebstrap writes a root
@@ -223,11 +223,6 @@ async function importTar(docker: Docker, tar: NodeJS.ReadableStream, repo: strin
       else resolve();
     });
   });
-}
-
-/** Words for a shell command line, each quoted unless it is plainly safe. */
-function shellWords(words: string[]): string {
-  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 function splitTag(tag: string): [string, string] {

@@ -20,8 +20,8 @@ export const POSTGRES_LIB = '/usr/lib/postgresql';
 
 /**
  * backproof's images keep the cluster initdb made at build time as a tar of DATA_DIR_NAME
- * (relative to DATA_ROOT) in POSTGRES_LIB, named after its major: the `ls` that finds the
- * server also finds its template.
+ * (relative to DATA_ROOT) in POSTGRES_LIB, named after its major: the look in POSTGRES_LIB that
+ * finds the server also finds its template.
  */
 export const templateName = (major: number | string): string => `backproof-${major}-cluster.tar`;
 
@@ -32,3 +32,8 @@ export const templateName = (major: number | string): string => `backproof-${maj
  * own, so an older backproof sharing the engine (which creates `restore` itself) never meets it.
  */
 export const PREMADE_DATABASE = 'backproof_restore';
+
+/** Words for a shell command line, each quoted unless it is plainly safe. */
+export function shellWords(words: readonly string[]): string {
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+}

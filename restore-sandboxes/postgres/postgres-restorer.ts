@@ -12,7 +12,7 @@ import { decompress, decompressHeadOnHost, decompressInSandbox, detectCompressio
 import { POSTGRES_IMAGE_MAJORS } from '../images/build-image.js';
 import { emptyDatabaseReasons, sandboxLimits, type ImageChoice, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { Sandbox, SandboxSpec } from '../sandbox-runtime.js';
-import { DATA_DIR, DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, PREMADE_DATABASE, templateName } from './cluster.js';
+import { DATA_DIR, DATA_ROOT, INITDB_ARGS, POSTGRES_LIB, PREMADE_DATABASE, shellWords, templateName } from './cluster.js';
 import { detectDumpFormat } from './dump-format.js';
 import { detectBarmanStream, restoreBarman } from './barman-restore.js';
 import { detectPgbackrestStream, restorePgbackrest, type PhysicalRestore } from './pgbackrest-restore.js';
@@ -148,33 +148,44 @@ export class PostgresRestorer implements Restorer<'postgres'> {
 
   private async startCluster(ctx: RestoreContext<'postgres'>): Promise<{ serverVersion: string; detail: string }> {
     const { sandbox, signal } = ctx;
-    const listing = await run(sandbox, ['ls', POSTGRES_LIB], signal, 'sandbox_failed', 'find PostgreSQL in the image');
-    const entries = listing.stdout.split(/\s+/);
-    const major = entries.filter((m) => /^\d+$/.test(m)).sort((a, b) => Number(b) - Number(a))[0];
-    if (!major) {
-      throw new VerificationError('sandbox_failed', `image ${sandbox.image} has no ${POSTGRES_LIB}/<major>/bin; use a PostgreSQL image`);
+    this.probeDatabase = ctx.policy.postgres.database;
+    // One exec (each costs ~75-110 ms of runc starting a process): find the newest server in
+    // POSTGRES_LIB, make its cluster, start it. The run's data volume at DATA_ROOT is new and
+    // empty (DockerRuntime.create makes a named volume for this run alone and removes it at
+    // teardown; Docker seeds it with the image's /var/lib/postgresql, which holds no cluster),
+    // so the cluster made here is this run's own and nothing of one run reaches another. An
+    // image built by `backproof images build postgres:<major>` carries the empty cluster initdb
+    // made at build time, with INITDB_ARGS, as a tar: unpacking it is faster than initdb. Other
+    // images (official postgres:<major>, backproof images built before the template, a policy's
+    // own sandbox.image) get initdb. The script says which on its first line; a failure exits
+    // 98/99 (no PostgreSQL) or 100 + the status of making the cluster, before any start, so each
+    // step keeps its own error. Its words are constants; the server's options come as "$@".
+    const script = [
+      `cd ${POSTGRES_LIB} || exit 98`,
+      `major=$(ls | grep -E '^[0-9]+$' | sort -n | tail -n 1)`,
+      `[ -n "$major" ] || exit 99`,
+      `bin=${POSTGRES_LIB}/$major/bin`,
+      `tpl=${templateName('$major')}`,
+      `if [ -f "$tpl" ]; then echo "backproof-cluster $major template"; tar -x -f "${POSTGRES_LIB}/$tpl" -C ${DATA_ROOT} || exit $((100 + $?))`,
+      `else echo "backproof-cluster $major initdb"; "$bin/initdb" ${shellWords(INITDB_ARGS)} || exit $((100 + $?)); fi`,
+      `exec "$bin/pg_ctl" "$@"`,
+    ].join('\n');
+    const start = ['start', '-D', DATA_DIR, '-l', LOG_FILE, '-w', '-t', '60', '-o', SERVER_OPTIONS];
+    const started = await sandbox.exec(['sh', '-c', script, 'sh', ...start], { signal, user: 'postgres' });
+    const made = /^backproof-cluster (\d+) (template|initdb)$/m.exec(started.stdout);
+    if (!made) {
+      if (started.exitCode === 98 || started.exitCode === 99) {
+        throw new VerificationError('sandbox_failed', `image ${sandbox.image} has no ${POSTGRES_LIB}/<major>/bin; use a PostgreSQL image`);
+      }
+      throw new VerificationError('sandbox_failed', `find PostgreSQL in the image failed in the sandbox (exit ${started.exitCode}): ${lastLine(started.stderr || started.stdout)}`);
     }
+    const [, major, way] = made as unknown as [string, string, 'template' | 'initdb'];
     this.bin = `${POSTGRES_LIB}/${major}/bin`;
     this.major = Number(major);
-    this.probeDatabase = ctx.policy.postgres.database;
-    // The run's data volume at DATA_ROOT is new and empty (DockerRuntime.create makes a named
-    // volume for this run alone and removes it at teardown; Docker seeds it with the image's
-    // /var/lib/postgresql, which holds no cluster), so the cluster made here is this run's own
-    // and nothing of one run reaches another. An image built by `backproof images build
-    // postgres:<major>` carries the empty cluster initdb made at build time, with INITDB_ARGS,
-    // as a tar: unpacking it is faster than initdb. Other images (official postgres:<major>,
-    // backproof images built before the template, a policy's own sandbox.image) get initdb.
-    const template = entries.includes(templateName(major));
-    const detail = template ? `the image's PostgreSQL ${major} cluster template, unpacked (no initdb)` : `initdb: the image has no PostgreSQL ${major} cluster template`;
+    const detail = way === 'template' ? `the image's PostgreSQL ${major} cluster template, unpacked (no initdb)` : `initdb: the image has no PostgreSQL ${major} cluster template`;
     ctx.logger.debug(`sandbox cluster: ${detail}`);
-    const make = template ? ['tar', '-x', '-f', `${POSTGRES_LIB}/${templateName(major)}`, '-C', DATA_ROOT] : [`${this.bin}/initdb`, ...INITDB_ARGS];
-    const making = template ? "unpacking the image's cluster template" : 'initdb';
-    const start = [`${this.bin}/pg_ctl`, 'start', '-D', DATA_DIR, '-l', LOG_FILE, '-w', '-t', '60', '-o', SERVER_OPTIONS];
-    // Both in one exec (each costs ~75 ms of runc starting a process): the cluster is made, then
-    // the server started; a failure to make it exits 100 + its status before any start, so each
-    // step keeps its own error. The words of `make` are constants, none needing quotes.
-    const started = await sandbox.exec(['sh', '-c', `${make.join(' ')} || exit $((100 + $?)); exec "$@"`, 'sh', ...start], { signal, user: 'postgres' });
     if (started.exitCode !== 0) {
+      const making = way === 'template' ? "unpacking the image's cluster template" : 'initdb';
       const [what, exit] = started.exitCode > 100 ? [making, started.exitCode - 100] : ['start PostgreSQL', started.exitCode];
       throw new VerificationError('sandbox_failed', `${what} failed in the sandbox (exit ${exit}): ${lastLine(started.stderr || started.stdout)}`);
     }
