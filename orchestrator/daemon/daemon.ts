@@ -13,7 +13,7 @@ import { formatAge } from '../core/format.js';
 import type { Logger } from '../core/logger.js';
 import { runWithCoverage } from '../runner/coverage-runs.js';
 import { RunCancelled } from '../runner/run-policy.js';
-import { describeSchedule, nextRunTimes, previousRunTime } from '../scheduler/schedule.js';
+import { describeSchedule, nextRunTimes, previousRunTime, scheduleKey } from '../scheduler/schedule.js';
 import { buildStatus, type StatusReport } from '../../reports/status-report.js';
 import { Liveness, processMemory, writeFileAtomic, type LivenessStatus } from './liveness.js';
 import { RunQueue, type QueuedRun } from './run-queue.js';
@@ -278,7 +278,7 @@ export class Daemon {
     for (const policy of this.config.policies) {
       const s = policy.schedule;
       if (!s) continue;
-      const key = `${s.cron}\u0000${s.timezone}`;
+      const key = scheduleKey(s);
       const group = groups.get(key);
       if (group) group.push(policy);
       else groups.set(key, [policy]);
@@ -455,7 +455,7 @@ export class Daemon {
     // (10,000 policies: ~60 schedules, not 10,000 dates).
     const nextAt = new Map<string, string>();
     const nextRunOf = (s: NonNullable<PolicyConfig['schedule']>): string => {
-      const key = `${s.cron}\u0000${s.timezone}`;
+      const key = scheduleKey(s);
       let at = nextAt.get(key);
       if (at === undefined) {
         at = nextRunTimes(s, now, 1)[0]?.toISOString() ?? '';

@@ -179,11 +179,14 @@ const SHORTHANDS: Record<string, Shorthand> = {
 
 type CronSchedule = Pick<ScheduleConfig, 'cron' | 'timezone'>;
 
+/** One key per distinct schedule (cron and time zone): what the caches here and the daemon's per-schedule work go by. */
+export const scheduleKey = (s: CronSchedule): string => `${s.cron}\u0000${s.timezone}`;
+
 /** The next `count` times the schedule fires strictly after `after`, in order. */
 export function nextRunTimes(s: CronSchedule, after: Date, count: number): Date[] {
   const out: Date[] = [];
   if (count <= 0) return out;
-  const key = `${s.cron}\u0000${s.timezone}`;
+  const key = scheduleKey(s);
   if (count === 1) {
     const t = after.getTime();
     const known = slots.get(key);
@@ -213,8 +216,9 @@ export function nextRunTimes(s: CronSchedule, after: Date, count: number): Date[
  * cron-parser's search costs ~5 ms a schedule), and so does one equal to it with milliseconds on
  * the clock, since run times fall on whole seconds. Only forward searches: cron-parser's
  * backward search disagrees with its forward one across DST changes (it skips a time moved by a
- * spring-forward gap and yields a repeated autumn hour twice) and takes ~25 ms a call. The answer is remembered per schedule until the next run time, so the
- * daemon's checks over hundreds of policies cost next to nothing between runs.
+ * spring-forward gap and yields a repeated autumn hour twice) and takes ~25 ms a call. The
+ * answer is remembered per schedule until the next run time, so the daemon's checks over
+ * hundreds of policies cost next to nothing between runs.
  */
 export function previousRunTime(s: CronSchedule, atOrBefore: Date, since?: Date): Date | undefined {
   const target = atOrBefore.getTime();
@@ -224,7 +228,7 @@ export function previousRunTime(s: CronSchedule, atOrBefore: Date, since?: Date)
     const prev = previousRunTime(s, atOrBefore);
     return prev && prev.getTime() >= floor ? prev : undefined;
   }
-  const key = `${s.cron}\u0000${s.timezone}`;
+  const key = scheduleKey(s);
   const known = slots.get(key);
   if (known && known.prev !== undefined && known.prev.getTime() <= target && target < known.next) return known.prev;
   const { prev, following } = searchPrevious(s, target);

@@ -77,12 +77,12 @@ export class PostgresRestorer implements Restorer<'postgres'> {
     };
   }
 
-  /** The PostgreSQL bin folder in the sandbox, known once prepare() has run. */
   /** After prepare(): the policy's database exists already (the image's empty one, renamed); restore() makes it otherwise. */
   get databaseReady(): boolean {
     return this.premade;
   }
 
+  /** The PostgreSQL bin folder in the sandbox, known once prepare() has run. */
   get binDir(): string {
     return this.bin;
   }
@@ -179,7 +179,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
       }
       throw new VerificationError('sandbox_failed', `find PostgreSQL in the image failed in the sandbox (exit ${started.exitCode}): ${lastLine(started.stderr || started.stdout)}`);
     }
-    const [, major, way] = made as unknown as [string, string, 'template' | 'initdb'];
+    const [, major, way] = made;
     this.bin = `${POSTGRES_LIB}/${major}/bin`;
     this.major = Number(major);
     const detail = way === 'template' ? `the image's PostgreSQL ${major} cluster template, unpacked (no initdb)` : `initdb: the image has no PostgreSQL ${major} cluster template`;
@@ -197,7 +197,7 @@ export class PostgresRestorer implements Restorer<'postgres'> {
         [
           // The template's empty database takes the policy's name (in the same psql, no exec of
           // its own) unless a database has that name already (CREATE DATABASE then says so).
-          `DO $backproof$DECLARE premade text := ${quoteLiteral(PREMADE_DATABASE)}; db text := ${quoteLiteral(this.probeDatabase)}; BEGIN
+          `DO $backproof$DECLARE premade text := ${literal(PREMADE_DATABASE)}; db text := ${literal(this.probeDatabase)}; BEGIN
             IF NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = premade) THEN RETURN; END IF;
             IF db <> premade THEN
               IF EXISTS (SELECT 1 FROM pg_database WHERE datname = db) THEN RETURN; END IF;
@@ -556,9 +556,4 @@ function firstErrorLine(stderr: string): string {
 
 function lastLine(text: string): string {
   return truncate(text.trim().split('\n').at(-1) ?? '', 300);
-}
-
-/** A SQL string literal (standard_conforming_strings: only quotes are doubled). */
-function quoteLiteral(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
 }
