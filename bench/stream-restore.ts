@@ -5,8 +5,9 @@
  * sandbox image and limits and the same minutes:
  * - bare: `docker exec -i <sandbox> sh -c 'cat > /dev/null' < file` (the docker CLI);
  * - by hand with a digest: `tee >(openssl dgst -sha256) < file | docker exec -i …`;
- * - Sandbox.exec: backproof's own exec fed from a file stream read as the local driver reads
- *   (1 MiB chunks), without the runner and without hashing;
+ * - Sandbox.exec: backproof's own exec fed from a plain file stream (1 MiB chunks), and fed as
+ *   the local driver reads (1 MiB pooled buffers, see orchestrator/core/chunk-pool.ts), without
+ *   the runner and without hashing;
  * - sha256: reading and hashing the file in this process (node:crypto), for scale.
  * Rounds alternate the order; medians; ratios against bare.
  *
@@ -22,6 +23,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { driverFor, restorerFor } from '../orchestrator/cli/plugins.js';
+import { pooledFileStream } from '../orchestrator/core/chunk-pool.js';
 import { DEFAULTS } from '../orchestrator/core/defaults.js';
 import { RunStore } from '../orchestrator/evidence/run-store.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
@@ -92,6 +94,13 @@ const cases: Record<string, () => Promise<number>> = {
   'Sandbox.exec': async () => {
     const t0 = performance.now();
     const r = await sandbox.exec(['sh', '-c', 'cat > /dev/null'], { stdin: createReadStream(file, { highWaterMark: DEFAULTS.readChunkBytes }) });
+    if (r.exitCode !== 0) throw new Error(`exec failed: ${r.stderr}`);
+    return performance.now() - t0;
+  },
+  'Sandbox.exec, pooled': async () => {
+    const t0 = performance.now();
+    const stdin = pooledFileStream(await fs.open(file, 'r'), { chunkBytes: DEFAULTS.readChunkBytes });
+    const r = await sandbox.exec(['sh', '-c', 'cat > /dev/null'], { stdin });
     if (r.exitCode !== 0) throw new Error(`exec failed: ${r.stderr}`);
     return performance.now() - t0;
   },

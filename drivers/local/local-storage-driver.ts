@@ -1,7 +1,7 @@
-import { createReadStream } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { pooledFileStream } from '../../orchestrator/core/chunk-pool.js';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import { SIDECAR_MAX_BYTES, SidecarChecksums } from '../sidecars.js';
@@ -89,7 +89,7 @@ export class LocalStorageDriver implements StorageDriver {
       if (err instanceof VerificationError) throw err;
       throw unreachable(file, err);
     }
-    return createReadStream('', { fd: opened.handle, highWaterMark: DEFAULTS.readChunkBytes, signal });
+    return pooledFileStream(opened.handle, { chunkBytes: DEFAULTS.readChunkBytes, ...(signal ? { signal } : {}) });
   }
 
   async details(entry: BackupEntry): Promise<BackupDetails> {

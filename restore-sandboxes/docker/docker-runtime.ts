@@ -1,7 +1,8 @@
 import os from 'node:os';
-import { PassThrough, Writable, type Duplex } from 'node:stream';
+import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import Docker from 'dockerode';
+import { giveBack, givesBack } from '../../orchestrator/core/chunk-pool.js';
 import { DEFAULTS } from '../../orchestrator/core/defaults.js';
 import { VerificationError } from '../../orchestrator/core/errors.js';
 import {
@@ -373,7 +374,7 @@ class DockerSandbox implements Sandbox {
       sourceError ??= err;
     });
     const feeding = opts.stdin
-      ? pipeline(opts.stdin, stdinSink(stream)).then(
+      ? pipeline(opts.stdin, stdinSink(stream, opts.stdin)).then(
           () => {
             stdinComplete = true;
           },
@@ -464,13 +465,20 @@ function demux(source: Duplex, out: Writable, err: Writable): void {
   });
 }
 
-/** Writes into the hijacked connection and half-closes it at the end, so the process sees EOF. */
-function stdinSink(stream: Duplex): Writable {
+/**
+ * Writes into the hijacked connection and half-closes it at the end, so the process sees EOF.
+ * A pooled input's chunks (see chunk-pool.ts) go back to their pool once the connection has
+ * written them.
+ */
+function stdinSink(stream: Duplex, input: Readable): Writable {
+  const recycle = (chunk: Buffer) => (err?: Error | null): void => {
+    if (!err && givesBack(input)) giveBack(chunk);
+  };
   return new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
       if (stream.destroyed || stream.writableEnded) return cb(new Error('the sandboxed process stopped reading its input'));
-      if (stream.write(chunk)) return cb();
+      if (stream.write(chunk, recycle(chunk))) return cb();
       const done = (): void => {
         stream.off('drain', done);
         stream.off('close', done);

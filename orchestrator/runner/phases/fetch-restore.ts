@@ -2,6 +2,7 @@ import type { BackupEntry, StorageDriver } from '../../../drivers/storage-driver
 import type { Reason, RunRecord } from '../../core/domain.js';
 import { VerificationError } from '../../core/errors.js';
 import { formatAge } from '../../core/format.js';
+import { giveBack } from '../../core/chunk-pool.js';
 import { HashingCounter } from '../../core/integrity.js';
 import { unlessExhausted } from '../exhaustion.js';
 import { isReadFailure, type Digests, type RunState } from '../run-state.js';
@@ -93,8 +94,9 @@ export function checkIntegrity(run: RunRecord, digests: Digests, reasons: Reason
 }
 
 async function hashWhole(driver: StorageDriver, entry: BackupEntry, signal: AbortSignal, md5: boolean): Promise<Digests> {
-  const hasher = new HashingCounter(undefined, { md5 });
   const raw = await driver.open(entry, signal);
-  for await (const chunk of raw.pipe(hasher)) void chunk;
+  const hasher = new HashingCounter(undefined, { md5 }).from(raw);
+  // Hashed and not kept: a pooled chunk goes back to be read into again.
+  for await (const chunk of raw.pipe(hasher)) giveBack(chunk as Buffer);
   return hasher;
 }
