@@ -68,7 +68,6 @@ async function main(): Promise<void> {
     const expectedMd5 = details.checksums.find((c) => c.algorithm === 'md5')?.hex;
 
     let bytes = 0;
-    const hasher = new HashingCounter((n) => (bytes = n), { md5: expectedMd5 !== undefined });
     const sink = new Writable({ highWaterMark: 1024 * 1024, write: (_chunk: Buffer, _enc, cb) => cb() });
     let peakHeapUsed = 0;
     let peakArrayBuffers = 0;
@@ -79,12 +78,14 @@ async function main(): Promise<void> {
     };
     const sampler = setInterval(sample, 50);
     const t0 = performance.now();
+    const raw = await driver.open(entry);
+    const hasher = new HashingCounter((n) => (bytes = n), { md5: expectedMd5 !== undefined }).from(raw);
     const ticker = setInterval(() => {
       const s = (performance.now() - t0) / 1000;
       process.stderr.write(`[worker ${mode}] ${(bytes / 1024 ** 2).toFixed(0)} / ${(entry.size / 1024 ** 2).toFixed(0)} MiB after ${s.toFixed(0)} s\n`);
     }, 5000);
     try {
-      await pipeline(await driver.open(entry), hasher, sink);
+      await pipeline(raw, hasher, sink);
     } finally {
       clearInterval(ticker);
       clearInterval(sampler);

@@ -18,7 +18,6 @@ import { addAbortSignal, Readable } from 'node:stream';
  * A chunk that is never given back (the stream was cut, or a stage kept it) is only garbage:
  * the pool reads into a new buffer instead; so when in doubt, do not give back: it costs speed,
  * never bytes.
- * A stage that reads a chunk's bytes later (a hashing thread) holds it (`holdLent`) until done.
  */
 class ChunkPool {
   private readonly free: Buffer[] = [];
@@ -28,9 +27,13 @@ class ChunkPool {
     private readonly keep: number,
   ) {}
 
-  /** A free buffer, or a new one; in shared memory, so a hashing thread reads it without a copy. */
+  /**
+   * A free buffer, or a new one. Plain memory, never a SharedArrayBuffer: V8 does not count
+   * shared memory towards collecting garbage, so chunks that never come back (behind a
+   * transform) would pile up to the backup's size before a collection.
+   */
   take(): Buffer {
-    return this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.chunkBytes));
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes);
   }
 
   put(buf: Buffer): void {
@@ -38,20 +41,13 @@ class ChunkPool {
   }
 }
 
-/** Each lent chunk: the pool, the whole buffer it views, and who still needs it (the sink at first). */
-interface Loan {
-  pool: ChunkPool;
-  buf: Buffer;
-  holds: number;
-}
-const lent = new WeakMap<Buffer, Loan>();
+/** Free buffers a pool keeps for reuse: more than are in flight between the read and the sandbox. */
+const KEEP = 8;
+
+/** Each lent chunk: the pool and the whole buffer it views. */
+const lent = new WeakMap<Buffer, { pool: ChunkPool; buf: Buffer }>();
 /** Streams whose chunks may be lent ones, with one reader: see the rules above. */
 const pooled = new WeakSet<Readable>();
-
-/** Whether `stream` is a pooled source or a stage that passes its chunks on (see the rules above). */
-export function isPooled(stream: Readable): boolean {
-  return pooled.has(stream);
-}
 
 /** Marks `stream` as passing lent chunks on unchanged (a stage that keeps none of them). */
 export function passesPooled(from: Readable, stream: Readable): void {
@@ -71,35 +67,15 @@ export function giveBack(chunk: Buffer): void {
   const loan = lent.get(chunk);
   if (!loan) return;
   lent.delete(chunk);
-  release(loan);
+  loan.pool.put(loan.buf);
 }
 
 /**
- * Keeps a lent chunk's buffer from reuse until the returned function is called (once), even
- * after the sink gave it back; undefined for a chunk that is not lent.
- */
-export function holdLent(chunk: Buffer): (() => void) | undefined {
-  const loan = lent.get(chunk);
-  if (!loan) return undefined;
-  loan.holds++;
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    release(loan);
-  };
-}
-
-function release(loan: Loan): void {
-  if (--loan.holds === 0) loan.pool.put(loan.buf);
-}
-
-/**
- * A file read as a stream of chunks from a pool (at most `keep` buffers kept for reuse). The
+ * A file read as a stream of chunks from a pool (at most `keep` free buffers kept for reuse). The
  * handle is closed when the stream ends or is destroyed; `signal` destroys it.
  */
 export function pooledFileStream(handle: FileHandle, opts: { chunkBytes: number; keep?: number; signal?: AbortSignal }): Readable {
-  const pool = new ChunkPool(opts.chunkBytes, opts.keep ?? 8);
+  const pool = new ChunkPool(opts.chunkBytes, opts.keep ?? KEEP);
   let position = 0;
   const stream = new Readable({
     highWaterMark: opts.chunkBytes,
@@ -114,7 +90,7 @@ export function pooledFileStream(handle: FileHandle, opts: { chunkBytes: number;
           }
           position += bytesRead;
           const chunk = bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
-          lent.set(chunk, { pool, buf, holds: 1 });
+          lent.set(chunk, { pool, buf });
           stream.push(chunk);
         },
         (err: Error) => stream.destroy(err),

@@ -1,30 +1,23 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { holdLent, passesPooled } from './chunk-pool.js';
-import { HashThread } from './hash-thread.js';
-
-/** Chunks a hashing thread may have queued before the tee waits for it (memory stays bounded). */
-const THREAD_QUEUE = 8;
+import { passesPooled } from './chunk-pool.js';
 
 /**
  * The integrity tee: counts and hashes every byte read from storage on its way to the restorer,
  * so the one pass that restores is also the pass that checks. It passes each chunk on unchanged
- * and keeps none, so a pooled source stays pooled through it (see chunk-pool.ts). With `thread`
- * the hashing runs in a worker thread (hash-thread.ts), for large backups read from a pool.
+ * and keeps none, so a pooled source stays pooled through it (see chunk-pool.ts).
  */
 export class HashingCounter extends Transform {
   private readonly hash = createHash('sha256');
   private readonly md5Hash: Hash | undefined;
-  private readonly thread: HashThread | undefined;
   bytes = 0;
   private digestHex: string | undefined;
   private md5Hex: string | undefined;
 
   /** `md5` also keeps an MD5 of the bytes, for providers whose checksum is one (an S3 ETag). */
-  constructor(private readonly onProgress?: (bytes: number) => void, opts: { md5?: boolean; thread?: boolean } = {}) {
+  constructor(private readonly onProgress?: (bytes: number) => void, opts: { md5?: boolean } = {}) {
     super({ highWaterMark: 1024 * 1024 });
     this.md5Hash = opts.md5 ? createHash('md5') : undefined;
-    this.thread = opts.thread ? new HashThread(opts.md5 ? ['sha256', 'md5'] : ['sha256']) : undefined;
   }
 
   /** Says this tee reads `source` (the caller pipes it in): a pooled source stays pooled through it. */
@@ -34,40 +27,17 @@ export class HashingCounter extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.md5Hash?.update(chunk);
     this.bytes += chunk.length;
     this.onProgress?.(this.bytes);
-    const thread = this.thread;
-    if (!thread) {
-      this.hash.update(chunk);
-      this.md5Hash?.update(chunk);
-      return cb(null, chunk);
-    }
-    // The chunk goes on at once; its buffer is not reused before the thread has hashed it.
-    const release = holdLent(chunk);
-    const hashed = thread.update(chunk).finally(release);
-    this.push(chunk);
-    if (thread.pending < THREAD_QUEUE) {
-      hashed.catch((err: Error) => this.destroy(err));
-      cb();
-    } else hashed.then(() => cb(), cb);
+    cb(null, chunk);
   }
 
   override _flush(cb: TransformCallback): void {
-    if (!this.thread) {
-      this.digestHex = this.hash.digest('hex');
-      this.md5Hex = this.md5Hash?.digest('hex');
-      return cb();
-    }
-    this.thread.digest().then((d) => {
-      this.digestHex = d.sha256;
-      this.md5Hex = d.md5;
-      cb();
-    }, cb);
-  }
-
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.thread?.terminate();
-    cb(err);
+    this.digestHex = this.hash.digest('hex');
+    this.md5Hex = this.md5Hash?.digest('hex');
+    cb();
   }
 
   /** The sha256 of everything that passed, once the stream has ended. */

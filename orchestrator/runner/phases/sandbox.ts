@@ -1,13 +1,10 @@
 import { pipeline } from 'node:stream';
-import { isPooled } from '../../core/chunk-pool.js';
 import { HashingCounter, peek } from '../../core/integrity.js';
 import type { RunArtifact } from '../../core/domain.js';
 import { isReadFailure, type RunState } from '../run-state.js';
 
 /** How much of a backup restorers see before the sandbox starts (format, versions). */
 const HEAD_BYTES = 64 * 1024;
-/** From this size on a backup read from a pool is hashed in a thread (its start costs ~30 ms). */
-const THREAD_HASH_BYTES = 64 * 1024 * 1024;
 
 /**
  * sandbox: the engine answers, the backup is opened once (the same hashed stream gives its first
@@ -17,20 +14,19 @@ const THREAD_HASH_BYTES = 64 * 1024 * 1024;
 export async function bringUpSandbox(s: RunState): Promise<void> {
   const { policy, deps, driver, restorer, run, signal } = s;
   const { entry, backupTime } = s.picked!;
+  const hasher = new HashingCounter(
+    (bytes) => {
+      if (s.streaming) deps.onProgress?.({ runId: run.id, phase: 'fetch_restore', bytes, totalBytes: entry.size });
+    },
+    { md5: s.details!.checksums.some((c) => c.algorithm === 'md5') },
+  );
+  s.hasher = hasher;
   const sandboxRecord = { runtime: deps.runtime.name, image: policy.sandbox.image ?? '' } as NonNullable<typeof run.sandbox>;
   run.sandbox = sandboxRecord;
   const { serverVersion } = await s.clock.phase('sandbox', async (mark) => {
     await deps.runtime.ping(signal);
     const raw = await driver.open(entry, signal);
     s.raw = raw;
-    // A large backup read from a pool is hashed in a thread of its own (core/hash-thread.ts).
-    const hasher = new HashingCounter(
-      (bytes) => {
-        if (s.streaming) deps.onProgress?.({ runId: run.id, phase: 'fetch_restore', bytes, totalBytes: entry.size });
-      },
-      { md5: s.details!.checksums.some((c) => c.algorithm === 'md5'), thread: isPooled(raw) && entry.size >= THREAD_HASH_BYTES },
-    );
-    s.hasher = hasher;
     raw.on('error', (err) => {
       if (isReadFailure(err)) s.readError ??= err;
     });
