@@ -215,7 +215,10 @@ t.test('two schedulers at once: one active, exactly one run per slot; kill it an
 });
 
 t.test('a worker killed mid-restore: its run aborted, its sandbox removed, the slot run once more elsewhere', async (t) => {
-  const c = await cluster(t, [{ name: 'slow', schedule: 'every 1h', slow: true }]);
+  // A schedule that cannot fire while the test runs (12 hours away, UTC): the only runs are the
+  // slot enqueued below and its retry. With `every 1h`, a test that crossed the hour saw a third.
+  const farAway = `daily at ${String((new Date().getUTCHours() + 12) % 24).padStart(2, '0')}:00`;
+  const c = await cluster(t, [{ name: 'slow', schedule: farAway, slow: true }]);
   const first = spawnNode(t, c.dir, ['worker', '--concurrency', '1', '--heartbeat', '1s']);
   // Seed one slot through the scheduler's catch-up-free path: start it and let it enqueue the next slot by hand.
   const scheduler = spawnNode(t, c.dir, ['scheduler', '--takeover', '1s', '--stale-worker', '3s']);
