@@ -51,6 +51,23 @@ t.test('kind files: limits with defaults, file probes', async (t) => {
   t.same(p.sizeAnomaly, { minPercent: DEFAULTS.sizeAnomalyMinPercent, lastRuns: DEFAULTS.sizeAnomalyLastRuns, minHistory: DEFAULTS.sizeAnomalyMinHistory }, 'the size check is on by default');
 });
 
+t.test("a kind's defaults are the same for every policy that sets none, and cannot be changed through one", async (t) => {
+  const a = parse('        kind: files');
+  const b = parse('        kind: postgres\n        postgres: { database: other }');
+  t.not(b.postgres, a.postgres, 'a block a policy sets is its own');
+  t.equal(b.postgres.database, 'other');
+  const c = parse('        kind: sqlite');
+  t.equal(a.mysql, c.mysql, 'one shared object for the defaults');
+  t.same(a.files, { maxBytes: DEFAULTS.filesMaxBytes, maxEntries: DEFAULTS.filesMaxEntries, maxRatio: DEFAULTS.filesMaxRatio, ratioFloorBytes: DEFAULTS.filesRatioFloorBytes, allowEmpty: false, ransomware: DEFAULTS.filesRansomware });
+  t.throws(() => {
+    (a.mysql as { database: string }).database = 'changed';
+  }, TypeError);
+  t.throws(() => {
+    (a.files.ransomware as { enabled?: boolean }).enabled = false;
+  }, TypeError, 'nested objects too');
+  t.not(c.mysql.database, 'changed');
+});
+
 t.test('kind mysql and sqlite take SQL probes; size check settings', async (t) => {
   const my = parse(`        kind: mysql
         mysql: { database: shop }
