@@ -254,9 +254,16 @@ export class BootWatcher {
     }
   }
 
+  /**
+   * Records a milestone when first seen. A milestone seen after a later one (the firmware's
+   * banner read from the serial log once the screen already showed the bootloader) happened
+   * before it: it is given that one's time at most, so the order is the boot's, not the polls'.
+   */
   private milestone(name: BootMilestone['name'], text: string, source: BootMilestone['source']): void {
     if (this.milestones.some((m) => m.name === name)) return;
-    this.milestones.push({ name, atMs: Math.round(performance.now() - this.o.startedAt), source, text: text.slice(0, 160) });
+    const laterSeen = this.milestones.filter((m) => rankOf(m.name) > rankOf(name)).map((m) => m.atMs);
+    const atMs = Math.min(Math.round(performance.now() - this.o.startedAt), ...laterSeen);
+    this.milestones.push({ name, atMs, source, text: text.slice(0, 160) });
   }
 
   private shutdown(): QmpEvent | undefined {
@@ -273,7 +280,7 @@ export class BootWatcher {
       reason,
       ...(failure ? { failure } : {}),
       bootMs: Math.round((this.decidedAt ?? performance.now()) - this.o.startedAt),
-      milestones: [...this.milestones].sort((a, b) => a.atMs - b.atMs),
+      milestones: [...this.milestones].sort((a, b) => a.atMs - b.atMs || rankOf(a.name) - rankOf(b.name)),
       screenshots: this.screenshots,
       ...(this.frame ? { lastFrame: this.frame } : {}),
       ...(this.screenText ? { screenText: this.screenText } : {}),
@@ -303,4 +310,9 @@ async function ocr(sandbox: Sandbox, user: string, signal: AbortSignal): Promise
     maxOutputBytes: 64 * 1024,
   });
   return r.exitCode === 0 ? trimBlankLines(r.stdout.replace(/\f/g, '')) : '';
+}
+
+/** A milestone's place in the boot (MILESTONES' order). */
+function rankOf(name: BootMilestone['name']): number {
+  return MILESTONES.findIndex((m) => m.name === name);
 }
