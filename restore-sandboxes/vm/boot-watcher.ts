@@ -312,7 +312,8 @@ async function ocr(sandbox: Sandbox, user: string, signal: AbortSignal): Promise
   return r.exitCode === 0 ? trimBlankLines(r.stdout.replace(/\f/g, '')) : '';
 }
 
-/** A milestone's place in the boot (MILESTONES' order). */
+/** A milestone's place in the boot: MILESTONES' order, then the login prompt, the last one. */
 function rankOf(name: BootMilestone['name']): number {
-  return MILESTONES.findIndex((m) => m.name === name);
+  const i = MILESTONES.findIndex((m) => m.name === name);
+  return i < 0 ? MILESTONES.length : i;
 }
