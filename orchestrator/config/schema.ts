@@ -145,16 +145,13 @@ const policy = z
  * set them (frozen: nothing may change one policy's defaults through another). Parsing them per
  * policy was 40,000 objects for 10,000 policies.
  */
-let defaultsOfKinds: Readonly<{ postgres: Postgres; mysql: Mysql; files: Files; sqlite: Sqlite; vm: Vm }> | undefined;
-function kindDefaults(): NonNullable<typeof defaultsOfKinds> {
-  defaultsOfKinds ??= deepFreeze({ postgres: postgres.parse({}), mysql: mysql.parse({}), files: files.parse({}), sqlite: sqlite.parse({}), vm: vmSchema.parse({}) });
+const makeKindDefaults = () =>
+  deepFreeze({ postgres: postgres.parse({}), mysql: mysql.parse({}), files: files.parse({}), sqlite: sqlite.parse({}), vm: vmSchema.parse({}) });
+let defaultsOfKinds: ReturnType<typeof makeKindDefaults> | undefined;
+function kindDefaults(): ReturnType<typeof makeKindDefaults> {
+  defaultsOfKinds ??= makeKindDefaults();
   return defaultsOfKinds;
 }
-type Postgres = z.output<typeof postgres>;
-type Mysql = z.output<typeof mysql>;
-type Files = z.output<typeof files>;
-type Sqlite = z.output<typeof sqlite>;
-type Vm = z.output<typeof vmSchema>;
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
