@@ -27,7 +27,9 @@ export function accelText(boot: Pick<BootRecord, 'accel' | 'accelWhy'>): string 
  * said ...", "tcg boot: booted in 61.0s: a login prompt ...".
  */
 export function attemptText(a: BootAttempt): string {
-  const outcome = a.outcome === 'accel_fault' ? `accelerator fault after ${formatSeconds(a.durationMs)}: QEMU said: ${a.said}` : `${bootOutcome(a.outcome, a.durationMs)}: ${a.said}`;
+  // A fault QEMU reported is in its words; a guest kernel's panic that slow emulation caused says so itself.
+  const said = a.said.startsWith('the guest kernel') ? a.said : `QEMU said: ${a.said}`;
+  const outcome = a.outcome === 'accel_fault' ? `accelerator fault after ${formatSeconds(a.durationMs)}: ${said}` : `${bootOutcome(a.outcome, a.durationMs)}: ${a.said}`;
   return `${a.accel} ${a.stage}: ${outcome}`;
 }
 

@@ -8,7 +8,7 @@ import type { RunStore } from '../orchestrator/evidence/run-store.js';
 import { driverFor } from '../orchestrator/cli/plugins.js';
 import { runPolicy } from '../orchestrator/runner/run-policy.js';
 import { DockerRuntime } from '../restore-sandboxes/docker/docker-runtime.js';
-import { accelFaultInStderr, classifyRunState } from '../restore-sandboxes/vm/accel-faults.js';
+import { accelFaultInStderr, classifyRunState, emulationPanicIn } from '../restore-sandboxes/vm/accel-faults.js';
 import { probeAccel } from '../restore-sandboxes/vm/kvm-probe.js';
 import { PROBE_MARKERS, probeBootSector } from '../restore-sandboxes/vm/probe-sector.js';
 import { VmRestorer, type VmRestorerOptions } from '../restore-sandboxes/vm/vm-restorer.js';
@@ -142,16 +142,49 @@ t.test('the probe: the boot sector reaches every stage under TCG; a fake /dev/kv
 });
 
 /**
+ * A 512-byte boot sector that prints `text` on the first serial port and halts, as a guest's kernel
+ * prints its panic: real mode, DS=0, a print loop on port 0x3f8 (the probe sector's first stage).
+ */
+function printingBootSector(text: string): Buffer {
+  const MSG = 0x20;
+  const msg = Buffer.from(`${text}\r\n\0`, 'latin1');
+  if (MSG + msg.length > 510) throw new Error('the text does not fit in a boot sector');
+  // prettier-ignore
+  const code = [
+    0xea, 0x05, 0x7c, 0x00, 0x00,  // 00 ljmp 0000:7c05
+    0xfa,                          // 05 cli
+    0x31, 0xc0,                    // 06 xor ax, ax
+    0x8e, 0xd8,                    // 08 mov ds, ax
+    0xfc,                          // 0a cld
+    0xbe, MSG, 0x7c,               // 0b mov si, 7c00+MSG
+    0xba, 0xf8, 0x03,              // 0e mov dx, 3f8
+    0xac,                          // 11 lodsb
+    0x84, 0xc0,                    // 12 test al, al
+    0x74, 0x03,                    // 14 jz 19
+    0xee,                          // 16 out dx, al
+    0xeb, 0xf8,                    // 17 jmp 11
+    0xf4,                          // 19 hlt
+    0xeb, 0xfd,                    // 1a jmp 19
+  ];
+  const sector = Buffer.alloc(512);
+  Buffer.from(code).copy(sector, 0);
+  msg.copy(sector, MSG);
+  sector.writeUInt16LE(0xaa55, 510);
+  return sector;
+}
+
+/**
  * One run through the runner with the restorer's test seam: of good.vmdk (the smallest good
  * image), or of `blank`, a 1 MiB raw disk of zeros (the firmware finds nothing to boot, in seconds).
  */
-async function bootWith(t: Test, accel: string, options: VmRestorerOptions, image: 'good.vmdk' | 'blank' = 'good.vmdk'): Promise<RunRecord> {
+async function bootWith(t: Test, accel: string, options: VmRestorerOptions, image: 'good.vmdk' | 'blank' | Buffer = 'good.vmdk'): Promise<RunRecord> {
   const folder = await tempDir('vm-accel');
-  const target = path.join(folder, image === 'blank' ? 'blank.raw' : image);
-  if (image === 'blank') await fs.writeFile(target, Buffer.alloc(1024 * 1024));
-  else await fs.link(images.files[image]!, target).catch(() => fs.copyFile(images.files[image]!, target));
+  const raw = image === 'blank' ? Buffer.alloc(1024 * 1024) : Buffer.isBuffer(image) ? Buffer.concat([image, Buffer.alloc(1024 * 1024 - image.length)]) : undefined;
+  const target = path.join(folder, raw ? 'disk.raw' : (image as string));
+  if (raw) await fs.writeFile(target, raw);
+  else await fs.link(images.files[image as string]!, target).catch(() => fs.copyFile(images.files[image as string]!, target));
   await fs.utimes(target, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
-  const policy = vmPolicy(folder, accel, image === 'blank' ? '' : `expect: { serial: "${images.manifest.hostname} login|Linux version" }`);
+  const policy = vmPolicy(folder, accel, raw ? '' : `expect: { serial: "${images.manifest.hostname} login|Linux version" }`);
   const run = await runPolicy(policy, { store, runtime, driverFor, restorerFor: () => new VmRestorer(options) as unknown as Restorer, logger: quietLogger() });
   t.equal(await leftoversOf(run.id), 0, 'no container or volume left');
   return run;
@@ -215,4 +248,43 @@ t.test('accel: auto with a fake /dev/kvm that fails the probe: the probe is the 
   t.equal(b.failure, 'no_bootable_device', 'the verdict is the TCG boot\'s, about the disk');
   t.equal(run.verdict, 'fail');
   t.same(codes(run), ['not_booted']);
+});
+
+// A Linux kernel under TCG on a busy host can panic in its timer check ("IO-APIC + timer doesn't
+// work!", seen in this project's CI on the good image): the emulator's fault, not the disk's. A boot
+// sector that prints exactly that panic stands for such a guest, one that prints another panic for
+// a guest that is broken.
+const TIMER_PANIC = "[    0.056000] Kernel panic - not syncing: IO-APIC + timer doesn't work!  Boot with apic=debug and send a report.";
+
+t.test('emulationPanicIn: the timer-check panic is named, other panics are not', async (t) => {
+  t.equal(emulationPanicIn(`SeaBIOS\n${TIMER_PANIC}\n`), TIMER_PANIC);
+  t.equal(emulationPanicIn('[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n'), undefined);
+  t.equal(emulationPanicIn(''), undefined);
+});
+
+t.test('accel: tcg, a guest that panics in the timer check: booted again, then an error (the backup was not judged), never a fail', async (t) => {
+  const run = await bootWith(t, 'tcg', {}, printingBootSector(TIMER_PANIC));
+  t.equal(run.verdict, 'error', JSON.stringify(run.reasons));
+  t.same(codes(run), ['sandbox_failed']);
+  t.match(run.reasons[0]!.message, /software emulation \(TCG\) was too slow for the guest kernel's timer check in two boots/);
+  t.match(run.reasons[0]!.message, /IO-APIC \+ timer doesn't work/, 'the kernel\'s own line');
+  const b = run.boot;
+  t.ok(b, 'the boot evidence is kept');
+  t.same(
+    b?.attempts?.map((a) => [a.accel, a.stage, a.outcome]),
+    [
+      ['tcg', 'boot', 'accel_fault'],
+      ['tcg', 'boot', 'accel_fault'],
+    ],
+  );
+  t.match(b?.attempts?.[0]?.said, /the guest kernel's timer check failed under software emulation: ".*IO-APIC \+ timer doesn't work/);
+  t.match(renderRunSummary(run), /attempt: tcg boot: accelerator fault after [\d.]+s: the guest kernel's timer check failed/, 'not "QEMU said": the kernel said it');
+});
+
+t.test('accel: tcg, a guest whose kernel panics otherwise: fail not_booted after one boot', async (t) => {
+  const run = await bootWith(t, 'tcg', {}, printingBootSector('[    2.400000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100'));
+  t.equal(run.verdict, 'fail', JSON.stringify(run.reasons));
+  t.same(codes(run), ['not_booted']);
+  t.equal(run.boot?.failure, 'kernel_panic');
+  t.notOk(run.boot?.attempts, 'one boot, no retry');
 });

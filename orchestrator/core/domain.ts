@@ -320,7 +320,8 @@ export interface BootRecord {
   /**
    * Every accelerator tried, in order, when there was more than the one that decided: with
    * `accel: auto`, a KVM that failed (in the probe or during the boot) and the TCG retry whose
-   * outcome is the verdict. Absent when one accelerator ran and did not fail.
+   * outcome is the verdict; under TCG, a boot whose guest kernel panicked in its timer check (slow
+   * emulation, not the disk) and the boot again. Absent when one accelerator ran and did not fail.
    */
   attempts?: BootAttempt[];
 }

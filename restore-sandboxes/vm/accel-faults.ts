@@ -21,6 +21,23 @@ const STDERR_FAULTS: readonly RegExp[] = [
   /-accel kvm: .*(?:failed|not supported|No such file)/i,
 ];
 
+/**
+ * The guest kernel's words that software emulation, not the disk, caused its panic: Linux checks
+ * that the timer interrupt arrives through the IO-APIC within a few milliseconds (check_timer)
+ * and panics when it does not. Under TCG on a busy host the vCPU can run too slowly for that
+ * check; cloud images boot with `no_timer_check` for this reason. Under KVM the panic is the guest's.
+ */
+const EMULATION_PANICS: readonly RegExp[] = [/IO-APIC \+ timer doesn't work/i];
+
+/**
+ * The line of a Linux guest's panic that slow software emulation causes (see EMULATION_PANICS), or
+ * undefined. Only meaningful for a boot under TCG.
+ */
+export function emulationPanicIn(text: string): string | undefined {
+  const line = text.split('\n').find((l) => EMULATION_PANICS.some((re) => re.test(l)));
+  return line?.trim().slice(0, 300);
+}
+
 /** Lines of QEMU's stderr kept as its words for a fault. */
 const WORDS_LINES = 3;
 

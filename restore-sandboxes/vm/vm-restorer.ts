@@ -11,7 +11,7 @@ import { peek } from '../../orchestrator/core/integrity.js';
 import { decompress, decompressInSandbox, detectCompression } from '../compression.js';
 import { lastLines, sandboxLimits, type Inspection, type RestoreContext, type RestoreOutcome, type Restorer } from '../restorer.js';
 import type { ExecResult, Sandbox, SandboxSpec } from '../sandbox-runtime.js';
-import { accelFaultInStderr } from './accel-faults.js';
+import { accelFaultInStderr, emulationPanicIn } from './accel-faults.js';
 import { BootWatcher, type BootJudgement } from './boot-watcher.js';
 import { chooseFirmware, judgeImageCheck, judgeImageInfo, readLayout, type DiskInfo, type DiskLayout } from './disk-image.js';
 import { OVMF_CODE, OVMF_VARS, planMachine, qemuArgv, VM_PATHS, type MachinePlan } from './qemu-args.js';
@@ -204,6 +204,16 @@ export class VmRestorer implements Restorer<'vm'> {
       await this.freshMachineFiles(sandbox, signal);
       boot = await this.boot(ctx, this.plan);
     }
+    if (boot.slowEmulation) {
+      // The emulator, not the disk, was too slow for the guest's timer check: once more, as above.
+      ctx.logger.warn(`the guest kernel's timer check failed under software emulation (${boot.fault}); booting again`);
+      this.judgement = undefined;
+      await this.freshMachineFiles(sandbox, signal);
+      boot = await this.boot(ctx, this.plan!);
+      if (boot.slowEmulation) {
+        throw new VerificationError('sandbox_failed', `software emulation (TCG) was too slow for the guest kernel's timer check in two boots, not a fault of the backup (it was not judged): ${boot.fault}; give the sandbox more CPU, run fewer boots at once, or boot with KVM`);
+      }
+    }
     if (boot.fault) {
       const hint = this.plan!.accel === 'kvm' ? '; set vm.accel: tcg (or auto) to boot without KVM' : '';
       throw new VerificationError('sandbox_failed', `the ${this.plan!.accel.toUpperCase()} accelerator failed, not the guest (the backup was not judged): QEMU said: ${boot.fault}${hint}`);
@@ -222,8 +232,10 @@ export class VmRestorer implements Restorer<'vm'> {
    * One boot of the restored image under `plan.accel`, recorded in `attempts`. `fault`: the
    * accelerator failed (QEMU's words: from its stderr when it would not start or stopped, from its
    * run state when it paused the vCPU); the judgement is then no verdict on the backup.
+   * `slowEmulation`: under TCG, the guest kernel panicked in a check that slow emulation fails
+   * (accel-faults.ts, emulationPanicIn); `fault` then holds the kernel's line.
    */
-  private async boot(ctx: RestoreContext<'vm'>, plan: MachinePlan): Promise<{ fault?: string; exit?: ExecResult; shutdown: boolean }> {
+  private async boot(ctx: RestoreContext<'vm'>, plan: MachinePlan): Promise<{ fault?: string; slowEmulation?: true; exit?: ExecResult; shutdown: boolean }> {
     const vm = ctx.policy.vm;
     const { sandbox, signal } = ctx;
     const startedAt = performance.now();
@@ -273,6 +285,12 @@ export class VmRestorer implements Restorer<'vm'> {
     if (fault) {
       record('accel_fault', fault);
       return { fault, ...(exit ? { exit } : {}), shutdown };
+    }
+    const panic = plan.accel === 'tcg' && j.verdict === 'not_booted' && j.failure === 'kernel_panic' ? emulationPanicIn(`${j.reason}\n${j.serial}`) : undefined;
+    if (panic) {
+      const said = `the guest kernel's timer check failed under software emulation: "${panic}"`;
+      record('accel_fault', said);
+      return { fault: said, slowEmulation: true, ...(exit ? { exit } : {}), shutdown };
     }
     record(j.verdict, j.reason);
     return { ...(exit ? { exit } : {}), shutdown };
