@@ -133,7 +133,8 @@ export class BootWatcher {
       }
       const now = performance.now();
       if (now - this.lastChange >= vm.stallTimeoutMs) {
-        const last = this.milestones.at(-1);
+        // The furthest milestone in the boot's order, not the last one seen (a late firmware banner).
+        const last = this.milestones.reduce<BootMilestone | undefined>((far, m) => (far && rankOf(far.name) >= rankOf(m.name) ? far : m), undefined);
         return this.judge(
           'not_booted',
           `the screen and the serial port stayed unchanged for ${formatAge(Math.round(now - this.lastChange))}${last ? ` after the ${last.name} milestone ("${last.text}")` : ' from the start'}`,
