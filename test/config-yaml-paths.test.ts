@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parseDocument } from 'yaml';
-import { fastYaml, parseSource } from '../orchestrator/config/config-sources.js';
+import { fastYaml, parseSource, topLevelOnly } from '../orchestrator/config/config-sources.js';
 import { loadConfig, loadStoreSettings, parseConfigText } from '../orchestrator/config/load.js';
 import { ConfigError } from '../orchestrator/core/errors.js';
 
@@ -174,4 +174,88 @@ t.test('commands that read evidence read database: and evidence: alone (loadStor
   process.env.DATABASE_URL = 'postgres://u@127.0.0.1:1/d';
   writeFileSync(file, `clients: []\n`);
   tt.same(await loadStoreSettings(file), { database: { url: 'postgres://u@127.0.0.1:1/d', schema: 'backproof' } }, 'DATABASE_URL when the file names none');
+});
+
+t.test('reading database: and evidence: alone: the same entries as the whole file, at the same lines, or the whole file is read', async (tt) => {
+  const keys = ['database', 'evidence'] as const;
+  const text = `---\nversion: 1 # the format\n\nclients:\n  - name: a\n    policies: []\n# the store\ndatabase:\n  schema: ev\n\n  url: "postgres://u@h/d"\nevidence : { signingKey: k }\nalerts: {}\n`;
+  const part = topLevelOnly(text, keys);
+  tt.equal(part?.split('\n').length, text.split('\n').length, 'line for line');
+  tt.same(
+    part?.split('\n').map((l, i) => (l === '' ? '' : i + 1)).filter(Boolean),
+    [1, 8, 9, 11, 12],
+    'the --- line, database: and its lines, evidence:; the rest blanked',
+  );
+  tt.same(fastYaml(part!)?.data, { database: { schema: 'ev', url: 'postgres://u@h/d' }, evidence: { signingKey: 'k' } });
+  tt.equal(topLevelOnly('clients: []\n', keys), 'clients: []\n'.replace('clients: []', ''), 'neither key: nothing left, read as an empty mapping');
+  // Lines a scan cannot place: the whole file is read instead.
+  const unsure: Array<[string, string]> = [
+    ['note: {a: 1,\ndatabase: 2}\n', 'a flow mapping that js-yaml continues at column 0'],
+    ['note: "one\ndatabase: two"\n', 'a quoted value that js-yaml continues at column 0'],
+    ["note: 'one\ndatabase: two'\n", 'the same, single-quoted'],
+    ['note: [a,\ndatabase]\n', 'a flow list'],
+    ['note: "a \\" # b\ndatabase: c"\n', 'an escaped quote and a # inside the quotes'],
+    ["note: 'it''s # b\ndatabase: c'\n", "'' inside single quotes"],
+    ['clients:\n- name: a\ndatabase: { schema: x }\n', 'a list at column 0'],
+    ['%YAML 1.2\n---\ndatabase: { schema: x }\n', 'a directive'],
+    ['database: { schema: x }\n---\nclients: []\n', 'a second document'],
+    ['"database": { schema: x }\n', 'a quoted key'],
+    ['? database\n: { schema: x }\n', 'an explicit key'],
+    ['\tdatabase: { schema: x }\n', 'a tab'],
+    ['# only a comment\n', 'no key at all (an empty file is still called empty)'],
+    ['', 'nothing'],
+  ];
+  for (const [yaml, why] of unsure) tt.equal(topLevelOnly(yaml, keys), undefined, why);
+  // Quotes in comments, and quoted # and brackets, are no reason to read the whole file.
+  tt.same(
+    fastYaml(topLevelOnly(`database:   # the store's settings\n  url: "postgres://u:p#[x@h/d" # it's "quoted"\nclients: []  # don't\n`, keys)!)?.data,
+    { database: { url: 'postgres://u:p#[x@h/d' } },
+  );
+
+  // Every YAML block of the documentation: what is left reads as the whole file's two entries.
+  const docs = fileURLToPath(new URL('../docs/', import.meta.url));
+  const files = ['README.md', ...readdirSync(docs).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  let compared = 0;
+  for (const file of files) {
+    const md = readFileSync(fileURLToPath(new URL(`../${file}`, import.meta.url)), 'utf8');
+    for (const [n, m] of [...md.matchAll(/```ya?ml\n([\s\S]*?)```/g)].entries()) {
+      const whole = fastYaml(m[1]!)?.data as Record<string, unknown> | undefined;
+      const left = topLevelOnly(m[1]!, keys);
+      if (!whole || typeof whole !== 'object' || left === undefined) continue;
+      const read = (fastYaml(left)?.data ?? {}) as Record<string, unknown>;
+      tt.same(read, Object.fromEntries(keys.filter((k) => k in whole).map((k) => [k, whole[k]])), `${file} block ${n}`);
+      compared++;
+    }
+  }
+  tt.ok(compared >= 5, `${compared} documentation blocks with top-level keys compared (most are indented fragments)`);
+
+  // Through loadStoreSettings: a file the scan cannot place is read whole (no database: there).
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'backproof-store-only-'));
+  tt.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const saved = process.env.DATABASE_URL;
+  delete process.env.DATABASE_URL;
+  tt.teardown(() => {
+    if (saved === undefined) delete process.env.DATABASE_URL;
+    else process.env.DATABASE_URL = saved;
+  });
+  const file = path.join(dir, 'backproof.yaml');
+  writeFileSync(file, 'note: {a: 1,\ndatabase: 2}\nclients: []\n');
+  tt.same(await loadStoreSettings(file), { database: { schema: 'backproof' } }, 'the database: inside a flow mapping is not the top-level one');
+  // A YAML syntax error among the policies does not keep anyone from the evidence.
+  writeFileSync(file, 'database: { schema: ev }\nclients:\n  - name: a\n   policies: []\n');
+  await tt.rejects(loadConfig(file), ConfigError, 'the whole file has a syntax error (indentation)');
+  tt.same(await loadStoreSettings(file), { database: { schema: 'ev' } }, 'a broken policy list is not read');
+  // One in database: is reported as before, at its line in the file.
+  writeFileSync(file, 'version: 1\nclients: []\ndatabase:\n  schema: ev\n   url: x\n');
+  const err = await loadStoreSettings(file).catch((e: unknown) => e);
+  tt.ok(err instanceof ConfigError, 'a syntax error in database: is a ConfigError');
+  const whole = await loadConfig(file).catch((e: unknown) => e);
+  tt.match((err as ConfigError).message, /backproof\.yaml:4:\d+: YAML syntax error/, 'at its line');
+  tt.equal((err as ConfigError).message, (whole as ConfigError).message, 'as reading the whole file reports it');
+  writeFileSync(file, 'version: 1\nclients:\n  - name: a\n\ndatabase:\n  schema: ev\n  url: "mysql://x@y/z"\n');
+  const bad = await loadStoreSettings(file).catch((e: unknown) => e);
+  tt.match((bad as ConfigError).message, /backproof\.yaml:7:\d+: database\.url: not a postgres:\/\/ URL/, 'a problem in what was read alone keeps its line in the file');
+  writeFileSync(file, '# nothing yet\n');
+  const empty = await loadStoreSettings(file).catch((e: unknown) => e);
+  tt.match((empty as Error).message, /the file is empty/, 'an empty file is still called empty');
 });

@@ -67,6 +67,74 @@ export function parseSource(text: string, file: string): ConfigSource {
   }
 }
 
+/**
+ * `text` with every top-level entry but `keys` blanked out line for line, so what is left reads
+ * as those entries alone and a problem in them keeps its line and column in the file. Undefined
+ * when a scan of lines cannot be sure where each top-level entry begins (then parse the whole
+ * file): a line at column 0 that is not a plain `key:` (a `- ` item, a flow or quoted
+ * continuation js-yaml accepts there, a directive), a line that ends inside a quote or an open
+ * `{` or `[` (a value going on to the next line may go on at column 0), or no top-level key at all.
+ * A `---` may open the file.
+ */
+export function topLevelOnly(text: string, keys: readonly string[]): string | undefined {
+  const lines = text.split('\n');
+  let keep = false;
+  let keys0 = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (!balanced(line)) return undefined;
+    const first = line.charCodeAt(0);
+    if (Number.isNaN(first) || first === 0x20 || first === 0x0d) {
+      if (!keep) lines[i] = '';
+      continue;
+    }
+    if (first === 0x23) {
+      lines[i] = '';
+      continue;
+    }
+    if (keys0 === 0 && !keep && /^---[ \t]*\r?$/.test(line)) continue;
+    const key = TOP_LEVEL_KEY.exec(line);
+    if (!key) return undefined;
+    keys0++;
+    keep = keys.includes(key[1]!);
+    if (!keep) lines[i] = '';
+  }
+  return keys0 > 0 ? lines.join('\n') : undefined;
+}
+
+const TOP_LEVEL_KEY = /^([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]|\r?$)/;
+
+/**
+ * Does the line end outside any quote and with every `{` and `[` closed (its comment left out)?
+ * A quote is taken to open wherever `"` or `'` stands, even inside a plain word (`Bob's`): that
+ * can only make a complete line look open, never an open one look complete, and an open-looking
+ * line means the whole file is read.
+ */
+function balanced(line: string): boolean {
+  let curly = 0;
+  let square = 0;
+  let quote = 0; // 0, or the quote character's code
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (quote === 0x22) {
+      if (c === 0x5c) i++; // \" and \\ inside double quotes
+      else if (c === 0x22) quote = 0;
+    } else if (quote === 0x27) {
+      if (c === 0x27) {
+        if (line.charCodeAt(i + 1) === 0x27) i++; // '' inside single quotes
+        else quote = 0;
+      }
+    } else if (c === 0x23 && (i === 0 || line.charCodeAt(i - 1) === 0x20 || line.charCodeAt(i - 1) === 0x09)) {
+      break; // a comment
+    } else if (c === 0x22 || c === 0x27) quote = c;
+    else if (c === 0x7b) curly++;
+    else if (c === 0x7d) curly--;
+    else if (c === 0x5b) square++;
+    else if (c === 0x5d) square--;
+  }
+  return quote === 0 && curly === 0 && square === 0;
+}
+
 function parseWithPositions(text: string): { doc: Document; lineCounter: LineCounter } {
   const { LineCounter, parseDocument } = yamlLib();
   const lineCounter = new LineCounter();

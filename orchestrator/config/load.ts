@@ -9,7 +9,7 @@ import type { Document, LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { ConfigError, type ConfigProblem } from '../core/errors.js';
-import { mergeSources, parseSource, readConfigDir, type MergedConfig } from './config-sources.js';
+import { mergeSources, parseSource, readConfigDir, topLevelOnly, type MergedConfig } from './config-sources.js';
 import { BoundedReadError, CONFIG_MAX_BYTES, readBoundedFile, resolveReferences, type KeyPath } from './references.js';
 import { checkLogo } from './reports-schema.js';
 import { configJsonSchema, configSchema, FIX_SEPARATOR, isPostgresUrl, quote, storeSettingsSchema } from './schema.js';
@@ -38,7 +38,7 @@ export async function loadConfig(file: string): Promise<ResolvedConfig> {
  * as loadConfig reports it.
  */
 export async function loadStoreSettings(file: string): Promise<Pick<ResolvedConfig, 'database' | 'evidence'>> {
-  const { merged, full, baseDir } = await readMerged(file);
+  const { merged, full, baseDir } = await readMerged(file, STORE_KEYS);
   const where = (at: KeyPath, atKey = false): Pick<ConfigProblem, 'file' | 'path' | 'line' | 'column'> => {
     const origin = merged.locate(at);
     return { file: origin.source.file, path: formatPath(origin.at), ...locate(origin.source.located(), origin.at, atKey) };
@@ -68,8 +68,15 @@ export async function loadStoreSettings(file: string): Promise<Pick<ResolvedConf
   };
 }
 
-/** The config's sources, read and merged: a file, or a folder of files. */
-async function readMerged(file: string): Promise<{ merged: MergedConfig; full: string; baseDir: string }> {
+const STORE_KEYS = ['database', 'evidence'] as const;
+
+/**
+ * The config's sources, read and merged: a file, or a folder of files. With `only`, a file may be
+ * read as those top-level entries alone (topLevelOnly: 1,000 policies are ~60 ms of parsing that
+ * `runs list` does not need); when that is unsure or what is left does not parse, the whole file
+ * is read, so its problems are reported as they are without `only`.
+ */
+async function readMerged(file: string, only?: readonly string[]): Promise<{ merged: MergedConfig; full: string; baseDir: string }> {
   const full = path.resolve(file);
   if ((await stat(full).catch(() => undefined))?.isDirectory()) {
     return { merged: mergeSources(await readConfigDir(full)), full, baseDir: full };
@@ -88,6 +95,17 @@ async function readMerged(file: string): Promise<{ merged: MergedConfig; full: s
         ? `create it (start from version: 1 and a clients: list), or point backproof at your file or folder with --config PATH or the BACKPROOF_CONFIG environment variable (default ./${DEFAULTS.configFile})`
         : 'make the file readable by this user, or pass another file with --config FILE or BACKPROOF_CONFIG';
     throw new ConfigError([{ file: full, path: '', problem, fix }]);
+  }
+  const part = only ? topLevelOnly(text, only) : undefined;
+  if (part !== undefined) {
+    try {
+      const source = parseSource(part, full);
+      // None of `only` in the file: an empty mapping, not an empty file.
+      if (source.data === null) source.data = {};
+      return { merged: mergeSources([source]), full, baseDir: path.dirname(full) };
+    } catch {
+      // The whole file says what is wrong, and where.
+    }
   }
   return { merged: mergeSources([parseSource(text, full)]), full, baseDir: path.dirname(full) };
 }
