@@ -79,7 +79,7 @@ export function parseSource(text: string, file: string): ConfigSource {
 export function topLevelOnly(text: string, keys: readonly string[]): string | undefined {
   const lines = text.split('\n');
   let keep = false;
-  let keys0 = 0;
+  let topKeys = 0;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (!balanced(line)) return undefined;
@@ -92,14 +92,14 @@ export function topLevelOnly(text: string, keys: readonly string[]): string | un
       lines[i] = '';
       continue;
     }
-    if (keys0 === 0 && !keep && /^---[ \t]*\r?$/.test(line)) continue;
+    if (topKeys === 0 && !keep && /^---[ \t]*\r?$/.test(line)) continue;
     const key = TOP_LEVEL_KEY.exec(line);
     if (!key) return undefined;
-    keys0++;
+    topKeys++;
     keep = keys.includes(key[1]!);
     if (!keep) lines[i] = '';
   }
-  return keys0 > 0 ? lines.join('\n') : undefined;
+  return topKeys > 0 ? lines.join('\n') : undefined;
 }
 
 const TOP_LEVEL_KEY = /^([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]|\r?$)/;

@@ -190,7 +190,6 @@ export class VmRestorer implements Restorer<'vm'> {
 
   async ready(ctx: RestoreContext<'vm'>): Promise<void> {
     const vm = ctx.policy.vm;
-    const { sandbox, signal } = ctx;
     const plan = this.plan;
     if (!plan) throw new VerificationError('internal', 'the vm restorer was asked to boot before the disk was restored');
     let boot = await this.boot(ctx, plan);
@@ -200,16 +199,12 @@ export class VmRestorer implements Restorer<'vm'> {
       this.accel = 'tcg';
       this.accelWhy = `KVM failed during the boot (${boot.fault}): booted again under software emulation`;
       this.plan = { ...plan, accel: 'tcg' };
-      this.judgement = undefined;
-      await this.freshMachineFiles(sandbox, signal);
-      boot = await this.boot(ctx, this.plan);
+      boot = await this.bootAgain(ctx);
     }
     if (boot.slowEmulation) {
       // The emulator, not the disk, was too slow for the guest's timer check: once more, as above.
       ctx.logger.warn(`the guest kernel's timer check failed under software emulation (${boot.fault}); booting again`);
-      this.judgement = undefined;
-      await this.freshMachineFiles(sandbox, signal);
-      boot = await this.boot(ctx, this.plan!);
+      boot = await this.bootAgain(ctx);
       if (boot.slowEmulation) {
         throw new VerificationError('sandbox_failed', `software emulation (TCG) was too slow for the guest kernel's timer check in two boots, not a fault of the backup (it was not judged): ${boot.fault}; give the sandbox more CPU, run fewer boots at once, or boot with KVM`);
       }
@@ -294,6 +289,13 @@ export class VmRestorer implements Restorer<'vm'> {
     }
     record(j.verdict, j.reason);
     return { ...(exit ? { exit } : {}), shutdown };
+  }
+
+  /** One more boot under `this.plan`, from a fresh overlay and a fresh QEMU: nothing of the last boot is judged. */
+  private async bootAgain(ctx: RestoreContext<'vm'>): ReturnType<VmRestorer['boot']> {
+    this.judgement = undefined;
+    await this.freshMachineFiles(ctx.sandbox, ctx.signal);
+    return this.boot(ctx, this.plan!);
   }
 
   /** A fresh qcow2 overlay over the restored image (and a fresh UEFI variable store): no write of an earlier boot remains. */
